@@ -1,0 +1,258 @@
+"""Keras-style summary tables with receptive-field columns, for PyTorch modules (and Keras models via the adapter).
+
+The receptive field of each row is accumulated along the time path in execution order with
+:mod:`dilated.geometry`: exact for sequential stacks and for residual stacks (WaveNet, TCN), whose skip paths
+never see further back than the main path. A block with parallel branches declares its own ``geometry`` (the
+layers of its widest path), and a model that knows its receptive field exposes ``receptive_field``, which the
+summary then reports as the total.
+
+Time-axis geometry is read from, in order: a module's ``geometry`` attribute (a :class:`~dilated.geometry.Layer`
+or a sequence of them; such a module is one row and its children are not listed), ``torch.nn`` conv/pool layers
+(for 2-D ones the first spatial axis is time, as in DeepLOB's ``(batch, 1, time, features)``), modules that mix
+all steps (RNNs, attention, flatten: "global"), and otherwise pointwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from dilated.geometry import Layer, LayerKind, Padding, stack_geometry
+
+GLOBAL_MODULES = (nn.RNNBase, nn.MultiheadAttention, nn.Flatten, nn.TransformerEncoderLayer, nn.AdaptiveAvgPool1d,
+                  nn.AdaptiveMaxPool1d)
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One layer of a summary. ``receptive_field``/``jump``/``start`` are in input steps (see geometry)."""
+
+    name: str
+    kind: str
+    output_shape: tuple[int | None, ...]
+    params: int
+    receptive_field: int
+    jump: int
+    start: int
+    geometry: tuple[Layer, ...] = ()
+    trainable_params: int = 0
+    sees_whole_input: bool = False
+
+    @property
+    def detail(self) -> str:
+        """Kernel/dilation/stride/padding of the row's time-axis layers, e.g. ``k=5 d=2 causal``."""
+        parts = []
+        for g in self.geometry:
+            text = f"k={g.kernel_size}"
+            text += f" d={g.dilation}" if g.dilation > 1 else ""
+            text += f" s={g.stride}" if g.stride > 1 else ""
+            parts.append(f"{text} {_padding_text(g.padding)}")
+        return ", ".join(parts)
+
+
+@dataclass
+class Summary:
+    """What :func:`summary` returns; ``str()`` renders the table."""
+
+    title: str
+    input_shape: tuple[int | None, ...]
+    input_length: int
+    layers: list[SummaryRow]
+    total_params: int
+    trainable_params: int
+    receptive_field: int
+    layout: str = "(batch, channels, time)"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def geometry(self) -> list[Layer]:
+        """The time-axis layers along the model's path, in order."""
+        return [g for row in self.layers for g in row.geometry]
+
+    def __str__(self) -> str:
+        return render(self)
+
+
+def _padding_text(padding: Padding) -> str:
+    return padding if isinstance(padding, str) else f"pad={padding}"
+
+
+def _torch_padding(padding: object) -> Padding:
+    if isinstance(padding, str):
+        return padding
+    value = padding[0] if isinstance(padding, tuple) else padding
+    return int(value)
+
+
+def _first(value: object) -> int:
+    return int(value[0]) if isinstance(value, tuple) else int(value)
+
+
+def geometry_of(module: nn.Module) -> tuple[tuple[Layer, ...], LayerKind]:
+    """The time-axis layers of one module and its kind (``conv``, ``maxpool``, ``pointwise``, ``global``...)."""
+    declared = getattr(module, "geometry", None)
+    if isinstance(declared, Layer):
+        return (declared,), declared.kind
+    if isinstance(declared, Sequence):
+        layers = tuple(declared)
+        return layers, ("conv" if layers else "pointwise")
+    name = type(module).__name__
+    if isinstance(module, nn.Conv1d | nn.Conv2d):
+        layer = Layer(_first(module.kernel_size), _first(module.stride), _first(module.dilation),
+                      _torch_padding(module.padding), "conv", name, "torch")
+        return (layer,), "conv"
+    if isinstance(module, nn.MaxPool1d | nn.MaxPool2d | nn.AvgPool1d | nn.AvgPool2d):
+        kind: LayerKind = "maxpool" if isinstance(module, nn.MaxPool1d | nn.MaxPool2d) else "avgpool"
+        stride = module.stride if module.stride is not None else module.kernel_size
+        layer = Layer(_first(module.kernel_size), _first(stride), _first(getattr(module, "dilation", 1)),
+                      _torch_padding(module.padding), kind, name, "torch", bool(module.ceil_mode))
+        return (layer,), kind
+    if isinstance(module, GLOBAL_MODULES):
+        return (), "global"
+    return (), "pointwise"
+
+
+def _rows(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Modules listed as rows: those that declare ``geometry`` (children hidden) and the other leaves."""
+    rows, hidden = [], set()
+    for name, module in model.named_modules():
+        if any(name.startswith(prefix + ".") for prefix in hidden):
+            continue
+        declares = getattr(module, "geometry", None) is not None and module is not model
+        if declares or (not list(module.children()) and module is not model):
+            rows.append((name, module))
+            if declares:
+                hidden.add(name)
+    return rows
+
+
+def _params(module: nn.Module) -> tuple[int, int]:
+    params = list(module.parameters())
+    return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
+
+
+def _shape(output: object) -> tuple[int | None, ...] | None:
+    if isinstance(output, torch.Tensor):
+        return (None, *output.shape[1:])
+    if isinstance(output, tuple | list) and output and isinstance(output[0], torch.Tensor):
+        return (None, *output[0].shape[1:])
+    return None
+
+
+def summary(model: object, input_shape: Sequence[int] | None = None, **kwargs: object) -> Summary:
+    """Summarise a PyTorch module (give ``input_shape`` without the batch axis, e.g. ``(2, 200)``) or a built
+    Keras 3 model (its input shape is known). Extra keyword arguments are passed to ``model.forward``.
+
+    Runs one forward pass on zeros of shape ``(1, *input_shape)`` in eval mode to record output shapes.
+    """
+    from dilated.keras_adapter import is_keras_model, keras_summary  # no Keras import happens here
+
+    if is_keras_model(model):  # checked first: on its torch backend a Keras model is also an nn.Module
+        return keras_summary(model)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"summary() takes a torch.nn.Module or a Keras model, got {type(model).__name__}")
+    if input_shape is None:
+        raise ValueError("summary(model, input_shape): give the input shape without the batch axis, e.g. (2, 200)")
+    input_shape = tuple(int(n) for n in input_shape)
+    if len(input_shape) < 1 or min(input_shape) < 1:
+        raise ValueError(f"input_shape must be positive sizes without the batch axis, e.g. (2, 200); got {input_shape}")
+    rows = _rows(model)
+    shapes: dict[int, tuple[int | None, ...] | None] = {}
+    order: list[int] = []
+
+    def record(index: int):
+        def hook(_module: nn.Module, _inputs: object, output: object) -> None:
+            if index not in shapes:
+                shapes[index] = _shape(output)
+                order.append(index)
+        return hook
+
+    handles = [module.register_forward_hook(record(i)) for i, (_, module) in enumerate(rows)]
+    was_training = model.training
+    try:
+        model.eval()
+        parameter = next(model.parameters(), None)
+        device = parameter.device if parameter is not None else None
+        with torch.no_grad():
+            model(torch.zeros((1, *input_shape), device=device), **kwargs)
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    entries = []
+    for i in order:
+        name, module = rows[i]
+        layers, kind = geometry_of(module)
+        entries.append(Entry(name, type(module).__name__, shapes[i] or (), *_params(module), layers, kind))
+    declared = getattr(model, "receptive_field", None)
+    return assemble(type(model).__name__, (None, *input_shape), input_shape[-1], entries, *_params(model),
+                    declared if isinstance(declared, int) else None)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A layer as seen by a framework adapter, before receptive fields are accumulated."""
+
+    name: str
+    type_name: str
+    output_shape: tuple[int | None, ...]
+    params: int
+    trainable_params: int
+    geometry: tuple[Layer, ...]
+    kind: LayerKind
+
+
+def assemble(title: str, input_shape: tuple[int | None, ...], input_length: int, entries: Sequence[Entry],
+             total_params: int, trainable_params: int, declared_field: int | None = None,
+             layout: str = "(batch, channels, time)") -> Summary:
+    """Accumulate receptive fields along ``entries`` (in execution order) into a :class:`Summary`."""
+    table: list[SummaryRow] = []
+    chain: list[Layer] = []
+    for e in entries:
+        chain.extend((Layer(kind="global", name=e.name),) if e.kind == "global" else e.geometry)
+        geometry = stack_geometry(chain, input_length)[-1] if chain else None
+        field, jump, start = (geometry.receptive_field, geometry.jump, geometry.start) if geometry else (1, 1, 0)
+        sees_all = any(layer.kind == "global" for layer in chain)
+        shown = () if e.kind == "global" else e.geometry
+        table.append(SummaryRow(e.name, e.type_name, e.output_shape, e.params, field, jump, start, shown,
+                                e.trainable_params, sees_all))
+    field = declared_field if declared_field is not None else (table[-1].receptive_field if table else 1)
+    return Summary(title, input_shape, input_length, table, total_params, trainable_params, field, layout)
+
+
+def render(s: Summary) -> str:
+    """A table in the style of Keras's ``model.summary()`` plus receptive-field columns."""
+    headers = ("Layer (type)", "Output Shape", "Param #", "Receptive field", "Jump", "Time-axis op")
+    body = [
+        (f"{row.name} ({row.kind})", _shape_text(row.output_shape), f"{row.params:,}",
+         "all" if row.sees_whole_input else str(row.receptive_field),
+         str(row.jump), row.detail)
+        for row in s.layers
+    ]
+    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(headers)]
+    right = {2, 3, 4}
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    rule = "-" * len(line(headers))
+    out = [f'Model: "{s.title}"   input {_shape_text(s.input_shape)} {s.layout}', rule, line(headers), "=" * len(rule)]
+    out += [line(r) for r in body]
+    out += ["=" * len(rule),
+            f" Total params: {s.total_params:,}",
+            f" Trainable params: {s.trainable_params:,}",
+            f" Non-trainable params: {s.total_params - s.trainable_params:,}",
+            f" Receptive field: {s.receptive_field} input steps (input length {s.input_length})"]
+    if s.receptive_field > s.input_length:
+        out.append(f" WARNING: the input ({s.input_length} steps) is shorter than the receptive field "
+                   f"({s.receptive_field}); outputs see zero padding instead of history. Feed at least "
+                   f"{s.receptive_field} steps.")
+    out += [f" {note}" for note in s.notes]
+    return "\n".join(out)
+
+
+def _shape_text(shape: tuple[int | None, ...]) -> str:
+    return "(" + ", ".join("None" if n is None else str(n) for n in shape) + ")"

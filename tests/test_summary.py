@@ -1,0 +1,99 @@
+"""dilated.summary on the seed question's models, in dilated and through the Keras adapter."""
+
+import keras
+import pytest
+import torch
+from torch import nn
+
+from dilated.config import resolve_target
+from dilated.layers import Conv1d, Dense
+from dilated.summary import summary
+
+SEED = {
+    "dilated": dict(shapes=[(None, 5, 200), (None, 5, 200), (None, 1, 200)], fields=[9, 25, 25], jumps=[1, 1, 1]),
+    "strided": dict(shapes=[(None, 5, 100), (None, 5, 25), (None, 1, 25)], fields=[5, 13, 13], jumps=[2, 8, 8]),
+}
+
+
+def seed_torch(kind: str) -> nn.Sequential:
+    step = dict(dilation=2) if kind == "dilated" else dict(stride=2)
+    step2 = dict(dilation=4) if kind == "dilated" else dict(stride=4)
+    return nn.Sequential(Conv1d(2, 5, 5, padding="causal", **step), Conv1d(5, 5, 5, padding="causal", **step2),
+                         Dense(5, 1))
+
+
+def seed_keras(kind: str):
+    step = dict(dilation_rate=2) if kind == "dilated" else dict(strides=2)
+    step2 = dict(dilation_rate=4) if kind == "dilated" else dict(strides=4)
+    return keras.Sequential([keras.Input((200, 2)), keras.layers.Conv1D(5, 5, padding="causal", **step),
+                             keras.layers.Conv1D(5, 5, padding="causal", **step2), keras.layers.Dense(1)])
+
+
+def check(s, kind: str, layout: str) -> None:
+    expected = SEED[kind]
+    shapes = expected["shapes"] if layout == "channels_first" else [(n, t, c) for n, c, t in expected["shapes"]]
+    assert [row.output_shape for row in s.layers] == shapes
+    assert [row.params for row in s.layers] == [55, 130, 6]
+    assert s.total_params == s.trainable_params == 191
+    assert [row.receptive_field for row in s.layers] == expected["fields"]
+    assert [row.jump for row in s.layers] == expected["jumps"]
+    assert s.receptive_field == expected["fields"][-1]
+
+
+@pytest.mark.parametrize("kind", ["dilated", "strided"])
+def test_seed_models_in_dilated(kind):
+    check(summary(seed_torch(kind), (2, 200)), kind, "channels_first")
+
+
+@pytest.mark.parametrize("kind", ["dilated", "strided"])
+def test_seed_models_through_the_keras_adapter(kind):
+    check(summary(seed_keras(kind)), kind, "channels_last")
+
+
+@pytest.mark.parametrize("kind", ["dilated", "strided"])
+def test_bundled_examples_are_the_seed_models(kind):
+    target = resolve_target(f"seed-{kind}")
+    check(summary(target.model, target.input_shape), kind, "channels_first")
+
+
+def test_table_looks_like_keras_and_adds_receptive_fields():
+    text = str(summary(seed_torch("dilated"), (2, 200)))
+    assert "Layer (type)" in text and "Output Shape" in text and "Param #" in text
+    assert "Receptive field" in text and "Jump" in text
+    assert "(None, 5, 200)" in text and "k=5 d=4 causal" in text
+    assert "Total params: 191" in text and "Receptive field: 25 input steps" in text
+    assert "WARNING" not in text
+
+
+def test_warns_when_the_input_is_shorter_than_the_receptive_field():
+    text = str(summary(seed_torch("dilated"), (2, 20)))
+    assert "WARNING: the input (20 steps) is shorter than the receptive field (25)" in text
+
+
+def test_torch_layers_rnns_and_frozen_parameters():
+    model = nn.Sequential(nn.Conv1d(2, 4, 3, padding=1), nn.ReLU(), nn.MaxPool1d(2), nn.Conv1d(4, 4, 3, dilation=2),
+                          nn.Flatten(), nn.Linear(4 * 46, 3))
+    model[0].weight.requires_grad_(False)
+    s = summary(model, (2, 100))
+    assert [row.output_shape for row in s.layers] == [(None, 4, 100), (None, 4, 100), (None, 4, 50), (None, 4, 46),
+                                                      (None, 184), (None, 3)]
+    assert [row.receptive_field for row in s.layers[:4]] == [3, 3, 4, 12]
+    assert s.layers[4].sees_whole_input and s.layers[5].sees_whole_input
+    assert s.total_params == 2 * 4 * 3 + 4 + 4 * 4 * 3 + 4 + 184 * 3 + 3
+    assert s.trainable_params == s.total_params - 24
+    assert "all" in str(s)
+
+
+def test_summary_leaves_the_model_as_it_was():
+    model = seed_torch("dilated").train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    summary(model, (2, 200))
+    assert model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_bad_input_shape_is_a_clear_error():
+    with pytest.raises(ValueError, match="give the input shape"):
+        summary(seed_torch("dilated"))
+    with pytest.raises(ValueError, match=r"expected input \(batch, 2, time\)"):
+        summary(seed_torch("dilated"), (3, 200))
