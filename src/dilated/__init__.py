@@ -1,12 +1,21 @@
 """dilated: dilated causal convolutional sequence models.
 
-Exact 1-D conv geometry (`dilated.geometry`), Keras-exact layers (`Conv1d`), summaries with receptive fields.
-All tensors are ``(batch, channels, time)``.
+Exact 1-D conv geometry (`dilated.geometry`, no torch needed), Keras-exact layers (`Conv1d`), summaries and
+diagrams with receptive fields, and the WaveNet, TCN, TransLOB and DeepLOB models. All tensors are
+``(batch, channels, time)``.
 """
 
+from dilated.draw import compare, draw
 from dilated.layers import AvgPool1d, Conv1d, Dense, MaxPool1d
+from dilated.models import (TCN, DeepLOB, TransLOB, WaveNet, available_models, build_model, example_input_shape,
+                            register_model)
+from dilated.mulaw import mu_law_decode, mu_law_encode
 from dilated.summary import Summary, summary
 
 __version__ = "0.1.0"
 
-__all__ = ["AvgPool1d", "Conv1d", "Dense", "MaxPool1d", "Summary", "summary"]
+__all__ = [
+    "TCN", "AvgPool1d", "Conv1d", "DeepLOB", "Dense", "MaxPool1d", "Summary", "TransLOB", "WaveNet",
+    "available_models", "build_model", "compare", "draw", "example_input_shape", "mu_law_decode", "mu_law_encode",
+    "register_model", "summary",
+]

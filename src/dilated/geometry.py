@@ -212,15 +212,16 @@ def _check_length(layer: Layer, input_length: int) -> None:
 def stack_geometry(layers: Iterable[Layer], input_length: int) -> list[LayerGeometry]:
     """Shapes and receptive fields of every layer of a sequential stack, for ``input_length`` input steps.
 
-    A ``"global"`` layer (attention, flatten, RNN) sees the whole input: its receptive field is ``input_length``.
+    A ``"global"`` layer (attention, flatten, RNN) sees the whole input: its receptive field is ``input_length``
+    and its jump 0 (all its outputs see the same steps).
     """
     rows: list[LayerGeometry] = []
     length, field, jump, start = input_length, 1, 1, 0
     for layer in layers:
         left, right = padding_amounts(layer, length)
         out = output_length(layer, length)
-        if layer.kind == "global":
-            field, start = input_length, 0
+        if layer.kind == "global":  # every output sees the whole input: field(i) == (0, input_length - 1)
+            field, start, jump = input_length, 0, 0
         else:
             field += (layer.span - 1) * jump
             start -= left * jump

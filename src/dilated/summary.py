@@ -44,8 +44,14 @@ class SummaryRow:
     @property
     def detail(self) -> str:
         """Kernel/dilation/stride/padding of the row's time-axis layers, e.g. ``k=5 d=2 causal``."""
+        layers = self.geometry
+        if len(layers) > 2 and len({(g.kernel_size, g.stride, g.padding, g.kind) for g in layers}) == 1:
+            g = layers[0]  # a uniform stack: "5x k=2 d=1,2,4,8,16 causal"
+            dilations = ",".join(str(layer.dilation) for layer in layers)
+            stride = f" s={g.stride}" if g.stride > 1 else ""
+            return f"{len(layers)}x k={g.kernel_size} d={dilations}{stride} {_padding_text(g.padding)}"
         parts = []
-        for g in self.geometry:
+        for g in layers:
             text = f"k={g.kernel_size}"
             text += f" d={g.dilation}" if g.dilation > 1 else ""
             text += f" s={g.stride}" if g.stride > 1 else ""
@@ -229,7 +235,7 @@ def render(s: Summary) -> str:
     body = [
         (f"{row.name} ({row.kind})", _shape_text(row.output_shape), f"{row.params:,}",
          "all" if row.sees_whole_input else str(row.receptive_field),
-         str(row.jump), row.detail)
+         "-" if row.sees_whole_input else str(row.jump), row.detail)
         for row in s.layers
     ]
     widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(headers)]
@@ -245,13 +251,21 @@ def render(s: Summary) -> str:
             f" Total params: {s.total_params:,}",
             f" Trainable params: {s.trainable_params:,}",
             f" Non-trainable params: {s.total_params - s.trainable_params:,}",
-            f" Receptive field: {s.receptive_field} input steps (input length {s.input_length})"]
+            _field_line(s)]
     if s.receptive_field > s.input_length:
         out.append(f" WARNING: the input ({s.input_length} steps) is shorter than the receptive field "
                    f"({s.receptive_field}); outputs see zero padding instead of history. Feed at least "
                    f"{s.receptive_field} steps.")
     out += [f" {note}" for note in s.notes]
     return "\n".join(out)
+
+
+def _field_line(s: Summary) -> str:
+    first_global = next((row for row in s.layers if row.sees_whole_input), None)
+    if first_global is None:
+        return f" Receptive field: {s.receptive_field} input steps (input length {s.input_length})"
+    return (f" Receptive field: {s.receptive_field} input steps on the convolutional path; from {first_global.name} "
+            f"({first_global.kind}) on, outputs see the whole input ({s.input_length} steps)")
 
 
 def _shape_text(shape: tuple[int | None, ...]) -> str:

@@ -1,0 +1,237 @@
+"""Blocks shared by the models: causal conv stacks, the WaveNet gated residual block and the TCN temporal block.
+
+Every block works on ``(batch, channels, time)`` and mixes time steps only through causal, stride-1
+:class:`dilated.layers.Conv1d` layers; everything else (activations, 1x1 convs, dropout, conditioning) acts on
+each step alone. A streaming engine can therefore run a block step by step by swapping each causal ``Conv1d``
+for a ring-buffered one.
+
+Each block exposes ``geometry``: the :class:`~dilated.geometry.Layer` s on its longest time path, in order, which
+is how :func:`dilated.summary.summary` lists it as one row and how models compute their receptive field
+(:func:`path_geometry` plus :func:`dilated.geometry.receptive_field`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm
+
+from dilated.geometry import Layer
+from dilated.layers import Conv1d, Dense
+
+
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``(batch, channels, time) -> (batch, time, channels)``: the layout of attention, LSTMs and Keras."""
+    return x.transpose(1, 2)
+
+
+def channels_first(x: torch.Tensor) -> torch.Tensor:
+    """``(batch, time, channels) -> (batch, channels, time)``: the layout of every conv in ``dilated``."""
+    return x.transpose(1, 2)
+
+
+def path_geometry(modules: Iterable[nn.Module]) -> tuple[Layer, ...]:
+    """The time-axis layers of modules applied one after another: each module's ``geometry`` (a ``Layer`` or a
+    sequence of them), concatenated in order. Modules without ``geometry`` act on each step alone and add none.
+    """
+    layers: list[Layer] = []
+    for module in modules:
+        declared = getattr(module, "geometry", None)
+        if isinstance(declared, Layer):
+            layers.append(declared)
+        elif declared is not None:
+            layers.extend(declared)
+    return tuple(layers)
+
+
+def init_like_keras(module: nn.Module) -> None:
+    """Keras 3 default initialisation, for models ported from Keras references.
+
+    Conv/Dense kernels ``glorot_uniform`` and zero biases (torch computes the same fans from its weight layout);
+    LSTM input kernels ``glorot_uniform``, recurrent kernels ``orthogonal`` and biases zero except the forget
+    gate's, which is one (Keras ``unit_forget_bias``; torch's second bias vector ``bias_hh`` stays zero).
+    LayerNorm keeps ones and zeros.
+    """
+    for m in module.modules():
+        if isinstance(m, nn.LSTM):
+            for name, p in m.named_parameters():
+                if name.startswith("weight_ih"):
+                    nn.init.xavier_uniform_(p.data)
+                elif name.startswith("weight_hh"):
+                    nn.init.orthogonal_(p.data)
+                elif name.startswith("bias"):
+                    nn.init.zeros_(p.data)
+                    if name.startswith("bias_ih"):
+                        p.data[m.hidden_size:2 * m.hidden_size] = 1.0
+        elif isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d | Conv1d):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+class CausalConvStack(nn.Module):
+    """Causal dilated convolutions, each followed by an activation (TransLOB's convolutional module).
+
+    Args:
+        in_channels: input channels.
+        channels: channels of every conv.
+        kernel_size: taps per conv.
+        dilations: one conv per dilation, in order (e.g. ``(1, 2, 4, 8, 16)``).
+        activation: built once per conv (default ``nn.ReLU``).
+
+    Shapes:
+        ``(batch, in_channels, time) -> (batch, channels, time)``; output ``t`` sees inputs ``<= t``.
+    """
+
+    def __init__(self, in_channels: int, channels: int, kernel_size: int, dilations: Sequence[int],
+                 activation: Callable[[], nn.Module] = nn.ReLU) -> None:
+        super().__init__()
+        widths = [in_channels] + [channels] * len(dilations)
+        self.convs = nn.ModuleList(
+            Conv1d(widths[i], channels, kernel_size, dilation=d, padding="causal") for i, d in enumerate(dilations)
+        )
+        self.activations = nn.ModuleList(activation() for _ in dilations)
+
+    @property
+    def geometry(self) -> tuple[Layer, ...]:
+        return path_geometry(self.convs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for conv, activation in zip(self.convs, self.activations):
+            x = activation(conv(x))
+        return x
+
+
+class GatedActivation(nn.Module):
+    """WaveNet's gated activation unit ``tanh(W_f * x + V_f h) * sigmoid(W_g * x + V_g h)`` (van den Oord et al.
+    2016, eq. 2-3), with one dilated causal conv producing both halves.
+
+    Conditioning ``h`` enters through 1x1 projections without bias added to both halves before the
+    nonlinearities: global conditioning ``(batch, global_channels)`` is broadcast over time; local conditioning
+    ``(batch, local_channels, time)`` must already be at the input rate.
+
+    Args:
+        in_channels: input channels (WaveNet's residual channels).
+        channels: channels of each half (dilation channels).
+        kernel_size: taps of the dilated conv.
+        dilation: its dilation.
+        global_channels: size of the global conditioning vector (0: none).
+        local_channels: channels of the local conditioning sequence (0: none).
+
+    Shapes:
+        ``(batch, in_channels, time) -> (batch, channels, time)``.
+    """
+
+    def __init__(self, in_channels: int, channels: int, kernel_size: int, dilation: int,
+                 global_channels: int = 0, local_channels: int = 0) -> None:
+        super().__init__()
+        self.conv = Conv1d(in_channels, 2 * channels, kernel_size, dilation=dilation, padding="causal")
+        self.global_projection = nn.Linear(global_channels, 2 * channels, bias=False) if global_channels else None
+        self.local_projection = Dense(local_channels, 2 * channels, bias=False) if local_channels else None
+
+    @property
+    def geometry(self) -> tuple[Layer, ...]:
+        return (self.conv.geometry,)
+
+    def forward(self, x: torch.Tensor, global_condition: torch.Tensor | None = None,
+                local_condition: torch.Tensor | None = None) -> torch.Tensor:
+        z = self.conv(x)  # (B, 2C, T)
+        if self.global_projection is not None:
+            if global_condition is None:
+                raise ValueError("this block is globally conditioned: pass global_condition (batch, channels)")
+            z = z + self.global_projection(global_condition).unsqueeze(-1)  # (B, 2C, 1) broadcast over time
+        if self.local_projection is not None:
+            if local_condition is None:
+                raise ValueError("this block is locally conditioned: pass local_condition (batch, channels, time)")
+            z = z + self.local_projection(local_condition)
+        filter_, gate = z.chunk(2, dim=1)
+        return torch.tanh(filter_) * torch.sigmoid(gate)
+
+
+class ResidualBlock(nn.Module):
+    """WaveNet residual block (van den Oord et al. 2016, Fig. 4): gated activation, then a 1x1 conv back to the
+    residual width (added to the input) and a 1x1 conv to the skip width.
+
+    Args:
+        residual_channels: input and residual-output channels.
+        dilation_channels: channels of the gated activation.
+        skip_channels: channels of the skip output.
+        kernel_size, dilation: of the dilated causal conv.
+        global_channels, local_channels: conditioning sizes (0: none), see :class:`GatedActivation`.
+        residual: build the residual 1x1 conv. The last block of a WaveNet has none, since its residual output
+            is never used (its parameters would get no gradient); its first output is then its input unchanged.
+
+    Shapes:
+        ``(batch, residual_channels, time) -> ((batch, residual_channels, time), (batch, skip_channels, time))``.
+    """
+
+    def __init__(self, residual_channels: int, dilation_channels: int, skip_channels: int, kernel_size: int,
+                 dilation: int, global_channels: int = 0, local_channels: int = 0, residual: bool = True) -> None:
+        super().__init__()
+        self.gate = GatedActivation(residual_channels, dilation_channels, kernel_size, dilation, global_channels,
+                                    local_channels)
+        self.residual = Dense(dilation_channels, residual_channels) if residual else None
+        self.skip = Dense(dilation_channels, skip_channels)
+
+    @property
+    def geometry(self) -> tuple[Layer, ...]:
+        return self.gate.geometry
+
+    def forward(self, x: torch.Tensor, global_condition: torch.Tensor | None = None,
+                local_condition: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.gate(x, global_condition, local_condition)  # (B, dilation_channels, T)
+        out = x + self.residual(z) if self.residual is not None else x
+        return out, self.skip(z)
+
+
+class TemporalBlock(nn.Module):
+    """TCN temporal block (Bai, Kolter & Koltun 2018, Fig. 1b; locuslab/TCN ``TemporalBlock``).
+
+    Two dilated causal convs with weight normalisation, each followed by ReLU and dropout; the input, through a
+    1x1 conv when the widths differ, is added and the sum goes through a final ReLU.
+
+    Initialisation follows locuslab: conv weights ``normal(0, init_std)``. They are drawn *before* weight
+    normalisation is applied, so the effective weights really are ``normal(0, init_std)`` (``g = ||v||``,
+    ``v = w``); locuslab draws them afterwards, where they are overwritten from ``g`` and ``v`` at the next
+    forward pass and only the 1x1 conv keeps them.
+
+    Args:
+        in_channels, out_channels: widths.
+        kernel_size, dilation: of both convs.
+        dropout: probability after each conv's ReLU.
+        init_std: standard deviation of the initial conv weights (``None``: torch's default init).
+
+    Shapes:
+        ``(batch, in_channels, time) -> (batch, out_channels, time)``; output ``t`` sees inputs ``<= t``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, dilation: int, dropout: float = 0.0,
+                 init_std: float | None = 0.01) -> None:
+        super().__init__()
+        self.conv1 = self._weight_normed(Conv1d(in_channels, out_channels, kernel_size, dilation=dilation), init_std)
+        self.relu1, self.dropout1 = nn.ReLU(), nn.Dropout(dropout)
+        self.conv2 = self._weight_normed(Conv1d(out_channels, out_channels, kernel_size, dilation=dilation), init_std)
+        self.relu2, self.dropout2 = nn.ReLU(), nn.Dropout(dropout)
+        self.downsample = Dense(in_channels, out_channels) if in_channels != out_channels else None
+        if self.downsample is not None and init_std is not None:
+            nn.init.normal_(self.downsample.weight, 0.0, init_std)
+        self.relu = nn.ReLU()
+
+    @staticmethod
+    def _weight_normed(conv: Conv1d, init_std: float | None) -> Conv1d:
+        if init_std is not None:
+            nn.init.normal_(conv.weight, 0.0, init_std)
+        return weight_norm(conv)
+
+    @property
+    def geometry(self) -> tuple[Layer, ...]:
+        return (self.conv1.geometry, self.conv2.geometry)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.dropout1(self.relu1(self.conv1(x)))
+        out = self.dropout2(self.relu2(self.conv2(out)))
+        res = x if self.downsample is None else self.downsample(x)
+        return self.relu(out + res)
+

@@ -1,0 +1,101 @@
+"""Temporal convolutional network (Bai, Kolter & Koltun, "An Empirical Evaluation of Generic Convolutional and
+Recurrent Networks for Sequence Modeling", 2018, arXiv:1803.01271; reference code locuslab/TCN ``TCN/tcn.py``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from dilated.blocks import TemporalBlock, path_geometry
+from dilated.geometry import Layer, receptive_field
+from dilated.layers import Dense
+from dilated.models import covering_input_shape, register_model
+
+
+@dataclass
+class TCNConfig:
+    """TCN hyper-parameters; the defaults are locuslab's sequential-MNIST setup (8 levels of 25 channels, kernel 7,
+    dropout 0.05).
+
+    Attributes:
+        input_channels: channels of the input sequence.
+        num_channels: output channels of each level (one temporal block per level, dilation ``2**level``).
+        kernel_size: taps of every conv.
+        dropout: dropout after each conv's ReLU.
+        output_size: if set, a linear head ``num_channels[-1] -> output_size`` (locuslab's adding problem and
+            copy-memory models); ``None`` returns the last level's features.
+        last_step_only: apply the head to the last time step only (adding problem, sequential MNIST) instead of
+            to every step (copy memory).
+    """
+
+    input_channels: int = 1
+    num_channels: tuple[int, ...] = (25,) * 8
+    kernel_size: int = 7
+    dropout: float = 0.05
+    output_size: int | None = None
+    last_step_only: bool = False
+
+    def __post_init__(self) -> None:
+        self.num_channels = tuple(int(n) for n in self.num_channels)
+        if not self.num_channels or min(self.num_channels) < 1:
+            raise ValueError(f"num_channels must list at least one positive width, got {self.num_channels}")
+        if self.input_channels < 1 or self.kernel_size < 1:
+            raise ValueError("input_channels and kernel_size must be >= 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.output_size is not None and self.output_size < 1:
+            raise ValueError(f"output_size must be >= 1 or None, got {self.output_size}")
+        if self.last_step_only and self.output_size is None:
+            raise ValueError("last_step_only needs a head: set output_size")
+
+
+@register_model("tcn", TCNConfig, covering_input_shape)
+class TCN(nn.Module):
+    """Generic TCN: temporal blocks (two weight-normed dilated causal convs, ReLU, dropout, residual) with
+    dilation ``2**i`` at level ``i`` (Bai et al. 2018, Sec. 3, Fig. 1), plus an optional linear head.
+
+    Output ``t`` depends on inputs ``<= t`` only; the receptive field is ``1 + 2 (k - 1) (2**L - 1)``.
+
+    Args:
+        x: ``(batch, input_channels, time)``.
+
+    Returns:
+        ``(batch, num_channels[-1], time)`` without a head; with one, ``(batch, output_size, time)``, or
+        ``(batch, output_size)`` when ``last_step_only``.
+    """
+
+    def __init__(self, config: TCNConfig | None = None) -> None:
+        super().__init__()
+        self.config = c = config or TCNConfig()
+        widths = (c.input_channels, *c.num_channels)
+        self.blocks = nn.ModuleList(
+            TemporalBlock(widths[i], widths[i + 1], c.kernel_size, dilation=2**i, dropout=c.dropout)
+            for i in range(len(c.num_channels))
+        )
+        self.head = None
+        if c.output_size is not None:
+            self.head = Dense(c.num_channels[-1], c.output_size)
+            nn.init.normal_(self.head.weight, 0.0, 0.01)  # as locuslab's adding-problem / copy-memory models
+
+    @property
+    def time_path(self) -> tuple[Layer, ...]:
+        """The time-axis layers on the longest path: both convs of every block."""
+        return path_geometry(self.blocks)
+
+    @property
+    def receptive_field(self) -> int:
+        """Input steps one output depends on."""
+        return receptive_field(self.time_path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 3 or x.shape[1] != self.config.input_channels:
+            raise ValueError(f"TCN expects (batch, {self.config.input_channels}, time), got {tuple(x.shape)}")
+        for block in self.blocks:
+            x = block(x)  # (B, C_level, T)
+        if self.head is None:
+            return x
+        if self.config.last_step_only:
+            return self.head(x[:, :, -1:]).squeeze(-1)  # (B, output_size)
+        return self.head(x)  # (B, output_size, T)

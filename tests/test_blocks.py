@@ -1,0 +1,122 @@
+import pytest
+import torch
+from test_models_common import assert_causal
+from torch import nn
+
+from dilated.blocks import (
+    CausalConvStack,
+    GatedActivation,
+    ResidualBlock,
+    TemporalBlock,
+    channels_first,
+    channels_last,
+    init_like_keras,
+    path_geometry,
+)
+from dilated.geometry import Layer, receptive_field
+from dilated.layers import Conv1d, Dense
+
+
+def test_layout_conversions_are_named_transposes():
+    x = torch.randn(2, 3, 5)
+    assert channels_last(x).shape == (2, 5, 3)
+    assert torch.equal(channels_first(channels_last(x)), x)
+    assert torch.equal(channels_last(x)[1, 4], x[1, :, 4])
+
+
+def test_path_geometry_concatenates_declared_layers_and_skips_pointwise_modules():
+    a, b = Conv1d(1, 2, 3, dilation=2), Conv1d(2, 2, 2)
+    layers = path_geometry([a, nn.ReLU(), b, CausalConvStack(2, 2, 2, [1, 4])])
+    assert [g.dilation for g in layers] == [2, 1, 1, 4]
+    assert receptive_field(layers) == 1 + 2 * 2 + 1 + 1 + 4
+
+
+@pytest.mark.parametrize("kernel, dilations", [(2, (1, 2, 4, 8, 16)), (3, (1, 3)), (5, (2,))])
+def test_causal_conv_stack_geometry_shapes_and_causality(kernel, dilations):
+    torch.manual_seed(0)
+    stack = CausalConvStack(4, 6, kernel, dilations)
+    assert receptive_field(stack.geometry) == 1 + (kernel - 1) * sum(dilations)
+    assert all(g.padding == "causal" and g.stride == 1 for g in stack.geometry)
+    x = torch.randn(2, 4, 40)
+    assert stack(x).shape == (2, 6, 40)
+    assert_causal(stack, x, 17)
+
+
+def test_gated_activation_is_tanh_times_sigmoid_of_the_conv_halves():
+    torch.manual_seed(0)
+    gate = GatedActivation(3, 4, kernel_size=2, dilation=2)
+    x = torch.randn(2, 3, 10)
+    f, g = gate.conv(x).chunk(2, dim=1)
+    assert torch.allclose(gate(x), torch.tanh(f) * torch.sigmoid(g))
+    assert gate.geometry == (gate.conv.geometry,)
+
+
+def test_gated_activation_conditioning_adds_projections_to_both_halves():
+    torch.manual_seed(0)
+    gate = GatedActivation(3, 4, 2, 1, global_channels=5, local_channels=2)
+    x, h, c = torch.randn(2, 3, 10), torch.randn(2, 5), torch.randn(2, 2, 10)
+    z = gate.conv(x) + gate.global_projection(h)[:, :, None] + gate.local_projection(c)
+    f, g = z.chunk(2, dim=1)
+    assert torch.allclose(gate(x, h, c), torch.tanh(f) * torch.sigmoid(g))
+    assert gate.global_projection.bias is None and gate.local_projection.bias is None
+    with pytest.raises(ValueError, match="global_condition"):
+        gate(x, None, c)
+    with pytest.raises(ValueError, match="local_condition"):
+        gate(x, h, None)
+
+
+def test_residual_block_outputs_and_parameter_count():
+    torch.manual_seed(0)
+    block = ResidualBlock(residual_channels=8, dilation_channels=6, skip_channels=10, kernel_size=2, dilation=4)
+    x = torch.randn(3, 8, 20)
+    out, skip = block(x)
+    z = block.gate(x)
+    assert torch.allclose(out, x + block.residual(z)) and torch.allclose(skip, block.skip(z))
+    assert skip.shape == (3, 10, 20)
+    expected = (8 * 12 * 2 + 12) + (6 * 8 + 8) + (6 * 10 + 10)
+    assert sum(p.numel() for p in block.parameters()) == expected
+    last = ResidualBlock(8, 6, 10, 2, 4, residual=False)
+    out, _ = last(x)
+    assert last.residual is None and out is x
+    assert block.geometry[0].dilation == 4
+
+
+@pytest.mark.parametrize("cin, cout", [(3, 5), (5, 5)])
+def test_temporal_block_structure_weight_norm_and_init(cin, cout):
+    torch.manual_seed(0)
+    block = TemporalBlock(cin, cout, kernel_size=3, dilation=2, dropout=0.0)
+    names = {n for n, _ in block.named_parameters()}
+    assert "conv1.parametrizations.weight.original0" in names  # g
+    assert "conv1.parametrizations.weight.original1" in names  # v
+    assert isinstance(block.conv1, Conv1d) and block.conv1.geometry.padding == "causal"
+    assert (block.downsample is not None) == (cin != cout)
+    # weight norm starts at g = ||v||, so the effective weight is the normal(0, 0.01) draw
+    wide = TemporalBlock(64, 64, kernel_size=4, dilation=1)
+    assert abs(wide.conv1.weight.std().item() - 0.01) < 0.001
+    x = torch.randn(2, cin, 30)
+    res = x if block.downsample is None else block.downsample(x)
+    inner = torch.relu(block.conv2(torch.relu(block.conv1(x))))
+    assert torch.allclose(block(x), torch.relu(inner + res))
+    assert receptive_field(block.geometry) == 1 + 2 * (3 - 1) * 2
+    assert_causal(block, x, 11)
+
+
+def test_init_like_keras():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(30, 50), Dense(4, 6))
+    lstm = nn.LSTM(8, 16)
+    init_like_keras(model)
+    init_like_keras(lstm)
+    bound = (6 / (30 + 50)) ** 0.5
+    assert model[0].weight.abs().max() <= bound and model[0].bias.abs().max() == 0
+    assert model[1].bias.abs().max() == 0
+    assert torch.equal(lstm.bias_ih_l0[16:32], torch.ones(16))  # forget gate, Keras unit_forget_bias
+    assert lstm.bias_ih_l0[:16].abs().max() == 0 and lstm.bias_hh_l0.abs().max() == 0
+    w = lstm.weight_hh_l0  # (4H, H): orthonormal columns, as Keras' orthogonal (H, 4H) recurrent kernel
+    assert torch.allclose(w.T @ w, torch.eye(16), atol=1e-5)
+
+
+def test_blocks_declare_layer_tuples():
+    for block in (CausalConvStack(1, 2, 2, [1]), GatedActivation(1, 2, 2, 1), ResidualBlock(2, 2, 2, 2, 1),
+                  TemporalBlock(1, 2, 2, 1)):
+        assert isinstance(block.geometry, tuple) and all(isinstance(g, Layer) for g in block.geometry)

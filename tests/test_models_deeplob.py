@@ -1,0 +1,156 @@
+import os
+
+import numpy as np
+import pytest
+import torch
+from test_models_common import overfit
+
+from dilated.geometry import stack_geometry
+from dilated.models import DeepLOB, DeepLOBConfig, build_model
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+keras = pytest.importorskip("keras")
+layers = keras.layers
+
+
+def keras_deeplob(conv: int = 32, inception: int = 64, hidden: int = 64, steps: int = 100, features: int = 40):
+    """``create_deeplob`` of zcakhaa/DeepLOB (jupyter_tensorflow/run_train_tensorflow-version2.ipynb) in Keras 3,
+    with the filter counts as arguments. The dropout is called without the reference's ``training=True`` so that
+    inference is deterministic. Returns the model and its parts in our module order."""
+    def leaky(x):
+        return layers.LeakyReLU(negative_slope=0.01)(x)
+
+    inputs = layers.Input(shape=(steps, features, 1))
+    convs = [layers.Conv2D(conv, (1, 2), strides=(1, 2)), layers.Conv2D(conv, (4, 1), padding="same"),
+             layers.Conv2D(conv, (4, 1), padding="same"),
+             layers.Conv2D(conv, (1, 2), strides=(1, 2)), layers.Conv2D(conv, (4, 1), padding="same"),
+             layers.Conv2D(conv, (4, 1), padding="same"),
+             layers.Conv2D(conv, (1, features // 4)), layers.Conv2D(conv, (4, 1), padding="same"),
+             layers.Conv2D(conv, (4, 1), padding="same")]
+    x = inputs
+    for layer in convs:
+        x = leaky(layer(x))
+    branch_convs = [[layers.Conv2D(inception, (1, 1), padding="same"), layers.Conv2D(inception, (k, 1), padding="same")]
+                    for k in (3, 5)] + [[layers.Conv2D(inception, (1, 1), padding="same")]]
+    a = leaky(branch_convs[0][1](leaky(branch_convs[0][0](x))))
+    b = leaky(branch_convs[1][1](leaky(branch_convs[1][0](x))))
+    c = leaky(branch_convs[2][0](layers.MaxPooling2D((3, 1), strides=(1, 1), padding="same")(x)))
+    y = layers.concatenate([a, b, c], axis=3)
+    y = layers.Reshape((int(y.shape[1]), int(y.shape[3])))(y)
+    y = layers.Dropout(0.2, noise_shape=(None, 1, int(y.shape[2])))(y)
+    lstm = layers.LSTM(hidden)
+    dense = layers.Dense(3, activation="softmax")
+    model = keras.Model(inputs, dense(lstm(y)))
+    return model, {"convs": convs, "branches": branch_convs, "lstm": lstm, "dense": dense}
+
+
+def count(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def time_convs(model: DeepLOB) -> list[torch.nn.Conv2d]:
+    return [m for m in model.features.modules() if isinstance(m, torch.nn.Conv2d)]
+
+
+@pytest.mark.parametrize("conv, inception, hidden, keras_total", [
+    (32, 64, 64, 142_435),  # the reference notebooks (142,691 with the TF1 notebook's CuDNNLSTM, as ours)
+    (16, 32, 64, 60_691),  # the widths of jwallbridge/translob's LobFeatures.lob_cnn / lob_inception
+    (8, 8, 16, 5_811),
+])
+def test_parameter_count_matches_the_keras_reference_layer_by_layer(conv, inception, hidden, keras_total):
+    reference, parts = keras_deeplob(conv, inception, hidden)
+    ours = DeepLOB(DeepLOBConfig(conv_channels=conv, inception_channels=inception, lstm_hidden=hidden))
+    for mine, theirs in zip(time_convs(ours), parts["convs"], strict=True):
+        assert count(mine) == theirs.count_params()
+    assert count(ours.inception) == sum(layer.count_params() for branch in parts["branches"] for layer in branch)
+    # torch's LSTM has two bias vectors (b_ih, b_hh), Keras' one: 4 * hidden more parameters, nothing else
+    assert count(ours.lstm) == parts["lstm"].count_params() + 4 * hidden
+    assert count(ours.classifier) == parts["dense"].count_params()
+    assert reference.count_params() == keras_total
+    assert count(ours) == keras_total + 4 * hidden
+
+
+def load_keras_weights(ours: DeepLOB, parts: dict) -> None:
+    def put(param: torch.nn.Parameter, value) -> None:
+        param.data.copy_(torch.as_tensor(np.ascontiguousarray(value)))
+
+    def put_conv(mine: torch.nn.Conv2d, theirs) -> None:
+        kernel, bias = theirs.get_weights()
+        put(mine.weight, kernel.transpose(3, 2, 0, 1))  # (kh, kw, in, out) -> (out, in, kh, kw)
+        put(mine.bias, bias)
+
+    for mine, theirs in zip(time_convs(ours), parts["convs"]):
+        put_conv(mine, theirs)
+    for branch, theirs in zip(ours.inception.branches, parts["branches"]):
+        for mine, k in zip([m for m in branch if isinstance(m, torch.nn.Conv2d)], theirs, strict=True):
+            put_conv(mine, k)
+    kernel, recurrent, bias = parts["lstm"].get_weights()
+    put(ours.lstm.weight_ih_l0, kernel.T)  # gates i, f, c, o in both
+    put(ours.lstm.weight_hh_l0, recurrent.T)
+    put(ours.lstm.bias_ih_l0, bias)
+    put(ours.lstm.bias_hh_l0, np.zeros_like(bias))
+    kernel, bias = parts["dense"].get_weights()
+    put(ours.classifier.weight, kernel.T)
+    put(ours.classifier.bias, bias)
+
+
+def test_same_function_as_the_keras_reference_with_its_weights():
+    torch.manual_seed(0)
+    keras.utils.set_random_seed(0)
+    reference, parts = keras_deeplob(conv=8, inception=8, hidden=16)
+    for layer in [*parts["convs"], *(k for branch in parts["branches"] for k in branch), parts["lstm"]]:
+        bias = layer.weights[-1]
+        bias.assign(np.random.uniform(-0.3, 0.3, bias.shape).astype("float32"))  # non-zero biases
+    ours = DeepLOB(DeepLOBConfig(conv_channels=8, inception_channels=8, lstm_hidden=16)).eval()
+    load_keras_weights(ours, parts)
+    paper_layout = torch.randn(3, 100, 40)  # (batch, events, features)
+    expected = np.asarray(reference(paper_layout[..., None].numpy(), training=False).detach())
+    with torch.no_grad():
+        got = torch.softmax(ours(paper_layout.transpose(1, 2)), dim=-1).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_shapes_and_layout_errors():
+    model = build_model("deeplob")
+    assert model(torch.randn(2, 40, 100)).shape == (2, 3)
+    assert model(torch.randn(2, 40, 37)).shape == (2, 3)  # the LSTM takes any length
+    with pytest.raises(ValueError, match=r"transpose\(1, 2\)"):
+        model(torch.randn(2, 100, 40))
+
+
+@pytest.mark.parametrize("options", [{}, {"conv_channels": 16, "inception_channels": 32}, {"num_features": 20}])
+def test_receptive_field_six_4x1_convs_and_the_widest_inception_branch(options):
+    model = build_model("deeplob", **options)
+    assert model.receptive_field == 1 + 6 * (4 - 1) + (5 - 1)
+    assert [g.kernel_size for g in model.inception.geometry] == [1, 5]
+
+
+def test_the_front_end_is_not_causal_same_padding_looks_ahead():
+    """Documented behaviour: 'same' padding lets conv features at step t see later steps."""
+    torch.manual_seed(0)
+    model = build_model("deeplob").eval()
+    x = torch.randn(1, 40, 100)
+    x2 = x.clone()
+    x2[..., 51] += 1.0
+    with torch.no_grad():
+        front = [model.inception(model.features(z.transpose(1, 2).unsqueeze(1))) for z in (x, x2)]
+    changed = (front[0] != front[1]).any(dim=(0, 1, 3)).nonzero().flatten().tolist()
+    # output t sees inputs t + start .. t + start + rf - 1 (start = -8: 6 x 1 step back, 2 in the inception)
+    last = stack_geometry(model.time_path, 100)[-1]
+    assert (last.start, last.receptive_field) == (-8, 23)
+    assert changed == list(range(51 - (last.start + 22), 51 - last.start + 1))  # steps 37 .. 59
+
+def test_dropout_drops_whole_channels_for_all_steps():
+    torch.manual_seed(0)
+    model = build_model("deeplob", dropout=0.5).train()
+    h = torch.ones(4, 192, 100)
+    dropped = model.dropout(h) == 0
+    assert torch.equal(dropped.all(dim=-1), dropped.any(dim=-1))
+
+
+def test_overfits_32_windows():
+    torch.manual_seed(0)
+    model = build_model("deeplob", conv_channels=8, inception_channels=8, lstm_hidden=16, dropout=0.0)
+    x, target = torch.randn(32, 40, 100), torch.randint(0, 3, (32,))
+    first, last = overfit(model, x, target, torch.nn.functional.cross_entropy, lr=3e-3)
+    assert last < first / 10
