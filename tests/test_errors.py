@@ -1,0 +1,114 @@
+"""Every row of docs/errors.md: the documented exception and message, from the API (and the CLI for some)."""
+
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import dilated
+from dilated.config import build_stack, parse_input_shape, read_yaml, resolve_target
+from dilated.data import bundled_lobster_sample, load_fi2010, read_fi2010, read_lobster, table_dataset
+from dilated.geometry import Layer, stack_geometry
+from dilated.layers import Conv1d
+
+DOC = Path(__file__).parent.parent / "docs" / "errors.md"
+
+
+def documented_rows() -> dict[str, tuple[str, str]]:
+    rows = {}
+    for line in DOC.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0] not in ("id", "---") and not cells[0].startswith("-"):
+            rows[cells[0]] = (cells[2], cells[3].strip("`"))
+    return rows
+
+
+def fi2010_file(tmp_path: Path, edit: Callable[[list[str]], list[str]] = lambda lines: lines) -> Path:
+    path = tmp_path / "Train_Dst_NoAuction_ZScore_CF_7.txt"
+    rows = np.ones((149, 300))
+    rows[144:] = 2
+    np.savetxt(path, rows, fmt="%.7e")
+    path.write_text("\n".join(edit(path.read_text().splitlines())) + "\n")
+    return path
+
+
+def replace_first_cell(row: int, value: str) -> Callable[[list[str]], list[str]]:
+    def edit(lines: list[str]) -> list[str]:
+        lines[row] = lines[row].replace("1.0000000e+00", value, 1)
+        return lines
+    return edit
+
+
+def short_lobster_messages(tmp_path: Path) -> None:
+    messages, book = bundled_lobster_sample()
+    cut = tmp_path / "messages.csv"
+    cut.write_text("\n".join(Path(messages).read_text().splitlines()[:500]) + "\n")
+    read_lobster(cut, book)
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+CASES: dict[str, Callable[[Path], object]] = {
+    "conv-channels": lambda _: Conv1d(2, 4, 3)(torch.zeros(1, 3, 10)),
+    "conv-rank": lambda _: Conv1d(2, 4, 3)(torch.zeros(2, 10)),
+    "conv-dtype": lambda _: Conv1d(2, 4, 3)(torch.zeros(1, 2, 10, dtype=torch.long)),
+    "conv-short": lambda _: Conv1d(2, 4, 5, dilation=2, padding="valid")(torch.zeros(1, 2, 5)),
+    "conv-groups": lambda _: Conv1d(4, 6, 3, groups=4),
+    "geometry-kernel": lambda _: Layer(kernel_size=0),
+    "geometry-stride-dilation": lambda _: Layer(3, stride=2, dilation=2),
+    "geometry-padding": lambda _: Layer(3, padding="full"),
+    "geometry-too-short": lambda _: stack_geometry(
+        [Layer(3, name="first"), Layer(9, dilation=2, name="second")], 10),
+    "summary-no-shape": lambda _: dilated.summary(Conv1d(2, 2, 3)),
+    "model-unknown": lambda _: dilated.build_model("transformer"),
+    "model-option": lambda _: dilated.build_model("tcn", num_layers=3),
+    "model-window": lambda _: dilated.build_model("translob")(torch.zeros(1, 40, 50)),
+    "model-layout": lambda _: dilated.build_model("translob")(torch.zeros(1, 100, 40)),
+    "config-missing": lambda _: read_yaml("missing.yaml"),
+    "config-yaml": lambda tmp: read_yaml(write(tmp, "config.yaml", "layers: [unclosed\n")),
+    "config-layer-type": lambda _: build_stack([{"type": "conv2d", "channels": 3}], 2),
+    "config-layer-option": lambda _: build_stack([{"type": "conv1d", "channels": 3, "kernal_size": 3}], 2),
+    "config-input": lambda _: parse_input_shape("2,abc", "--input"),
+    "keras-missing-file": lambda _: resolve_target("missing.keras"),
+    "fi2010-truncated": lambda tmp: read_fi2010(fi2010_file(tmp, lambda lines: lines[:120]), progress=False),
+    "fi2010-cell": lambda tmp: read_fi2010(fi2010_file(tmp, replace_first_cell(5, "abc")), progress=False),
+    "fi2010-nan": lambda tmp: read_fi2010(fi2010_file(tmp, replace_first_cell(7, "nan")), progress=False),
+    "fi2010-horizon": lambda tmp: load_fi2010(fi2010_file(tmp).parent, horizon=15, progress=False),
+    "lobster-mismatch": short_lobster_messages,
+    "table-column": lambda tmp: table_dataset(write(tmp, "t.csv", "a,b\n1,2\n3,4\n"), target="c", features=["a"],
+                                              window=1),
+}
+
+ROWS = documented_rows()
+
+
+def test_every_documented_row_has_a_case_and_every_case_a_row():
+    assert set(ROWS) == set(CASES)
+
+
+@pytest.mark.parametrize("row", sorted(ROWS))
+def test_documented_error(row, tmp_path):
+    kind, message = ROWS[row]
+    exception = {"ValueError": ValueError, "TypeError": TypeError}[kind]
+    with pytest.raises(exception, match=re.escape(message)):
+        CASES[row](tmp_path)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["summary", "missing.yaml"], ROWS["config-missing"][1]),
+    (["summary", "seed-dilated", "--input", "2,abc"], ROWS["config-input"][1]),
+])
+def test_cli_prints_the_same_message_on_one_line(args, message):
+    result = subprocess.run([sys.executable, "-m", "dilated.cli", *args], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.startswith("dilated: error: ") and message in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
