@@ -152,12 +152,21 @@ def model_from_config(config: Mapping[str, Any], source: str = "config") -> Targ
     if "model" in config:
         from dilated.models import build_model, example_input_shape
 
-        spec = config["model"]
-        name, options = (spec, dict(config.get("options") or {})) if isinstance(spec, str) else (
-            spec.get("name"), {k: v for k, v in spec.items() if k != "name"})
+        name, options = _model_spec(config, source)
         model = build_model(name, **options)
         return Target(model, input_shape or tuple(example_input_shape(name, **options)), name)
     raise ValueError(f"{source}: expected 'layers:' (a stack) or 'model:' (a registered model name)")
+
+
+def _model_spec(config: Mapping[str, Any], source: str) -> tuple[str, dict[str, Any]]:
+    """``model: NAME`` with ``options: {...}``, or ``model: {name: NAME, ...options}``."""
+    spec, options = config["model"], config.get("options") or {}
+    if isinstance(spec, Mapping):
+        spec, options = spec.get("name"), {k: v for k, v in spec.items() if k != "name"}
+    if not isinstance(spec, str) or not isinstance(options, Mapping):
+        raise ValueError(f"{source}: expected 'model: NAME' with 'options: {{...}}' (or 'model: {{name: NAME, ...}}'); "
+                         f"got model={config['model']!r}")
+    return spec, {str(k): v for k, v in options.items()}
 
 
 def bundled_examples() -> dict[str, Path]:
