@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from dilated.keras_adapter import from_keras, to_channels_first
-from dilated.layers import AvgPool1d, Conv1d, Dense, MaxPool1d
+from dilated.keras_adapter import from_keras
+from dilated.layers import AvgPool1d, Conv1d, Dense, MaxPool1d, channels_first
 
 paddings = st.sampled_from(["causal", "same", "valid"])
 
@@ -20,7 +20,7 @@ def keras_output(model, x: np.ndarray) -> np.ndarray:
 
 def dilated_output(module: nn.Module, x: np.ndarray) -> np.ndarray:
     with torch.no_grad():
-        return module(to_channels_first(torch.from_numpy(x))).transpose(1, 2).numpy()
+        return module(channels_first(torch.from_numpy(x))).transpose(1, 2).numpy()
 
 
 @settings(max_examples=40)
@@ -34,7 +34,7 @@ def test_conv1d_equals_keras_conv1d(k, s, d, padding, c_in, c_out, length, group
     x = np.random.default_rng(k * 100 + length).standard_normal((2, length, c_in)).astype("float32")
     if padding == "valid" and length < d * (k - 1) + 1:
         with pytest.raises(ValueError, match="needs at least"):
-            Conv1d(c_in, c_out, k, s, d, padding, groups)(to_channels_first(torch.from_numpy(x)))
+            Conv1d(c_in, c_out, k, s, d, padding, groups)(channels_first(torch.from_numpy(x)))
         return
     expected = keras_output(layer, x)
     kernel, bias = (np.asarray(w) for w in layer.get_weights())

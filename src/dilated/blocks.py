@@ -19,17 +19,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from dilated.geometry import Layer
-from dilated.layers import Conv1d, Dense
-
-
-def channels_last(x: torch.Tensor) -> torch.Tensor:
-    """``(batch, channels, time) -> (batch, time, channels)``: the layout of attention, LSTMs and Keras."""
-    return x.transpose(1, 2)
-
-
-def channels_first(x: torch.Tensor) -> torch.Tensor:
-    """``(batch, time, channels) -> (batch, channels, time)``: the layout of every conv in ``dilated``."""
-    return x.transpose(1, 2)
+from dilated.layers import Conv1d, Dense, channels_first, channels_last  # noqa: F401 (re-exported)
 
 
 def path_geometry(modules: Iterable[nn.Module]) -> tuple[Layer, ...]:

@@ -2,7 +2,7 @@
 
 Optional dependency (``pip install "dilated[keras]"``). Keras is imported lazily; when ``KERAS_BACKEND`` is unset,
 the torch backend is chosen so that no TensorFlow is needed. Keras tensors are ``(batch, time, channels)``;
-``dilated`` layers are ``(batch, channels, time)``; :func:`to_channels_first` names that conversion.
+``dilated`` layers are ``(batch, channels, time)``; :func:`dilated.layers.channels_first` names that conversion.
 """
 
 from __future__ import annotations
@@ -100,11 +100,6 @@ def keras_summary(model: Any) -> Summary:
                     _count(model.trainable_weights), layout="(batch, time, channels)")
 
 
-def to_channels_first(x: torch.Tensor) -> torch.Tensor:
-    """Keras layout ``(batch, time, channels)`` to ``dilated`` layout ``(batch, channels, time)``."""
-    return x.transpose(1, 2)
-
-
 def _numpy(weight: Any) -> torch.Tensor:
     value = weight.numpy() if hasattr(weight, "numpy") else weight
     return torch.as_tensor(value.detach().cpu() if isinstance(value, torch.Tensor) else value)
@@ -145,7 +140,7 @@ def from_keras_layer(layer: Any) -> nn.Module:
 def from_keras(model: Any) -> nn.Sequential:
     """Convert a Keras ``Sequential`` stack into an ``nn.Sequential`` of ``dilated`` layers with the same weights.
 
-    The result takes ``(batch, channels, time)``: feed it ``to_channels_first(x)`` for a Keras input ``x``.
+    The result takes ``(batch, channels, time)``: feed it ``channels_first(x)`` for a Keras input ``x``.
     """
     return nn.Sequential(*(from_keras_layer(layer) for layer in _layers(model)))
 

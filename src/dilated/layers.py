@@ -17,6 +17,16 @@ from torch import nn
 from dilated.geometry import Layer, Padding, output_length, padding_amounts
 
 
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``(batch, channels, time) -> (batch, time, channels)``: the layout of attention, LSTMs and Keras."""
+    return x.transpose(1, 2)
+
+
+def channels_first(x: torch.Tensor) -> torch.Tensor:
+    """``(batch, time, channels) -> (batch, channels, time)``: the layout of every conv in ``dilated``."""
+    return x.transpose(1, 2)
+
+
 def _fixed_padding(geometry: Layer) -> tuple[int, int] | None:
     """The (left, right) padding when it does not depend on the input length, else ``None``."""
     if geometry.padding == "same" and geometry.stride > 1:
