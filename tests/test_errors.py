@@ -1,5 +1,6 @@
 """Every row of docs/errors.md: the documented exception and message, from the API (and the CLI for some)."""
 
+import copy
 import re
 import subprocess
 import sys
@@ -14,7 +15,10 @@ import dilated
 from dilated.config import build_stack, parse_input_shape, read_yaml, resolve_target
 from dilated.data import bundled_lobster_sample, load_fi2010, read_fi2010, read_lobster, table_dataset
 from dilated.geometry import Layer, stack_geometry
+from dilated.checkpoints import load_checkpoint, save_checkpoint
+from dilated.experiment import DEMO_CONFIG, apply_overrides, resolve_config
 from dilated.layers import Conv1d
+from dilated.training import check_finite
 
 DOC = Path(__file__).parent.parent / "docs" / "errors.md"
 
@@ -57,6 +61,25 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
+def demo_config_with(**training: object) -> dict:
+    config = copy.deepcopy(DEMO_CONFIG)
+    config["training"].update(training)
+    return config
+
+
+def nan_batch() -> None:
+    x = torch.zeros(4, 2, 5)
+    x[2, 1, 3] = float("nan")
+    check_finite(x, torch.zeros(4))
+
+
+def truncated_checkpoint(tmp_path: Path) -> None:
+    folder = save_checkpoint(tmp_path / "checkpoint", {"w": torch.ones(3)}, {"epoch": 1})
+    weights = next(folder.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-5])
+    load_checkpoint(folder)
+
+
 CASES: dict[str, Callable[[Path], object]] = {
     "conv-channels": lambda _: Conv1d(2, 4, 3)(torch.zeros(1, 3, 10)),
     "conv-rank": lambda _: Conv1d(2, 4, 3)(torch.zeros(2, 10)),
@@ -84,6 +107,11 @@ CASES: dict[str, Callable[[Path], object]] = {
     "fi2010-nan": lambda tmp: read_fi2010(fi2010_file(tmp, replace_first_cell(7, "nan")), progress=False),
     "fi2010-horizon": lambda tmp: load_fi2010(fi2010_file(tmp).parent, horizon=15, progress=False),
     "lobster-mismatch": short_lobster_messages,
+    "train-config-key": lambda _: resolve_config(demo_config_with(learning_rat=1)),
+    "train-override-section": lambda _: apply_overrides(copy.deepcopy(DEMO_CONFIG), ["trainig.lr=1"]),
+    "train-config-type": lambda _: resolve_config(apply_overrides(copy.deepcopy(DEMO_CONFIG), ["training.lr=abc"])),
+    "train-batch-nan": lambda _: nan_batch(),
+    "checkpoint-truncated": truncated_checkpoint,
     "table-column": lambda tmp: table_dataset(write(tmp, "t.csv", "a,b\n1,2\n3,4\n"), target="c", features=["a"],
                                               window=1),
 }
