@@ -1,0 +1,268 @@
+"""Streaming inference: microseconds per step, every method measured side by side in one run.
+
+    python benchmarks/streaming.py [--repeats 7] [--quick]
+
+Single-stream numbers use one thread (``torch.set_num_threads(1)``; the Numba kernel is serial for one stream).
+Each cell is the median over ``--repeats`` rounds; rounds interleave the methods so that load from other processes
+on a shared machine hits them alike. Columns:
+
+* naive: the model's forward on the last ``receptive_field`` inputs, keeping the last output (what a service
+  without streaming state does);
+* pytorch-tcn: ``pytorch_tcn.TCN(...).inference(x_t)``, its own streaming mode, on a model with the same weights
+  (checked equal to ours offline);
+* eager: :class:`dilated.streaming.Stream` (the model's forward with stateful convs);
+* fast: :class:`dilated.fast_stream.FastStream` through its torch API (``step``), and fast/np through its numpy API
+  (``step_numpy``).
+
+Then: candidate compilers of the step for the same TCN (TorchScript and ONNX Runtime on the pure step function),
+the flat-cost check (same depth and width, receptive field 127 -> 16,383) and the per-stream cost of 1,024
+streams stepped together. Benchmarks print ratios; tests never check time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from dilated.blocks import TemporalBlock
+from dilated.models import build_model
+from dilated.mulaw import one_hot
+from dilated.streaming import StepFunction, Stream
+
+try:
+    import numba
+
+    from dilated.fast_stream import FastStream
+except ImportError:  # pragma: no cover
+    numba = None
+
+
+def per_call_us(fn: Callable[[], object], calls: int) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls * 1e6
+
+
+def interleaved(methods: dict[str, tuple[Callable[[], object], int]], repeats: int) -> dict[str, float]:
+    """Median microseconds per call of each method; ``methods``: name -> (call, calls per round)."""
+    for fn, calls in methods.values():  # warm up (compilation, caches, page faults)
+        per_call_us(fn, max(1, calls // 4))
+    samples: dict[str, list[float]] = {name: [] for name in methods}
+    for _ in range(repeats):
+        for name, (fn, calls) in methods.items():
+            samples[name].append(per_call_us(fn, calls))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+class TCNStack(nn.Module):
+    """The TCN of :mod:`dilated.models.tcn` with chosen dilations (same depth and width, other receptive field)."""
+
+    def __init__(self, channels: int, kernel_size: int, dilations: list[int]) -> None:
+        super().__init__()
+        self.blocks = nn.Sequential(*(TemporalBlock(channels, channels, kernel_size, d) for d in dilations))
+        self.receptive_field = 1 + 2 * (kernel_size - 1) * sum(dilations)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(x)
+
+
+def pytorch_tcn_twin(model: nn.Module, channels: int, levels: int, kernel_size: int) -> nn.Module | None:
+    """A ``pytorch_tcn.TCN`` with our TCN's weights (weight norm g, v and biases), checked equal offline."""
+    try:
+        import pytorch_tcn
+    except ImportError:
+        return None
+    twin = pytorch_tcn.TCN(channels, [channels] * levels, kernel_size=kernel_size, dropout=0.0,
+                           use_norm="weight_norm", causal=True).eval()
+    with torch.no_grad():
+        for ours, theirs in zip(model.blocks, twin.network):
+            for a, b in ((ours.conv1, theirs.conv1), (ours.conv2, theirs.conv2)):
+                b.parametrizations.weight.original0.copy_(a.parametrizations.weight.original0)
+                b.parametrizations.weight.original1.copy_(a.parametrizations.weight.original1)
+                b.bias.copy_(a.bias)
+        x = torch.randn(1, channels, 300)
+        error = (twin(x) - model.eval()(x)).abs().max().item()
+    if error > 1e-5:
+        raise RuntimeError(f"pytorch-tcn twin differs from our TCN by {error}")
+    twin.reset_buffers()
+    return twin
+
+
+def single_stream_row(name: str, model: nn.Module, x_t: torch.Tensor, repeats: int, naive_calls: int,
+                      twin: nn.Module | None = None, kwargs: dict | None = None) -> dict[str, float]:
+    kwargs = kwargs or {}
+    rf = model.receptive_field
+    window = x_t.unsqueeze(-1).expand(*x_t.shape, rf).contiguous()
+    eager = Stream(model, 1)
+    methods: dict[str, tuple[Callable[[], object], int]] = {}
+
+    def naive() -> torch.Tensor:
+        with torch.inference_mode():
+            return model(window, **kwargs)[..., -1]
+
+    methods["naive"] = (naive, naive_calls)
+    if twin is not None:
+        step_in = x_t.unsqueeze(-1)
+
+        def pytorch_tcn_step() -> torch.Tensor:
+            with torch.inference_mode():
+                return twin.inference(step_in)
+
+        methods["pytorch-tcn"] = (pytorch_tcn_step, 100)
+    methods["eager"] = (lambda: eager.step(x_t, **kwargs), 100)
+    if numba is not None:
+        fast = FastStream(model, 1, fallback="raise")
+        fast.step(x_t, **kwargs)
+        methods["fast"] = (lambda: fast.step(x_t, **kwargs), 2000)
+        if not kwargs:
+            x_np = x_t.numpy()
+            methods["fast/np"] = (lambda: fast.step_numpy(x_np), 2000)
+    times = interleaved(methods, repeats)
+    times["rf"] = rf
+    return times
+
+
+def fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.1f}" if value < 1000 else f"{value:,.0f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="fewer and smaller models (a smoke run)")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    print(f"streaming benchmark: torch {torch.__version__}, numba {getattr(numba, '__version__', 'missing')}, "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
+          f"{os.getloadavg()[0]:.2f}; median of {args.repeats} interleaved rounds; single stream on 1 thread")
+
+    # -- single stream --------------------------------------------------------------------------------------------
+    channels, levels, k = 32, 10, 2
+    tcn = build_model("tcn", input_channels=channels, num_channels=(channels,) * levels, kernel_size=k,
+                      dropout=0.0).eval()
+    twin = pytorch_tcn_twin(tcn, channels, levels, k)
+    rows = [("TCN 10x32 k=2", single_stream_row("tcn", tcn, torch.randn(1, channels), args.repeats, 20, twin))]
+    if not args.quick:
+        wavenet = build_model("wavenet").eval()  # 3 stacks of 10 blocks, 32 residual / 256 skip, one-hot input
+        x_w = one_hot(torch.randint(0, 256, (1, 1)), 256)[..., 0]
+        rows.append(("WaveNet 30 blocks", single_stream_row("wavenet", wavenet, x_w, args.repeats, 3)))
+        wavenet_g = build_model("wavenet", global_channels=16).eval()
+        rows.append(("WaveNet 30 blocks + global cond.", single_stream_row(
+            "wavenet_g", wavenet_g, x_w, args.repeats, 3, kwargs={"global_condition": torch.randn(1, 16)})))
+    print("\nSingle stream, us per step (lower is better); ratios = other / fast")
+    header = ("model", "RF", "naive", "pytorch-tcn", "eager", "fast", "fast/np", "naive/fast", "pytorch-tcn/fast",
+              "eager/fast")
+    table = [header]
+    for name, t in rows:
+        fast = t.get("fast")
+        table.append((name, str(t["rf"]), fmt(t["naive"]), fmt(t.get("pytorch-tcn")), fmt(t["eager"]), fmt(fast),
+                      fmt(t.get("fast/np")),
+                      *(f"{t[key] / fast:,.0f}x" if fast and key in t else "-"
+                        for key in ("naive", "pytorch-tcn", "eager"))))
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for r in table:
+        print("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
+
+    # -- candidates for compiling the step ------------------------------------------------------------------------
+    print("\nCandidates for the compiled step, same TCN, us per step:")
+    x_t = torch.randn(1, channels)
+    fn = StepFunction(tcn, 1).eval()
+    state = fn.initial_state()
+    candidates: dict[str, tuple[Callable[[], object], int]] = {}
+    with torch.no_grad():
+        scripted = torch.jit.trace(fn, (x_t, *state), check_trace=False)
+    script_state = list(state)
+
+    def torchscript_step() -> None:
+        nonlocal script_state
+        with torch.no_grad():
+            _, *script_state = scripted(x_t, *script_state)
+
+    candidates["TorchScript (traced pure step)"] = (torchscript_step, 200)
+    try:
+        import onnxruntime as ort
+
+        from dilated.streaming import export_onnx
+        path = os.path.join(tempfile.mkdtemp(), "step.onnx")
+        export_onnx(tcn, path, x_t)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        names = [i.name for i in session.get_inputs()]
+        ort_state = [s.numpy() for s in state]
+        feed_x = x_t.numpy()
+
+        def ort_step() -> None:
+            nonlocal ort_state
+            _, *ort_state = session.run(None, {"x": feed_x, **dict(zip(names[1:], ort_state))})
+
+        candidates["ONNX Runtime (exported pure step)"] = (ort_step, 200)
+    except ImportError:
+        pass
+    if numba is not None:
+        fast = FastStream(tcn, 1, fallback="raise")
+        fast.step(x_t)
+        compiled = fast._current
+        xin = x_t.numpy().reshape(1, 1, -1)
+        candidates["Numba kernel, one call (numpy in/out)"] = (
+            lambda: compiled.run(compiled.mem, fast.ring, 0, xin, 1, 1), 5000)
+        candidates["Numba via FastStream.step (torch in/out)"] = (lambda: fast.step(x_t), 2000)
+    for name, value in interleaved(candidates, args.repeats).items():
+        print(f"  {name:45s} {value:10.1f}")
+
+    if numba is None:
+        print("\nnumba is not installed: no fast-path rows")
+        return
+
+    # -- flat cost in the receptive field ------------------------------------------------------------------------
+    print("\nFlat cost: fast path, 10 TCN blocks x 32 channels, kernel 2, only the dilations differ:")
+    patterns = {127: [1, 2, 4, 8, 16, 16, 8, 4, 2, 2], 2047: [2**i for i in range(10)],
+                16383: [1, 4, 16, 64, 256, 1024, 4096, 2048, 512, 170]}
+    flat: dict[str, tuple[Callable[[], object], int]] = {}
+    for rf, dilations in patterns.items():
+        model = TCNStack(channels, k, dilations).eval()
+        assert model.receptive_field == rf
+        s = FastStream(model, 1, fallback="raise")
+        s.step_many(torch.randn(1, channels, rf + 1))  # warm: every ring row written once
+        flat[str(rf)] = ((lambda s=s: s.step(x_t)), 3000)
+    flat_times = interleaved(flat, args.repeats)
+    for rf, value in flat_times.items():
+        print(f"  RF {int(rf):6,d}: {value:6.2f} us per step")
+    print(f"  ratio RF 16,383 / RF 127: {flat_times['16383'] / flat_times['127']:.2f}x (target < 1.5x)")
+
+    # -- many streams ---------------------------------------------------------------------------------------------
+    streams, cores = 1024, os.cpu_count() or 1
+    torch.set_num_threads(cores)
+    print(f"\n{streams:,} streams stepped together, TCN 10x32 k=2 (RF 2047), {cores} cores "
+          f"(load average before: {os.getloadavg()[0]:.2f}):")
+    xb = torch.randn(streams, channels)
+    threaded = FastStream(tcn, streams, fallback="raise", threads=cores)
+    serial = FastStream(tcn, streams, fallback="raise", threads=1)
+    for s in (threaded, serial):
+        s.step_many(torch.randn(streams, channels, 8))
+    many = {f"fast, {cores} threads": (lambda: threaded.step(xb), 20),
+            "fast, 1 thread": (lambda: serial.step(xb), 10)}
+    eager_many = Stream(tcn, streams)
+    many["eager, torch threads"] = (lambda: eager_many.step(xb), 1)
+    for name, value in interleaved(many, max(3, args.repeats // 2)).items():
+        print(f"  {name:22s} {value:12,.0f} us per step = {value / streams:8.3f} us per stream")
+    print(f"  (load average after: {os.getloadavg()[0]:.2f}; on a machine shared with other jobs the threaded "
+          "number needs a free core)")
+
+
+if __name__ == "__main__":
+    main()
