@@ -243,3 +243,16 @@ def test_wavenet_forecasts_sunspots_from_a_csv(tmp_path):
         rows = list(csv.DictReader(handle))
     first = rows[0]  # the window ending at row `sample` predicts the next row
     assert len(rows) == 30 and float(first["target"]) == sunspots["SUNACTIVITY"].iloc[int(first["sample"]) + 1]
+
+
+def test_demo_never_replaces_a_folder_it_did_not_make(tmp_path):
+    other_run = tmp_path / "my_run"
+    (other_run / "checkpoints").mkdir(parents=True)
+    (other_run / "config.yaml").write_text("model: tcn\n")
+    result = dilated("demo", "--run-dir", str(other_run), "--epochs", "1", cwd=tmp_path)
+    assert result.returncode == 2 and "not a demo run folder (nothing was changed in it)" in result.stderr
+    assert sorted(p.name for p in other_run.iterdir()) == ["checkpoints", "config.yaml"]
+    demo_dir = tmp_path / "demo"
+    assert dilated("demo", "--run-dir", str(demo_dir), "--epochs", "1", cwd=tmp_path).returncode == 0
+    again = dilated("demo", "--run-dir", str(demo_dir), "--epochs", "1", cwd=tmp_path)
+    assert again.returncode == 0 and "replacing the previous demo run" in again.stdout + again.stderr

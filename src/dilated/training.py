@@ -783,6 +783,9 @@ def prepare_run(config_path: str | None, overrides: list[str], run_dir: str | No
     return config, path, False
 
 
+DEMO_MARKER = ".dilated-demo"
+
+
 def demo(run_dir: str | Path = "runs/demo", max_epochs: int | None = None, progress: bool = True,
          echo: Callable[[str], None] = _echo) -> TrainResult | None:
     """The main job: TransLOB on the bundled LOBSTER sample (real AAPL data), evaluated on its test part.
@@ -797,14 +800,17 @@ def demo(run_dir: str | Path = "runs/demo", max_epochs: int | None = None, progr
         raw["training"]["max_epochs"] = max_epochs
     config = resolve_config(raw, "demo")
     path = Path(run_dir)
-    if (path / "config.yaml").is_file():
+    if (path / DEMO_MARKER).is_file():  # only a folder the demo made itself is replaced, never another run
         echo(f"replacing the previous demo run in {path}")
         for name in ("checkpoints", "plots"):
             shutil.rmtree(path / name, ignore_errors=True)
         for name in ("metrics.csv", "metrics.json", "test_metrics.csv"):
             (path / name).unlink(missing_ok=True)
     elif path.exists() and any(path.iterdir()):
-        raise ValueError(f"{path} exists and is not a dilated run folder; choose another --run-dir")
+        raise ValueError(f"{path} exists and is not a demo run folder (nothing was changed in it); choose another "
+                         "--run-dir")
+    path.mkdir(parents=True, exist_ok=True)
+    (path / DEMO_MARKER).write_text("made by `dilated demo`; the next demo run replaces this folder\n")
     data = config["data"]
     echo(f"dilated demo: TransLOB (Wallbridge 2020) on the bundled LOBSTER sample (AAPL, 2012-06-21, first 999 "
          f"events): up/stationary/down of the mean mid-price over the next {data['horizon']} events, from windows "
