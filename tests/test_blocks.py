@@ -8,13 +8,11 @@ from dilated.blocks import (
     GatedActivation,
     ResidualBlock,
     TemporalBlock,
-    channels_first,
-    channels_last,
     init_like_keras,
     path_geometry,
 )
 from dilated.geometry import Layer, receptive_field
-from dilated.layers import Conv1d, Dense
+from dilated.layers import Conv1d, Dense, channels_first, channels_last
 
 
 def test_layout_conversions_are_named_transposes():

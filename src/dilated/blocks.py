@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from dilated.geometry import Layer
-from dilated.layers import Conv1d, Dense, channels_first, channels_last  # noqa: F401 (re-exported)
+from dilated.layers import Conv1d, Dense
 
 
 def path_geometry(modules: Iterable[nn.Module]) -> tuple[Layer, ...]:

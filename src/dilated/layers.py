@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dilated.geometry import Layer, Padding, output_length, padding_amounts
+from dilated.geometry import Layer, Padding, padding_amounts
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -59,10 +59,6 @@ class _TimeAxisLayer(nn.Module):
     def padding_for(self, length: int) -> tuple[int, int]:
         """Zeros added (left, right) for an input of ``length`` steps."""
         return self._padding if self._padding is not None else padding_amounts(self.geometry, length)
-
-    def output_length(self, length: int) -> int:
-        """Number of output steps for ``length`` input steps (see :func:`dilated.geometry.output_length`)."""
-        return output_length(self.geometry, length)
 
 
 class Conv1d(_TimeAxisLayer):

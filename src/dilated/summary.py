@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from dilated.geometry import Layer, LayerKind, Padding, stack_geometry
+from dilated.geometry import Layer, LayerKind, Padding, format_padding, stack_geometry
 
 GLOBAL_MODULES = (nn.RNNBase, nn.MultiheadAttention, nn.Flatten, nn.TransformerEncoderLayer, nn.AdaptiveAvgPool1d,
                   nn.AdaptiveMaxPool1d)
@@ -49,13 +49,13 @@ class SummaryRow:
             g = layers[0]  # a uniform stack: "5x k=2 d=1,2,4,8,16 causal"
             dilations = ",".join(str(layer.dilation) for layer in layers)
             stride = f" s={g.stride}" if g.stride > 1 else ""
-            return f"{len(layers)}x k={g.kernel_size} d={dilations}{stride} {_padding_text(g.padding)}"
+            return f"{len(layers)}x k={g.kernel_size} d={dilations}{stride} {format_padding(g.padding)}"
         parts = []
         for g in layers:
             text = f"k={g.kernel_size}"
             text += f" d={g.dilation}" if g.dilation > 1 else ""
             text += f" s={g.stride}" if g.stride > 1 else ""
-            parts.append(f"{text} {_padding_text(g.padding)}")
+            parts.append(f"{text} {format_padding(g.padding)}")
         return ", ".join(parts)
 
 
@@ -80,10 +80,6 @@ class Summary:
 
     def __str__(self) -> str:
         return render(self)
-
-
-def _padding_text(padding: Padding) -> str:
-    return padding if isinstance(padding, str) else f"pad={padding}"
 
 
 def _torch_padding(padding: object) -> Padding:

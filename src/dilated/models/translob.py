@@ -34,8 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dilated.blocks import CausalConvStack, channels_last, init_like_keras
+from dilated.blocks import CausalConvStack, init_like_keras
 from dilated.geometry import Layer, receptive_field
+from dilated.layers import channels_last
 from dilated.models import register_model
 
 
