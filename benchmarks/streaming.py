@@ -252,14 +252,21 @@ def main() -> None:
     xb = torch.randn(streams, channels)
     threaded = FastStream(tcn, streams, fallback="raise", threads=cores)
     serial = FastStream(tcn, streams, fallback="raise", threads=1)
-    for s in (threaded, serial):
+    one_lane = FastStream(tcn, streams, fallback="raise", threads=cores, lanes=1)  # the stream-major layout
+    for s in (threaded, serial, one_lane):
         s.step_many(torch.randn(streams, channels, 8))
     many = {f"fast, {cores} threads": (lambda: threaded.step(xb), 20),
-            "fast, 1 thread": (lambda: serial.step(xb), 10)}
+            "fast, 1 thread": (lambda: serial.step(xb), 10),
+            f"fast, 1 lane, {cores} thr.": (lambda: one_lane.step(xb), 10)}
+    many_times = interleaved(many, max(3, args.repeats // 2))
+    # measured after, not interleaved: torch's OpenMP threads keep spinning on the cores after an eager step
     eager_many = Stream(tcn, streams)
-    many["eager, torch threads"] = (lambda: eager_many.step(xb), 1)
-    for name, value in interleaved(many, max(3, args.repeats // 2)).items():
+    many_times.update(interleaved({"eager, torch threads": (lambda: eager_many.step(xb), 1)}, 3))
+    for name, value in many_times.items():
         print(f"  {name:22s} {value:12,.0f} us per step = {value / streams:8.3f} us per stream")
+    print(f"  {threaded.lanes} streams per vector group vs one stream per lane: "
+          f"{many_times[f'fast, 1 lane, {cores} thr.'] / many_times[f'fast, {cores} threads']:.2f}x faster; "
+          f"target < 1 us per stream")
     print(f"  (load average after: {os.getloadavg()[0]:.2f}; on a machine shared with other jobs the threaded "
           "number needs a free core)")
 

@@ -139,14 +139,17 @@ def test_eager_stream_equals_offline_on_random_stacks(layers, c_in, batch, sizes
 
 
 @needs_numba
-@settings(max_examples=15)
-@given(st.lists(layer_spec, min_size=1, max_size=4), st.integers(1, 4), st.sampled_from([1, 3, 17]),
+@settings(max_examples=20)
+@given(st.lists(layer_spec, min_size=1, max_size=4), st.integers(1, 4), st.sampled_from([1, 3, 17, 130]),
        st.lists(st.integers(1, 9), min_size=1, max_size=3), st.integers(1, 25), st.integers(0, 10**6))
 def test_fast_stream_equals_eager_and_offline_on_random_stacks(layers, c_in, batch, sizes, length, seed):
     model = random_stack(layers, c_in, seed)
     x = torch.randn(batch, c_in, length, generator=torch.Generator().manual_seed(seed))
     fast = FastStream(model, batch, fallback="raise", parallel_threshold=16, threads=2)
-    fast.chunk = 4  # batch 17: two threads over blocks of 4 streams and a remainder
+    # batch 17: one stream per lane, two threads over blocks of 4 streams and a remainder; batch 130: groups of
+    # 128 lanes (the second padded with 126 idle streams), one group per block, one thread each
+    fast.chunk = 1 if fast.lanes > 1 else 4
+    assert fast.lanes == (128 if batch >= 128 else 1)
     got = run_in_chunks(fast, x, sizes)
     eager = run_in_chunks(Stream(model, batch), x, sizes)
     torch.testing.assert_close(got, eager, atol=TOL, rtol=TOL)
@@ -177,9 +180,11 @@ def test_streams_of_a_batch_are_independent():
 # --------------------------------------------------------------------------------------------------------------------
 
 def engines(model: nn.Module, batch: int):
+    """The eager engine and the compiled one, with one stream per lane and with groups of 128 lanes."""
     yield Stream(model, batch)
     if HAVE_NUMBA:
         yield FastStream(model, batch, fallback="raise")
+        yield FastStream(model, batch, fallback="raise", lanes=128)
 
 
 @pytest.mark.parametrize("head", [None, "every_step", "last_step"])
@@ -270,7 +275,8 @@ def test_state_restore_mid_stream_continues_identically(split, batch, seed):
     torch.manual_seed(seed)
     model = nn.Sequential(Residual(2, 4, 3, 3), Gated(4, 2, 5), Conv1d(4, 3, 4, dilation=2))
     x = torch.randn(batch, 2, 40)
-    kinds = [Stream] + ([lambda m, b: FastStream(m, b, fallback="raise")] if HAVE_NUMBA else [])
+    kinds = [Stream] + ([lambda m, b: FastStream(m, b, fallback="raise"),
+                         lambda m, b: FastStream(m, b, fallback="raise", lanes=128)] if HAVE_NUMBA else [])
     for make_first in kinds:
         first = make_first(model, batch)
         uninterrupted = torch.cat([first.step_many(x[..., :split]), first.step_many(x[..., split:])], -1)
@@ -531,14 +537,15 @@ class Codes(nn.Module):
 
 
 @needs_numba
-def test_fast_path_covers_norms_moves_reductions_and_integer_inputs():
+@pytest.mark.parametrize("lanes", [1, 128])
+def test_fast_path_covers_norms_moves_reductions_and_integer_inputs(lanes):
     torch.manual_seed(3)
     x = torch.randn(2, 3, 25)
     model = Mixed()
-    fast = FastStream(model, 2, fallback="raise")
+    fast = FastStream(model, 2, fallback="raise", lanes=lanes)
     torch.testing.assert_close(run_in_chunks(fast, x, [1, 6, 2]), offline(model, x), atol=TOL, rtol=TOL)
     codes = torch.randint(0, 10, (3, 20))
     model = Codes()
-    for s in engines(model, 3):
+    for s in [Stream(model, 3), FastStream(model, 3, fallback="raise", lanes=lanes)]:
         outs = [s.step(codes[:, t]).unsqueeze(-1) if t % 2 else s.step_many(codes[:, t:t + 1]) for t in range(20)]
         torch.testing.assert_close(torch.cat(outs, -1), offline(model, codes), atol=TOL, rtol=TOL)
