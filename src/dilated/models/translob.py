@@ -31,9 +31,9 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from dilated.attention import attention
 from dilated.blocks import CausalConvStack, init_like_keras
 from dilated.geometry import Layer, receptive_field
 from dilated.layers import channels_last
@@ -134,8 +134,7 @@ class SelfAttention(nn.Module):
         batch, steps, _ = x.shape
         q, k, v = (t.view(batch, steps, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
                    for t in self.qkv(x).chunk(3, dim=-1))
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
-                                           is_causal=self.causal, scale=self.scale)
+        y = attention(q, k, v, self.scale, self.causal, dropout=self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).reshape(batch, steps, self.num_heads * self.head_dim)  # heads concatenated
         return y if self.projection is None else self.projection(y)
 
