@@ -15,8 +15,9 @@ T=1000 (TCN test loss 3.5e-5, ~16K parameters). Settings from locuslab/TCN's scr
   12,530 parameters; Table 1 says ~16K). locuslab calls ``clip_grad_norm_`` before ``backward()``, where it clips
   nothing; here it is applied after, as intended (``--copy-clip 0`` turns it off).
 
-Both models get the same configuration, the same initial weights (``dilated``'s, copied into pytorch-tcn; its
-``init`` is ``normal(0, 0.01)`` on the conv weights, see ``dilated.blocks.TemporalBlock``), the same optimizer
+Both models get the same configuration, the same initial weights (``dilated``'s, copied into pytorch-tcn; by default
+the init locuslab's code ends up with, torch's default conv init under weight norm; ``--init normal`` draws every
+conv from ``normal(0, 0.01)`` as that code means to, see ``dilated.blocks.TemporalBlock``), the same optimizer
 settings and the same batches, in locuslab's order (the training set read front to back, epoch after epoch) from
 ``dilated.data.AddingProblem`` / ``CopyMemory`` with a fixed seed; the test set has another seed. They take turns
 step by step (which one goes first alternates), so load on the machine hits both alike. Each step (zero_grad,
@@ -44,12 +45,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
 import torch.nn.functional as F
-from dilated.references import HeadedTCN, copy_tcn_weights, pytorch_tcn_reference
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from dilated.data import AddingProblem, CopyMemory
 from dilated.models import build_model
+from dilated.references import HeadedTCN, copy_tcn_weights, pytorch_tcn_reference
 
 THRESHOLD = 1e-3
 
@@ -147,11 +148,11 @@ class Trainee:
         return self.last_eval
 
 
-def build_pair(task: Task, seed: int) -> tuple[nn.Module, nn.Module]:
+def build_pair(task: Task, seed: int, init: str) -> tuple[nn.Module, nn.Module]:
     """dilated's TCN and pytorch-tcn's with locuslab's head, with the same weights."""
     torch.manual_seed(seed)
     ours = build_model("tcn", input_channels=task.inputs, num_channels=task.channels, kernel_size=task.kernel,
-                       dropout=0.0, output_size=task.output_size, last_step_only=task.last_step_only)
+                       dropout=0.0, output_size=task.output_size, last_step_only=task.last_step_only, init=init)
     peer = HeadedTCN(pytorch_tcn_reference(task.inputs, task.channels, task.kernel, 0.0), task.channels[-1],
                      task.output_size, task.last_step_only)
     copy_tcn_weights(ours, peer)
@@ -174,8 +175,9 @@ def batches(dataset: Dataset, batch: int) -> Callable[[], tuple[torch.Tensor, to
     return next_batch
 
 
-def run_task(task: Task, seed: int, max_steps: int, minutes: float | None, eval_every: int, log: Callable) -> dict:
-    ours, peer = build_pair(task, seed)
+def run_task(task: Task, seed: int, init: str, max_steps: int, minutes: float | None, eval_every: int,
+             log: Callable) -> dict:
+    ours, peer = build_pair(task, seed, init)
     params = sum(p.numel() for p in ours.parameters())
     train, test_set = task.datasets(seed)
     test = list(DataLoader(test_set, batch_size=250))
@@ -234,6 +236,8 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, help="steps between test evaluations (default 100; 500 with --full)")
     parser.add_argument("--copy-clip", type=float, default=1.0, help="gradient-norm clip for copy memory (0: none)")
     parser.add_argument("--seed", type=int, default=1111, help="weights and training data (locuslab's 1111)")
+    parser.add_argument("--init", choices=["locuslab", "normal"], default="locuslab",
+                        help="TCN init (see dilated.blocks.TemporalBlock; default locuslab)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent.parent / "docs" / "results")
     parser.add_argument("--name", default="tcn_tasks", help="result file name (default tcn_tasks: .md and .csv)")
@@ -252,7 +256,8 @@ def main() -> None:
         max_steps = args.steps or task.paper_steps
         share = None if minutes is None else minutes * task.share / sum(TASKS[n].share for n in args.task)
         print(f"{task.title}: up to {max_steps} steps" + (f" or {share:.1f} minutes" if share else ""), flush=True)
-        results.append(run_task(task, args.seed, max_steps, share, eval_every, lambda s: print(s, flush=True)))
+        results.append(run_task(task, args.seed, args.init, max_steps, share, eval_every,
+                                lambda s: print(s, flush=True)))
 
     table, speed, rows = [], [], []
     for r in results:
@@ -273,7 +278,7 @@ def main() -> None:
                          "wall_s_to_mse_1e-3": round(t.reached[2], 2) if t.reached else "",
                          "train_cpu_s": round(t.cpu, 2), "train_wall_s": round(t.wall, 2),
                          "median_step_cpu_ms": round(statistics.median(t.step_cpu) * 1e3, 3),
-                         "seed": args.seed})
+                         "seed": args.seed, "init": args.init})
         speed.append((task.title, f"{ours.cpu:.0f} / {ours.wall:.0f}", f"{peer.cpu:.0f} / {peer.wall:.0f}",
                       f"{statistics.median(ours.step_cpu) * 1e3:.1f}", f"{statistics.median(peer.step_cpu) * 1e3:.1f}",
                       f"{statistics.median(peer.step_cpu) / statistics.median(ours.step_cpu):.2f}",
@@ -296,8 +301,8 @@ def main() -> None:
                  "right and guesses the 10 recalled digits (recall accuracy 1/8); below it the model has started to "
                  "remember. The paper's 3.5e-5 means near-perfect recall." if "copy" in args.task else "")
     body = "\n\n".join(filter(None, [
-        (f"Threads: {args.threads}; seed {args.seed} (weights, training data; test data seed {args.seed + 1}); test "
-        f"loss every {eval_every} steps; the models take turns on the same batches."),
+        (f"Threads: {args.threads}; seed {args.seed} (weights, training data; test data seed {args.seed + 1}); init "
+        f"`{args.init}`; test loss every {eval_every} steps; the models take turns on the same batches."),
         honesty,
         copy_note,
         markdown_table(["task", "implementation", "params", "steps done (of paper's)", "test loss", "paper",
@@ -317,6 +322,8 @@ def main() -> None:
         command += " --task " + " ".join(args.task)
     if args.eval_every:
         command += f" --eval-every {args.eval_every}"
+    if args.init != "locuslab":
+        command += f" --init {args.init}"
     title = "TCN paper tasks (Bai et al. 2018, Table 1): dilated vs pytorch-tcn"
     if args.name != "tcn_tasks":
         title += f" ({command.removeprefix('python benchmarks/tcn_tasks.py').strip()})"

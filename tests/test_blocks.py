@@ -88,9 +88,16 @@ def test_temporal_block_structure_weight_norm_and_init(cin, cout):
     assert "conv1.parametrizations.weight.original1" in names  # v
     assert isinstance(block.conv1, Conv1d) and block.conv1.geometry.padding == "causal"
     assert (block.downsample is not None) == (cin != cout)
-    # weight norm starts at g = ||v||, so the effective weight is the normal(0, 0.01) draw
-    wide = TemporalBlock(64, 64, kernel_size=4, dilation=1)
-    assert abs(wide.conv1.weight.std().item() - 0.01) < 0.001
+    # weight norm starts at g = ||v||, so the effective weight is the draw: torch's Kaiming-uniform by default
+    # (U(-b, b), b = 1 / sqrt(fan_in), as locuslab's code ends up with), normal(0, 0.01) with init="normal"
+    wide = TemporalBlock(64, 32, kernel_size=4, dilation=1)
+    bound = 1 / (64 * 4) ** 0.5
+    assert abs(wide.conv1.weight.std().item() - bound / 3**0.5) < 0.1 * bound
+    assert wide.conv1.weight.abs().max().item() <= bound
+    normal = TemporalBlock(64, 32, kernel_size=4, dilation=1, init="normal")
+    assert abs(normal.conv1.weight.std().item() - 0.01) < 0.001
+    for b in (wide, normal):  # the 1x1 conv is normal(0, 0.01) either way, as in locuslab's code
+        assert abs(b.downsample.weight.std().item() - 0.01) < 0.002
     x = torch.randn(2, cin, 30)
     res = x if block.downsample is None else block.downsample(x)
     inner = torch.relu(block.conv2(torch.relu(block.conv1(x))))

@@ -94,6 +94,7 @@ CASES: dict[str, Callable[[Path], object]] = {
     "summary-no-shape": lambda _: dilated.summary(Conv1d(2, 2, 3)),
     "model-unknown": lambda _: dilated.build_model("transformer"),
     "model-option": lambda _: dilated.build_model("tcn", num_layers=3),
+    "model-init": lambda _: dilated.build_model("tcn", init="xavier"),
     "model-window": lambda _: dilated.build_model("translob")(torch.zeros(1, 40, 50)),
     "model-layout": lambda _: dilated.build_model("translob")(torch.zeros(1, 100, 40)),
     "config-missing": lambda _: read_yaml("missing.yaml"),

@@ -13,6 +13,7 @@ is how :func:`dilated.summary.summary` lists it as one row and how models comput
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import Literal
 
 import torch
 from torch import nn
@@ -176,41 +177,55 @@ class ResidualBlock(nn.Module):
         return out, self.skip(z)
 
 
+TCNInit = Literal["locuslab", "normal"]
+
+
 class TemporalBlock(nn.Module):
     """TCN temporal block (Bai, Kolter & Koltun 2018, Fig. 1b; locuslab/TCN ``TemporalBlock``).
 
     Two dilated causal convs with weight normalisation, each followed by ReLU and dropout; the input, through a
     1x1 conv when the widths differ, is added and the sum goes through a final ReLU.
 
-    Initialisation follows locuslab: conv weights ``normal(0, init_std)``. They are drawn *before* weight
-    normalisation is applied, so the effective weights really are ``normal(0, init_std)`` (``g = ||v||``,
-    ``v = w``); locuslab draws them afterwards, where they are overwritten from ``g`` and ``v`` at the next
-    forward pass and only the 1x1 conv keeps them.
+    Initialisation (``init``):
+
+    * ``"locuslab"`` (default): what locuslab/TCN's code trains with, so what the paper's numbers come from:
+      torch's default conv init (Kaiming-uniform) under weight normalisation (``g = ||v||``), and
+      ``normal(0, init_std)`` for the 1x1 conv. locuslab's ``init_weights`` also draws the weight-normed convs
+      from ``normal(0, 0.01)``, but it does so after weight norm is applied, on a tensor that is recomputed from
+      ``g`` and ``v`` at the next forward pass, so that draw never takes effect.
+    * ``"normal"``: what that code means to do: every conv weight ``normal(0, init_std)``, drawn before weight
+      norm so that it holds. Eight levels of such small weights start the adding problem deep on its
+      MSE ~0.17 plateau (see ``docs/results/tcn_tasks.md``).
 
     Args:
         in_channels, out_channels: widths.
         kernel_size, dilation: of both convs.
         dropout: probability after each conv's ReLU.
-        init_std: standard deviation of the initial conv weights (``None``: torch's default init).
+        init: ``"locuslab"`` or ``"normal"``, see above.
+        init_std: standard deviation of the ``normal`` draws.
 
     Shapes:
         ``(batch, in_channels, time) -> (batch, out_channels, time)``; output ``t`` sees inputs ``<= t``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, dilation: int, dropout: float = 0.0,
-                 init_std: float | None = 0.01) -> None:
+                 init: TCNInit = "locuslab", init_std: float = 0.01) -> None:
         super().__init__()
-        self.conv1 = self._weight_normed(Conv1d(in_channels, out_channels, kernel_size, dilation=dilation), init_std)
+        if init not in ("locuslab", "normal"):
+            raise ValueError(f"init must be 'locuslab' or 'normal', got {init!r}")
+        conv_std = init_std if init == "normal" else None
+        self.conv1 = self._weight_normed(Conv1d(in_channels, out_channels, kernel_size, dilation=dilation), conv_std)
         self.relu1, self.dropout1 = nn.ReLU(), nn.Dropout(dropout)
-        self.conv2 = self._weight_normed(Conv1d(out_channels, out_channels, kernel_size, dilation=dilation), init_std)
+        self.conv2 = self._weight_normed(Conv1d(out_channels, out_channels, kernel_size, dilation=dilation), conv_std)
         self.relu2, self.dropout2 = nn.ReLU(), nn.Dropout(dropout)
         self.downsample = Dense(in_channels, out_channels) if in_channels != out_channels else None
-        if self.downsample is not None and init_std is not None:
+        if self.downsample is not None:
             nn.init.normal_(self.downsample.weight, 0.0, init_std)
         self.relu = nn.ReLU()
 
     @staticmethod
     def _weight_normed(conv: Conv1d, init_std: float | None) -> Conv1d:
+        """``conv`` under weight norm, its weight first drawn from ``normal(0, init_std)`` unless ``None``."""
         if init_std is not None:
             nn.init.normal_(conv.weight, 0.0, init_std)
         return weight_norm(conv)

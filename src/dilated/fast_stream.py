@@ -1184,7 +1184,7 @@ class FastStream:
             size += rows * conv.in_channels
         self.ring = np.empty(max(size * self.padded, 1), dtype=np.float32)  # per conv: (rows, groups, cin, lanes)
         self.ring.fill(0.0)  # touch every page now rather than on the first pass through the ring
-        self.chunk: int | None = None  # streams per block of the kernel's loop (default: see _chunk)
+        self.chunk: int | None = None  # groups of lanes per block of the kernel's loop (default: see _chunk)
         self.steps = 0
         self._programs: dict[Any, _Compiled] = {}
         self._current: _Compiled | None = None

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dilated.blocks import TemporalBlock, path_geometry
+from dilated.blocks import TCNInit, TemporalBlock, path_geometry
 from dilated.geometry import Layer, receptive_field
 from dilated.layers import Dense
 from dilated.models import covering_input_shape, register_model
@@ -28,6 +28,8 @@ class TCNConfig:
             copy-memory models); ``None`` returns the last level's features.
         last_step_only: apply the head to the last time step only (adding problem, sequential MNIST) instead of
             to every step (copy memory).
+        init: ``"locuslab"`` (the init locuslab's code ends up with, which the paper's results come from) or
+            ``"normal"`` (every conv ``normal(0, 0.01)``), see :class:`dilated.blocks.TemporalBlock`.
     """
 
     input_channels: int = 1
@@ -36,6 +38,7 @@ class TCNConfig:
     dropout: float = 0.05
     output_size: int | None = None
     last_step_only: bool = False
+    init: TCNInit = "locuslab"
 
     def __post_init__(self) -> None:
         self.num_channels = tuple(int(n) for n in self.num_channels)
@@ -47,6 +50,8 @@ class TCNConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.output_size is not None and self.output_size < 1:
             raise ValueError(f"output_size must be >= 1 or None, got {self.output_size}")
+        if self.init not in ("locuslab", "normal"):
+            raise ValueError(f"init must be 'locuslab' or 'normal', got {self.init!r}")
         if self.last_step_only and self.output_size is None:
             raise ValueError("last_step_only needs a head: set output_size")
 
@@ -71,7 +76,7 @@ class TCN(nn.Module):
         self.config = c = config or TCNConfig()
         widths = (c.input_channels, *c.num_channels)
         self.blocks = nn.ModuleList(
-            TemporalBlock(widths[i], widths[i + 1], c.kernel_size, dilation=2**i, dropout=c.dropout)
+            TemporalBlock(widths[i], widths[i + 1], c.kernel_size, dilation=2**i, dropout=c.dropout, init=c.init)
             for i in range(len(c.num_channels))
         )
         self.head = None
