@@ -45,6 +45,7 @@ def test_conv_length_matches_torch(k, s, d, p, length):
     assert output_length(layer, length) == expected
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")  # torch's own note on its copy
 @given(kernels, st.integers(1, 4), lengths)
 def test_torch_same_padding_matches_torch(k, d, length):
     conv = nn.Conv1d(1, 1, k, dilation=d, padding="same")
