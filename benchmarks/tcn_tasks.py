@@ -324,6 +324,8 @@ def main() -> None:
         command += f" --eval-every {args.eval_every}"
     if args.init != "locuslab":
         command += f" --init {args.init}"
+    if args.seed != 1111:
+        command += f" --seed {args.seed}"
     title = "TCN paper tasks (Bai et al. 2018, Table 1): dilated vs pytorch-tcn"
     if args.name != "tcn_tasks":
         title += f" ({command.removeprefix('python benchmarks/tcn_tasks.py').strip()})"
