@@ -9,8 +9,8 @@ activation, add/mul, channel gather, ...) with every weight pre-extracted (weigh
 * each causal conv keeps a ring of its last ``dilation * (kernel - 1) + 1`` inputs per stream, so a step reads
   ``kernel`` rows whatever the dilation: O(1) per step in the receptive field;
 * one stream is one call; a batch of streams runs one instruction at a time over blocks of streams (so the
-  instruction's weights stay in cache), split over threads (the kernel releases the GIL). From 128 streams on,
-  streams are laid out in groups of 128 lanes, value-major, so every instruction is a vector operation across
+  instruction's weights stay in cache), split over threads (the kernel releases the GIL). From 64 streams on,
+  streams are laid out in groups of 64 or 128 lanes, value-major, so every instruction is a vector operation across
   streams and a conv a small register-tiled matrix product (see :func:`_build_kernel`);
 * ReLUs are folded into the conv or addition before them, and values whose lifetimes do not overlap share
   memory (a 10-block TCN needs 160 floats per stream besides its rings);
@@ -547,7 +547,7 @@ def _build_kernel(lanes: int) -> Any:
 
 
 _KERNELS: dict[int, Any] = {}
-LANES = 128  # streams per vector group once a batch has this many (see _build_kernel)
+LANES = (128, 64)  # streams per vector group: the widest that the batch fills (see _build_kernel), else 1
 
 
 def _kernel(lanes: int) -> Any:
@@ -1160,7 +1160,8 @@ class FastStream:
         parallel_threshold: from this many streams on, they are split over ``threads`` threads (default: one per
             core).
         lanes: streams computed together by one vector instruction (see :func:`_build_kernel`); default
-            :data:`LANES` from that many streams on, else 1. The batch is padded to a multiple of it.
+            the widest of :data:`LANES` that the batch fills (128 from 128 streams on, 64 from 64), else 1. The
+            batch is padded to a multiple of it.
     """
 
     def __init__(self, model: nn.Module, batch_size: int = 1, fallback: Fallback = "warn",
@@ -1171,7 +1172,7 @@ class FastStream:
         self.model, self.batch_size, self.fallback = model, batch_size, fallback
         self.parallel_threshold = parallel_threshold
         self.threads = threads if threads is not None else (os.cpu_count() or 1)
-        self.lanes = lanes if lanes is not None else (LANES if batch_size >= LANES else 1)
+        self.lanes = lanes if lanes is not None else next((n for n in LANES if batch_size >= n), 1)
         self.padded = -(-batch_size // self.lanes) * self.lanes  # streams the kernel runs, a multiple of lanes
         self._engine = Stream(model, 1)  # traced and used as the reference; its state is never advanced
         self.rings: dict[str, tuple[int, int]] = {}
