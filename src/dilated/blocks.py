@@ -180,6 +180,12 @@ class ResidualBlock(nn.Module):
 TCNInit = Literal["locuslab", "normal"]
 
 
+def check_tcn_init(init: str) -> None:
+    """Refuse an unknown :class:`TemporalBlock` ``init`` with a message that lists the choices."""
+    if init not in ("locuslab", "normal"):
+        raise ValueError(f"init must be 'locuslab' or 'normal', got {init!r}")
+
+
 class TemporalBlock(nn.Module):
     """TCN temporal block (Bai, Kolter & Koltun 2018, Fig. 1b; locuslab/TCN ``TemporalBlock``).
 
@@ -211,8 +217,7 @@ class TemporalBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, dilation: int, dropout: float = 0.0,
                  init: TCNInit = "locuslab", init_std: float = 0.01) -> None:
         super().__init__()
-        if init not in ("locuslab", "normal"):
-            raise ValueError(f"init must be 'locuslab' or 'normal', got {init!r}")
+        check_tcn_init(init)
         conv_std = init_std if init == "normal" else None
         self.conv1 = self._weight_normed(Conv1d(in_channels, out_channels, kernel_size, dilation=dilation), conv_std)
         self.relu1, self.dropout1 = nn.ReLU(), nn.Dropout(dropout)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dilated.blocks import TCNInit, TemporalBlock, path_geometry
+from dilated.blocks import TCNInit, TemporalBlock, check_tcn_init, path_geometry
 from dilated.geometry import Layer, receptive_field
 from dilated.layers import Dense
 from dilated.models import covering_input_shape, register_model
@@ -50,8 +50,7 @@ class TCNConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.output_size is not None and self.output_size < 1:
             raise ValueError(f"output_size must be >= 1 or None, got {self.output_size}")
-        if self.init not in ("locuslab", "normal"):
-            raise ValueError(f"init must be 'locuslab' or 'normal', got {self.init!r}")
+        check_tcn_init(self.init)
         if self.last_step_only and self.output_size is None:
             raise ValueError("last_step_only needs a head: set output_size")
 
