@@ -24,7 +24,7 @@ import warnings
 import torch
 
 from dilated.models import build_model
-from dilated.mulaw import one_hot
+from dilated.models.mulaw import one_hot
 from dilated.streaming import generate
 
 

@@ -9,7 +9,7 @@
    * DeepLOB, the slowest training path (several times TransLOB's step): its forward turns the input image into
      NHWC memory (``torch.channels_last``) before the convs; "before" is the same layers on NCHW tensors, the
      previous forward, kept here as ``deeplob_forward_nchw``.
-   * TransLOB's attention, the largest cost of its step: ``dilated.attention`` (every ``(T, T) @ (T, D)`` product
+   * TransLOB's attention, the largest cost of its step: ``dilated.models.attention`` (every ``(T, T) @ (T, D)`` product
      computed transposed, see that module) against ``F.scaled_dot_product_attention``, the model's previous
      attention (``sdpa_attention``), and against the explicit masked-softmax formulation of the Keras reference
      (``math_attention``).
@@ -49,7 +49,7 @@ def deeplob_forward_nchw(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def sdpa_attention(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """TransLOB's ``SelfAttention.forward`` before ``dilated.attention``: PyTorch's fused kernel."""
+    """TransLOB's ``SelfAttention.forward`` before ``dilated.models.attention``: PyTorch's fused kernel."""
     batch, steps, _ = x.shape
     q, k, v = (t.view(batch, steps, self.num_heads, self.head_dim).transpose(1, 2)
                for t in self.qkv(x).chunk(3, dim=-1))  # (B, H, T, D)
@@ -154,7 +154,7 @@ def main() -> None:
     after.train(), before.train()
     result = interleaved({"before (NCHW)": train_step(before, lambda z: deeplob_forward_nchw(before, z), x, y),
                           "after (channels_last)": train_step(after, after, x, y)}, rounds, per_round)
-    # 2b. TransLOB: the reference's math attention and SDPA vs dilated.attention
+    # 2b. TransLOB: the reference's math attention and SDPA vs dilated.models.attention
     current, sdpa = twin("translob")
     _, math_model = twin("translob")
     with_attention(sdpa, sdpa_attention), with_attention(math_model, math_attention)
@@ -164,12 +164,12 @@ def main() -> None:
         for other in (sdpa, math_model):
             torch.testing.assert_close(current(x), other(x), atol=1e-5, rtol=1e-4)
     names = {"math attention (reference formulation)": math_model, "SDPA (before)": sdpa,
-             "dilated.attention (current)": current}
+             "dilated.models.attention (current)": current}
     for model in names.values():
         model.train()
     result_attention = interleaved({name: train_step(model, model, x, y) for name, model in names.items()}, rounds,
                                    per_round)
-    current_name = "dilated.attention (current)"
+    current_name = "dilated.models.attention (current)"
     pairs = [("DeepLOB train step", result)] + [
         ("TransLOB train step", {name: result_attention[name], current_name: result_attention[current_name]})
         for name in names if name != current_name]
@@ -187,7 +187,7 @@ def main() -> None:
     comparison = markdown_table(["path", "before", "ms", "after", "ms", "speed-up (before / after)",
                                  "per-round range"], table)
     headline = (f"DeepLOB train step {table[0][5]}x faster with channels_last memory; TransLOB train step "
-                f"{table[2][5]}x faster with dilated.attention than with SDPA ({table[1][5]}x than the reference's "
+                f"{table[2][5]}x faster with dilated.models.attention than with SDPA ({table[1][5]}x than the reference's "
                 "math attention)")
     body = "\n\n".join([
         (f"Threads: {args.threads}; batch {BATCH}; profiles over {profiled} steps; before/after: {rounds} rounds x "
@@ -203,7 +203,7 @@ def main() -> None:
         ("* **TransLOB**: attention over 100 steps with heads of 5 features was the largest cost (PyTorch's fused "
         "`_scaled_dot_product_flash_attention_for_cpu`, forward and backward, about half of a step). The products "
         "whose result is only 5 wide (`weights @ v` and three in the backward) ran at a few GFLOP/s; "
-        "`dilated.attention` computes each of them transposed, so the BLAS produces a 100-wide result (4x faster "
+        "`dilated.models.attention` computes each of them transposed, so the BLAS produces a 100-wide result (4x faster "
         "per product), with a hand-written backward: the speed-up above, same outputs to float rounding. "
         "What remains is the softmax and its backward over the `(96, 100, 100)` logits and many small ops (FFN "
         "matmuls, layer norms, conv backward, Adam's per-parameter loop)."),

@@ -33,9 +33,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from dilated.blocks import TemporalBlock
+from dilated.models.blocks import TemporalBlock
 from dilated.models import build_model
-from dilated.mulaw import one_hot
+from dilated.models.mulaw import one_hot
 from dilated.streaming import StepFunction, Stream
 
 try:

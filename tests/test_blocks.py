@@ -3,7 +3,7 @@ import torch
 from test_models_common import assert_causal
 from torch import nn
 
-from dilated.blocks import (
+from dilated.models.blocks import (
     CausalConvStack,
     GatedActivation,
     ResidualBlock,

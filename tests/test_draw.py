@@ -14,8 +14,8 @@ from PIL import Image
 from torch import nn
 
 from dilated.cli import main
-from dilated.config import resolve_target
-from dilated.draw import MAX_STEPS, compare, draw, layout
+from dilated.targets import resolve_target
+from dilated.diagrams import MAX_STEPS, compare, draw, layout
 from dilated.geometry import Layer, causal_stack, dependencies, stack_geometry
 from dilated.layers import Conv1d, Dense
 

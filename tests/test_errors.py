@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import dilated
-from dilated.config import build_stack, parse_input_shape, read_yaml, resolve_target
+from dilated.targets import build_stack, parse_input_shape, read_yaml, resolve_target
 from dilated.data import bundled_lobster_sample, load_fi2010, read_fi2010, read_lobster, table_dataset
 from dilated.geometry import Layer, stack_geometry
 from dilated.checkpoints import load_checkpoint, save_checkpoint

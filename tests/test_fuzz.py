@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from dilated.config import build_stack, model_from_config, read_yaml
+from dilated.targets import build_stack, model_from_config, read_yaml
 from dilated.data import bundled_lobster_sample, read_fi2010, read_lobster
 from dilated.geometry import Layer, stack_geometry
-from dilated.summary import summary
+from dilated.summaries import summary
 
 DOCUMENTED = (ValueError, TypeError)
 FUNCTION_SCOPED = [HealthCheck.function_scoped_fixture]

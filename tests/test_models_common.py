@@ -15,7 +15,7 @@ from dilated.models import (
     example_input_shape,
     model_options,
 )
-from dilated.summary import summary
+from dilated.summaries import summary
 
 
 def assert_causal(module, x: torch.Tensor, t: int) -> None:

@@ -6,7 +6,7 @@ from test_models_common import assert_causal, overfit
 
 from dilated.layers import Conv1d
 from dilated.models import WaveNet, WaveNetConfig, build_model
-from dilated.mulaw import one_hot
+from dilated.models.mulaw import one_hot
 
 
 @pytest.mark.parametrize("layers, stacks, kernel, input_kernel", [(10, 3, 2, 2), (4, 2, 3, 2), (1, 1, 2, 5),

@@ -19,7 +19,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from dilated.layers import Conv1d, Dense, MaxPool1d
 from dilated.models import build_model
-from dilated.mulaw import one_hot
+from dilated.models.mulaw import one_hot
 from dilated.streaming import StepFunction, Stream, WindowStream, generate, stream
 
 try:

@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from dilated.config import resolve_target
+from dilated.targets import resolve_target
 from dilated.layers import Conv1d, Dense
-from dilated.summary import summary
+from dilated.summaries import summary
 
 SEED = {
     "dilated": dict(shapes=[(None, 5, 200), (None, 5, 200), (None, 1, 200)], fields=[9, 25, 25], jumps=[1, 1, 1]),

@@ -6,13 +6,13 @@ diagrams with receptive fields, the WaveNet, TCN, TransLOB and DeepLOB models, a
 ``(batch, channels, time)``.
 """
 
-from dilated.draw import compare, draw
+from dilated.diagrams import compare, draw
 from dilated.layers import AvgPool1d, Conv1d, Dense, MaxPool1d
 from dilated.models import (TCN, DeepLOB, TransLOB, WaveNet, available_models, build_model, example_input_shape,
                             register_model)
-from dilated.mulaw import mu_law_decode, mu_law_encode
+from dilated.models.mulaw import mu_law_decode, mu_law_encode
 from dilated.streaming import Stream, WindowStream, generate, stream
-from dilated.summary import Summary, summary
+from dilated.summaries import Summary, summary
 
 __version__ = "0.1.0"
 

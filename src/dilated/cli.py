@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from dilated.config import parse_input_shape, resolve_target
+from dilated.targets import parse_input_shape, resolve_target
 
 TARGET_HELP = """\
 TARGET is one of:
@@ -33,7 +33,7 @@ Keras spellings work too: filters, strides, dilation_rate, pool_size.
 
 
 def _summary(args: argparse.Namespace) -> int:
-    from dilated.summary import summary
+    from dilated.summaries import summary
 
     target = resolve_target(args.target, parse_input_shape(args.input, "--input") if args.input else None)
     if target.input_shape is None and not _is_keras(target.model):
@@ -45,7 +45,7 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def _draw(args: argparse.Namespace) -> int:
-    from dilated.draw import compare, draw
+    from dilated.diagrams import compare, draw
 
     shape = parse_input_shape(args.input, "--input") if args.input else None
     if args.compare and args.animate:

@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from dilated.config import read_yaml
+from dilated.targets import read_yaml
 
 
 class _Required:

@@ -16,7 +16,7 @@ from torch import nn
 
 from dilated.geometry import Layer, LayerKind
 from dilated.layers import AvgPool1d, Conv1d, Dense, MaxPool1d
-from dilated.summary import Entry, Summary, assemble
+from dilated.summaries import Entry, Summary, assemble
 
 GLOBAL_LAYERS = ("Flatten", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "LSTM", "GRU", "SimpleRNN", "RNN",
                  "Bidirectional", "MultiHeadAttention", "Attention")

@@ -23,7 +23,7 @@ from typing import Any
 
 from dilated.atomic import atomic_write_json, atomic_write_text
 from dilated.checkpoints import MANIFEST_FILE, CheckpointError, find_checkpoints, latest_checkpoint, load_weights
-from dilated.config import read_yaml
+from dilated.targets import read_yaml
 from dilated.experiment import dump_config, resolve_config
 from dilated.metrics import format_metrics, scalar_metrics
 

@@ -37,7 +37,7 @@ from torch import nn
 
 from dilated.geometry import Layer, padding_amounts
 from dilated.layers import Conv1d
-from dilated.summary import geometry_of
+from dilated.analysis import geometry_of
 
 Backend = Literal["auto", "eager", "fast"]
 STEPS_KEY = "steps"
@@ -551,7 +551,7 @@ def generate(wavenet: nn.Module, n_samples: int, batch_size: int = 1, temperatur
              generator: torch.Generator | None = None, backend: Backend = "auto") -> torch.Tensor:
     """Sample mu-law codes autoregressively from a categorical WaveNet with the streaming engine.
 
-    Each step feeds the one-hot of the previous code (:func:`dilated.mulaw.one_hot`), samples the next code from
+    Each step feeds the one-hot of the previous code (:func:`dilated.models.mulaw.one_hot`), samples the next code from
     ``softmax(logits / temperature)`` (by the Gumbel-max trick; ``temperature=0``: argmax) and feeds it back.
 
     Args:
@@ -565,7 +565,7 @@ def generate(wavenet: nn.Module, n_samples: int, batch_size: int = 1, temperatur
         backend: see :func:`stream`.
 
     Returns:
-        int64 codes ``(batch, n_samples)``; :func:`dilated.mulaw.mu_law_decode` turns them into audio.
+        int64 codes ``(batch, n_samples)``; :func:`dilated.models.mulaw.mu_law_decode` turns them into audio.
     """
     config = wavenet.config
     if config.output != "categorical":

@@ -758,7 +758,7 @@ def prepare_run(config_path: str | None, overrides: list[str], run_dir: str | No
     extra processes of a multi-process run find the folder in ``$DILATED_RUN_DIR``, which :func:`train` sets while
     Lightning launches them.
     """
-    from dilated.config import read_yaml
+    from dilated.targets import read_yaml
     from dilated.experiment import apply_overrides, load_config, resolve_config
     from dilated.runs import default_run_dir
 

@@ -29,10 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dilated.blocks import init_like_keras, path_geometry
+from dilated.models.blocks import init_like_keras, path_geometry
 from dilated.geometry import Layer, padding_amounts, receptive_field
 from dilated.layers import channels_last
-from dilated.models import register_model
+from dilated.models._registry import register_model
 
 
 @dataclass

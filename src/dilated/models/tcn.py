@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dilated.blocks import TCNInit, TemporalBlock, check_tcn_init, path_geometry
+from dilated.models.blocks import TCNInit, TemporalBlock, check_tcn_init, path_geometry
 from dilated.geometry import Layer, receptive_field
 from dilated.layers import Dense
-from dilated.models import covering_input_shape, register_model
+from dilated.models._registry import covering_input_shape, register_model
 
 
 @dataclass
@@ -29,7 +29,7 @@ class TCNConfig:
         last_step_only: apply the head to the last time step only (adding problem, sequential MNIST) instead of
             to every step (copy memory).
         init: ``"locuslab"`` (the init locuslab's code ends up with, which the paper's results come from) or
-            ``"normal"`` (every conv ``normal(0, 0.01)``), see :class:`dilated.blocks.TemporalBlock`.
+            ``"normal"`` (every conv ``normal(0, 0.01)``), see :class:`dilated.models.blocks.TemporalBlock`.
     """
 
     input_channels: int = 1

@@ -33,11 +33,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dilated.attention import attention
-from dilated.blocks import CausalConvStack, init_like_keras
+from dilated.models.attention import attention
+from dilated.models.blocks import CausalConvStack, init_like_keras
 from dilated.geometry import Layer, receptive_field
 from dilated.layers import channels_last
-from dilated.models import register_model
+from dilated.models._registry import register_model
 
 
 @dataclass
@@ -168,7 +168,7 @@ class TransLOB(nn.Module):
 
     Layout: the paper and the Keras reference take windows ``(batch, 100, 40)`` (events, features). Here the input
     is channels-first like every model in ``dilated``: ``(batch, 40, 100)`` = ``paper_input.transpose(1, 2)``.
-    The convs run on ``(B, C, T)``; :func:`dilated.blocks.channels_last` then turns the features to
+    The convs run on ``(B, C, T)``; :func:`dilated.models.blocks.channels_last` then turns the features to
     ``(B, T, C)`` for the layer norm and the transformer, matching the reference's flatten order.
 
     ``receptive_field`` is that of the convolutional module (32 events): each per-event feature fed to attention

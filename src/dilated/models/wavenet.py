@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dilated.blocks import ResidualBlock, path_geometry
+from dilated.models.blocks import ResidualBlock, path_geometry
 from dilated.geometry import Layer, receptive_field
 from dilated.layers import Conv1d, Dense
-from dilated.models import covering_input_shape, register_model
+from dilated.models._registry import covering_input_shape, register_model
 
 Output = Literal["categorical", "gaussian", "regression"]
 OUTPUT_CHANNELS = {"gaussian": 2, "regression": 1}
@@ -36,7 +36,7 @@ class WaveNetConfig:
             and log-scale of a normal, 2 channels) or ``"regression"`` (one value).
         quantization_channels: number of mu-law codes (256 = ``mu + 1`` with ``mu = 255``).
         input_channels: channels of the input; ``None`` means ``quantization_channels`` (one-hot codes, see
-            :func:`dilated.mulaw.one_hot`) for ``"categorical"`` and 1 (raw samples) otherwise.
+            :func:`dilated.models.mulaw.one_hot`) for ``"categorical"`` and 1 (raw samples) otherwise.
         global_channels: size of the per-sequence global conditioning vector (0: none), e.g. a speaker embedding.
         local_channels: channels of the local conditioning sequence (0: none), e.g. linguistic features.
         upsample_factor: input steps per local-conditioning step.
@@ -100,7 +100,7 @@ class WaveNet(nn.Module):
     conditioning at the input rate passes ``local_upsampled=True``.
 
     Args:
-        x: ``(batch, input_channels, time)``: one-hot mu-law codes (:func:`dilated.mulaw.one_hot`) for the
+        x: ``(batch, input_channels, time)``: one-hot mu-law codes (:func:`dilated.models.mulaw.one_hot`) for the
             categorical output, raw samples otherwise.
         global_condition: ``(batch, global_channels)`` when ``global_channels > 0``.
         local_condition: ``(batch, local_channels, time // upsample_factor)``, or ``(batch, local_channels, time)``

@@ -7,7 +7,7 @@ reader sees why a padded layer keeps the length; strided and pooled layers have 
 inputs it reads (its last input for a causal layer, their centre otherwise). Beyond ``max_steps`` input steps
 only a window of the input is drawn, and the title says so::
 
-    from dilated.draw import draw
+    from dilated.diagrams import draw
     from dilated.geometry import causal_stack
     draw(causal_stack(2, [1, 2, 4, 8]), 16, path="wavenet.png")      # the WaveNet figure
     draw(model, 64, path="tree.gif", animate=True)                  # outputs light up one after another
@@ -18,7 +18,7 @@ SVG or GIF (with Pillow), chosen by the file extension. The same drawing is ``di
 
 The README images are made by one command, from the repository root::
 
-    python -m dilated.draw docs/images
+    python -m dilated.diagrams docs/images
 """
 
 from __future__ import annotations
@@ -330,7 +330,7 @@ class _Stack:
 def _stack_of(model_or_layers: Any, input_length: int | None = None,
              input_shape: Sequence[int] | None = None) -> _Stack:
     """The time-axis layers (and row labels) of a list of ``Layer``s, a torch module, a Keras model or a
-    :class:`dilated.config.Target`, and the input length to draw them with."""
+    :class:`dilated.targets.Target`, and the input length to draw them with."""
     if isinstance(model_or_layers, Layer):
         model_or_layers = [model_or_layers]
     if isinstance(model_or_layers, Sequence) and all(isinstance(x, Layer) for x in model_or_layers):
@@ -341,9 +341,9 @@ def _stack_of(model_or_layers: Any, input_length: int | None = None,
         layers = list(model_or_layers)
         return _Stack(layers, [_layer_name(layer, i) for i, layer in enumerate(layers)], input_length, "stack")
 
-    from dilated.config import Target
+    from dilated.targets import Target
     from dilated.keras_adapter import is_keras_model
-    from dilated.summary import summary
+    from dilated.summaries import summary
 
     name = None
     if isinstance(model_or_layers, Target):
@@ -404,7 +404,7 @@ def draw(model_or_layers: Any, input_length: int | None = None, *, path: str | P
 
     Args:
         model_or_layers: a list of :class:`dilated.geometry.Layer`, a torch module (its geometry is read with
-            :func:`dilated.summary.summary`), a Keras model or a :class:`dilated.config.Target`.
+            :func:`dilated.summaries.summary`), a Keras model or a :class:`dilated.targets.Target`.
         input_length: input steps to draw (default: the model's input shape). Beyond ``max_steps`` only a window
             that covers the output's field is drawn, and the title says so.
         path: the file to write; its extension picks the format.
@@ -669,9 +669,9 @@ def readme_images(folder: str | Path = "docs/images", input_length: int = 32) ->
     """Write the README's diagrams of the bundled seed stacks into ``folder``; returns the files written.
 
     ``seed_compare.png`` (the dilated stack beside the strided one), ``seed_dilated.gif`` (its outputs lighting
-    up one after another) and ``seed_dilated.svg``. Run ``python -m dilated.draw docs/images``.
+    up one after another) and ``seed_dilated.svg``. Run ``python -m dilated.diagrams docs/images``.
     """
-    from dilated.config import resolve_target
+    from dilated.targets import resolve_target
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -20,10 +20,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from dilated.geometry import Layer, LayerKind, Padding, format_padding, stack_geometry
-
-GLOBAL_MODULES = (nn.RNNBase, nn.MultiheadAttention, nn.Flatten, nn.TransformerEncoderLayer, nn.AdaptiveAvgPool1d,
-                  nn.AdaptiveMaxPool1d)
+from dilated.analysis import geometry_of
+from dilated.geometry import Layer, LayerKind, format_padding, stack_geometry
 
 
 @dataclass(frozen=True)
@@ -80,41 +78,6 @@ class Summary:
 
     def __str__(self) -> str:
         return render(self)
-
-
-def _torch_padding(padding: object) -> Padding:
-    if isinstance(padding, str):
-        return padding
-    value = padding[0] if isinstance(padding, tuple) else padding
-    return int(value)
-
-
-def _first(value: object) -> int:
-    return int(value[0]) if isinstance(value, tuple) else int(value)
-
-
-def geometry_of(module: nn.Module) -> tuple[tuple[Layer, ...], LayerKind]:
-    """The time-axis layers of one module and its kind (``conv``, ``maxpool``, ``pointwise``, ``global``...)."""
-    declared = getattr(module, "geometry", None)
-    if isinstance(declared, Layer):
-        return (declared,), declared.kind
-    if isinstance(declared, Sequence):
-        layers = tuple(declared)
-        return layers, ("conv" if layers else "pointwise")
-    name = type(module).__name__
-    if isinstance(module, nn.Conv1d | nn.Conv2d):
-        layer = Layer(_first(module.kernel_size), _first(module.stride), _first(module.dilation),
-                      _torch_padding(module.padding), "conv", name, "torch")
-        return (layer,), "conv"
-    if isinstance(module, nn.MaxPool1d | nn.MaxPool2d | nn.AvgPool1d | nn.AvgPool2d):
-        kind: LayerKind = "maxpool" if isinstance(module, nn.MaxPool1d | nn.MaxPool2d) else "avgpool"
-        stride = module.stride if module.stride is not None else module.kernel_size
-        layer = Layer(_first(module.kernel_size), _first(stride), _first(getattr(module, "dilation", 1)),
-                      _torch_padding(module.padding), kind, name, "torch", bool(module.ceil_mode))
-        return (layer,), kind
-    if isinstance(module, GLOBAL_MODULES):
-        return (), "global"
-    return (), "pointwise"
 
 
 def _rows(model: nn.Module) -> list[tuple[str, nn.Module]]:

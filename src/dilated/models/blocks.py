@@ -6,7 +6,7 @@ each step alone. A streaming engine can therefore run a block step by step by sw
 for a ring-buffered one.
 
 Each block exposes ``geometry``: the :class:`~dilated.geometry.Layer` s on its longest time path, in order, which
-is how :func:`dilated.summary.summary` lists it as one row and how models compute their receptive field
+is how :func:`dilated.summaries.summary` lists it as one row and how models compute their receptive field
 (:func:`path_geometry` plus :func:`dilated.geometry.receptive_field`).
 """
 
