@@ -23,13 +23,11 @@ import argparse
 import csv
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 CONFIG = "configs/translob_lobster_demo.yaml"
 MODEL_OVERRIDES = {
@@ -91,7 +89,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out-dir", type=Path, default=ROOT / "docs" / "results")
     args = parser.parse_args()
-    from run_all import markdown_table, write_result
+    from common import markdown_table, write_result
 
     horizons, seeds, epochs = ([10], [0], 2) if args.quick else (args.horizons, args.seeds, args.epochs)
     started = time.perf_counter()

@@ -21,13 +21,10 @@ Outputs of each pair are checked equal (to float rounding) before timing. Writes
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import types
 from collections.abc import Callable
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
 import torch.nn.functional as F
@@ -126,7 +123,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="steps per variant per round")
     parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent.parent / "docs" / "results")
     args = parser.parse_args()
-    from run_all import interleaved, markdown_table, write_result
+    from common import interleaved, markdown_table, write_result
 
     torch.set_num_threads(args.threads)
     rounds, per_round, profiled = (3, 2, 3) if args.quick else (args.rounds, args.steps, 20)

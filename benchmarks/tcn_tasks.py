@@ -36,21 +36,19 @@ import argparse
 import dataclasses
 import math
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+import common  # noqa: F401  (puts tests/references.py on the path)
 from dilated.data import AddingProblem, CopyMemory
 from dilated.models import build_model
-from dilated.references import HeadedTCN, copy_tcn_weights, pytorch_tcn_reference
+from references import HeadedTCN, copy_tcn_weights, pytorch_tcn_reference
 
 THRESHOLD = 1e-3
 
@@ -242,7 +240,7 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent.parent / "docs" / "results")
     parser.add_argument("--name", default="tcn_tasks", help="result file name (default tcn_tasks: .md and .csv)")
     args = parser.parse_args()
-    from run_all import markdown_table, write_result
+    from common import markdown_table, write_result
 
     torch.set_num_threads(args.threads)
     minutes = None if (args.full or args.steps) else (1.0 if args.quick else args.minutes)

@@ -34,7 +34,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 import torch
@@ -50,9 +49,10 @@ BATCH = 32
 def translob_steps(seed: int) -> dict[str, Callable[[], object]]:
     """Train steps of dilated's TransLOB and the Keras reference (torch backend), same weights and batch."""
     import keras
-    from dilated.references import keras_translob, load_keras_translob_weights
 
+    import common  # noqa: F401  (puts tests/references.py on the path)
     from dilated.models import TransLOB
+    from references import keras_translob, load_keras_translob_weights
 
     torch.manual_seed(seed)
     keras.utils.set_random_seed(seed)
@@ -106,9 +106,9 @@ TCN_CONFIGS = {  # name: (input channels, channels, kernel, time steps, output s
 
 def tcn_steps(config: tuple, seed: int) -> dict[str, Callable[[], object]]:
     """Train steps of dilated's TCN and pytorch_tcn.TCN with locuslab's head, same configuration and weights."""
-    from dilated.references import HeadedTCN, copy_tcn_weights, pytorch_tcn_reference
-
+    import common  # noqa: F401  (puts tests/references.py on the path)
     from dilated.models import build_model
+    from references import HeadedTCN, copy_tcn_weights, pytorch_tcn_reference
 
     inputs, channels, kernel, length, out, last, batch = config
     torch.manual_seed(seed)
@@ -175,7 +175,9 @@ def tf_worker_main(threads: int, seed: int) -> None:
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     import keras
-    from dilated.references import keras_translob
+
+    import common  # noqa: F401  (puts tests/references.py on the path)
+    from references import keras_translob
 
     keras.utils.set_random_seed(seed)
     reference, _ = keras_translob(share_weights=True)
@@ -209,9 +211,9 @@ def main() -> None:
     if args.tf_worker:
         tf_worker_main(args.threads, args.seed)
         return
+    from common import interleaved, markdown_table, speedup, write_result
     from conv1d import CONFIGS as CONV_CONFIGS
     from conv1d import measure as conv_measure
-    from run_all import interleaved, markdown_table, speedup, write_result
 
     torch.set_num_threads(args.threads)
     rounds, per_round = (3, 3) if args.quick else (args.rounds, args.steps)

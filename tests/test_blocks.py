@@ -1,6 +1,6 @@
 import pytest
 import torch
-from test_models_common import assert_causal
+from helpers import assert_causal
 from torch import nn
 
 from dilated.models.blocks import (

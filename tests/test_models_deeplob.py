@@ -1,47 +1,12 @@
-import os
-
+import keras
 import numpy as np
 import pytest
 import torch
-from test_models_common import overfit
 
 from dilated.geometry import stack_geometry
 from dilated.models import DeepLOB, DeepLOBConfig, build_model
-
-os.environ.setdefault("KERAS_BACKEND", "torch")
-keras = pytest.importorskip("keras")
-layers = keras.layers
-
-
-def keras_deeplob(conv: int = 32, inception: int = 64, hidden: int = 64, steps: int = 100, features: int = 40):
-    """``create_deeplob`` of zcakhaa/DeepLOB (jupyter_tensorflow/run_train_tensorflow-version2.ipynb) in Keras 3,
-    with the filter counts as arguments. The dropout is called without the reference's ``training=True`` so that
-    inference is deterministic. Returns the model and its parts in our module order."""
-    def leaky(x):
-        return layers.LeakyReLU(negative_slope=0.01)(x)
-
-    inputs = layers.Input(shape=(steps, features, 1))
-    convs = [layers.Conv2D(conv, (1, 2), strides=(1, 2)), layers.Conv2D(conv, (4, 1), padding="same"),
-             layers.Conv2D(conv, (4, 1), padding="same"),
-             layers.Conv2D(conv, (1, 2), strides=(1, 2)), layers.Conv2D(conv, (4, 1), padding="same"),
-             layers.Conv2D(conv, (4, 1), padding="same"),
-             layers.Conv2D(conv, (1, features // 4)), layers.Conv2D(conv, (4, 1), padding="same"),
-             layers.Conv2D(conv, (4, 1), padding="same")]
-    x = inputs
-    for layer in convs:
-        x = leaky(layer(x))
-    branch_convs = [[layers.Conv2D(inception, (1, 1), padding="same"), layers.Conv2D(inception, (k, 1), padding="same")]
-                    for k in (3, 5)] + [[layers.Conv2D(inception, (1, 1), padding="same")]]
-    a = leaky(branch_convs[0][1](leaky(branch_convs[0][0](x))))
-    b = leaky(branch_convs[1][1](leaky(branch_convs[1][0](x))))
-    c = leaky(branch_convs[2][0](layers.MaxPooling2D((3, 1), strides=(1, 1), padding="same")(x)))
-    y = layers.concatenate([a, b, c], axis=3)
-    y = layers.Reshape((int(y.shape[1]), int(y.shape[3])))(y)
-    y = layers.Dropout(0.2, noise_shape=(None, 1, int(y.shape[2])))(y)
-    lstm = layers.LSTM(hidden)
-    dense = layers.Dense(3, activation="softmax")
-    model = keras.Model(inputs, dense(lstm(y)))
-    return model, {"convs": convs, "branches": branch_convs, "lstm": lstm, "dense": dense}
+from helpers import overfit
+from references import keras_deeplob, load_keras_deeplob_weights
 
 
 def count(module) -> int:
@@ -70,30 +35,6 @@ def test_parameter_count_matches_the_keras_reference_layer_by_layer(conv, incept
     assert count(ours) == keras_total + 4 * hidden
 
 
-def load_keras_weights(ours: DeepLOB, parts: dict) -> None:
-    def put(param: torch.nn.Parameter, value) -> None:
-        param.data.copy_(torch.as_tensor(np.ascontiguousarray(value)))
-
-    def put_conv(mine: torch.nn.Conv2d, theirs) -> None:
-        kernel, bias = theirs.get_weights()
-        put(mine.weight, kernel.transpose(3, 2, 0, 1))  # (kh, kw, in, out) -> (out, in, kh, kw)
-        put(mine.bias, bias)
-
-    for mine, theirs in zip(time_convs(ours), parts["convs"]):
-        put_conv(mine, theirs)
-    for branch, theirs in zip(ours.inception.branches, parts["branches"]):
-        for mine, k in zip([m for m in branch if isinstance(m, torch.nn.Conv2d)], theirs, strict=True):
-            put_conv(mine, k)
-    kernel, recurrent, bias = parts["lstm"].get_weights()
-    put(ours.lstm.weight_ih_l0, kernel.T)  # gates i, f, c, o in both
-    put(ours.lstm.weight_hh_l0, recurrent.T)
-    put(ours.lstm.bias_ih_l0, bias)
-    put(ours.lstm.bias_hh_l0, np.zeros_like(bias))
-    kernel, bias = parts["dense"].get_weights()
-    put(ours.classifier.weight, kernel.T)
-    put(ours.classifier.bias, bias)
-
-
 def test_same_function_as_the_keras_reference_with_its_weights():
     torch.manual_seed(0)
     keras.utils.set_random_seed(0)
@@ -102,7 +43,7 @@ def test_same_function_as_the_keras_reference_with_its_weights():
         bias = layer.weights[-1]
         bias.assign(np.random.uniform(-0.3, 0.3, bias.shape).astype("float32"))  # non-zero biases
     ours = DeepLOB(DeepLOBConfig(conv_channels=8, inception_channels=8, lstm_hidden=16)).eval()
-    load_keras_weights(ours, parts)
+    load_keras_deeplob_weights(ours, parts)
     paper_layout = torch.randn(3, 100, 40)  # (batch, events, features)
     expected = np.asarray(reference(paper_layout[..., None].numpy(), training=False).detach())
     with torch.no_grad():

@@ -1,7 +1,7 @@
 import pytest
 import torch
 from pytorch_tcn import TCN as ReferenceTCN
-from test_models_common import assert_causal, overfit
+from helpers import assert_causal, overfit
 
 from dilated.models import TCN, TCNConfig, build_model
 

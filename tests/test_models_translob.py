@@ -1,15 +1,11 @@
-import os
-
+import keras
 import numpy as np
 import pytest
 import torch
-from test_models_common import assert_causal, overfit
 
 from dilated.models import TransLOB, TransLOBConfig, build_model
-
-os.environ.setdefault("KERAS_BACKEND", "torch")
-keras = pytest.importorskip("keras")
-from dilated.references import keras_translob, load_keras_translob_weights  # noqa: E402 (after the backend is set)
+from helpers import assert_causal, overfit
+from references import keras_translob, load_keras_translob_weights
 
 
 def count(module: torch.nn.Module) -> int:

@@ -2,7 +2,7 @@ import math
 
 import pytest
 import torch
-from test_models_common import assert_causal, overfit
+from helpers import assert_causal, overfit
 
 from dilated.layers import Conv1d
 from dilated.models import WaveNet, WaveNetConfig, build_model

@@ -1,6 +1,7 @@
 """Reference implementations `dilated` is checked and benchmarked against, built the way their authors build them.
 
-Needs the ``dev`` extras (Keras 3 and pytorch-tcn); the package itself never imports this module.
+Needs the ``dev`` extras (Keras 3 and pytorch-tcn); used by the tests and, through ``benchmarks/common.py``, the
+benchmarks. The package never imports it.
 
 * :func:`keras_translob`: TransLOB as jwallbridge/translob builds it (``python/LobAttention.py``,
   ``LobTransformer.py``, ``LobPosition.py``, ``LobFeatures.lob_dilated`` and the notebook's assembly), rebuilt
@@ -8,6 +9,8 @@ Needs the ``dev`` extras (Keras 3 and pytorch-tcn); the package itself never imp
   the standard masked multi-head attention the reference describes (its reshape quirks are documented in
   :mod:`dilated.models.translob`); :func:`load_keras_translob_weights` copies its weights into a
   :class:`dilated.models.TransLOB`, after which both compute the same function.
+* :func:`keras_deeplob`: DeepLOB as zcakhaa/DeepLOB builds it, in Keras 3; :func:`load_keras_deeplob_weights` copies its
+  weights into a :class:`dilated.models.DeepLOB`.
 * :func:`pytorch_tcn_reference`: ``pytorch_tcn.TCN`` set up as locuslab/TCN (the settings of
   ``tests/test_models_tcn.py``), with locuslab's linear head (:class:`HeadedTCN`);
   :func:`copy_tcn_weights` gives it the weights of a :func:`dilated.build_model` TCN.
@@ -27,6 +30,8 @@ import torch
 from keras import ops
 from pytorch_tcn import TCN as PytorchTCN
 from torch import nn
+
+from dilated.models import DeepLOB
 
 # ---- TransLOB, the Keras reference -------------------------------------------------------------------------------
 
@@ -206,3 +211,64 @@ def copy_tcn_weights(ours: nn.Module, reference: nn.Module) -> None:
         with torch.no_grad():
             reference.linear.weight.copy_(ours.head.weight.squeeze(-1))
             reference.linear.bias.copy_(ours.head.bias)
+
+
+# ---- DeepLOB, the Keras reference ---------------------------------------------------------------------------------
+
+def keras_deeplob(conv: int = 32, inception: int = 64, hidden: int = 64, steps: int = 100, features: int = 40):
+    """``create_deeplob`` of zcakhaa/DeepLOB (jupyter_tensorflow/run_train_tensorflow-version2.ipynb) in Keras 3,
+    with the filter counts as arguments. The dropout is called without the reference's ``training=True`` so that
+    inference is deterministic. Returns the model and its parts in our module order."""
+    layers = keras.layers
+
+    def leaky(x):
+        return layers.LeakyReLU(negative_slope=0.01)(x)
+
+    inputs = layers.Input(shape=(steps, features, 1))
+    convs = [layers.Conv2D(conv, (1, 2), strides=(1, 2)), layers.Conv2D(conv, (4, 1), padding="same"),
+             layers.Conv2D(conv, (4, 1), padding="same"),
+             layers.Conv2D(conv, (1, 2), strides=(1, 2)), layers.Conv2D(conv, (4, 1), padding="same"),
+             layers.Conv2D(conv, (4, 1), padding="same"),
+             layers.Conv2D(conv, (1, features // 4)), layers.Conv2D(conv, (4, 1), padding="same"),
+             layers.Conv2D(conv, (4, 1), padding="same")]
+    x = inputs
+    for layer in convs:
+        x = leaky(layer(x))
+    branch_convs = [[layers.Conv2D(inception, (1, 1), padding="same"), layers.Conv2D(inception, (k, 1), padding="same")]
+                    for k in (3, 5)] + [[layers.Conv2D(inception, (1, 1), padding="same")]]
+    a = leaky(branch_convs[0][1](leaky(branch_convs[0][0](x))))
+    b = leaky(branch_convs[1][1](leaky(branch_convs[1][0](x))))
+    c = leaky(branch_convs[2][0](layers.MaxPooling2D((3, 1), strides=(1, 1), padding="same")(x)))
+    y = layers.concatenate([a, b, c], axis=3)
+    y = layers.Reshape((int(y.shape[1]), int(y.shape[3])))(y)
+    y = layers.Dropout(0.2, noise_shape=(None, 1, int(y.shape[2])))(y)
+    lstm = layers.LSTM(hidden)
+    dense = layers.Dense(3, activation="softmax")
+    model = keras.Model(inputs, dense(lstm(y)))
+    return model, {"convs": convs, "branches": branch_convs, "lstm": lstm, "dense": dense}
+
+
+def load_keras_deeplob_weights(ours: DeepLOB, parts: dict) -> None:
+    """Copy the weights of :func:`keras_deeplob`'s ``parts`` into ``ours`` (same filter counts)."""
+    def put(param: torch.nn.Parameter, value) -> None:
+        param.data.copy_(torch.as_tensor(np.ascontiguousarray(value)))
+
+    def put_conv(mine: torch.nn.Conv2d, theirs) -> None:
+        kernel, bias = theirs.get_weights()
+        put(mine.weight, kernel.transpose(3, 2, 0, 1))  # (kh, kw, in, out) -> (out, in, kh, kw)
+        put(mine.bias, bias)
+
+    time_convs = [m for m in ours.features.modules() if isinstance(m, torch.nn.Conv2d)]
+    for mine, theirs in zip(time_convs, parts["convs"], strict=True):
+        put_conv(mine, theirs)
+    for branch, theirs in zip(ours.inception.branches, parts["branches"]):
+        for mine, k in zip([m for m in branch if isinstance(m, torch.nn.Conv2d)], theirs, strict=True):
+            put_conv(mine, k)
+    kernel, recurrent, bias = parts["lstm"].get_weights()
+    put(ours.lstm.weight_ih_l0, kernel.T)  # gates i, f, c, o in both
+    put(ours.lstm.weight_hh_l0, recurrent.T)
+    put(ours.lstm.bias_ih_l0, bias)
+    put(ours.lstm.bias_hh_l0, np.zeros_like(bias))
+    kernel, bias = parts["dense"].get_weights()
+    put(ours.classifier.weight, kernel.T)
+    put(ours.classifier.bias, bias)
