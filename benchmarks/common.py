@@ -113,8 +113,8 @@ def interleaved(steps: dict[str, Callable[[], object]], rounds: int, per_round: 
     for fn in steps.values():
         for _ in range(warmup):
             fn()
-    times = {name: [] for name in [*steps, *workers]}
-    round_medians = {name: [] for name in times}
+    times: dict[str, list[float]] = {name: [] for name in [*steps, *workers]}
+    round_medians: dict[str, list[float]] = {name: [] for name in times}
     for _ in range(rounds):
         for name, fn in steps.items():
             batch = []
@@ -154,7 +154,8 @@ def first_table(markdown: str) -> list[dict[str, str]]:
         return []
     def cells(line):
         return [c.strip() for c in line.strip("|").split("|")]
-    header, rows = [], []
+    header: list[str] = []
+    rows: list[dict[str, str]] = []
     for name in cells(lines[start]):  # repeated names (conv1d.py has two "ratio" columns) get a suffix
         header.append(name if name not in header else f"{name} ({sum(h.startswith(name) for h in header) + 1})")
     for line in lines[start + 2:]:

@@ -57,7 +57,7 @@ def measure(batch: int, channels: int, length: int, k: int, d: int, padding: str
     ours = Conv1d(channels, channels, k, dilation=d, padding=padding)
     left, right = ours.padding_for(length)
     baseline = ManualCausalConv1d(nn.Conv1d(channels, channels, k, dilation=d), left, right)
-    baseline.conv.load_state_dict({"weight": ours.weight.detach(), "bias": ours.bias.detach()})
+    baseline.conv.load_state_dict(ours.state_dict())
     x = torch.randn(batch, channels, length)
     torch.testing.assert_close(ours(x), baseline(x))  # same computation, or the timing means nothing
     result = {}
@@ -78,7 +78,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    lines = [f"# dilated.Conv1d vs torch.nn.Conv1d + manual padding",
+    lines = ["# dilated.Conv1d vs torch.nn.Conv1d + manual padding",
              f"machine: {platform.machine()} {platform.processor() or ''}, torch {torch.__version__}, "
              f"threads {args.threads}, median of {args.repeats}",
              "",

@@ -23,12 +23,12 @@ import warnings
 
 import torch
 
-from dilated.models import build_model
+from dilated.models import WaveNet
 from dilated.models.mulaw import one_hot
 from dilated.streaming import generate
 
 
-def naive_generate(model: torch.nn.Module, n_samples: int, temperature: float,
+def naive_generate(model: WaveNet, n_samples: int, temperature: float,
                    generator: torch.Generator | None = None, primed: bool = False) -> torch.Tensor:
     """Recompute the forward over the last ``receptive_field`` codes at every step (fewer at the start, where
     the causal padding stands for the missing history). ``primed``: start with a full window of random codes (the
@@ -59,7 +59,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    model = build_model("wavenet").eval()
+    model = WaveNet().eval()
     print(f"WaveNet: {sum(p.numel() for p in model.parameters()):,} parameters, receptive field "
           f"{model.receptive_field:,} steps; backend {args.backend}; 1 thread")
 

@@ -205,7 +205,7 @@ def run_task(task: Task, seed: int, init: str, max_steps: int, minutes: float | 
 
 def headline_of(result: dict) -> str:
     """One line per task for the index of docs/results.md."""
-    task, ours, peer = result["task"], *result["trainees"]
+    task, (ours, peer) = result["task"], result["trainees"]
     step_ratio = statistics.median(peer.step_cpu) / statistics.median(ours.step_cpu)
     text = (f"{task.name}: test loss {result['final']['dilated'][0]:.3g} (dilated) / "
             f"{result['final']['pytorch-tcn'][0]:.3g} (pytorch-tcn) after {result['steps']:,} of the paper's "
@@ -259,7 +259,7 @@ def main() -> None:
 
     table, speed, rows = [], [], []
     for r in results:
-        task, ours, peer = r["task"], *r["trainees"]
+        task, (ours, peer) = r["task"], r["trainees"]
         epochs = r["steps"] / math.ceil(task.train_size / task.batch)
         budget_note = f"{r['steps']:,} of {task.paper_steps:,} ({epochs:.2f} of {task.epochs} epochs)"
         for t in (ours, peer):

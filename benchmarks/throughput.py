@@ -32,6 +32,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO, cast
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
@@ -117,6 +118,7 @@ def tcn_steps(config: tuple, seed: int) -> dict[str, Callable[[], object]]:
     peer = HeadedTCN(pytorch_tcn_reference(inputs, channels, kernel, 0.0), channels[-1], out, last)
     copy_tcn_weights(ours, peer)
     x = torch.randn(batch, inputs, length)
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     if out == 1:
         target, loss_fn = torch.randn(batch, 1), F.mse_loss
     else:
@@ -149,7 +151,9 @@ class TFWorker:
         env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
         self.proc = subprocess.Popen([python, __file__, "--tf-worker", "--threads", str(threads), "--seed", str(seed)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-        hello = self.proc.stdout.readline()
+        # both are pipes, never None, with stdin=PIPE and stdout=PIPE
+        self.stdin, self.stdout = cast(IO[str], self.proc.stdin), cast(IO[str], self.proc.stdout)
+        hello = self.stdout.readline()
         if not hello:
             raise RuntimeError(f"the TensorFlow worker ({python}) did not start")
         self.info = json.loads(hello)
@@ -157,15 +161,15 @@ class TFWorker:
 
     def steps(self, n: int) -> list[float]:
         """Wall times of ``n`` steps; the worker's CPU time is added up in ``cpu_s``, its wall time in ``wall_s``."""
-        self.proc.stdin.write(f"{n}\n")
-        self.proc.stdin.flush()
-        answer = json.loads(self.proc.stdout.readline())
+        self.stdin.write(f"{n}\n")
+        self.stdin.flush()
+        answer = json.loads(self.stdout.readline())
         self.cpu_s += answer["cpu"]
         self.wall_s += sum(answer["wall"])
         return answer["wall"]
 
     def close(self) -> None:
-        self.proc.stdin.close()
+        self.stdin.close()
         self.proc.wait(timeout=60)
 
 
@@ -238,7 +242,7 @@ def main() -> None:
         worker.close()
         tf_note += (f" Its CPU time / wall time while stepping: {worker.cpu_s / worker.wall_s:.2f} "
                     f"(about 1 = one busy thread, as `--threads 1` asks).") if worker.wall_s else ""
-    table = []
+    table: list[tuple[object, ...]] = []
     for name, r in result.items():
         ratio = speedup(result, name) if name != "dilated" else (1.0, 1.0, 1.0)
         if name != "dilated":
@@ -290,12 +294,12 @@ def main() -> None:
 
     # Conv1d vs torch.nn.Conv1d
     table, ratios = [], []
-    for config in CONV_CONFIGS:
-        r = conv_measure(*config, repeats=5 if args.quick else 30)
+    for conv_config in CONV_CONFIGS:
+        r = conv_measure(*conv_config, repeats=5 if args.quick else 30)
         fwd, bwd = r["fwd_torch"] / r["fwd_dilated"], r["bwd_torch"] / r["bwd_dilated"]
         ratios += [fwd, bwd]
-        table.append((*config, f"{fwd:.2f}", f"{bwd:.2f}"))
-        rows.append({"benchmark": "conv1d", "variant": "x".join(map(str, config)), "speedup_fwd": round(fwd, 3),
+        table.append((*conv_config, f"{fwd:.2f}", f"{bwd:.2f}"))
+        rows.append({"benchmark": "conv1d", "variant": "x".join(map(str, conv_config)), "speedup_fwd": round(fwd, 3),
                      "speedup_fwd_bwd": round(bwd, 3)})
     sections.append("## dilated.Conv1d vs torch.nn.Conv1d + F.pad\n\n(`benchmarks/conv1d.py`'s measurement; "
                     "speed-up = torch / dilated, > 1: dilated faster.)\n\n"

@@ -20,13 +20,13 @@ def overfit(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, loss_
             steps: int = 300) -> tuple[float, float]:
     """Adam on one fixed batch until the loss falls below a tenth of its first value; (first, last) losses."""
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    first = None
+    losses: list[float] = []
     for _ in range(steps):
         optimizer.zero_grad()
         loss = loss_fn(model(x), target)
-        first = loss.item() if first is None else first
-        if loss.item() < first / 10:
+        losses.append(loss.item())
+        if losses[-1] < losses[0] / 10:
             break
         loss.backward()
         optimizer.step()
-    return first, loss.item()
+    return losses[0], losses[-1]

@@ -31,7 +31,7 @@ from keras import ops
 from pytorch_tcn import TCN as PytorchTCN
 from torch import nn
 
-from dilated.models import DeepLOB
+from dilated.models import DeepLOB, TransLOB
 
 # ---- TransLOB, the Keras reference -------------------------------------------------------------------------------
 
@@ -142,33 +142,33 @@ def keras_translob(share_weights: bool = True) -> tuple[keras.Model, dict]:
     return keras.Model(inputs, out), parts
 
 
-def load_keras_translob_weights(ours: nn.Module, parts: dict) -> None:
+def load_keras_translob_weights(ours: TransLOB, parts: dict) -> None:
     """Copy the reference's weights into a :class:`dilated.models.TransLOB` built with the same sharing."""
 
-    def put(param: torch.nn.Parameter, value) -> None:
-        param.data.copy_(torch.as_tensor(np.asarray(value)))
+    def put(module: nn.Module, name: str, value) -> None:
+        module.get_parameter(name).data.copy_(torch.as_tensor(np.asarray(value)))
 
     for conv, k in zip(ours.conv.convs, parts["convs"], strict=True):
         kernel, bias = k.get_weights()
-        put(conv.weight, kernel.transpose(2, 1, 0))  # (k, in, out) -> (out, in, k)
-        put(conv.bias, bias)
-    put(ours.norm.weight, keras.ops.convert_to_numpy(parts["norm"].gain))
-    put(ours.norm.bias, keras.ops.convert_to_numpy(parts["norm"].bias))
+        put(conv, "weight", kernel.transpose(2, 1, 0))  # (k, in, out) -> (out, in, k)
+        put(conv, "bias", bias)
+    put(ours.norm, "weight", keras.ops.convert_to_numpy(parts["norm"].gain))
+    put(ours.norm, "bias", keras.ops.convert_to_numpy(parts["norm"].bias))
     for mine, theirs in zip(ours.blocks, parts["blocks"], strict=True):
         numpy = keras.ops.convert_to_numpy
-        put(mine.attention.qkv.weight, numpy(theirs.attention_layer.qkv_weights).T)
+        put(mine, "attention.qkv.weight", numpy(theirs.attention_layer.qkv_weights).T)
         t = theirs.transition_layer
-        put(mine.ffn[0].weight, numpy(t.weights1).T)
-        put(mine.ffn[0].bias, numpy(t.biases1))
-        put(mine.ffn[2].weight, numpy(t.weights2).T)
-        put(mine.ffn[2].bias, numpy(t.biases2))
-        for norm, k in ((mine.norm1, theirs.norm1_layer), (mine.norm2, theirs.norm2_layer)):
-            put(norm.weight, numpy(k.gain))
-            put(norm.bias, numpy(k.bias))
+        put(mine, "ffn.0.weight", numpy(t.weights1).T)
+        put(mine, "ffn.0.bias", numpy(t.biases1))
+        put(mine, "ffn.2.weight", numpy(t.weights2).T)
+        put(mine, "ffn.2.bias", numpy(t.biases2))
+        for norm, k in (("norm1", theirs.norm1_layer), ("norm2", theirs.norm2_layer)):
+            put(mine, f"{norm}.weight", numpy(k.gain))
+            put(mine, f"{norm}.bias", numpy(k.bias))
     for linear, k in ((ours.hidden, parts["hidden"]), (ours.classifier, parts["classifier"])):
         kernel, bias = k.get_weights()
-        put(linear.weight, kernel.T)
-        put(linear.bias, bias)
+        put(linear, "weight", kernel.T)
+        put(linear, "bias", bias)
 
 
 # ---- TCN, pytorch-tcn set up as locuslab/TCN -------------------------------------------------------------------
@@ -209,8 +209,8 @@ def copy_tcn_weights(ours: nn.Module, reference: nn.Module) -> None:
         raise ValueError(f"weights do not map: missing {missing}, unexpected {unexpected}")
     if isinstance(reference, HeadedTCN):
         with torch.no_grad():
-            reference.linear.weight.copy_(ours.head.weight.squeeze(-1))
-            reference.linear.bias.copy_(ours.head.bias)
+            reference.linear.weight.copy_(ours.get_parameter("head.weight").squeeze(-1))
+            reference.linear.bias.copy_(ours.get_parameter("head.bias"))
 
 
 # ---- DeepLOB, the Keras reference ---------------------------------------------------------------------------------
@@ -250,25 +250,25 @@ def keras_deeplob(conv: int = 32, inception: int = 64, hidden: int = 64, steps: 
 
 def load_keras_deeplob_weights(ours: DeepLOB, parts: dict) -> None:
     """Copy the weights of :func:`keras_deeplob`'s ``parts`` into ``ours`` (same filter counts)."""
-    def put(param: torch.nn.Parameter, value) -> None:
-        param.data.copy_(torch.as_tensor(np.ascontiguousarray(value)))
+    def put(module: nn.Module, name: str, value) -> None:
+        module.get_parameter(name).data.copy_(torch.as_tensor(np.ascontiguousarray(value)))
 
     def put_conv(mine: torch.nn.Conv2d, theirs) -> None:
         kernel, bias = theirs.get_weights()
-        put(mine.weight, kernel.transpose(3, 2, 0, 1))  # (kh, kw, in, out) -> (out, in, kh, kw)
-        put(mine.bias, bias)
+        put(mine, "weight", kernel.transpose(3, 2, 0, 1))  # (kh, kw, in, out) -> (out, in, kh, kw)
+        put(mine, "bias", bias)
 
     time_convs = [m for m in ours.features.modules() if isinstance(m, torch.nn.Conv2d)]
     for mine, theirs in zip(time_convs, parts["convs"], strict=True):
         put_conv(mine, theirs)
     for branch, theirs in zip(ours.inception.branches, parts["branches"]):
-        for mine, k in zip([m for m in branch if isinstance(m, torch.nn.Conv2d)], theirs, strict=True):
+        for mine, k in zip([m for m in branch.children() if isinstance(m, torch.nn.Conv2d)], theirs, strict=True):
             put_conv(mine, k)
     kernel, recurrent, bias = parts["lstm"].get_weights()
-    put(ours.lstm.weight_ih_l0, kernel.T)  # gates i, f, c, o in both
-    put(ours.lstm.weight_hh_l0, recurrent.T)
-    put(ours.lstm.bias_ih_l0, bias)
-    put(ours.lstm.bias_hh_l0, np.zeros_like(bias))
+    put(ours.lstm, "weight_ih_l0", kernel.T)  # gates i, f, c, o in both
+    put(ours.lstm, "weight_hh_l0", recurrent.T)
+    put(ours.lstm, "bias_ih_l0", bias)
+    put(ours.lstm, "bias_hh_l0", np.zeros_like(bias))
     kernel, bias = parts["dense"].get_weights()
-    put(ours.classifier.weight, kernel.T)
-    put(ours.classifier.bias, bias)
+    put(ours.classifier, "weight", kernel.T)
+    put(ours.classifier, "bias", bias)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -124,12 +125,12 @@ def test_splits_are_chronological_and_never_straddle(book: LobsterBook) -> None:
         np.testing.assert_array_equal(part.targets[part.ends].numpy(), expected[part.ends.numpy()])
 
 
-def write_csv(path: Path, rows: list[list[object]]) -> Path:
+def write_csv(path: Path, rows: Sequence[Sequence[object]]) -> Path:
     path.write_text("".join(",".join(str(v) for v in row) + "\n" for row in rows))
     return path
 
 
-def small_files(tmp_path: Path, book_rows: list[list[object]]) -> tuple[Path, Path]:
+def small_files(tmp_path: Path, book_rows: Sequence[Sequence[object]]) -> tuple[Path, Path]:
     messages = [[34200.0 + i, 1, i, 100, 10000, 1] for i in range(len(book_rows))]
     return write_csv(tmp_path / "message.csv", messages), write_csv(tmp_path / "orderbook.csv", book_rows)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -92,8 +93,8 @@ def test_bad_tables_raise_clear_errors(tmp_path: Path, frame: pd.DataFrame) -> N
         table_dataset(frame, target="SUNACTIVITY", features=["YEAR"], window=300, horizon=10)
     with pytest.raises(ValueError, match="unknown file type '.txt'"):
         table_dataset(tmp_path / "series.txt", target="SUNACTIVITY", features=["YEAR"], window=5)
-    with pytest.raises(ValueError, match="task must be"):
-        table_dataset(frame, target="SUNACTIVITY", features=["YEAR"], window=5, task="ranking")
+    with pytest.raises(ValueError, match="task must be"):  # a deliberately invalid task: the check is under test
+        table_dataset(frame, target="SUNACTIVITY", features=["YEAR"], window=5, task=cast(Any, "ranking"))
     with pytest.raises(ValueError, match="fractions must be positive and sum to 1"):
         split_bounds(10, (0.5, 0.6))
     with pytest.raises(ValueError, match="part 2 .* holds no window"):

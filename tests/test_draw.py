@@ -14,16 +14,17 @@ from PIL import Image
 from torch import nn
 
 from dilated.cli import main
-from dilated.targets import resolve_target
 from dilated.diagrams import MAX_STEPS, compare, draw, layout
-from dilated.geometry import Layer, causal_stack, dependencies, stack_geometry
+from dilated.geometry import Layer, LayerKind, Padding, Semantics, causal_stack, dependencies, stack_geometry
 from dilated.layers import Conv1d, Dense
+from dilated.targets import resolve_target
 
 PADDINGS = st.one_of(st.sampled_from(["valid", "same", "causal"]), st.integers(0, 3),
                      st.tuples(st.integers(0, 4), st.integers(0, 4)))
 
 
-def make_layer(kind: str, kernel: int, stride: int, dilation: int, padding: object, semantics: str) -> Layer:
+def make_layer(kind: LayerKind, kernel: int, stride: int, dilation: int, padding: Padding,
+               semantics: Semantics) -> Layer:
     """A valid layer near the drawn settings (settings Keras or torch refuse are relaxed, not rejected)."""
     if kind in ("pointwise", "global"):
         return Layer(kind=kind, name=kind)

@@ -11,8 +11,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from dilated.geometry import (Layer, causal_stack, dependencies, output_length, padding_amounts, receptive_field,
-                              stack_geometry)
+from dilated.geometry import (
+    Layer,
+    causal_stack,
+    dependencies,
+    output_length,
+    padding_amounts,
+    receptive_field,
+    stack_geometry,
+)
 
 kernels = st.integers(1, 7)
 lengths = st.integers(1, 40)

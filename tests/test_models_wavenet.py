@@ -2,11 +2,11 @@ import math
 
 import pytest
 import torch
-from helpers import assert_causal, overfit
 
 from dilated.layers import Conv1d
 from dilated.models import WaveNet, WaveNetConfig, build_model
 from dilated.models.mulaw import one_hot
+from helpers import assert_causal, overfit
 
 
 @pytest.mark.parametrize("layers, stacks, kernel, input_kernel", [(10, 3, 2, 2), (4, 2, 3, 2), (1, 1, 2, 5),
@@ -42,7 +42,7 @@ def expected_parameters(c: WaveNetConfig) -> int:
     head = c.skip_channels * c.skip_channels + c.skip_channels + c.skip_channels * c.output_channels \
         + c.output_channels
     upsample = c.local_channels**2 * c.upsample_factor + c.local_channels if c.local_channels else 0
-    return (c.input_channels * c.residual_channels * c.input_kernel_size + c.residual_channels
+    return (c.resolved_input_channels * c.residual_channels * c.input_kernel_size + c.residual_channels
             + blocks * (gate + conditioning + skip) + (blocks - 1) * residual + head + upsample)
 
 

@@ -1,25 +1,26 @@
 """dilated.summary on the seed question's models, in dilated and through the Keras adapter."""
 
+from typing import Any
+
 import keras
 import pytest
 import torch
 from torch import nn
 
-from dilated.targets import resolve_target
 from dilated.layers import Conv1d, Dense
 from dilated.summaries import summary
+from dilated.targets import resolve_target
 
-SEED = {
+SEED: dict[str, dict[str, list[Any]]] = {
     "dilated": dict(shapes=[(None, 5, 200), (None, 5, 200), (None, 1, 200)], fields=[9, 25, 25], jumps=[1, 1, 1]),
     "strided": dict(shapes=[(None, 5, 100), (None, 5, 25), (None, 1, 25)], fields=[5, 13, 13], jumps=[2, 8, 8]),
 }
 
 
 def seed_torch(kind: str) -> nn.Sequential:
-    step = dict(dilation=2) if kind == "dilated" else dict(stride=2)
-    step2 = dict(dilation=4) if kind == "dilated" else dict(stride=4)
-    return nn.Sequential(Conv1d(2, 5, 5, padding="causal", **step), Conv1d(5, 5, 5, padding="causal", **step2),
-                         Dense(5, 1))
+    strides, dilations = ((1, 1), (2, 4)) if kind == "dilated" else ((2, 4), (1, 1))
+    return nn.Sequential(Conv1d(2, 5, 5, strides[0], dilations[0], padding="causal"),
+                         Conv1d(5, 5, 5, strides[1], dilations[1], padding="causal"), Dense(5, 1))
 
 
 def seed_keras(kind: str):

@@ -115,7 +115,7 @@ def validate(layer: Layer) -> None:
         raise ValueError(f"{where}: kind must be conv, maxpool, avgpool, pointwise or global, got {layer.kind!r}")
     padding = layer.padding
     if isinstance(padding, str):
-        allowed = KERAS_PADDINGS if layer.semantics == "keras" else TORCH_PADDINGS
+        allowed: tuple[str, ...] = KERAS_PADDINGS if layer.semantics == "keras" else TORCH_PADDINGS
         if layer.kind != "conv":
             allowed = tuple(p for p in allowed if p != "causal")
         if padding not in allowed:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dilated.geometry import Layer, Padding, padding_amounts
+from dilated.geometry import Layer, LayerKind, Padding, padding_amounts
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -141,7 +141,7 @@ class Dense(Conv1d):
 class _Pool1d(_TimeAxisLayer):
     """Pooling over the time axis with Keras ``MaxPooling1D``/``AveragePooling1D`` padding ("valid", "same")."""
 
-    kind: str
+    kind: LayerKind
 
     def __init__(self, pool_size: int, stride: int | None = None, padding: Padding = "valid") -> None:
         super().__init__()

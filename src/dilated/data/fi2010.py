@@ -193,6 +193,8 @@ def _parse_row(cells: list[str], path: Path, row: int) -> np.ndarray:
         values = np.array(cells, dtype=np.float64)
     except ValueError:
         column = first_non_number(cells)
+        if column is None:  # numpy refused a cell that float() accepts: keep numpy's own message
+            raise
         raise ValueError(
             f"{path}: row {row}, column {column} (counted from 0) is {cells[column]!r}, not a number; "
             "the file is damaged: extract it again from the FI-2010 zip"

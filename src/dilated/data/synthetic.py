@@ -8,6 +8,8 @@ deterministic given its seed, whatever the order or the worker that reads it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -30,6 +32,9 @@ class _SeededTask(Dataset[tuple[Tensor, Tensor]]):
         if not -self.size <= index < self.size:
             raise IndexError(f"sample {index} of a dataset of {self.size}")
         return self._draw(np.random.default_rng((self.seed, index % self.size)))
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        return (self[index] for index in range(self.size))
 
     def _draw(self, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
         raise NotImplementedError

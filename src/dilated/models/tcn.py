@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dilated.models.blocks import TCNInit, TemporalBlock, check_tcn_init, path_geometry
 from dilated.geometry import Layer, receptive_field
 from dilated.layers import Dense
 from dilated.models._registry import covering_input_shape, register_model
+from dilated.models.blocks import TCNInit, TemporalBlock, check_tcn_init, path_geometry
 
 
 @dataclass

@@ -33,11 +33,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dilated.models.attention import attention
-from dilated.models.blocks import CausalConvStack, init_like_keras
 from dilated.geometry import Layer, receptive_field
 from dilated.layers import channels_last
 from dilated.models._registry import register_model
+from dilated.models.attention import attention
+from dilated.models.blocks import CausalConvStack, init_like_keras
 
 
 @dataclass
@@ -89,7 +89,7 @@ class TransLOBConfig:
             if self.d_model % self.num_heads:
                 raise ValueError(f"d_model = conv_channels + 1 = {self.d_model} is not divisible by num_heads = "
                                  f"{self.num_heads}; set head_dim (and attention_output_projection=True)")
-            self.head_dim = self.d_model // self.num_heads
+            self.head_dim = self.resolved_head_dim
         if self.num_heads * self.head_dim != self.d_model and not self.attention_output_projection:
             raise ValueError(f"num_heads * head_dim = {self.num_heads * self.head_dim} differs from d_model = "
                              f"{self.d_model}: set attention_output_projection=True")
@@ -100,6 +100,11 @@ class TransLOBConfig:
     def d_model(self) -> int:
         """Transformer width: the conv channels plus the position channel."""
         return self.conv_channels + 1
+
+    @property
+    def resolved_head_dim(self) -> int:
+        """Features per head: ``head_dim``, or ``d_model // num_heads`` when it is ``None``."""
+        return self.d_model // self.num_heads if self.head_dim is None else self.head_dim
 
 
 class PositionChannel(nn.Module):
@@ -123,10 +128,10 @@ class SelfAttention(nn.Module):
     def __init__(self, config: TransLOBConfig) -> None:
         super().__init__()
         c = config
-        self.num_heads, self.head_dim, self.causal = c.num_heads, c.head_dim, c.causal_attention
-        self.scale = c.attention_scale if c.attention_scale is not None else 1.0 / math.sqrt(c.head_dim)
+        self.num_heads, self.head_dim, self.causal = c.num_heads, c.resolved_head_dim, c.causal_attention
+        self.scale = c.attention_scale if c.attention_scale is not None else 1.0 / math.sqrt(self.head_dim)
         self.dropout = c.attention_dropout
-        width = c.num_heads * c.head_dim
+        width = c.num_heads * self.head_dim
         self.qkv = nn.Linear(c.d_model, 3 * width, bias=c.qkv_bias)
         self.projection = nn.Linear(width, c.d_model, bias=False) if c.attention_output_projection else None
 

@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dilated.models.blocks import ResidualBlock, path_geometry
 from dilated.geometry import Layer, receptive_field
 from dilated.layers import Conv1d, Dense
 from dilated.models._registry import covering_input_shape, register_model
+from dilated.models.blocks import ResidualBlock, path_geometry
 
 Output = Literal["categorical", "gaussian", "regression"]
 OUTPUT_CHANNELS = {"gaussian": 2, "regression": 1}
@@ -72,8 +72,14 @@ class WaveNetConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.global_channels < 0 or self.local_channels < 0:
             raise ValueError("global_channels and local_channels must be >= 0 (0 disables conditioning)")
-        if self.input_channels is None:
-            self.input_channels = self.quantization_channels if self.output == "categorical" else 1
+        self.input_channels = self.resolved_input_channels
+
+    @property
+    def resolved_input_channels(self) -> int:
+        """Channels of the input: ``input_channels``, or its default (see above) when it is ``None``."""
+        if self.input_channels is not None:
+            return self.input_channels
+        return self.quantization_channels if self.output == "categorical" else 1
 
     @property
     def dilations(self) -> list[int]:
@@ -114,7 +120,7 @@ class WaveNet(nn.Module):
     def __init__(self, config: WaveNetConfig | None = None) -> None:
         super().__init__()
         self.config = c = config or WaveNetConfig()
-        self.input_conv = Conv1d(c.input_channels, c.residual_channels, c.input_kernel_size, padding="causal")
+        self.input_conv = Conv1d(c.resolved_input_channels, c.residual_channels, c.input_kernel_size, padding="causal")
         dilations = c.dilations
         self.blocks = nn.ModuleList(
             ResidualBlock(c.residual_channels, c.dilation_channels, c.skip_channels, c.kernel_size, d,
