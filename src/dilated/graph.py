@@ -402,9 +402,9 @@ def graph_from_config(data: Mapping[str, Any], source: Path) -> Graph:
         missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
         if missing or unexpected:
             raise ValueError(f"{weights} does not match {source}: missing {missing[:3]}, unexpected {unexpected[:3]}")
-        for key, value in state.items():
-            if value.shape != expected[key].shape:
-                raise ValueError(f"{weights}: {key} has shape {tuple(value.shape)}, the spec makes "
-                                 f"{tuple(expected[key].shape)}")
+        for key, tensor in expected.items():
+            if state[key].shape != tensor.shape:
+                raise ValueError(f"{weights}: {key} has shape {tuple(state[key].shape)}, the spec makes "
+                                 f"{tuple(tensor.shape)}")
         graph.load_state_dict(state)
     return graph

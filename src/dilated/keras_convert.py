@@ -144,7 +144,7 @@ class _Reader:
             if len(shape) != 3 or shape[2] is None:
                 raise ValueError(f"Keras input {tensor.name!r} has shape {shape}; expected (batch, time, channels) "
                                  "with a known channel count")
-            inputs[self.unique(tensor.name)] = (int(shape[2]),) if shape[1] is None else (int(shape[2]), int(shape[1]))
+            inputs[self.unique(tensor._keras_history.operation.name)] = (int(shape[2]),) if shape[1] is None else (int(shape[2]), int(shape[1]))
         outputs = self.model(model, list(inputs))
         return GraphSpec(_safe_name(model.name), inputs, tuple(self.nodes), tuple(outputs))
 
@@ -325,6 +325,11 @@ def _pool(kind: str) -> Callable[[Any, dict, list[tuple]], Converted]:
         _channels_last(config)
         size = config["pool_size"][0]
         stride = config["strides"][0] if config.get("strides") else size
+        if kind == "avgpool1d" and config["padding"] == "same" and (stride > 1 or size % 2 == 0):
+            raise ValueError(f"padding='same' with pool_size={size}, strides={stride} can pad one step more on the "
+                             "right, and Keras backends average the padded edge differently (torch repeats the edge "
+                             "step, TensorFlow and JAX count real steps only); use an odd pool_size with strides=1, "
+                             "or padding='valid'")
         return Converted(kind, {"kernel_size": size, "stride": stride, "padding": config["padding"]}, {})
     return convert
 
