@@ -144,7 +144,9 @@ class _Reader:
             if len(shape) != 3 or shape[2] is None:
                 raise ValueError(f"Keras input {tensor.name!r} has shape {shape}; expected (batch, time, channels) "
                                  "with a known channel count")
-            inputs[self.unique(tensor._keras_history.operation.name)] = (int(shape[2]),) if shape[1] is None else (int(shape[2]), int(shape[1]))
+            channels, length = int(shape[2]), shape[1]
+            inputs[self.unique(tensor._keras_history.operation.name)] = \
+                (channels,) if length is None else (channels, int(length))
         outputs = self.model(model, list(inputs))
         return GraphSpec(_safe_name(model.name), inputs, tuple(self.nodes), tuple(outputs))
 
