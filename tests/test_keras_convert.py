@@ -324,3 +324,29 @@ def test_saved_graph_rebuilds_without_keras_and_refuses_a_mismatched_file(tmp_pa
                                                                                                "5, dilation: 2"))
     with pytest.raises(ValueError, match=r"conv1d(_\d+)?.weight has shape \(5, 2, 5\), the spec makes \(6, 2, 5\)"):
         load_converted(spec)
+
+
+# ---- keras-tcn (needs TensorFlow installed; skipped without it) ---------------------------------------------------
+
+@pytest.mark.parametrize("options", [
+    dict(),
+    dict(kernel_size=2, nb_stacks=2, use_skip_connections=False, activation="tanh"),
+    dict(nb_filters=[6, 6], dilations=(1, 2), use_layer_norm=True, return_sequences=False),
+    dict(kernel_size=3, use_batch_norm=True, padding="same"),
+])
+def test_keras_tcn_converts_and_streams(options):
+    tcn = pytest.importorskip("tcn", reason="keras-tcn (pip install keras-tcn) imports TensorFlow")
+    options = {"nb_filters": 8, "kernel_size": 2, "dilations": (1, 2, 4), "return_sequences": True, **options}
+    model = randomise(keras.Sequential([keras.Input((40, 3)), tcn.TCN(**options), L.Dense(2)]), seed=9)
+    graph = assert_converts(model, 40, 3)
+    if options.get("padding", "causal") != "causal":
+        with pytest.raises(ValueError, match="cannot stream"):
+            dilated.stream(graph, 1)
+        return
+    x = inputs(40, 3, batch=1)
+    y, _ = streamed(graph, x)
+    expected = keras_output(model, x)
+    if options["return_sequences"]:
+        np.testing.assert_allclose(y, expected, atol=1e-5)
+    else:  # the stream's step t is the model's output on the first t + 1 steps
+        np.testing.assert_allclose(y[:, -1], expected, atol=1e-5)

@@ -138,6 +138,20 @@ class Crop1d(nn.Module):
         return f"left={self.left}, right={self.right}"
 
 
+class SelectStep(nn.Module):
+    """One step of the time axis: ``(B, C, T) -> (B, C)`` (``index=-1``: the last, as a TCN head reads it)."""
+
+    def __init__(self, index: int = -1) -> None:
+        super().__init__()
+        self.index = index
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[..., self.index]
+
+    def extra_repr(self) -> str:
+        return f"index={self.index}"
+
+
 class GlobalAvgPool1d(nn.AdaptiveAvgPool1d):
     """Mean over the time axis: ``(B, C, T) -> (B, C)``, or ``(B, C, 1)`` with ``keepdims``."""
 
@@ -219,7 +233,7 @@ NODE_TYPES: dict[str, Callable[..., nn.Module]] = {
     "batch_norm": _batch_norm, "layer_norm": ChannelLayerNorm,
     "dropout": _dropout, "spatial_dropout": _spatial_dropout,
     "maxpool1d": _pool(MaxPool1d), "avgpool1d": _pool(AvgPool1d),
-    "crop": Crop1d, "zero_pad": _zero_pad,
+    "crop": Crop1d, "zero_pad": _zero_pad, "select_step": SelectStep,
     "global_avgpool": _global(GlobalAvgPool1d), "global_maxpool": _global(GlobalMaxPool1d),
 }
 """Node type -> builder; a node's options are its builder's arguments."""

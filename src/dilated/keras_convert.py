@@ -10,7 +10,9 @@ ONNX, summarises and draws like any other ``dilated`` model, and :func:`save_con
 plus a YAML graph spec that :func:`load_converted` rebuilds without Keras.
 
 Layers are matched by exact class (a subclass may change ``call``, so it is refused); anything not listed in
-:data:`SUPPORTED` raises a one-line ``ValueError`` naming the layer and its class. The conversion checks itself:
+:data:`SUPPORTED` raises a one-line ``ValueError`` naming the layer and its class. keras-tcn's ``TCN`` layer
+(``pip install keras-tcn``, which needs TensorFlow installed even on the torch backend) is expanded into its
+residual blocks, read from its built sublayers in the order its ``call`` runs them. The conversion checks itself:
 the graph is run against the Keras model on a random input and a difference raises.
 
 Keras is an optional dependency, imported inside these functions (``pip install "dilated[keras]"``).
@@ -32,6 +34,7 @@ from dilated.keras_adapter import import_keras, is_keras_model, load_keras_model
 
 CHECK_LENGTH = 128  # time steps of the self-check input when the Keras input length is not fixed
 CHECK_TOLERANCE = 1e-4  # relative to the largest output value (and at least absolute)
+KERAS_TCN = "tcn.tcn.TCN"  # keras-tcn's layer, by qualified class name (the package imports TensorFlow)
 
 # Keras activation names -> (dilated.graph activation, alpha) where the names or defaults differ
 KERAS_ACTIVATIONS: dict[str, tuple[str, float | None]] = {
@@ -128,6 +131,7 @@ class _Reader:
         self.states: dict[str, dict[str, torch.Tensor]] = {}
         self.used: set[str] = set()
         self.modules: dict[int, str] = {}  # id(Keras layer) -> module name
+        self.names: dict[int, str] = {}  # id(Keras layer) -> name to use instead of its own (inside a TCN)
         self.calls: dict[tuple[int, int], list[str]] = {}  # (id(layer), node index) -> output tensor names
 
     def unique(self, base: str) -> str:
@@ -172,6 +176,8 @@ class _Reader:
         return name
 
     def call(self, layer: Any, shapes: list[tuple], inputs: list[str]) -> str:
+        if f"{type(layer).__module__}.{type(layer).__qualname__}" == KERAS_TCN:
+            return self.keras_tcn(layer, shapes[0], inputs[0])
         convert = self.converters.get(type(layer))
         if convert is None:
             raise ValueError(f"Keras layer {layer.name!r} ({type(layer).__name__}) has no dilated equivalent; "
@@ -187,7 +193,7 @@ class _Reader:
             module = self.modules[id(layer)]
             name = self.unique(module)
         else:
-            module = name = self.unique(layer.name)
+            module = name = self.unique(self.names.get(id(layer), layer.name))
             self.modules[id(layer)] = module
             self.states[module] = converted.state
         self.nodes.append(Node(name, converted.type, tuple(inputs), converted.options, module))
@@ -196,6 +202,46 @@ class _Reader:
         activated = self.unique(f"{name}_{converted.activation['function']}")
         self.nodes.append(Node(activated, "activation", (name,), converted.activation))
         return activated
+
+
+    def keras_tcn(self, tcn: Any, shape: tuple, input_name: str) -> str:
+        """keras-tcn's ``TCN``: per residual block ``y = layers(x)`` (conv, norm, activation, spatial dropout, twice,
+        then an activation), ``x = activation(shortcut(x) + y)`` with a 1x1 conv shortcut where the channels change;
+        the skips ``y`` summed (``use_skip_connections``), and the last step taken unless ``return_sequences``."""
+        config, keras = tcn.get_config(), import_keras()
+        where = f"Keras layer {tcn.name!r} (TCN)"
+        if config.get("go_backwards") or config.get("use_weight_norm"):
+            raise ValueError(f"{where}: go_backwards and use_weight_norm do not convert")
+        name, skips, channels = input_name, [], shape[-1]
+        for block in tcn.residual_blocks:  # one Keras model per block: the blocks reuse their sublayers' names
+            prefix = f"{tcn.name}_{block.name}"
+            x = keras.Input((shape[1], channels))
+            y = x
+            for layer in block.layers:
+                self.names[id(layer)] = f"{prefix}_{layer.name}"
+                y = layer(y)
+            shortcut = block.shape_match_conv  # a 1x1 conv, or keras-tcn's identity Lambda ("matching_identity")
+            identity = isinstance(shortcut, keras.layers.Lambda) and shortcut.name == "matching_identity"
+            self.names[id(shortcut)] = f"{prefix}_shortcut"
+            self.names[id(block.final_activation)] = f"{prefix}_out"
+            h = block.final_activation(keras.layers.Add(name=f"{prefix}_add")([x if identity else shortcut(x), y]))
+            name, skip = self.model(keras.Model(x, [h, y]), [name])
+            skips.append(skip)
+            channels = block.nb_filters
+        if config["use_skip_connections"] and len(skips) > 1:
+            name = self.unique(f"{tcn.name}_skips")
+            self.nodes.append(Node(name, "add", tuple(skips)))
+        elif config["use_skip_connections"]:
+            name = skips[0]
+        if config["return_sequences"]:
+            return name
+        if config["padding"] != "causal" and shape[1] is None:
+            raise ValueError(f"{where}: padding='same' without return_sequences reads the middle step of an input "
+                             "of unknown length; give the Input a length")
+        index = -1 if config["padding"] == "causal" else int(shape[1]) // 2
+        last = self.unique(f"{tcn.name}_step")
+        self.nodes.append(Node(last, "select_step", (name,), {"index": index}))
+        return last
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dilated.graph import Graph
 from dilated.streaming import export_onnx, stream
 
 TOLERANCE = 1e-4  # float32, after many steps
@@ -31,16 +32,21 @@ class ExportedStep:
     max_abs_diff: float
 
 
-def export_step(model: nn.Module, path: str | Path, channels: int, batch_size: int = 1, check_steps: int = 16,
-                seed: int = 0) -> ExportedStep:
+def export_step(model: nn.Module, path: str | Path, channels: int | None = None, batch_size: int = 1,
+                check_steps: int = 16, seed: int = 0) -> ExportedStep:
     """Write ``model``'s streaming step to ``path`` (ONNX) and check it on ``check_steps`` random steps.
 
     Args:
         model: a streamable module (causal, stride 1; see :func:`dilated.stream`) taking ``(batch, channels, time)``.
-        channels: input channels of one step.
+        channels: input channels of one step (default: a :class:`~dilated.graph.Graph`'s first input's).
         batch_size: independent streams per call (fixed in the file).
         check_steps: steps compared between onnxruntime and the torch stream (0 skips the check).
     """
+    if channels is None:
+        if not isinstance(model, Graph):
+            raise ValueError(f"export_step: give channels= for a {type(model).__name__} (the input channels of a "
+                             "step); only a converted graph declares them")
+        channels = next(iter(model.spec.inputs.values()))[0]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     step = export_onnx(model, str(path), torch.zeros(batch_size, channels))
