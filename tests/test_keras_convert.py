@@ -147,6 +147,7 @@ conv_layers = st.tuples(st.integers(1, 5), st.integers(1, 2), st.integers(1, 4),
                         "valid"]), st.integers(1, 3), st.sampled_from([1, 2]), activations, st.booleans())
 
 
+@pytest.mark.filterwarnings("ignore:You are using a softmax over axis -1")  # a 1-channel softmax, drawn at random
 @settings(max_examples=25)
 @given(st.lists(conv_layers, min_size=1, max_size=4), st.integers(30, 60), st.integers(0, 10_000))
 def test_random_keras_conv_stacks_convert_exactly(specs, length, seed):
@@ -267,6 +268,7 @@ def test_the_conversion_check_catches_a_wrong_weight():
         check_conversion(model, graph)
 
 
+@pytest.mark.filterwarnings("ignore:You passed `rms_scaling=True`")
 @pytest.mark.parametrize("make,message", [
     (lambda: sequential(L.LSTM(3, return_sequences=True)), r"Keras layer 'lstm(_\d+)?' \(LSTM\) has no dilated "
                                                            "equivalent; supported: Conv1D, Dense"),
