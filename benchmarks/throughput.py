@@ -3,7 +3,7 @@
     python benchmarks/throughput.py [--quick] [--threads 1] [--rounds 15] [--tf-python PATH]
 
 * TransLOB: a full train step (forward, cross-entropy + the reference's L2 penalty, backward, Adam step) on a batch
-  of 32 windows, `dilated` against the reference architecture rebuilt in Keras 3 (`src/dilated/references.py`) on its
+  of 32 windows, `dilated` against the reference architecture rebuilt in Keras 3 (`tests/references.py`) on its
   torch backend (``model.train_on_batch``), with the same weights. With ``--tf-python`` (a Python that has
   ``tensorflow`` installed) the Keras reference also runs on the TensorFlow backend, in a worker process that takes
   its turn in the same rounds. A separate environment keeps TensorFlow's pins out of the project's:

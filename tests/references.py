@@ -11,6 +11,8 @@ benchmarks. The package never imports it.
   :class:`dilated.models.TransLOB`, after which both compute the same function.
 * :func:`keras_deeplob`: DeepLOB as zcakhaa/DeepLOB builds it, in Keras 3; :func:`load_keras_deeplob_weights` copies its
   weights into a :class:`dilated.models.DeepLOB`.
+* :func:`keras_wavenet`: a WaveNet written with the Keras functional API the usual way (parallel tanh and sigmoid
+  convs multiplied, 1x1 residual and skip convs), the model ``dilated.from_keras`` is tested and benchmarked on.
 * :func:`pytorch_tcn_reference`: ``pytorch_tcn.TCN`` set up as locuslab/TCN (the settings of
   ``tests/test_models_tcn.py``), with locuslab's linear head (:class:`HeadedTCN`);
   :func:`copy_tcn_weights` gives it the weights of a :func:`dilated.build_model` TCN.
@@ -272,3 +274,26 @@ def load_keras_deeplob_weights(ours: DeepLOB, parts: dict) -> None:
     kernel, bias = parts["dense"].get_weights()
     put(ours.classifier, "weight", kernel.T)
     put(ours.classifier, "bias", bias)
+
+
+# ---- WaveNet, written with the Keras functional API --------------------------------------------------------------
+
+
+def keras_wavenet(channels: int = 16, dilations: tuple[int, ...] = (1, 2, 4, 8, 16, 32), in_channels: int = 1,
+                  length: int | None = None) -> keras.Model:
+    """Input causal conv (k=2); per dilation a gated unit ``tanh(conv) * sigmoid(conv)`` (two parallel k=2 convs
+    on the same input), a 1x1 residual conv added back and a 1x1 skip conv; skips summed, ReLU, 1x1 output conv.
+    Input ``(batch, length, in_channels)`` (``length=None``: any); receptive field ``2 + sum(dilations)``."""
+    layers = keras.layers
+    x = keras.Input((length, in_channels), name="x")
+    h = layers.Conv1D(channels, 2, padding="causal", name="causal")(x)
+    skips = []
+    for i, d in enumerate(dilations):
+        filtered = layers.Conv1D(channels, 2, padding="causal", dilation_rate=d, activation="tanh",
+                                 name=f"filter_{i}")(h)
+        gate = layers.Conv1D(channels, 2, padding="causal", dilation_rate=d, activation="sigmoid", name=f"gate_{i}")(h)
+        z = layers.Multiply(name=f"gated_{i}")([filtered, gate])
+        skips.append(layers.Conv1D(channels, 1, name=f"skip_{i}")(z))
+        h = layers.Add(name=f"residual_{i}")([h, layers.Conv1D(channels, 1, name=f"res_{i}")(z)])
+    out = layers.Activation("relu", name="relu")(layers.Add(name="skips")(skips))
+    return keras.Model(x, layers.Conv1D(1, 1, name="out")(out), name="wavenet")

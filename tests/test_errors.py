@@ -10,11 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save_file
 
 import dilated
 from dilated.targets import build_stack, parse_input_shape, read_yaml, resolve_target
 from dilated.data import bundled_lobster_sample, load_fi2010, read_fi2010, read_lobster, table_dataset
 from dilated.geometry import Layer, stack_geometry
+from dilated.graph import GraphSpec
+from dilated.keras_adapter import import_keras
+from dilated.keras_convert import check_conversion, load_converted
+from dilated.step_export import export_step
 from dilated.checkpoints import load_checkpoint, save_checkpoint
 from dilated.experiment import DEMO_CONFIG, apply_overrides, resolve_config
 from dilated.layers import Conv1d
@@ -116,6 +121,56 @@ CASES: dict[str, Callable[[Path], object]] = {
     "table-column": lambda tmp: table_dataset(write(tmp, "t.csv", "a,b\n1,2\n3,4\n"), target="c", features=["a"],
                                               window=1),
 }
+
+
+# ---- Keras conversion, graph specs and step export -------------------------------------------------------------
+
+def keras_stack(*layers: object):
+    keras = import_keras()
+    return keras.Sequential([keras.Input((24, 2)), *layers])
+
+
+def converted_with_a_wrong_bias() -> None:
+    model = keras_stack(keras_layer("Conv1D", 3, 2, padding="causal"))
+    graph = dilated.from_keras(model)
+    with torch.no_grad():
+        next(iter(graph.layers.values())).bias += 1.0
+    check_conversion(model, graph)
+
+
+def mismatched_weights(tmp: Path) -> None:
+    spec = "inputs: {x: [2]}\noutputs: [c]\nweights: w.safetensors\ngraph:\n  - {name: c, type: conv1d, inputs: [x], " \
+           "in_channels: 2, channels: %d, kernel_size: 5}\n"
+    write(tmp, "m.yaml", spec % 5)
+    save_file({"layers.c.weight": torch.zeros(5, 2, 5), "layers.c.bias": torch.zeros(5)}, str(tmp / "w.safetensors"))
+    load_converted(write(tmp, "m.yaml", spec % 6))
+
+
+def keras_layer(name: str, *args: object, **kwargs: object):
+    return getattr(import_keras().layers, name)(*args, **kwargs)
+
+
+def graph_spec(*nodes: dict) -> None:
+    GraphSpec.from_dict({"inputs": {"x": [2]}, "outputs": ["x"], "graph": list(nodes)})
+
+
+KERAS_CASES: dict[str, Callable[[Path], object]] = {
+    "keras-unknown-layer": lambda _: dilated.from_keras(keras_stack(keras_layer("LSTM", 3, return_sequences=True))),
+    "keras-activation": lambda _: dilated.from_keras(keras_stack(keras_layer("Activation", "sparsemax"))),
+    "keras-axis": lambda _: dilated.from_keras(keras_stack(keras_layer("BatchNormalization", axis=1))),
+    "keras-data-format": lambda _: dilated.from_keras(keras_stack(keras_layer("MaxPooling1D", 2,
+                                                                                data_format="channels_first"))),
+    "keras-avgpool-same": lambda _: dilated.from_keras(keras_stack(keras_layer("AveragePooling1D", 2, strides=1,
+                                                                                 padding="same"))),
+    "keras-not-built": lambda _: dilated.from_keras(import_keras().Sequential([keras_layer("Dense", 2)])),
+    "keras-conversion-differs": lambda _: converted_with_a_wrong_bias(),
+    "graph-unknown-type": lambda _: graph_spec({"name": "c", "type": "conv2d", "inputs": ["x"]}),
+    "graph-missing-tensor": lambda _: graph_spec({"name": "c", "type": "add", "inputs": ["x", "y"]}),
+    "graph-spec-missing": lambda tmp: load_converted(tmp / "model.safetensors"),
+    "graph-weights-mismatch": mismatched_weights,
+    "export-channels": lambda tmp: export_step(torch.nn.Sequential(Conv1d(2, 2, 3)), tmp / "step.onnx"),
+}
+CASES.update(KERAS_CASES)
 
 ROWS = documented_rows()
 

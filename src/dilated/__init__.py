@@ -7,6 +7,7 @@ diagrams with receptive fields, the WaveNet, TCN, TransLOB and DeepLOB models, a
 """
 
 from dilated.diagrams import compare, draw
+from dilated.keras_convert import from_keras
 from dilated.layers import AvgPool1d, Conv1d, Dense, MaxPool1d
 from dilated.models import (TCN, DeepLOB, TransLOB, WaveNet, available_models, build_model, example_input_shape,
                             register_model)
@@ -18,6 +19,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "TCN", "AvgPool1d", "Conv1d", "DeepLOB", "Dense", "MaxPool1d", "Stream", "Summary", "TransLOB", "WaveNet",
-    "WindowStream", "available_models", "build_model", "compare", "draw", "example_input_shape", "generate",
-    "mu_law_decode", "mu_law_encode", "register_model", "stream", "summary",
+    "WindowStream", "available_models", "build_model", "compare", "draw", "example_input_shape", "from_keras",
+    "generate", "mu_law_decode", "mu_law_encode", "register_model", "stream", "summary",
 ]

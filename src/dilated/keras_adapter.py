@@ -1,4 +1,4 @@
-"""Keras 3 adapter: summaries of built Keras models and conversion of Keras conv stacks to ``dilated`` layers.
+"""Keras 3 adapter: loading Keras models and summarising them (conversion: :mod:`dilated.keras_convert`).
 
 Optional dependency (``pip install "dilated[keras]"``). Keras is imported lazily; when ``KERAS_BACKEND`` is unset,
 the torch backend is chosen so that no TensorFlow is needed. Keras tensors are ``(batch, time, channels)``;
@@ -11,11 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
-
 from dilated.geometry import Layer, LayerKind
-from dilated.layers import AvgPool1d, Conv1d, Dense, MaxPool1d
 from dilated.summaries import Entry, Summary, assemble
 
 GLOBAL_LAYERS = ("Flatten", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "LSTM", "GRU", "SimpleRNN", "RNN",
@@ -98,68 +94,3 @@ def keras_summary(model: Any) -> Summary:
                              _count(layer.trainable_weights), geometry, kind))
     return assemble(model.name, input_shape, int(input_shape[1]), entries, _count(model.weights),
                     _count(model.trainable_weights), layout="(batch, time, channels)")
-
-
-def _numpy(weight: Any) -> torch.Tensor:
-    value = weight.numpy() if hasattr(weight, "numpy") else weight
-    return torch.as_tensor(value.detach().cpu() if isinstance(value, torch.Tensor) else value)
-
-
-def from_keras_layer(layer: Any) -> nn.Module:
-    """A ``dilated`` module computing what one Keras layer computes, with its weights copied.
-
-    Supported: Conv1D (linear or with a named activation), Dense, MaxPooling1D, AveragePooling1D, Activation,
-    Dropout. Raises ``ValueError`` naming an unsupported layer.
-    """
-    kind = type(layer).__name__
-    config = layer.get_config()
-    if kind == "Conv1D":
-        (kernel, *bias) = layer.get_weights()
-        k, c_in, c_out = kernel.shape
-        conv = Conv1d(c_in * config["groups"], c_out, k, config["strides"][0], config["dilation_rate"][0],
-                      config["padding"], config["groups"], bias=bool(bias))
-        _copy(conv, kernel, bias)
-        return _with_activation(conv, config["activation"])
-    if kind == "Dense":
-        (kernel, *bias) = layer.get_weights()
-        dense = Dense(kernel.shape[0], kernel.shape[1], bias=bool(bias))
-        _copy(dense, kernel[None], bias)
-        return _with_activation(dense, config["activation"])
-    if kind in POOL_KINDS:
-        (g,), _ = keras_geometry(layer)
-        pool = MaxPool1d if kind == "MaxPooling1D" else AvgPool1d
-        return pool(g.kernel_size, g.stride, g.padding)
-    if kind == "Activation":
-        return _with_activation(nn.Identity(), config["activation"])
-    if kind in ("Dropout", "InputLayer"):
-        return nn.Identity()
-    raise ValueError(f"Keras layer {layer.name!r} ({kind}) has no dilated equivalent yet; supported: Conv1D, Dense, "
-                     "MaxPooling1D, AveragePooling1D, Activation, Dropout")
-
-
-def from_keras(model: Any) -> nn.Sequential:
-    """Convert a Keras ``Sequential`` stack into an ``nn.Sequential`` of ``dilated`` layers with the same weights.
-
-    The result takes ``(batch, channels, time)``: feed it ``channels_first(x)`` for a Keras input ``x``.
-    """
-    return nn.Sequential(*(from_keras_layer(layer) for layer in _layers(model)))
-
-
-def _copy(module: Conv1d, kernel: Any, bias: list[Any]) -> None:
-    """Keras kernel ``(k, in, out)`` -> torch ``(out, in, k)``."""
-    with torch.no_grad():
-        module.weight.copy_(_numpy(kernel).permute(2, 1, 0))
-        if bias:
-            module.bias.copy_(_numpy(bias[0]))
-
-
-ACTIVATIONS = {"linear": None, "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "elu": nn.ELU,
-               "gelu": nn.GELU, "selu": nn.SELU, "softplus": nn.Softplus, "silu": nn.SiLU, "swish": nn.SiLU}
-
-
-def _with_activation(module: nn.Module, activation: Any) -> nn.Module:
-    name = activation if isinstance(activation, str) else getattr(activation, "__name__", str(activation))
-    if name not in ACTIVATIONS:
-        raise ValueError(f"Keras activation {name!r} is not supported; use one of {', '.join(ACTIVATIONS)}")
-    factory = ACTIVATIONS[name]
-    return module if factory is None else nn.Sequential(module, factory())

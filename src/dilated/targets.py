@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 from torch import nn
 
+from dilated.graph import Graph, graph_from_config, load_graph
 from dilated.layers import AvgPool1d, Conv1d, Dense, MaxPool1d
 
 ALIASES = {"filters": "channels", "out_channels": "channels", "strides": "stride", "dilation_rate": "dilation",
@@ -179,7 +180,8 @@ def bundled_examples() -> dict[str, Path]:
 def resolve_target(target: str, input_shape: tuple[int, ...] | None = None) -> Target:
     """Resolve what ``dilated summary TARGET`` names.
 
-    In order: a ``.keras`` file, a ``.yaml``/``.yml`` config file, a ``package.module:function`` returning a model,
+    In order: a ``.keras`` file, a converted model (``.safetensors`` with its ``.yaml`` graph spec, see
+    :mod:`dilated.graph`), a ``.yaml``/``.yml`` config file, a ``package.module:function`` returning a model,
     a bundled example name (``seed-dilated``, ``seed-strided``) or a registered model name (``translob``).
     ``input_shape`` overrides the shape the target implies.
     """
@@ -189,8 +191,14 @@ def resolve_target(target: str, input_shape: tuple[int, ...] | None = None) -> T
         from dilated.keras_adapter import load_keras_model
 
         return Target(load_keras_model(target), None, Path(target).stem)
-    if target.endswith((".yaml", ".yml")):
-        resolved = model_from_config(read_yaml(target), target)
+    if target.endswith(".safetensors"):
+        resolved = _graph_target(load_graph(target))
+    elif target.endswith((".yaml", ".yml")):
+        config = read_yaml(target)
+        if "graph" in config:
+            resolved = _graph_target(graph_from_config(config, Path(target)))
+        else:
+            resolved = model_from_config(config, target)
     elif ":" in target:
         resolved = _from_function(target)
     elif target in bundled_examples():
@@ -207,6 +215,10 @@ def resolve_target(target: str, input_shape: tuple[int, ...] | None = None) -> T
     if input_shape is not None:
         resolved.input_shape = input_shape
     return resolved
+
+
+def _graph_target(graph: Graph) -> Target:
+    return Target(graph, graph.spec.input_shape, graph.spec.name)
 
 
 def _from_function(target: str) -> Target:
