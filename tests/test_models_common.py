@@ -46,7 +46,7 @@ def overfit(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, loss_
 
 
 def test_available_models():
-    assert available_models() == ["deeplob", "tcn", "translob", "wavenet"]
+    assert available_models() == ["deeplob", "dilated_stack", "tcn", "translob", "wavenet"]
 
 
 @pytest.mark.parametrize("name, cls", [("wavenet", WaveNet), ("tcn", TCN), ("translob", TransLOB),
@@ -56,7 +56,7 @@ def test_build_model_returns_the_registered_class(name, cls):
 
 
 def test_unknown_model_lists_the_valid_names():
-    with pytest.raises(ValueError, match="deeplob, tcn, translob, wavenet"):
+    with pytest.raises(ValueError, match="deeplob, dilated_stack, tcn, translob, wavenet"):
         build_model("resnet")
     with pytest.raises(ValueError, match="available models"):
         example_input_shape("resnet")
