@@ -51,6 +51,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import yaml
+
 from dilated.geometry import Layer, causal_stack, dependencies, receptive_field, stack_geometry
 
 Block = Literal["plain", "residual1", "residual2"]
@@ -129,6 +131,18 @@ class Proposal:
         if self.input_channels != 1:
             options = {"input_channels": self.input_channels, **options}
         return {"model": MODEL_NAME, "options": options}
+
+    def yaml(self) -> str:
+        """:meth:`config` as YAML, with comment lines saying what it is and how to use it."""
+        dilations = ", ".join(map(str, self.dilations))
+        header = [
+            f"# dilated design: {self.layers} {self.block} blocks of kernel {self.kernel_size}, dilations {dilations}",
+            f"# receptive field {self.receptive_field} steps (target {self.target}), no holes; {self.params:,} "
+            f"parameters at {self.channels} channels, {self.flops:,} FLOPs per step",
+            "# dilated summary FILE | dilated draw FILE | dilated explore FILE | dilated.stream(model)",
+            "# dilated train FILE --override data.kind=... (the data fixes input channels and the head)",
+        ]
+        return "\n".join(header) + "\n" + yaml.safe_dump(self.config(), sort_keys=False, default_flow_style=None)
 
     def describe(self) -> str:
         """One line, e.g. ``7 plain blocks, k=2, dilations 1,2,4,8,16,32,36: field 100 (overshoot 0)``."""
@@ -348,7 +362,7 @@ def explain_holes(layers: Sequence[Layer]) -> Coverage:
         if holes_now and not holes_below and layer.kernel_size > 1:
             reasons.append(f"{name}: its taps lie {spacing} input steps apart but what each tap reads below covers "
                            f"only {below_field} step{'s' * (below_field > 1)}, so {spacing - below_field} of every "
-                           f"{spacing} steps are skipped")
+                           f"{spacing} steps go unread")
         elif holes_below and not holes_now:
             reasons.append(f"{name} fills the holes left by the layers before it")
         holes_below = holes_now
@@ -360,6 +374,7 @@ def explain_holes(layers: Sequence[Layer]) -> Coverage:
 
 def _fix(layers: Sequence[Layer], field: int) -> list[str]:
     """For a stride-1 causal conv stack of one kernel size: the theorem's test and a hole-free schedule."""
+    layers = [layer for layer in layers if layer.span > 1 or layer.stride > 1]  # k=1 layers leave time alone
     kernels = {layer.kernel_size for layer in layers}
     if len(kernels) != 1 or any(layer.stride != 1 or layer.padding != "causal" for layer in layers):
         return []
