@@ -94,7 +94,8 @@ def target_summary(target: Target) -> Summary:
     if is_keras_model(target.model):
         return summary(target.model)
     if target.input_shape is None:
-        raise ValueError(f"{target.name!r} does not fix its input shape: pass --input CHANNELS,TIME (e.g. --input 2,200)")
+        raise ValueError(f"{target.name!r} does not fix its input shape: pass --input CHANNELS,TIME "
+                         f"(e.g. --input 2,200)")
     return summary(target.model, target.input_shape)
 
 
