@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import dilated
+from dilated.cli import main
 from dilated.design import BLOCKS, block_cost, design, explain_holes, is_hole_free
 from dilated.explore import target_summary
 from dilated.geometry import Layer, causal_stack, dependencies, receptive_field
@@ -120,7 +121,7 @@ def test_params_and_field_are_the_built_models(block):
         assert model.receptive_field == p.receptive_field and model.hole_free
 
 
-def test_the_written_config_is_read_by_summary_draw_stream_and_explore(tmp_path):
+def test_the_written_config_is_read_by_summary_draw_stream_and_explore(tmp_path, capsys):
     path = tmp_path / "stack.yaml"
     result = subprocess.run([sys.executable, "-m", "dilated.cli", "design", "--receptive-field", "100",
                              "--kernel-size", "3", "--channels", "8", "-o", str(path)], capture_output=True, text=True)
@@ -129,19 +130,16 @@ def test_the_written_config_is_read_by_summary_draw_stream_and_explore(tmp_path)
     assert lines[2].split()[:5] == ["1", "5", "3", "101", "1"] and lines[2].endswith("1, 3, 9, 18, 19")
     assert read_yaml(path) == {"model": "dilated_stack", "options": {"channels": 8, "kernel_size": 3,
                                                                       "dilations": [1, 3, 9, 18, 19], "block": "plain"}}
-    summary = subprocess.run([sys.executable, "-m", "dilated.cli", "summary", str(path)], capture_output=True,
-                             text=True)
-    assert summary.returncode == 0 and "Receptive field: 101 input steps (input length 128)" in summary.stdout
-    drawn = subprocess.run([sys.executable, "-m", "dilated.cli", "draw", str(path), "-o", str(tmp_path / "t.png")],
-                           capture_output=True, text=True)
-    assert drawn.returncode == 0 and "receptive field 101 steps" in drawn.stdout
+    assert main(["summary", str(path)]) == 0
+    assert "Receptive field: 101 input steps (input length 128)" in capsys.readouterr().out
+    assert main(["draw", str(path), "-o", str(tmp_path / "t.png")]) == 0
+    assert "receptive field 101 steps" in capsys.readouterr().out
     model = resolve_target(str(path)).model.eval()
     stream = dilated.stream(model)
     x = torch.randn(1, 1, 150)
     torch.testing.assert_close(stream.step_many(x), model(x), atol=1e-5, rtol=1e-5)
-    page = subprocess.run([sys.executable, "-m", "dilated.cli", "explore", str(path), "-o", str(tmp_path / "p.html")],
-                          capture_output=True, text=True)
-    assert page.returncode == 0 and '"dilation": 19' in (tmp_path / "p.html").read_text()
+    assert main(["explore", str(path), "-o", str(tmp_path / "p.html")]) == 0
+    assert '"dilation": 19' in (tmp_path / "p.html").read_text()
 
 
 @pytest.mark.slow
@@ -184,11 +182,9 @@ def test_explain_follows_strides_and_skips_pointwise_layers():
     assert (holes.receptive_field, holes.fed, holes.missing) == (6, 4, (2, 3))  # lags 0, 1, 4, 5 read
 
 
-def test_cli_explain_names_the_target():
-    result = subprocess.run([sys.executable, "-m", "dilated.cli", "design", "--explain", "seed-dilated"],
-                            capture_output=True, text=True)
-    assert result.returncode == 0
-    assert result.stdout.startswith("seed-dilated: reads 13 of the 25 steps under its receptive field")
+def test_cli_explain_names_the_target(capsys):
+    assert main(["design", "--explain", "seed-dilated"]) == 0
+    assert capsys.readouterr().out.startswith("seed-dilated: reads 13 of the 25 steps under its receptive field")
 
 
 def test_proposal_yaml_round_trips():

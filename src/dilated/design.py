@@ -35,9 +35,10 @@ condition becomes ``b_i <= 1 + m (k - 1) P_{i-1}`` (the second copy of ``b_i`` t
    ``S <= S_max(L, D)``; the fewest blocks is the least such ``L``. Overshoot ``F - N`` follows.
 3. Among schedules with that sum, the smallest largest dilation ``M`` is the least ``M`` with
    ``S_max(L, min(D, M)) >= S`` (binary search, by 1.), and the proposal is the lexicographically largest sorted
-   schedule with sum ``S`` and terms ``<= M``: the depth-first search over sorted schedules tries each position's
-   largest allowed value first and prunes a branch unless the remaining ``r`` terms can still make the rest of the
-   sum, i.e. ``r * b <= rest <= S_max`` of the remainder (an interval again, by 1.); so it never backtracks.
+   schedule with sum ``S`` and terms ``<= M``: the depth-first search over sorted schedules takes at each position
+   the largest value allowed and prunes every branch whose remaining ``r`` terms cannot make the rest of the sum,
+   i.e. unless ``r * b <= rest <= S_max`` of the remainder (an interval again, by 1.). The first bound gives the
+   largest candidate ``b`` directly, and a smaller ``b`` only raises ``rest``, so the search never backtracks.
 
 Parameters and FLOPs per step depend on the block count alone (fixed width and kernel), so for each kernel the
 ``top`` smallest block counts hold the best proposals under any ordering of the criteria; the brute-force test
@@ -162,10 +163,14 @@ def is_hole_free(kernel_size: int, dilations: Sequence[int]) -> bool:
 
 
 def _max_sum(layers: int, spread: int, cap: int, start: int = 0) -> int:
-    """Largest block-dilation sum of ``layers`` more blocks after a prefix summing to ``start`` (the greedy)."""
+    """Largest block-dilation sum of ``layers`` more blocks after a prefix summing to ``start`` (the greedy; once a
+    term reaches ``cap`` every later one is ``cap``)."""
     total = start
-    for _ in range(layers):
-        total += min(cap, 1 + spread * total)
+    for placed in range(layers):
+        term = min(cap, 1 + spread * total)
+        if term == cap:
+            return total + cap * (layers - placed) - start
+        total += term
     return total - start
 
 
@@ -183,15 +188,13 @@ def _schedule(layers: int, total: int, spread: int, cap: int) -> tuple[int, ...]
     prefix = 0
     for position in range(layers):
         rest = layers - position - 1
-        low = chosen[-1] if chosen else 1
-        for d in range(min(largest, 1 + spread * prefix), low - 1, -1):
-            remaining = total - prefix - d
-            if rest * d <= remaining <= _max_sum(rest, spread, largest, prefix + d):
-                chosen.append(d)
-                prefix += d
-                break
-        else:  # unreachable by step 1 of the module docstring; a failure here is a bug, never a wrong proposal
-            raise AssertionError(f"no schedule for {layers} blocks summing to {total}")
+        # the largest d the position allows whose remainder can still be made (rest * d <= total - prefix - d);
+        # a smaller d only leaves more for the remainder to reach, so if this one fails, every one does
+        d = min(largest, 1 + spread * prefix, (total - prefix) // (rest + 1))
+        if d < (chosen[-1] if chosen else 1) or total - prefix - d > _max_sum(rest, spread, largest, prefix + d):
+            raise AssertionError(f"no schedule for {layers} blocks summing to {total}")  # a bug, never a proposal
+        chosen.append(d)
+        prefix += d
     return tuple(chosen)
 
 
@@ -266,9 +269,13 @@ def design(receptive_field: int, kernel_size: int | Sequence[int], max_layers: i
 
 
 def _fewest_layers(needed: int, spread: int, cap: int) -> int:
-    layers = 1
-    while _max_sum(layers, spread, cap) < needed:
-        layers += 1
+    """The least block count whose greedy sum reaches ``needed``."""
+    total = layers = 0
+    while total < needed:
+        term = min(cap, 1 + spread * total)
+        if term == cap:
+            return layers + math.ceil((needed - total) / cap)
+        total, layers = total + term, layers + 1
     return layers
 
 

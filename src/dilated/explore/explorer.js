@@ -142,7 +142,11 @@ const design = (() => {
 
   function maxSum(layers, spread, cap, start = 0) {
     let total = start;
-    for (let i = 0; i < layers; i++) total += Math.min(cap, 1 + spread * total);
+    for (let placed = 0; placed < layers; placed++) {
+      const term = Math.min(cap, 1 + spread * total);
+      if (term === cap) return total + cap * (layers - placed) - start;
+      total += term;
+    }
     return total - start;
   }
 
@@ -156,22 +160,24 @@ const design = (() => {
     const largest = lo, chosen = [];
     let prefix = 0;
     for (let position = 0; position < layers; position++) {
-      const rest = layers - position - 1, low = chosen.length ? chosen[chosen.length - 1] : 1;
-      let found = false;
-      for (let d = Math.min(largest, 1 + spread * prefix); d >= low; d--) {
-        const remaining = total - prefix - d;
-        if (rest * d <= remaining && remaining <= maxSum(rest, spread, largest, prefix + d)) {
-          chosen.push(d); prefix += d; found = true; break;
-        }
+      const rest = layers - position - 1;
+      const d = Math.min(largest, 1 + spread * prefix, Math.floor((total - prefix) / (rest + 1)));
+      if (d < (chosen.length ? chosen[chosen.length - 1] : 1) ||
+          total - prefix - d > maxSum(rest, spread, largest, prefix + d)) {
+        throw new Error(`no schedule for ${layers} blocks summing to ${total}`);
       }
-      if (!found) throw new Error(`no schedule for ${layers} blocks summing to ${total}`);
+      chosen.push(d); prefix += d;
     }
     return chosen;
   }
 
   function fewestLayers(needed, spread, cap) {
-    let layers = 1;
-    while (maxSum(layers, spread, cap) < needed) layers++;
+    let total = 0, layers = 0;
+    while (total < needed) {
+      const term = Math.min(cap, 1 + spread * total);
+      if (term === cap) return layers + Math.ceil((needed - total) / cap);
+      total += term; layers++;
+    }
     return layers;
   }
 
