@@ -15,7 +15,7 @@ from dilated.design import BLOCKS, MODEL_NAME, Block, is_hole_free
 from dilated.geometry import Layer, receptive_field
 from dilated.layers import Conv1d, Dense
 from dilated.models._registry import covering_input_shape, register_model
-from dilated.models.blocks import TemporalBlock, path_geometry
+from dilated.models.blocks import TemporalBlock, path_geometry, sequence_head
 
 
 @dataclass
@@ -133,8 +133,4 @@ class DilatedStack(nn.Module):
                              f"{tuple(x.shape)}")
         for block in self.blocks:
             x = block(x)  # (B, channels, T)
-        if self.head is None:
-            return x
-        if self.config.last_step_only:
-            return self.head(x[:, :, -1:]).squeeze(-1)  # (B, output_size)
-        return self.head(x)  # (B, output_size, T)
+        return sequence_head(self.head, x, self.config.last_step_only)
