@@ -21,6 +21,8 @@ from dilated.keras_adapter import import_keras
 from dilated.keras_convert import check_conversion, load_converted
 from dilated.step_export import export_step
 from dilated.checkpoints import load_checkpoint, save_checkpoint
+from dilated.design import design
+from dilated.explore import stack_state, write_explorer
 from dilated.experiment import DEMO_CONFIG, apply_overrides, resolve_config
 from dilated.layers import Conv1d
 from dilated.training import check_finite
@@ -85,6 +87,15 @@ def truncated_checkpoint(tmp_path: Path) -> None:
     load_checkpoint(folder)
 
 
+class UnevenPad(torch.nn.Module):
+    """A module declaring a k=3 conv padded (3, 1): the explorer page edits no such padding."""
+
+    geometry = Layer(3, padding=(3, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
 CASES: dict[str, Callable[[Path], object]] = {
     "conv-channels": lambda _: Conv1d(2, 4, 3)(torch.zeros(1, 3, 10)),
     "conv-rank": lambda _: Conv1d(2, 4, 3)(torch.zeros(2, 10)),
@@ -120,6 +131,15 @@ CASES: dict[str, Callable[[Path], object]] = {
     "checkpoint-truncated": truncated_checkpoint,
     "table-column": lambda tmp: table_dataset(write(tmp, "t.csv", "a,b\n1,2\n3,4\n"), target="c", features=["a"],
                                               window=1),
+    # design and explore (issue 16)
+    "design-unreachable": lambda _: design(1000, 2, max_layers=5),
+    "design-kernel": lambda _: design(100, 1),
+    "design-target": lambda _: design(1, 2),
+    "design-block": lambda _: design(100, 2, block="residual3"),
+    "design-sort": lambda _: design(100, 2, sort_by=["speed"]),
+    "stack-dilations": lambda _: dilated.build_model("dilated_stack", dilations=[]),
+    "explore-padding": lambda _: stack_state(dilated.summary(torch.nn.Sequential(UnevenPad()), (1, 20)), "m", (1, 20)),
+    "explore-path": lambda tmp: write_explorer("explorer.png"),
 }
 
 

@@ -1,8 +1,8 @@
-"""The models: WaveNet, TCN, TransLOB and DeepLOB, with their shared blocks, registered by name.
+"""The models: WaveNet, TCN, TransLOB, DeepLOB and designed dilated stacks, with shared blocks, registered by name.
 
     >>> from dilated.models import available_models, build_model, example_input_shape
     >>> available_models()
-    ['deeplob', 'tcn', 'translob', 'wavenet']
+    ['deeplob', 'dilated_stack', 'tcn', 'translob', 'wavenet']
     >>> model = build_model("tcn", num_channels=(32, 32, 32), kernel_size=3)
 
 The registry lives in :mod:`dilated.models._registry`; importing this package imports every model module, which
@@ -19,6 +19,7 @@ from dilated.models._registry import (
                                       register_model,
 )
 from dilated.models.deeplob import DeepLOB, DeepLOBConfig
+from dilated.models.stack import DilatedStack, DilatedStackConfig
 from dilated.models.tcn import TCN, TCNConfig
 from dilated.models.translob import TransLOB, TransLOBConfig
 from dilated.models.wavenet import WaveNet, WaveNetConfig
@@ -27,6 +28,8 @@ __all__ = [
     "TCN",
     "DeepLOB",
     "DeepLOBConfig",
+    "DilatedStack",
+    "DilatedStackConfig",
     "TCNConfig",
     "TransLOB",
     "TransLOBConfig",

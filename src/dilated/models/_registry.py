@@ -2,7 +2,7 @@
 
     >>> from dilated.models import available_models, build_model, example_input_shape
     >>> available_models()
-    ['deeplob', 'tcn', 'translob', 'wavenet']
+    ['deeplob', 'dilated_stack', 'tcn', 'translob', 'wavenet']
     >>> model = build_model("tcn", num_channels=(32, 32, 32), kernel_size=3)
     >>> example_input_shape("translob")
     (40, 100)

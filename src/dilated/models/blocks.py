@@ -177,6 +177,16 @@ class ResidualBlock(nn.Module):
         return out, self.skip(z)
 
 
+def sequence_head(head: nn.Module | None, x: torch.Tensor, last_step_only: bool) -> torch.Tensor:
+    """A per-step head (TCN, designed stacks): ``(batch, C, time)`` features -> ``head`` at every step
+    ``(batch, out, time)``, or at the last step only ``(batch, out)``; the features themselves without a head."""
+    if head is None:
+        return x
+    if last_step_only:
+        return head(x[:, :, -1:]).squeeze(-1)  # (B, out)
+    return head(x)  # (B, out, T)
+
+
 TCNInit = Literal["locuslab", "normal"]
 
 

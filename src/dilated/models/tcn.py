@@ -11,7 +11,7 @@ from torch import nn
 from dilated.geometry import Layer, receptive_field
 from dilated.layers import Dense
 from dilated.models._registry import covering_input_shape, register_model
-from dilated.models.blocks import TCNInit, TemporalBlock, check_tcn_init, path_geometry
+from dilated.models.blocks import TCNInit, TemporalBlock, check_tcn_init, path_geometry, sequence_head
 
 
 @dataclass
@@ -98,8 +98,4 @@ class TCN(nn.Module):
             raise ValueError(f"TCN expects (batch, {self.config.input_channels}, time), got {tuple(x.shape)}")
         for block in self.blocks:
             x = block(x)  # (B, C_level, T)
-        if self.head is None:
-            return x
-        if self.config.last_step_only:
-            return self.head(x[:, :, -1:]).squeeze(-1)  # (B, output_size)
-        return self.head(x)  # (B, output_size, T)
+        return sequence_head(self.head, x, self.config.last_step_only)
