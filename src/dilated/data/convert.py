@@ -132,3 +132,25 @@ def book_summary(book: Book) -> dict[str, Any]:
         "spread": _quantiles(spread), "mid": _quantiles(mid),
         "mid_changes": int(np.sum(np.diff(mid[np.isfinite(mid)]) != 0)),
     }
+
+
+def format_book_info(summary: dict[str, Any], balance: dict[int, Any] | None = None) -> str:
+    """:func:`book_summary` (and :func:`~dilated.data.lob_labels.label_balance`) as plain text."""
+    def stats(values: dict[str, float]) -> str:
+        return "  ".join(f"{k} {v:.6g}" for k, v in values.items()) if values else "none"
+
+    rate = summary["events_per_second"]
+    lines = [f"{summary['source']} ({summary['format'] or 'book'})",
+             f"  events {summary['events']:,}, {summary['levels']} levels per side, "
+             f"{summary['all_levels_quoted']:,} with every level quoted",
+             f"  time {summary['start']} to {summary['end']} ({summary['seconds']:.1f} s"
+             + (f", {rate:.1f} events/s)" if rate else ")"),
+             f"  crossed or locked books (best bid >= best ask) {summary['crossed']:,}, one-sided "
+             f"{summary['one_sided']:,}; mid-price changes {summary['mid_changes']:,}",
+             f"  spread: {stats(summary['spread'])}",
+             f"  mid:    {stats(summary['mid'])}"]
+    for horizon, row in (balance or {}).items():
+        lines.append(f"  labels k={horizon}: threshold {row['threshold']:.3g} ({row['rule']}): up "
+                     f"{row['up']:.1%}, stationary {row['stationary']:.1%}, down {row['down']:.1%} of "
+                     f"{row['labelled']:,}")
+    return "\n".join(lines)

@@ -207,6 +207,7 @@ def label_balance(book: Book, horizons: Sequence[int], threshold: float | None =
         labels = movement_labels(smoothed_change(mid, horizon, smoothing), alpha)
         counts = np.bincount(labels[labels >= 0], minlength=3)
         result[int(horizon)] = {"threshold": float(alpha), "labelled": int(counts.sum()),
+                                "rule": "given" if threshold is not None else "balanced on the first part",
                                 **{name: float(c / max(1, counts.sum())) for name, c in
                                    zip(LOB_CLASS_NAMES, counts)}}
     return result
