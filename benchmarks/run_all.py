@@ -42,14 +42,26 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("throughput", "throughput.py", ["--quick"]),
     ("tcn_tasks", "tcn_tasks.py", ["--quick"]),
     ("lob_reproduction", "lob_reproduction.py", ["--quick"]),
+    ("lob_real", "lob_real.py", ["--quick"]),
     ("profile_training", "profile_training.py", ["--quick"]),
     ("streaming", "streaming.py", ["--quick"]),
     ("generation", "generation.py", ["--samples", "2000", "--naive-samples", "50"]),
 ]
-OWN_RESULT = {"throughput", "tcn_tasks", "lob_reproduction", "profile_training"}
+OWN_RESULT = {"throughput", "tcn_tasks", "lob_reproduction", "profile_training", "lob_real"}
 
 
 # ---- shared helpers -----------------------------------------------------------------------------------------------
+
+
+def shared_data() -> Path:
+    """The real market data beside the checkout: ``$DILATED_SHARED_DATA``, else the first ``shared/data`` folder
+    next to the repository or one of its parents (``<clone>/../shared/data``; a worktree's is one level up)."""
+    if os.environ.get("DILATED_SHARED_DATA"):
+        return Path(os.environ["DILATED_SHARED_DATA"])
+    for parent in ROOT.parents:
+        if (parent / "shared" / "data").is_dir():
+            return parent / "shared" / "data"
+    return ROOT.parent / "shared" / "data"
 
 
 def cpu_model() -> str:

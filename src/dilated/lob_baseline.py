@@ -21,6 +21,7 @@ from dilated.data.lob_labels import LOB_CLASS_NAMES, BookSplits
 from dilated.data.orderbook import Book
 from dilated.data.windows import WindowDataset
 from dilated.metrics import classification_metrics, majority_baseline
+from dilated.tasks import balanced_class_weights
 
 LAGS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
 
@@ -51,19 +52,22 @@ class LogisticRegression:
 
     @classmethod
     def fit(cls, features: np.ndarray, labels: np.ndarray, classes: int = 3, l2: float = 1e-4,
-            iterations: int = 200) -> LogisticRegression:
-        """Minimise mean cross-entropy + ``l2 * |weight|^2`` with L-BFGS (deterministic on CPU)."""
+            iterations: int = 200, balanced: bool = False) -> LogisticRegression:
+        """Minimise mean cross-entropy + ``l2 * |weight|^2`` with L-BFGS (deterministic on CPU); ``balanced``
+        weights the classes as training with ``class_weights: balanced`` does."""
         mean, std = features.mean(axis=0), features.std(axis=0)
         std = np.where(std > 0, std, 1.0)
         x = torch.from_numpy((features - mean) / std)
         y = torch.from_numpy(labels).long()
+        class_weights = balanced_class_weights(torch.bincount(y, minlength=classes)).double() if balanced else None
         weight = torch.zeros(x.shape[1], classes, dtype=torch.float64, requires_grad=True)
         bias = torch.zeros(classes, dtype=torch.float64, requires_grad=True)
         optimizer = torch.optim.LBFGS([weight, bias], max_iter=iterations, line_search_fn="strong_wolfe")
 
         def closure() -> torch.Tensor:
             optimizer.zero_grad()
-            loss = torch.nn.functional.cross_entropy(x @ weight + bias, y) + l2 * (weight ** 2).sum()
+            loss = torch.nn.functional.cross_entropy(x @ weight + bias, y, weight=class_weights) \
+                + l2 * (weight ** 2).sum()
             loss.backward()
             return loss
 
@@ -79,16 +83,17 @@ def _labels(part: WindowDataset) -> np.ndarray:
     return part.targets[part.ends].numpy()
 
 
-def lob_baselines(splits: BookSplits, depth: int = 10, l2: float = 1e-4,
-                  parts: Sequence[str] = ("test",)) -> dict[str, Any]:
-    """Majority-class and logistic-regression scores on ``parts`` of a book's splits.
+def lob_baselines(splits: BookSplits, depth: int = 10, l2: float = 1e-4, parts: Sequence[str] = ("test",),
+                  balanced: bool = False) -> dict[str, Any]:
+    """Majority-class and logistic-regression scores on ``parts`` of a book's splits (``balanced``: class-weighted
+    logistic regression, see :meth:`LogisticRegression.fit`).
 
     Returns: ``{"majority": {part: metrics}, "logistic": {part: metrics}}``, metrics as
     :func:`dilated.metrics.classification_metrics` returns them (with the confusion matrix).
     """
     window = splits.full.window
     train_x = lob_features(splits.book, splits.train.ends.numpy(), window, depth)
-    model = LogisticRegression.fit(train_x, _labels(splits.train), len(LOB_CLASS_NAMES), l2)
+    model = LogisticRegression.fit(train_x, _labels(splits.train), len(LOB_CLASS_NAMES), l2, balanced=balanced)
     train_counts = np.bincount(_labels(splits.train), minlength=3).tolist()
     result: dict[str, Any] = {"majority": {}, "logistic": {}}
     for name in parts:

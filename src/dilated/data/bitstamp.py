@@ -3,7 +3,8 @@
 Files: CSV with columns ``id, timestamp, exchange_timestamp (or exchange.timestamp), price, volume, action,
 direction`` (``bid`` / ``ask``), times in milliseconds, as recorded by ob-analytics (2026) and obAnalytics (2015);
 ``.gz`` / ``.xz`` / ``.bz2`` are read as they are. ``volume`` is the order's remaining volume: in coins, or (obAnalytics
-files, whose volumes are all whole numbers) in satoshi (1e-8 coin) — see ``volume_unit``.
+files, whose volume column holds integers only, written without a decimal point) in satoshi (1e-8 coin): see
+``volume_unit``.
 
 Replay:
 - ``created`` adds an order; ``changed`` sets its price and remaining volume (a ``changed`` for an order not on
@@ -72,7 +73,8 @@ def bitstamp_book(paths: str | Path | Sequence[str | Path], levels: int = DEFAUL
     """Replay Bitstamp order-stream CSV files (in the order given) into a book, uncrossed as the module notes say.
 
     Args:
-        volume_unit: ``coin``, ``satoshi`` (1e-8 coin), or ``auto``: satoshi when every volume is a whole number.
+        volume_unit: ``coin``, ``satoshi`` (1e-8 coin), or ``auto``: satoshi when the volume column holds integers
+            only (no decimal point anywhere), else coin.
         uncross: apply the uncrossing rule (``False`` replays the raw stream, for comparison).
 
     Returns: a :class:`~dilated.data.orderbook.Book`; its ``stats`` count the rows, the unknown ids and what the
@@ -85,7 +87,7 @@ def bitstamp_book(paths: str | Path | Sequence[str | Path], levels: int = DEFAUL
     frame = pd.concat([_read_orders(Path(p)) for p in paths], ignore_index=True)
     volume = frame["volume"].to_numpy(np.float64)
     if volume_unit == "auto":
-        volume_unit = "satoshi" if bool(np.all(volume == np.round(volume))) else "coin"
+        volume_unit = "satoshi" if pd.api.types.is_integer_dtype(frame["volume"]) else "coin"
     if volume_unit not in ("coin", "satoshi"):
         raise ValueError(f"volume_unit must be 'auto', 'coin' or 'satoshi'; got {volume_unit!r}")
     units = np.round(volume if volume_unit == "satoshi" else volume / SATOSHI).astype(np.int64)  # exact sums

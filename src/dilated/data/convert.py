@@ -150,6 +150,9 @@ def format_book_info(summary: dict[str, Any], balance: dict[int, Any] | None = N
              f"  spread: {stats(summary['spread'])}",
              f"  mid:    {stats(summary['mid'])}"]
     for horizon, row in (balance or {}).items():
+        if not row["labelled"]:
+            lines.append(f"  labels k={horizon}: none ({row['rule']})")
+            continue
         lines.append(f"  labels k={horizon}: threshold {row['threshold']:.3g} ({row['rule']}): up "
                      f"{row['up']:.1%}, stationary {row['stationary']:.1%}, down {row['down']:.1%} of "
                      f"{row['labelled']:,}")

@@ -43,16 +43,25 @@ MBP10_LEVELS = 10
 _SIDES = {"A": "ask", "B": "bid"}
 
 
+def _dbn() -> Any:
+    """The ``databento_dbn`` module (an optional dependency, imported only when DBN files are read)."""
+    try:
+        import databento_dbn
+    except ImportError:
+        raise ImportError("reading Databento DBN files needs databento-dbn and zstandard: "
+                          "pip install 'dilated[feeds]'") from None
+    return databento_dbn
+
+
 def read_dbn(path: str | Path) -> tuple[Any, list[Any]]:
     """The metadata and records of one DBN file (``.dbn`` or zstd-compressed ``.dbn.zst``)."""
-    import databento_dbn
-
+    databento_dbn = _dbn()
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     raw = path.read_bytes()
     if raw[:4] == b"\x28\xb5\x2f\xfd":  # the zstd frame magic number
-        import zstandard
+        import zstandard  # installed with databento-dbn by the `feeds` extra
 
         raw = zstandard.ZstdDecompressor().stream_reader(raw).read()
     if raw[:3] != b"DBN":
@@ -165,8 +174,6 @@ def _apply(book: OrderBook, action: str, side_code: str, order_id: int, price: i
 def databento_mbp10_book(paths: str | Path | Sequence[str | Path], levels: int = MBP10_LEVELS,
                          instrument_id: int | None = None, progress: bool = False) -> Book:
     """Read Databento MBP-10 files: one row per record with ``F_LAST``, its first ``levels`` (<= 10) levels."""
-    import databento_dbn
-
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     levels = check_levels(levels)
     if levels > MBP10_LEVELS:
@@ -176,7 +183,7 @@ def databento_mbp10_book(paths: str | Path | Sequence[str | Path], levels: int =
     last = [r for records in files for r in records if r.flags & F_LAST]
     ts = np.array([r.ts_recv for r in last], dtype=np.int64)
     values = np.full((len(last), 4 * levels), np.nan)
-    undefined = databento_dbn.UNDEF_PRICE
+    undefined = _dbn().UNDEF_PRICE
     for row, record in enumerate(last):
         for level, pair in enumerate(record.levels[:levels]):
             for offset, price, size in ((0, pair.ask_px, pair.ask_sz), (2, pair.bid_px, pair.bid_sz)):

@@ -6,8 +6,10 @@ Input: a :class:`~dilated.data.orderbook.Book` (or its Parquet file, :func:`~dil
   ``smoothing="future"``: l_t = (mean(p_{t+1} .. p_{t+k}) - p_t) / p_t; ``smoothing="past"``: l_t = (mean(p_{t+1}
   .. p_{t+k}) - mean(p_{t-k+1} .. p_t)) / mean(p_{t-k+1} .. p_t). Class 0 up (l > threshold), 2 down
   (l < -threshold), 1 stationary. The threshold is per market: given, or (``threshold=None``) the one that makes a
-  third of the training part's labels stationary (:func:`~dilated.data.lobster.balanced_alpha`, training events
-  only); either way it is reported in ``info``.
+  third of the training part's labels stationary (:func:`balanced_threshold`, training events only; 0 in a
+  tick-bound market where more than a third of the changes are exactly 0); either way it is reported in ``info``.
+  Means of mid-prices are exact (:class:`~dilated.data.lobster.MidSums`): an unchanged mid gives l = 0, never a
+  float-rounding residue on the wrong side of a zero threshold.
 - Usable events: both sides quoted and the book not crossed (best bid < best ask). A window is served only when its
   events, and the events its label reads, are all usable, so a crossed pre-open or an emptied book never enters.
 - Features: the book's 4 x levels columns, empty deeper levels filled with the side's deepest quoted price and size 0
@@ -53,6 +55,15 @@ def smoothed_change(mid: np.ndarray, horizon: int, smoothing: str = "future") ->
     change[labelled] = (future - past) * MID_RESOLUTION / horizon / past_mean
     change[labelled[future_gaps | past_gaps]] = np.nan
     return change
+
+
+def balanced_threshold(train_returns: np.ndarray) -> tuple[float, str]:
+    """The threshold that leaves a third of the training labels stationary, and how it was chosen: where more than a
+    third of the smoothed changes are exactly 0 (a tick-bound market), it is 0 and more stay stationary."""
+    alpha = balanced_alpha(train_returns)
+    if alpha > 0:
+        return alpha, "a third of the training labels stationary"
+    return alpha, "0: over a third of the training changes are exactly 0"
 
 
 def usable_events(book: Book) -> np.ndarray:
@@ -158,10 +169,10 @@ def book_splits(book: Book | str | Path, levels: int = 10, window: int = 100, ho
     usable = usable_events(book)
     mid = book.mid
     train_start, train_stop = split_bounds(len(book), fractions)[0]
-    rule = "given" if threshold is not None else "balanced on the training part"
+    rule = "given"
     if threshold is None:
         train_mid = np.where(usable, mid, np.nan)[train_start:train_stop]
-        threshold = balanced_alpha(smoothed_change(train_mid, horizon, smoothing))
+        threshold, rule = balanced_threshold(smoothed_change(train_mid, horizon, smoothing))
     returns = smoothed_change(np.where(usable, mid, np.nan), horizon, smoothing)
     labels = movement_labels(returns, float(threshold))
     before = max(window, horizon) if smoothing == "past" else window
@@ -195,19 +206,23 @@ def book_splits(book: Book | str | Path, levels: int = 10, window: int = 100, ho
 def label_balance(book: Book, horizons: Sequence[int], threshold: float | None = None,
                   smoothing: str = "future", fractions: Sequence[float] = DEFAULT_FRACTIONS) -> dict[int, Any]:
     """Per horizon: the threshold (balanced on the training part when None) and the share of up / stationary /
-    down labels over all usable events."""
+    down labels over all usable events (``labelled`` 0 and no shares when the training part has no label)."""
     usable = usable_events(book)
     mid = np.where(usable, book.mid, np.nan)
     train_start, train_stop = split_bounds(len(book), fractions)[0]
     result = {}
     for horizon in horizons:
-        alpha = threshold
+        alpha, rule = threshold, "given"
         if alpha is None:
-            alpha = balanced_alpha(smoothed_change(mid[train_start:train_stop], horizon, smoothing))
+            train = smoothed_change(mid[train_start:train_stop], horizon, smoothing)
+            if not np.isfinite(train).any():
+                result[int(horizon)] = {"threshold": None, "labelled": 0, "rule": "too few usable events"}
+                continue
+            alpha, rule = balanced_threshold(train)
         labels = movement_labels(smoothed_change(mid, horizon, smoothing), alpha)
         counts = np.bincount(labels[labels >= 0], minlength=3)
         result[int(horizon)] = {"threshold": float(alpha), "labelled": int(counts.sum()),
-                                "rule": "given" if threshold is not None else "balanced on the first part",
+                                "rule": rule,
                                 **{name: float(c / max(1, counts.sum())) for name, c in
                                    zip(LOB_CLASS_NAMES, counts)}}
     return result
