@@ -43,10 +43,10 @@ def _open_text(path: Path):  # noqa: ANN202 - a text file object
     return gzip.open(path, "rt") if path.suffix == ".gz" else open(path)
 
 
-def _read_stream(paths: Sequence[Path]) -> tuple[dict[str, Any] | None, list[_Diff], dict[str, int]]:
+def _read_stream(paths: Sequence[Path]) -> tuple[dict[str, Any] | None, list[_Diff], dict[str, Any]]:
     """The first REST snapshot, every depth diff in file order, and counts of the other lines."""
     snapshot, diffs = None, []
-    counts = {"lines": 0, "snapshots": 0, "other_messages": 0, "diffs_before_snapshot_line": 0}
+    counts: dict[str, Any] = {"lines": 0, "snapshots": 0, "other_messages": 0, "diffs_before_snapshot_line": 0}
     symbols: set[str] = set()
     for path in paths:
         if not path.is_file():
@@ -95,9 +95,9 @@ def binance_book(paths: str | Path | Sequence[str | Path], levels: int = DEFAULT
 
     if gaps not in GAP_POLICIES:
         raise ValueError(f"gaps must be one of {', '.join(GAP_POLICIES)}; got {gaps!r}")
-    paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
-    source = describe_sources(paths)
-    snapshot, diffs, stats = _read_stream(paths)
+    files = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+    source = describe_sources(files)
+    snapshot, diffs, stats = _read_stream(files)
     if snapshot is None:
         raise ValueError(f"{source}: no REST depth snapshot (a line with lastUpdateId); the book's starting state "
                          "is unknown: give the file that holds the snapshot first")

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -100,9 +100,9 @@ def bitstamp_book(paths: str | Path | Sequence[str | Path], levels: int = DEFAUL
     actions, sides, volumes = frame["action"].tolist(), frame["direction"].tolist(), units.tolist()
 
     book, recorder = OrderBook(), BookRecorder(check_levels(levels), size_scale=SATOSHI, capacity=len(ends))
-    stats = {"messages": len(frame), "time_column": time_column, "volume_unit": volume_unit, "unknown_deletes": 0,
-             "unknown_changes": 0, "uncross_events": 0, "uncross_orders": 0, "uncross_levels": 0,
-             "uncross_volume": 0.0}
+    stats: dict[str, Any] = {
+        "messages": len(frame), "time_column": time_column, "volume_unit": volume_unit, "unknown_deletes": 0,
+        "unknown_changes": 0, "uncross_events": 0, "uncross_orders": 0, "uncross_levels": 0, "uncross_volume": 0.0}
     start = 0
     for end in tqdm(ends.tolist(), desc="bitstamp", unit="event", disable=not progress, leave=False):
         for row in range(start, end + 1):
@@ -124,7 +124,7 @@ def bitstamp_book(paths: str | Path | Sequence[str | Path], levels: int = DEFAUL
     return recorder.book(describe_sources(paths), "bitstamp", stats)
 
 
-def _uncross(book: OrderBook, stats: dict) -> None:
+def _uncross(book: OrderBook, stats: dict[str, Any]) -> None:
     """Remove the stale side's best level until the book is no longer crossed (module notes)."""
     stats["uncross_events"] += 1
     while book.crossed():

@@ -30,7 +30,8 @@ _LOBSTER_NAME = re.compile(r"_(message|orderbook)_(\d+)\.csv$")
 
 
 def _first_line(path: Path) -> str:
-    opener: Callable[..., Any] = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}.get(path.suffix, open)
+    openers: dict[str, Callable[..., Any]] = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
+    opener = openers.get(path.suffix, open)
     try:
         with opener(path, "rt") as text:
             return text.readline(4096)

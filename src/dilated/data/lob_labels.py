@@ -63,7 +63,7 @@ def balanced_threshold(train_returns: np.ndarray) -> tuple[float, str]:
     alpha = balanced_alpha(train_returns)
     if alpha > 0:
         return alpha, "a third of the training labels stationary"
-    return alpha, "0: over a third of the training changes are exactly 0"
+    return alpha, "over a third of the training changes are exactly 0"
 
 
 def usable_events(book: Book) -> np.ndarray:
@@ -210,7 +210,7 @@ def label_balance(book: Book, horizons: Sequence[int], threshold: float | None =
     usable = usable_events(book)
     mid = np.where(usable, book.mid, np.nan)
     train_start, train_stop = split_bounds(len(book), fractions)[0]
-    result = {}
+    result: dict[int, Any] = {}
     for horizon in horizons:
         alpha, rule = threshold, "given"
         if alpha is None:
