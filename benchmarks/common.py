@@ -25,6 +25,17 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "results"
 sys.path.insert(0, str(ROOT / "tests"))  # the reference implementations live with the tests that check them
 
+def shared_data() -> Path:
+    """The real market data beside the checkout: ``$DILATED_SHARED_DATA``, else the first ``shared/data`` folder
+    next to the repository or one of its parents (``<clone>/../shared/data``; a worktree's is one level up)."""
+    if os.environ.get("DILATED_SHARED_DATA"):
+        return Path(os.environ["DILATED_SHARED_DATA"])
+    for parent in ROOT.parents:
+        if (parent / "shared" / "data").is_dir():
+            return parent / "shared" / "data"
+    return ROOT.parent / "shared" / "data"
+
+
 def cpu_model() -> str:
     """The CPU model from /proc/cpuinfo (``platform.processor()`` elsewhere)."""
     try:

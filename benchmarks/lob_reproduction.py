@@ -13,8 +13,9 @@ are printed at the end (and in the result file).
 Each run is one ``dilated train`` process on ``configs/translob_lobster_demo.yaml`` with ``--override
 data.horizon=K --override training.seed=S --max-epochs E``; DeepLOB adds ``--override model=deeplob`` and the
 authors' optimizer (Adam, lr 0.01, epsilon 1). Reported: test accuracy and macro precision / recall / F1 (means
-over the three classes, as the papers' tables) per horizon, mean and standard deviation over seeds, next to the
-published FI-2010 numbers. Writes ``docs/results/lob_reproduction.md`` and ``.csv``.
+over the three classes) and support-weighted precision / recall / F1 (the averaging the papers' tables almost certainly
+use: their recall equals their accuracy) per horizon, mean and standard deviation over seeds, next to the published
+FI-2010 numbers. Writes ``docs/results/lob_reproduction.md`` and ``.csv``.
 """
 
 from __future__ import annotations
@@ -35,17 +36,23 @@ MODEL_OVERRIDES = {
     "deeplob": ["model=deeplob", "training.lr=0.01", "training.eps=1.0"],  # create_deeplob's Adam(0.01, eps=1)
 }
 
-# Published FI-2010 test results (percent): accuracy, macro precision, recall, F1, by horizon k.
-# DeepLOB: Zhang, Zohren & Roberts 2019, Table II (FI-2010, Setup 2: days 1-7 train, 8-10 test).
-# TransLOB: Wallbridge 2020, Table 2 (same setup), k=10 only below.
-# Transcribed from memory of the papers in this session (the PDFs were not reachable from here): check against the
-# papers before quoting them elsewhere.
+# Published FI-2010 test results (percent): accuracy, precision, recall, F1, by horizon k; FI-2010 setup 2 (days
+# 1-7 train, 8-10 test). Verified against the papers / the authors' repositories (../shared/data/README.md):
+# DeepLOB: Zhang, Zohren & Roberts 2019, setup-2 table (k = 10, 20, 50; setup 2 has no k = 100);
+# TransLOB: Wallbridge 2020, Tables 3-6 (k = 10, 20, 50, 100; Table 2 is the hyper-parameters).
+# Recall equals accuracy in every row, so these are almost certainly support-weighted averages, not macro ones:
+# they are compared with this script's weighted precision / recall / F1.
 PUBLISHED = {
     ("deeplob", 10): (84.47, 84.00, 84.47, 83.40),
-    ("deeplob", 50): (74.85, 75.38, 74.85, 72.82),
-    ("deeplob", 100): (80.51, 80.38, 80.51, 80.35),
+    ("deeplob", 20): (74.85, 74.06, 74.85, 72.82),
+    ("deeplob", 50): (80.51, 80.38, 80.51, 80.35),
     ("translob", 10): (87.66, 91.81, 87.66, 88.66),
+    ("translob", 20): (78.78, 86.17, 78.78, 80.65),
+    ("translob", 50): (88.12, 88.65, 88.12, 88.20),
+    ("translob", 100): (91.62, 91.63, 91.62, 91.61),
 }
+PUBLISHED_SOURCE = {("deeplob", k): "DeepLOB setup-2 table" for k in (10, 20, 50)} | {
+    ("translob", k): f"TransLOB Table {t}" for k, t in ((10, 3), (20, 4), (50, 5), (100, 6))}
 FI2010_CONFIGS = {("translob", k): f"configs/translob_fi2010_h{k}.yaml" for k in (10, 20, 50, 100)} | \
                  {("deeplob", k): f"configs/deeplob_fi2010_h{k}.yaml" for k in (10, 20, 50, 100)}
 
@@ -64,8 +71,13 @@ def train_once(model: str, horizon: int, seed: int, epochs: int, threads: int, r
     with open(run_dir / "test_metrics.csv") as handle:
         table = {row["class"]: row for row in csv.DictReader(handle)}
     macro = table["macro"]
+    classes = [table[c] for c in ("up", "stationary", "down")]
+    support = sum(int(c["support"]) for c in classes)
+    weighted = {m: sum(float(c[m]) * int(c["support"]) for c in classes) / support
+                for m in ("precision", "recall", "f1")}
     return {"accuracy": float(table["accuracy"]["f1"]), "precision": float(macro["precision"]),
             "recall": float(macro["recall"]), "f1": float(macro["f1"]), "support": int(macro["support"]),
+            **{f"weighted_{m}": v for m, v in weighted.items()},
             "class_support": [int(table[c]["support"]) for c in ("up", "stationary", "down")],
             "wall": wall, "command": " ".join(command[:-3])}
 
@@ -106,16 +118,20 @@ def main() -> None:
                     print(f"{model} k={k} seed {seed}: accuracy {result['accuracy']:.3f} macro F1 "
                           f"{result['f1']:.3f} ({result['wall']:.0f} s)", flush=True)
                     rows.append({"model": model, "horizon": k, "seed": seed, "epochs_max": epochs,
-                                 **{m: round(result[m], 4) for m in ("accuracy", "precision", "recall", "f1")},
+                                 **{m: round(result[m], 4) for m in ("accuracy", "precision", "recall", "f1",
+                                                                     "weighted_precision", "weighted_recall",
+                                                                     "weighted_f1")},
                                  "test_windows": result["support"],
                                  "test_up_stationary_down": "/".join(map(str, result["class_support"])),
                                  "wall_s": round(result["wall"], 1)})
                 published = PUBLISHED.get((model, k))
                 table.append((model, k, len(runs), runs[0]["support"],
                               "/".join(map(str, runs[0]["class_support"])),
-                              *(mean_sd([r[m] for r in runs]) for m in ("accuracy", "precision", "recall", "f1")),
+                              *(mean_sd([r[m] for r in runs]) for m in ("accuracy", "weighted_precision",
+                                                                        "weighted_recall", "weighted_f1", "f1")),
                               *([f"{v:.1f}" for v in published] if published else ["—"] * 4)))
-    published_rows = [(m, k, *(f"{v:.2f}" for v in values)) for (m, k), values in sorted(PUBLISHED.items())]
+    published_rows = [(m, k, *(f"{v:.2f}" for v in values), PUBLISHED_SOURCE[(m, k)])
+                      for (m, k), values in sorted(PUBLISHED.items())]
     full = [f"dilated train {FI2010_CONFIGS[key]} --override data.root=/path/to/FI2010 --accelerator gpu"
             for key in sorted(FI2010_CONFIGS) if key[0] in args.models and (ROOT / FI2010_CONFIGS[key]).exists()]
     body = "\n\n".join([
@@ -126,22 +142,25 @@ def main() -> None:
         "moves land in the test part (its class mix is in the table; macro means count a class with no test "
         "window as 0), so read the published columns as the target of a full FI-2010 run, not as a comparison."),
         markdown_table(["model", "k", "seeds", "test windows", "test up/stat./down", "accuracy %",
-                        "macro precision %", "macro recall %", "macro F1 %", "published acc.", "published prec.",
-                        "published rec.", "published F1"], table),
-        ("Published FI-2010 results used above (percent; DeepLOB: Zhang et al. 2019, Table II; TransLOB: "
-        "Wallbridge 2020, Table 2, k=10). Transcribed from memory in this session because the papers could not "
-        "be fetched here: check them against the PDFs before quoting. Independent re-runs report lower numbers "
-        "for both on FI-2010 (e.g. the LOBCAST benchmark, Prata et al. 2024)."),
-        markdown_table(["model", "k", "accuracy", "precision", "recall", "F1"], published_rows),
+                        "weighted precision %", "weighted recall %", "weighted F1 %", "macro F1 %", "published acc.",
+                        "published prec.", "published rec.", "published F1"], table),
+        ("Published FI-2010 results (percent, setup 2: days 1-7 train, 8-10 test), verified against the papers and "
+         "the authors' repositories: DeepLOB (Zhang, Zohren & Roberts 2019) setup-2 table, k = 10, 20, 50 (setup 2 "
+         "has no k = 100); TransLOB (Wallbridge 2020) Tables 3-6, k = 10, 20, 50, 100 (its Table 2 is the "
+         "hyper-parameters). Recall equals accuracy in every row, so the papers' precision / recall / F1 are "
+         "almost certainly support-weighted averages: the table above sets them beside the weighted scores, and "
+         "gives the macro F1 as well. Independent re-runs are far lower on FI-2010: LOBCAST (Prata et al. 2024) "
+         "measured TransLOB macro F1 around 55-61 and DeepLOB around 62-78 across horizons."),
+        markdown_table(["model", "k", "accuracy", "precision", "recall", "F1", "source"], published_rows),
         "Commands of these runs (one per model and horizon; SEED = each seed):\n\n"
         + "\n".join(f"    {c}" for c in commands.values()),
         "The full FI-2010 reproduction on a GPU (download FI-2010 and point `data.root` at the extracted folder; "
         "configs carry the papers' optimizers, batch sizes and epochs):\n\n" + "\n".join(f"    {c}" for c in full),
     ])
     f1 = {(row[0], row[1]): row[8] for row in table}
-    headline = ("not FI-2010: on the bundled 999-event LOBSTER sample, test macro F1 % (mean ± sd over seeds) "
+    headline = ("not FI-2010: on the bundled 999-event LOBSTER sample, test weighted F1 % (mean ± sd over seeds) "
                 + ", ".join(f"{m} k={k} {v}" for (m, k), v in f1.items())
-                + "; published FI-2010: TransLOB k=10 88.7, DeepLOB k=10 83.4")
+                + "; published FI-2010 (weighted): TransLOB k=10 88.66, DeepLOB k=10 83.40")
     print(body)
     command = "python benchmarks/lob_reproduction.py" + (" --quick" if args.quick else "")
     path = write_result("lob_reproduction", "LOB models with the papers' setups (bundled LOBSTER sample, not FI-2010)",

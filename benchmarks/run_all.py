@@ -44,11 +44,12 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("throughput", "throughput.py", ["--quick"]),
     ("tcn_tasks", "tcn_tasks.py", ["--quick"]),
     ("lob_reproduction", "lob_reproduction.py", ["--quick"]),
+    ("lob_real", "lob_real.py", ["--quick"]),
     ("profile_training", "profile_training.py", ["--quick"]),
     ("streaming", "streaming.py", ["--quick"]),
     ("generation", "generation.py", ["--samples", "2000", "--naive-samples", "50"]),
 ]
-OWN_RESULT = {"throughput", "tcn_tasks", "lob_reproduction", "profile_training"}
+OWN_RESULT = {"throughput", "tcn_tasks", "lob_reproduction", "profile_training", "lob_real"}
 
 
 # ---- running ------------------------------------------------------------------------------------------------------

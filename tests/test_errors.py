@@ -14,7 +14,22 @@ from safetensors.torch import save_file
 
 import dilated
 from dilated.targets import build_stack, parse_input_shape, read_yaml, resolve_target
-from dilated.data import bundled_lobster_sample, load_fi2010, read_fi2010, read_lobster, table_dataset
+from dilated.data import (
+    Book,
+    binance_book,
+    bitstamp_book,
+    book_splits,
+    bundled_lobster_sample,
+    convert_book,
+    databento_mbo_book,
+    databento_mbp10_book,
+    load_fi2010,
+    read_book,
+    read_fi2010,
+    read_lobster,
+    table_dataset,
+    write_book,
+)
 from dilated.geometry import Layer, stack_geometry
 from dilated.graph import GraphSpec
 from dilated.keras_adapter import import_keras
@@ -60,6 +75,18 @@ def short_lobster_messages(tmp_path: Path) -> None:
     cut = tmp_path / "messages.csv"
     cut.write_text("\n".join(Path(messages).read_text().splitlines()[:500]) + "\n")
     read_lobster(cut, book)
+
+
+BINANCE_SNAPSHOT = '1 {"lastUpdateId": 10, "bids": [["9", "1"]], "asks": [["11", "1"]]}\n'
+BINANCE_DIFFS = ('2 {"data": {"e": "depthUpdate", "E": 2, "U": 9, "u": 12, "pu": 8, "b": [], "a": []}}\n'
+                 '3 {"data": {"e": "depthUpdate", "E": 3, "U": 16, "u": 17, "pu": 15, "b": [], "a": []}}\n')
+
+
+def small_book() -> Book:
+    """Twenty events of a two-level book."""
+    values = np.tile([10.0, 1.0, 9.0, 1.0, 11.0, 1.0, 8.0, 1.0], (20, 1))
+    values[::3, 0] = 10.5
+    return Book(np.arange(20, dtype=np.int64), values, "small", "test")
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -140,6 +167,22 @@ CASES: dict[str, Callable[[Path], object]] = {
     "stack-dilations": lambda _: dilated.build_model("dilated_stack", dilations=[]),
     "explore-padding": lambda _: stack_state(dilated.summary(torch.nn.Sequential(UnevenPad()), (1, 20)), "m", (1, 20)),
     "explore-path": lambda tmp: write_explorer("explorer.png"),
+    # --- order books rebuilt from feeds (dilated.data: convert, databento, binance, bitstamp, orderbook, lob_labels)
+    "book-format-unknown": lambda tmp: convert_book(write(tmp, "f.csv", "a\n"), format="csv"),
+    "book-format-undetected": lambda tmp: convert_book(write(tmp, "notes.txt", "hello\n")),
+    "book-levels": lambda tmp: convert_book(write(tmp, "f.csv", "a\n"), format="bitstamp", levels=0),
+    "book-not-dbn": lambda tmp: databento_mbo_book(write(tmp, "x.dbn", "id,price\n")),
+    "book-mbp10-levels": lambda tmp: databento_mbp10_book(tmp / "x.dbn", levels=20),
+    "book-binance-no-snapshot": lambda tmp: binance_book(write(tmp, "b.txt", BINANCE_DIFFS)),
+    "book-binance-gap": lambda tmp: binance_book(write(tmp, "b.txt", BINANCE_SNAPSHOT + BINANCE_DIFFS)),
+    "book-binance-gaps-policy": lambda tmp: binance_book(write(tmp, "b.txt", BINANCE_SNAPSHOT), gaps="skip"),
+    "book-bitstamp-column": lambda tmp: bitstamp_book(write(tmp, "o.csv", "id,timestamp,price,volume,action\n")),
+    "book-bitstamp-action": lambda tmp: bitstamp_book(write(
+        tmp, "o.csv", "id,timestamp,price,volume,action,direction\n1,5,9.0,1.0,filled,bid\n")),
+    "book-not-parquet": lambda tmp: read_book(write(tmp, "b.parquet", "not parquet")),
+    "book-parquet-levels": lambda tmp: read_book(write_book(small_book(), tmp / "b.parquet"), levels=10),
+    "book-no-window": lambda _: book_splits(small_book(), levels=1, window=50, horizon=10),
+    "book-time": lambda _: book_splits(small_book(), levels=1, window=2, horizon=1, start="yesterday"),
 }
 
 

@@ -9,7 +9,9 @@ Kinds (options in :data:`dilated.experiment.DATA_FIELDS`):
   ``val_fraction`` of the training days is the validation part, as in DeepLOB's code;
 * ``table``: windows over a CSV/Parquet table (:func:`dilated.data.table_dataset`), split in time order and
   z-scored with training statistics;
-* ``adding`` / ``copy_memory``: the TCN paper's synthetic tasks, three independently seeded sets.
+* ``adding`` / ``copy_memory``: the TCN paper's synthetic tasks, three independently seeded sets;
+* ``book``: a Parquet book of ``dilated data convert`` (:func:`dilated.data.book_splits`: smoothed mid-price labels,
+  chronological parts with a gap of window + horizon events, z-scores of the training part).
 
 Windows never straddle two parts, and no label of one part is computed from steps of another.
 """
@@ -30,6 +32,7 @@ from dilated.data import (
     CopyMemory,
     WindowDataset,
     balanced_alpha,
+    book_splits,
     bundled_lobster_sample,
     chronological_split,
     load_fi2010,
@@ -110,7 +113,7 @@ def build_splits(data: Mapping[str, Any], stats: Mapping[str, Any] | None = None
     """
     kind = data["kind"]
     builders = {"lobster": _lobster, "fi2010": _fi2010, "table": _table, "adding": _adding,
-                "copy_memory": _copy_memory}
+                "copy_memory": _copy_memory, "book": _book}
     if kind not in builders:
         raise ValueError(f"data.kind: unknown kind {kind!r}; valid kinds: {', '.join(builders)}")
     splits = builders[kind](data, stats, progress)
@@ -203,6 +206,16 @@ def _table(data: Mapping[str, Any], stats: Mapping[str, Any] | None, _progress: 
         task = Task("classification", max(classes, 2))
     channels, length = _shape(parts[0])
     return Splits(*parts, task, channels, length, full, info)
+
+
+# --- data kind `book` (a Parquet book): all logic in dilated.data.lob_labels.book_splits ---
+def _book(data: Mapping[str, Any], _stats: Any, _progress: bool) -> Splits:
+    options = {k: data[k] for k in ("levels", "window", "horizon", "threshold", "smoothing", "stride", "start",
+                                     "end")}
+    parts = book_splits(data["path"], fractions=tuple(float(f) for f in data["fractions"]), **options)
+    channels, length = _shape(parts.train)
+    info = {k: v for k, v in parts.info.items() if k != "zscore"} | {"normalisation": parts.info["zscore"]}
+    return Splits(parts.train, parts.val, parts.test, _lob_task(), channels, length, parts.full, info)
 
 
 def _seeded(cls: type, data: Mapping[str, Any], **options: Any) -> tuple[Dataset, Dataset, Dataset]:

@@ -5,7 +5,7 @@ A config is a YAML mapping with five sections (everything but ``model`` and ``da
     model: translob            # a registered model (see `dilated models`)
     options: {}                # its options; channels, window and class count are filled in from the data
     data:
-      kind: lobster            # lobster | fi2010 | table | adding | copy_memory, then that kind's options
+      kind: lobster            # lobster | fi2010 | table | book | adding | copy_memory, then that kind's options
       horizon: 10
       window: 100
     training:
@@ -101,6 +101,22 @@ DATA_FIELDS: dict[str, dict[str, Field]] = {
         "test_size": Field(1000, "int", "test sequences"),
         "seed": Field(0, "int", "data seed (validation and test use seed + 1 and seed + 2)"),
     },
+}
+
+# --- data kind `book`: a Parquet book written by `dilated data convert` (dilated.data.lob_labels.book_splits) ---
+DATA_FIELDS["book"] = {
+    "path": Field(REQUIRED, "str", "a Parquet book (dilated data convert)"),
+    "levels": Field(10, "int", "book levels used as features (4 per level)"),
+    "window": Field(100, "int", "events per input window"),
+    "horizon": Field(10, "int", "label horizon k in events"),
+    "threshold": Field(None, "float", "label threshold on the smoothed change; null: a third of the training "
+                       "labels stationary", nullable=True),
+    "smoothing": Field("future", "str", "label rule: mean of the next k mids vs the current (future) or vs the "
+                       "mean of the past k (past)", choices=("future", "past")),
+    "fractions": _FRACTIONS,
+    "stride": Field(1, "int", "serve window ends at multiples of this many events only"),
+    "start": Field(None, "str", "first event time kept (ISO, UTC), e.g. the session open", nullable=True),
+    "end": Field(None, "str", "events before this time are kept (ISO, UTC)", nullable=True),
 }
 
 TRAINING_FIELDS: dict[str, Field] = {

@@ -26,6 +26,7 @@ with the label of event e.
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,10 +34,13 @@ from pathlib import Path
 import numpy as np
 
 from dilated.data._checks import first_non_finite, first_non_number
+from dilated.data.orderbook import Book
 from dilated.data.windows import DEFAULT_FRACTIONS, WindowDataset, chronological_split, split_bounds
 
 LOBSTER_EMPTY_ASK = 9_999_999_999
 LOBSTER_EMPTY_BID = -9_999_999_999
+MID_RESOLUTION = 1e-8  # mid-prices are compared in steps of this (in the series' own units)
+LOBSTER_PRICE_SCALE = 10_000  # LOBSTER prices are dollars x 10000
 _MESSAGE_COLUMNS = 6
 _BUNDLED = Path(__file__).parent / "bundled"
 _SAMPLE = "AAPL_2012-06-21_34200000_57600000_{}_10.csv"
@@ -108,15 +112,70 @@ def read_lobster(message_path: str | Path, orderbook_path: str | Path, levels: i
     return LobsterBook(messages, _fill_empty_levels(book[:, : 4 * levels], str(orderbook_path)))
 
 
+def lobster_book(message_path: str | Path, orderbook_path: str | Path, levels: int = 10) -> Book:
+    """A LOBSTER pair in the common book format of :mod:`dilated.data.orderbook`: prices in dollars, empty levels
+    NaN (not filled as :func:`read_lobster` fills them), ``ts`` the message time after midnight New York time of
+    the date in the file name, in nanoseconds since the epoch."""
+    import pandas as pd
+
+    match = re.search(r"_(\d{4}-\d{2}-\d{2})_", Path(message_path).name)
+    if match is None:
+        raise ValueError(f"{message_path}: no date in the file name (LOBSTER names files "
+                         "TICKER_YYYY-MM-DD_start_end_message_levels.csv); rename it so the times can be dated")
+    messages = _read_csv(Path(message_path))
+    raw = _read_csv(Path(orderbook_path))
+    book = read_lobster(message_path, orderbook_path, levels)  # the shape checks
+    values = raw[:, : 4 * levels].copy()
+    values[:, 0::2] /= LOBSTER_PRICE_SCALE
+    for column, empty in ((0, LOBSTER_EMPTY_ASK), (2, LOBSTER_EMPTY_BID)):
+        gone = raw[:, column : 4 * levels : 4] == empty
+        values[:, column::4][gone] = np.nan
+        values[:, column + 1::4][gone] = np.nan
+    midnight = pd.Timestamp(match.group(1)).tz_localize("America/New_York").value
+    ts = midnight + np.round(messages[:, 0] * 1e9).astype(np.int64)
+    stats = {"messages": len(book), "events": len(book), "crossed_events": int(np.sum(values[:, 2] >= values[:, 0]))}
+    return Book(ts, values, f"{message_path} + {orderbook_path}", "lobster", stats)
+
+
+@dataclass(frozen=True)
+class MidSums:
+    """Exact running sums of a mid-price series: each mid as a whole number of `MID_RESOLUTION` steps from the
+    first finite one, so that means of unchanged prices compare equal (no float rounding makes 'stationary' look
+    like a tiny move).
+
+    Attributes:
+        base: the first finite mid; units: `(events,)` int64 steps from it (0 where NaN); sums: `(events + 1,)`,
+        `sums[i]` = units[:i].sum(); missing: `(events + 1,)` NaN count of mid[:i].
+    """
+
+    base: float
+    units: np.ndarray
+    sums: np.ndarray
+    missing: np.ndarray
+
+    @classmethod
+    def of(cls, mid: np.ndarray) -> MidSums:
+        finite = np.isfinite(mid)
+        base = float(mid[finite][0]) if finite.any() else 0.0
+        units = np.round((np.where(finite, mid, base) - base) / MID_RESOLUTION).astype(np.int64)
+        return cls(base, units, np.concatenate([[0], np.cumsum(units)]), np.concatenate([[0], np.cumsum(~finite)]))
+
+    def span(self, start: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sum of units over events `start .. stop - 1`, and whether that span holds a NaN."""
+        return self.sums[stop] - self.sums[start], self.missing[stop] - self.missing[start] > 0
+
+
 def smoothed_returns(mid: np.ndarray, horizon: int) -> np.ndarray:
-    """l_t = (mean(p_{t+1}..p_{t+horizon}) - p_t) / p_t per event; NaN for the last `horizon` events."""
+    """l_t = (mean(p_{t+1}..p_{t+horizon}) - p_t) / p_t per event; NaN for the last `horizon` events, and where
+    p_t or a price of its horizon is NaN (no mid-price). Means are exact to `MID_RESOLUTION` (see `MidSums`)."""
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1 event; got {horizon}")
-    sums = np.concatenate([[0.0], np.cumsum(mid, dtype=np.float64)])  # sums[i] = mid[:i].sum(), exact for LOBSTER
+    sums = MidSums.of(mid)
     returns = np.full(len(mid), np.nan)
     labelled = np.arange(len(mid) - horizon)
-    m_plus = (sums[labelled + horizon + 1] - sums[labelled + 1]) / horizon
-    returns[labelled] = (m_plus - mid[labelled]) / mid[labelled]
+    future, gaps = sums.span(labelled + 1, labelled + horizon + 1)
+    returns[labelled] = (future - horizon * sums.units[labelled]) * MID_RESOLUTION / horizon / mid[labelled]
+    returns[labelled[gaps]] = np.nan
     return returns
 
 
