@@ -11,7 +11,7 @@ on a shared machine hits them alike. Columns:
 * pytorch-tcn: ``pytorch_tcn.TCN(...).inference(x_t)``, its own streaming mode, on a model with the same weights
   (checked equal to ours offline);
 * eager: :class:`dilated.streaming.Stream` (the model's forward with stateful convs);
-* fast: :class:`dilated.fast_stream.FastStream` through its torch API (``step``), and fast/np through its numpy API
+* fast: :class:`dilated.streaming.FastStream` through its torch API (``step``), and fast/np through its numpy API
   (``step_numpy``).
 
 Then: candidate compilers of the step for the same TCN (TorchScript and ONNX Runtime on the pure step function),
@@ -30,20 +30,14 @@ import time
 import warnings
 from collections.abc import Callable
 
+import numba
 import torch
 from torch import nn
 
-from dilated.models.blocks import TemporalBlock
 from dilated.models import build_model
+from dilated.models.blocks import TemporalBlock
 from dilated.models.mulaw import one_hot
-from dilated.streaming import StepFunction, Stream
-
-try:
-    import numba
-
-    from dilated.fast_stream import FastStream
-except ImportError:  # pragma: no cover
-    numba = None
+from dilated.streaming import FastStream, StepFunction, Stream
 
 
 def per_call_us(fn: Callable[[], object], calls: int) -> float:
@@ -120,13 +114,12 @@ def single_stream_row(name: str, model: nn.Module, x_t: torch.Tensor, repeats: i
 
         methods["pytorch-tcn"] = (pytorch_tcn_step, 100)
     methods["eager"] = (lambda: eager.step(x_t, **kwargs), 100)
-    if numba is not None:
-        fast = FastStream(model, 1, fallback="raise")
-        fast.step(x_t, **kwargs)
-        methods["fast"] = (lambda: fast.step(x_t, **kwargs), 2000)
-        if not kwargs:
-            x_np = x_t.numpy()
-            methods["fast/np"] = (lambda: fast.step_numpy(x_np), 2000)
+    fast = FastStream(model, 1, fallback="raise")
+    fast.step(x_t, **kwargs)
+    methods["fast"] = (lambda: fast.step(x_t, **kwargs), 2000)
+    if not kwargs:
+        x_np = x_t.numpy()
+        methods["fast/np"] = (lambda: fast.step_numpy(x_np), 2000)
     times = interleaved(methods, repeats)
     times["rf"] = rf
     return times
@@ -146,7 +139,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    print(f"streaming benchmark: torch {torch.__version__}, numba {getattr(numba, '__version__', 'missing')}, "
+    print(f"streaming benchmark: torch {torch.__version__}, numba {numba.__version__}, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
           f"{os.getloadavg()[0]:.2f}; median of {args.repeats} interleaved rounds; single stream on 1 thread")
 
@@ -213,20 +206,15 @@ def main() -> None:
         candidates["ONNX Runtime (exported pure step)"] = (ort_step, 200)
     except ImportError:
         pass
-    if numba is not None:
-        fast = FastStream(tcn, 1, fallback="raise")
-        fast.step(x_t)
-        compiled = fast._current
-        xin = x_t.numpy().reshape(1, 1, -1)
-        candidates["Numba kernel, one call (numpy in/out)"] = (
-            lambda: compiled.run(compiled.mem, fast.ring, 0, xin, 1, 1), 5000)
-        candidates["Numba via FastStream.step (torch in/out)"] = (lambda: fast.step(x_t), 2000)
+    fast = FastStream(tcn, 1, fallback="raise")
+    fast.step(x_t)
+    compiled = fast._current
+    xin = x_t.numpy().reshape(1, 1, -1)
+    candidates["Numba kernel, one call (numpy in/out)"] = (
+        lambda: compiled.run(compiled.mem, fast.ring, 0, xin, 1, 1), 5000)
+    candidates["Numba via FastStream.step (torch in/out)"] = (lambda: fast.step(x_t), 2000)
     for name, value in interleaved(candidates, args.repeats).items():
         print(f"  {name:45s} {value:10.1f}")
-
-    if numba is None:
-        print("\nnumba is not installed: no fast-path rows")
-        return
 
     # -- flat cost in the receptive field ------------------------------------------------------------------------
     print("\nFlat cost: fast path, 10 TCN blocks x 32 channels, kernel 2, only the dilations differ:")

@@ -1,4 +1,4 @@
-"""Streaming inference: one new time step in, one output out, at a cost independent of the receptive field.
+"""The eager streaming engine: the model's own ``forward`` on a shadow module tree with stateful convs.
 
 The "fast WaveNet" idea (Paine et al., "Fast Wavenet Generation Algorithm", 2016, arXiv:1611.09482): a causal
 dilated stack recomputes nothing it has computed before if each layer keeps the inputs its dilated taps will still
@@ -14,20 +14,11 @@ that share the parameters), so a stream reads the model's current weights at eve
 
 Refused with a ``ValueError`` naming the layer (at construction; see ``strict``): non-causal or strided convs,
 pooling, and layers that mix every step (attention, RNNs, flatten); :func:`check` also catches time mixing written
-directly in a ``forward``. :class:`WindowStream` handles models that put such a global stage after a causal conv
-module (TransLOB). A compiled single-step kernel lives in :mod:`dilated.fast_stream`; :func:`stream` picks it when
-it applies. :class:`StepFunction` / :func:`export_onnx` give the step as a pure function for export, and
-:func:`generate` samples a WaveNet autoregressively.
-
-    >>> s = stream(model, batch_size=4)                      # doctest: +SKIP
-    >>> y_t = s.step(x_t)                                   # (4, channels) -> (4, out_channels)
-    >>> y = s.step_many(x_chunk)                            # (4, channels, n) -> (4, out_channels, n)
-    >>> torch.save(s.state_dict(), "state.pt"); s.load_state_dict(torch.load("state.pt", weights_only=True))
+directly in a ``forward``.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -35,11 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dilated.analysis import geometry_of
 from dilated.geometry import Layer, padding_amounts
 from dilated.layers import Conv1d
-from dilated.analysis import geometry_of
 
-Backend = Literal["auto", "eager", "fast"]
 STEPS_KEY = "steps"
 
 
@@ -138,7 +128,7 @@ def _refusal(module: nn.Module) -> str | None:
     return None
 
 
-def _copy_module(module: nn.Module) -> nn.Module:
+def copy_module(module: nn.Module) -> nn.Module:
     """A shallow copy in eval mode sharing parameter and buffer tensors, with its own attribute dicts."""
     clone = type(module).__new__(type(module))  # not copy.copy: parametrized modules refuse __getstate__
     clone.__dict__.update(module.__dict__)
@@ -164,7 +154,7 @@ def build_shadow(model: nn.Module, batch_size: int, clock: _Clock) -> tuple[nn.M
                 shadow: nn.Module = StatefulConv1d(module, where, batch_size, clock)
                 convs[where] = shadow
             elif role == "pointwise":
-                shadow = _copy_module(module)
+                shadow = copy_module(module)
             else:
                 shadow = _Refused(where, module, f"{module.geometry.describe()}: only causal stride-1 convs stream")
         else:
@@ -172,7 +162,7 @@ def build_shadow(model: nn.Module, batch_size: int, clock: _Clock) -> tuple[nn.M
             if reason:
                 shadow = _Refused(where, module, reason)
             else:
-                shadow = _copy_module(module)
+                shadow = copy_module(module)
                 shadow.__dict__["_modules"] = {
                     name: None if child is None else visit(child, f"{path}.{name}" if path else name)
                     for name, child in module._modules.items()
@@ -226,7 +216,7 @@ class Stream:
     State: ``state_dict()`` holds ``"steps"`` (int64) and, per causal conv (by module path), its last inputs
     ``(batch, in_channels, dilation * (kernel - 1))`` oldest first; tensors only, so ``torch.save`` /
     ``torch.load(weights_only=True)`` and safetensors both work. The same format is used by
-    :class:`dilated.fast_stream.FastStream`, so a service can move state between the two.
+    :class:`dilated.streaming.fast.FastStream`, so a service can move state between the two.
     """
 
     def __init__(self, model: nn.Module, batch_size: int = 1, strict: bool = True) -> None:
@@ -248,15 +238,26 @@ class Stream:
 
     # -- stepping ---------------------------------------------------------------------------------------------------
     @property
+    def backend(self) -> str:
+        """``"eager"``: the engine that runs the steps (see :class:`~dilated.streaming.StreamEngine`)."""
+        return "eager"
+
+    @property
     def receptive_field(self) -> int:
         """``1 + sum of the stateful convs' histories`` along the longest path, when the model declares it."""
         declared = getattr(self.model, "receptive_field", None)
         return declared if isinstance(declared, int) else 1 + max((c.history for c in self.convs.values()), default=0)
 
-    def _forward(self, x: torch.Tensor, args: tuple, kwargs: dict) -> Any:
+    def run(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        """One pass of the model's ``forward`` over the chunk ``x`` ``(batch, channels, n)`` on the shadow tree: the
+        conv histories advance, :attr:`steps` does not, and autograd is left as the caller set it (exporters and
+        tracers see every op). :meth:`step` and :meth:`step_many` are this plus the bookkeeping."""
         self._clock.call += 1
+        return self._shadow(x, *args, **kwargs)
+
+    def _forward(self, x: torch.Tensor, args: tuple, kwargs: dict) -> Any:
         with torch.inference_mode():
-            return self._shadow(x, *args, **kwargs)
+            return self.run(x, *args, **kwargs)
 
     def step(self, x_t: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
         """One step for every stream: ``(batch, channels) -> (batch, out_channels)``."""
@@ -312,7 +313,7 @@ class Stream:
         return state
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        """Resume from :meth:`state_dict` (of this engine or of a :class:`~dilated.fast_stream.FastStream`)."""
+        """Resume from :meth:`state_dict` (of this engine or of a :class:`~dilated.streaming.fast.FastStream`)."""
         check_state(state, {p: tuple(c.state.shape) for p, c in self.convs.items()})
         for path, conv in self.convs.items():
             conv.state = state[path].to(dtype=conv.state.dtype, device=conv.state.device).clone()
@@ -357,240 +358,3 @@ def check(model: nn.Module, x: torch.Tensor, chunk_sizes: tuple[int, ...] = (1, 
         raise ValueError(f"streaming differs from the offline forward by {error:.3g} (> {atol}): the model mixes "
                          "time steps outside causal dilated.layers.Conv1d layers")
     return error
-
-
-def stream(model: nn.Module, batch_size: int = 1, backend: Backend = "auto") -> Stream:
-    """A stream of ``batch_size`` independent sequences through ``model`` (see :class:`Stream`).
-
-    Args:
-        backend: ``"eager"`` (:class:`Stream`), ``"fast"`` (the compiled kernel of
-            :class:`dilated.fast_stream.FastStream`; warns and falls back to eager when the model or the machine
-            does not support it), or ``"auto"``: fast where it applies, otherwise eager without a warning.
-    """
-    if backend == "eager":
-        return Stream(model, batch_size)
-    if backend not in ("auto", "fast"):
-        raise ValueError(f"backend must be 'auto', 'eager' or 'fast', got {backend!r}")
-    from dilated.fast_stream import FastStream, unsupported_reason
-
-    reason = unsupported_reason(model)
-    if reason is None:
-        return FastStream(model, batch_size, fallback="warn" if backend == "fast" else "silent")
-    if backend == "fast":
-        warnings.warn(f"dilated.streaming: using the eager engine: {reason}", stacklevel=2)
-    return Stream(model, batch_size)
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# A pure step function, for export
-# --------------------------------------------------------------------------------------------------------------------
-
-class StepFunction(nn.Module):
-    """The stream as a pure function ``forward(x_t, *state) -> (y_t, *new_state)``, e.g. for ONNX export.
-
-    ``state`` is the stream's conv histories in the order of :attr:`state_names` (the same tensors as in
-    :meth:`Stream.state_dict`, without ``"steps"``); zeros start a stream. Extra ``forward`` arguments of the
-    model that are not per-step tensors (e.g. ``local_upsampled=True``) are fixed with ``model_kwargs``.
-    """
-
-    def __init__(self, model: nn.Module, batch_size: int = 1, **model_kwargs: Any) -> None:
-        super().__init__()
-        engine = Stream(model, batch_size)
-        object.__setattr__(self, "engine", engine)
-        self.model = model  # registered so that exporters see the parameters
-        self.model_kwargs = model_kwargs
-        self.state_names = list(engine.convs)
-
-    def initial_state(self) -> list[torch.Tensor]:
-        """Zero histories, in the order of :attr:`state_names`."""
-        return [torch.zeros_like(conv.state) for conv in self.engine.convs.values()]
-
-    def forward(self, x_t: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        convs = list(self.engine.convs.values())
-        if len(state) != len(convs):
-            raise ValueError(f"expected {len(convs)} state tensors ({', '.join(self.state_names)}), got {len(state)}")
-        for conv, s in zip(convs, state):
-            conv.state = s
-        self.engine._clock.call += 1
-        y = self.engine._shadow(x_t.unsqueeze(-1), **self.model_kwargs)
-        return (y.squeeze(-1) if y.dim() >= 3 else y, *(conv.state for conv in convs))
-
-
-def export_onnx(model: nn.Module, path: str, x_t: torch.Tensor, opset_version: int = 17,
-                **model_kwargs: Any) -> StepFunction:
-    """Write the step function of ``model`` to ONNX with the state as explicit inputs and outputs.
-
-    Inputs ``x`` (``x_t``'s shape: ``(batch, channels)``) then ``state_0 ...``; outputs ``y`` then
-    ``new_state_0 ...`` (same order, see the returned :class:`StepFunction`'s ``state_names``). Uses the
-    TorchScript-based exporter (``dynamo=False``), which needs only the ``onnx`` package.
-    """
-    fn = StepFunction(model, x_t.shape[0], **model_kwargs).eval()
-    state = fn.initial_state()
-    names = [f"state_{i}" for i in range(len(state))]
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape checks are constants for a fixed step
-        warnings.simplefilter("ignore", DeprecationWarning)  # dynamo=False is the exporter that needs only onnx
-        torch.onnx.export(fn, (x_t, *state), path, input_names=["x", *names],
-                          output_names=["y", *(f"new_{n}" for n in names)], opset_version=opset_version,
-                          dynamo=False)
-    return fn
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Windowed models (TransLOB): a causal conv module streamed, then a global stage over the last window
-# --------------------------------------------------------------------------------------------------------------------
-
-class _Replay(nn.Module):
-    """Returns the cached window of conv features instead of recomputing them."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.features: torch.Tensor | None = None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features
-
-
-class WindowStream:
-    """Streams a model made of a causal conv module followed by a stage over a whole window (TransLOB).
-
-    The conv module (``model.<conv>``) is streamed exactly by :class:`Stream`; its outputs for the last ``window``
-    steps are kept in a ring, and each step runs the model's own ``forward`` on that window with the conv module
-    replaced by the cached features. So the conv work per step is one step, and the global stage (attention) runs
-    once over the window.
-
-    Step ``t`` (0-based, ``t >= window - 1``) returns what ``model`` computes on the window ``x[..., t-window+1:t+1]``
-    when its conv module sees the whole stream so far (the features of the window's first steps come from their
-    real history instead of zero padding); at ``t = window - 1`` that is exactly ``model(x[..., :window])``. Earlier
-    steps return ``None``: the window is not full yet.
-
-    Args:
-        model: e.g. :class:`dilated.models.TransLOB`.
-        batch_size: independent streams.
-        window: steps per window (default ``model.config.window``).
-        conv: attribute name of the causal conv module (default ``"conv"``).
-        backend: of the conv module's stream, see :func:`stream`.
-    """
-
-    def __init__(self, model: nn.Module, batch_size: int = 1, window: int | None = None, conv: str = "conv",
-                 backend: Backend = "auto") -> None:
-        self.model, self.batch_size = model, batch_size
-        self.window = int(window if window is not None else model.config.window)
-        self.conv_name = conv
-        self.conv_stream = stream(getattr(model, conv), batch_size, backend=backend)
-        self._replay = _Replay()
-        self._head = _eval_tree(model, {conv: self._replay})
-        self._features: torch.Tensor | None = None  # (B, C, window) ring, oldest first
-        self._inputs: torch.Tensor | None = None  # (B, F, window): the model's input checks see a real window
-        self.steps = 0
-
-    @property
-    def ready(self) -> bool:
-        """Whether a whole window has been seen (``step`` returns outputs from then on)."""
-        return self.steps >= self.window
-
-    def step(self, x_t: torch.Tensor) -> torch.Tensor | None:
-        """One event per stream ``(batch, features)``: the model output ``(batch, ...)`` once the window is full."""
-        feature = self.conv_stream.step(x_t)  # (B, C)
-        with torch.inference_mode():
-            if self._features is None:
-                self._features = feature.new_zeros(*feature.shape, self.window)
-                self._inputs = x_t.new_zeros(*x_t.shape, self.window)
-            self._features = torch.cat([self._features[..., 1:], feature.unsqueeze(-1)], dim=-1)
-            self._inputs = torch.cat([self._inputs[..., 1:], x_t.unsqueeze(-1)], dim=-1)
-            self.steps += 1
-            if not self.ready:
-                return None
-            self._replay.features = self._features
-            return self._head(self._inputs)
-
-    def reset(self) -> None:
-        self.conv_stream.reset()
-        self._features = self._inputs = None
-        self.steps = 0
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """The conv stream's state (keys prefixed ``conv/``) plus the feature and input windows."""
-        state = {f"conv/{k}": v for k, v in self.conv_stream.state_dict().items()}
-        state[STEPS_KEY] = torch.tensor(self.steps, dtype=torch.int64)
-        if self._features is not None:
-            state["features"], state["inputs"] = self._features.clone(), self._inputs.clone()
-        return state
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.conv_stream.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("conv/")})
-        self.steps = int(state[STEPS_KEY])
-        self._features = state["features"].clone() if "features" in state else None
-        self._inputs = state["inputs"].clone() if "inputs" in state else None
-
-
-def _eval_tree(module: nn.Module, replace: dict[str, nn.Module] | None = None) -> nn.Module:
-    """Shallow eval-mode copies of ``module`` and everything below it (parameters shared); ``replace`` swaps
-    direct children of ``module`` by name."""
-    memo: dict[int, nn.Module] = {}
-
-    def visit(m: nn.Module) -> nn.Module:
-        if id(m) not in memo:
-            c = _copy_module(m)
-            c.__dict__["_modules"] = {n: None if ch is None else visit(ch) for n, ch in m._modules.items()}
-            memo[id(m)] = c
-        return memo[id(m)]
-
-    root = _copy_module(module)
-    root.__dict__["_modules"] = {n: (replace[n] if replace and n in replace else None if ch is None else visit(ch))
-                                 for n, ch in module._modules.items()}
-    return root
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# WaveNet generation
-# --------------------------------------------------------------------------------------------------------------------
-
-def generate(wavenet: nn.Module, n_samples: int, batch_size: int = 1, temperature: float = 1.0,
-             global_condition: torch.Tensor | None = None, first_code: int | None = None,
-             generator: torch.Generator | None = None, backend: Backend = "auto") -> torch.Tensor:
-    """Sample mu-law codes autoregressively from a categorical WaveNet with the streaming engine.
-
-    Each step feeds the one-hot of the previous code (:func:`dilated.models.mulaw.one_hot`), samples the next code from
-    ``softmax(logits / temperature)`` (by the Gumbel-max trick; ``temperature=0``: argmax) and feeds it back.
-
-    Args:
-        wavenet: :class:`dilated.models.WaveNet` with ``output="categorical"`` (logits over its input codes).
-        n_samples: codes to generate per stream.
-        batch_size: independent sequences.
-        temperature: softmax temperature (> 0), or 0 for greedy decoding.
-        global_condition: ``(batch, global_channels)`` for a globally conditioned WaveNet.
-        first_code: the code fed at step 0 (default: the code of silence, ``quantization_channels // 2``).
-        generator: for reproducible sampling.
-        backend: see :func:`stream`.
-
-    Returns:
-        int64 codes ``(batch, n_samples)``; :func:`dilated.models.mulaw.mu_law_decode` turns them into audio.
-    """
-    config = wavenet.config
-    if config.output != "categorical":
-        raise ValueError(f"generate() samples a categorical WaveNet; this one has output={config.output!r}")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    q = config.quantization_channels
-    if config.input_channels != q:
-        raise ValueError(f"generate() feeds one-hot codes back: input_channels ({config.input_channels}) must equal "
-                         f"quantization_channels ({q})")
-    if config.local_channels:
-        raise ValueError("generate() does not take local conditioning; step a Stream with local_upsampled=True")
-    s = stream(wavenet, batch_size, backend=backend)
-    kwargs = {} if global_condition is None else {"global_condition": global_condition}
-    code = torch.full((batch_size,), q // 2 if first_code is None else first_code, dtype=torch.int64)
-    eye = torch.eye(q)
-    codes = torch.empty(n_samples, batch_size, dtype=torch.int64)
-    with torch.inference_mode():
-        noise = torch.empty(batch_size, q)
-        for t in range(n_samples):
-            logits = s.step(eye[code], **kwargs)  # (B, q)
-            if temperature == 0:
-                code = logits.argmax(-1)
-            else:  # Gumbel-max: argmax(logits / T + Gumbel noise) is a sample of softmax(logits / T)
-                noise.exponential_(generator=generator)
-                code = (logits / temperature - noise.log_()).argmax(-1)
-            codes[t] = code
-    return codes.T.contiguous()
