@@ -21,6 +21,7 @@ from dilated.layers import Conv1d, Dense, MaxPool1d
 from dilated.models import build_model
 from dilated.models.mulaw import one_hot
 from dilated.streaming import FastStream, StepFunction, Stream, Unsupported, WindowStream, generate, stream
+from streaming_helpers import chunks, offline, run_in_chunks
 
 TOL = 1e-5
 
@@ -80,36 +81,6 @@ def random_stack(draw_layers: list[tuple], c_in: int, seed: int) -> nn.Module:
 
 layer_spec = st.tuples(st.sampled_from(["conv", "conv", "residual", "gated"]), st.integers(1, 5),
                        st.integers(1, 6), st.integers(1, 5), st.sampled_from(sorted(ACTIVATIONS)))
-
-
-def chunks(length: int, sizes: list[int]) -> list[tuple[int, int]]:
-    """Split ``range(length)`` into consecutive chunks of the given sizes (cycled)."""
-    out, start, i = [], 0, 0
-    while start < length:
-        n = min(sizes[i % len(sizes)], length - start)
-        out.append((start, start + n))
-        start, i = start + n, i + 1
-    return out
-
-
-def run_in_chunks(s, x: torch.Tensor, sizes: list[int], **kwargs) -> torch.Tensor:
-    """Stream ``x`` chunk by chunk (chunks of size 1 go through ``step``), concatenated along time."""
-    outs = []
-    for a, b in chunks(x.shape[-1], sizes):
-        if b - a == 1:
-            outs.append(s.step(x[..., a], **kwargs).unsqueeze(-1))
-        else:
-            outs.append(s.step_many(x[..., a:b], **kwargs))
-    return torch.cat(outs, dim=-1)
-
-
-def offline(model: nn.Module, x: torch.Tensor, **kwargs) -> torch.Tensor:
-    was = model.training
-    model.eval()
-    with torch.no_grad():
-        y = model(x, **kwargs)
-    model.train(was)
-    return y
 
 
 # --------------------------------------------------------------------------------------------------------------------

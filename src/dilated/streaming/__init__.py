@@ -12,12 +12,13 @@ the step as a pure function for export, and :func:`generate` samples a WaveNet a
     >>> torch.save(s.state_dict(), "state.pt"); s.load_state_dict(torch.load("state.pt", weights_only=True))
 """
 
-from dilated.streaming.eager import STEPS_KEY, StatefulConv1d, Stream, check, check_state
+from dilated.streaming.eager import STEPS_KEY, Stream, check, check_state
 from dilated.streaming.export import StepFunction, export_onnx
 from dilated.streaming.fast import FastStream, Unsupported
 from dilated.streaming.generation import generate
 from dilated.streaming.interface import Backend, StreamEngine, stream
+from dilated.streaming.shadow import StatefulConv, StatefulPad
 from dilated.streaming.window import WindowStream
 
-__all__ = ["STEPS_KEY", "Backend", "FastStream", "StatefulConv1d", "StepFunction", "Stream", "StreamEngine",
-           "Unsupported", "WindowStream", "check", "check_state", "export_onnx", "generate", "stream"]
+__all__ = ["STEPS_KEY", "Backend", "FastStream", "StatefulConv", "StatefulPad", "StepFunction", "Stream",
+           "StreamEngine", "Unsupported", "WindowStream", "check", "check_state", "export_onnx", "generate", "stream"]

@@ -1,176 +1,34 @@
-"""The eager streaming engine: the model's own ``forward`` on a shadow module tree with stateful convs.
+"""The eager streaming engine: the model's own ``forward`` on a shadow module tree with stateful layers.
 
 The "fast WaveNet" idea (Paine et al., "Fast Wavenet Generation Algorithm", 2016, arXiv:1611.09482): a causal
 dilated stack recomputes nothing it has computed before if each layer keeps the inputs its dilated taps will still
-need. In ``dilated`` models every time mix is a causal, stride-1 :class:`dilated.layers.Conv1d` and everything else
-acts on each step alone, so :class:`Stream` runs the model's own ``forward`` on a chunk ``(batch, channels, n)``
-with every causal ``Conv1d`` replaced by a stateful copy that remembers its last ``dilation * (kernel - 1)``
-inputs per stream (concatenate history and chunk, convolve without padding, keep the tail). Zero history is
-exactly the causal zero padding, so step ``t`` equals ``model(x)[..., t]`` from the very first step; no per-model
-code is needed.
+need. :class:`Stream` runs the model's own ``forward`` on a chunk ``(batch, channels, n)`` with every layer that
+mixes time steps replaced by a stateful copy that remembers the inputs it still needs
+(:mod:`dilated.streaming.shadow`: causal convs, padded torch convs with a right trim, pads before unpadded convs).
+Zero history is exactly the zero padding, so step ``t`` equals ``model(x)[..., t]`` from the very first step; no
+per-model code is needed.
 
 The user's model is never modified: the stream runs on a *shadow* of its module tree (shallow copies in eval mode
 that share the parameters), so a stream reads the model's current weights at every step.
 
-Refused with a ``ValueError`` naming the layer (at construction; see ``strict``): non-causal or strided convs,
-pooling, and layers that mix every step (attention, RNNs, flatten); :func:`check` also catches time mixing written
-directly in a ``forward``.
+Refused with a ``ValueError`` naming the layer (at construction; see ``strict``): convs that see the future,
+strided convs, pooling, non-zero padding, and layers that mix every step (attention, RNNs, flatten). At
+construction the stream also checks itself against the model's own ``forward``
+(:func:`dilated.streaming.verify.verify`), which catches time mixing written directly in a ``forward``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from dilated.analysis import geometry_of
-from dilated.geometry import Layer, padding_amounts
-from dilated.layers import Conv1d
+from dilated.streaming.shadow import Clock, PadMode, Refused, Shadow, StatefulPad
+from dilated.streaming.verify import VERIFY_MARGIN, NotAnInput, example_inputs, like_input, verify
 
 STEPS_KEY = "steps"
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# The shadow module tree
-# --------------------------------------------------------------------------------------------------------------------
-
-class _Clock:
-    """Shared by a stream's stateful convs: the index of the forward call in progress (detects double calls)."""
-
-    def __init__(self) -> None:
-        self.call = 0
-
-
-class StatefulConv1d(nn.Module):
-    """A causal stride-1 :class:`~dilated.layers.Conv1d` that remembers its last ``dilation * (kernel - 1)``
-    inputs per stream, so that consecutive chunks give the offline output.
-
-    It reads the weights of the original ``conv`` (not owned: the user's module) at every call, so a weight-normed
-    conv (``torch.nn.utils.parametrizations.weight_norm``) works and reflects its current parameters.
-
-    Shapes:
-        ``state``: ``(batch, in_channels, history)``, oldest input first; input ``(batch, in_channels, n)``,
-        output ``(batch, out_channels, n)``.
-    """
-
-    def __init__(self, conv: Conv1d, path: str, batch_size: int, clock: _Clock) -> None:
-        super().__init__()
-        object.__setattr__(self, "conv", conv)  # not registered: the shadow tree never owns the user's modules
-        g = conv.geometry
-        self.path, self.dilation, self.groups = path, g.dilation, conv.groups
-        self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
-        self.history = g.dilation * (g.kernel_size - 1)
-        self.clock, self.last_call = clock, -1
-        weight = conv.weight
-        self.state = torch.zeros(batch_size, self.in_channels, self.history, dtype=weight.dtype, device=weight.device)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.last_call == self.clock.call:
-            raise ValueError(f"layer {self.path!r} is called more than once per forward pass; streaming keeps one "
-                             "history per conv, so give each call its own Conv1d")
-        self.last_call = self.clock.call
-        if x.dim() != 3 or x.shape[1] != self.in_channels or x.shape[0] != self.state.shape[0]:
-            raise ValueError(f"layer {self.path!r}: expected a chunk ({self.state.shape[0]}, {self.in_channels}, n), "
-                             f"got {tuple(x.shape)}")
-        conv = self.conv
-        h = torch.cat([self.state, x.to(self.state.dtype)], dim=-1) if self.history else x  # (B, C, history + n)
-        y = F.conv1d(h, conv.weight, conv.bias, 1, 0, self.dilation, self.groups)  # (B, out, n)
-        if self.history:
-            self.state = h[..., h.shape[-1] - self.history:]
-        return y
-
-    def extra_repr(self) -> str:
-        return f"{self.path!r}, {self.in_channels}, {self.out_channels}, history={self.history}"
-
-
-class _Refused(nn.Module):
-    """Stands in for a layer the stream cannot run step by step; raises ``ValueError`` naming it when called."""
-
-    def __init__(self, path: str, module: nn.Module, reason: str) -> None:
-        super().__init__()
-        self.path, self.type_name, self.reason = path, type(module).__name__, reason
-
-    def forward(self, *args: Any, **kwargs: Any) -> Any:
-        raise ValueError(f"cannot stream layer {self.path!r} ({self.type_name}): {self.reason}")
-
-
-def _is_time_pointwise(layer: Layer) -> bool:
-    return layer.kind == "pointwise" or (
-        layer.kernel_size == 1 and layer.stride == 1 and padding_amounts(layer, 1) == (0, 0))
-
-
-def conv_role(conv: Conv1d) -> Literal["causal", "pointwise", "refused"]:
-    """How a stream treats a :class:`~dilated.layers.Conv1d`: stateful (causal, stride 1, kernel > 1), as is
-    (kernel 1 without padding), or refused (strided, non-causal padding)."""
-    g = conv.geometry
-    if _is_time_pointwise(g):
-        return "pointwise"
-    if g.stride == 1 and conv.padding_for(g.span) == (g.span - 1, 0):
-        return "causal"
-    return "refused"
-
-
-def _refusal(module: nn.Module) -> str | None:
-    """Why a module (other than a dilated Conv1d) cannot be streamed, or ``None``; ``""`` means: look inside."""
-    layers, kind = geometry_of(module)
-    if kind == "global":
-        return "it mixes every time step (attention, RNN, flatten or global pooling); stream the causal part " \
-               "before it, or use WindowStream for a model that ends in such a stage"
-    if any(not _is_time_pointwise(layer) for layer in layers):
-        if list(module.children()):
-            return ""
-        described = ", ".join(layer.describe() for layer in layers)
-        return (f"only causal stride-1 dilated.layers.Conv1d layers can mix time steps, this one is {described} "
-                "(non-causal or strided conv, or pooling)")
-    return None
-
-
-def copy_module(module: nn.Module) -> nn.Module:
-    """A shallow copy in eval mode sharing parameter and buffer tensors, with its own attribute dicts."""
-    clone = type(module).__new__(type(module))  # not copy.copy: parametrized modules refuse __getstate__
-    clone.__dict__.update(module.__dict__)
-    clone.__dict__["_parameters"] = dict(module._parameters)
-    clone.__dict__["_buffers"] = dict(module._buffers)
-    clone.__dict__["training"] = False
-    return clone
-
-
-def build_shadow(model: nn.Module, batch_size: int, clock: _Clock) -> tuple[nn.Module, dict[str, StatefulConv1d]]:
-    """The model's module tree with causal Conv1d layers stateful, refused layers raising when called, and every
-    other module a shallow eval-mode copy. Returns the shadow root and its stateful convs by module path."""
-    convs: dict[str, StatefulConv1d] = {}
-    memo: dict[int, nn.Module] = {}
-
-    def visit(module: nn.Module, path: str) -> nn.Module:
-        if id(module) in memo:  # a module used twice stays one (shared) module
-            return memo[id(module)]
-        where = path or type(module).__name__
-        if isinstance(module, Conv1d):
-            role = conv_role(module)
-            if role == "causal":
-                shadow: nn.Module = StatefulConv1d(module, where, batch_size, clock)
-                convs[where] = shadow
-            elif role == "pointwise":
-                shadow = copy_module(module)
-            else:
-                shadow = _Refused(where, module, f"{module.geometry.describe()}: only causal stride-1 convs stream")
-        else:
-            reason = _refusal(module)
-            if reason:
-                shadow = _Refused(where, module, reason)
-            else:
-                shadow = copy_module(module)
-                shadow.__dict__["_modules"] = {
-                    name: None if child is None else visit(child, f"{path}.{name}" if path else name)
-                    for name, child in module._modules.items()
-                }
-        memo[id(module)] = shadow
-        return shadow
-
-    return visit(model, ""), convs
 
 
 def _map_tensors(fn: Callable[[torch.Tensor], Any], value: Any) -> Any:
@@ -200,12 +58,22 @@ class Stream:
     """Step-by-step inference of a causal model for ``batch_size`` independent streams (eager PyTorch).
 
     Args:
-        model: a module whose only time mixing is causal stride-1 :class:`dilated.layers.Conv1d` layers (WaveNet,
-            TCN, conv stacks). It is not modified; the stream reads its current weights.
+        model: a causal module: its time mixing is causal stride-1 convs (``dilated.layers.Conv1d``, or torch convs
+            padded on the left, or padded on both sides and trimmed on the right) and zero pads before unpadded
+            convs; everything else acts on each step alone (WaveNet, TCN, locuslab's and pytorch-tcn's TCNs, conv
+            stacks). It is not modified; the stream reads its current weights.
         batch_size: number of independent streams stepped together.
         strict: raise ``ValueError`` at construction if the model holds a layer that cannot be streamed
-            (non-causal or strided conv, pooling, attention, RNN, flatten); with ``strict=False`` the error is
-            raised only if such a layer is called (for models holding layers they skip while streaming).
+            (a conv that sees the future, strided conv, pooling, attention, RNN, flatten); with ``strict=False`` the
+            error is raised only if such a layer is called (for models holding layers they skip while streaming).
+        verify: check the stream against the model's own ``forward`` on a random input one receptive field long
+            (plus a margin) before the first step, and raise ``ValueError`` naming the first layer that disagrees
+            (see :func:`dilated.streaming.verify.verify`). On by default; turn it off only for a model whose
+            stream has been checked already (e.g. when building thousands of streams of it).
+        example: an input like the model's ``(batch, channels, time)`` (any batch and length) for the check at
+            construction; by default the input is inferred from the model's first conv or embedding, and where
+            that fails (or with ``strict=False``) the check runs at the first step, on the real input's shape.
+        like: a stream of the same model to copy what running teaches (padding channels, ``F.pad`` calls) from.
 
     Inputs follow the model's layout with the time axis last: ``step`` takes ``(batch, channels)``, ``step_many``
     ``(batch, channels, n)``. Extra arguments (e.g. WaveNet's ``global_condition (batch, G)``) are passed to the
@@ -219,15 +87,17 @@ class Stream:
     :class:`dilated.streaming.fast.FastStream`, so a service can move state between the two.
     """
 
-    def __init__(self, model: nn.Module, batch_size: int = 1, strict: bool = True) -> None:
+    def __init__(self, model: nn.Module, batch_size: int = 1, strict: bool = True, verify: bool = True,
+                 example: torch.Tensor | None = None, like: Stream | None = None) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"Stream takes a torch.nn.Module, got {type(model).__name__}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        self.model, self.batch_size = model, batch_size
-        self._clock = _Clock()
-        self._shadow, self.convs = build_shadow(model, batch_size, self._clock)
-        self.refused = [m for m in self._shadow.modules() if isinstance(m, _Refused)]
+        self.model, self.batch_size, self.strict = model, batch_size, strict
+        self._clock = Clock()
+        self.tree = Shadow(model, batch_size, self._clock)
+        self.convs = self.tree.stateful  # every stateful layer by module path (convs and pads)
+        self.refused = [m for m in self.tree.root.modules() if isinstance(m, Refused)]
         if strict and self.refused:
             first = self.refused[0]
             more = f" (and {len(self.refused) - 1} more)" if len(self.refused) > 1 else ""
@@ -235,6 +105,35 @@ class Stream:
                              "If the model never calls it while streaming, pass strict=False")
         self.steps = 0
         self._per_step_output: bool | None = None
+        self.verified: float | None = None  # the check's largest difference, once it has passed
+        self._pending = verify
+        if like is not None:
+            self.tree.adopt(like.tree)
+        if verify and not strict:  # the model holds layers it may skip: check the steps it really takes
+            pass
+        elif verify and example is not None:
+            self.prepare(example)
+        elif verify:  # an inferred input the forward refuses leaves the check to the first step
+            for candidate in example_inputs(model):
+                try:
+                    self.prepare(candidate, inferred=True)
+                    break
+                except NotAnInput:
+                    self._pending = True
+
+    # -- the construction check ---------------------------------------------------------------------------------
+    def prepare(self, x: torch.Tensor, *args: Any, inferred: bool = False, **kwargs: Any) -> None:
+        """Check this stream against the model's forward now, on random inputs shaped like ``x`` ``(batch,
+        channels, time)`` and the extra arguments (:func:`dilated.streaming.verify.verify`, on a one-stream twin),
+        and learn the layout that padding layers and ``F.pad`` calls only show when run. Runs once."""
+        if not self._pending:
+            return
+        self._pending = False
+        twin = Stream(self.model, 1, strict=self.strict, verify=False)
+        length = 1 + sum(layer.history for layer in twin.convs.values()) + VERIFY_MARGIN
+        x1, args1, kwargs1 = like_input(x, args, kwargs, length)
+        self.verified = verify(self.model, twin, x1, args1, kwargs1, inferred)
+        self.tree.adopt(twin.tree)
 
     # -- stepping ---------------------------------------------------------------------------------------------------
     @property
@@ -252,8 +151,20 @@ class Stream:
         """One pass of the model's ``forward`` over the chunk ``x`` ``(batch, channels, n)`` on the shadow tree: the
         conv histories advance, :attr:`steps` does not, and autograd is left as the caller set it (exporters and
         tracers see every op). :meth:`step` and :meth:`step_many` are this plus the bookkeeping."""
-        self._clock.call += 1
-        return self._shadow(x, *args, **kwargs)
+        self._clock.call, self._clock.n = self._clock.call + 1, x.shape[-1]
+        if self.tree.sites == []:  # no F.pad calls in any forward: run without the pad interception
+            return self.tree.root(x, *args, **kwargs)
+        mode = PadMode(self.tree)
+        hooks = []
+        if mode.discovering:  # name each F.pad call after the module making it
+            hooks = [nn.modules.module.register_module_forward_pre_hook(mode.push),
+                     nn.modules.module.register_module_forward_hook(mode.pop)]
+        try:
+            with mode:
+                return self.tree.root(x, *args, **kwargs)
+        finally:
+            for hook in hooks:
+                hook.remove()
 
     def _forward(self, x: torch.Tensor, args: tuple, kwargs: dict) -> Any:
         with torch.inference_mode():
@@ -262,6 +173,8 @@ class Stream:
     def step(self, x_t: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
         """One step for every stream: ``(batch, channels) -> (batch, out_channels)``."""
         self._check_batch(x_t)
+        if self._pending:
+            self.prepare(x_t.unsqueeze(-1), *args, **kwargs)
         out = self._forward(x_t.unsqueeze(-1), args, kwargs)
         self.steps += 1
         return _map_tensors(lambda y: y.squeeze(-1) if y.dim() >= 3 else y, out)
@@ -272,6 +185,8 @@ class Stream:
         n = x.shape[-1]
         if n < 1:
             raise ValueError("step_many needs at least one step")
+        if self._pending:
+            self.prepare(x, *args, **kwargs)
         if self._per_step_output is False and n > 1:
             return self._one_by_one(x, args, kwargs)
         saved = {path: conv.state for path, conv in self.convs.items()}  # states are replaced, never mutated
@@ -314,6 +229,9 @@ class Stream:
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Resume from :meth:`state_dict` (of this engine or of a :class:`~dilated.streaming.fast.FastStream`)."""
+        for path, layer in self.convs.items():  # a padding layer not run yet learns its channels from the state
+            if isinstance(layer, StatefulPad) and layer.in_channels is None and path in state:
+                layer.learn_channels(state[path].shape[1], state[path].dtype)
         check_state(state, {p: tuple(c.state.shape) for p, c in self.convs.items()})
         for path, conv in self.convs.items():
             conv.state = state[path].to(dtype=conv.state.dtype, device=conv.state.device).clone()

@@ -56,16 +56,20 @@ class StreamEngine(Protocol):
         ...
 
 
-def stream(model: nn.Module, batch_size: int = 1, backend: Backend = "auto") -> StreamEngine:
+def stream(model: nn.Module, batch_size: int = 1, backend: Backend = "auto", verify: bool = True,
+           example: torch.Tensor | None = None) -> StreamEngine:
     """A stream of ``batch_size`` independent sequences through ``model`` (see :class:`StreamEngine`).
 
     Args:
         backend: ``"eager"`` (:class:`~dilated.streaming.eager.Stream`), ``"fast"`` (the compiled kernel of
             :class:`~dilated.streaming.fast.FastStream`; it warns and runs the eager engine when the model uses an
             op the kernel does not cover), or ``"auto"``: fast where it applies, otherwise eager without a warning.
+        verify, example: the construction check against the model's own forward, see
+            :class:`~dilated.streaming.eager.Stream` (``verify=False`` skips it for a model already checked).
     """
     if backend not in ("auto", "eager", "fast"):
         raise ValueError(f"backend must be 'auto', 'eager' or 'fast', got {backend!r}")
     if backend == "eager" or not isinstance(model, nn.Module):  # (Stream raises the TypeError naming the type)
-        return Stream(model, batch_size)
-    return FastStream(model, batch_size, fallback="warn" if backend == "fast" else "silent")
+        return Stream(model, batch_size, verify=verify, example=example)
+    return FastStream(model, batch_size, fallback="warn" if backend == "fast" else "silent", verify=verify,
+                      example=example)

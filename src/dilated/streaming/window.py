@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dilated.streaming.eager import STEPS_KEY, copy_module
+from dilated.streaming.eager import STEPS_KEY
 from dilated.streaming.interface import Backend, stream
+from dilated.streaming.shadow import copy_module
 
 
 class _Replay(nn.Module):

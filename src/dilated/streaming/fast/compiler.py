@@ -17,7 +17,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from dilated.layers import Conv1d
-from dilated.streaming.eager import StatefulConv1d, Stream
+from dilated.streaming.eager import Stream
 from dilated.streaming.fast.instructions import (
     ABS,
     ADD,
@@ -51,6 +51,7 @@ from dilated.streaming.fast.instructions import (
     op_of,
 )
 from dilated.streaming.fast.program import Compiled
+from dilated.streaming.shadow import StatefulConv, StatefulPad, time_layer
 
 
 class Unsupported(Exception):
@@ -148,7 +149,7 @@ def _tensors(value: Any) -> list[torch.Tensor]:
 class _Tracer(TorchFunctionMode):
     """Records one forward step as instructions (see the module docstring)."""
 
-    LEAVES = (StatefulConv1d, Conv1d, nn.Conv1d, nn.Linear, nn.Embedding, nn.BatchNorm1d, nn.LayerNorm)
+    LEAVES = (StatefulConv, StatefulPad, Conv1d, nn.Conv1d, nn.Linear, nn.Embedding, nn.BatchNorm1d, nn.LayerNorm)
 
     def __init__(self, program: _Program, rings: dict[str, tuple[int, int]]) -> None:
         super().__init__()
@@ -156,6 +157,8 @@ class _Tracer(TorchFunctionMode):
         self.values: dict[int, _Value] = {}
         self.keep: list[torch.Tensor] = []  # keeps traced tensors alive so that their ids stay unique
         self.leaf: nn.Module | None = None
+        self.pads: dict[int, tuple[StatefulPad, _Value]] = {}  # id(padded output) -> the pad and its input
+        self.inner_pads: list[tuple[StatefulPad, _Value | None]] = []  # pads run inside the current leaf
         self.leaf_input: _Value | None = None
 
     # -- values ------------------------------------------------------------------------------------------------------
@@ -176,11 +179,16 @@ class _Tracer(TorchFunctionMode):
         base = self.p.alloc(t.numel())
         return self.register(t, base + np.arange(t.numel())), base
 
+    def addresses(self, x: Any) -> np.ndarray:
+        """Addresses of a traced tensor (-1 for steps only padding provides), or of a constant."""
+        v = self.value(x)
+        return v.addr if v is not None else self.operand(x)
+
     def operand(self, x: Any) -> np.ndarray:
-        """Addresses of a traced tensor, or of a constant (untraced tensor or Python number)."""
+        """Addresses of a traced tensor that an op computes with, or of a constant (untraced tensor or number)."""
         v = self.value(x)
         if v is not None:
-            return v.addr
+            return _computable(v.addr)
         if isinstance(x, torch.Tensor):
             if x.numel() > 1 << 16 or not (x.is_floating_point() or x.dtype in (torch.int64, torch.int32, torch.bool)):
                 raise Unsupported(f"a constant tensor of shape {tuple(x.shape)} and dtype {x.dtype}")
@@ -191,7 +199,7 @@ class _Tracer(TorchFunctionMode):
 
     def contiguous(self, addr: np.ndarray) -> int:
         """Base address of ``addr`` laid out contiguously (gathering it into fresh memory if needed)."""
-        flat = addr.ravel()
+        flat = _computable(addr).ravel()
         if flat.size and np.array_equal(flat, flat[0] + np.arange(flat.size)):
             return int(flat[0])
         base = self.p.alloc(flat.size)
@@ -254,7 +262,9 @@ class _Tracer(TorchFunctionMode):
                     raise Unsupported("dropout in training mode")
             elif not out.is_floating_point() and out.dtype != args[0].dtype:
                 raise Unsupported(f"{name} to {out.dtype}")
-            self.register(out, self.operand(args[0]).reshape(tuple(out.shape)))
+            self.register(out, self.addresses(args[0]).reshape(tuple(out.shape)))
+        elif name == "pad" and not any(args[1] if len(args) > 1 else kwargs.get("pad", ())):
+            self.register(out, self.addresses(args[0]).reshape(tuple(out.shape)))  # a pad of zero steps
         elif name in _MOVES:
             self.compile_move(func, args, kwargs, out)
         elif name in _REDUCTIONS:
@@ -276,7 +286,7 @@ class _Tracer(TorchFunctionMode):
         indices and shape templates stay as they are."""
         def to_addresses(x: Any) -> Any:
             if isinstance(x, torch.Tensor):
-                return torch.from_numpy(np.ascontiguousarray(self.operand(x)))
+                return torch.from_numpy(np.ascontiguousarray(self.addresses(x)))
             if isinstance(x, tuple | list):
                 return type(x)(to_addresses(v) for v in x)
             return x
@@ -307,9 +317,11 @@ class _Tracer(TorchFunctionMode):
     # -- leaf modules ------------------------------------------------------------------------------------------------
     def pre_hook(self, module: nn.Module, args: tuple) -> None:
         if self.leaf is None and isinstance(module, self.LEAVES) and args and self.value(args[0]) is not None:
-            self.leaf, self.leaf_input = module, self.value(args[0])
+            self.leaf, self.leaf_input, self.inner_pads = module, self.value(args[0]), []
 
     def post_hook(self, module: nn.Module, args: tuple, out: Any) -> None:
+        if isinstance(module, StatefulPad) and self.leaf is not None and module is not self.leaf:
+            self.inner_pads.append((module, self.value(args[0]) if args else None))  # e.g. pytorch-tcn's convs
         if module is not self.leaf:
             return
         self.leaf, x = None, self.leaf_input
@@ -317,22 +329,63 @@ class _Tracer(TorchFunctionMode):
             raise Unsupported(f"{type(module).__name__} returning {type(out).__name__}")
         self.compile_module(module, x, out)
 
+    def fresh_step(self, out: torch.Tensor) -> int:
+        """Fresh memory for this step's values of a stateful conv's output ``(1, C, 1 + right)``; the ``right``
+        steps from right padding get address -1 (reading them is :class:`Unsupported`)."""
+        base = self.p.alloc(out.shape[1])
+        addr = np.full(tuple(out.shape), -1, dtype=np.int64)
+        addr[:, :, 0] = base + np.arange(out.shape[1])
+        self.register(out, addr)
+        return base
+
+    def compile_pad(self, pad: StatefulPad, x: _Value, out: torch.Tensor) -> None:
+        """A stateful pad emits nothing: its history lives in its ring, read by the unpadded conv after it."""
+        if any(pad.other) or out.dim() != 3:
+            raise Unsupported(f"layer {pad.path!r} pads more than the time axis of (batch, channels, time)")
+        addr = np.full(tuple(out.shape), -1, dtype=np.int64)
+        addr[:, :, pad.history] = x.addr.reshape(out.shape[1])
+        self.pads[id(out)] = (pad, x)
+        self.register(out, addr)
+
+    def padded_input(self, conv: nn.Module, x: _Value, k: int) -> tuple[_Value, int, int, int]:
+        """An unpadded conv of ``k`` taps reads a stateful pad's ring: the pad's input, ring offset, rows and the
+        dilation, if the pad holds exactly the conv's span (e.g. ``F.pad(x, (k - 1, 0))`` then ``nn.Conv1d``)."""
+        layer = time_layer(conv)
+        name = type(conv).__name__
+        if layer is None or layer.stride != 1:
+            raise Unsupported(f"{name} with kernel {k}")
+        inner = [(pad, v) for pad, v in self.inner_pads if v is x]
+        if len(self.inner_pads) == 1 and inner:  # the conv pads inside its own forward (pytorch-tcn)
+            pad, source = inner[0]
+        elif not self.inner_pads and id(x.tensor) in self.pads:
+            pad, source = self.pads[id(x.tensor)]
+        else:
+            raise Unsupported(f"{name} with kernel {k} reading something other than one zero pad of its input")
+        if pad.history != layer.span - 1 or pad.right:
+            raise Unsupported(f"{name} (span {layer.span}) after a pad of ({pad.history}, {pad.right})")
+        ring, rows = self.rings[pad.path]
+        return source, ring, rows, layer.dilation
+
     def compile_module(self, module: nn.Module, x: _Value, out: torch.Tensor) -> None:
         p = self.p
         with torch.no_grad():
-            if isinstance(module, StatefulConv1d | Conv1d | nn.Conv1d | nn.Linear):
+            if isinstance(module, StatefulPad):
+                self.compile_pad(module, x, out)
+            elif isinstance(module, StatefulConv | Conv1d | nn.Conv1d | nn.Linear):
                 ring, rows, k, d = 0, 1, 1, 1
-                if isinstance(module, StatefulConv1d):
-                    conv = module.conv
+                if isinstance(module, StatefulConv):
+                    if out.dim() != 3:
+                        raise Unsupported(f"{type(module.inner).__name__} on a 4-D input (a 2-D conv)")
                     ring, rows = self.rings[module.path]
-                    k, d = conv.geometry.kernel_size, conv.geometry.dilation
-                    weight, bias, groups = conv.weight, conv.bias, conv.groups
+                    k, d = module.layer.kernel_size, module.layer.dilation
+                    (weight, bias), groups = module.weight(), module.groups
                 elif isinstance(module, nn.Linear):
                     weight, bias, groups = module.weight.unsqueeze(-1), module.bias, 1
-                else:  # a pointwise conv (the stream refuses the others)
-                    if module.weight.shape[-1] != 1:
-                        raise Unsupported(f"{type(module).__name__} with kernel {module.weight.shape[-1]}")
+                else:  # pointwise, or unpadded reading the history of a pad before it
                     weight, bias, groups = module.weight, module.bias, module.groups
+                    k = weight.shape[-1]
+                    if k > 1:
+                        x, ring, rows, d = self.padded_input(module, x, k)
                 w = _dense(weight.detach().float().cpu(), groups)  # (out, in, k)
                 cout, cin = w.shape[0], w.shape[1]
                 if x.addr.size != cin:
@@ -344,7 +397,7 @@ class _Tracer(TorchFunctionMode):
                 w_off = p.param(w.permute(*layout).contiguous().numpy())
                 b_off = p.param(bias.detach().float().cpu().numpy()) if bias is not None else 0
                 scratch = p.alloc(k * cin) if k > 1 else 0  # the k taps gathered side by side
-                _, base = self.fresh(out)
+                base = self.fresh_step(out) if isinstance(module, StatefulConv) else self.fresh(out)[1]
                 p.emit(CONV, out=base, inp=base_in, weight=w_off, bias=b_off, cin=cin, cout=cout, k=k, dilation=d,
                        ring=ring, rows=rows, scratch=scratch, has_bias=int(bias is not None), saxpy=int(saxpy))
             elif isinstance(module, nn.Embedding):
@@ -381,6 +434,14 @@ class _Tracer(TorchFunctionMode):
                 p.emit(LAYERNORM, out=base, inp=base_in, n=n, weight=w, bias=b, eps=p.param([module.eps]))
             else:  # pragma: no cover - LEAVES and this list agree
                 raise Unsupported(type(module).__name__)
+
+
+def _computable(addr: np.ndarray) -> np.ndarray:
+    """``addr``, unless it holds steps that only padding provides (address -1): those are :class:`Unsupported`."""
+    if addr.size and addr.min() < 0:
+        raise Unsupported("an op reads steps that only padding provides (a pad's history or the steps of right "
+                          "padding) other than through the conv after the pad")
+    return addr
 
 
 def _dense(weight: torch.Tensor, groups: int) -> torch.Tensor:

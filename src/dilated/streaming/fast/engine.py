@@ -76,7 +76,8 @@ class FastStream:
     """
 
     def __init__(self, model: nn.Module, batch_size: int = 1, fallback: Fallback = "warn",
-                 parallel_threshold: int = 64, threads: int | None = None, lanes: int | None = None) -> None:
+                 parallel_threshold: int = 64, threads: int | None = None, lanes: int | None = None,
+                 verify: bool = True, example: torch.Tensor | None = None) -> None:
         reason = unsupported_reason(model)
         if reason is not None:
             raise TypeError(f"FastStream: {reason}")
@@ -85,23 +86,47 @@ class FastStream:
         self.threads = threads if threads is not None else (os.cpu_count() or 1)
         self.lanes = lanes if lanes is not None else next((n for n in LANES if batch_size >= n), 1)
         self.padded = -(-batch_size // self.lanes) * self.lanes  # streams the kernel runs, a multiple of lanes
-        self._engine = Stream(model, 1)  # traced and used as the reference; its state is never advanced
+        # traced and used as the reference (its state is never advanced); it runs the construction check
+        self._engine = Stream(model, 1, verify=verify, example=example)
         self.rings: dict[str, tuple[int, int]] = {}
         self.histories: dict[str, tuple[int, int]] = {}  # path -> (in_channels, history)
-        size = 0
-        for path, conv in self._engine.convs.items():
-            rows = conv.history + 1
-            self.rings[path] = (size, rows)
-            self.histories[path] = (conv.in_channels, conv.history)
-            size += rows * conv.in_channels
-        self.ring = np.empty(max(size * self.padded, 1), dtype=np.float32)  # per conv: (rows, groups, cin, lanes)
-        self.ring.fill(0.0)  # touch every page now rather than on the first pass through the ring
+        self.ring = np.zeros(1, dtype=np.float32)
+        if self._engine.tree.sites is not None and all(c.in_channels is not None for c in self._engine.convs.values()):
+            self._lay_out()  # else the layout waits for the first step (what padding layers take is seen running)
         self.chunk: int | None = None  # groups of lanes per block of the kernel's loop (default: see _chunk)
         self.steps = 0
         self._programs: dict[Any, Compiled] = {}
         self._current: Compiled | None = None
         self._eager: Stream | None = None
         self.reason: str | None = None
+
+    def _lay_out(self) -> None:
+        """One ring per stateful layer, ``(rows, groups, in_channels, lanes)`` with ``rows = history + 1``."""
+        size = 0
+        for path, layer in self._engine.convs.items():
+            rows = layer.history + 1
+            self.rings[path] = (size, rows)
+            self.histories[path] = (layer.in_channels, layer.history)
+            size += rows * layer.in_channels
+        self.ring = np.empty(max(size * self.padded, 1), dtype=np.float32)
+        self.ring.fill(0.0)  # touch every page now rather than on the first pass through the ring
+
+    def _learn_layout(self, x_t: torch.Tensor, kwargs: dict[str, Any]) -> None:
+        """Run the reference engine once (its check, or one zero step) so that it knows every stateful layer."""
+        example = x_t[:1].unsqueeze(-1)
+        first = {k: (v[:1] if isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()}
+        if self._engine.verified is None and self._engine._pending:
+            self._engine.prepare(example, **first)
+        if self._engine.tree.sites is None or any(c.in_channels is None for c in self._engine.convs.values()):
+            with torch.no_grad():
+                self._engine.run(torch.zeros_like(example), **first)
+            self._engine.reset()
+        self._lay_out()
+
+    def _require_layout(self) -> None:
+        if not self.rings and self._engine.convs:
+            raise ValueError("this FastStream does not know its state layout yet (a padding layer's channels or the "
+                             "F.pad calls of a forward are seen when it runs): step it once, or pass example=")
 
     @property
     def backend(self) -> str:
@@ -120,6 +145,8 @@ class FastStream:
         if compiled is not None:
             self._current = compiled
             return compiled
+        if not self.rings and self._engine.convs:
+            self._learn_layout(x_t, kwargs)
         try:
             example = x_t[:1].unsqueeze(-1)
             example_kwargs = {k: (v[:1] if isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()}
@@ -136,7 +163,7 @@ class FastStream:
         """Compare the kernel with the eager engine on a few random steps from zero state (one group of streams,
         all given the same input)."""
         generator = torch.Generator().manual_seed(0)
-        engine = Stream(self.model, 1)
+        engine = Stream(self.model, 1, verify=False, like=self._engine)
         lanes = self.lanes
         ring = np.zeros(max(self.ring.size // self.padded * lanes, 1), dtype=np.float32)
         mem = compiled.fresh_memory(lanes, lanes)
@@ -162,7 +189,7 @@ class FastStream:
             warnings.warn(f"dilated.streaming: falling back to the eager engine: {reason}", stacklevel=4)
         self.reason = reason
         state = self.state_dict()
-        self._eager = Stream(self.model, self.batch_size)
+        self._eager = Stream(self.model, self.batch_size, verify=False, like=self._engine)
         self._eager.load_state_dict(state)
 
     # -- stepping ----------------------------------------------------------------------------------------------------
@@ -273,6 +300,7 @@ class FastStream:
         causal conv, oldest input first."""
         if self._eager is not None:
             return self._eager.state_dict()
+        self._require_layout()
         state = {STEPS_KEY: torch.tensor(self.steps, dtype=torch.int64)}
         for path, (offset, rows) in self.rings.items():
             cin, history = self.histories[path]
@@ -291,6 +319,7 @@ class FastStream:
         if self._eager is not None:
             self._eager.load_state_dict(state)
             return
+        self._require_layout()
         check_state(state, {p: (self.batch_size, c, h) for p, (c, h) in self.histories.items()})
         steps = int(state[STEPS_KEY])
         self.ring[:] = 0.0
