@@ -10,14 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from pytorch_tcn import TCN as PytorchTCN
 
 import dilated
-from dilated.targets import build_stack, parse_input_shape, read_yaml, resolve_target
-from dilated.data import bundled_lobster_sample, load_fi2010, read_fi2010, read_lobster, table_dataset
-from dilated.geometry import Layer, stack_geometry
+import dilated.streaming
 from dilated.checkpoints import load_checkpoint, save_checkpoint
+from dilated.data import bundled_lobster_sample, load_fi2010, read_fi2010, read_lobster, table_dataset
 from dilated.experiment import DEMO_CONFIG, apply_overrides, resolve_config
+from dilated.geometry import Layer, stack_geometry
 from dilated.layers import Conv1d
+from dilated.targets import build_stack, parse_input_shape, read_yaml, resolve_target
 from dilated.training import check_finite
 
 DOC = Path(__file__).parent.parent / "docs" / "errors.md"
@@ -116,6 +118,65 @@ CASES: dict[str, Callable[[Path], object]] = {
     "table-column": lambda tmp: table_dataset(write(tmp, "t.csv", "a,b\n1,2\n3,4\n"), target="c", features=["a"],
                                               window=1),
 }
+
+# -- streaming plain torch models (dilated.stream): one block, kept together ---------------------------------------
+class _Trim(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :, :-1]
+
+
+class _ReplicatePadded(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv1d(2, 2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(torch.nn.functional.pad(x, (2, 0), mode="replicate"))
+
+
+class _Cumulative(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv1d(2, 2, 2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)[:, :, :-1].cumsum(-1)
+
+
+class _Twice(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv1d(2, 2, 2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.conv(x)[:, :, :-1])[:, :, :-1]
+
+
+def _stream(*layers: torch.nn.Module) -> object:
+    return dilated.streaming.Stream(torch.nn.Sequential(*layers), 1)
+
+
+STREAM_CASES: dict[str, Callable[[Path], object]] = {
+    "stream-future-conv": lambda _: _stream(torch.nn.Conv1d(2, 2, 3, padding=1)),
+    "stream-strided-conv": lambda _: _stream(torch.nn.Conv1d(2, 2, 3, stride=2, padding=2)),
+    "stream-transposed-conv": lambda _: _stream(torch.nn.Conv1d(2, 2, 1), torch.nn.ConvTranspose1d(2, 2, 2)),
+    "stream-pad-mode": lambda _: _stream(torch.nn.ReplicationPad1d((2, 0)), torch.nn.Conv1d(2, 2, 3)),
+    "stream-pad-value": lambda _: _stream(torch.nn.ConstantPad1d((2, 0), 1.0), torch.nn.Conv1d(2, 2, 3)),
+    "stream-fpad-mode": lambda _: dilated.streaming.Stream(_ReplicatePadded(), 1),
+    "stream-pooling": lambda _: _stream(torch.nn.Conv1d(2, 2, 1), torch.nn.MaxPool1d(2)),
+    "stream-global": lambda _: _stream(torch.nn.Conv1d(2, 2, 1), torch.nn.Flatten()),
+    "stream-sees-future": lambda _: dilated.streaming.Stream(PytorchTCN(3, [4], kernel_size=3, causal=False), 1),
+    "stream-untrimmed": lambda _: _stream(torch.nn.Conv1d(2, 2, 2, padding=1)),
+    "stream-forward-mixing": lambda _: dilated.streaming.Stream(_Cumulative(), 1),
+    "stream-double-pad": lambda _: _stream(torch.nn.ConstantPad1d((1, 0), 0.0), torch.nn.Conv1d(2, 2, 2, padding=1),
+                                           _Trim()),
+    "stream-called-twice": lambda _: dilated.streaming.Stream(_Twice(), 1),
+    "fast-state-layout": lambda _: dilated.streaming.FastStream(
+        torch.nn.Sequential(torch.nn.ConstantPad1d((2, 0), 0.0), torch.nn.Conv1d(2, 2, 3)), 1,
+        verify=False).state_dict(),
+}
+CASES.update(STREAM_CASES)
+# -- end of the streaming block -------------------------------------------------------------------------------------
 
 ROWS = documented_rows()
 

@@ -41,11 +41,6 @@ class Clock:
         self.call, self.n = 0, 0
 
 
-def time_axis(x: torch.Tensor) -> int:
-    """The time axis of a layer input: 2, the last axis of ``(B, C, T)``, the first spatial one of ``(B, C, T, F)``."""
-    return 2
-
-
 class _Stateful(nn.Module):
     """Base of the stateful layers: a per-stream history ``state`` ``(batch, channels, history[, features])`` of
     the layer's input, oldest step first, and the checks every call makes."""
@@ -194,10 +189,6 @@ def time_layer(module: nn.Module) -> Layer | None:
 
 def _conv_refusal(module: nn.Module, layer: Layer) -> str | None:
     """Why a conv cannot stream, or ``None``."""
-    if isinstance(module, nn.modules.conv._ConvTransposeNd):
-        return "a transposed conv spreads each step over later ones; only convs stream"
-    if isinstance(module, nn.modules.conv._ConvNd) and module.weight.dim() > 4:
-        return "a 3-D conv; convs over (batch, channels, time) or (batch, channels, time, features) stream"
     if layer.stride != 1:
         return f"{layer.describe()}: a strided conv outputs fewer steps than it reads; only stride-1 convs stream"
     left, right = padding_amounts(layer, layer.span)
@@ -296,6 +287,9 @@ class Shadow:
 
     def _replace(self, module: nn.Module, where: str) -> nn.Module | None:
         """The stand-in for a module that mixes time (stateful or refused), or ``None`` to copy it as is."""
+        if isinstance(module, nn.modules.conv._ConvNd) and not isinstance(module, nn.Conv1d | nn.Conv2d):
+            return Refused(where, module, "a transposed or 3-D conv; Conv1d and Conv2d (time as the first spatial "
+                                          "axis) stream")
         layer = time_layer(module)
         if layer is not None:
             reason = _conv_refusal(module, layer)
