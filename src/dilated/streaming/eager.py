@@ -81,9 +81,10 @@ class Stream:
     same steps as ``x``. A model that returns only its last step (e.g. a TCN with ``last_step_only``) gives
     ``(batch, out)`` per step; ``step_many`` then stacks them to ``(batch, out, n)``.
 
-    State: ``state_dict()`` holds ``"steps"`` (int64) and, per causal conv (by module path), its last inputs
-    ``(batch, in_channels, dilation * (kernel - 1))`` oldest first; tensors only, so ``torch.save`` /
-    ``torch.load(weights_only=True)`` and safetensors both work. The same format is used by
+    State: ``state_dict()`` holds ``"steps"`` (int64) and, per stateful layer (a causal conv or a pad, by module
+    path; an ``F.pad`` call by its module's path + ``.pad``), its last inputs ``(batch, in_channels, history)``
+    oldest first (``history = dilation * (kernel - 1)`` for a conv, the left padding for a pad); tensors only,
+    so ``torch.save`` / ``torch.load(weights_only=True)`` and safetensors both work. The same format is used by
     :class:`dilated.streaming.fast.FastStream`, so a service can move state between the two.
     """
 
@@ -109,16 +110,12 @@ class Stream:
         self._pending = verify
         if like is not None:
             self.tree.adopt(like.tree)
-        if verify and not strict:  # the model holds layers it may skip: check the steps it really takes
-            pass
-        elif verify and example is not None:
-            self.prepare(example)
-        elif verify:  # an inferred input the forward refuses leaves the check to the first step
-            for candidate in example_inputs(model):
+        if verify and strict:  # (strict=False: the model holds layers it may skip; the first step checks it)
+            for candidate in [example] if example is not None else example_inputs(model):
                 try:
-                    self.prepare(candidate, inferred=True)
+                    self.prepare(candidate, inferred=example is None)
                     break
-                except NotAnInput:
+                except NotAnInput:  # the forward refuses this inferred input: the next one, else the first step
                     self._pending = True
 
     # -- the construction check ---------------------------------------------------------------------------------

@@ -115,8 +115,7 @@ class FastStream:
         """Run the reference engine once (its check, or one zero step) so that it knows every stateful layer."""
         example = x_t[:1].unsqueeze(-1)
         first = {k: (v[:1] if isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()}
-        if self._engine.verified is None and self._engine._pending:
-            self._engine.prepare(example, **first)
+        self._engine.prepare(example, **first)  # the construction check, if it is still to run
         if self._engine.tree.sites is None or any(c.in_channels is None for c in self._engine.convs.values()):
             with torch.no_grad():
                 self._engine.run(torch.zeros_like(example), **first)
