@@ -11,8 +11,13 @@ on a shared machine hits them alike. Columns:
 * pytorch-tcn: ``pytorch_tcn.TCN(...).inference(x_t)``, its own streaming mode, on a model with the same weights
   (checked equal to ours offline);
 * eager: :class:`dilated.streaming.Stream` (the model's forward with stateful convs);
-* fast: :class:`dilated.fast_stream.FastStream` through its torch API (``step``), and fast/np through its numpy API
+* fast: :class:`dilated.streaming.FastStream` through its torch API (``step``), and fast/np through its numpy API
   (``step_numpy``).
+
+Rows for models people already have: a TCN written as locuslab's users write it (weight-normed ``nn.Conv1d``
+padded on both sides, ``Chomp1d``, ReLU, dropout, 1x1 downsample) and pytorch-tcn's own ``TCN``, both 10 levels of
+32 channels, k=2, streamed by ``dilated.stream`` and compared with pytorch-tcn's ``inference`` mode on a pytorch-tcn
+model of the same architecture; and the cost of the stream's construction check.
 
 Then: candidate compilers of the step for the same TCN (TorchScript and ONNX Runtime on the pure step function),
 the flat-cost check (same depth and width, receptive field 127 -> 16,383) and the per-stream cost of 1,024
@@ -22,6 +27,7 @@ streams stepped together. Benchmarks print ratios; tests never check time.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import platform
 import statistics
@@ -30,20 +36,16 @@ import time
 import warnings
 from collections.abc import Callable
 
+import numba
+import pytorch_tcn
 import torch
 from torch import nn
+from torch.nn.utils.parametrizations import weight_norm
 
-from dilated.models.blocks import TemporalBlock
 from dilated.models import build_model
+from dilated.models.blocks import TemporalBlock
 from dilated.models.mulaw import one_hot
-from dilated.streaming import StepFunction, Stream
-
-try:
-    import numba
-
-    from dilated.fast_stream import FastStream
-except ImportError:  # pragma: no cover
-    numba = None
+from dilated.streaming import FastStream, StepFunction, Stream
 
 
 def per_call_us(fn: Callable[[], object], calls: int) -> float:
@@ -76,12 +78,8 @@ class TCNStack(nn.Module):
         return self.blocks(x)
 
 
-def pytorch_tcn_twin(model: nn.Module, channels: int, levels: int, kernel_size: int) -> nn.Module | None:
+def pytorch_tcn_twin(model: nn.Module, channels: int, levels: int, kernel_size: int) -> nn.Module:
     """A ``pytorch_tcn.TCN`` with our TCN's weights (weight norm g, v and biases), checked equal offline."""
-    try:
-        import pytorch_tcn
-    except ImportError:
-        return None
     twin = pytorch_tcn.TCN(channels, [channels] * levels, kernel_size=kernel_size, dropout=0.0,
                            use_norm="weight_norm", causal=True).eval()
     with torch.no_grad():
@@ -98,10 +96,57 @@ def pytorch_tcn_twin(model: nn.Module, channels: int, levels: int, kernel_size: 
     return twin
 
 
+class Chomp(nn.Module):
+    """Drops the last ``n`` steps (locuslab's ``Chomp1d``)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :, :-self.n].contiguous()
+
+
+class LocuslabBlock(nn.Module):
+    """locuslab/TCN's temporal block as its users write it, for the row of models people already have."""
+
+    def __init__(self, cin: int, cout: int, k: int, d: int, dropout: float = 0.2) -> None:
+        super().__init__()
+        pad = (k - 1) * d
+        self.net = nn.Sequential(
+            weight_norm(nn.Conv1d(cin, cout, k, padding=pad, dilation=d)), Chomp(pad), nn.ReLU(), nn.Dropout(dropout),
+            weight_norm(nn.Conv1d(cout, cout, k, padding=pad, dilation=d)), Chomp(pad), nn.ReLU(), nn.Dropout(dropout))
+        self.downsample = nn.Conv1d(cin, cout, 1) if cin != cout else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.net(x) + (x if self.downsample is None else self.downsample(x)))
+
+
+def locuslab_tcn(cin: int, channels: int, levels: int, k: int) -> nn.Module:
+    return nn.Sequential(*(LocuslabBlock(cin if i == 0 else channels, channels, k, 2 ** i) for i in range(levels)))
+
+
+def check_cost(model: nn.Module, x_t: torch.Tensor, repeats: int) -> tuple[float, float, int]:
+    """Milliseconds of the construction check (a stream built with and without it) and of one offline forward of
+    the checked length."""
+    verified = Stream(model, 1)
+    length = 1 + sum(layer.history for layer in verified.convs.values()) + 8  # as Stream.prepare checks
+    window = torch.randn(1, x_t.shape[1], length)
+
+    def forward() -> None:
+        with torch.inference_mode():
+            model(window)
+
+    times = interleaved({"with": (lambda: Stream(model, 1), 1), "without": (lambda: Stream(model, 1, verify=False), 1),
+                         "forward": (forward, 1)}, repeats)
+    return (times["with"] - times["without"]) / 1e3, times["forward"] / 1e3, length
+
+
 def single_stream_row(name: str, model: nn.Module, x_t: torch.Tensor, repeats: int, naive_calls: int,
-                      twin: nn.Module | None = None, kwargs: dict | None = None) -> dict[str, float]:
+                      twin: nn.Module | None = None, kwargs: dict | None = None,
+                      rf: int | None = None) -> dict[str, float]:
     kwargs = kwargs or {}
-    rf = model.receptive_field
+    rf = rf if rf is not None else model.receptive_field
     window = x_t.unsqueeze(-1).expand(*x_t.shape, rf).contiguous()
     eager = Stream(model, 1)
     methods: dict[str, tuple[Callable[[], object], int]] = {}
@@ -120,13 +165,13 @@ def single_stream_row(name: str, model: nn.Module, x_t: torch.Tensor, repeats: i
 
         methods["pytorch-tcn"] = (pytorch_tcn_step, 100)
     methods["eager"] = (lambda: eager.step(x_t, **kwargs), 100)
-    if numba is not None:
-        fast = FastStream(model, 1, fallback="raise")
-        fast.step(x_t, **kwargs)
-        methods["fast"] = (lambda: fast.step(x_t, **kwargs), 2000)
-        if not kwargs:
-            x_np = x_t.numpy()
-            methods["fast/np"] = (lambda: fast.step_numpy(x_np), 2000)
+    fast = FastStream(model, 1, fallback="raise")
+    fast.step(x_t, **kwargs)
+    assert fast.backend == "fast"
+    methods["fast"] = (lambda: fast.step(x_t, **kwargs), 2000)
+    if not kwargs:
+        x_np = x_t.numpy()
+        methods["fast/np"] = (lambda: fast.step_numpy(x_np), 2000)
     times = interleaved(methods, repeats)
     times["rf"] = rf
     return times
@@ -146,7 +191,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    print(f"streaming benchmark: torch {torch.__version__}, numba {getattr(numba, '__version__', 'missing')}, "
+    print(f"streaming benchmark: torch {torch.__version__}, numba {numba.__version__}, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
           f"{os.getloadavg()[0]:.2f}; median of {args.repeats} interleaved rounds; single stream on 1 thread")
 
@@ -156,6 +201,16 @@ def main() -> None:
                       dropout=0.0).eval()
     twin = pytorch_tcn_twin(tcn, channels, levels, k)
     rows = [("TCN 10x32 k=2", single_stream_row("tcn", tcn, torch.randn(1, channels), args.repeats, 20, twin))]
+    # models people already have, same architecture: locuslab-style and pytorch-tcn's own TCN
+    locuslab = locuslab_tcn(channels, channels, levels, k).eval()
+    theirs = pytorch_tcn.TCN(channels, [channels] * levels, kernel_size=k, dropout=0.0, use_norm="weight_norm",
+                             causal=True).eval()
+    theirs_inference = copy.deepcopy(theirs)  # its inference mode keeps buffers in the model: a copy of its own
+    rows.append(("locuslab-style TCN 10x32 k=2", single_stream_row(
+        "locuslab", locuslab, torch.randn(1, channels), args.repeats, 20, theirs_inference, rf=tcn.receptive_field)))
+    rows.append(("pytorch-tcn TCN 10x32 k=2", single_stream_row(
+        "pytorch_tcn", theirs, torch.randn(1, channels), args.repeats, 20, theirs_inference,
+        rf=tcn.receptive_field)))
     if not args.quick:
         wavenet = build_model("wavenet").eval()  # 3 stacks of 10 blocks, 32 residual / 256 skip, one-hot input
         x_w = one_hot(torch.randint(0, 256, (1, 1)), 256)[..., 0]
@@ -176,6 +231,17 @@ def main() -> None:
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     for r in table:
         print("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
+
+    theirs_fast = next(t for name, t in rows if name.startswith("locuslab"))
+    print(f"  locuslab-style TCN streamed by dilated (fast) vs pytorch-tcn's inference mode on the same architecture: "
+          f"{theirs_fast['pytorch-tcn'] / theirs_fast['fast']:,.0f}x (target >= 100x)")
+
+    # -- the construction check ------------------------------------------------------------------------------------
+    print("\nConstruction check (the stream against the model's forward, one receptive field + 8 steps):")
+    for name, model in (("TCN 10x32 k=2", tcn), ("locuslab-style TCN", locuslab), ("pytorch-tcn TCN", theirs)):
+        check_ms, forward_ms, length = check_cost(model, torch.randn(1, channels), max(3, args.repeats // 2))
+        print(f"  {name:20s} check {check_ms:7.1f} ms = {check_ms / forward_ms:4.2f} offline forwards of {length:,} "
+              f"steps ({forward_ms:.1f} ms)")
 
     # -- candidates for compiling the step ------------------------------------------------------------------------
     print("\nCandidates for the compiled step, same TCN, us per step:")
@@ -213,20 +279,15 @@ def main() -> None:
         candidates["ONNX Runtime (exported pure step)"] = (ort_step, 200)
     except ImportError:
         pass
-    if numba is not None:
-        fast = FastStream(tcn, 1, fallback="raise")
-        fast.step(x_t)
-        compiled = fast._current
-        xin = x_t.numpy().reshape(1, 1, -1)
-        candidates["Numba kernel, one call (numpy in/out)"] = (
-            lambda: compiled.run(compiled.mem, fast.ring, 0, xin, 1, 1), 5000)
-        candidates["Numba via FastStream.step (torch in/out)"] = (lambda: fast.step(x_t), 2000)
+    fast = FastStream(tcn, 1, fallback="raise")
+    fast.step(x_t)
+    compiled = fast._current
+    xin = x_t.numpy().reshape(1, 1, -1)
+    candidates["Numba kernel, one call (numpy in/out)"] = (
+        lambda: compiled.run(compiled.mem, fast.ring, 0, xin, 1, 1), 5000)
+    candidates["Numba via FastStream.step (torch in/out)"] = (lambda: fast.step(x_t), 2000)
     for name, value in interleaved(candidates, args.repeats).items():
         print(f"  {name:45s} {value:10.1f}")
-
-    if numba is None:
-        print("\nnumba is not installed: no fast-path rows")
-        return
 
     # -- flat cost in the receptive field ------------------------------------------------------------------------
     print("\nFlat cost: fast path, 10 TCN blocks x 32 channels, kernel 2, only the dilations differ:")

@@ -10,10 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from pytorch_tcn import TCN as PytorchTCN
 from safetensors.torch import save_file
 
 import dilated
-from dilated.targets import build_stack, parse_input_shape, read_yaml, resolve_target
+import dilated.streaming
+from dilated.checkpoints import load_checkpoint, save_checkpoint
 from dilated.data import (
     Book,
     binance_book,
@@ -30,16 +32,16 @@ from dilated.data import (
     table_dataset,
     write_book,
 )
+from dilated.design import design
+from dilated.experiment import DEMO_CONFIG, apply_overrides, resolve_config
+from dilated.explore import stack_state, write_explorer
 from dilated.geometry import Layer, stack_geometry
 from dilated.graph import GraphSpec
 from dilated.keras_adapter import import_keras
 from dilated.keras_convert import check_conversion, load_converted
-from dilated.step_export import export_step
-from dilated.checkpoints import load_checkpoint, save_checkpoint
-from dilated.design import design
-from dilated.explore import stack_state, write_explorer
-from dilated.experiment import DEMO_CONFIG, apply_overrides, resolve_config
 from dilated.layers import Conv1d
+from dilated.step_export import export_step
+from dilated.targets import build_stack, parse_input_shape, read_yaml, resolve_target
 from dilated.training import check_finite
 
 DOC = Path(__file__).parent.parent / "docs" / "errors.md"
@@ -234,6 +236,66 @@ KERAS_CASES: dict[str, Callable[[Path], object]] = {
     "export-channels": lambda tmp: export_step(torch.nn.Sequential(Conv1d(2, 2, 3)), tmp / "step.onnx"),
 }
 CASES.update(KERAS_CASES)
+
+
+# -- streaming plain torch models (dilated.stream): one block, kept together ---------------------------------------
+class _Trim(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :, :-1]
+
+
+class _ReplicatePadded(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv1d(2, 2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(torch.nn.functional.pad(x, (2, 0), mode="replicate"))
+
+
+class _Cumulative(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv1d(2, 2, 2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)[:, :, :-1].cumsum(-1)
+
+
+class _Twice(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv1d(2, 2, 2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.conv(x)[:, :, :-1])[:, :, :-1]
+
+
+def _stream(*layers: torch.nn.Module) -> object:
+    return dilated.streaming.Stream(torch.nn.Sequential(*layers), 1)
+
+
+STREAM_CASES: dict[str, Callable[[Path], object]] = {
+    "stream-future-conv": lambda _: _stream(torch.nn.Conv1d(2, 2, 3, padding=1)),
+    "stream-strided-conv": lambda _: _stream(torch.nn.Conv1d(2, 2, 3, stride=2, padding=2)),
+    "stream-transposed-conv": lambda _: _stream(torch.nn.Conv1d(2, 2, 1), torch.nn.ConvTranspose1d(2, 2, 2)),
+    "stream-pad-mode": lambda _: _stream(torch.nn.ReplicationPad1d((2, 0)), torch.nn.Conv1d(2, 2, 3)),
+    "stream-pad-value": lambda _: _stream(torch.nn.ConstantPad1d((2, 0), 1.0), torch.nn.Conv1d(2, 2, 3)),
+    "stream-fpad-mode": lambda _: dilated.streaming.Stream(_ReplicatePadded(), 1),
+    "stream-pooling": lambda _: _stream(torch.nn.Conv1d(2, 2, 1), torch.nn.MaxPool1d(2)),
+    "stream-global": lambda _: _stream(torch.nn.Conv1d(2, 2, 1), torch.nn.Flatten()),
+    "stream-sees-future": lambda _: dilated.streaming.Stream(PytorchTCN(3, [4], kernel_size=3, causal=False), 1),
+    "stream-untrimmed": lambda _: _stream(torch.nn.Conv1d(2, 2, 2, padding=1)),
+    "stream-forward-mixing": lambda _: dilated.streaming.Stream(_Cumulative(), 1),
+    "stream-double-pad": lambda _: _stream(torch.nn.ConstantPad1d((1, 0), 0.0), torch.nn.Conv1d(2, 2, 2, padding=1),
+                                           _Trim()),
+    "stream-called-twice": lambda _: dilated.streaming.Stream(_Twice(), 1),
+    "fast-state-layout": lambda _: dilated.streaming.FastStream(
+        torch.nn.Sequential(torch.nn.ConstantPad1d((2, 0), 0.0), torch.nn.Conv1d(2, 2, 3)), 1,
+        verify=False).state_dict(),
+}
+CASES.update(STREAM_CASES)
+# -- end of the streaming block -------------------------------------------------------------------------------------
 
 ROWS = documented_rows()
 

@@ -20,17 +20,9 @@ from torch.nn.utils.parametrizations import weight_norm
 from dilated.layers import Conv1d, Dense, MaxPool1d
 from dilated.models import build_model
 from dilated.models.mulaw import one_hot
-from dilated.streaming import StepFunction, Stream, WindowStream, generate, stream
+from dilated.streaming import FastStream, StepFunction, Stream, Unsupported, WindowStream, generate, stream
+from streaming_helpers import chunks, offline, run_in_chunks
 
-try:
-    import numba  # noqa: F401
-
-    from dilated.fast_stream import FastStream, Unsupported
-    HAVE_NUMBA = True
-except ImportError:  # pragma: no cover
-    HAVE_NUMBA = False
-
-needs_numba = pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed: the fast path is optional")
 TOL = 1e-5
 
 
@@ -91,36 +83,6 @@ layer_spec = st.tuples(st.sampled_from(["conv", "conv", "residual", "gated"]), s
                        st.integers(1, 6), st.integers(1, 5), st.sampled_from(sorted(ACTIVATIONS)))
 
 
-def chunks(length: int, sizes: list[int]) -> list[tuple[int, int]]:
-    """Split ``range(length)`` into consecutive chunks of the given sizes (cycled)."""
-    out, start, i = [], 0, 0
-    while start < length:
-        n = min(sizes[i % len(sizes)], length - start)
-        out.append((start, start + n))
-        start, i = start + n, i + 1
-    return out
-
-
-def run_in_chunks(s, x: torch.Tensor, sizes: list[int], **kwargs) -> torch.Tensor:
-    """Stream ``x`` chunk by chunk (chunks of size 1 go through ``step``), concatenated along time."""
-    outs = []
-    for a, b in chunks(x.shape[-1], sizes):
-        if b - a == 1:
-            outs.append(s.step(x[..., a], **kwargs).unsqueeze(-1))
-        else:
-            outs.append(s.step_many(x[..., a:b], **kwargs))
-    return torch.cat(outs, dim=-1)
-
-
-def offline(model: nn.Module, x: torch.Tensor, **kwargs) -> torch.Tensor:
-    was = model.training
-    model.eval()
-    with torch.no_grad():
-        y = model(x, **kwargs)
-    model.train(was)
-    return y
-
-
 # --------------------------------------------------------------------------------------------------------------------
 # Exactness on random stacks
 # --------------------------------------------------------------------------------------------------------------------
@@ -138,7 +100,6 @@ def test_eager_stream_equals_offline_on_random_stacks(layers, c_in, batch, sizes
     assert model.training  # untouched
 
 
-@needs_numba
 @settings(max_examples=20)
 @given(st.lists(layer_spec, min_size=1, max_size=4), st.integers(1, 4), st.sampled_from([1, 3, 17, 70, 130]),
        st.lists(st.integers(1, 9), min_size=1, max_size=3), st.integers(1, 25), st.integers(0, 10**6))
@@ -182,9 +143,8 @@ def test_streams_of_a_batch_are_independent():
 def engines(model: nn.Module, batch: int):
     """The eager engine and the compiled one, with one stream per lane and with groups of 128 lanes."""
     yield Stream(model, batch)
-    if HAVE_NUMBA:
-        yield FastStream(model, batch, fallback="raise")
-        yield FastStream(model, batch, fallback="raise", lanes=128)
+    yield FastStream(model, batch, fallback="raise")
+    yield FastStream(model, batch, fallback="raise", lanes=128)
 
 
 @pytest.mark.parametrize("head", [None, "every_step", "last_step"])
@@ -275,8 +235,8 @@ def test_state_restore_mid_stream_continues_identically(split, batch, seed):
     torch.manual_seed(seed)
     model = nn.Sequential(Residual(2, 4, 3, 3), Gated(4, 2, 5), Conv1d(4, 3, 4, dilation=2))
     x = torch.randn(batch, 2, 40)
-    kinds = [Stream] + ([lambda m, b: FastStream(m, b, fallback="raise"),
-                         lambda m, b: FastStream(m, b, fallback="raise", lanes=128)] if HAVE_NUMBA else [])
+    kinds = [Stream, lambda m, b: FastStream(m, b, fallback="raise"),
+             lambda m, b: FastStream(m, b, fallback="raise", lanes=128)]
     for make_first in kinds:
         first = make_first(model, batch)
         uninterrupted = torch.cat([first.step_many(x[..., :split]), first.step_many(x[..., split:])], -1)
@@ -384,7 +344,6 @@ def test_conv_called_twice_per_step_is_refused():
         Stream(Twice(), 1).step(torch.randn(1, 2))
 
 
-@needs_numba
 def test_fast_path_falls_back_to_eager_with_a_message():
     class Clamped(nn.Module):
         def __init__(self):
@@ -409,7 +368,6 @@ def test_fast_path_falls_back_to_eager_with_a_message():
         torch.testing.assert_close(auto.step_many(x), got, atol=TOL, rtol=TOL)
 
 
-@needs_numba
 def test_auto_backend_is_fast_for_supported_models_and_numpy_step_matches():
     model = build_model("tcn", input_channels=3, num_channels=(8, 8), kernel_size=2)
     s = stream(model, 1)
@@ -536,7 +494,6 @@ class Codes(nn.Module):
         return torch.tanh(self.conv(torch.cat([e, h], dim=1)))
 
 
-@needs_numba
 @pytest.mark.parametrize("lanes", [1, 128])
 def test_fast_path_covers_norms_moves_reductions_and_integer_inputs(lanes):
     torch.manual_seed(3)
