@@ -19,6 +19,8 @@ from dilated.checkpoints import load_checkpoint, save_checkpoint
 from dilated.experiment import DEMO_CONFIG, apply_overrides, resolve_config
 from dilated.layers import Conv1d
 from dilated.training import check_finite
+from dilated.training.config import TrainConfig
+from dilated.training.runs import RunDir
 
 DOC = Path(__file__).parent.parent / "docs" / "errors.md"
 
@@ -80,6 +82,21 @@ def truncated_checkpoint(tmp_path: Path) -> None:
     load_checkpoint(folder)
 
 
+def unloadable_best_checkpoint(tmp_path: Path) -> None:
+    """A run folder whose metrics.json names a best checkpoint that was truncated since."""
+    run = RunDir.create(tmp_path / "run", TrainConfig.from_dict(DEMO_CONFIG))
+    truncated_checkpoint_at(run.checkpoints / "epoch=0002-step=000020")
+    save_checkpoint(run.checkpoints / "epoch=0003-step=000030", {"w": torch.ones(3)}, {"epoch": 3})
+    run.update_metrics(best={"epoch": 2, "monitor": "val_loss", "value": 0.5, "checkpoint": "epoch=0002-step=000020"})
+    run.best_checkpoint()
+
+
+def truncated_checkpoint_at(folder: Path) -> None:
+    save_checkpoint(folder, {"w": torch.ones(3)}, {"epoch": 1})
+    weights = next(folder.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-5])
+
+
 CASES: dict[str, Callable[[Path], object]] = {
     "conv-channels": lambda _: Conv1d(2, 4, 3)(torch.zeros(1, 3, 10)),
     "conv-rank": lambda _: Conv1d(2, 4, 3)(torch.zeros(2, 10)),
@@ -115,6 +132,12 @@ CASES: dict[str, Callable[[Path], object]] = {
     "checkpoint-truncated": truncated_checkpoint,
     "table-column": lambda tmp: table_dataset(write(tmp, "t.csv", "a,b\n1,2\n3,4\n"), target="c", features=["a"],
                                               window=1),
+    # ---- training (dilated.training): typed config, run folders
+    "train-config-nearest": lambda _: resolve_config(demo_config_with(max_epoch=3)),
+    "train-data-kind": lambda _: resolve_config({**DEMO_CONFIG, "data": {"kind": "lobsters"}}),
+    "train-monitor-task": lambda _: resolve_config({"model": "tcn", "data": {"kind": "adding"},
+                                                    "training": {"monitor": "val_accuracy"}}),
+    "train-best-unloadable": unloadable_best_checkpoint,
 }
 
 ROWS = documented_rows()

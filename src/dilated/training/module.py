@@ -107,12 +107,34 @@ class SequenceModule(L.LightningModule):
         output = align_output(self.model(x), y, self.task)
         return task_loss(output, y, self.task, self.class_weights), output, y
 
-    def on_train_start(self) -> None:
-        if self._plateau_step is not None:  # see on_save_checkpoint
+    # Lightning steps a plateau schedule after an epoch's end hooks (where checkpoints are written), and skips that
+    # step whenever it is restarting (FitLoop.on_advance_end: "plateau schedulers shouldn't be updated"): both when
+    # it resumes from an end-of-epoch checkpoint and at the end of an epoch it resumed mid-way. The monitored value
+    # of such an epoch is kept (in the checkpoint, or here) and its one step replayed before the next epoch trains.
+
+    def _monitored_for_plateau(self) -> float | None:
+        """The monitored value a plateau schedule steps on after this epoch (None without such a schedule)."""
+        if not any(config.reduce_on_plateau for config in self.trainer.lr_scheduler_configs):
+            return None
+        value = self.trainer.callback_metrics.get(self.training_config.monitor)
+        return None if value is None else float(value)
+
+    def _replay_plateau_step(self) -> None:
+        if self._plateau_step is not None:
             for config in self.trainer.lr_scheduler_configs:
                 if config.reduce_on_plateau:
                     self.lr_scheduler_step(config.scheduler, self._plateau_step)
             self._plateau_step = None
+
+    def on_train_start(self) -> None:
+        self._replay_plateau_step()  # resumed from an end-of-epoch checkpoint
+
+    def on_train_epoch_start(self) -> None:
+        self._replay_plateau_step()  # the step Lightning skipped after the epoch it resumed mid-way
+
+    def on_train_epoch_end(self) -> None:
+        if self.trainer.fit_loop.restarting:  # resumed mid-epoch: Lightning skips this epoch's plateau step
+            self._plateau_step = self._monitored_for_plateau()
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         if self._rng_to_restore is not None:  # first batch after a resume: continue the saved random streams
@@ -161,17 +183,14 @@ class SequenceModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rng"] = rng_state()
-        # the running mean of this epoch's training loss (non-zero in a checkpoint written mid-epoch)
-        checkpoint["train_loss"] = {"mean_value": self.train_loss.mean_value.detach().cpu(),
-                                    "weight": self.train_loss.weight.detach().cpu()}
-        # Lightning steps a plateau schedule after the epoch-end hooks that write checkpoints, and does not replay
-        # that step when it resumes from such a checkpoint (FitLoop.on_advance_end: "plateau schedulers shouldn't be
-        # updated" when restarting): keep the monitored value so that on_train_start can replay it.
         progress = self.trainer.fit_loop.epoch_progress.current
-        at_epoch_end = progress.processed > progress.completed
-        plateau = any(config.reduce_on_plateau for config in self.trainer.lr_scheduler_configs)
-        monitored = self.trainer.callback_metrics.get(self.training_config.monitor)
-        checkpoint["plateau_step"] = float(monitored) if at_epoch_end and plateau and monitored is not None else None
+        at_epoch_end = progress.processed > progress.completed  # written by an on_train_epoch_end hook
+        # the running mean of this epoch's training loss, for a checkpoint written mid-epoch (at the epoch's end
+        # the mean is complete, and the resumed run starts a new one)
+        checkpoint["train_loss"] = None if at_epoch_end else {"mean_value": self.train_loss.mean_value.detach().cpu(),
+                                                              "weight": self.train_loss.weight.detach().cpu()}
+        # written at an epoch's end, before its plateau step (see above): the resumed run replays it
+        checkpoint["plateau_step"] = self._monitored_for_plateau() if at_epoch_end else None
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._rng_to_restore = checkpoint.get("rng")
