@@ -155,15 +155,16 @@ class EpochHistory(Callback):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rows = list(state.get("history", []))
 
-    def _epoch_starts(self, trainer: L.Trainer) -> None:
-        self._started = time.perf_counter()
-        self._lr = float(trainer.optimizers[0].param_groups[0]["lr"])
-
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._epoch_starts(trainer)  # also where a run resumed mid-epoch starts
+        self._started = time.perf_counter()  # also where a run resumed mid-epoch starts
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._epoch_starts(trainer)
+        self._started = time.perf_counter()
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        # the LR the batch trains with (read here, after every hook that may set it, e.g. a replayed plateau step)
+        self._lr = float(trainer.optimizers[0].param_groups[0]["lr"])
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         metrics = trainer.callback_metrics

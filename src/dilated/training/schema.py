@@ -25,7 +25,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 import yaml
 
 
-def option(default: Any = MISSING, help: str = "", kind: str | None = None) -> Any:  # noqa: A002 - reads as YAML
+def option(default: Any = MISSING, help: str = "", kind: str | None = None) -> Any:
     """A config field: its default (none: the key is required), a line of help, and optionally a special kind."""
     metadata = {"help": help, "kind": kind}
     if isinstance(default, (list, dict, set)):

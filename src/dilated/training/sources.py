@@ -35,7 +35,6 @@ fields; :func:`build_splits` adds the sizes, class counts and the trivial baseli
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -392,7 +391,3 @@ def _seeded(cls: type, data: AddingData | CopyMemoryData, **options: Any) -> tup
     sizes = (data.train_size, data.val_size, data.test_size)
     return tuple(cls(size, seed=data.seed + offset, **options) for offset, size in enumerate(sizes))
 
-
-def source_fields(kind: str) -> list[str]:
-    """The option names of a data kind (without ``kind``)."""
-    return [f.name for f in dataclasses.fields(DATA_KINDS[kind])]
