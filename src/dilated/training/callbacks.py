@@ -38,19 +38,24 @@ class RunCheckpoint(ModelCheckpoint):
     every epoch is saved (``save_top_k=-1``) and pruned here to the newest ``keep`` plus the best one. An interrupt
     checkpoint is removed at the next epoch end.
 
+    After each epoch's checkpoint it writes ``metrics.json`` / ``metrics.csv``: the ``history`` rows (an
+    :class:`EpochHistory`) and the best epoch so far.
+
     Args:
         run: the run folder.
+        history: the run's epoch rows.
         monitor: ``training.monitor`` (its direction from the metric table).
         keep: end-of-epoch checkpoints kept besides the best one.
     """
 
     FILE_EXTENSION = ""  # a checkpoint is a folder (dilated.training.checkpoints)
 
-    def __init__(self, run: RunDir, monitor: str, keep: int = 3) -> None:
+    def __init__(self, run: RunDir, history: EpochHistory, monitor: str, keep: int = 3) -> None:
         super().__init__(dirpath=run.checkpoints, monitor=monitor, mode=mode(monitor), save_top_k=-1,
                          every_n_epochs=1, save_on_train_epoch_end=True, enable_version_counter=False,
                          auto_insert_metric_name=False)
         self.run = run
+        self.history = history
         self.keep = max(1, keep)
         self.interrupt = InterruptRequest(run.path)
         self.saved: Path | None = None  # the newest checkpoint written by this process
@@ -122,7 +127,7 @@ class RunCheckpoint(ModelCheckpoint):
         self.saved = self.run.checkpoints / checkpoint_name(epoch, trainer.global_step)
         self._prune(trainer)
         if trainer.is_global_zero:
-            self.run.update_metrics(best=self.best)
+            self.run.update_metrics(history=self.history.rows, best=self.best, status="running")
         if self._stop_requested(trainer):
             raise TrainingInterrupted(self.saved, self.run.path, trainer.is_global_zero)
 
@@ -138,12 +143,16 @@ class RunCheckpoint(ModelCheckpoint):
 
 
 class EpochHistory(Callback):
-    """The per-epoch rows of ``metrics.csv``: epoch, step, the epoch's learning rate, ``columns`` (logged names;
-    ``train_loss_epoch`` is written as ``train_loss``) and seconds. Saved in checkpoints, so that a resumed run
-    continues the same list."""
+    """The per-epoch rows of ``metrics.csv``: epoch, step, the epoch's learning rate, the training loss, the
+    validation metrics ``columns`` (logged names) and seconds, for a
+    :class:`~dilated.training.module.SequenceModule`. Saved in checkpoints, so that a resumed run continues the same
+    list (:class:`RunCheckpoint` writes them to the run folder).
 
-    def __init__(self, run: RunDir, columns: tuple[str, ...]) -> None:
-        self.run = run
+    The training loss is read from the module (:meth:`~dilated.training.module.SequenceModule.epoch_train_loss`):
+    callbacks' ``on_train_epoch_end`` runs before the module's, where it logs that value.
+    """
+
+    def __init__(self, columns: tuple[str, ...]) -> None:
         self.columns = columns
         self.rows: list[dict[str, Any]] = []
         self._started = 0.0
@@ -168,14 +177,11 @@ class EpochHistory(Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         metrics = trainer.callback_metrics
-        row: dict[str, Any] = {"epoch": trainer.current_epoch + 1, "step": trainer.global_step, "lr": self._lr}
-        for key in self.columns:
-            if key in metrics:
-                row[key.removesuffix("_epoch")] = float(metrics[key])
+        row: dict[str, Any] = {"epoch": trainer.current_epoch + 1, "step": trainer.global_step, "lr": self._lr,
+                               "train_loss": pl_module.epoch_train_loss()}
+        row.update({key: float(metrics[key]) for key in self.columns if key in metrics})
         row["seconds"] = round(time.perf_counter() - self._started, 3)
         self.rows.append(row)
-        if trainer.is_global_zero:
-            self.run.update_metrics(history=self.rows, status="running")
 
 
 class ResumableEarlyStopping(EarlyStopping):

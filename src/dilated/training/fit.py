@@ -210,9 +210,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, progress: bool, ech
     module = SequenceModule(model, splits.task, training, weights)
     datamodule = SplitsData(splits, training.batch_size, training.evaluation_batch_size, training.seed,
                             training.num_workers)
-    checkpointing = RunCheckpoint(run, training.monitor, training.keep_checkpoints)
-    columns = ("train_loss_epoch", *(VALIDATION_PREFIX + m.name for m in metrics_for(splits.task.kind)))
-    history = EpochHistory(run, columns)
+    history = EpochHistory(tuple(VALIDATION_PREFIX + m.name for m in metrics_for(splits.task.kind)))
+    checkpointing = RunCheckpoint(run, history, training.monitor, training.keep_checkpoints)
     callbacks: list[L.Callback] = [history, checkpointing]
     early = ResumableEarlyStopping(training.monitor, training.patience) if training.patience else None
     if early is not None:

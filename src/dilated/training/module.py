@@ -79,8 +79,9 @@ class SequenceModule(L.LightningModule):
         training: the ``training:`` section of the config (optimizer, lr, scheduler, ...).
         class_weights: per-class loss weights (classification), or None.
 
-    Logs ``train_loss`` (per step) and ``train_loss_epoch``, and after each validation ``val_<metric>`` for every
-    metric of the task in :mod:`dilated.training.metric_table` (those marked there on the progress bar).
+    Logs ``train_loss`` (per step) and ``train_loss_epoch`` (:meth:`epoch_train_loss`), and after each
+    validation ``val_<metric>`` for every metric of the task in :mod:`dilated.training.metric_table` (those marked
+    there on the progress bar).
     """
 
     def __init__(self, model: nn.Module, task: Task, training: TrainingConfig,
@@ -132,7 +133,13 @@ class SequenceModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._replay_plateau_step()  # the step Lightning skipped after the epoch it resumed mid-way
 
+    def epoch_train_loss(self) -> float:
+        """The mean training loss of the epoch so far (weighted by targets; summed over processes under DDP)."""
+        return float(self.train_loss.compute())
+
     def on_train_epoch_end(self) -> None:
+        self.log("train_loss_epoch", self.epoch_train_loss())
+        self.train_loss.reset()
         if self.trainer.fit_loop.restarting:  # resumed mid-epoch: Lightning skips this epoch's plateau step
             self._plateau_step = self._monitored_for_plateau()
 
@@ -145,7 +152,6 @@ class SequenceModule(L.LightningModule):
         loss, _, y = self._step(batch)
         self.train_loss.update(loss.detach(), weight=y.numel())
         self.log("train_loss", loss.detach(), prog_bar=True, batch_size=y.shape[0])
-        self.log("train_loss_epoch", self.train_loss, on_step=False, on_epoch=True)
         if self._regularize:
             loss = loss + self.model.regularization_loss()
         return loss
@@ -185,10 +191,9 @@ class SequenceModule(L.LightningModule):
         checkpoint["rng"] = rng_state()
         progress = self.trainer.fit_loop.epoch_progress.current
         at_epoch_end = progress.processed > progress.completed  # written by an on_train_epoch_end hook
-        # the running mean of this epoch's training loss, for a checkpoint written mid-epoch (at the epoch's end
-        # the mean is complete, and the resumed run starts a new one)
-        checkpoint["train_loss"] = None if at_epoch_end else {"mean_value": self.train_loss.mean_value.detach().cpu(),
-                                                              "weight": self.train_loss.weight.detach().cpu()}
+        # the running mean of this epoch's training loss (non-zero in a checkpoint written mid-epoch)
+        checkpoint["train_loss"] = {"mean_value": self.train_loss.mean_value.detach().cpu(),
+                                    "weight": self.train_loss.weight.detach().cpu()}
         # written at an epoch's end, before its plateau step (see above): the resumed run replays it
         checkpoint["plateau_step"] = self._monitored_for_plateau() if at_epoch_end else None
 
