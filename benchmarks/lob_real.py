@@ -41,8 +41,8 @@ from dilated.data.convert import convert_book  # noqa: E402
 from dilated.data.lob_labels import book_splits  # noqa: E402
 from dilated.data.orderbook import write_book  # noqa: E402
 from dilated.experiment import resolve_config  # noqa: E402
-from dilated.lob_baseline import lob_baselines  # noqa: E402
 from dilated.training import train  # noqa: E402
+from dilated.training.lob_baseline import lob_baselines  # noqa: E402
 
 WINDOW = 50
 FRACTIONS = (0.7, 0.15, 0.15)

@@ -1,9 +1,76 @@
-"""Helpers the test modules share (import them as ``from helpers import ...``; tests/ is on the path)."""
+"""Helpers shared by several test files (a test file never imports another test file; tests/ is on the path)."""
 
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
 from collections.abc import Callable
+from pathlib import Path
 
+import numpy as np
 import torch
 
+from dilated.training.checkpoints import MANIFEST_FILE, STATE_FILE
+
+# ------------------------------------------------------------------------------------- FI-2010 files, written small
+
+TRAIN = "Train_Dst_NoAuction_ZScore_CF_7.txt"
+TEST_DAYS = {7: 120, 8: 130, 9: 140}  # fold -> events in Test_..._CF_<fold> (days 8, 9, 10)
+
+
+def book_values(events: int, day: int) -> np.ndarray:
+    """(events, 40): book row r of event j holds day * 1000 + j + r / 8 (exact in 8 significant digits)."""
+    return day * 1000 + np.arange(events)[:, None] + np.arange(40)[None, :] / 8
+
+
+def label_values(events: int, day: int) -> np.ndarray:
+    """(events, 5) in {1, 2, 3}: a different pattern per label row, so the horizon mapping shows."""
+    j = np.arange(events)[:, None] + day
+    return 1 + (j // (np.arange(5)[None, :] + 1)) % 3
+
+
+def fi2010_text(book: np.ndarray, labels: np.ndarray, seed: int = 0) -> list[str]:
+    """The 149 rows of a file as MATLAB `save -ascii` writes them (e.g. `   1.0000000e+00`)."""
+    handcrafted = np.random.default_rng(seed).normal(size=(104, len(book)))
+    rows = np.concatenate([book.T, handcrafted, labels.T])
+    return ["".join(f"{v:16.7e}" for v in row) + "\n" for row in rows]
+
+
+def write_fi2010(path: Path, events: int, day: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(fi2010_text(book_values(events, day), label_values(events, day))))
+    return path
+
+
+# ---------------------------------------------------------------------------------- checkpoints holding a pickle
+
+class _Exploit:
+    """Unpickling this would run a shell command that creates a marker file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def plant_malicious_state(folder, marker, raw_pickle=False):
+    """Replace a checkpoint's state file by a pickle that would create ``marker``, with a manifest forged to match
+    (so that only the refusal to unpickle stands between the file and the shell)."""
+    evil = folder / STATE_FILE
+    if raw_pickle:
+        evil.write_bytes(pickle.dumps({"payload": _Exploit(marker)}))
+    else:
+        torch.save({"epoch": 1, "loops": _Exploit(marker)}, evil)
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    data = evil.read_bytes()
+    manifest["files"][STATE_FILE] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+
+
+# ------------------------------------------------------------------------------------------------ model checks
 
 def assert_causal(module, x: torch.Tensor, t: int) -> None:
     """Outputs up to ``t`` are bit-identical when the inputs after ``t`` change; some later output changes."""

@@ -2,16 +2,14 @@
 
 import hashlib
 import json
-import os
-import pickle
 import subprocess
 import sys
 
 import pytest
 import torch
 
-from dilated.atomic import atomic_write_bytes, atomic_write_json
-from dilated.checkpoints import (
+from dilated.training.atomic import atomic_write_bytes, atomic_write_json
+from dilated.training.checkpoints import (
     MANIFEST_FILE,
     STATE_FILE,
     WEIGHTS_FILE,
@@ -25,6 +23,7 @@ from dilated.checkpoints import (
     save_checkpoint,
     verify_checkpoint,
 )
+from helpers import plant_malicious_state
 
 
 def _weights():
@@ -33,8 +32,8 @@ def _weights():
 
 
 def _state():
-    return {"epoch": 3, "global_step": 120, "optimizer_states": [{"state": {0: {"step": torch.tensor(7.0)}},
-                                                                  "param_groups": [{"lr": 0.01, "betas": (0.9, 0.99)}]}],
+    optimizer = {"state": {0: {"step": torch.tensor(7.0)}}, "param_groups": [{"lr": 0.01, "betas": (0.9, 0.99)}]}
+    return {"epoch": 3, "global_step": 120, "optimizer_states": [optimizer],
             "rng": {"torch": torch.get_rng_state(), "python": {"version": 3, "state": [1, 2, 3], "gauss_next": None}}}
 
 
@@ -59,30 +58,6 @@ def test_a_state_the_safe_loader_would_refuse_is_never_written(tmp_path):
     with pytest.raises(CheckpointError, match="weights_only"):
         save_checkpoint(tmp_path / "c", _weights(), {"callback": object()})
     assert not (tmp_path / "c" / MANIFEST_FILE).exists()
-
-
-class _Exploit:
-    """Unpickling this would run a shell command that creates a marker file."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
-
-
-def plant_malicious_state(folder, marker, raw_pickle=False):
-    """Replace a checkpoint's state file by a pickle that would create ``marker``, with a manifest forged to match
-    (so that only the refusal to unpickle stands between the file and the shell)."""
-    evil = folder / STATE_FILE
-    if raw_pickle:
-        evil.write_bytes(pickle.dumps({"payload": _Exploit(marker)}))
-    else:
-        torch.save({"epoch": 1, "loops": _Exploit(marker)}, evil)
-    manifest = json.loads((folder / MANIFEST_FILE).read_text())
-    data = evil.read_bytes()
-    manifest["files"][STATE_FILE] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
 
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")
@@ -160,7 +135,7 @@ def test_atomic_writes_leave_no_temporary_files(tmp_path):
 def test_a_write_killed_midway_leaves_the_old_file(tmp_path):
     target = tmp_path / "metrics.json"
     target.write_text("old")
-    code = ("import os, dilated.atomic as a\n"
+    code = ("import os, dilated.training.atomic as a\n"
             "real = os.replace\n"
             "def die(*args): os._exit(9)\n"
             "a.os.replace = die\n"

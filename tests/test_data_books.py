@@ -32,9 +32,9 @@ from dilated.data import (
     write_book,
 )
 from dilated.data.orderbook import PriceLevels
-from dilated.datasets import build_splits
-from dilated.experiment import resolve_config
-from dilated.lob_baseline import LogisticRegression, lob_baselines, lob_features
+from dilated.training.config import TrainConfig
+from dilated.training.lob_baseline import LogisticRegression, lob_baselines, lob_features
+from dilated.training.sources import build_splits
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -377,9 +377,9 @@ def test_book_splits_gap_zscore_and_balance() -> None:
 
 def test_book_data_kind_builds_splits(tmp_path: Path) -> None:
     path = write_book(synthetic_book(), tmp_path / "book.parquet")
-    config = resolve_config({"model": "translob", "data": {"kind": "book", "path": str(path), "levels": 3,
-                                                           "window": 20, "horizon": 10, "stride": 2}})
-    splits = build_splits(config["data"], progress=False)
+    config = TrainConfig.from_dict({"model": "translob", "data": {"kind": "book", "path": str(path), "levels": 3,
+                                                                "window": 20, "horizon": 10, "stride": 2}})
+    splits = build_splits(config.data, progress=False)
     assert (splits.channels, splits.length) == (12, 20) and splits.task.num_classes == 3
     assert splits.info["sizes"]["train"] == len(splits.train) and "threshold" in splits.info
     x, y = splits.train[0]

@@ -12,33 +12,7 @@ import torch
 
 from dilated.data import fi2010
 from dilated.data.fi2010 import FI2010_HORIZONS, find_fi2010_files, load_fi2010, read_fi2010
-
-TRAIN = "Train_Dst_NoAuction_ZScore_CF_7.txt"
-TEST_DAYS = {7: 120, 8: 130, 9: 140}  # fold -> events in Test_..._CF_<fold> (days 8, 9, 10)
-
-
-def book_values(events: int, day: int) -> np.ndarray:
-    """(events, 40): book row r of event j holds day * 1000 + j + r / 8 (exact in 8 significant digits)."""
-    return day * 1000 + np.arange(events)[:, None] + np.arange(40)[None, :] / 8
-
-
-def label_values(events: int, day: int) -> np.ndarray:
-    """(events, 5) in {1, 2, 3}: a different pattern per label row, so the horizon mapping shows."""
-    j = np.arange(events)[:, None] + day
-    return 1 + (j // (np.arange(5)[None, :] + 1)) % 3
-
-
-def fi2010_text(book: np.ndarray, labels: np.ndarray, seed: int = 0) -> list[str]:
-    """The 149 rows of a file as MATLAB `save -ascii` writes them (e.g. `   1.0000000e+00`)."""
-    handcrafted = np.random.default_rng(seed).normal(size=(104, len(book)))
-    rows = np.concatenate([book.T, handcrafted, labels.T])
-    return ["".join(f"{v:16.7e}" for v in row) + "\n" for row in rows]
-
-
-def write_fi2010(path: Path, events: int, day: int = 0) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(fi2010_text(book_values(events, day), label_values(events, day))))
-    return path
+from helpers import TEST_DAYS, TRAIN, book_values, fi2010_text, label_values, write_fi2010
 
 
 @pytest.fixture

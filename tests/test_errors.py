@@ -43,6 +43,8 @@ from dilated.layers import Conv1d
 from dilated.step_export import export_step
 from dilated.targets import build_stack, parse_input_shape, read_yaml, resolve_target
 from dilated.training import check_finite
+from dilated.training.config import TrainConfig
+from dilated.training.runs import RunDir
 
 DOC = Path(__file__).parent.parent / "docs" / "errors.md"
 
@@ -125,6 +127,21 @@ class UnevenPad(torch.nn.Module):
         return x
 
 
+def unloadable_best_checkpoint(tmp_path: Path) -> None:
+    """A run folder whose metrics.json names a best checkpoint that was truncated since."""
+    run = RunDir.create(tmp_path / "run", TrainConfig.from_dict(DEMO_CONFIG))
+    truncated_checkpoint_at(run.checkpoints / "epoch=0002-step=000020")
+    save_checkpoint(run.checkpoints / "epoch=0003-step=000030", {"w": torch.ones(3)}, {"epoch": 3})
+    run.update_metrics(best={"epoch": 2, "monitor": "val_loss", "value": 0.5, "checkpoint": "epoch=0002-step=000020"})
+    run.best_checkpoint()
+
+
+def truncated_checkpoint_at(folder: Path) -> None:
+    save_checkpoint(folder, {"w": torch.ones(3)}, {"epoch": 1})
+    weights = next(folder.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-5])
+
+
 CASES: dict[str, Callable[[Path], object]] = {
     "conv-channels": lambda _: Conv1d(2, 4, 3)(torch.zeros(1, 3, 10)),
     "conv-rank": lambda _: Conv1d(2, 4, 3)(torch.zeros(2, 10)),
@@ -185,6 +202,12 @@ CASES: dict[str, Callable[[Path], object]] = {
     "book-parquet-levels": lambda tmp: read_book(write_book(small_book(), tmp / "b.parquet"), levels=10),
     "book-no-window": lambda _: book_splits(small_book(), levels=1, window=50, horizon=10),
     "book-time": lambda _: book_splits(small_book(), levels=1, window=2, horizon=1, start="yesterday"),
+    # ---- training (dilated.training): typed config, run folders
+    "train-config-nearest": lambda _: resolve_config(demo_config_with(max_epoch=3)),
+    "train-data-kind": lambda _: resolve_config({**DEMO_CONFIG, "data": {"kind": "lobsters"}}),
+    "train-monitor-task": lambda _: resolve_config({"model": "tcn", "data": {"kind": "adding"},
+                                                    "training": {"monitor": "val_accuracy"}}),
+    "train-best-unloadable": unloadable_best_checkpoint,
 }
 
 

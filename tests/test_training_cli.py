@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_checkpoints import plant_malicious_state
 
-from dilated.checkpoints import MANIFEST_FILE, WEIGHTS_FILE, find_checkpoints
+from dilated.training.checkpoints import MANIFEST_FILE, WEIGHTS_FILE, find_checkpoints
+from helpers import plant_malicious_state
 
 TINY = """\
 model: tcn
@@ -95,13 +95,17 @@ def reference(workdir):
 
 def test_train_evaluate_predict_resume_report(workdir):
     run = workdir / "e2e"
-    result = dilated("train", "tiny.yaml", "--run-dir", "e2e", "--max-epochs", "2", cwd=workdir)
+    result = dilated("train", "tiny.yaml", "--run-dir", "e2e", "--max-epochs", "2", cwd=workdir)  # progress bars on
     assert result.returncode == 0, result.stderr
-    assert "Epoch 1: 100%" in result.stdout and "<00:00" in result.stdout  # Lightning progress bar with ETA
     assert "test metrics (121 samples)" in result.stdout and "plots:" in result.stdout
+    assert "baseline: always 'down', the most frequent class of the training split" in result.stdout
     for name in ("config.yaml", "metrics.csv", "metrics.json", "test_metrics.csv", "plots/curves.png",
-                 "plots/confusion_matrix.png", "plots/per_class.png"):
+                 "plots/confusion_matrix.png", "plots/per_class.png", "logs/version_0/metrics.csv"):
         assert (run / name).is_file(), name
+    with open(run / "logs/version_0/metrics.csv") as handle:  # Lightning's CSVLogger: per-step and per-epoch rows
+        logged = list(csv.DictReader(handle))
+    assert {"train_loss", "train_loss_epoch", "val_f1_weighted", "val_mcc"} <= set(logged[0])
+    assert [float(r["val_loss"]) for r in logged if r["val_loss"]] == [float(r["val_loss"]) for r in history(run)]
     steps = math.ceil(TRAIN_SAMPLES / BATCH)
     assert [(r["epoch"], r["step"]) for r in history(run)] == [("1", str(steps)), ("2", str(2 * steps))]
     metrics = json.loads((run / "metrics.json").read_text())
@@ -109,12 +113,20 @@ def test_train_evaluate_predict_resume_report(workdir):
     assert test["samples"] == TEST_SAMPLES and sum(map(sum, test["confusion_matrix"])) == TEST_SAMPLES
     assert metrics["data"]["sizes"] == {"train": TRAIN_SAMPLES, "val": VAL_SAMPLES, "test": TEST_SAMPLES}
     assert metrics["model"]["receptive_field"] == 13
+    counts = metrics["data"]["class_counts"]["test"]  # the baseline always says "down" (most frequent in training)
+    assert metrics["data"]["baseline"] == {"rule": "majority", "class_id": 2, "class": "down"}
+    assert test["baseline"]["accuracy"] == pytest.approx(counts[2] / TEST_SAMPLES) and test["baseline"]["mcc"] == 0
+    assert set(history(run)[0]) == {"epoch", "step", "lr", "train_loss", "val_loss", "val_accuracy",
+                                    "val_precision_macro", "val_recall_macro", "val_f1_macro", "val_precision_weighted",
+                                    "val_recall_weighted", "val_f1_weighted", "val_mcc"}
 
     evaluated = dilated("evaluate", "e2e", "-o", "eval.json", "--no-progress", cwd=workdir)
     assert evaluated.returncode == 0, evaluated.stderr
     again = json.loads((workdir / "eval.json").read_text())
     assert again["accuracy"] == test["accuracy"] and again["confusion_matrix"] == test["confusion_matrix"]
-    assert f"accuracy {test['accuracy']:.4f}" in evaluated.stdout
+    assert again["baseline"] == test["baseline"] and again["f1_weighted"] == test["f1_weighted"]
+    row = next(line for line in evaluated.stdout.splitlines() if line.split()[:1] == ["accuracy"])
+    assert row.split() == ["accuracy", f"{test['accuracy']:.4f}", f"{test['baseline']['accuracy']:.4f}"]
 
     predicted = dilated("predict", "e2e", "-o", "predictions.csv", "--no-progress", cwd=workdir)
     assert predicted.returncode == 0, predicted.stderr
@@ -142,6 +154,7 @@ def test_train_evaluate_predict_resume_report(workdir):
     assert fresh.returncode == 2 and "holds checkpoints of an earlier run" in fresh.stderr
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume_reaches_the_same_weights(workdir, reference):
     run = workdir / "killed"
     moments = random.Random(2024)
@@ -197,6 +210,20 @@ def test_a_truncated_latest_checkpoint_is_skipped_and_training_redone_identicall
     assert [r["epoch"] for r in history(run)][-2:] == ["12", "13"]
 
 
+def test_a_best_checkpoint_that_cannot_load_is_an_error_naming_it(workdir, reference):
+    run = workdir / "broken_best"
+    shutil.copytree(reference, run)
+    best = json.loads((run / "metrics.json").read_text())["best"]["checkpoint"]
+    assert best != find_checkpoints(run / "checkpoints")[-1].name  # an older epoch: a fallback would go unseen
+    weights = run / "checkpoints" / best / WEIGHTS_FILE
+    weights.write_bytes(weights.read_bytes()[:100])
+    result = dilated("evaluate", "broken_best", "--no-progress", cwd=workdir)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"the best checkpoint broken_best/checkpoints/{best} cannot be loaded: " in result.stderr
+    last = dilated("evaluate", "broken_best", "--checkpoint", "last", "--no-progress", cwd=workdir)
+    assert last.returncode == 0 and "checkpoints/epoch=0012-step=000504 (121 samples)" in last.stdout
+
+
 def test_a_malicious_training_state_is_refused_on_resume(workdir, reference):
     run = workdir / "malicious"
     shutil.copytree(reference, run)
@@ -210,6 +237,7 @@ def test_a_malicious_training_state_is_refused_on_resume(workdir, reference):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_ddp_with_two_processes_on_cpu(workdir):
     result = dilated("train", "tiny.yaml", "--run-dir", "ddp", "--devices", "2", "--accelerator", "cpu", "--strategy",
                      "ddp", "--max-epochs", "2", "--no-progress", cwd=workdir)

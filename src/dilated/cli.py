@@ -11,7 +11,9 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from dilated import training
 from dilated.targets import parse_input_shape, resolve_target
+from dilated.training import TrainingInterrupted
 
 TARGET_HELP = """\
 TARGET is one of:
@@ -94,29 +96,36 @@ def _models(_args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from dilated.training import TrainingInterrupted, demo
+# ------------------------------------------------------------------ training commands: demo, train, evaluate, ...
+# `training` resolves its Lightning/torchmetrics-backed names on first use, so other commands do not import them.
 
+
+def _stopped(stop: TrainingInterrupted) -> int:
+    if stop.primary:
+        print(f"dilated: {stop}", file=sys.stderr)
+    return 130
+
+
+def _demo(args: argparse.Namespace) -> int:
     try:
-        demo(args.run_dir, args.epochs, progress=not args.no_progress)
+        training.demo(args.run_dir, args.epochs, progress=not args.no_progress)
     except TrainingInterrupted as stop:
-        if stop.primary:
-            print(f"dilated: {stop}", file=sys.stderr)
-        return 130
+        return _stopped(stop)
     return 0
 
 
 TRAIN_HELP = """\
 CONFIG is a training YAML (examples in configs/):
   model: translob            # a registered model (dilated models)
-  options: {}                # model options; channels, window and classes come from the data
+  options: {}                # model options; what the data fixes (channels, window, classes) is filled in
   data: {kind: lobster, horizon: 10, window: 100}
   training: {optimizer: adam, lr: 1.0e-4, batch_size: 32, max_epochs: 150, patience: 20}
   trainer: {devices: 1}
 
 The run folder (default runs/CONFIG-TIMESTAMP) gets config.yaml (every default written out), checkpoints/,
-metrics.csv, metrics.json, test_metrics.csv and plots/. Ctrl-C stops after the current batch with a checkpoint;
---resume RUN_DIR continues from the newest checkpoint that verifies.
+metrics.csv, metrics.json, test_metrics.csv, plots/ and logs/. Ctrl-C stops after the current batch with a
+checkpoint; --resume RUN_DIR continues from the newest checkpoint that verifies. The test metrics are printed
+beside the task's trivial baseline (majority class, or persistence / the training mean for regression).
 
 Examples:
   dilated train configs/translob_fi2010_h10.yaml --override data.root=/data/FI2010
@@ -126,74 +135,62 @@ Examples:
 
 """
 
+TRAIN_FLAGS = (("devices", "trainer.devices"), ("num_nodes", "trainer.num_nodes"), ("strategy", "trainer.strategy"),
+               ("accelerator", "trainer.accelerator"), ("max_epochs", "training.max_epochs"))
+
 
 def _train(args: argparse.Namespace) -> int:
-    from dilated.training import TrainingInterrupted, prepare_run, train
-
-    overrides = list(args.override)
-    for flag, key in (("devices", "trainer.devices"), ("num_nodes", "trainer.num_nodes"),
-                      ("strategy", "trainer.strategy"), ("accelerator", "trainer.accelerator"),
-                      ("max_epochs", "training.max_epochs")):
-        if getattr(args, flag) is not None:
-            overrides.append(f"{key}={getattr(args, flag)}")
-    config, run_dir, resume = prepare_run(args.config, overrides, args.run_dir, args.resume)
+    overrides = [*args.override, *(f"{key}={getattr(args, flag)}" for flag, key in TRAIN_FLAGS
+                                   if getattr(args, flag) is not None)]
+    config, run_dir, resume = training.prepare_run(args.config, overrides, args.run_dir, args.resume)
     try:
-        train(config, run_dir, resume=resume, progress=not args.no_progress)
+        training.train(config, run_dir, resume=resume, progress=not args.no_progress)
     except TrainingInterrupted as stop:
-        if stop.primary:
-            print(f"dilated: {stop}", file=sys.stderr)
-        return 130
+        return _stopped(stop)
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from dilated.atomic import atomic_write_json
-    from dilated.evaluation import evaluate_run
-    from dilated.metrics import format_metrics
-
-    evaluation = evaluate_run(args.target, args.data, args.split, args.checkpoint, args.batch_size,
-                              progress=not args.no_progress)
-    print(format_metrics(evaluation.result, f"{evaluation.split} metrics, checkpoint {evaluation.checkpoint}"))
+    evaluation = training.evaluate_run(args.target, args.data, args.split, args.checkpoint, args.batch_size,
+                                       progress=not args.no_progress)
+    print(training.format_metrics(evaluation.result,
+                                  f"{evaluation.split} metrics, checkpoint {evaluation.checkpoint}"))
     if args.output:
-        atomic_write_json(args.output, evaluation.result)
+        training.atomic_write_json(args.output, evaluation.result)
         print(f"wrote {args.output}")
     return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from dilated.evaluation import evaluate_run, write_predictions
-    from dilated.metrics import scalar_metrics
-
-    evaluation = evaluate_run(args.target, args.data, args.split, args.checkpoint, args.batch_size,
-                              progress=not args.no_progress)
-    path = write_predictions(evaluation.outputs, evaluation.task, args.output, evaluation.ids)
-    scores = ", ".join(f"{k} {v:.4f}" for k, v in scalar_metrics(evaluation.result).items())
+    evaluation = training.evaluate_run(args.target, args.data, args.split, args.checkpoint, args.batch_size,
+                                       progress=not args.no_progress)
+    path = training.write_predictions(evaluation.outputs, evaluation.task, args.output, evaluation.ids)
+    scores = ", ".join(f"{k} {v:.4f}" for k, v in training.scalar_metrics(evaluation.result).items())
     print(f"wrote {path}: {len(evaluation.ids)} samples of {evaluation.split} ({scores}), "
           f"checkpoint {evaluation.checkpoint}")
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
-    from dilated.runs import locate, report
-
-    run, _checkpoint = locate(args.run)
-    print(report(run))
+    run, _checkpoint = training.locate(args.run)
+    print(training.report(run))
     return 0
 
 
 def _add_training_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     """The demo, train, evaluate, predict and report subcommands."""
+    epochs = training.demo_config().training.max_epochs
     demo = command("demo", _demo, "Run the main job: train TransLOB on the bundled LOBSTER sample and test it.",
-                   "Trains for a few minutes on a CPU, then prints test metrics and the plots' paths.\n"
-                   "\nExamples:\n  dilated demo\n  dilated demo --epochs 5 --run-dir /tmp/demo\n")
+                   "Trains for a few seconds on a CPU, then prints test metrics beside the majority-class baseline "
+                   "and the plots' paths.\n\nExamples:\n  dilated demo\n"
+                   "  dilated demo --epochs 5 --run-dir /tmp/demo\n")
     demo.add_argument("--run-dir", default="runs/demo", help="run folder (default: runs/demo, replaced each time)")
-    demo.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: the demo config's 30)")
+    demo.add_argument("--epochs", type=int, default=None,
+                      help=f"maximum epochs (default: the demo config's {epochs}, with early stopping)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    from dilated.experiment import config_help
-
     train = command("train", _train, "Train a model from a config file, writing a run folder.",
-                    TRAIN_HELP + config_help())
+                    TRAIN_HELP + training.config_help())
     train.add_argument("config", metavar="CONFIG", nargs="?", help="training config (YAML)")
     train.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                        help="set a config value, e.g. training.lr=0.001 or data.horizon=50 (repeatable)")
@@ -214,10 +211,12 @@ def _add_training_commands(command: Callable[..., argparse.ArgumentParser]) -> N
                          help="which part (default: test; all: the whole series, lobster and table data)")
         sub.add_argument("--checkpoint", default="best", choices=("best", "last"),
                          help="for a run folder: the best checkpoint by the run's monitor, or the last")
-        sub.add_argument("--batch-size", type=int, help="evaluation batch size (default: 4 x training batch)")
+        sub.add_argument("--batch-size", type=int, help="evaluation batch size (default: the run's "
+                         "training.eval_batch_size, or 4 x its training batch)")
         sub.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     evaluate = command("evaluate", _evaluate, "Evaluate a trained run on its test split or other data.",
+                       "The metrics are printed beside the trivial baseline of the run's training split.\n\n"
                        "Examples:\n  dilated evaluate runs/demo\n  dilated evaluate runs/demo --split val -o val.json\n"
                        "  dilated evaluate runs/demo/checkpoints/epoch=0005-step=000095 --data other_day.yaml\n")
     evaluation_arguments(evaluate)
@@ -231,6 +230,9 @@ def _add_training_commands(command: Callable[..., argparse.ArgumentParser]) -> N
     report = command("report", _report, "Summarise a run: config, epochs, best epoch, test metrics, plots.",
                      "Example:\n  dilated report runs/demo\n")
     report.add_argument("run", metavar="RUN_DIR", help="a run folder")
+
+
+# ------------------------------------------------------------------------------------- end of training commands
 
 
 # --- Keras conversion and ONNX export of the streaming step -------------------------------------------------------
@@ -450,6 +452,7 @@ def _add_data_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
                       "(default 10,50,100; empty: none)")
     info.add_argument("--threshold", type=float, help="label threshold (default: balanced on the first 70%%)")
     info.add_argument("--smoothing", choices=SMOOTHINGS, default="future", help="label rule (default future)")
+
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,10 +10,13 @@ registers it.
 """
 
 from dilated.models._registry import (
+                                      DataFit,
+                                      DataShape,
                                       available_models,
                                       build_model,
                                       covering_input_shape,
                                       example_input_shape,
+                                      fitted_options,
                                       model_config,
                                       model_options,
                                       register_model,
@@ -26,6 +29,8 @@ from dilated.models.wavenet import WaveNet, WaveNetConfig
 
 __all__ = [
     "TCN",
+    "DataFit",
+    "DataShape",
     "DeepLOB",
     "DeepLOBConfig",
     "DilatedStack",
@@ -39,6 +44,7 @@ __all__ = [
     "build_model",
     "covering_input_shape",
     "example_input_shape",
+    "fitted_options",
     "model_config",
     "model_options",
     "register_model",

@@ -1,4 +1,5 @@
-"""The model registry (re-exported by :mod:`dilated.models`): every model is registered by name with its config dataclass and an example input shape.
+"""The model registry (re-exported by :mod:`dilated.models`): every model is registered by name with its config
+dataclass and an example input shape.
 
     >>> from dilated.models import available_models, build_model, example_input_shape
     >>> available_models()
@@ -9,6 +10,11 @@
 
 Options are the fields of the model's config dataclass; an unknown name or option raises ``ValueError`` listing the
 valid ones. Inputs are ``(batch, channels, time)`` for every model.
+
+Each entry also declares what a data source fixes for the model (:class:`DataFit`): which option takes the input
+channels, which the window length, which the number of classes, and how the output head follows the task. Training
+(``dilated train``) reads that declaration through :func:`fitted_options`; a model registered without one gets
+nothing filled in (its options must then match the data).
 """
 
 from __future__ import annotations
@@ -24,6 +30,52 @@ Shape = tuple[int, ...]
 
 
 @dataclass(frozen=True)
+class DataShape:
+    """What a data source gives a model: inputs ``(batch, channels, length)`` and what each sample asks for.
+
+    Attributes:
+        channels, length: the input's channels and time steps.
+        classes: the number of classes of a classification task; None for regression (one value per target).
+        per_step: one target per time step (else one per window).
+    """
+
+    channels: int
+    length: int
+    classes: int | None = None
+    per_step: bool = False
+
+
+@dataclass(frozen=True)
+class DataFit:
+    """Which options of a model a data source fixes.
+
+    Attributes:
+        channels: the option that takes the input channels (e.g. ``input_channels``), or None.
+        length: the option that takes the window length, for models sized to it (e.g. a dense head), or None.
+        classes: the option that takes the number of classes (classification only), or None.
+        head: further options from the :class:`DataShape`, e.g. a TCN's linear head or WaveNet's output kind.
+    """
+
+    channels: str | None = None
+    length: str | None = None
+    classes: str | None = None
+    head: Callable[[DataShape], dict[str, Any]] | None = None
+
+    def options(self, shape: DataShape) -> dict[str, Any]:
+        """The options this data shape fixes."""
+        fixed: dict[str, Any] = {}
+        if self.channels:
+            fixed[self.channels] = shape.channels
+        if self.length:
+            fixed[self.length] = shape.length
+        if self.classes and shape.classes is not None:
+            fixed[self.classes] = shape.classes
+        if self.head is not None:
+            fixed.update(self.head(shape))
+        return fixed
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """What the registry knows about one model."""
 
@@ -31,17 +83,26 @@ class ModelEntry:
     model_cls: type[nn.Module]
     config_cls: type
     example_input_shape: Callable[[nn.Module], Shape]
+    fits: DataFit = DataFit()
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, config_cls: type, example_input_shape: Shape | Callable[[Any], Shape]):
+def register_model(name: str, config_cls: type, example_input_shape: Shape | Callable[[Any], Shape],
+                   fits: DataFit | None = None):
     """Class decorator registering a model built as ``model_cls(config_cls(**options))``.
 
     ``example_input_shape`` is the input shape without the batch axis, or a function of the built model returning
-    it (e.g. long enough to cover the model's receptive field).
+    it (e.g. long enough to cover the model's receptive field). ``fits`` declares the options a data source fixes
+    (see :class:`DataFit`; each option it names must be a field of ``config_cls``).
     """
+    fits = fits or DataFit()
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    named = [option for option in (fits.channels, fits.length, fits.classes) if option is not None]
+    if any(option not in fields for option in named):
+        raise TypeError(f"register_model({name!r}): DataFit names {named}, but {config_cls.__name__} has only "
+                        f"{sorted(fields)}")
     if not dataclasses.is_dataclass(config_cls):
         raise TypeError(f"register_model({name!r}): config_cls must be a dataclass, got {config_cls!r}")
     shape_fn = example_input_shape if callable(example_input_shape) else (lambda _model: tuple(example_input_shape))
@@ -49,7 +110,7 @@ def register_model(name: str, config_cls: type, example_input_shape: Shape | Cal
     def decorator(model_cls: type[nn.Module]) -> type[nn.Module]:
         if name in _REGISTRY and _REGISTRY[name].model_cls is not model_cls:
             raise ValueError(f"a model named {name!r} is already registered ({_REGISTRY[name].model_cls.__name__})")
-        _REGISTRY[name] = ModelEntry(name, model_cls, config_cls, shape_fn)
+        _REGISTRY[name] = ModelEntry(name, model_cls, config_cls, shape_fn, fits)
         return model_cls
 
     return decorator
@@ -81,6 +142,11 @@ def model_config(name: str, **options: Any) -> Any:
         raise ValueError(f"unknown option(s) {', '.join(unknown)} for model {name!r}; "
                          f"valid options: {', '.join(valid)}")
     return entry.config_cls(**options)
+
+
+def fitted_options(name: str, options: dict[str, Any], shape: DataShape) -> dict[str, Any]:
+    """``options`` plus what ``shape`` fixes for model ``name`` (its :class:`DataFit`); given options win."""
+    return {**_entry(name).fits.options(shape), **options}
 
 
 def build_model(name: str, **options: Any) -> nn.Module:

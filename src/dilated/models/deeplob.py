@@ -29,10 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dilated.models.blocks import init_like_keras, path_geometry
 from dilated.geometry import Layer, padding_amounts, receptive_field
 from dilated.layers import channels_last
-from dilated.models._registry import register_model
+from dilated.models._registry import DataFit, register_model
+from dilated.models.blocks import init_like_keras, path_geometry
 
 
 @dataclass
@@ -128,7 +128,8 @@ class InceptionModule(nn.Module):
         return torch.cat([branch(x) for branch in self.branches], dim=1)
 
 
-@register_model("deeplob", DeepLOBConfig, lambda model: (model.config.num_features, model.config.window))
+@register_model("deeplob", DeepLOBConfig, lambda model: (model.config.num_features, model.config.window),
+                DataFit(channels="num_features", length="window", classes="num_classes"))
 class DeepLOB(nn.Module):
     """DeepLOB: three convolutional blocks over ``(time, features)`` that merge the 40 LOB features into one
     column, an inception module, an LSTM over time and a dense classifier (Zhang et al. 2019, Sec. IV, Fig. 3).

@@ -14,7 +14,7 @@ from torch import nn
 from dilated.design import BLOCKS, MODEL_NAME, Block, is_hole_free
 from dilated.geometry import Layer, receptive_field
 from dilated.layers import Conv1d, Dense
-from dilated.models._registry import covering_input_shape, register_model
+from dilated.models._registry import DataFit, covering_input_shape, register_model
 from dilated.models.blocks import TemporalBlock, path_geometry, sequence_head
 
 
@@ -88,7 +88,9 @@ class ConvBlock(nn.Module):
         return self.dropout(self.relu(out))
 
 
-@register_model(MODEL_NAME, DilatedStackConfig, covering_input_shape)
+@register_model(MODEL_NAME, DilatedStackConfig, covering_input_shape, DataFit(  # the data fixes what it fixes in a TCN
+    channels="input_channels",
+    head=lambda shape: {"output_size": shape.classes or 1, "last_step_only": not shape.per_step}))
 class DilatedStack(nn.Module):
     """Causal stride-1 blocks with the configured dilations, plus an optional linear head.
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from dilated.geometry import Layer, receptive_field
 from dilated.layers import Dense
-from dilated.models._registry import covering_input_shape, register_model
+from dilated.models._registry import DataFit, covering_input_shape, register_model
 from dilated.models.blocks import TCNInit, TemporalBlock, check_tcn_init, path_geometry, sequence_head
 
 
@@ -55,7 +55,9 @@ class TCNConfig:
             raise ValueError("last_step_only needs a head: set output_size")
 
 
-@register_model("tcn", TCNConfig, covering_input_shape)
+@register_model("tcn", TCNConfig, covering_input_shape, DataFit(
+    channels="input_channels",
+    head=lambda shape: {"output_size": shape.classes or 1, "last_step_only": not shape.per_step}))
 class TCN(nn.Module):
     """Generic TCN: temporal blocks (two weight-normed dilated causal convs, ReLU, dropout, residual) with
     dilation ``2**i`` at level ``i`` (Bai et al. 2018, Sec. 3, Fig. 1), plus an optional linear head.

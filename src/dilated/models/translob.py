@@ -35,7 +35,7 @@ from torch import nn
 
 from dilated.geometry import Layer, receptive_field
 from dilated.layers import channels_last
-from dilated.models._registry import register_model
+from dilated.models._registry import DataFit, register_model
 from dilated.models.attention import attention
 from dilated.models.blocks import CausalConvStack, init_like_keras
 
@@ -166,7 +166,8 @@ class TransformerBlock(nn.Module):
         return self.norm2(x + self.ffn(x))
 
 
-@register_model("translob", TransLOBConfig, lambda model: (model.config.num_features, model.config.window))
+@register_model("translob", TransLOBConfig, lambda model: (model.config.num_features, model.config.window),
+                DataFit(channels="num_features", length="window", classes="num_classes"))
 class TransLOB(nn.Module):
     """TransLOB: causal dilated convs -> layer norm -> position channel -> transformer blocks -> flatten ->
     ``Dense(64, relu)`` -> dropout -> ``Dense(3)`` (Wallbridge 2020, Sec. 3-4, Fig. 1).

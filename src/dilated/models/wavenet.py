@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -12,7 +12,7 @@ from torch import nn
 
 from dilated.geometry import Layer, receptive_field
 from dilated.layers import Conv1d, Dense
-from dilated.models._registry import covering_input_shape, register_model
+from dilated.models._registry import DataFit, DataShape, covering_input_shape, register_model
 from dilated.models.blocks import ResidualBlock, path_geometry
 
 Output = Literal["categorical", "gaussian", "regression"]
@@ -91,7 +91,14 @@ class WaveNetConfig:
         return self.quantization_channels if self.output == "categorical" else OUTPUT_CHANNELS[self.output]
 
 
-@register_model("wavenet", WaveNetConfig, covering_input_shape)
+def _wavenet_head(shape: DataShape) -> dict[str, Any]:
+    """A categorical head with one logit per class for classification data, a one-value head for regression."""
+    if shape.classes is None:
+        return {"output": "regression"}
+    return {"output": "categorical", "quantization_channels": shape.classes}
+
+
+@register_model("wavenet", WaveNetConfig, covering_input_shape, DataFit(channels="input_channels", head=_wavenet_head))
 class WaveNet(nn.Module):
     """WaveNet: a causal input conv, stacks of gated residual blocks with doubling dilations, and a head on the
     sum of the blocks' skip outputs (van den Oord et al. 2016, Fig. 4 and Sec. 2.2-2.5).

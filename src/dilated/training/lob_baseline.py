@@ -1,6 +1,6 @@
 """Baselines for limit-order-book mid-price direction, scored like the models (:mod:`dilated.metrics`).
 
-- Majority class: always the most frequent training label (:func:`dilated.metrics.majority_baseline`).
+- Majority class: always the most frequent training label (:func:`dilated.training.metrics.majority_baseline`).
 - Logistic regression (multinomial, L2-penalised, fitted by L-BFGS in torch) on features of the same windows the
   models see, read at each window's last event e from the raw book (Cont, Kukanov & Stoikov 2014 on imbalance):
   order-book imbalance at cumulative depths j = 1 .. depth, (sum of bid sizes of levels 1..j - sum of ask sizes) /
@@ -20,8 +20,8 @@ import torch
 from dilated.data.lob_labels import LOB_CLASS_NAMES, BookSplits
 from dilated.data.orderbook import Book
 from dilated.data.windows import WindowDataset
-from dilated.metrics import classification_metrics, majority_baseline
-from dilated.tasks import balanced_class_weights
+from dilated.training.metrics import classification_metrics, majority_baseline
+from dilated.training.objective import balanced_class_weights
 
 LAGS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
 

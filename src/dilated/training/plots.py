@@ -19,6 +19,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
+from dilated.training.metric_table import VALIDATION_PREFIX
+
 
 def _save(figure: Any, path: str | Path) -> Path:
     path = Path(path)
@@ -38,8 +40,8 @@ def plot_curves(history: Sequence[Mapping[str, Any]], path: str | Path, best_epo
         if any(v is not None for v in values):
             left.plot(epochs, [np.nan if v is None else v for v in values], marker="o", ms=3, label=label)
     left.set(title="loss", xlabel="epoch", ylabel="loss")
-    metric_keys = [k for k in ("val_accuracy", "val_f1", "val_precision", "val_recall", "val_mse", "val_mae")
-                   if any(row.get(k) is not None for row in history)]
+    logged = dict.fromkeys(k for row in history for k in row if row[k] is not None)
+    metric_keys = [k for k in logged if k.startswith(VALIDATION_PREFIX) and k != "val_loss"]  # all but the loss
     for key in metric_keys:
         right.plot(epochs, [np.nan if row.get(key) is None else row[key] for row in history], marker="o", ms=3,
                    label=key.removeprefix("val_"))

@@ -1,8 +1,11 @@
 """Evaluate and run a trained model on a dataset, without Lightning: a plain loop with a progress bar.
 
-    outputs = run_model(model, dataset, task)            # aligned outputs and targets, on CPU
-    result = evaluate_outputs(outputs, task)             # metrics dict (dilated.metrics) plus "loss"
+    outputs = run_model(model, dataset, task, baseline=splits.baseline)   # aligned outputs, targets, baseline
+    result = evaluate_outputs(outputs, task)         # metrics (dilated.training.metrics), "loss", "baseline"
     write_predictions(outputs, task, "predictions.csv", ids=sample_ids(dataset))
+
+The baseline (:mod:`dilated.training.baselines`) predicts the same windows in the same loop, and is scored with the
+same metrics, so the two columns of a report compare like with like.
 """
 
 from __future__ import annotations
@@ -18,18 +21,25 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from dilated.atomic import atomic_write_text
-from dilated.checkpoints import load_weights
-from dilated.metrics import classification_metrics, regression_metrics
-from dilated.tasks import Task, align_output, predictions, task_loss
+from dilated.models import build_model
+from dilated.training.atomic import atomic_write_text
+from dilated.training.baselines import Baseline, baseline_from_info
+from dilated.training.checkpoints import load_weights
+from dilated.training.config import data_override
+from dilated.training.metrics import scalar_metrics, score
+from dilated.training.objective import Task, align_output, predictions, task_loss
+from dilated.training.runs import locate
+from dilated.training.sources import build_splits, sample_ids
 
 
 @dataclass
 class Outputs:
-    """Model outputs aligned with their targets (see :func:`dilated.tasks.align_output`), on CPU."""
+    """Model outputs aligned with their targets (see :func:`dilated.training.objective.align_output`), on CPU, and
+    the baseline's predictions of the same samples (None without a baseline)."""
 
     output: Tensor
     target: Tensor
+    baseline: Tensor | None = None
 
 
 def default_device() -> torch.device:
@@ -39,29 +49,34 @@ def default_device() -> torch.device:
 
 @torch.no_grad()
 def run_model(model: nn.Module, dataset: Dataset, task: Task, batch_size: int = 256,
-              device: torch.device | str | None = None, progress: bool = True, desc: str = "evaluating") -> Outputs:
-    """Run ``model`` (in eval mode) over ``dataset`` in order and collect aligned outputs and targets."""
+              device: torch.device | str | None = None, progress: bool = True, desc: str = "evaluating",
+              baseline: Baseline | None = None) -> Outputs:
+    """Run ``model`` (in eval mode) over ``dataset`` in order; collect aligned outputs, targets, and the
+    predictions of ``baseline`` for the same batches."""
     device = torch.device(device) if device is not None else default_device()
     model = model.to(device).eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    outputs, targets = [], []
+    outputs, targets, rule = [], [], []
     for x, y in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False):
         output = align_output(model(x.to(device)), y.to(device), task)
         outputs.append(output.float().cpu())
         targets.append(y)
+        if baseline is not None:
+            rule.append(baseline.predict(x, y))
     if not outputs:
         raise ValueError("the dataset is empty: nothing to evaluate")
-    return Outputs(torch.cat(outputs), torch.cat(targets))
+    return Outputs(torch.cat(outputs), torch.cat(targets), torch.cat(rule) if rule else None)
 
 
-def evaluate_outputs(outputs: Outputs, task: Task) -> dict[str, Any]:
-    """Metrics of :mod:`dilated.metrics` for these outputs, plus the mean ``loss`` (unweighted)."""
+def evaluate_outputs(outputs: Outputs, task: Task, baseline: Baseline | None = None) -> dict[str, Any]:
+    """The metrics of the model's outputs plus the mean ``loss`` (unweighted), and under ``baseline`` (a name and
+    the scalar metrics) those of the baseline's predictions of the same samples."""
     loss = float(task_loss(outputs.output, outputs.target, task))
-    if task.is_classification:
-        result = classification_metrics(outputs.output, outputs.target, task.num_classes, task.class_names)
-    else:
-        result = regression_metrics(predictions(outputs.output, task), task.denormalise(outputs.target.float()))
-    return {"loss": loss, **result}
+    result = {"loss": loss, **score(predictions(outputs.output, task), outputs.target, task)}
+    if baseline is not None and outputs.baseline is not None:
+        result["baseline"] = {"name": baseline.describe(),
+                              **scalar_metrics(score(outputs.baseline, outputs.target, task))}
+    return result
 
 
 def prediction_rows(outputs: Outputs, task: Task, ids: list[int] | None = None) -> tuple[list[str], list[list]]:
@@ -120,14 +135,13 @@ def evaluate_run(target: str | Path, data: str | None = None, split: str = "test
     """Evaluate a run folder (its ``best`` or ``last`` checkpoint) or one checkpoint folder of a run.
 
     Args:
-        data: other data to evaluate on (see :func:`dilated.experiment.data_override`); default the run's own.
+        data: other data to evaluate on (see :func:`dilated.training.config.data_override`); default the run's own.
         split: ``train``, ``val``, ``test`` or ``all``.
-    """
-    from dilated.datasets import build_splits, sample_ids
-    from dilated.experiment import data_override
-    from dilated.models import build_model
-    from dilated.runs import locate
+        batch_size: default the run's ``training.eval_batch_size`` (4 x its batch size when that is not set).
 
+    The baseline is the rule of the run's own training split (``metrics.json`` ``data.baseline``) where the run
+    recorded one, else that of the data evaluated.
+    """
     run, checkpoint = locate(target)
     config = run.config()
     if checkpoint is None:
@@ -136,13 +150,15 @@ def evaluate_run(target: str | Path, data: str | None = None, split: str = "test
         checkpoint = run.best_checkpoint() if which == "best" else run.latest_checkpoint()
         if checkpoint is None:
             raise ValueError(f"{run.path}: no usable checkpoint (none written yet, or all damaged)")
-    model = build_model(config["model"], **config["options"])
+    model = build_model(config.model.name, **config.model.options)
     model.load_state_dict(load_weights(checkpoint))
-    data_config = data_override(config["data"], data) if data else config["data"]
-    stats = (run.metrics().get("data") or {}).get("normalisation")
-    splits = build_splits(data_config, stats=stats, progress=progress)
+    data_config = data_override(config.data, data) if data else config.data
+    recorded = run.metrics().get("data") or {}
+    splits = build_splits(data_config, stats=recorded.get("normalisation"), progress=progress)
+    baseline = baseline_from_info(recorded["baseline"]) if "baseline" in recorded else splits.baseline
     dataset = splits.split(split)
-    size = batch_size or 4 * config["training"]["batch_size"]
-    outputs = run_model(model, dataset, splits.task, size, progress=progress, desc=f"evaluating {split}")
-    result = {**evaluate_outputs(outputs, splits.task), "checkpoint": checkpoint.name, "split": split}
+    size = batch_size or config.training.evaluation_batch_size
+    outputs = run_model(model, dataset, splits.task, size, progress=progress, desc=f"evaluating {split}",
+                        baseline=baseline)
+    result = {**evaluate_outputs(outputs, splits.task, baseline), "checkpoint": checkpoint.name, "split": split}
     return RunEvaluation(result, outputs, splits.task, checkpoint, split, sample_ids(dataset))

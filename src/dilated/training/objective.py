@@ -1,4 +1,7 @@
-"""What a model is trained to predict, and how its output lines up with the target.
+"""The training objective: what a model is trained to predict (:class:`Task`: classification or regression, per
+window or per step), how its output lines up with the target, and the loss.
+
+(Not to be confused with the TCN paper's synthetic *tasks*, which are data sources: :mod:`dilated.data.synthetic`.)
 
 Conventions (every model in :mod:`dilated.models` returns ``(batch, channels)`` or ``(batch, channels, time)``):
 
