@@ -3,8 +3,9 @@
 Kinds (options in :data:`dilated.experiment.DATA_FIELDS`):
 
 * ``lobster``: LOBSTER message/orderbook files (default: the bundled AAPL sample), z-scored with statistics of the
-  training part, movement labels ``horizon`` events ahead with a balanced alpha from training returns
-  (:func:`dilated.data.lobster_splits`); split in time order by ``fractions``;
+  training part (kept in ``info["normalisation"]`` and applied again to other data), movement labels ``horizon``
+  events ahead with a balanced alpha from training returns (:func:`dilated.data.lobster_splits`); split in time
+  order by ``fractions``;
 * ``fi2010``: the standard FI-2010 split (days 1-7 train, 8-10 test, :func:`dilated.data.load_fi2010`); the last
   ``val_fraction`` of the training days is the validation part, as in DeepLOB's code;
 * ``table``: windows over a CSV/Parquet table (:func:`dilated.data.table_dataset`), split in time order and
@@ -20,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import ConcatDataset, Dataset
@@ -29,6 +31,7 @@ from dilated.data import (
     AddingProblem,
     CopyMemory,
     WindowDataset,
+    ZScore,
     balanced_alpha,
     bundled_lobster_sample,
     chronological_split,
@@ -106,7 +109,7 @@ def build_splits(data: Mapping[str, Any], stats: Mapping[str, Any] | None = None
 
     Args:
         stats: normalisation statistics of an earlier run (``Splits.info["normalisation"]``) to apply instead of
-            fitting new ones (``table`` data).
+            fitting new ones (``lobster`` and ``table`` data).
     """
     kind = data["kind"]
     builders = {"lobster": _lobster, "fi2010": _fi2010, "table": _table, "adding": _adding,
@@ -134,7 +137,7 @@ def _lob_task() -> Task:
     return Task("classification", 3, LOB_CLASSES)
 
 
-def _lobster(data: Mapping[str, Any], _stats: Any, _progress: bool) -> Splits:
+def _lobster(data: Mapping[str, Any], stats: Mapping[str, Any] | None, _progress: bool) -> Splits:
     message, orderbook = data["message"], data["orderbook"]
     if (message is None) != (orderbook is None):
         raise ValueError("data: give both 'message' and 'orderbook' LOBSTER files, or neither (bundled sample)")
@@ -146,10 +149,13 @@ def _lobster(data: Mapping[str, Any], _stats: Any, _progress: bool) -> Splits:
     alpha = data["alpha"]
     if alpha is None:
         alpha = balanced_alpha(smoothed_returns(book.mid[first], data["horizon"]))
-    full = lobster_dataset(book, data["horizon"], alpha, data["window"], fit=first)
+    zscore = ZScore.fit(book.snapshots[first]) if stats is None else ZScore(
+        np.array(stats["feature_mean"]), np.array(stats["feature_std"]))
+    full = lobster_dataset(book, data["horizon"], alpha, data["window"], fit=zscore)
     train, val, test = chronological_split(full, fractions)
     channels, length = _shape(train)
-    info = {"alpha": float(alpha), "events": len(book), "source": [str(message), str(orderbook)]}
+    info = {"alpha": float(alpha), "events": len(book), "source": [str(message), str(orderbook)],
+            "normalisation": {"feature_mean": zscore.mean.tolist(), "feature_std": zscore.std.tolist()}}
     return Splits(train, val, test, _lob_task(), channels, length, full, info)
 
 

@@ -5,10 +5,13 @@ Every dataset yields `(x, y)` with `x` float32 `(channels, time)`; class labels 
 
 from dilated.data.fi2010 import FI2010_HORIZONS, FI2010_NORMALISATIONS, find_fi2010_files, load_fi2010, read_fi2010
 from dilated.data.lobster import (
+    LOBSTER_EMPTY_ASK,
+    LOBSTER_EMPTY_BID,
     LobsterBook,
     ZScore,
     balanced_alpha,
     bundled_lobster_sample,
+    fill_empty_levels,
     lobster_dataset,
     lobster_splits,
     movement_labels,
@@ -29,6 +32,8 @@ __all__ = [
     "DEFAULT_FRACTIONS",
     "FI2010_HORIZONS",
     "FI2010_NORMALISATIONS",
+    "LOBSTER_EMPTY_ASK",
+    "LOBSTER_EMPTY_BID",
     "AddingProblem",
     "CopyMemory",
     "LobsterBook",
@@ -37,6 +42,7 @@ __all__ = [
     "balanced_alpha",
     "bundled_lobster_sample",
     "chronological_split",
+    "fill_empty_levels",
     "find_fi2010_files",
     "load_fi2010",
     "lobster_dataset",
