@@ -18,9 +18,24 @@ from dilated.geometry import Layer, stack_geometry
 from dilated.checkpoints import load_checkpoint, save_checkpoint
 from dilated.experiment import DEMO_CONFIG, apply_overrides, resolve_config
 from dilated.layers import Conv1d
+from dilated.predictor import Predictor
+from dilated.replay import replay
 from dilated.training import check_finite
+from test_predictor import prices_table, untrained_run
 
 DOC = Path(__file__).parent.parent / "docs" / "errors.md"
+
+# -- trained runs as live predictors: runs as `dilated train` writes them, with initial weights --------------------
+LOBSTER_RUN = {"kind": "lobster", "window": 20}
+
+
+def lobster_predictor(tmp_path: Path) -> Predictor:
+    return dilated.load_run(untrained_run(tmp_path / "run", LOBSTER_RUN))
+
+
+def table_predictor(tmp_path: Path) -> Predictor:
+    data = {"kind": "table", "path": str(prices_table(tmp_path / "train.csv")), "target": "price", "window": 20}
+    return dilated.load_run(untrained_run(tmp_path / "run", data))
 
 
 def documented_rows() -> dict[str, tuple[str, str]]:
@@ -115,6 +130,19 @@ CASES: dict[str, Callable[[Path], object]] = {
     "checkpoint-truncated": truncated_checkpoint,
     "table-column": lambda tmp: table_dataset(write(tmp, "t.csv", "a,b\n1,2\n3,4\n"), target="c", features=["a"],
                                               window=1),
+    # -- trained runs as live predictors (dilated.load_run, dilated replay) --------------------------------------
+    "predictor-not-a-run": lambda tmp: dilated.load_run(tmp),
+    "predictor-no-checkpoint": lambda tmp: dilated.load_run(untrained_run(tmp / "run", LOBSTER_RUN, checkpoint=False)),
+    "predictor-per-step": lambda tmp: dilated.load_run(untrained_run(tmp / "run", {"kind": "copy_memory"})),
+    "predictor-features": lambda tmp: lobster_predictor(tmp).predict(np.zeros((38, 50))),
+    "predictor-short": lambda tmp: lobster_predictor(tmp).predict(np.zeros((40, 5))),
+    "predictor-format": lambda tmp: lobster_predictor(tmp).predict(prices_table(tmp / "prices.parquet")),
+    "predictor-no-reader": lambda tmp: dilated.load_run(untrained_run(tmp / "run", {"kind": "adding", "seq_len": 20})
+                                                        ).predict("adding.csv"),
+    "predictor-stream-shape": lambda tmp: lobster_predictor(tmp).stream(2).step(np.zeros((3, 40))),
+    "replay-by-lobster": lambda tmp: replay(lobster_predictor(tmp), by="symbol", progress=False),
+    "replay-by-column": lambda tmp: replay(table_predictor(tmp), prices_table(tmp / "prices.csv"), by="sector",
+                                           progress=False),
 }
 
 ROWS = documented_rows()

@@ -60,7 +60,10 @@ def prices_table(path: Path, rows: int = 500) -> Path:
     frame = pd.DataFrame({"symbol": np.where(t % 3 == 0, "B", "A"),
                           "price": 150 + np.cumsum(rng.normal(0, 0.5, rows)) + 3 * np.sin(t / 7),
                           "volume": rng.integers(100, 5000, rows)})
-    frame.to_csv(path, index=False)
+    if path.suffix == ".parquet":
+        frame.to_parquet(path)
+    else:
+        frame.to_csv(path, index=False)
     return path
 
 
@@ -92,7 +95,8 @@ def untrained_run(folder: Path, data: dict, checkpoint: bool = True, model: str 
     kind = config["data"]["kind"]
     task = Task("classification", 3, LOB_CLASSES) if kind == "lobster" else Task("regression")
     channels = {"lobster": 40, "adding": 2, "copy_memory": 1}.get(kind, 1)
-    config["options"] = infer_model_options(model, config["options"], channels, config["data"]["window"], task)
+    length = config["data"].get("window") or config["data"].get("seq_len") or 20
+    config["options"] = infer_model_options(model, config["options"], channels, length, task)
     run = RunDir.create(folder, config)
     run.update_metrics(data={"kind": kind, "alpha": 1e-4, "class_counts": {"train": [1, 1, 1]},
                              "normalisation": {"feature_mean": [0.0] * channels, "feature_std": [1.0] * channels}})
