@@ -462,9 +462,10 @@ class WindowStream:
     zero padding no longer reaches it (``reach`` = the conv module's receptive field - 1 = 31 for TransLOB), so
     only the first ``reach`` features of each window are recomputed, from the window's raw inputs. Per step: one
     streamed conv step, the conv module on ``reach`` steps, and the model's own ``forward`` with the conv module
-    replaced by the assembled features (the global stage once over the window). ``benchmarks/replay.py`` measures
-    it against recomputing ``model(window)``: the global stage dominates both, so the saving is the conv work on
-    ``window - reach`` steps.
+    replaced by the assembled features (the global stage once over the window). Cost per step: about that of
+    ``model(window)`` (0.9-1.1x for TransLOB in ``benchmarks/replay.py``, 1 and 64 streams): the attention and
+    dense head over the window dominate both, and in eager PyTorch the convs on ``reach`` steps cost about as much
+    as on the whole window; what it saves is the conv compute on ``window - reach`` steps.
 
     There is no history-aware mode (features of a window's first steps from their real history, which would skip
     the recompute): a model trained on zero-padded windows never saw such features, and its outputs on them differ
