@@ -13,8 +13,6 @@ whose outputs are dropped).
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -26,7 +24,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from dilated.atomic import atomic_write_text
+from dilated.atomic import atomic_write_csv
 from dilated.evaluation import Outputs, prediction_rows
 from dilated.predictor import PARITY, Feed, Predictions, Predictor
 from dilated.tasks import Task
@@ -146,10 +144,5 @@ def _model_targets(targets: Tensor, task: Task) -> Tensor:
 
 def write_replay(result: Replay, path: str | Path) -> Path:
     """Write :func:`replay_rows` as a CSV file (atomically)."""
-    header, rows = replay_rows(result)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    atomic_write_text(path, buffer.getvalue())
+    atomic_write_csv(path, *replay_rows(result))
     return Path(path)
