@@ -249,9 +249,12 @@ Examples:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    import torch
+
     from dilated.predictor import PARITY, load_run
     from dilated.replay import replay, write_replay
 
+    torch.set_num_threads(args.threads)
     predictor = load_run(args.run, args.checkpoint)
     result = replay(predictor, args.input, args.by, args.check, progress=not args.no_progress)
     feeds = f" in {len(result.streamed)} streams by {args.by}" if args.by else ""
@@ -283,6 +286,8 @@ def _add_replay_command(command: Callable[..., argparse.ArgumentParser]) -> None
                      "instruments are streamed together as a batch of streams")
     sub.add_argument("--checkpoint", default="best", choices=("best", "last"),
                      help="for a run folder: the best checkpoint by the run's monitor, or the last")
+    sub.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: one event's ops are too "
+                     "small to share, and spinning threads stall on a busy CPU)")
     sub.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
