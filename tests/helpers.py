@@ -10,9 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
-from dilated.training.checkpoints import MANIFEST_FILE, STATE_FILE
+import dilated
+from dilated.models import DataShape
+from dilated.training.checkpoints import MANIFEST_FILE, STATE_FILE, checkpoint_name, save_checkpoint
+from dilated.training.config import TrainConfig
+from dilated.training.runs import RunDir
 
 # ------------------------------------------------------------------------------------- FI-2010 files, written small
 
@@ -97,3 +102,39 @@ def overfit(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, loss_
         loss.backward()
         optimizer.step()
     return losses[0], losses[-1]
+
+
+# ------------------------------------------------------------------------------------------- run folders, data
+
+def prices_table(path: Path, rows: int = 500) -> Path:
+    """Two instruments' prices and volumes, interleaved, in data units far from z-scores."""
+    rng = np.random.default_rng(0)
+    t = np.arange(rows)
+    frame = pd.DataFrame({"symbol": np.where(t % 3 == 0, "B", "A"),
+                          "price": 150 + np.cumsum(rng.normal(0, 0.5, rows)) + 3 * np.sin(t / 7),
+                          "volume": rng.integers(100, 5000, rows)})
+    if path.suffix == ".parquet":
+        frame.to_parquet(path)
+    else:
+        frame.to_csv(path, index=False)
+    return path
+
+
+def untrained_run(folder: Path, data: dict, checkpoint: bool = True, model: str = "tcn",
+                  options: dict | None = None) -> Path:
+    """A run folder as `dilated train` writes it (resolved config with the options the data fixes, metrics.json's
+    data), with the initial weights as its one checkpoint: for tests that need a run but not a trained one."""
+    tcn = {"num_channels": [4], "kernel_size": 2}
+    config = TrainConfig.from_dict({"model": model, "options": tcn if options is None else options, "data": data})
+    kind = config.data.kind
+    classes = 3 if kind == "lobster" else None
+    channels = {"lobster": 40, "adding": 2, "copy_memory": 1}.get(kind, 1)
+    length = getattr(config.data, "window", None) or getattr(config.data, "seq_len", None) or 20
+    config = config.fitted(DataShape(channels, length, classes, per_step=kind == "copy_memory"))
+    run = RunDir.create(folder, config)
+    run.update_metrics(data={"kind": kind, "alpha": 1e-4, "class_counts": {"train": [1, 1, 1]},
+                             "normalisation": {"feature_mean": [0.0] * channels, "feature_std": [1.0] * channels}})
+    if checkpoint:
+        weights = dilated.build_model(model, **config.model.options).state_dict()
+        save_checkpoint(run.checkpoints / checkpoint_name(1, 1), weights, {"epoch": 1})
+    return folder

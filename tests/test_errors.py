@@ -40,13 +40,28 @@ from dilated.graph import GraphSpec
 from dilated.keras_adapter import import_keras
 from dilated.keras_convert import check_conversion, load_converted
 from dilated.layers import Conv1d
+from dilated.predictor import Predictor
+from dilated.replay import replay
 from dilated.step_export import export_step
 from dilated.targets import build_stack, parse_input_shape, read_yaml, resolve_target
 from dilated.training import check_finite
 from dilated.training.config import TrainConfig
 from dilated.training.runs import RunDir
+from helpers import prices_table, untrained_run
 
 DOC = Path(__file__).parent.parent / "docs" / "errors.md"
+
+# -- trained runs as live predictors: runs as `dilated train` writes them, with initial weights --------------------
+LOBSTER_RUN = {"kind": "lobster", "window": 20}
+
+
+def lobster_predictor(tmp_path: Path) -> Predictor:
+    return dilated.load_run(untrained_run(tmp_path / "run", LOBSTER_RUN))
+
+
+def table_predictor(tmp_path: Path) -> Predictor:
+    data = {"kind": "table", "path": str(prices_table(tmp_path / "train.csv")), "target": "price", "window": 20}
+    return dilated.load_run(untrained_run(tmp_path / "run", data))
 
 
 def documented_rows() -> dict[str, tuple[str, str]]:
@@ -208,6 +223,20 @@ CASES: dict[str, Callable[[Path], object]] = {
     "train-monitor-task": lambda _: resolve_config({"model": "tcn", "data": {"kind": "adding"},
                                                     "training": {"monitor": "val_accuracy"}}),
     "train-best-unloadable": unloadable_best_checkpoint,
+
+    # -- trained runs as live predictors (dilated.load_run, dilated replay) --------------------------------------
+    "predictor-not-a-run": lambda tmp: dilated.load_run(tmp),
+    "predictor-no-checkpoint": lambda tmp: dilated.load_run(untrained_run(tmp / "run", LOBSTER_RUN, checkpoint=False)),
+    "predictor-per-step": lambda tmp: dilated.load_run(untrained_run(tmp / "run", {"kind": "copy_memory"})),
+    "predictor-features": lambda tmp: lobster_predictor(tmp).predict(np.zeros((38, 50))),
+    "predictor-short": lambda tmp: lobster_predictor(tmp).predict(np.zeros((40, 5))),
+    "predictor-format": lambda tmp: lobster_predictor(tmp).predict(prices_table(tmp / "prices.parquet")),
+    "predictor-no-reader": lambda tmp: dilated.load_run(untrained_run(tmp / "run", {"kind": "adding", "seq_len": 20})
+                                                        ).predict("adding.csv"),
+    "predictor-stream-shape": lambda tmp: lobster_predictor(tmp).stream(2).step(np.zeros((3, 40))),
+    "replay-by-lobster": lambda tmp: replay(lobster_predictor(tmp), by="symbol", progress=False),
+    "replay-by-column": lambda tmp: replay(table_predictor(tmp), prices_table(tmp / "prices.csv"), by="sector",
+                                           progress=False),
 }
 
 

@@ -195,23 +195,17 @@ def test_translob_conv_module_streams_exactly():
 
 
 def test_translob_window_stream_equals_offline_forward_on_each_window():
-    model = build_model("translob", window=16).eval()
-    x = torch.randn(2, 40, 28)
-    with torch.no_grad():
-        features = model.conv(x)  # conv features with the whole history
+    model = build_model("translob", window=40).eval()
+    x = torch.randn(2, 40, 90)
     s = WindowStream(model, 2)
-    outs = [s.step(x[..., t]) for t in range(28)]
-    assert all(o is None for o in outs[:15]) and not WindowStream(model, 2).ready
-    # the first full window is exactly the offline forward on it
-    torch.testing.assert_close(outs[15], offline(model, x[..., :16]), atol=TOL, rtol=TOL)
-    for t in range(15, 28):  # later windows: the same forward with each step's features from its real history
-        window = features[..., t - 15:t + 1]
-        hook = model.conv.register_forward_hook(lambda module, inputs, output, w=window: w)
-        try:
-            expected = offline(model, x[..., t - 15:t + 1])
-        finally:
-            hook.remove()
-        torch.testing.assert_close(outs[t], expected, atol=TOL, rtol=TOL)
+    assert s.reach == 31  # TransLOB's conv receptive field 32 - 1: the window steps that see its start's padding
+    outs = [s.step(x[..., t]) for t in range(90)]
+    assert all(o is None for o in outs[:39]) and not WindowStream(model, 2).ready
+    for t in range(39, 90):  # every window: exactly the offline forward on it
+        torch.testing.assert_close(outs[t], offline(model, x[..., t - 39:t + 1]), atol=TOL, rtol=TOL)
+    with torch.no_grad():  # what a window's first steps see differs from their features over the whole history
+        assert float((model.conv(x)[..., 39:79] - model.conv(x[..., 39:79])).abs().max()) > 0.01
+
     resumed = WindowStream(model, 2)
     resumed.load_state_dict(s.state_dict())
     more = torch.randn(2, 40)

@@ -11,10 +11,13 @@ from dilated.data.databento import databento_mbo_book, databento_mbp10_book
 from dilated.data.fi2010 import FI2010_HORIZONS, FI2010_NORMALISATIONS, find_fi2010_files, load_fi2010, read_fi2010
 from dilated.data.lob_labels import BookSplits, book_splits, label_balance, smoothed_change
 from dilated.data.lobster import (
+    LOBSTER_EMPTY_ASK,
+    LOBSTER_EMPTY_BID,
     LobsterBook,
     ZScore,
     balanced_alpha,
     bundled_lobster_sample,
+    fill_empty_levels,
     lobster_book,
     lobster_dataset,
     lobster_splits,
@@ -38,6 +41,8 @@ __all__ = [
     "DEFAULT_FRACTIONS",
     "FI2010_HORIZONS",
     "FI2010_NORMALISATIONS",
+    "LOBSTER_EMPTY_ASK",
+    "LOBSTER_EMPTY_BID",
     "AddingProblem",
     "Book",
     "BookSplits",
@@ -57,6 +62,7 @@ __all__ = [
     "databento_mbo_book",
     "databento_mbp10_book",
     "detect_format",
+    "fill_empty_levels",
     "find_fi2010_files",
     "label_balance",
     "load_fi2010",

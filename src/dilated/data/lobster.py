@@ -109,7 +109,7 @@ def read_lobster(message_path: str | Path, orderbook_path: str | Path, levels: i
             f"{message_path} has {len(messages)} rows but {orderbook_path} has {len(book)}; LOBSTER writes one book "
             "row per message: use the files of the same day and level count, both complete"
         )
-    return LobsterBook(messages, _fill_empty_levels(book[:, : 4 * levels], str(orderbook_path)))
+    return LobsterBook(messages, fill_empty_levels(book[:, : 4 * levels], str(orderbook_path)))
 
 
 def lobster_book(message_path: str | Path, orderbook_path: str | Path, levels: int = 10) -> Book:
@@ -273,20 +273,27 @@ def _raise_first_bad_cell(path: Path) -> None:
                 )
 
 
-def _fill_empty_levels(book: np.ndarray, source: str) -> np.ndarray:
-    """Replace empty-level prices as the module notes describe; sizes are left as they are (0)."""
+def fill_empty_levels(book: np.ndarray, source: str = "orderbook") -> np.ndarray:
+    """LOBSTER snapshots with empty-level prices replaced as the module notes describe (sizes stay 0).
+
+    Args:
+        book: ``(..., events, 4 * levels)`` orderbook rows in time order along the second-last axis; leading axes
+            are independent books (e.g. ``(streams, 2, 40)``: each stream's previous filled snapshot and its new
+            event, for a live feed).
+        source: names the data in errors.
+    """
     filled = book.copy()
-    levels = np.arange(book.shape[1] // 4)
+    levels = np.arange(book.shape[-1] // 4)
     for column, empty, side in ((0, LOBSTER_EMPTY_ASK, "ask"), (2, LOBSTER_EMPTY_BID, "bid")):
-        prices = filled[:, column::4]  # (events, levels), a view
-        nearest = np.maximum.accumulate(np.where(prices != empty, levels, 0), axis=1)
-        prices[:] = np.take_along_axis(prices, nearest, axis=1)
-        quoted = prices[:, 0] != empty
-        if not quoted[0]:
+        prices = filled[..., column::4]  # (..., events, levels), a view
+        nearest = np.maximum.accumulate(np.where(prices != empty, levels, 0), axis=-1)
+        prices[:] = np.take_along_axis(prices, nearest, axis=-1)
+        quoted = prices[..., 0] != empty  # (..., events)
+        if not quoted[..., 0].all():
             raise ValueError(
                 f"{source}: line 1 has no {side} quote and no earlier snapshot has one; drop the leading events "
                 "before the first two-sided book"
             )
-        previous = np.maximum.accumulate(np.where(quoted, np.arange(len(prices)), 0))
-        prices[:] = np.where(prices == empty, prices[previous], prices)
+        previous = np.maximum.accumulate(np.where(quoted, np.arange(quoted.shape[-1]), 0), axis=-1)
+        prices[:] = np.where(prices == empty, np.take_along_axis(prices, previous[..., None], axis=-2), prices)
     return filled

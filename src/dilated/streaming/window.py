@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dilated.analysis import geometry_of
 from dilated.streaming.eager import STEPS_KEY
 from dilated.streaming.interface import Backend, stream
 from dilated.streaming.shadow import copy_module
@@ -22,17 +23,25 @@ class _Replay(nn.Module):
 
 
 class WindowStream:
-    """Streams a model made of a causal conv module followed by a stage over a whole window (TransLOB).
+    """Streams a model made of a causal conv module followed by a stage over a whole window (TransLOB), with the
+    outputs of ``model(window)``.
 
-    The conv module (``model.<conv>``) is streamed exactly by :class:`Stream`; its outputs for the last ``window``
-    steps are kept in a ring, and each step runs the model's own ``forward`` on that window with the conv module
-    replaced by the cached features. So the conv work per step is one step, and the global stage (attention) runs
-    once over the window.
+    Step ``t`` (0-based) returns ``model(x[..., t-window+1:t+1])`` once ``t >= window - 1`` (earlier steps return
+    ``None``: the window is not full yet): the conv features of each window's first steps see the zero padding of
+    the window start, exactly as in training and ``dilated predict``. The conv module is streamed over the whole
+    history by :class:`Stream`; a streamed feature equals the window's own from the step where the window start's
+    zero padding no longer reaches it (``reach`` = the conv module's receptive field - 1 = 31 for TransLOB), so
+    only the first ``reach`` features of each window are recomputed, from the window's raw inputs. Per step: one
+    streamed conv step, the conv module on ``reach`` steps, and the model's own ``forward`` with the conv module
+    replaced by the assembled features (the global stage once over the window). Cost per step: about that of
+    ``model(window)`` (0.9-1.1x for TransLOB in ``benchmarks/replay.py``, 1 and 64 streams): the attention and
+    dense head over the window dominate both, and in eager PyTorch the convs on ``reach`` steps cost about as much
+    as on the whole window; what it saves is the conv compute on ``window - reach`` steps.
 
-    Step ``t`` (0-based, ``t >= window - 1``) returns what ``model`` computes on the window ``x[..., t-window+1:t+1]``
-    when its conv module sees the whole stream so far (the features of the window's first steps come from their
-    real history instead of zero padding); at ``t = window - 1`` that is exactly ``model(x[..., :window])``. Earlier
-    steps return ``None``: the window is not full yet.
+    There is no history-aware mode (features of a window's first steps from their real history, which would skip
+    the recompute): a model trained on zero-padded windows never saw such features, and its outputs on them differ
+    from ``model(window)`` by up to ~1 in the logits; it would need training with warm-up context before each
+    window, which ``dilated train`` does not do.
 
     Args:
         model: e.g. :class:`dilated.models.TransLOB`.
@@ -47,11 +56,14 @@ class WindowStream:
         self.model, self.batch_size = model, batch_size
         self.window = int(window if window is not None else model.config.window)
         self.conv_name = conv
-        self.conv_stream = stream(getattr(model, conv), batch_size, backend=backend)
+        conv_module = getattr(model, conv)
+        self.conv_stream = stream(conv_module, batch_size, backend=backend)
+        self.reach = min(self.window, _padding_reach(conv_module))
+        self._conv = _eval_tree(conv_module)
         self._replay = _Replay()
         self._head = _eval_tree(model, {conv: self._replay})
-        self._features: torch.Tensor | None = None  # (B, C, window) ring, oldest first
-        self._inputs: torch.Tensor | None = None  # (B, F, window): the model's input checks see a real window
+        self._features: torch.Tensor | None = None  # (B, C, window - reach): streamed features, oldest first
+        self._inputs: torch.Tensor | None = None  # (B, F, window): the window's raw inputs
         self.steps = 0
 
     @property
@@ -60,18 +72,19 @@ class WindowStream:
         return self.steps >= self.window
 
     def step(self, x_t: torch.Tensor) -> torch.Tensor | None:
-        """One event per stream ``(batch, features)``: the model output ``(batch, ...)`` once the window is full."""
+        """One event per stream ``(batch, features)``: ``model(window)`` ``(batch, ...)`` once the window is full."""
         feature = self.conv_stream.step(x_t)  # (B, C)
         with torch.inference_mode():
             if self._features is None:
-                self._features = feature.new_zeros(*feature.shape, self.window)
+                self._features = feature.new_zeros(*feature.shape, self.window - self.reach)
                 self._inputs = x_t.new_zeros(*x_t.shape, self.window)
             self._features = torch.cat([self._features[..., 1:], feature.unsqueeze(-1)], dim=-1)
             self._inputs = torch.cat([self._inputs[..., 1:], x_t.unsqueeze(-1)], dim=-1)
             self.steps += 1
             if not self.ready:
                 return None
-            self._replay.features = self._features
+            start = self._conv(self._inputs[..., :self.reach])  # (B, C, reach): after the window start's zeros
+            self._replay.features = torch.cat([start, self._features], dim=-1)  # (B, C, window)
             return self._head(self._inputs)
 
     def reset(self) -> None:
@@ -80,7 +93,7 @@ class WindowStream:
         self.steps = 0
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """The conv stream's state (keys prefixed ``conv/``) plus the feature and input windows."""
+        """The conv stream's state (keys prefixed ``conv/``) plus the streamed features and the input window."""
         state = {f"conv/{k}": v for k, v in self.conv_stream.state_dict().items()}
         state[STEPS_KEY] = torch.tensor(self.steps, dtype=torch.int64)
         if self._features is not None:
@@ -92,6 +105,17 @@ class WindowStream:
         self.steps = int(state[STEPS_KEY])
         self._features = state["features"].clone() if "features" in state else None
         self._inputs = state["inputs"].clone() if "inputs" in state else None
+
+
+def _padding_reach(module: nn.Module) -> int:
+    """Steps after a window start that still see its zero padding: at most the sum of the time-mixing layers' spans
+    - 1 (the receptive field - 1 of a chain of convs; more than needed, never less, where branches run in
+    parallel). Layers are read by :func:`dilated.analysis.geometry_of`, from the innermost modules that have any
+    (a weight-normed conv counts once; a block that declares its layers counts through its convs)."""
+    spans = {name: sum(layer.span - 1 for layer in geometry_of(m)[0]) for name, m in module.named_modules()
+             if geometry_of(m)[0]}
+    inner = [n for n in spans if not any(o != n and (n == "" or o.startswith(n + ".")) for o in spans)]
+    return sum(spans[n] for n in inner)
 
 
 def _eval_tree(module: nn.Module, replace: dict[str, nn.Module] | None = None) -> nn.Module:

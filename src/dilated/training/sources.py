@@ -1,8 +1,8 @@
 """Data kinds: the ``data:`` section of a training config, one frozen dataclass per kind, each building its splits.
 
 * ``lobster``: LOBSTER message/orderbook files (default: the bundled AAPL sample), z-scored with statistics of the
-  training part, movement labels ``horizon`` events ahead with a balanced alpha from training returns; split in
-  time order by ``fractions``;
+  training part (kept in ``info["normalisation"]`` and applied again to other data), movement labels ``horizon``
+  events ahead with a balanced alpha from training returns; split in time order by ``fractions``;
 * ``fi2010``: the standard FI-2010 split (days 1-7 train, 8-10 test, :func:`dilated.data.load_fi2010`); the last
   ``val_fraction`` of the training days is the validation part, as in DeepLOB's code;
 * ``table``: windows over a CSV/Parquet table (:func:`dilated.data.table_dataset`), split in time order and
@@ -40,6 +40,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import ConcatDataset, Dataset
@@ -49,6 +50,7 @@ from dilated.data import (
     AddingProblem,
     CopyMemory,
     WindowDataset,
+    ZScore,
     balanced_alpha,
     book_splits,
     bundled_lobster_sample,
@@ -171,10 +173,13 @@ class LobsterData(DataSource):
         alpha = self.alpha
         if alpha is None:
             alpha = balanced_alpha(smoothed_returns(book.mid[first], self.horizon))
-        full = lobster_dataset(book, self.horizon, alpha, self.window, fit=first)
+        zscore = ZScore.fit(book.snapshots[first]) if stats is None else ZScore(
+            np.array(stats["feature_mean"]), np.array(stats["feature_std"]))  # another run's: applied again
+        full = lobster_dataset(book, self.horizon, alpha, self.window, fit=zscore)
         train, val, test = chronological_split(full, fractions)
         channels, length = _shape(train)
-        info = {"alpha": float(alpha), "events": len(book), "source": [str(message), str(orderbook)]}
+        info = {"alpha": float(alpha), "events": len(book), "source": [str(message), str(orderbook)],
+                "normalisation": {"feature_mean": zscore.mean.tolist(), "feature_std": zscore.std.tolist()}}
         return Splits(train, val, test, _lob_task(), channels, length, full, info)
 
 

@@ -1,0 +1,201 @@
+"""From a trained run to live predictions: `dilated.load_run` and `dilated replay` against `dilated predict`, on
+tiny runs trained on the bundled LOBSTER sample and on a CSV table; raw events into runs trained on z-scores."""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import dilated
+from dilated.data import LOBSTER_EMPTY_ASK, LOBSTER_EMPTY_BID, bundled_lobster_sample
+from dilated.predictor import PARITY
+from dilated.replay import replay
+from dilated.training.evaluate import evaluate_run
+from dilated.training.objective import LOB_CLASSES
+from helpers import prices_table, untrained_run
+
+ENV = {**{k: v for k, v in os.environ.items() if k != "DILATED_RUN_DIR"}, "OMP_NUM_THREADS": "1",
+       "MPLBACKEND": "Agg"}
+TCN_LOBSTER = """\
+model: tcn
+options: {num_channels: [8, 8], kernel_size: 3}
+data: {kind: lobster, horizon: 10, window: 20}
+training: {lr: 0.003, batch_size: 32, max_epochs: 1, seed: 3}
+trainer: {threads: 1}
+"""
+TRANSLOB_LOBSTER = """\
+model: translob
+options: {}
+data: {kind: lobster, horizon: 10, window: 100, fractions: [0.6, 0.2, 0.2]}
+training: {lr: 0.001, batch_size: 32, max_epochs: 1, seed: 0}
+trainer: {threads: 1, limit_train_batches: 3}
+"""
+TCN_TABLE = """\
+model: tcn
+options: {num_channels: [8, 8], kernel_size: 3}
+data: {kind: table, path: PRICES, target: price, features: [price, volume], window: 16, horizon: 1}
+training: {lr: 0.003, batch_size: 32, max_epochs: 1, seed: 0}
+trainer: {threads: 1}
+"""
+TCN_LONG_FIELD = TCN_LOBSTER.replace("[8, 8]", "[4, 4, 4, 4]")  # receptive field 61 > window 20
+
+
+def dilated_cli(*args, cwd, timeout=300):
+    return subprocess.run([sys.executable, "-m", "dilated.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          env=ENV, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Tiny runs, each trained for one epoch by `dilated train`: TCN and TransLOB on LOBSTER, TCN on a table."""
+    folder = tmp_path_factory.mktemp("runs")
+    prices_table(folder / "prices.csv")
+    for name, config in (("tcn", TCN_LOBSTER), ("translob", TRANSLOB_LOBSTER), ("table", TCN_TABLE),
+                         ("long", TCN_LONG_FIELD)):
+        (folder / f"{name}.yaml").write_text(config.replace("PRICES", str(folder / "prices.csv")))
+        result = dilated_cli("train", f"{name}.yaml", "--run-dir", name, "--no-progress", cwd=folder)
+        assert result.returncode == 0, result.stderr
+    return folder
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path) as rows:
+        return list(csv.DictReader(rows))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,engine", [("tcn", "stream"), ("translob", "window"), ("table", "stream")])
+def test_replay_equals_dilated_predict_on_all_windows(runs, name, engine):
+    replayed = dilated_cli("replay", name, "-o", f"{name}_replay.csv", "--check", "--no-progress", cwd=runs)
+    assert replayed.returncode == 0, replayed.stderr
+    assert f"through the {engine} engine" in replayed.stdout and "events/s, step latency p50" in replayed.stdout
+    assert "against the offline prediction, largest difference" in replayed.stdout
+    predicted = dilated_cli("predict", name, "--split", "all", "-o", f"{name}_predict.csv", "--no-progress",
+                            cwd=runs)
+    assert predicted.returncode == 0, predicted.stderr
+    stream_rows, offline_rows = read_csv(runs / f"{name}_replay.csv"), read_csv(runs / f"{name}_predict.csv")
+    assert list(stream_rows[0]) == list(offline_rows[0])  # the same columns
+    horizon = {"tcn": 10, "translob": 10, "table": 1}[name]  # the last windows' targets lie beyond the feed
+    assert len(stream_rows) == len(offline_rows) + horizon
+    by_sample = {row["sample"]: row for row in stream_rows}
+    probabilities = [k for k in offline_rows[0] if k.startswith("p_")]
+    for row in offline_rows:  # every sample of `dilated predict --split all`
+        streamed = by_sample[row["sample"]]
+        assert streamed["target"] == row["target"]
+        if probabilities:
+            assert max(abs(float(streamed[k]) - float(row[k])) for k in probabilities) <= PARITY
+        else:
+            assert float(streamed["prediction"]) == pytest.approx(float(row["prediction"]), rel=1e-5)
+    assert all(row["target"] == "" for row in stream_rows[-horizon:])
+
+
+@pytest.mark.slow
+def test_raw_events_into_a_run_trained_on_z_scores(runs):
+    predictor = dilated.load_run(runs / "tcn")
+    assert predictor.window == 20 and predictor.receptive_field == 13 and predictor.task.class_names == LOB_CLASSES
+    assert predictor.normalisation.mean[0] > 5e6  # the z-score of prices in dollars x 10000
+    evaluation = evaluate_run(runs / "tcn", split="all", progress=False)  # the windows `dilated predict` sees
+    message, orderbook = bundled_lobster_sample()
+    raw = np.loadtxt(orderbook, delimiter=",")  # (events, 40): the orderbook rows as LOBSTER writes them
+    live = predictor.stream(1)
+    assert live.engine == "stream" and live.parity <= PARITY
+    streamed = [out for row in raw if (out := live.step(row[None])) is not None]
+    assert len(streamed) == len(raw) - 19 and streamed[0].steps.tolist() == [19]
+    outputs = torch.cat([out.output for out in streamed])
+    ends = torch.tensor(evaluation.ids) - 19  # labelled windows: all but the last 10 events' horizon
+    assert len(ends) == 970
+    assert float((outputs[ends] - evaluation.outputs.output).abs().max()) <= PARITY
+    offline = predictor.predict((message, orderbook))
+    assert float((outputs - offline.output).abs().max()) <= PARITY
+    assert streamed[-1].labels[0] in LOB_CLASSES and float(streamed[-1].probabilities.sum()) == pytest.approx(1)
+    z_scored = predictor.predict(predictor.normalisation(raw.T).numpy())  # z-scores fed as if raw: not the same
+    assert float((z_scored.output - offline.output).abs().max()) > 0.01
+
+
+@pytest.mark.slow
+def test_empty_book_levels_are_filled_event_by_event_as_the_file_reader_fills_them(runs, tmp_path):
+    message, orderbook = bundled_lobster_sample()
+    raw = np.loadtxt(orderbook, delimiter=",")
+    raw[100:400:3, 36] = LOBSTER_EMPTY_ASK  # the deepest ask level empty (price sentinel, size 0)
+    raw[100:400:3, 37] = 0
+    raw[200:220, 2::4] = LOBSTER_EMPTY_BID  # no bid at all for 20 events: the previous book's bids hold
+    raw[200:220, 3::4] = 0
+    empty = tmp_path / Path(orderbook).name
+    np.savetxt(empty, raw, delimiter=",", fmt="%d")
+    predictor = dilated.load_run(runs / "tcn")
+    offline = predictor.predict((message, empty))
+    live = predictor.stream(1)
+    outputs = torch.cat([out.output for row in raw if (out := live.step(row[None])) is not None])
+    assert float((outputs - offline.output).abs().max()) <= PARITY
+    assert float((offline.output - predictor.predict((message, orderbook)).output).abs().max()) > 1e-4
+
+
+@pytest.mark.slow
+def test_by_streams_each_instrument_of_a_table_as_one_of_a_batch_of_streams(runs):
+    replayed = dilated_cli("replay", "table", "--input", "prices.csv", "--by", "symbol", "-o", "by.csv", "--check",
+                           "--no-progress", cwd=runs)
+    assert replayed.returncode == 0, replayed.stderr
+    assert "in 2 streams by symbol" in replayed.stdout
+    rows = read_csv(runs / "by.csv")
+    assert list(rows[0]) == ["symbol", "sample", "target", "prediction"]
+    predictor = dilated.load_run(runs / "table")
+    frame = pd.read_csv(runs / "prices.csv")
+    for symbol in ("A", "B"):
+        group = frame[frame.symbol == symbol]
+        offline = predictor.predict(group)
+        mine = [row for row in rows if row["symbol"] == symbol]
+        assert len(mine) == len(group) - 15 == len(offline)
+        assert [int(row["sample"]) for row in mine] == group.index[15:].tolist()  # rows of the file
+        forecasts = offline.forecasts.tolist()
+        assert all(float(row["prediction"]) == pytest.approx(f, rel=1e-5) for row, f in zip(mine, forecasts))
+        assert float(mine[0]["target"]) == pytest.approx(group.price.iloc[16], rel=1e-6)  # one row ahead
+    assert abs(np.mean([float(r["prediction"]) for r in rows]) - frame.price.mean()) < 20  # in the data's units
+
+
+@pytest.mark.slow
+def test_a_model_whose_receptive_field_exceeds_its_window_recomputes_each_window(runs):
+    predictor = dilated.load_run(runs / "long")
+    assert predictor.receptive_field == 61 > predictor.window
+    feed = predictor.read()
+    result = replay(predictor, check=True, progress=False)
+    assert result.engine == "recompute" and result.compared == len(feed) - 19 and result.difference <= PARITY
+
+
+def test_window_stream_is_model_of_every_window_of_a_random_stream():
+    model = dilated.build_model("translob").eval()  # the paper's window of 100 events, 3 streams
+    x = torch.randn(3, 40, 160)
+    s = dilated.WindowStream(model, 3)
+    outs = [s.step(x[..., t]) for t in range(160)]
+    with torch.inference_mode():
+        expected = torch.stack([model(x[..., t - 99:t + 1]) for t in range(99, 160)])
+    assert all(out is None for out in outs[:99])
+    assert float((torch.stack(outs[99:]) - expected).abs().max()) <= PARITY
+
+
+def test_a_run_folder_without_checkpoints_gives_one_line_on_the_command_line(tmp_path):
+    untrained_run(tmp_path / "run", {"kind": "lobster", "window": 20}, checkpoint=False)
+    result = dilated_cli("replay", "run", "-o", "out.csv", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "run: no usable checkpoint (none written yet, or all damaged)" in result.stderr
+
+
+def test_stream_engines_are_chosen_by_what_the_model_does(tmp_path):
+    lobster = {"kind": "lobster", "window": 100}
+    translob = dilated.load_run(untrained_run(tmp_path / "translob", lobster, model="translob", options={}))
+    deeplob = dilated.load_run(untrained_run(tmp_path / "deeplob", lobster, model="deeplob", options={}))
+    assert translob.stream(2).engine == "window" and deeplob.stream(2).engine == "recompute"
+    rng = np.random.default_rng(1)
+    events = rng.normal(size=(2, 110, 40))
+    for predictor in (translob, deeplob):
+        live = predictor.stream(2)
+        outs = [live.step(events[:, t]) for t in range(110)]
+        for feed in range(2):
+            offline = predictor.predict(events[feed].T)
+            streamed = torch.stack([out.output[feed] for out in outs[99:]])
+            assert float((streamed - offline.output).abs().max()) <= PARITY
