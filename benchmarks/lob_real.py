@@ -198,8 +198,8 @@ def main() -> None:
                        conversions),
     ])
     print(body)
-    better = sum("clearly better" in v for v in verdicts)
-    worse = sum("clearly worse" in v for v in verdicts)
+    better = sum(v.count("clearly better") for v in verdicts)
+    worse = sum(v.count("clearly worse") for v in verdicts)
     headline = (f"TransLOB and DeepLOB vs the best baseline (majority class or logistic regression on imbalance and "
                 f"mid changes) by test macro F1 over {len(verdicts)} source/horizon pairs x 2 models: {better} "
                 f"clearly better, {worse} clearly worse, {2 * len(verdicts) - better - worse} within the spread")

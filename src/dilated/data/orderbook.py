@@ -16,6 +16,7 @@ orders by id; :class:`BookRecorder` writes a row per event, copying the previous
 from __future__ import annotations
 
 import json
+import math
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -189,6 +190,14 @@ class PriceLevels:
         sign, sizes = self._sign, self.sizes
         return [(sign * rank, sizes[sign * rank]) for rank in self._ranks[:levels]]
 
+    def write(self, row: list[float], offset: int, levels: int, price_scale: float, size_scale: float) -> None:
+        """Write the best ``levels`` into a book row: price at ``row[offset + 4 * i]``, size one after it."""
+        sign, sizes = self._sign, self.sizes
+        for index, rank in enumerate(self._ranks[:levels]):
+            price = sign * rank
+            row[offset + 4 * index] = price * price_scale
+            row[offset + 4 * index + 1] = sizes[price] * size_scale
+
     def prices(self) -> list[Any]:
         """All prices, best first."""
         return [self._sign * rank for rank in self._ranks]
@@ -301,7 +310,7 @@ class BookRecorder:
         self.price_scale, self.size_scale = price_scale, size_scale
         self._ts = np.empty(capacity, dtype=np.int64)
         self._values = np.full((capacity, 4 * self.levels), np.nan)
-        self._row = np.full(4 * self.levels, np.nan)
+        self._row = [math.nan] * (4 * self.levels)
         self.count = 0
         self.crossed = 0
 
@@ -311,13 +320,9 @@ class BookRecorder:
             self._ts = np.concatenate([self._ts, np.empty_like(self._ts)])
             self._values = np.concatenate([self._values, np.full_like(self._values, np.nan)])
         if book.touched < self.levels:
-            row = np.full(4 * self.levels, np.nan)
-            for offset, side in ((0, book.asks), (2, book.bids)):
-                top = side.top(self.levels)
-                if top:
-                    pairs = np.array(top, dtype=np.float64)  # (levels held, 2)
-                    row[offset:4 * len(top):4] = pairs[:, 0] * self.price_scale
-                    row[offset + 1:4 * len(top):4] = pairs[:, 1] * self.size_scale
+            row = [math.nan] * (4 * self.levels)
+            book.asks.write(row, 0, self.levels, self.price_scale, self.size_scale)
+            book.bids.write(row, 2, self.levels, self.price_scale, self.size_scale)
             self._row = row
         book.touched = self.levels
         self._ts[self.count] = ts
