@@ -87,7 +87,7 @@ class Node:
     index: int
     name: str
     type_name: str
-    module: nn.Module | None
+    module: Any  # the torch module (or Keras layer) called; None for the input and the output
     output_shape: tuple[int | None, ...]
     axis: int | None
     edges: Sources = field(default_factory=dict)
@@ -139,14 +139,14 @@ class Graph:
             except Unfollowed as error:
                 return str(error)
             try:
-                composed = _clip(edge.compose(inner), self.input_length)
+                composed = clip(edge.compose(inner), self.input_length)
                 total = composed if total is None else _merge(total, composed, self.input_length)
             except FieldError as error:
                 return f"{node.name}: {error}"
         return total if total is not None else Field.constant(EMPTY)
 
 
-def _clip(f: Field, length: int | None) -> Field:
+def clip(f: Field, length: int | None) -> Field:
     """An absolute field restricted to real steps ``[0, length)`` (the rest is padding)."""
     if not f.absolute or length is None:
         return f
@@ -639,7 +639,7 @@ class _Tracer(TorchFunctionMode):
             taus = tau[mask]
             lo, hi = int(taus.min()), int(taus.max())
             if lo == hi:  # one step of the source: absolute
-                parts.append((None, {s: _clip(Field.constant(f.at(lo)), self.lengths.get(s))
+                parts.append((None, {s: clip(Field.constant(f.at(lo)), self.lengths.get(s))
                                      for s, f in sources.items()}, mask))
                 continue
             found = _time_axis(tau, mask, ndim)
@@ -687,7 +687,7 @@ class _Tracer(TorchFunctionMode):
             self.compact(result, None, groups, None)
             return
         if v.axis is not None and v.axis in dims:
-            groups = [{s: _clip(Field.constant(f.union_of(x.shape[v.axis])), self.lengths.get(s))
+            groups = [{s: clip(Field.constant(f.union_of(x.shape[v.axis])), self.lengths.get(s))
                        for s, f in g.items()} for g in groups]
             axis = v.axis if keepdim else None
             if axis is not None and result.shape[axis] != x.shape[axis]:
@@ -814,7 +814,7 @@ class _Tracer(TorchFunctionMode):
                         raise Unfollowed("an einsum between two time axes")
                     axis = output.index(letter)
                 else:
-                    sources = {s: _clip(Field.constant(f.union_of(operand.shape[v.axis])), self.lengths.get(s))
+                    sources = {s: clip(Field.constant(f.union_of(operand.shape[v.axis])), self.lengths.get(s))
                                for s, f in sources.items()}
             merged = _union(merged, sources, self.lengths)
         self.compact(result, axis, [merged])
@@ -860,7 +860,7 @@ class _Tracer(TorchFunctionMode):
         """A conv whose input has no time axis among its spatial ones: channels as time are all mixed, a batch
         axis as time is kept."""
         if v.axis is not None and v.axis == channel:
-            sources = {s: _clip(Field.constant(f.union_of(v.tensor.shape[channel])), self.lengths.get(s))
+            sources = {s: clip(Field.constant(f.union_of(v.tensor.shape[channel])), self.lengths.get(s))
                        for s, f in sources.items()}
             self.compact(result, None, [sources])
         else:
@@ -956,7 +956,7 @@ class _Tracer(TorchFunctionMode):
     def attend(self, query: torch.Tensor, keys: list[torch.Tensor], q_axis: int, k_axes: list[int],
                allowed: np.ndarray, result: torch.Tensor, out_axis: int | None = None) -> None:
         """Step ``i`` of ``result`` sees query step ``i`` and the key/value steps ``j`` with ``allowed[i, j]``."""
-        rows = _attention_rows(allowed)
+        rows = attention_rows(allowed)
         merged: Sources = {}
         for t, axis in zip(keys, k_axes):
             v = self.value(t)
@@ -968,7 +968,7 @@ class _Tracer(TorchFunctionMode):
             if v.axis is not None and v.axis != axis:
                 raise Unfollowed("attention whose keys carry time on another axis than the sequence axis")
             if v.axis is not None:
-                sources = {s: _clip(_read_keys(f, rows, t.shape[axis]), self.lengths.get(s))
+                sources = {s: clip(read_keys(f, rows, t.shape[axis]), self.lengths.get(s))
                            for s, f in sources.items()}
             merged = _union(merged, sources, self.lengths)
         vq = self.value(query)
@@ -1012,7 +1012,7 @@ class _Tracer(TorchFunctionMode):
         features = self.channel_union(v, x.dim() - 1)  # every step mixes all its features
         output, states = out[0], _tensors(out[1:])
         length = x.shape[v.axis] if v.axis is not None else 1
-        whole = {s: _clip(Field.constant(f.union_of(length)), self.lengths.get(s)) for s, f in features.items()}
+        whole = {s: clip(Field.constant(f.union_of(length)), self.lengths.get(s)) for s, f in features.items()}
         if v.axis is None or v.axis != seq:
             if v.axis is not None and v.axis != x.dim() - 1:
                 raise Unfollowed("an RNN whose input carries time on the batch axis")
@@ -1228,7 +1228,7 @@ def _allowed(mask: torch.Tensor | None, queries: int, keys: int, causal: bool, t
     return allowed & np.broadcast_to(m[0].numpy(), (queries, keys))
 
 
-def _attention_rows(allowed: np.ndarray) -> tuple[str, Steps | None]:
+def attention_rows(allowed: np.ndarray) -> tuple[str, Steps | None]:
     """``("all", None)``, ``("past", None)`` or ``("band", offsets)``: how query ``i``'s keys depend on ``i``."""
     q, k = allowed.shape
     if allowed.all():
@@ -1247,7 +1247,7 @@ def _attention_rows(allowed: np.ndarray) -> tuple[str, Steps | None]:
     raise Unfollowed("an attention mask that is neither full, causal nor a fixed band")
 
 
-def _read_keys(f: Field, rows: tuple[str, Steps | None], length: int) -> Field:
+def read_keys(f: Field, rows: tuple[str, Steps | None], length: int) -> Field:
     kind, offsets = rows
     if kind == "all":
         return Field.constant(f.union_of(length))
