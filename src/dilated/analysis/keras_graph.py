@@ -344,8 +344,7 @@ def keras_probe_function(model: Any, input_shape: Sequence[int] | None, seed: in
     keras = import_keras()
     time, channels = keras_input_shape(model, input_shape)
     shadow = _keras_float64(keras, model, seed)
-    if layer is not None:
-        shadow = keras.Model(shadow.inputs, shadow.get_layer(layer).output)
+    shadow = keras.Model(shadow.inputs, shadow.get_layer(layer).output if layer is not None else shadow.outputs[0])
 
     def run(x: torch.Tensor) -> torch.Tensor:
         out = shadow([x])
