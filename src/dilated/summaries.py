@@ -182,7 +182,8 @@ def render(s: Summary) -> str:
         return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
 
     rule = "-" * len(line(headers))
-    out = [f'Model: "{s.title}"   input {_shape_text(s.input_shape)} {s.layout}', rule, line(headers), "=" * len(rule)]
+    out = [f'Model: "{s.title}"   input {_shape_text(s.input_shape)} {s.layout}', rule, line(headers).rstrip(),
+           "=" * len(rule)]
     out += [line(r).rstrip() for r in body]
     out += ["=" * len(rule),
             f" Total params: {s.total_params:,}",

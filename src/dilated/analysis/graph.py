@@ -1353,7 +1353,7 @@ def _trace(model: nn.Module, input_shape: tuple[int, ...], kwargs: dict[str, Any
     parameter = next(model.parameters(), None)
     x = torch.zeros((1, *input_shape), dtype=parameter.dtype if parameter is not None and parameter.is_floating_point()
                     else torch.float32, device=device)
-    tracer.nodes.append(Node(0, "input", "input", None, (None, *input_shape), len(input_shape)))
+    tracer.nodes.append(Node(0, "<input>", "input", None, (None, *input_shape), len(input_shape)))
     tracer.lengths[0] = input_shape[-1]
     tracer.register(_Value(x, axis=x.dim() - 1, groups=({0: IDENTITY},)))
     was_training = model.training
@@ -1363,5 +1363,5 @@ def _trace(model: nn.Module, input_shape: tuple[int, ...], kwargs: dict[str, Any
             out = model(x, **kwargs)
     finally:
         model.train(was_training)
-    tracer.add_node("output", None, out)
+    tracer.add_node("<output>", None, out)
     return Graph(tracer.nodes, input_shape)

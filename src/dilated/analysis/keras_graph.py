@@ -299,7 +299,7 @@ def keras_graph(model: Any, input_shape: Sequence[int] | None = None) -> Graph:
     fn = functional(model)
     time, channels = keras_input_shape(model, input_shape)
     walker = _Walker(keras, _concrete_shapes(keras, fn, time, channels))
-    walker.add("input", None, fn.inputs[0], 1, {})
+    walker.add("<input>", None, fn.inputs[0], 1, {})
     walker.nodes[0].type_name = "input"
     walker.shapes[id(fn.inputs[0])] = (1, time, channels)
     for node in _nodes(fn):
@@ -316,7 +316,7 @@ def keras_graph(model: Any, input_shape: Sequence[int] | None = None) -> Graph:
             continue
         walker.call(layer, inputs, list(node.outputs), kwargs)
     out = fn.outputs[0]
-    walker.add("output", None, out, walker.axes[id(out)], {walker.source[id(out)]: IDENTITY
+    walker.add("<output>", None, out, walker.axes[id(out)], {walker.source[id(out)]: IDENTITY
                                                           if walker.axes[id(out)] is not None else IDENTITY_ABS})
     return Graph(walker.nodes, (channels, time))
 
