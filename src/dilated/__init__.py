@@ -10,8 +10,16 @@ diagrams with receptive fields, the WaveNet, TCN, TransLOB and DeepLOB models, a
 from dilated.analysis import probe_receptive_field, receptive_field
 from dilated.diagrams import compare, draw
 from dilated.layers import AvgPool1d, Conv1d, Dense, MaxPool1d
-from dilated.models import (TCN, DeepLOB, TransLOB, WaveNet, available_models, build_model, example_input_shape,
-                            register_model)
+from dilated.models import (
+                            TCN,
+                            DeepLOB,
+                            TransLOB,
+                            WaveNet,
+                            available_models,
+                            build_model,
+                            example_input_shape,
+                            register_model,
+)
 from dilated.models.mulaw import mu_law_decode, mu_law_encode
 from dilated.streaming import Stream, WindowStream, generate, stream
 from dilated.summaries import Summary, summary

@@ -188,7 +188,7 @@ def resolve_target(target: str, input_shape: tuple[int, ...] | None = None) -> T
             raise ValueError(f"Keras model file not found: {target}")
         from dilated.keras_adapter import load_keras_model
 
-        return Target(load_keras_model(target), None, Path(target).stem)
+        return Target(load_keras_model(target), input_shape, Path(target).stem)
     if target.endswith((".yaml", ".yml")):
         resolved = model_from_config(read_yaml(target), target)
     elif ":" in target:

@@ -33,11 +33,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dilated.models.attention import attention
-from dilated.models.blocks import CausalConvStack, init_like_keras
 from dilated.geometry import Layer, receptive_field
 from dilated.layers import channels_last
 from dilated.models._registry import register_model
+from dilated.models.attention import attention
+from dilated.models.blocks import CausalConvStack, init_like_keras
 
 
 @dataclass
@@ -200,14 +200,10 @@ class TransLOB(nn.Module):
         init_like_keras(self)
 
     @property
-    def time_path(self) -> tuple[Layer, ...]:
-        """The time-axis layers before attention: the causal conv stack."""
-        return self.conv.geometry
-
-    @property
     def receptive_field(self) -> int:
-        """Events each per-event feature entering attention depends on."""
-        return receptive_field(self.time_path)
+        """Events each per-event feature entering attention depends on (the conv stack's convs in a row;
+        ``dilated.receptive_field`` finds the same from the dataflow)."""
+        return receptive_field([conv.geometry for conv in self.conv.convs])
 
     def _check_input(self, x: torch.Tensor, whole_window: bool = False) -> None:
         c = self.config
