@@ -48,7 +48,7 @@ MAX_GROUPS = 64
 ATOMIC = (nn.RNNBase, nn.MultiheadAttention)  # followed as a whole (their insides are fused kernels)
 
 
-class Unfollowed(Exception):
+class Unfollowed(ValueError):
     """An op whose effect on the time axis the analysis cannot follow exactly."""
 
 
@@ -1174,11 +1174,11 @@ def _periodic(seq: np.ndarray) -> tuple[int, int, list[Steps]] | None:
         return None
     first, last = defined[0], defined[-1]
     n = len(seq)
-    for period in range(1, n):
+    for period in range(1, n // 2 + 1):  # at least two whole periods, or a wrap-around can look periodic
         a, b = seq[:-period], seq[period:]
         both = (a >= 0) & (b >= 0)
         if not both.any():
-            return None
+            continue
         diff = (b - a)[both]
         if not (diff == diff[0]).all() or diff[0] <= 0:
             continue

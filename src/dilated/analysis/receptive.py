@@ -199,17 +199,21 @@ def assemble(graph: Graph, measure: Measure | None) -> ReceptiveField:
 
 
 def check_against_probe(model: Any, result: ReceptiveField, input_shape: Sequence[int] | None) -> Probe:
-    """Measure the model output with the probe; ``ValueError`` naming both if they differ on the middle step."""
+    """Measure the model output with the probe; ``ValueError`` showing both if they differ on the probe's
+    reference step (the middle one; the whole output when it has no time axis)."""
     from dilated.analysis.probe import probe_receptive_field
 
     measured = probe_receptive_field(model, input_shape)
     if result.field is None:
         return measured
-    t = measured.reference
-    followed = result.steps(t if t >= 0 else 0)
+    if measured.axis is None:
+        length = result.output_shape[result.axis] if result.axis is not None else 1
+        followed, where = result.field.union_of(length).clip(0, result.input_length - 1).values(), "the output"
+    else:
+        followed, where = result.steps(measured.reference), f"output step {measured.reference}"
     if tuple(followed) != measured.steps():
-        raise ValueError(f"the analysis and the probe disagree on output step {t}: analysis {followed}, probe "
-                         f"{list(measured.steps())}")
+        raise ValueError(f"the analysis and the probe disagree on {where}: analysis reads input steps {followed}, "
+                         f"the probe measures {list(measured.steps())}")
     return measured
 
 
