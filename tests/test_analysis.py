@@ -24,7 +24,7 @@ from dilated.examples.gated_wavenet import build
 from dilated.layers import Conv1d, Dense
 from dilated.models import build_model, example_input_shape
 
-LENGTH = 160
+LENGTH = 96
 CHANNELS = 3
 
 
@@ -58,9 +58,11 @@ class Branches(nn.Module):
 
 
 def random_layer(rng: random.Random, depth: int = 0) -> nn.Module:
-    """One random time-mixing piece on ``CHANNELS`` channels (a branch point below ``depth`` 2)."""
-    kind = rng.choice(["dconv", "conv", "conv", "chomp", "pad", "pool", "stride", "up", "transposed", "wn"]
-                      + (["branch"] * 3 if depth < 2 else []))
+    """One random time-mixing piece on ``CHANNELS`` channels (a branch point below ``depth`` 2). Inside branches
+    every piece keeps the rate (strides, pooling and upsampling go on the trunk), as the two paths of a real
+    model's sum or concatenation meet step for step."""
+    rate = ["pool", "stride", "up", "transposed"] if depth == 0 else []
+    kind = rng.choice(["dconv", "conv", "conv", "chomp", "pad", "wn", *rate] + (["branch"] * 3 if depth < 2 else []))
     k, d = rng.randint(1, 4), rng.randint(1, 4)
     if kind == "dconv":
         return Conv1d(CHANNELS, CHANNELS, k, dilation=d, padding=rng.choice(["causal", "same", "valid"]))
@@ -119,7 +121,7 @@ def agrees(model: nn.Module) -> bool:
     return same_steps and (not inside or rf.jump == probe.jump)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(0, 10**6))
 def test_random_torch_graphs_analysis_equals_probe(seed):
     model = random_model(seed)
@@ -128,11 +130,12 @@ def test_random_torch_graphs_analysis_equals_probe(seed):
     assert agrees(model)
 
 
+@pytest.mark.slow
 def test_census_of_random_torch_graphs():
-    """100 runnable random graphs in a row: how many the analysis gets exactly right (all of them)."""
-    models = [m for m in (random_model(seed) for seed in range(400)) if m is not None][:100]
-    assert len(models) == 100
-    assert sum(agrees(m) for m in models) == 100
+    """The first 40 runnable random graphs: how many the analysis gets exactly right (all of them)."""
+    models = [m for m in (random_model(seed) for seed in range(300)) if m is not None][:40]
+    assert len(models) == 40
+    assert sum(agrees(m) for m in models) == 40
 
 
 def test_branches_are_parallel_not_stacked():

@@ -1,14 +1,15 @@
 """The empirical receptive field: which input steps change an output step, measured on the model itself.
 
 The independent check of the dataflow analysis, and what it falls back to where the analysis cannot follow an op.
-The model is copied to float64 with random positive weights (scaled by ``1 / fan_in``) and fed positive inputs, so
+The model is copied to float64 with random positive weights (``[0.25, 0.75] / fan_in``) and fed positive inputs, so
 that ReLUs stay active and sums of paths never cancel; then two measurements are united:
 
 * perturbation: every input step in turn (all channels) gets ``+1000``; an output element that changes (by more
   than float64 rounding) depends on that step (this also catches max-pooling, whose gradient reaches only the
   winner);
-* gradients: the gradient of a positive combination of one output step's elements; a non-zero entry is a
-  dependency (this also catches saturating ops, which a large perturbation may flatten).
+* gradients: the gradient of a positive combination of one output step's elements, for every output step (up
+  to 256 of them, spread out); a non-zero entry is a dependency, however small (this also catches saturating
+  ops, which a perturbation may flatten below rounding).
 
 Both only ever find real dependencies; together, with such weights, they find all of them. The output's time axis
 is found from the measurements themselves: the axis along which the dependencies move.
@@ -29,7 +30,7 @@ from dilated.analysis.keras_graph import is_keras_model, keras_probe_function
 PERTURBATION = 1000.0
 CHUNK = 64  # perturbed inputs per forward pass
 TOLERANCE = 1e-9  # relative change that counts (float64 noise is ~1e-16; the gradient sees smaller effects)
-GRADIENT_STEPS = 9  # output steps that also get a gradient (spread over the output)
+GRADIENT_STEPS = 256  # output steps that also get a gradient (all of them up to this many, else spread out)
 
 
 @dataclass(frozen=True)
@@ -67,10 +68,20 @@ class Probe:
         if self.axis is None:
             return Fraction(0)
         middle = self.length // 2
-        for period in range(1, min(9, self.length - middle)):  # the shift that maps step t's steps onto t + period's
-            a, b = self.fed[middle], self.fed[middle + period]
-            if a and len(a) == len(b) and len({y - x for x, y in zip(a, b)}) == 1:
-                return Fraction(b[0] - a[0], period)
+
+        def inside(t: int) -> bool:  # a field that touches an end of the input may be cut there
+            return bool(self.fed[t]) and self.fed[t][0] > 0 and self.fed[t][-1] < self.input_length - 1
+
+        for period in range(1, 9):  # the one shift that maps every step's steps onto those of the step period later
+            shifts = set()
+            for t in range(max(0, middle - 8), min(self.length - period, middle + 8)):
+                if not (inside(t) and inside(t + period)):
+                    continue
+                a, b = self.fed[t], self.fed[t + period]
+                gaps = {y - x for x, y in zip(a, b)}
+                shifts |= gaps if a and len(a) == len(b) and len(gaps) == 1 else {None}
+            if len(shifts) == 1 and None not in shifts:
+                return Fraction(shifts.pop(), period)
         lo, hi = 0, self.length - 1  # fields wider than the input: the newest steps still move
         if hi == lo or not self.fed[lo] or not self.fed[hi]:
             return Fraction(1)
@@ -95,13 +106,14 @@ class Probe:
 
 
 def _randomise(model: nn.Module, generator: torch.Generator) -> None:
-    """Positive weights scaled by ``1 / fan_in``, so activations stay near 1 and no ReLU is dead."""
+    """Positive weights in ``[0.25, 0.75] / fan_in``, so activations stay small (tanh and sigmoid far from
+    saturation) and no ReLU is dead."""
     with torch.no_grad():
         for p in model.parameters():
             if not p.is_floating_point():
                 continue
             fan_in = p[0].numel() if p.dim() >= 2 else 10
-            p.copy_((0.5 + torch.rand(p.shape, generator=generator, dtype=p.dtype)) / fan_in)
+            p.copy_((0.25 + 0.5 * torch.rand(p.shape, generator=generator, dtype=p.dtype)) / fan_in)
 
 
 def torch_probe_function(model: nn.Module, module: str | None = None,
@@ -167,16 +179,25 @@ def probe_function(run: Callable[[torch.Tensor], torch.Tensor], input_shape: Seq
         for t in range(out_shape[axis]):
             fed[t] = set(torch.nonzero(per_step[:, t]).flatten().tolist())
     weights = torch.rand(base.shape, generator=generator, dtype=torch.float64) + 0.5
-    targets = [-1] if axis is None else sorted({round(i * (out_shape[axis] - 1) / (GRADIENT_STEPS - 1))
-                                                for i in range(GRADIENT_STEPS)})
-    for t in targets:
-        x = x0.clone().requires_grad_(True)
-        out = run(x)
-        chosen = (out * weights) if axis is None else (out * weights).select(axis + 1, t)
-        (grad,) = torch.autograd.grad(chosen.sum(), x, allow_unused=True)
-        if grad is not None:
-            moved = grad.movedim(time_axis, 0).reshape(length, -1)
-            fed[t] |= set(torch.nonzero((moved != 0).any(1)).flatten().tolist())
+    steps = 1 if axis is None else out_shape[axis]
+    targets = [-1] if axis is None else sorted({round(i * (steps - 1) / max(1, min(steps, GRADIENT_STEPS) - 1))
+                                                for i in range(min(steps, GRADIENT_STEPS))})
+    for start in range(0, len(targets), CHUNK):  # one batch row per output step: row i's gradient is step i's
+        chunk = targets[start:start + CHUNK]
+        x = x0.repeat(len(chunk), *([1] * (len(shape) - 1))).requires_grad_(True)
+        out = run(x) * weights
+        if axis is None:
+            chosen = out.sum()
+        else:
+            pick = torch.zeros(len(chunk), out.shape[axis + 1], dtype=out.dtype)
+            pick[range(len(chunk)), [max(t, 0) for t in chunk]] = 1.0
+            chosen = (out * pick.view(len(chunk), *([1] * axis), -1, *([1] * (out.dim() - axis - 2)))).sum()
+        (grad,) = torch.autograd.grad(chosen, x, allow_unused=True)
+        if grad is None:
+            continue
+        moved = (grad != 0).movedim(time_axis, 1).reshape(len(chunk), length, -1).any(2)
+        for i, t in enumerate(chunk):
+            fed[t] |= set(torch.nonzero(moved[i]).flatten().tolist())
     return Probe(length, out_shape, axis, {t: tuple(sorted(s)) for t, s in fed.items()})
 
 
