@@ -328,7 +328,11 @@ def _keras_float64(keras: Any, model: Any, seed: int) -> Any:
         config["dtype"] = "float64"
         return type(layer).from_config(config)
 
-    shadow = keras.models.clone_model(functional(model), clone_function=clone)
+    from keras.src.saving.serialization_lib import SafeModeScope  # no public scope; see below
+
+    # the model is already in memory (not read from a file), so rebuilding its own Lambda layers runs no new code
+    with SafeModeScope(False):
+        shadow = keras.models.clone_model(functional(model), clone_function=clone)
     rng = np.random.default_rng(seed)
     for w in shadow.weights:
         shape = tuple(int(n) for n in w.shape)

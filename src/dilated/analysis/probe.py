@@ -4,12 +4,13 @@ The independent check of the dataflow analysis, and what it falls back to where 
 The model is copied to float64 with random positive weights (``[0.25, 0.75] / fan_in``) and fed positive inputs, so
 that ReLUs stay active and sums of paths never cancel; then two measurements are united:
 
-* perturbation: every input step in turn (all channels) gets ``+1000``; an output element that changes (by more
-  than float64 rounding) depends on that step (this also catches max-pooling, whose gradient reaches only the
-  winner);
+* perturbation: every input step in turn (all channels) gets ``+1000``, then ``-1000``; an output element that
+  changes (by more than float64 rounding) depends on that step (this also catches max-pooling, whose gradient
+  reaches only the winner, and a difference of two paths feeding a max);
 * gradients: the gradient of a positive combination of one output step's elements, for every output step (up
-  to 256 of them, spread out); a non-zero entry is a dependency, however small (this also catches saturating
-  ops, which a perturbation may flatten below rounding).
+  to 256 of them, spread out) at four random inputs; a non-zero entry is a dependency, however small (this also
+  catches saturating ops, which a perturbation may flatten below rounding, and max-pool windows whose winner
+  changes with the input).
 
 Both only ever find real dependencies; together, with such weights, they find all of them. The output's time axis
 is found from the measurements themselves: the axis along which the dependencies move.
@@ -31,6 +32,7 @@ PERTURBATION = 1000.0
 CHUNK = 64  # perturbed inputs per forward pass
 TOLERANCE = 1e-9  # relative change that counts (float64 noise is ~1e-16; the gradient sees smaller effects)
 GRADIENT_STEPS = 256  # output steps that also get a gradient (all of them up to this many, else spread out)
+TRIALS = 4  # random inputs the gradients are taken at (a max passes its gradient to one winner per input)
 
 
 @dataclass(frozen=True)
@@ -163,11 +165,14 @@ def probe_function(run: Callable[[torch.Tensor], torch.Tensor], input_shape: Seq
         changed = []
         for start in range(0, length, CHUNK):
             steps = range(start, min(length, start + CHUNK))
-            batch = x0.repeat(len(steps), *([1] * (len(shape) - 1)))
-            for i, s in enumerate(steps):
-                batch.select(time_axis, s)[i] += PERTURBATION
-            moved = (run(batch) - base).abs() > TOLERANCE * (1 + base.abs())  # batched BLAS rounds differently
-            changed.append(moved.reshape(len(steps), *base.shape[1:]))
+            moved = torch.zeros((len(steps), *base.shape[1:]), dtype=torch.bool)
+            for sign in (1.0, -1.0):  # both ways: a difference of paths can lower what a max pools
+                batch = x0.repeat(len(steps), *([1] * (len(shape) - 1)))
+                for i, s in enumerate(steps):
+                    batch.select(time_axis, s)[i] += sign * PERTURBATION
+                out = run(batch)
+                moved |= ((out - base).abs() > TOLERANCE * (1 + base.abs())).reshape(moved.shape)  # BLAS rounding
+            changed.append(moved)
     depends = torch.cat(changed)  # (input steps, *output shape without batch)
     axis = _output_axis(depends)
     out_shape = tuple(base.shape[1:])
@@ -182,9 +187,11 @@ def probe_function(run: Callable[[torch.Tensor], torch.Tensor], input_shape: Seq
     steps = 1 if axis is None else out_shape[axis]
     targets = [-1] if axis is None else sorted({round(i * (steps - 1) / max(1, min(steps, GRADIENT_STEPS) - 1))
                                                 for i in range(min(steps, GRADIENT_STEPS))})
-    for start in range(0, len(targets), CHUNK):  # one batch row per output step: row i's gradient is step i's
-        chunk = targets[start:start + CHUNK]
-        x = x0.repeat(len(chunk), *([1] * (len(shape) - 1))).requires_grad_(True)
+    inputs = torch.cat([x0, 0.5 + torch.rand((TRIALS - 1, *shape[1:]), generator=generator, dtype=torch.float64)])
+    jobs = [(t, trial) for t in targets for trial in range(TRIALS)]
+    for start in range(0, len(jobs), CHUNK):  # one batch row per (output step, input): its gradient is that step's
+        chunk = [t for t, _ in jobs[start:start + CHUNK]]
+        x = inputs[[trial for _, trial in jobs[start:start + CHUNK]]].clone().requires_grad_(True)
         out = run(x) * weights
         if axis is None:
             chosen = out.sum()
