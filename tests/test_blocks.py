@@ -9,9 +9,8 @@ from dilated.models.blocks import (
     ResidualBlock,
     TemporalBlock,
     init_like_keras,
-    path_geometry,
 )
-from dilated.geometry import Layer, receptive_field
+from dilated import receptive_field
 from dilated.layers import Conv1d, Dense, channels_first, channels_last
 
 
@@ -22,19 +21,12 @@ def test_layout_conversions_are_named_transposes():
     assert torch.equal(channels_last(x)[1, 4], x[1, :, 4])
 
 
-def test_path_geometry_concatenates_declared_layers_and_skips_pointwise_modules():
-    a, b = Conv1d(1, 2, 3, dilation=2), Conv1d(2, 2, 2)
-    layers = path_geometry([a, nn.ReLU(), b, CausalConvStack(2, 2, 2, [1, 4])])
-    assert [g.dilation for g in layers] == [2, 1, 1, 4]
-    assert receptive_field(layers) == 1 + 2 * 2 + 1 + 1 + 4
-
-
 @pytest.mark.parametrize("kernel, dilations", [(2, (1, 2, 4, 8, 16)), (3, (1, 3)), (5, (2,))])
 def test_causal_conv_stack_geometry_shapes_and_causality(kernel, dilations):
     torch.manual_seed(0)
     stack = CausalConvStack(4, 6, kernel, dilations)
-    assert receptive_field(stack.geometry) == 1 + (kernel - 1) * sum(dilations)
-    assert all(g.padding == "causal" and g.stride == 1 for g in stack.geometry)
+    rf = receptive_field(stack, (4, 40))
+    assert (rf.size, rf.start, rf.causal) == (1 + (kernel - 1) * sum(dilations), -(kernel - 1) * sum(dilations), True)
     x = torch.randn(2, 4, 40)
     assert stack(x).shape == (2, 6, 40)
     assert_causal(stack, x, 17)
@@ -46,7 +38,7 @@ def test_gated_activation_is_tanh_times_sigmoid_of_the_conv_halves():
     x = torch.randn(2, 3, 10)
     f, g = gate.conv(x).chunk(2, dim=1)
     assert torch.allclose(gate(x), torch.tanh(f) * torch.sigmoid(g))
-    assert gate.geometry == (gate.conv.geometry,)
+    assert receptive_field(gate, (3, 10)).size == 3  # both halves of one conv: not stacked
 
 
 def test_gated_activation_conditioning_adds_projections_to_both_halves():
@@ -76,7 +68,8 @@ def test_residual_block_outputs_and_parameter_count():
     last = ResidualBlock(8, 6, 10, 2, 4, residual=False)
     out, _ = last(x)
     assert last.residual is None and out is x
-    assert block.geometry[0].dilation == 4
+    rf = receptive_field(block, (8, 20))  # the residual output: the input (field 1) or the gate (k=2, d=4)
+    assert (rf.size, rf.fed, rf.start) == (5, 2, -4)
 
 
 @pytest.mark.parametrize("cin, cout", [(3, 5), (5, 5)])
@@ -102,7 +95,7 @@ def test_temporal_block_structure_weight_norm_and_init(cin, cout):
     res = x if block.downsample is None else block.downsample(x)
     inner = torch.relu(block.conv2(torch.relu(block.conv1(x))))
     assert torch.allclose(block(x), torch.relu(inner + res))
-    assert receptive_field(block.geometry) == 1 + 2 * (3 - 1) * 2
+    assert receptive_field(block, (cin, 30)).size == 1 + 2 * (3 - 1) * 2  # weight-normed convs are followed
     assert_causal(block, x, 11)
 
 
@@ -119,9 +112,3 @@ def test_init_like_keras():
     assert lstm.bias_ih_l0[:16].abs().max() == 0 and lstm.bias_hh_l0.abs().max() == 0
     w = lstm.weight_hh_l0  # (4H, H): orthonormal columns, as Keras' orthogonal (H, 4H) recurrent kernel
     assert torch.allclose(w.T @ w, torch.eye(16), atol=1e-5)
-
-
-def test_blocks_declare_layer_tuples():
-    for block in (CausalConvStack(1, 2, 2, [1]), GatedActivation(1, 2, 2, 1), ResidualBlock(2, 2, 2, 2, 1),
-                  TemporalBlock(1, 2, 2, 1)):
-        assert isinstance(block.geometry, tuple) and all(isinstance(g, Layer) for g in block.geometry)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from dilated.geometry import stack_geometry
+from dilated import receptive_field
 from dilated.models import DeepLOB, DeepLOBConfig, build_model
 from helpers import overfit
 from references import keras_deeplob, load_keras_deeplob_weights
@@ -61,9 +61,13 @@ def test_shapes_and_layout_errors():
 
 @pytest.mark.parametrize("options", [{}, {"conv_channels": 16, "inception_channels": 32}, {"num_features": 20}])
 def test_receptive_field_six_4x1_convs_and_the_widest_inception_branch(options):
+    """Found from the dataflow, with no declaration: the inception branches are parallel, not stacked."""
     model = build_model("deeplob", **options)
-    assert model.receptive_field == 1 + 6 * (4 - 1) + (5 - 1)
-    assert [g.kernel_size for g in model.inception.geometry] == [1, 5]
+    rf = receptive_field(model, (model.config.num_features, 100))
+    rows = {row.name: row for row in rf.layers}
+    assert rows["dropout"].size == 1 + 6 * (4 - 1) + (5 - 1)
+    assert [rows[f"inception.branches.{i}.{j}"].size for i, j in ((0, 2), (1, 2), (2, 1))] == [21, 23, 21]
+    assert rf.whole_input and rows["lstm"].past
 
 
 def test_the_front_end_is_not_causal_same_padding_looks_ahead():
@@ -77,9 +81,12 @@ def test_the_front_end_is_not_causal_same_padding_looks_ahead():
         front = [model.inception(model.features(z.transpose(1, 2).unsqueeze(1))) for z in (x, x2)]
     changed = (front[0] != front[1]).any(dim=(0, 1, 3)).nonzero().flatten().tolist()
     # output t sees inputs t + start .. t + start + rf - 1 (start = -8: 6 x 1 step back, 2 in the inception)
-    last = stack_geometry(model.time_path, 100)[-1]
-    assert (last.start, last.receptive_field) == (-8, 23)
-    assert changed == list(range(51 - (last.start + 22), 51 - last.start + 1))  # steps 37 .. 59
+    rf = receptive_field(model, (40, 100))
+    front_end = next(row for row in rf.layers if row.name == "dropout")
+    assert (front_end.start, front_end.size, front_end.causal) == (-8, 23, False)
+    assert rf.first_noncausal.name == "features.0.2"
+    assert changed == list(range(51 - (front_end.start + 22), 51 - front_end.start + 1))  # steps 37 .. 59
+
 
 def test_dropout_drops_whole_channels_for_all_steps():
     torch.manual_seed(0)

@@ -42,7 +42,7 @@ def _summary(args: argparse.Namespace) -> int:
     if target.input_shape is None and not _is_keras(target.model):
         raise ValueError(f"{args.target!r} does not fix its input shape: pass --input CHANNELS,TIME "
                          "(e.g. --input 2,200)")
-    result = summary(target.model) if _is_keras(target.model) else summary(target.model, target.input_shape)
+    result = summary(target.model, target.input_shape)  # a Keras model with Input((None, C)) needs --input too
     result.title = target.name
     print(result)
     return 0
@@ -86,13 +86,16 @@ def _is_keras(model: object) -> bool:
 
 
 def _models(_args: argparse.Namespace) -> int:
+    from dilated.analysis import receptive_field
     from dilated.models import available_models, build_model, example_input_shape
 
     for name in available_models():
         model = build_model(name)
         params = sum(p.numel() for p in model.parameters())
-        print(f"{name:10s} input {example_input_shape(name)}  params {params:,}  "
-              f"receptive field {model.receptive_field}")
+        shape = example_input_shape(name)
+        rf = receptive_field(model, shape)
+        field = f"the whole input ({shape[-1]} steps)" if rf.whole_input or rf.past else f"{rf.size}"
+        print(f"{name:10s} input {shape}  params {params:,}  receptive field {field}")
     return 0
 
 

@@ -25,15 +25,17 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from dilated.analysis import ReceptiveField, geometry_of, receptive_field
+from dilated.analysis.fields import Field
+from dilated.analysis.keras_graph import is_keras_model
 from dilated.geometry import Layer, LayerGeometry, format_padding, stack_geometry
 
 MAX_STEPS = 64
-POINTWISE_ROWS = ("Dense", "Linear")  # per-step layers without time-axis geometry that still get a row
 FORMATS = (".png", ".svg", ".gif")
 
 # Colours (Open Color): one strong hue for what feeds the chosen output, greys for everything else.
@@ -71,12 +73,19 @@ class Node:
 
 @dataclass(frozen=True)
 class Edge:
-    """Layer ``row`` reads node ``source`` of row ``row - 1`` to compute node ``target`` of row ``row``."""
+    """Layer ``row`` reads node ``source`` of row ``source_row`` (default ``row - 1``; an earlier row in a
+    branched graph) to compute node ``target`` of row ``row``."""
 
     row: int
     source: int
     target: int
     highlighted: bool
+    source_row: int | None = None
+
+    @property
+    def below(self) -> int:
+        """The row read."""
+        return self.row - 1 if self.source_row is None else self.source_row
 
 
 @dataclass(frozen=True)
@@ -327,10 +336,167 @@ class _Stack:
     notes: tuple[str, ...] = ()
 
 
+Details = Callable[[Any], str]  # the "conv k=2 d=4 causal" text of a node's module or layer
+
+
+@dataclass(frozen=True)
+class _Graph:
+    """A model drawn from its dataflow analysis (branches and all)."""
+
+    field: ReceptiveField
+    name: str
+    details: Details
+
+
+def _torch_details(module: Any) -> str:
+    return _op_text(geometry_of(module)[0]) if module is not None else ""
+
+
+def _keras_details(layer: Any) -> str:
+    from dilated.keras_adapter import keras_geometry
+
+    return _op_text(keras_geometry(layer)[0]) if layer is not None else ""
+
+
+def _op_text(layers: Sequence[Layer]) -> str:
+    parts = []
+    for layer in layers:
+        text = ("conv" if layer.kind == "conv" else layer.kind) + f" k={layer.kernel_size}"
+        text += (f" d={layer.dilation}" if layer.dilation > 1 else "") + (f" s={layer.stride}" if layer.stride > 1
+                                                                        else "")
+        parts.append(f"{text} {format_padding(layer.padding)}")
+    return ", ".join(parts)
+
+
+def graph_layout(rf: ReceptiveField, output: int | None = None, *, name: str = "model", details: Details = str,
+                 title: str | None = None, max_steps: int = MAX_STEPS,
+                 window: tuple[int, int] | None = None) -> Diagram:
+    """The :class:`Diagram` of a model from its analysis (:func:`dilated.receptive_field`): one row per layer
+    that has weights or moves time (parameter-free per-step layers fold into the edges), each joined to the
+    rows it reads directly, so parallel branches show side by side; the highlighted input nodes are exactly the
+    steps that feed the chosen output. Drawn up to the last layer with a per-step field (a layer that reads
+    every step ends the drawing, and the title says so)."""
+    graph = rf.graph
+    input_length = rf.input_length
+    by_index = {row.name: row for row in rf.layers}
+    fields: dict[int, Field] = {0: Field.identity()}
+    kept, notes = [], []
+    for node in graph.nodes[1:-1]:
+        row = by_index.get(node.name)
+        if node.constant or row is None:
+            continue
+        if row.field is None or row.field.absolute or row.past or node.axis is None or any(
+                s not in fields for s in node.edges):
+            what = "is measured, not followed" if row.field is None else "reads every step"
+            notes.append(f"stops at {node.name} ({node.type_name}), which {what}")
+            break
+        fields[node.index] = row.field
+        kept.append(node)
+    if not kept:
+        raise ValueError("nothing to draw: the model has no layer with a per-step receptive field")
+    local = {n.index: dict(n.edges) for n in kept}
+    shown = [n for n in kept if n is kept[-1] or _params(n.module) or any(
+        e != Field.identity() for e in n.edges.values()) or len(n.edges) > 1]
+    shown_ids = {0, *(n.index for n in shown)}
+    edges_of = {n.index: _through(local, n.index, shown_ids) for n in shown}
+    order = [0, *(n.index for n in shown)]
+    row_of = {index: r for r, index in enumerate(order)}
+    lengths = [input_length] + [n.length for n in shown]
+    top = shown[-1]
+    index = output_index(output, top.length)
+    lit: list[set[int]] = [set() for _ in order]
+    lit[-1] = {index}
+    for r in range(len(order) - 1, 0, -1):
+        for source, e in edges_of[order[r]].items():
+            for t in lit[r]:
+                if 0 <= t < lengths[r]:
+                    lit[row_of[source]].update(e.at(t).values())
+    top_field = fields[top.index].at(index)
+    span = (top_field.first, top_field.last)
+    clipped = (max(span[0], 0), min(span[1], input_length - 1))
+    if window is None:
+        window = _window(clipped, input_length, max_steps)
+    lo, hi = window
+    x_lo = -math.inf if lo == 0 else lo - 0.5
+    x_hi = math.inf if hi == input_length - 1 else hi + 0.5
+    reads: list[tuple[int, int]] = [(0, -1) for _ in order]  # lowest and highest step read of every row
+    for r in range(1, len(order)):
+        for source, e in edges_of[order[r]].items():
+            for t in (0, lengths[r] - 1):
+                steps = e.at(t)
+                low, high = reads[row_of[source]]
+                reads[row_of[source]] = (min(low, steps.first), max(high, steps.last))
+    rows: list[Row] = []
+    visible: list[range] = []
+    for r, node_index in enumerate(order):
+        node = graph.nodes[node_index]
+        length = lengths[r]
+        pad_left, pad_right = max(0, -reads[r][0]), max(0, reads[r][1] - length + 1) if r < len(order) - 1 else 0
+        x0, dx = _position(fields[node_index])
+        seen = _visible(x0, dx, -pad_left, length + pad_right - 1, x_lo, x_hi)
+        visible.append(seen)
+        nodes = tuple(Node(r, i, x0 + dx * i, not 0 <= i < length, i in lit[r]) for i in seen)
+        if r == 0:
+            label, detail = "input", ""
+        else:
+            row = by_index[node.name]
+            op = details(node.module)
+            label = f"{node.name}: {node.type_name}"
+            detail = (f"{op}\n" if op else "") + f"RF {row.size} · jump {row.jump} · T={length}"
+        rows.append(Row(label, detail, length, by_index[node.name].size if r else 1,
+                        int(by_index[node.name].jump) if r else 1, pad_left, pad_right, x0, dx, nodes))
+    edges = []
+    for r in range(1, len(order)):
+        for source, e in edges_of[order[r]].items():
+            below = row_of[source]
+            for target in visible[r]:
+                if not 0 <= target < lengths[r]:
+                    continue
+                for step in e.at(target).values():
+                    if step in visible[below]:
+                        edges.append(Edge(r, step, target, target in lit[r], below))
+    window_notes = []
+    if (lo, hi) != (0, input_length - 1):
+        window_notes.append(f"showing input steps {lo}..{hi} of {input_length}")
+    if clipped[1] - clipped[0] + 1 > hi - lo + 1:
+        window_notes.append(f"the field ({clipped[1] - clipped[0] + 1} steps) is wider than the window")
+    size = by_index[top.name].size
+    head = title if title is not None else f"{name}: receptive field {size} steps, output t={index} highlighted"
+    all_notes = (*window_notes, *notes)
+    return Diagram("\n".join([head, *all_notes]), tuple(rows), tuple(edges), index, size, clipped, span, (lo, hi),
+                   (lo, hi) != (0, input_length - 1), tuple(all_notes))
+
+
+def _params(module: Any) -> int:
+    if module is None:
+        return 0
+    if hasattr(module, "count_params"):  # a Keras layer
+        return int(module.count_params())
+    return sum(p.numel() for p in module.parameters())
+
+
+def _through(local: dict[int, dict[int, Field]], index: int, shown: set[int]) -> dict[int, Field]:
+    """The edges of node ``index`` to the shown rows, composed through the hidden ones between."""
+    out: dict[int, Field] = {}
+    for source, e in local[index].items():
+        parts = {source: e} if source in shown else {s: e.compose(f) for s, f in _through(local, source,
+                                                                                          shown).items()}
+        for s, f in parts.items():
+            out[s] = f if s not in out else out[s] | f
+    return out
+
+
+def _position(f: Field) -> tuple[float, float]:
+    """``(x0, dx)``: a step sits above its newest input (causal rows) or the centre of its inputs."""
+    first = f.at(0)
+    x0 = float(first.last) if f.causal() else (first.first + first.last) / 2
+    return x0, float(f.rate)
+
+
 def _stack_of(model_or_layers: Any, input_length: int | None = None,
-             input_shape: Sequence[int] | None = None) -> _Stack:
-    """The time-axis layers (and row labels) of a list of ``Layer``s, a torch module, a Keras model or a
-    :class:`dilated.targets.Target`, and the input length to draw them with."""
+             input_shape: Sequence[int] | None = None) -> _Stack | _Graph:
+    """The time-axis layers (and row labels) of a list of ``Layer``s, or the analysis of a torch module, a Keras
+    model or a :class:`dilated.targets.Target`, and the input length to draw them with."""
     if isinstance(model_or_layers, Layer):
         model_or_layers = [model_or_layers]
     if isinstance(model_or_layers, Sequence) and all(isinstance(x, Layer) for x in model_or_layers):
@@ -342,8 +508,6 @@ def _stack_of(model_or_layers: Any, input_length: int | None = None,
         return _Stack(layers, [_layer_name(layer, i) for i, layer in enumerate(layers)], input_length, "stack")
 
     from dilated.targets import Target
-    from dilated.keras_adapter import is_keras_model
-    from dilated.summaries import summary
 
     name = None
     if isinstance(model_or_layers, Target):
@@ -352,35 +516,23 @@ def _stack_of(model_or_layers: Any, input_length: int | None = None,
             input_shape = model_or_layers.input_shape
         model_or_layers = model_or_layers.model
     if is_keras_model(model_or_layers):
-        result = summary(model_or_layers)
-    else:
-        from torch import nn
+        if input_length is not None and input_shape is None:
+            input_shape = (int(model_or_layers.inputs[0].shape[-1]), input_length)
+        rf = receptive_field(model_or_layers, input_shape)
+        return _Graph(rf, name or model_or_layers.name, _keras_details)
+    from torch import nn
 
-        if not isinstance(model_or_layers, nn.Module):
-            raise TypeError(f"draw() takes a list of dilated.geometry.Layer, a torch module, a Keras model or a "
-                            f"Target, got {type(model_or_layers).__name__}")
-        if input_shape is None:
-            if input_length is None:
-                raise ValueError("draw(model): give input_length (time steps) or input_shape (channels, time)")
-            input_shape = (_first_channels(model_or_layers), input_length)
-        result = summary(model_or_layers, input_shape)
-    layers, names, notes = [], [], []
-    before = False
-    for row in result.layers:
-        if row.sees_whole_input and not before:  # the first layer that mixes every step: the diagram ends there
-            layers.append(Layer(kind="global", name=row.name))
-            names.append(f"{row.name}: {row.kind}")
-            notes.append(f"stops at {row.name} ({row.kind}), which reads every step")
-            break
-        before = row.sees_whole_input
-        if not row.geometry and row.kind in POINTWISE_ROWS:  # e.g. Keras Dense: one row, like the WaveNet output
-            layers.append(Layer(kind="pointwise", name=row.name))
-            names.append(f"{row.name}: {row.kind}")
-        for j, g in enumerate(row.geometry):
-            layers.append(g)
-            names.append(f"{row.name}: {row.kind}" + (f"[{j}]" if len(row.geometry) > 1 else ""))
-    length = input_length if input_length is not None else result.input_length
-    return _Stack(layers, names, length, name or result.title, tuple(notes))
+    if not isinstance(model_or_layers, nn.Module):
+        raise TypeError(f"draw() takes a list of dilated.geometry.Layer, a torch module, a Keras model or a "
+                        f"Target, got {type(model_or_layers).__name__}")
+    if input_shape is None:
+        if input_length is None:
+            raise ValueError("draw(model): give input_length (time steps) or input_shape (channels, time)")
+        input_shape = (_first_channels(model_or_layers), input_length)
+    elif input_length is not None:
+        input_shape = (*tuple(input_shape)[:-1], input_length)
+    rf = receptive_field(model_or_layers, input_shape)
+    return _Graph(rf, name or type(model_or_layers).__name__, _torch_details)
 
 
 def _first_channels(model: Any) -> int:
@@ -447,8 +599,11 @@ def compare(a: Any, b: Any, input_length: int | None = None, *, path: str | Path
     return diagrams[0], diagrams[1]
 
 
-def _layout_stack(stack: _Stack, output: int | None, title: str | None, max_steps: int,
+def _layout_stack(stack: _Stack | _Graph, output: int | None, title: str | None, max_steps: int,
                   window: tuple[int, int] | None = None) -> Diagram:
+    if isinstance(stack, _Graph):
+        return graph_layout(stack.field, output, name=stack.name, details=stack.details, title=title,
+                            max_steps=max_steps, window=window)
     diagram = layout(stack.layers, stack.input_length, output, name=stack.name, names=stack.names, title=title,
                      max_steps=max_steps, window=window)
     if stack.notes:
@@ -546,7 +701,7 @@ def _data_width(diagram: Diagram) -> float:
 
 
 def _segments(rows: Sequence[Row], edges: Sequence[Edge]) -> list[list[tuple[float, int]]]:
-    return [[(rows[e.row - 1].x(e.source), e.row - 1), (rows[e.row].x(e.target), e.row)] for e in edges]
+    return [[(rows[e.below].x(e.source), e.below), (rows[e.row].x(e.target), e.row)] for e in edges]
 
 
 def _draw_base(ax: Any, diagram: Diagram) -> None:
@@ -602,7 +757,7 @@ def _draw_highlight(ax: Any, diagram: Diagram) -> list[Any]:
         artists.append(ax.text(_text_x(ax, centre, len(remark) * 0.33), y - 0.36, remark, ha="center",
                                va="top", fontsize=8, color=MUTED, zorder=3))
     lit = [e for e in diagram.edges if e.highlighted]
-    styles = ["-" if 0 <= e.source < rows[e.row - 1].length else (0, (2, 2)) for e in lit]  # dashed into padding
+    styles = ["-" if 0 <= e.source < rows[e.below].length else (0, (2, 2)) for e in lit]  # dashed into padding
     if lit:
         artists.append(ax.add_collection(LineCollection(_segments(rows, lit), colors=HIGHLIGHT, linewidths=1.5,
                                                         linestyles=styles, zorder=3)))

@@ -7,32 +7,21 @@ the torch backend is chosen so that no TensorFlow is needed. Keras tensors are `
 
 from __future__ import annotations
 
-import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+
+from dilated.analysis import LayerField, receptive_field
+from dilated.analysis.keras_graph import import_keras, is_keras_model, keras_input_shape
 from dilated.geometry import Layer, LayerKind
-from dilated.summaries import Entry, Summary, assemble
+from dilated.summaries import Summary, assemble
+
+__all__ = ["import_keras", "is_keras_model", "keras_geometry", "keras_summary", "load_keras_model"]
 
 GLOBAL_LAYERS = ("Flatten", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "LSTM", "GRU", "SimpleRNN", "RNN",
                  "Bidirectional", "MultiHeadAttention", "Attention")
 POOL_KINDS: dict[str, LayerKind] = {"MaxPooling1D": "maxpool", "AveragePooling1D": "avgpool"}
-
-
-def import_keras() -> Any:
-    """Import Keras 3, preferring its torch backend; a clear error if it is missing."""
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    try:
-        import keras
-    except ImportError as error:
-        raise ImportError('Keras 3 is needed for this: pip install "dilated[keras]"') from error
-    return keras
-
-
-def is_keras_model(obj: object) -> bool:
-    """True for a Keras 3 ``Model``/``Sequential`` (checked without importing Keras)."""
-    return any(cls.__module__.startswith("keras") and cls.__name__ in ("Model", "Functional", "Sequential")
-               for cls in type(obj).__mro__)
 
 
 def load_keras_model(path: str | Path) -> Any:
@@ -79,18 +68,17 @@ def _count(weights: list[Any]) -> int:
     return total
 
 
-def keras_summary(model: Any) -> Summary:
-    """Summary of a built Keras 3 model whose input is ``(batch, time, channels)``."""
-    if not model.built or not getattr(model, "inputs", None):
-        raise ValueError("the Keras model is not built: give it an Input((time, channels)) or call model.build()")
-    input_shape = tuple(model.inputs[0].shape)
-    if len(input_shape) != 3 or input_shape[1] is None:
-        raise ValueError(f"expected a Keras input (batch, time, channels) with a known time length, got {input_shape}")
-    entries = []
-    for layer in _layers(model):
-        geometry, kind = keras_geometry(layer)
-        shape = tuple(layer.output.shape)
-        entries.append(Entry(layer.name, type(layer).__name__, shape, _count(layer.weights),
-                             _count(layer.trainable_weights), geometry, kind))
-    return assemble(model.name, input_shape, int(input_shape[1]), entries, _count(model.weights),
+def keras_summary(model: Any, input_shape: Sequence[int] | None = None) -> Summary:
+    """Summary of a built Keras 3 model whose input is ``(batch, time, channels)``; ``input_shape``
+    ``(channels, time)`` fixes the length of a variable-length input (``keras.Input((None, channels))``)."""
+    rf = receptive_field(model, input_shape)
+    time, channels = keras_input_shape(model, input_shape)
+
+    def describe_layer(row: LayerField, layer: Any) -> tuple[int, int, tuple[Layer, ...]]:
+        if layer is None:
+            return 0, 0, ()
+        geometry, _ = keras_geometry(layer)
+        return _count(layer.weights), _count(layer.trainable_weights), geometry
+
+    return assemble(model.name, (None, time, channels), rf, describe_layer, _count(model.weights),
                     _count(model.trainable_weights), layout="(batch, time, channels)")

@@ -190,7 +190,7 @@ def resolve_target(target: str, input_shape: tuple[int, ...] | None = None) -> T
             raise ValueError(f"Keras model file not found: {target}")
         from dilated.keras_adapter import load_keras_model
 
-        return Target(load_keras_model(target), None, Path(target).stem)
+        return Target(load_keras_model(target), input_shape, Path(target).stem)
     if target.endswith(".safetensors"):
         resolved = _graph_target(load_graph(target))
     elif target.endswith((".yaml", ".yml")):

@@ -3,38 +3,20 @@
 Every block works on ``(batch, channels, time)`` and mixes time steps only through causal, stride-1
 :class:`dilated.layers.Conv1d` layers; everything else (activations, 1x1 convs, dropout, conditioning) acts on
 each step alone. A streaming engine can therefore run a block step by step by swapping each causal ``Conv1d``
-for a ring-buffered one.
-
-Each block exposes ``geometry``: the :class:`~dilated.geometry.Layer` s on its longest time path, in order, which
-is how :func:`dilated.summaries.summary` lists it as one row and how models compute their receptive field
-(:func:`path_geometry` plus :func:`dilated.geometry.receptive_field`).
+for a ring-buffered one. Their receptive fields come from the dataflow (:func:`dilated.receptive_field`); nothing
+is declared here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from dilated.geometry import Layer
 from dilated.layers import Conv1d, Dense
-
-
-def path_geometry(modules: Iterable[nn.Module]) -> tuple[Layer, ...]:
-    """The time-axis layers of modules applied one after another: each module's ``geometry`` (a ``Layer`` or a
-    sequence of them), concatenated in order. Modules without ``geometry`` act on each step alone and add none.
-    """
-    layers: list[Layer] = []
-    for module in modules:
-        declared = getattr(module, "geometry", None)
-        if isinstance(declared, Layer):
-            layers.append(declared)
-        elif declared is not None:
-            layers.extend(declared)
-    return tuple(layers)
 
 
 def init_like_keras(module: nn.Module) -> None:
@@ -85,10 +67,6 @@ class CausalConvStack(nn.Module):
         )
         self.activations = nn.ModuleList(activation() for _ in dilations)
 
-    @property
-    def geometry(self) -> tuple[Layer, ...]:
-        return path_geometry(self.convs)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for conv, activation in zip(self.convs, self.activations):
             x = activation(conv(x))
@@ -121,10 +99,6 @@ class GatedActivation(nn.Module):
         self.conv = Conv1d(in_channels, 2 * channels, kernel_size, dilation=dilation, padding="causal")
         self.global_projection = nn.Linear(global_channels, 2 * channels, bias=False) if global_channels else None
         self.local_projection = Dense(local_channels, 2 * channels, bias=False) if local_channels else None
-
-    @property
-    def geometry(self) -> tuple[Layer, ...]:
-        return (self.conv.geometry,)
 
     def forward(self, x: torch.Tensor, global_condition: torch.Tensor | None = None,
                 local_condition: torch.Tensor | None = None) -> torch.Tensor:
@@ -165,10 +139,6 @@ class ResidualBlock(nn.Module):
                                     local_channels)
         self.residual = Dense(dilation_channels, residual_channels) if residual else None
         self.skip = Dense(dilation_channels, skip_channels)
-
-    @property
-    def geometry(self) -> tuple[Layer, ...]:
-        return self.gate.geometry
 
     def forward(self, x: torch.Tensor, global_condition: torch.Tensor | None = None,
                 local_condition: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -244,10 +214,6 @@ class TemporalBlock(nn.Module):
         if init_std is not None:
             nn.init.normal_(conv.weight, 0.0, init_std)
         return weight_norm(conv)
-
-    @property
-    def geometry(self) -> tuple[Layer, ...]:
-        return (self.conv1.geometry, self.conv2.geometry)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.dropout1(self.relu1(self.conv1(x)))

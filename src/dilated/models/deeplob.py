@@ -29,10 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dilated.geometry import Layer, padding_amounts, receptive_field
+from dilated.geometry import Layer, padding_amounts
 from dilated.layers import channels_last
 from dilated.models._registry import DataFit, register_model
-from dilated.models.blocks import init_like_keras, path_geometry
+from dilated.models.blocks import init_like_keras
 
 
 @dataclass
@@ -98,9 +98,8 @@ def _conv_block(in_channels: int, channels: int, first_kernel: tuple[int, int], 
 
 class InceptionModule(nn.Module):
     """DeepLOB's inception module: ``1x1 -> 3x1``, ``1x1 -> 5x1`` and ``maxpool 3x1 -> 1x1`` branches (all
-    'same' over time, LeakyReLU after every conv), concatenated on channels.
-
-    ``geometry`` is the widest branch's time path (``1x1 -> 5x1``).
+    'same' over time, LeakyReLU after every conv), concatenated on channels. The receptive field is the widest
+    branch's, as the dataflow analysis finds (``dilated.receptive_field``).
 
     Shapes: ``(B, in_channels, T, 1) -> (B, 3 * channels, T, 1)``.
     """
@@ -112,17 +111,11 @@ class InceptionModule(nn.Module):
             return [TimeConv2d(cin, channels, (k, 1), padding="same"), nn.LeakyReLU(negative_slope)]
 
         pool = nn.MaxPool2d((3, 1), stride=1, padding=(1, 0))  # Keras 'same', stride 1: one -inf step each side
-        pool.geometry = Layer(3, 1, 1, 1, "maxpool", "MaxPool2d", "torch")
         self.branches = nn.ModuleList([
             nn.Sequential(*conv(in_channels, 1), *conv(channels, 3)),
             nn.Sequential(*conv(in_channels, 1), *conv(channels, 5)),
             nn.Sequential(pool, *conv(in_channels, 1)),
         ])
-
-    @property
-    def geometry(self) -> tuple[Layer, ...]:
-        paths = [path_geometry(branch) for branch in self.branches]
-        return max(paths, key=receptive_field)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([branch(x) for branch in self.branches], dim=1)
@@ -139,9 +132,9 @@ class DeepLOB(nn.Module):
     for a ``(batch, 100, 40)`` window. Internally it becomes the image layout ``(batch, 1, time, 40)`` for torch's
     ``Conv2d`` (channels-first NCHW; time is the height axis), and ``(batch, time, channels)`` for the LSTM.
 
-    ``receptive_field`` is that of the conv front end over time (23 events with the inception module's widest
-    branch); the LSTM then reads every step, so the output depends on the whole window. See the module docstring
-    on why the front end is not causal.
+    The conv front end sees 23 events per step (the inception module's widest branch; ``dilated.receptive_field``
+    reports it for the ``dropout`` row); the LSTM then reads every step, so the output depends on the whole window.
+    See the module docstring on why the front end is not causal.
 
     Args:
         x: ``(batch, num_features, time)`` = ``(batch, 40, 100)``.
@@ -164,16 +157,6 @@ class DeepLOB(nn.Module):
         self.lstm = nn.LSTM(3 * c.inception_channels, c.lstm_hidden, batch_first=True)
         self.classifier = nn.Linear(c.lstm_hidden, c.num_classes)
         init_like_keras(self)
-
-    @property
-    def time_path(self) -> tuple[Layer, ...]:
-        """The time-axis layers before the LSTM: every conv, then the inception module's widest branch."""
-        return path_geometry([*self.features.modules(), self.inception])
-
-    @property
-    def receptive_field(self) -> int:
-        """Events each LSTM input step depends on."""
-        return receptive_field(self.time_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[1] != self.config.num_features:

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dilated.geometry import Layer, receptive_field
+from dilated.geometry import receptive_field
 from dilated.layers import Dense
 from dilated.models._registry import DataFit, covering_input_shape, register_model
-from dilated.models.blocks import TCNInit, TemporalBlock, check_tcn_init, path_geometry, sequence_head
+from dilated.models.blocks import TCNInit, TemporalBlock, check_tcn_init, sequence_head
 
 
 @dataclass
@@ -86,14 +86,10 @@ class TCN(nn.Module):
             nn.init.normal_(self.head.weight, 0.0, 0.01)  # as locuslab's adding-problem / copy-memory models
 
     @property
-    def time_path(self) -> tuple[Layer, ...]:
-        """The time-axis layers on the longest path: both convs of every block."""
-        return path_geometry(self.blocks)
-
-    @property
     def receptive_field(self) -> int:
-        """Input steps one output depends on."""
-        return receptive_field(self.time_path)
+        """Input steps one output depends on: both convs of every block in a row (``dilated.receptive_field``
+        finds the same from the dataflow); it sizes the example input and streaming's history."""
+        return receptive_field([conv.geometry for block in self.blocks for conv in (block.conv1, block.conv2)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[1] != self.config.input_channels:

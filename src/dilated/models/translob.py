@@ -206,14 +206,10 @@ class TransLOB(nn.Module):
         init_like_keras(self)
 
     @property
-    def time_path(self) -> tuple[Layer, ...]:
-        """The time-axis layers before attention: the causal conv stack."""
-        return self.conv.geometry
-
-    @property
     def receptive_field(self) -> int:
-        """Events each per-event feature entering attention depends on."""
-        return receptive_field(self.time_path)
+        """Events each per-event feature entering attention depends on (the conv stack's convs in a row;
+        ``dilated.receptive_field`` finds the same from the dataflow)."""
+        return receptive_field([conv.geometry for conv in self.conv.convs])
 
     def _check_input(self, x: torch.Tensor, whole_window: bool = False) -> None:
         c = self.config

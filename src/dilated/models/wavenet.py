@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dilated.geometry import Layer, receptive_field
+from dilated.geometry import receptive_field
 from dilated.layers import Conv1d, Dense
 from dilated.models._registry import DataFit, DataShape, covering_input_shape, register_model
-from dilated.models.blocks import ResidualBlock, path_geometry
+from dilated.models.blocks import ResidualBlock
 
 Output = Literal["categorical", "gaussian", "regression"]
 OUTPUT_CHANNELS = {"gaussian": 2, "regression": 1}
@@ -142,14 +142,11 @@ class WaveNet(nn.Module):
                                                stride=c.upsample_factor)
 
     @property
-    def time_path(self) -> tuple[Layer, ...]:
-        """The time-axis layers on the longest path: the input conv and every block's dilated conv."""
-        return path_geometry([self.input_conv, *self.blocks])
-
-    @property
     def receptive_field(self) -> int:
-        """Input steps one output depends on: ``input_kernel_size + (kernel_size - 1) * sum(dilations)``."""
-        return receptive_field(self.time_path)
+        """Input steps one output depends on: ``input_kernel_size + (kernel_size - 1) * sum(dilations)``, the input
+        conv and every block's dilated conv in a row (``dilated.receptive_field`` finds the same from the
+        dataflow); it sizes the example input and streaming's history."""
+        return receptive_field([self.input_conv.geometry, *(block.gate.conv.geometry for block in self.blocks)])
 
     def upsample_conditioning(self, c: torch.Tensor) -> torch.Tensor:
         """Local conditioning to the input rate: ``(B, local_channels, T_c) -> (B, local_channels, T_c * factor)``."""
