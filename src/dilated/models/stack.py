@@ -15,7 +15,7 @@ from dilated.design import BLOCKS, MODEL_NAME, Block, is_hole_free
 from dilated.geometry import Layer, receptive_field
 from dilated.layers import Conv1d, Dense
 from dilated.models._registry import DataFit, covering_input_shape, register_model
-from dilated.models.blocks import TemporalBlock, path_geometry, sequence_head
+from dilated.models.blocks import TemporalBlock, sequence_head
 
 
 @dataclass
@@ -77,10 +77,6 @@ class ConvBlock(nn.Module):
             self.skip = nn.Identity() if in_channels == channels else Dense(in_channels, channels)
         self.relu, self.dropout = nn.ReLU(), nn.Dropout(dropout)
 
-    @property
-    def geometry(self) -> Layer:
-        return self.conv.geometry
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv(x)  # (B, C, T)
         if self.skip is not None:
@@ -117,8 +113,8 @@ class DilatedStack(nn.Module):
 
     @property
     def time_path(self) -> tuple[Layer, ...]:
-        """Every conv, in order."""
-        return path_geometry(self.blocks)
+        """Every conv that mixes time steps (kernel > 1), in order: the stack's one path."""
+        return tuple(m.geometry for m in self.blocks.modules() if isinstance(m, Conv1d) and m.geometry.kernel_size > 1)
 
     @property
     def receptive_field(self) -> int:
