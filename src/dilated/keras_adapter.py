@@ -1,4 +1,5 @@
-"""Keras 3 adapter: loading Keras models and summarising them (conversion: :mod:`dilated.keras_convert`).
+"""Keras 3 adapter: loading Keras models and their layers' time-axis geometry (summary: :mod:`dilated.summaries`,
+conversion: :mod:`dilated.keras_convert`).
 
 Optional dependency (``pip install "dilated[keras]"``). Keras is imported lazily; when ``KERAS_BACKEND`` is unset,
 the torch backend is chosen so that no TensorFlow is needed. Keras tensors are ``(batch, time, channels)``;
@@ -7,17 +8,13 @@ the torch backend is chosen so that no TensorFlow is needed. Keras tensors are `
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-
-from dilated.analysis import LayerField, receptive_field
-from dilated.analysis.keras_graph import import_keras, is_keras_model, keras_input_shape
+from dilated.analysis.keras_graph import import_keras, is_keras_model
 from dilated.geometry import Layer, LayerKind
-from dilated.summaries import Summary, assemble
 
-__all__ = ["import_keras", "is_keras_model", "keras_geometry", "keras_summary", "load_keras_model"]
+__all__ = ["import_keras", "is_keras_model", "keras_geometry", "load_keras_model"]
 
 GLOBAL_LAYERS = ("Flatten", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "LSTM", "GRU", "SimpleRNN", "RNN",
                  "Bidirectional", "MultiHeadAttention", "Attention")
@@ -56,29 +53,3 @@ def _layers(model: Any) -> list[Any]:
     for layer in model.layers:
         flat.extend(_layers(layer) if hasattr(layer, "layers") and is_keras_model(layer) else [layer])
     return flat
-
-
-def _count(weights: list[Any]) -> int:
-    total = 0
-    for w in weights:
-        size = 1
-        for n in w.shape:
-            size *= int(n)
-        total += size
-    return total
-
-
-def keras_summary(model: Any, input_shape: Sequence[int] | None = None) -> Summary:
-    """Summary of a built Keras 3 model whose input is ``(batch, time, channels)``; ``input_shape``
-    ``(channels, time)`` fixes the length of a variable-length input (``keras.Input((None, channels))``)."""
-    rf = receptive_field(model, input_shape)
-    time, channels = keras_input_shape(model, input_shape)
-
-    def describe_layer(row: LayerField, layer: Any) -> tuple[int, int, tuple[Layer, ...]]:
-        if layer is None:
-            return 0, 0, ()
-        geometry, _ = keras_geometry(layer)
-        return _count(layer.weights), _count(layer.trainable_weights), geometry
-
-    return assemble(model.name, (None, time, channels), rf, describe_layer, _count(model.weights),
-                    _count(model.trainable_weights), layout="(batch, time, channels)")

@@ -22,8 +22,9 @@ from typing import Any
 from torch import nn
 
 from dilated.analysis import LayerField, ReceptiveField, geometry_of, receptive_field
-from dilated.analysis.keras_graph import is_keras_model
+from dilated.analysis.keras_graph import is_keras_model, keras_input_shape
 from dilated.geometry import Layer, format_padding
+from dilated.keras_adapter import keras_geometry
 
 
 @dataclass(frozen=True)
@@ -100,8 +101,6 @@ def summary(model: object, input_shape: Sequence[int] | None = None, **kwargs: o
     Runs one forward pass in eval mode (see :func:`dilated.analysis.receptive_field`); the model is left as it was.
     """
     if is_keras_model(model):  # checked first: on its torch backend a Keras model is also an nn.Module
-        from dilated.keras_adapter import keras_summary
-
         return keras_summary(model, input_shape)
     if not isinstance(model, nn.Module):
         raise TypeError(f"summary() takes a torch.nn.Module or a Keras model, got {type(model).__name__}")
@@ -214,3 +213,32 @@ def _field_line(s: Summary) -> str:
 
 def _shape_text(shape: tuple[int | None, ...]) -> str:
     return "(" + ", ".join("None" if n is None else str(n) for n in shape) + ")"
+
+
+# ---- Keras 3 models ------------------------------------------------------------------------------------------------
+
+
+def _count(weights: list[Any]) -> int:
+    total = 0
+    for w in weights:
+        size = 1
+        for n in w.shape:
+            size *= int(n)
+        total += size
+    return total
+
+
+def keras_summary(model: Any, input_shape: Sequence[int] | None = None) -> Summary:
+    """Summary of a built Keras 3 model whose input is ``(batch, time, channels)``; ``input_shape``
+    ``(channels, time)`` fixes the length of a variable-length input (``keras.Input((None, channels))``)."""
+    rf = receptive_field(model, input_shape)
+    time, channels = keras_input_shape(model, input_shape)
+
+    def describe_layer(row: LayerField, layer: Any) -> tuple[int, int, tuple[Layer, ...]]:
+        if layer is None:
+            return 0, 0, ()
+        geometry, _ = keras_geometry(layer)
+        return _count(layer.weights), _count(layer.trainable_weights), geometry
+
+    return assemble(model.name, (None, time, channels), rf, describe_layer, _count(model.weights),
+                    _count(model.trainable_weights), layout="(batch, time, channels)")
