@@ -75,7 +75,7 @@ class Probe:
             return bool(self.fed[t]) and self.fed[t][0] > 0 and self.fed[t][-1] < self.input_length - 1
 
         for period in range(1, 9):  # the one shift that maps every step's steps onto those of the step period later
-            shifts = set()
+            shifts: set[int | None] = set()
             for t in range(max(0, middle - 8), min(self.length - period, middle + 8)):
                 if not (inside(t) and inside(t + period)):
                     continue
@@ -215,11 +215,11 @@ def _output_axis(depends: torch.Tensor) -> int | None:
     flat = depends.reshape(depends.shape[0], -1)
     if bool((flat == flat.any(1, keepdim=True)).all()):
         return None
-    counts = {}
+    counts: dict[int, float] = {}
     for axis in range(depends.dim() - 1):
         moved = depends.movedim(axis + 1, 1)
         counts[axis] = int(moved.reshape(*moved.shape[:2], -1).any(2).sum()) / moved.shape[1]
-    best = min(counts, key=counts.get)
+    best = min(counts, key=counts.__getitem__)
     return best if counts[best] < int(flat.any(1).sum()) else None
 
 

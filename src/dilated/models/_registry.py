@@ -22,11 +22,26 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from torch import nn
 
 Shape = tuple[int, ...]
+
+
+class _ChannelsConfig(Protocol):
+    @property
+    def input_channels(self) -> int: ...
+
+
+class CoverableModel(Protocol):
+    """A model with a config naming its ``input_channels`` and a ``receptive_field`` in steps."""
+
+    @property
+    def config(self) -> _ChannelsConfig: ...
+
+    @property
+    def receptive_field(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -159,6 +174,6 @@ def example_input_shape(name: str, **options: Any) -> Shape:
     return tuple(_entry(name).example_input_shape(build_model(name, **options)))
 
 
-def covering_input_shape(model: nn.Module) -> Shape:
+def covering_input_shape(model: CoverableModel) -> Shape:
     """``(config.input_channels, length)`` with the smallest power-of-two length covering the receptive field."""
     return model.config.input_channels, 1 << (model.receptive_field - 1).bit_length()

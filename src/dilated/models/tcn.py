@@ -3,7 +3,9 @@ Recurrent Networks for Sequence Modeling", 2018, arXiv:1803.01271; reference cod
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -89,7 +91,8 @@ class TCN(nn.Module):
     def receptive_field(self) -> int:
         """Input steps one output depends on: both convs of every block in a row (``dilated.receptive_field``
         finds the same from the dataflow); it sizes the example input and streaming's history."""
-        return receptive_field([conv.geometry for block in self.blocks for conv in (block.conv1, block.conv2)])
+        return receptive_field([conv.geometry for block in cast(Iterable[TemporalBlock], self.blocks)
+                               for conv in (block.conv1, block.conv2)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[1] != self.config.input_channels:

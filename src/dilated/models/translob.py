@@ -28,13 +28,15 @@ implements the standard masked multi-head attention the code and paper describe.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
 
 from dilated.geometry import Layer, receptive_field
-from dilated.layers import channels_last
+from dilated.layers import Conv1d, channels_last
 from dilated.models._registry import DataFit, register_model
 from dilated.models.attention import attention
 from dilated.models.blocks import CausalConvStack, init_like_keras
@@ -209,7 +211,7 @@ class TransLOB(nn.Module):
     def receptive_field(self) -> int:
         """Events each per-event feature entering attention depends on (the conv stack's convs in a row;
         ``dilated.receptive_field`` finds the same from the dataflow)."""
-        return receptive_field([conv.geometry for conv in self.conv.convs])
+        return receptive_field([conv.geometry for conv in cast(Iterable[Conv1d], self.conv.convs)])
 
     def _check_input(self, x: torch.Tensor, whole_window: bool = False) -> None:
         c = self.config

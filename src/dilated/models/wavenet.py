@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -146,7 +147,8 @@ class WaveNet(nn.Module):
         """Input steps one output depends on: ``input_kernel_size + (kernel_size - 1) * sum(dilations)``, the input
         conv and every block's dilated conv in a row (``dilated.receptive_field`` finds the same from the
         dataflow); it sizes the example input and streaming's history."""
-        return receptive_field([self.input_conv.geometry, *(block.gate.conv.geometry for block in self.blocks)])
+        blocks = cast(Iterable[ResidualBlock], self.blocks)
+        return receptive_field([self.input_conv.geometry, *(block.gate.conv.geometry for block in blocks)])
 
     def upsample_conditioning(self, c: torch.Tensor) -> torch.Tensor:
         """Local conditioning to the input rate: ``(B, local_channels, T_c) -> (B, local_channels, T_c * factor)``."""
