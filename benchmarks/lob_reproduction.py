@@ -105,7 +105,8 @@ def main() -> None:
 
     horizons, seeds, epochs = ([10], [0], 2) if args.quick else (args.horizons, args.seeds, args.epochs)
     started = time.perf_counter()
-    rows, table, commands = [], [], {}
+    rows, table = [], []
+    commands: dict[tuple[str, int], str] = {}
     with tempfile.TemporaryDirectory(prefix="lob_reproduction_") as tmp:
         for model in args.models:
             for k in horizons:

@@ -32,11 +32,13 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from dilated.models import build_model
+from dilated.models.deeplob import DeepLOB
+from dilated.models.translob import SelfAttention
 
 BATCH, SEED = 32, 0
 
 
-def deeplob_forward_nchw(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def deeplob_forward_nchw(model: DeepLOB, x: torch.Tensor) -> torch.Tensor:
     """DeepLOB's forward before the channels-last change: the same layers on NCHW-contiguous tensors."""
     image = x.transpose(1, 2).unsqueeze(1)  # (B, 1, T, F)
     h = model.inception(model.features(image))  # (B, 3 * inception, T, 1)
@@ -45,7 +47,7 @@ def deeplob_forward_nchw(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return model.classifier(out[:, -1])
 
 
-def sdpa_attention(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def sdpa_attention(self: SelfAttention, x: torch.Tensor) -> torch.Tensor:
     """TransLOB's ``SelfAttention.forward`` before ``dilated.models.attention``: PyTorch's fused kernel."""
     batch, steps, _ = x.shape
     q, k, v = (t.view(batch, steps, self.num_heads, self.head_dim).transpose(1, 2)
@@ -57,12 +59,13 @@ def sdpa_attention(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def with_attention(model: nn.Module, forward: Callable) -> nn.Module:
     """``model`` (a TransLOB) with ``forward`` as the attention of each of its transformer blocks."""
-    for block in {id(b): b for b in model.blocks}.values():
-        block.attention.forward = types.MethodType(forward, block.attention)
+    attentions: list[nn.Module] = [m for m in model.modules() if isinstance(m, SelfAttention)]
+    for attention in attentions:
+        attention.forward = types.MethodType(forward, attention)
     return model
 
 
-def math_attention(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def math_attention(self: SelfAttention, x: torch.Tensor) -> torch.Tensor:
     """TransLOB's ``SelfAttention.forward`` written as the Keras reference computes it: logits, causal mask,
     softmax, weighted sum, each a separate tensor (``self`` is the model's ``SelfAttention``)."""
     batch, steps, _ = x.shape
@@ -145,6 +148,7 @@ def main() -> None:
 
     # 2a. DeepLOB: NCHW (before) vs channels_last (after)
     after, before = twin("deeplob")
+    assert isinstance(before, DeepLOB)
     after.eval(), before.eval()
     with torch.no_grad():
         torch.testing.assert_close(after(x), deeplob_forward_nchw(before, x), atol=1e-5, rtol=1e-4)
@@ -184,8 +188,8 @@ def main() -> None:
     comparison = markdown_table(["path", "before", "ms", "after", "ms", "speed-up (before / after)",
                                  "per-round range"], table)
     headline = (f"DeepLOB train step {table[0][5]}x faster with channels_last memory; TransLOB train step "
-                f"{table[2][5]}x faster with dilated.models.attention than with SDPA ({table[1][5]}x than the reference's "
-                "math attention)")
+                f"{table[2][5]}x faster with dilated.models.attention than with SDPA ({table[1][5]}x than the "
+                "reference's math attention)")
     body = "\n\n".join([
         (f"Threads: {args.threads}; batch {BATCH}; profiles over {profiled} steps; before/after: {rounds} rounds x "
         f"{per_round} steps per variant, interleaved, medians."),
@@ -200,8 +204,8 @@ def main() -> None:
         ("* **TransLOB**: attention over 100 steps with heads of 5 features was the largest cost (PyTorch's fused "
         "`_scaled_dot_product_flash_attention_for_cpu`, forward and backward, about half of a step). The products "
         "whose result is only 5 wide (`weights @ v` and three in the backward) ran at a few GFLOP/s; "
-        "`dilated.models.attention` computes each of them transposed, so the BLAS produces a 100-wide result (4x faster "
-        "per product), with a hand-written backward: the speed-up above, same outputs to float rounding. "
+        "`dilated.models.attention` computes each of them transposed, so the BLAS produces a 100-wide result (4x "
+        "faster per product), with a hand-written backward: the speed-up above, same outputs to float rounding. "
         "What remains is the softmax and its backward over the `(96, 100, 100)` logits and many small ops (FFN "
         "matmuls, layer norms, conv backward, Adam's per-parameter loop)."),
         "## Profiles of the current models\n\n" + "\n\n".join(sections),

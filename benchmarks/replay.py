@@ -31,6 +31,7 @@ import torch
 
 import dilated
 from dilated.experiment import resolve_config
+from dilated.predictor import load_run
 from dilated.training import train
 
 WINDOW = 100
@@ -60,7 +61,7 @@ def timed(step: Callable[[int], object], events: range) -> list[float]:
 
 
 def measure(run: Path, streams: int, rounds: int, events: int) -> list[dict[str, object]]:
-    predictor = dilated.load_run(run)
+    predictor = load_run(run)
     raw = np.asarray(predictor.read().raw).T  # (events, channels)
     feeds = np.repeat(raw[:, None, :], streams, axis=1)  # (events, streams, channels): the same feed per stream
     live = predictor.stream(streams)

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import cast
 
 import databento_dbn as dbn
 import numpy as np
@@ -34,9 +35,13 @@ from dilated.data import (
 from dilated.data.orderbook import PriceLevels
 from dilated.training.config import TrainConfig
 from dilated.training.lob_baseline import LogisticRegression, lob_baselines, lob_features
-from dilated.training.sources import build_splits
+from dilated.training.sources import build_splits, dataset_size
 
 ROOT = Path(__file__).resolve().parent.parent
+# databento_dbn's stubs declare its enum members as ``str``: the members used here, typed as what they are
+MBO, MBP_10 = cast(dbn.Schema, dbn.Schema.MBO), cast(dbn.Schema, dbn.Schema.MBP_10)
+RAW_SYMBOL, INSTRUMENT_ID = cast(dbn.SType, dbn.SType.RAW_SYMBOL), cast(dbn.SType, dbn.SType.INSTRUMENT_ID)
+ADD, BID = cast(dbn.Action, dbn.Action.ADD), cast(dbn.Side, dbn.Side.BID)
 
 
 def _shared_data() -> Path | None:
@@ -90,9 +95,9 @@ MBO_MESSAGES = st.lists(st.tuples(st.sampled_from("AACMTFR"), ORDER_IDS, st.samp
                                   st.integers(1, 5), st.booleans()), min_size=1, max_size=60)
 
 
-def write_mbo(path: Path, messages: list[tuple], schema: dbn.Schema = dbn.Schema.MBO) -> Path:
-    metadata = dbn.Metadata(dataset="GLBX.MDP3", schema=schema, start=0, stype_in=dbn.SType.RAW_SYMBOL,
-                            stype_out=dbn.SType.INSTRUMENT_ID, symbols=["X"], partial=[], not_found=[], mappings=[])
+def write_mbo(path: Path, messages: list[tuple], schema: dbn.Schema = MBO) -> Path:
+    metadata = dbn.Metadata(dataset="GLBX.MDP3", schema=schema, start=0, stype_in=RAW_SYMBOL,
+                            stype_out=INSTRUMENT_ID, symbols=["X"], partial=[], not_found=[], mappings=[])
     records = []
     for number, (action, order_id, side, price, size, last) in enumerate(messages):
         records.append(bytes(dbn.MBOMsg(
@@ -122,7 +127,7 @@ def test_databento_mbo_equals_reference(messages: list[tuple], tmp_path_factory:
             else:
                 orders[order_id] = (side0, price0, size0 - size)
         if last or number == len(messages) - 1:
-            levels = {"A": {}, "B": {}}
+            levels: dict[str, dict[int, int]] = {"A": {}, "B": {}}
             for side0, price0, size0 in orders.values():
                 levels[side0][price0 * 10**9] = levels[side0].get(price0 * 10**9, 0) + size0
             expected_ts.append(1000 + number)
@@ -133,13 +138,13 @@ def test_databento_mbo_equals_reference(messages: list[tuple], tmp_path_factory:
 def test_databento_snapshot_replaces_the_book(tmp_path: Path) -> None:
     day = [("A", 1, "B", 99, 2, True), ("A", 2, "A", 101, 3, True)]
     snapshot = tmp_path / "snap.dbn"
-    metadata = dbn.Metadata(dataset="GLBX.MDP3", schema=dbn.Schema.MBO, start=0, stype_in=dbn.SType.RAW_SYMBOL,
-                            stype_out=dbn.SType.INSTRUMENT_ID, symbols=["X"], partial=[], not_found=[], mappings=[])
+    metadata = dbn.Metadata(dataset="GLBX.MDP3", schema=MBO, start=0, stype_in=RAW_SYMBOL,
+                            stype_out=INSTRUMENT_ID, symbols=["X"], partial=[], not_found=[], mappings=[])
     stale = dbn.MBOMsg(publisher_id=1, instrument_id=7, ts_event=0, ts_recv=1, order_id=9, price=98 * 10**9, size=5,
-                       action=dbn.Action.ADD, side=dbn.Side.BID, flags=0x20 | 0x80, sequence=0)
+                       action=ADD, side=BID, flags=0x20 | 0x80, sequence=0)
     snapshot.write_bytes(metadata.encode() + bytes(stale))
     fresh = [dbn.MBOMsg(publisher_id=1, instrument_id=7, ts_event=0, ts_recv=2, order_id=1, price=99 * 10**9, size=2,
-                        action=dbn.Action.ADD, side=dbn.Side.BID, flags=0x20, sequence=1)]
+                        action=ADD, side=BID, flags=0x20, sequence=1)]
     live = write_mbo(tmp_path / "live.dbn", day[1:])
     (tmp_path / "day.dbn").write_bytes(metadata.encode() + bytes(fresh[0]) + live.read_bytes()[len(metadata.encode()):])
     book = databento_mbo_book([snapshot, tmp_path / "day.dbn"], levels=2)
@@ -152,10 +157,10 @@ def test_databento_mbp10_rows(tmp_path: Path) -> None:
     undefined = dbn.UNDEF_PRICE
     pairs = [dbn.BidAskPair(bid_px=(100 - i) * 10**9 if i < 2 else undefined, ask_px=(101 + i) * 10**9,
                             bid_sz=5 + i if i < 2 else 0, ask_sz=3, bid_ct=1, ask_ct=1) for i in range(10)]
-    metadata = dbn.Metadata(dataset="GLBX.MDP3", schema=dbn.Schema.MBP_10, start=0, stype_in=dbn.SType.RAW_SYMBOL,
-                            stype_out=dbn.SType.INSTRUMENT_ID, symbols=["X"], partial=[], not_found=[], mappings=[])
+    metadata = dbn.Metadata(dataset="GLBX.MDP3", schema=MBP_10, start=0, stype_in=RAW_SYMBOL,
+                            stype_out=INSTRUMENT_ID, symbols=["X"], partial=[], not_found=[], mappings=[])
     records = [dbn.MBP10Msg(publisher_id=1, instrument_id=7, ts_event=0, ts_recv=5 + n, price=0, size=0,
-                            action=dbn.Action.ADD, side=dbn.Side.BID, depth=0, flags=0x80 if n != 1 else 0,
+                            action=ADD, side=BID, depth=0, flags=0x80 if n != 1 else 0,
                             sequence=n, levels=pairs) for n in range(3)]
     path = tmp_path / "x.mbp10.dbn"
     path.write_bytes(metadata.encode() + b"".join(bytes(r) for r in records))
@@ -263,7 +268,8 @@ def write_bitstamp(path: Path, rows: list[tuple]) -> Path:
 @settings(max_examples=40)
 def test_bitstamp_equals_reference(rows: list[tuple], tmp_path_factory: pytest.TempPathFactory) -> None:
     """Odd order ids bid below 100, even ones ask above it: the book never crosses, so nothing is uncrossed."""
-    feed, orders, expected, expected_ts = [], {}, [], []
+    feed, expected, expected_ts = [], [], []
+    orders: dict[int, tuple[str, int, int]] = {}
     for ms, (action, order_id, offset, satoshi) in enumerate(rows):
         side, price = ("bid", 90 + offset) if order_id % 2 else ("ask", 101 + offset)
         feed.append((order_id, price, satoshi, action, side))
@@ -271,7 +277,7 @@ def test_bitstamp_equals_reference(rows: list[tuple], tmp_path_factory: pytest.T
             orders.pop(order_id, None)
         else:
             orders[order_id] = (side, price, satoshi)
-        levels = {"ask": {}, "bid": {}}
+        levels: dict[str, dict[float, int]] = {"ask": {}, "bid": {}}
         for side0, price0, units in orders.values():
             levels[side0][float(price0)] = levels[side0].get(float(price0), 0) + units
         expected_ts.append((1000 + ms) * 10**6)
@@ -381,7 +387,7 @@ def test_book_data_kind_builds_splits(tmp_path: Path) -> None:
                                                                 "window": 20, "horizon": 10, "stride": 2}})
     splits = build_splits(config.data, progress=False)
     assert (splits.channels, splits.length) == (12, 20) and splits.task.num_classes == 3
-    assert splits.info["sizes"]["train"] == len(splits.train) and "threshold" in splits.info
+    assert splits.info["sizes"]["train"] == dataset_size(splits.train) and "threshold" in splits.info
     x, y = splits.train[0]
     assert x.shape == (12, 20) and int(y) in (0, 1, 2)
 

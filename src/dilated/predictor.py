@@ -47,7 +47,7 @@ from dilated.data import (
     table_dataset,
 )
 from dilated.models import build_model
-from dilated.streaming import Backend, Stream, WindowStream, stream
+from dilated.streaming import Backend, Stream, StreamEngine, WindowStream, stream
 from dilated.training.checkpoints import load_weights
 from dilated.training.config import data_override, read_data
 from dilated.training.objective import LOB_CLASSES, Task, align_output, predictions
@@ -402,7 +402,7 @@ class Predictor:
             try:
                 engine = self._make_engine(name, 1, backend)
                 steps = [engine.step(inputs[..., t]) for t in range(inputs.shape[-1])]
-                streamed = torch.cat([self._window_output(out) for out in steps[self.window - 1:]])
+                streamed = torch.cat([self._window_output(_filled(out)) for out in steps[self.window - 1:]])
             except Exception:  # noqa: BLE001 - the model lacks this engine's structure (a refused layer, a module
                 continue  # that its forward does not call on the input, ...): the next engine is tried
             error = float((streamed - expected).abs().max())
@@ -441,10 +441,17 @@ class _StepEngine(Protocol):
     def step(self, x_t: Tensor) -> Tensor | None: ...
 
 
+def _filled(output: Tensor | None) -> Tensor:
+    """A step's output once the engine's first window is full (None there: the engine is broken)."""
+    if output is None:
+        raise ValueError("the engine gave no output after a full window")
+    return output
+
+
 class _CausalEngine:
     """:func:`dilated.stream` of a causal model, silent until its first window is full."""
 
-    def __init__(self, engine: Stream, window: int) -> None:
+    def __init__(self, engine: StreamEngine, window: int) -> None:
         self.engine, self.window, self.steps = engine, window, 0
 
     def step(self, x_t: Tensor) -> Tensor | None:

@@ -75,7 +75,7 @@ def replay(predictor: Predictor, source: Any = None, by: str | None = None, chec
         by: a column of a table file naming the instrument of each row.
         check: also predict offline and measure the largest difference.
     """
-    feeds = predictor.read_many(source, by) if by is not None else {None: predictor.read(source)}
+    feeds: dict[Hashable, Feed] = predictor.read_many(source, by) if by is not None else {None: predictor.read(source)}
     keys = list(feeds)
     lengths = [len(feeds[k]) for k in keys]
     short = [k for k, n in zip(keys, lengths) if n < predictor.window]
@@ -116,7 +116,8 @@ def _lockstep(feeds: dict[Hashable, Feed], keys: list[Hashable], steps: int) -> 
 
 def _windows(feed: Feed, output: Tensor, predictor: Predictor) -> Predictions:
     ends = slice(predictor.window - 1, None)
-    return Predictions(output, predictor.task, feed.rows[ends], feed.targets[ends], feed.labelled[ends])
+    return Predictions(output, predictor.task, feed.rows[ends], None if feed.targets is None else feed.targets[ends],
+                       None if feed.labelled is None else feed.labelled[ends])
 
 
 def replay_rows(result: Replay) -> tuple[list[str], list[list]]:
@@ -126,6 +127,8 @@ def replay_rows(result: Replay) -> tuple[list[str], list[list]]:
     rows: list[list] = []
     for key, predicted in result.streamed.items():
         task = predicted.task
+        # replayed feeds come from Predictor.read, which labels every step
+        assert predicted.targets is not None and predicted.labelled is not None
         targets = _model_targets(torch.where(predicted.labelled, predicted.targets, 0), task)
         header, part = prediction_rows(Outputs(predicted.output, targets), task, predicted.steps.tolist())
         for row, known in zip(part, predicted.labelled.tolist()):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
@@ -25,6 +25,7 @@ from dilated.training.checkpoint_io import INFO_KEY
 from dilated.training.checkpoints import checkpoint_epoch, checkpoint_name, find_checkpoints
 from dilated.training.interrupt import InterruptRequest, TrainingInterrupted
 from dilated.training.metric_table import mode
+from dilated.training.module import SequenceModule
 from dilated.training.runs import RunDir
 
 INTERRUPT = "interrupt"
@@ -49,6 +50,7 @@ class RunCheckpoint(ModelCheckpoint):
     """
 
     FILE_EXTENSION = ""  # a checkpoint is a folder (dilated.training.checkpoints)
+    dirpath: str | Path  # always given: the run's checkpoints folder
 
     def __init__(self, run: RunDir, history: EpochHistory, monitor: str, keep: int = 3) -> None:
         super().__init__(dirpath=run.checkpoints, monitor=monitor, mode=mode(monitor), save_top_k=-1,
@@ -113,7 +115,9 @@ class RunCheckpoint(ModelCheckpoint):
         at_step = done % trainer.accumulate_grad_batches == 0 or done == trainer.num_training_batches
         if not at_step or not self._stop_requested(trainer):
             return
-        trainer.datamodule.position = (trainer.current_epoch, done * trainer.datamodule.batch_size)
+        # Lightning sets trainer.datamodule at fit time without declaring it on Trainer
+        datamodule = trainer.datamodule  # type: ignore[attr-defined]
+        datamodule.position = (trainer.current_epoch, done * datamodule.batch_size)
         self._kind = INTERRUPT
         path = self.run.checkpoints / checkpoint_name(trainer.current_epoch + 1, trainer.global_step, INTERRUPT)
         trainer.save_checkpoint(path)
@@ -121,7 +125,7 @@ class RunCheckpoint(ModelCheckpoint):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
-        trainer.datamodule.position = (epoch, 0)
+        trainer.datamodule.position = (epoch, 0)  # type: ignore[attr-defined]  # (see on_train_batch_end)
         self._kind = "epoch"
         super().on_train_epoch_end(trainer, pl_module)  # ModelCheckpoint: save, track the best
         self.saved = self.run.checkpoints / checkpoint_name(epoch, trainer.global_step)
@@ -178,7 +182,7 @@ class EpochHistory(Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         metrics = trainer.callback_metrics
         row: dict[str, Any] = {"epoch": trainer.current_epoch + 1, "step": trainer.global_step, "lr": self._lr,
-                               "train_loss": pl_module.epoch_train_loss()}
+                               "train_loss": cast(SequenceModule, pl_module).epoch_train_loss()}
         row.update({key: float(metrics[key]) for key in self.columns if key in metrics})
         row["seconds"] = round(time.perf_counter() - self._started, 3)
         self.rows.append(row)

@@ -54,7 +54,9 @@ from dilated.models import DataShape, available_models, fitted_options, model_op
 from dilated.targets import read_yaml
 from dilated.training.metric_table import canonical_monitor, metric, monitors
 from dilated.training.schema import option, read_section, section_help, unknown_key, write_section
-from dilated.training.sources import DATA_KINDS, DataSource
+from dilated.training.sources import DATA_KINDS, DataSource, TableData
+
+Precision = Literal["auto", "32", "32-true", "16-mixed", "bf16-mixed", "64", "64-true"]  # training.precision
 
 SECTIONS = ("model", "options", "data", "training", "trainer")
 DEMO_CONFIG_FILE = "demo.yaml"  # package data of dilated.training: the config of `dilated demo`
@@ -93,7 +95,7 @@ class TrainingConfig:
         None, "null, 'balanced' (from training labels) or one weight per class", kind="class_weights")
     regularization: bool = option(True, "add the model's regularization_loss() (TransLOB's L2) when it has one")
     seed: int = option(0, "seed for weights, dropout and data order")
-    precision: Literal["auto", "32", "32-true", "16-mixed", "bf16-mixed", "64", "64-true"] = option(
+    precision: Precision = option(
         "auto", "auto (bf16-mixed or 16-mixed on a GPU, 32 on CPU), 32, 16-mixed, bf16-mixed")
     num_workers: int = option(0, "DataLoader worker processes")
     keep_checkpoints: int = option(3, "end-of-epoch checkpoints kept (plus the best one)")
@@ -296,7 +298,7 @@ def data_override(base: DataSource, spec: str) -> DataSource:
         merged.setdefault("kind", base.kind)
         return read_data(merged, spec)
     if lowered.endswith((".csv", ".parquet", ".pq")):
-        if base.kind != "table":
+        if not isinstance(base, TableData):
             raise ValueError(f"--data {spec}: a table file fits runs trained on table data; this run used "
                              f"{base.kind!r}: give a YAML file with a 'data:' section")
         return dataclasses.replace(base, path=spec)
@@ -308,10 +310,10 @@ def config_help() -> str:
     lines = ["Config sections and keys (default, then meaning):",
              "  model: NAME            a registered model (dilated models)",
              "  options: {...}         model options; what the data fixes (channels, window, classes) is filled in"]
-    for kind, cls in DATA_KINDS.items():
+    for kind, source in DATA_KINDS.items():
         lines.append(f"  data (kind: {kind}):")
-        lines.extend(section_help(cls))
-    for title, cls in (("training:", TrainingConfig), ("trainer:", TrainerConfig)):
+        lines.extend(section_help(source))
+    for title, section in (("training:", TrainingConfig), ("trainer:", TrainerConfig)):
         lines.append(f"  {title}")
-        lines.extend(section_help(cls))
+        lines.extend(section_help(section))
     return "\n".join(lines)

@@ -18,7 +18,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from dilated.training.sources import Splits
+from dilated.training.sources import Splits, dataset_size
 
 
 class ResumableSampler(Sampler[int]):
@@ -95,7 +95,7 @@ class SplitsData(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         rank, world = self._rank()
-        sampler = ResumableSampler(len(self.splits.train), self.seed, True, rank, world, pad=True)
+        sampler = ResumableSampler(dataset_size(self.splits.train), self.seed, True, rank, world, pad=True)
         if self._resume is not None:
             sampler.start(*self._resume)
             self._resume = None
@@ -103,7 +103,7 @@ class SplitsData(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         rank, world = self._rank()
-        sampler = ResumableSampler(len(self.splits.val), shuffle=False, rank=rank, world_size=world, pad=False)
+        sampler = ResumableSampler(dataset_size(self.splits.val), shuffle=False, rank=rank, world_size=world, pad=False)
         return self._loader(self.splits.val, sampler, self.eval_batch_size)
 
     def state_dict(self) -> dict[str, Any]:

@@ -29,7 +29,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -42,7 +42,7 @@ from dilated.targets import read_yaml
 from dilated.training.callbacks import EpochHistory, ResumableEarlyStopping, RunCheckpoint
 from dilated.training.checkpoint_io import SafeCheckpointIO
 from dilated.training.checkpoints import CheckpointError, find_checkpoints, latest_checkpoint, load_weights, quarantine
-from dilated.training.config import TrainConfig, TrainerConfig, apply_overrides, as_config, load_config
+from dilated.training.config import Precision, TrainConfig, TrainerConfig, apply_overrides, as_config, load_config
 from dilated.training.datamodule import SplitsData
 from dilated.training.evaluate import evaluate_outputs, run_model
 from dilated.training.interrupt import TrainingInterrupted
@@ -54,6 +54,7 @@ from dilated.training.plots import plot_confusion_matrix, plot_curves, plot_per_
 from dilated.training.runs import RunDir, default_run_dir
 from dilated.training.sources import Splits, build_splits
 
+TrainerPrecision = Literal["32-true", "64-true", "16-mixed", "bf16-mixed"]  # what resolve_precision gives Lightning
 RUN_DIR_ENV = "DILATED_RUN_DIR"  # where the extra processes of a multi-process run find the run folder
 
 
@@ -75,7 +76,7 @@ def _is_gpu(accelerator: str) -> bool:
     return accelerator == "auto" and torch.cuda.is_available()
 
 
-def resolve_precision(value: str, accelerator: str) -> str:
+def resolve_precision(value: Precision, accelerator: str) -> TrainerPrecision:
     """``auto`` -> ``bf16-mixed`` (or ``16-mixed``) on a GPU, ``32-true`` on CPU; half precision on CPU refused."""
     gpu = _is_gpu(accelerator)
     if value == "auto":
@@ -84,7 +85,11 @@ def resolve_precision(value: str, accelerator: str) -> str:
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
     if value in ("16-mixed", "bf16-mixed") and not gpu:
         raise ValueError(f"training.precision: {value} needs a GPU; on CPU use 32 (or auto)")
-    return {"32": "32-true", "64": "64-true"}.get(value, value)
+    if value == "32":
+        return "32-true"
+    if value == "64":
+        return "64-true"
+    return value
 
 
 def describe_model(model: nn.Module) -> dict[str, Any]:
@@ -120,7 +125,8 @@ def _global_rank_zero() -> bool:
     """Before the Trainer exists: is this the first process of the first machine? (Lightning reads RANK/LOCAL_RANK;
     the machine is NODE_RANK, or GROUP_RANK under torchrun.)"""
     node = int(os.environ.get("NODE_RANK", os.environ.get("GROUP_RANK", "0")))
-    return L.pytorch.utilities.rank_zero_only.rank == 0 and node == 0
+    # Lightning sets rank_zero_only.rank at import without declaring it on the function
+    return L.pytorch.utilities.rank_zero_only.rank == 0 and node == 0  # type: ignore[attr-defined]
 
 
 def _quiet_lightning() -> None:

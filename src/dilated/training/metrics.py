@@ -14,7 +14,7 @@ JSON-ready dicts; :func:`format_metrics` prints one, with its trivial baseline b
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torchmetrics
@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
 from dilated.training.baselines import MajorityClass
-from dilated.training.metric_table import LEGACY_NAMES, METRICS, computed_metrics
+from dilated.training.metric_table import LEGACY_NAMES, METRICS, TaskKind, computed_metrics
 from dilated.training.objective import Task, predictions
 
 PER_CLASS = ("precision", "recall", "f1")
@@ -35,13 +35,19 @@ def _torchmetric(class_name: str, **options: Any) -> torchmetrics.Metric:
     return getattr(module, class_name)(**options)
 
 
+def _computed_members(kind: TaskKind, **common: Any) -> dict[str, torchmetrics.Metric | MetricCollection]:
+    """The torchmetrics objects of the metrics of ``kind`` that torchmetrics computes, by metric name."""
+    return {m.name: _torchmetric(m.torchmetric, **common, **m.options)
+            for m in computed_metrics(kind) if m.torchmetric is not None}
+
+
 def classification_collection(num_classes: int, sync: bool = True) -> MetricCollection:
     """The torchmetrics collection behind :func:`classification_metrics` (updated with class ids).
 
     ``sync``: sum the states over processes before computing (under DDP); off for one process's own data.
     """
     common = {"num_classes": num_classes, "sync_on_compute": sync}
-    members = {m.name: _torchmetric(m.torchmetric, **common, **m.options) for m in computed_metrics("classification")}
+    members = _computed_members("classification", **common)
     for key, class_name in _PER_CLASS_METRICS.items():
         members[f"{key}_per_class"] = _torchmetric(class_name, **common, average="none")
     members["confusion_matrix"] = _torchmetric("MulticlassConfusionMatrix", **common)
@@ -50,8 +56,7 @@ def classification_collection(num_classes: int, sync: bool = True) -> MetricColl
 
 def regression_collection(sync: bool = True) -> MetricCollection:
     """The torchmetrics collection behind :func:`regression_metrics`."""
-    return MetricCollection({m.name: _torchmetric(m.torchmetric, sync_on_compute=sync, **m.options)
-                             for m in computed_metrics("regression")})
+    return MetricCollection(_computed_members("regression", sync_on_compute=sync))
 
 
 def _classification_result(values: dict[str, Tensor], class_names: tuple[str, ...]) -> dict[str, Any]:
@@ -125,7 +130,7 @@ class TaskMetrics(nn.Module):
         values = self.collection.compute()
         if self.task.is_classification:
             return _classification_result(values, self.task.class_names)
-        return {**{k: float(v) for k, v in values.items()}, "samples": int(self.collection["mse"].total)}
+        return {**{k: float(v) for k, v in values.items()}, "samples": int(cast(Tensor, self.collection["mse"].total))}
 
     def reset(self) -> None:
         self.collection.reset()

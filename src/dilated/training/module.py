@@ -10,12 +10,13 @@ checkpoint written mid-epoch).
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, cast
 
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
@@ -25,7 +26,7 @@ from dilated.training.metrics import TaskMetrics, scalar_metrics
 from dilated.training.objective import Task, align_output, task_loss
 
 # optimizer name -> (class, the TrainingConfig fields it takes besides lr and weight_decay)
-OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], tuple[str, ...]]] = {
+OPTIMIZERS: dict[str, tuple[Callable[..., torch.optim.Optimizer], tuple[str, ...]]] = {
     "adam": (torch.optim.Adam, ("betas", "eps")),
     "adamw": (torch.optim.AdamW, ("betas", "eps")),
     "rmsprop": (torch.optim.RMSprop, ("eps", "momentum")),
@@ -35,7 +36,9 @@ OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], tuple[str, ...]]] = {
 
 def rng_state() -> dict[str, Any]:
     """Global RNG states (torch CPU and CUDA, numpy, Python) as tensors and plain lists: weights_only-safe."""
-    kind, keys, position, has_gauss, cached = np.random.get_state()
+    # numpy's stubs pick the dict overload for the default (legacy=True), which returns this tuple
+    kind, keys, position, has_gauss, cached = cast(tuple[str, np.ndarray, int, int, float],
+                                                   np.random.get_state(legacy=True))
     version, python_state, gauss_next = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
@@ -69,6 +72,12 @@ def check_finite(x: Tensor, y: Tensor) -> None:
                              f"{tuple(tensor.shape)}); clean or impute the data before training")
 
 
+class _Regularized(Protocol):
+    """A model with an extra loss term (TransLOB's L2 on its hidden dense kernel)."""
+
+    def regularization_loss(self) -> Tensor: ...
+
+
 class SequenceModule(L.LightningModule):
     """Trains a plain ``nn.Module`` on a :class:`~dilated.training.objective.Task`.
 
@@ -83,6 +92,8 @@ class SequenceModule(L.LightningModule):
     validation ``val_<metric>`` for every metric of the task in :mod:`dilated.training.metric_table` (those marked
     there on the progress bar).
     """
+
+    class_weights: Tensor | None  # a buffer
 
     def __init__(self, model: nn.Module, task: Task, training: TrainingConfig,
                  class_weights: Tensor | None = None) -> None:
@@ -153,7 +164,7 @@ class SequenceModule(L.LightningModule):
         self.train_loss.update(loss.detach(), weight=y.numel())
         self.log("train_loss", loss.detach(), prog_bar=True, batch_size=y.shape[0])
         if self._regularize:
-            loss = loss + self.model.regularization_loss()
+            loss = loss + cast(_Regularized, self.model).regularization_loss()
         return loss
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
@@ -169,7 +180,7 @@ class SequenceModule(L.LightningModule):
         self.log_dict({k: v for k, v in values.items() if k in self._shown}, prog_bar=True)
         self.log_dict({k: v for k, v in values.items() if k not in self._shown})
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> OptimizerLRScheduler:
         """The optimizer and, unless ``scheduler: none``, its per-epoch LR schedule (stepped by Lightning after
         each epoch's validation; the plateau schedule watches ``training.monitor``)."""
         c = self.training_config
@@ -190,7 +201,8 @@ class SequenceModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rng"] = rng_state()
         progress = self.trainer.fit_loop.epoch_progress.current
-        at_epoch_end = progress.processed > progress.completed  # written by an on_train_epoch_end hook
+        # Lightning types epoch_progress.current as the base tracker; it is a _ProcessedTracker
+        at_epoch_end = progress.processed > progress.completed  # type: ignore[attr-defined]  # (on_train_epoch_end)
         # the running mean of this epoch's training loss (non-zero in a checkpoint written mid-epoch)
         checkpoint["train_loss"] = {"mean_value": self.train_loss.mean_value.detach().cpu(),
                                     "weight": self.train_loss.weight.detach().cpu()}

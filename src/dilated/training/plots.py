@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
+from numpy.typing import ArrayLike
 
 from dilated.training.metric_table import VALIDATION_PREFIX
 
@@ -93,17 +94,17 @@ def plot_per_class(per_class: Mapping[str, Mapping[str, float]], path: str | Pat
     return _save(figure, path)
 
 
-def plot_regression(target: Sequence[float], predicted: Sequence[float], path: str | Path,
+def plot_regression(target: ArrayLike, predicted: ArrayLike, path: str | Path,
                     title: str = "predictions") -> Path:
     """Targets and predictions in sample order (left) and against each other (right)."""
-    target, predicted = np.asarray(target, dtype=float), np.asarray(predicted, dtype=float)
+    targets, outputs = np.asarray(target, dtype=float), np.asarray(predicted, dtype=float)
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    left.plot(target, label="target", linewidth=1)
-    left.plot(predicted, label="prediction", linewidth=1)
+    left.plot(targets, label="target", linewidth=1)
+    left.plot(outputs, label="prediction", linewidth=1)
     left.set(title=title, xlabel="sample")
     left.legend()
-    right.scatter(target, predicted, s=8, alpha=0.6)
-    low, high = float(min(target.min(), predicted.min())), float(max(target.max(), predicted.max()))
+    right.scatter(targets, outputs, s=8, alpha=0.6)
+    low, high = float(min(targets.min(), outputs.min())), float(max(targets.max(), outputs.max()))
     right.plot([low, high], [low, high], color="grey", linestyle="--", linewidth=1)
     right.set(xlabel="target", ylabel="prediction", title="prediction vs target")
     for axis in (left, right):

@@ -37,8 +37,10 @@ fields; :func:`build_splits` adds the sizes, class counts and the trivial baseli
 
 from __future__ import annotations
 
+from collections.abc import Sized
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from functools import partial
+from typing import Any, ClassVar, Literal, cast
 
 import numpy as np
 import torch
@@ -202,10 +204,10 @@ class FI2010Data(DataSource):
         return "classification"
 
     def build(self, stats: dict[str, Any] | None, progress: bool) -> Splits:
-        options = {"horizon": self.horizon, "window": self.window, "normalisation": self.normalisation,
-                   "auction": self.auction, "cache_dir": self.cache_dir, "progress": progress}
-        train_days = load_fi2010(self.root, "train", **options)
-        test = load_fi2010(self.root, "test", **options)
+        load = partial(load_fi2010, horizon=self.horizon, window=self.window, normalisation=self.normalisation,
+                       auction=self.auction, cache_dir=self.cache_dir, progress=progress)
+        train_days = load(self.root, "train")
+        test = load(self.root, "test")
         share = float(self.val_fraction)
         if not 0 < share < 1:
             raise ValueError(f"data.val_fraction must be in (0, 1); got {share}")
@@ -267,7 +269,8 @@ class TableData(DataSource):
             channel = features.index(self.target)
             last_value = Persistence(channel, float(feature_mean[channel]), float(feature_std[channel]))
         channels, length = _shape(parts[0])
-        return Splits(*parts, task, channels, length, full, info, last_value)
+        train, val, test = parts
+        return Splits(train, val, test, task, channels, length, full, info, last_value)
 
 
 @data_kind
@@ -377,12 +380,19 @@ def build_splits(data: DataSource, stats: dict[str, Any] | None = None, progress
     return splits
 
 
+def dataset_size(dataset: Dataset) -> int:
+    """``len(dataset)``: every dataset here has a length, which torch's ``Dataset`` type does not declare."""
+    return len(cast(Sized, dataset))
+
+
 def window_labels(dataset: Dataset) -> Tensor | None:
     """The targets of a :class:`WindowDataset` (or a concatenation of them) without reading windows; else None."""
     if isinstance(dataset, WindowDataset):
         return dataset.targets[dataset.ends]
-    if isinstance(dataset, ConcatDataset) and all(isinstance(d, WindowDataset) for d in dataset.datasets):
-        return torch.cat([d.targets[d.ends] for d in dataset.datasets])
+    if isinstance(dataset, ConcatDataset):
+        parts = [d for d in dataset.datasets if isinstance(d, WindowDataset)]
+        if len(parts) == len(dataset.datasets):
+            return torch.cat([d.targets[d.ends] for d in parts])
     return None
 
 
@@ -391,7 +401,7 @@ def targets(dataset: Dataset, progress: bool = True) -> Tensor:
     labels = window_labels(dataset)
     if labels is None:
         labels = torch.cat([dataset[i][1].reshape(-1) for i in tqdm(
-            range(len(dataset)), desc="reading targets", unit="sample", disable=not progress, leave=False)])
+            range(dataset_size(dataset)), desc="reading targets", unit="sample", disable=not progress, leave=False)])
     return labels.reshape(-1)
 
 
@@ -404,7 +414,7 @@ def sample_ids(dataset: Dataset) -> list[int]:
     """A time index per sample: the window's last step for window datasets, else the sample number."""
     if isinstance(dataset, WindowDataset):
         return dataset.ends.tolist()
-    return list(range(len(dataset)))
+    return list(range(dataset_size(dataset)))
 
 
 def _training_statistics(full: WindowDataset, train: WindowDataset, regression: bool) -> dict[str, Any]:
