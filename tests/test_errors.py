@@ -12,12 +12,13 @@ import pytest
 import torch
 
 import dilated
-from dilated.targets import build_stack, parse_input_shape, read_yaml, resolve_target
-from dilated.data import bundled_lobster_sample, load_fi2010, read_fi2010, read_lobster, table_dataset
-from dilated.geometry import Layer, stack_geometry
+from dilated.analysis import first_noncausal_layer
 from dilated.checkpoints import load_checkpoint, save_checkpoint
+from dilated.data import bundled_lobster_sample, load_fi2010, read_fi2010, read_lobster, table_dataset
 from dilated.experiment import DEMO_CONFIG, apply_overrides, resolve_config
+from dilated.geometry import Layer, stack_geometry
 from dilated.layers import Conv1d
+from dilated.targets import build_stack, parse_input_shape, read_yaml, resolve_target
 from dilated.training import check_finite
 
 DOC = Path(__file__).parent.parent / "docs" / "errors.md"
@@ -80,6 +81,31 @@ def truncated_checkpoint(tmp_path: Path) -> None:
     load_checkpoint(folder)
 
 
+class _Spectrum(torch.nn.Module):
+    """An op the receptive-field analysis does not follow (an FFT over time)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.fft.rfft(x, dim=-1).abs()
+
+
+class _Quantised(torch.nn.Module):
+    """A conv whose output is rounded to 0: the probe sees no dependency, the analysis does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = Conv1d(1, 1, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.round(self.conv(x) * 1e-9)
+
+
+def _any_length_keras() -> object:
+    import keras
+
+    inputs = keras.Input((None, 1))
+    return keras.Model(inputs, keras.layers.Conv1D(2, 3, padding="causal")(inputs))
+
+
 CASES: dict[str, Callable[[Path], object]] = {
     "conv-channels": lambda _: Conv1d(2, 4, 3)(torch.zeros(1, 3, 10)),
     "conv-rank": lambda _: Conv1d(2, 4, 3)(torch.zeros(2, 10)),
@@ -115,6 +141,17 @@ CASES: dict[str, Callable[[Path], object]] = {
     "checkpoint-truncated": truncated_checkpoint,
     "table-column": lambda tmp: table_dataset(write(tmp, "t.csv", "a,b\n1,2\n3,4\n"), target="c", features=["a"],
                                               window=1),
+    # --- receptive-field analysis (dilated.receptive_field, dilated.probe_receptive_field) ---
+    "rf-no-shape": lambda _: dilated.receptive_field(Conv1d(2, 2, 3)),
+    "rf-not-a-model": lambda _: dilated.receptive_field("model", (2, 10)),
+    "rf-keras-any-length": lambda _: dilated.receptive_field(_any_length_keras()),
+    "rf-keras-shape": lambda _: dilated.receptive_field(_any_length_keras(), (3, 64)),
+    "rf-measured-steps": lambda _: dilated.receptive_field(_Spectrum(), (1, 32)).steps(0),
+    "rf-probe-disagrees": lambda _: dilated.receptive_field(_Quantised(), (1, 32), probe=True),
+    "rf-unfollowed": lambda _: first_noncausal_layer(torch.nn.Sequential(Conv1d(1, 1, 2), _Spectrum()), (1, 32)),
+    "rf-probe-module": lambda _: dilated.probe_receptive_field(Conv1d(1, 1, 2), (1, 8), module="decoder"),
+    "rf-draw-nothing": lambda tmp: dilated.draw(torch.nn.Sequential(torch.nn.AdaptiveAvgPool1d(1)), 8,
+                                                input_shape=(1, 8), path=tmp / "x.png"),
 }
 
 ROWS = documented_rows()

@@ -3,10 +3,10 @@ import os
 import numpy as np
 import pytest
 import torch
-from test_models_common import overfit
 
 from dilated import receptive_field
 from dilated.models import DeepLOB, DeepLOBConfig, build_model
+from test_models_common import overfit
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras")
