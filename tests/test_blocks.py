@@ -1,8 +1,9 @@
 import pytest
 import torch
-from helpers import assert_causal
 from torch import nn
 
+from dilated import receptive_field
+from dilated.layers import Conv1d, Dense, channels_first, channels_last
 from dilated.models.blocks import (
     CausalConvStack,
     GatedActivation,
@@ -10,8 +11,7 @@ from dilated.models.blocks import (
     TemporalBlock,
     init_like_keras,
 )
-from dilated import receptive_field
-from dilated.layers import Conv1d, Dense, channels_first, channels_last
+from test_models_common import assert_causal
 
 
 def test_layout_conversions_are_named_transposes():

@@ -15,6 +15,7 @@ from safetensors.torch import save_file
 
 import dilated
 import dilated.streaming
+from dilated.analysis import first_noncausal_layer
 from dilated.checkpoints import load_checkpoint, save_checkpoint
 from dilated.data import (
     Book,
@@ -156,6 +157,30 @@ def truncated_checkpoint_at(folder: Path) -> None:
     weights = next(folder.glob("*.safetensors"))
     weights.write_bytes(weights.read_bytes()[:-5])
 
+class _Spectrum(torch.nn.Module):
+    """An op the receptive-field analysis does not follow (an FFT over time)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.fft.rfft(x, dim=-1).abs()
+
+
+class _Quantised(torch.nn.Module):
+    """A conv whose output is rounded to 0: the probe sees no dependency, the analysis does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = Conv1d(1, 1, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.round(self.conv(x) * 1e-9)
+
+
+def _any_length_keras() -> object:
+    import keras
+
+    inputs = keras.Input((None, 1))
+    return keras.Model(inputs, keras.layers.Conv1D(2, 3, padding="causal")(inputs))
+
 
 CASES: dict[str, Callable[[Path], object]] = {
     "conv-channels": lambda _: Conv1d(2, 4, 3)(torch.zeros(1, 3, 10)),
@@ -237,6 +262,18 @@ CASES: dict[str, Callable[[Path], object]] = {
     "replay-by-lobster": lambda tmp: replay(lobster_predictor(tmp), by="symbol", progress=False),
     "replay-by-column": lambda tmp: replay(table_predictor(tmp), prices_table(tmp / "prices.csv"), by="sector",
                                            progress=False),
+
+    # --- receptive-field analysis (dilated.receptive_field, dilated.probe_receptive_field) ---
+    "rf-no-shape": lambda _: dilated.receptive_field(Conv1d(2, 2, 3)),
+    "rf-not-a-model": lambda _: dilated.receptive_field("model", (2, 10)),
+    "rf-keras-any-length": lambda _: dilated.receptive_field(_any_length_keras()),
+    "rf-keras-shape": lambda _: dilated.receptive_field(_any_length_keras(), (3, 64)),
+    "rf-measured-steps": lambda _: dilated.receptive_field(_Spectrum(), (1, 32)).steps(0),
+    "rf-probe-disagrees": lambda _: dilated.receptive_field(_Quantised(), (1, 32), probe=True),
+    "rf-unfollowed": lambda _: first_noncausal_layer(torch.nn.Sequential(Conv1d(1, 1, 2), _Spectrum()), (1, 32)),
+    "rf-probe-module": lambda _: dilated.probe_receptive_field(Conv1d(1, 1, 2), (1, 8), module="decoder"),
+    "rf-draw-nothing": lambda tmp: dilated.draw(torch.nn.Sequential(torch.nn.AdaptiveAvgPool1d(1)), 8,
+                                                input_shape=(1, 8), path=tmp / "x.png"),
 }
 
 

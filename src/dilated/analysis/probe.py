@@ -8,7 +8,7 @@ that ReLUs stay active and sums of paths never cancel; then two measurements are
   changes (by more than float64 rounding) depends on that step (this also catches max-pooling, whose gradient
   reaches only the winner, and a difference of two paths feeding a max);
 * gradients: the gradient of a positive combination of one output step's elements, for every output step (up
-  to 256 of them, spread out) at four random inputs; a non-zero entry is a dependency, however small (this also
+  to 256 of them, spread out) at eight random inputs; a non-zero entry is a dependency, however small (this also
   catches saturating ops, which a perturbation may flatten below rounding, and max-pool windows whose winner
   changes with the input).
 
@@ -32,7 +32,7 @@ PERTURBATION = 1000.0
 CHUNK = 64  # perturbed inputs per forward pass
 TOLERANCE = 1e-9  # relative change that counts (float64 noise is ~1e-16; the gradient sees smaller effects)
 GRADIENT_STEPS = 256  # output steps that also get a gradient (all of them up to this many, else spread out)
-TRIALS = 4  # random inputs the gradients are taken at (a max passes its gradient to one winner per input)
+TRIALS = 8  # random inputs the gradients are taken at (a max passes its gradient to one winner per input)
 
 
 @dataclass(frozen=True)
@@ -74,16 +74,17 @@ class Probe:
         def inside(t: int) -> bool:  # a field that touches an end of the input may be cut there
             return bool(self.fed[t]) and self.fed[t][0] > 0 and self.fed[t][-1] < self.input_length - 1
 
-        for period in range(1, 9):  # the one shift that maps every step's steps onto those of the step period later
-            shifts: set[int | None] = set()
+        for period in range(1, 9):  # the shift that maps (nearly) every step's steps onto the step period later's
+            shifts: list[int | None] = []
             for t in range(max(0, middle - 8), min(self.length - period, middle + 8)):
                 if not (inside(t) and inside(t + period)):
                     continue
                 a, b = self.fed[t], self.fed[t + period]
                 gaps = {y - x for x, y in zip(a, b)}
-                shifts |= gaps if a and len(a) == len(b) and len(gaps) == 1 else {None}
-            if len(shifts) == 1 and None not in shifts:
-                return Fraction(shifts.pop(), period)
+                shifts.append(gaps.pop() if a and len(a) == len(b) and len(gaps) == 1 else None)
+            common = max(set(shifts), key=shifts.count) if shifts else None
+            if common is not None and shifts.count(common) >= 0.75 * len(shifts):
+                return Fraction(common, period)
         lo, hi = 0, self.length - 1  # fields wider than the input: the newest steps still move
         if hi == lo or not self.fed[lo] or not self.fed[hi]:
             return Fraction(1)
