@@ -62,17 +62,17 @@ KNOWN = modules()
 EDGES = imports(KNOWN)
 
 
-def test_every_part_has_a_place_in_the_order():
+def test_every_part_has_a_place_in_the_order() -> None:
     assert {part(m) for m in KNOWN} <= set(RANKS), "give the new part a rank here and a row in docs/ARCHITECTURE.md"
 
 
 @pytest.mark.parametrize("module", sorted(KNOWN))
-def test_imports_point_down(module):
+def test_imports_point_down(module: str) -> None:
     upward = sorted(t for t in EDGES[module] if part(t) != part(module) and RANKS[part(t)] >= RANKS[part(module)])
     assert not upward, f"{module} imports {upward}, which are not below it"
 
 
-def test_no_import_cycles():
+def test_no_import_cycles() -> None:
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []

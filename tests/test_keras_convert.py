@@ -18,8 +18,9 @@ keras = pytest.importorskip("keras")
 import dilated  # noqa: E402
 from dilated.graph import Graph  # noqa: E402
 from dilated.keras_convert import SUPPORTED, check_conversion, from_keras, load_converted, save_converted  # noqa: E402
-from references import keras_wavenet  # noqa: E402
 from dilated.step_export import export_step  # noqa: E402
+from dilated.streaming import Backend  # noqa: E402
+from references import keras_wavenet  # noqa: E402
 
 L = keras.layers
 
@@ -58,7 +59,7 @@ def assert_converts(model, length: int = 24, channels: int = 4) -> Graph:
     return graph
 
 
-def streamed(graph: Graph, x: np.ndarray, backend: str = "auto") -> tuple[np.ndarray, str]:
+def streamed(graph: Graph, x: np.ndarray, backend: Backend = "auto") -> tuple[np.ndarray, str]:
     """Step ``x`` (Keras layout, batch 1) through ``dilated.stream`` one step at a time."""
     s = dilated.stream(graph, 1, backend=backend)
     ys = [s.step(torch.from_numpy(x[:, t])) for t in range(x.shape[1])]

@@ -178,8 +178,8 @@ class GlobalMaxPool1d(nn.AdaptiveMaxPool1d):
 
 def _conv1d(in_channels: int, channels: int, kernel_size: int, stride: int = 1, dilation: int = 1,
             padding: str | int | list[int] = "causal", groups: int = 1, bias: bool = True) -> nn.Module:
-    padding = tuple(padding) if isinstance(padding, list) else padding
-    return Conv1d(in_channels, channels, kernel_size, stride, dilation, padding, groups, bias)
+    pad: str | int | tuple[int, int] = (int(padding[0]), int(padding[1])) if isinstance(padding, list) else padding
+    return Conv1d(in_channels, channels, kernel_size, stride, dilation, pad, groups, bias)
 
 
 def _dense(in_channels: int, units: int, bias: bool = True) -> nn.Module:

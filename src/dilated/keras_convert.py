@@ -142,7 +142,7 @@ class _Reader:
         return name
 
     def read(self, model: Any) -> GraphSpec:
-        inputs = {}
+        inputs: dict[str, tuple[int, ...]] = {}
         for tensor in model.inputs:
             shape = tuple(tensor.shape)
             if len(shape) != 3 or shape[2] is None:

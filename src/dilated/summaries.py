@@ -93,7 +93,7 @@ def _params(module: nn.Module) -> tuple[int, int]:
     return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
 
 
-def summary(model: object, input_shape: Sequence[int] | None = None, **kwargs: object) -> Summary:
+def summary(model: object, input_shape: Sequence[int] | None = None, **kwargs: Any) -> Summary:
     """Summarise a PyTorch module (give ``input_shape`` without the batch axis, e.g. ``(2, 200)``) or a built
     Keras 3 model (``input_shape`` ``(channels, time)`` only for a variable-length input). Extra keyword
     arguments are passed to ``model.forward``.

@@ -146,10 +146,10 @@ def model_from_config(config: Mapping[str, Any], source: str = "config") -> Targ
         if input_shape is None:
             raise ValueError(f"{source}: a layer stack needs 'input: [channels, time]'")
         try:
-            model = build_stack(config["layers"], input_shape[0])
+            stack = build_stack(config["layers"], input_shape[0])
         except ValueError as error:
             raise ValueError(f"{source}: {error}") from None
-        return Target(model, input_shape, str(config.get("name", source)))
+        return Target(stack, input_shape, str(config.get("name", source)))
     if "model" in config:
         from dilated.models import build_model, example_input_shape
 
@@ -163,7 +163,8 @@ def _model_spec(config: Mapping[str, Any], source: str) -> tuple[str, dict[str, 
     """``model: NAME`` with ``options: {...}``, or ``model: {name: NAME, ...options}``."""
     spec, options = config["model"], config.get("options") or {}
     if isinstance(spec, Mapping):
-        spec, options = spec.get("name"), {k: v for k, v in spec.items() if k != "name"}
+        options = {k: v for k, v in spec.items() if k != "name"}
+        spec = spec.get("name")
     if not isinstance(spec, str) or not isinstance(options, Mapping):
         raise ValueError(f"{source}: expected 'model: NAME' with 'options: {{...}}' (or 'model: {{name: NAME, ...}}'); "
                          f"got model={config['model']!r}")

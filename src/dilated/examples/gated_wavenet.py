@@ -44,7 +44,7 @@ class GatedWaveNet(nn.Module):
         self.output = Dense(channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, skips = self.input(x), 0
+        h, skips = self.input(x), torch.zeros(())
         for unit in self.units:
             h, skip = unit(h)
             skips = skips + skip
