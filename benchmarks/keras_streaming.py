@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Any
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
@@ -25,8 +26,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-import dilated  # noqa: E402
 import common  # noqa: E402, F401  (puts tests/references.py on the path)
+import dilated  # noqa: E402
 from references import keras_wavenet  # noqa: E402
 from streaming import interleaved  # noqa: E402 (benchmarks/streaming.py: median of interleaved rounds)
 
@@ -34,7 +35,7 @@ CONFIGS = [("WaveNet 6 units x 16 ch", 16, (1, 2, 4, 8, 16, 32)),
            ("WaveNet 10 units x 32 ch", 32, tuple(2 ** i for i in range(10)))]
 
 
-def row(name: str, channels: int, dilations: tuple[int, ...], repeats: int) -> dict[str, object]:
+def row(name: str, channels: int, dilations: tuple[int, ...], repeats: int) -> dict[str, Any]:
     model = keras_wavenet(channels, dilations)
     field = 2 + sum(dilations)
     converted = dilated.from_keras(model)

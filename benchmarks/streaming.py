@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import os
 import platform
 import statistics
@@ -35,6 +36,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from typing import cast
 
 import numba
 import pytorch_tcn
@@ -78,16 +80,15 @@ class TCNStack(nn.Module):
         return self.blocks(x)
 
 
-def pytorch_tcn_twin(model: nn.Module, channels: int, levels: int, kernel_size: int) -> nn.Module:
+def pytorch_tcn_twin(model: nn.Module, channels: int, levels: int, kernel_size: int) -> pytorch_tcn.TCN:
     """A ``pytorch_tcn.TCN`` with our TCN's weights (weight norm g, v and biases), checked equal offline."""
     twin = pytorch_tcn.TCN(channels, [channels] * levels, kernel_size=kernel_size, dropout=0.0,
                            use_norm="weight_norm", causal=True).eval()
     with torch.no_grad():
-        for ours, theirs in zip(model.blocks, twin.network):
-            for a, b in ((ours.conv1, theirs.conv1), (ours.conv2, theirs.conv2)):
-                b.parametrizations.weight.original0.copy_(a.parametrizations.weight.original0)
-                b.parametrizations.weight.original1.copy_(a.parametrizations.weight.original1)
-                b.bias.copy_(a.bias)
+        for ours, theirs in zip(model.get_submodule("blocks").children(), twin.network):
+            for a, b in ((ours.get_submodule("conv1"), theirs.conv1), (ours.get_submodule("conv2"), theirs.conv2)):
+                for name in ("parametrizations.weight.original0", "parametrizations.weight.original1", "bias"):
+                    b.get_parameter(name).copy_(a.get_parameter(name))
         x = torch.randn(1, channels, 300)
         error = (twin(x) - model.eval()(x)).abs().max().item()
     if error > 1e-5:
@@ -143,11 +144,11 @@ def check_cost(model: nn.Module, x_t: torch.Tensor, repeats: int) -> tuple[float
 
 
 def single_stream_row(name: str, model: nn.Module, x_t: torch.Tensor, repeats: int, naive_calls: int,
-                      twin: nn.Module | None = None, kwargs: dict | None = None,
+                      twin: pytorch_tcn.TCN | None = None, kwargs: dict | None = None,
                       rf: int | None = None) -> dict[str, float]:
     kwargs = kwargs or {}
-    rf = rf if rf is not None else model.receptive_field
-    window = x_t.unsqueeze(-1).expand(*x_t.shape, rf).contiguous()
+    field = rf if rf is not None else cast(int, model.receptive_field)
+    window = x_t.unsqueeze(-1).expand(*x_t.shape, field).contiguous()
     eager = Stream(model, 1)
     methods: dict[str, tuple[Callable[[], object], int]] = {}
 
@@ -173,7 +174,7 @@ def single_stream_row(name: str, model: nn.Module, x_t: torch.Tensor, repeats: i
         x_np = x_t.numpy()
         methods["fast/np"] = (lambda: fast.step_numpy(x_np), 2000)
     times = interleaved(methods, repeats)
-    times["rf"] = rf
+    times["rf"] = field
     return times
 
 
@@ -206,11 +207,11 @@ def main() -> None:
     theirs = pytorch_tcn.TCN(channels, [channels] * levels, kernel_size=k, dropout=0.0, use_norm="weight_norm",
                              causal=True).eval()
     theirs_inference = copy.deepcopy(theirs)  # its inference mode keeps buffers in the model: a copy of its own
+    tcn_field = cast(int, tcn.receptive_field)
     rows.append(("locuslab-style TCN 10x32 k=2", single_stream_row(
-        "locuslab", locuslab, torch.randn(1, channels), args.repeats, 20, theirs_inference, rf=tcn.receptive_field)))
+        "locuslab", locuslab, torch.randn(1, channels), args.repeats, 20, theirs_inference, rf=tcn_field)))
     rows.append(("pytorch-tcn TCN 10x32 k=2", single_stream_row(
-        "pytorch_tcn", theirs, torch.randn(1, channels), args.repeats, 20, theirs_inference,
-        rf=tcn.receptive_field)))
+        "pytorch_tcn", theirs, torch.randn(1, channels), args.repeats, 20, theirs_inference, rf=tcn_field)))
     if not args.quick:
         wavenet = build_model("wavenet").eval()  # 3 stacks of 10 blocks, 32 residual / 256 skip, one-hot input
         x_w = one_hot(torch.randint(0, 256, (1, 1)), 256)[..., 0]
@@ -221,12 +222,12 @@ def main() -> None:
     print("\nSingle stream, us per step (lower is better); ratios = other / fast")
     header = ("model", "RF", "naive", "pytorch-tcn", "eager", "fast", "fast/np", "naive/fast", "pytorch-tcn/fast",
               "eager/fast")
-    table = [header]
+    table: list[tuple[str, ...]] = [header]
     for name, t in rows:
-        fast = t.get("fast")
-        table.append((name, str(t["rf"]), fmt(t["naive"]), fmt(t.get("pytorch-tcn")), fmt(t["eager"]), fmt(fast),
+        fast_us = t.get("fast")
+        table.append((name, str(t["rf"]), fmt(t["naive"]), fmt(t.get("pytorch-tcn")), fmt(t["eager"]), fmt(fast_us),
                       fmt(t.get("fast/np")),
-                      *(f"{t[key] / fast:,.0f}x" if fast and key in t else "-"
+                      *(f"{t[key] / fast_us:,.0f}x" if fast_us and key in t else "-"
                         for key in ("naive", "pytorch-tcn", "eager"))))
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     for r in table:
@@ -282,6 +283,7 @@ def main() -> None:
     fast = FastStream(tcn, 1, fallback="raise")
     fast.step(x_t)
     compiled = fast._current
+    assert compiled is not None  # the step above compiled it
     xin = x_t.numpy().reshape(1, 1, -1)
     candidates["Numba kernel, one call (numpy in/out)"] = (
         lambda: compiled.run(compiled.mem, fast.ring, 0, xin, 1, 1), 5000)
@@ -299,10 +301,10 @@ def main() -> None:
         assert model.receptive_field == rf
         s = FastStream(model, 1, fallback="raise")
         s.step_many(torch.randn(1, channels, rf + 1))  # warm: every ring row written once
-        flat[str(rf)] = ((lambda s=s: s.step(x_t)), 3000)
+        flat[str(rf)] = (functools.partial(s.step, x_t), 3000)
     flat_times = interleaved(flat, args.repeats)
-    for rf, value in flat_times.items():
-        print(f"  RF {int(rf):6,d}: {value:6.2f} us per step")
+    for field, value in flat_times.items():
+        print(f"  RF {int(field):6,d}: {value:6.2f} us per step")
     print(f"  ratio RF 16,383 / RF 127: {flat_times['16383'] / flat_times['127']:.2f}x (target < 1.5x)")
 
     # -- many streams ---------------------------------------------------------------------------------------------
@@ -316,9 +318,10 @@ def main() -> None:
     one_lane = FastStream(tcn, streams, fallback="raise", threads=cores, lanes=1)  # the stream-major layout
     for s in (threaded, serial, one_lane):
         s.step_many(torch.randn(streams, channels, 8))
-    many = {f"fast, {cores} threads": (lambda: threaded.step(xb), 20),
-            "fast, 1 thread": (lambda: serial.step(xb), 10),
-            f"fast, 1 lane, {cores} thr.": (lambda: one_lane.step(xb), 10)}
+    many: dict[str, tuple[Callable[[], object], int]] = {
+        f"fast, {cores} threads": (lambda: threaded.step(xb), 20),
+        "fast, 1 thread": (lambda: serial.step(xb), 10),
+        f"fast, 1 lane, {cores} thr.": (lambda: one_lane.step(xb), 10)}
     many_times = interleaved(many, max(3, args.repeats // 2))
     # measured after, not interleaved: torch's OpenMP threads keep spinning on the cores after an eager step
     eager_many = Stream(tcn, streams)

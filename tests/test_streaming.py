@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -30,8 +31,9 @@ TOL = 1e-5
 # Test-local models: random causal stacks and a TCN-like residual stack
 # --------------------------------------------------------------------------------------------------------------------
 
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU, "elu": nn.ELU,
-               "leaky": lambda: nn.LeakyReLU(0.2), "identity": nn.Identity}
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU, "elu": nn.ELU,
+    "leaky": lambda: nn.LeakyReLU(0.2), "identity": nn.Identity}
 
 
 class Residual(nn.Module):
@@ -163,7 +165,7 @@ def test_tcn_streams_exactly(head):
 
 
 @pytest.mark.parametrize("conditioning", ["none", "global", "local"])
-def test_wavenet_streams_exactly(conditioning):
+def test_wavenet_streams_exactly(conditioning: str) -> None:
     options = {"layers_per_stack": 4, "stacks": 2, "residual_channels": 8, "dilation_channels": 8,
                "skip_channels": 16, "quantization_channels": 16}
     kwargs: dict = {}
@@ -461,9 +463,11 @@ class Mixed(nn.Module):
         self.ln = nn.LayerNorm(6)
         self.conv2 = Conv1d(6, 4, 2, dilation=3, groups=2)
         self.act = nn.GELU(approximate="tanh")
+        running_mean, running_var = self.bn.running_mean, self.bn.running_var
+        assert running_mean is not None and running_var is not None  # track_running_stats is on
         with torch.no_grad():
-            self.bn.running_mean.uniform_(-1, 1)
-            self.bn.running_var.uniform_(0.5, 2)
+            running_mean.uniform_(-1, 1)
+            running_var.uniform_(0.5, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.bn(self.conv1(x))

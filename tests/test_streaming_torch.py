@@ -21,13 +21,14 @@ from torch.nn.utils import weight_norm as old_weight_norm
 from torch.nn.utils.parametrizations import weight_norm
 
 from dilated.streaming import StatefulConv, Stream, stream
+from dilated.streaming.interface import Backend
 from streaming_helpers import Chomp1d, LocuslabTCN, offline, run_in_chunks, stepwise
 
 TOL = 1e-5
 ENGINES = ["eager", "fast"]
 
 
-def assert_streams_exactly(model: nn.Module, x: torch.Tensor, backend: str, sizes: tuple[int, ...] = (1, 6, 2),
+def assert_streams_exactly(model: nn.Module, x: torch.Tensor, backend: Backend, sizes: tuple[int, ...] = (1, 6, 2),
                            **kwargs: object) -> None:
     s = stream(model, x.shape[0], backend=backend)
     got = run_in_chunks(s, x, list(sizes), **kwargs)
@@ -109,9 +110,11 @@ class NormedResidual(nn.Module):
         self.bn = nn.BatchNorm1d(5)
         self.drop = nn.Dropout(0.3)
         self.down = nn.Conv1d(3, 5, 1)
+        running_mean, running_var = self.bn.running_mean, self.bn.running_var
+        assert running_mean is not None and running_var is not None  # track_running_stats is on
         with torch.no_grad():
-            self.bn.running_mean.uniform_(-1, 1)
-            self.bn.running_var.uniform_(0.5, 2.0)
+            running_mean.uniform_(-1, 1)
+            running_var.uniform_(0.5, 2.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.drop(torch.relu(self.bn(self.conv(x)[:, :, :-4])))

@@ -66,7 +66,7 @@ def check_onnx_step(model: nn.Module, path: Path, channels: int, batch_size: int
     state = [np.zeros(i.shape, dtype=np.float32) for i in inputs[1:]]
     reference = stream(model, batch_size)
     rng = np.random.default_rng(seed)
-    error = 0.0
+    worst = 0.0
     for t in range(steps):
         x = rng.standard_normal((batch_size, channels)).astype(np.float32)
         y, *state = session.run(None, {inputs[0].name: x, **{i.name: s for i, s in zip(inputs[1:], state)}})
@@ -74,5 +74,5 @@ def check_onnx_step(model: nn.Module, path: Path, channels: int, batch_size: int
         diff = float(np.abs(y - expected).max())
         if not diff <= TOLERANCE * max(1.0, float(np.abs(expected).max())):
             raise ValueError(f"{path}: the ONNX step differs from the torch stream by {diff:.3g} at step {t}")
-        error = max(error, diff)
-    return error
+        worst = max(worst, diff)
+    return worst

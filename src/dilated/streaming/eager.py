@@ -154,8 +154,8 @@ class Stream:
         mode = PadMode(self.tree)
         hooks = []
         if mode.discovering:  # name each F.pad call after the module making it
-            hooks = [nn.modules.module.register_module_forward_pre_hook(mode.push),
-                     nn.modules.module.register_module_forward_hook(mode.pop)]
+            hooks = [nn.modules.module.register_module_forward_pre_hook(mode.enter_module),
+                     nn.modules.module.register_module_forward_hook(mode.leave_module)]
         try:
             with mode:
                 return self.tree.root(x, *args, **kwargs)

@@ -19,6 +19,8 @@ class StepFunction(nn.Module):
     model that are not per-step tensors (e.g. ``local_upsampled=True``) are fixed with ``model_kwargs``.
     """
 
+    engine: Stream  # set unregistered in __init__: the exporters see the model's parameters once, through model
+
     def __init__(self, model: nn.Module, batch_size: int = 1, **model_kwargs: Any) -> None:
         super().__init__()
         engine = Stream(model, batch_size)

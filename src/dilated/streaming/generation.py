@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
+from dilated.models.wavenet import WaveNetConfig
 from dilated.streaming.interface import Backend, stream
 
 
@@ -29,7 +32,7 @@ def generate(wavenet: nn.Module, n_samples: int, batch_size: int = 1, temperatur
     Returns:
         int64 codes ``(batch, n_samples)``; :func:`dilated.models.mulaw.mu_law_decode` turns them into audio.
     """
-    config = wavenet.config
+    config = cast(WaveNetConfig, wavenet.config)
     if config.output != "categorical":
         raise ValueError(f"generate() samples a categorical WaveNet; this one has output={config.output!r}")
     if temperature < 0:

@@ -19,7 +19,7 @@ and global stages (attention, RNNs, flatten), and ``F.pad`` called inside a ``fo
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -104,11 +104,14 @@ class StatefulConv(_Stateful):
         output ``(batch, out_channels, n + right[, features])``.
     """
 
+    inner: nn.Module  # the user's conv without time padding (set unregistered in __init__)
+
     def __init__(self, conv: nn.Module, path: str, layer: Layer, right: int, batch_size: int, clock: Clock) -> None:
         weight = next(conv.parameters())
-        super().__init__(path, conv.in_channels, layer.span - 1, right, batch_size, clock, weight.dtype,
+        # a conv by behaviour (torch's, a subclass, one declaring its geometry): these attributes are ints
+        super().__init__(path, cast(int, conv.in_channels), layer.span - 1, right, batch_size, clock, weight.dtype,
                          weight.device)
-        self.layer, self.out_channels, self.groups = layer, conv.out_channels, conv.groups
+        self.layer, self.out_channels, self.groups = layer, cast(int, conv.out_channels), cast(int, conv.groups)
         inner = copy_module(conv)
         if isinstance(conv, Conv1d):
             inner.__dict__["_padding"] = (0, 0)
@@ -122,7 +125,7 @@ class StatefulConv(_Stateful):
     def weight(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The conv's ``(weight, bias)`` as its last call used them (parametrizations apply on access; the old
         ``weight_norm`` API recomputes ``weight`` before each call)."""
-        return self.inner.weight, self.inner.bias
+        return cast(torch.Tensor, self.inner.weight), cast("torch.Tensor | None", self.inner.bias)
 
     def extra_repr(self) -> str:
         return f"{self.path!r}, {self.in_channels}, {self.out_channels}, history={self.history}, right={self.right}"
@@ -362,14 +365,16 @@ class PadMode(TorchFunctionMode):
         if self.discovering:
             site = self.shadow.add_site(where, None, left, right, other)
         else:
-            site = self.shadow.sites[len(self.found)]
+            sites = self.shadow.sites
+            assert sites is not None  # not discovering: the first forward found them
+            site = sites[len(self.found)]
         self.found.append(site)
         return site(x)
 
-    def push(self, module: nn.Module, args: Any) -> None:
+    def enter_module(self, module: nn.Module, args: Any) -> None:
         self.stack.append(self.shadow.paths.get(id(module), self.stack[-1] if self.stack else "forward"))
 
-    def pop(self, module: nn.Module, args: Any, out: Any) -> None:
+    def leave_module(self, module: nn.Module, args: Any, out: Any) -> None:
         self.stack.pop()
 
     def __exit__(self, *exc: Any) -> Any:

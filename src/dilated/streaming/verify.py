@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -35,9 +35,10 @@ def example_inputs(model: nn.Module) -> list[torch.Tensor]:
     for module in model.modules():
         if isinstance(module, nn.Embedding):
             key, x = ("codes", module.num_embeddings), torch.zeros(1, 1, dtype=torch.int64)
-        elif time_layer(module) is not None and getattr(module, "weight", None) is not None \
-                and module.weight.dim() == 3:
-            key, x = ("float", module.in_channels), torch.zeros(1, module.in_channels, 1)
+        elif time_layer(module) is not None and isinstance(weight := getattr(module, "weight", None), torch.Tensor) \
+                and weight.dim() == 3:
+            channels = cast(int, module.in_channels)  # a conv (time_layer): its in_channels is an int
+            key, x = ("float", channels), torch.zeros(1, channels, 1)
         else:
             continue
         if key not in seen:
@@ -158,8 +159,10 @@ def verify(model: nn.Module, twin: Any, x: torch.Tensor, args: tuple, kwargs: di
         for path, tensor in chunk.items():
             got_chunks.setdefault(path, []).append(tensor)
     twin.reset()
-    lengths_match = all(o is not None and (o.dim() < x.dim() or o.shape[-1] == b - a) for o, (a, b) in zip(outs, spans))
-    streamed = torch.cat(outs, dim=-1) if lengths_match and len({o.dim() for o in outs}) == 1 else None
+    full = [o for o in outs if o is not None]
+    lengths_match = len(full) == len(outs) and all(o.dim() < x.dim() or o.shape[-1] == b - a
+                                                   for o, (a, b) in zip(full, spans))
+    streamed = torch.cat(full, dim=-1) if lengths_match and len({o.dim() for o in full}) == 1 else None
     if streamed is not None and out is not None and out.dim() == streamed.dim() - 1:  # a last-step-only model
         streamed = streamed[..., -1]
     if out is None or streamed is None or streamed.shape != out.shape:

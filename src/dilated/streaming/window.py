@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -19,6 +21,7 @@ class _Replay(nn.Module):
         self.features: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert self.features is not None  # WindowStream.step sets them before running the head
         return self.features
 
 
@@ -54,7 +57,10 @@ class WindowStream:
     def __init__(self, model: nn.Module, batch_size: int = 1, window: int | None = None, conv: str = "conv",
                  backend: Backend = "auto") -> None:
         self.model, self.batch_size = model, batch_size
-        self.window = int(window if window is not None else model.config.window)
+        if window is None:
+            config: Any = model.config  # the model's config dataclass (TransLOBConfig)
+            window = config.window
+        self.window = int(window)
         self.conv_name = conv
         conv_module = getattr(model, conv)
         self.conv_stream = stream(conv_module, batch_size, backend=backend)
@@ -75,7 +81,7 @@ class WindowStream:
         """One event per stream ``(batch, features)``: ``model(window)`` ``(batch, ...)`` once the window is full."""
         feature = self.conv_stream.step(x_t)  # (B, C)
         with torch.inference_mode():
-            if self._features is None:
+            if self._features is None or self._inputs is None:  # both or neither
                 self._features = feature.new_zeros(*feature.shape, self.window - self.reach)
                 self._inputs = x_t.new_zeros(*x_t.shape, self.window)
             self._features = torch.cat([self._features[..., 1:], feature.unsqueeze(-1)], dim=-1)
@@ -96,7 +102,7 @@ class WindowStream:
         """The conv stream's state (keys prefixed ``conv/``) plus the streamed features and the input window."""
         state = {f"conv/{k}": v for k, v in self.conv_stream.state_dict().items()}
         state[STEPS_KEY] = torch.tensor(self.steps, dtype=torch.int64)
-        if self._features is not None:
+        if self._features is not None and self._inputs is not None:  # both or neither
             state["features"], state["inputs"] = self._features.clone(), self._inputs.clone()
         return state
 

@@ -325,6 +325,7 @@ class _Tracer(TorchFunctionMode):
         if module is not self.leaf:
             return
         self.leaf, x = None, self.leaf_input
+        assert x is not None  # pre_hook set it with the leaf
         if not isinstance(out, torch.Tensor):
             raise Unsupported(f"{type(module).__name__} returning {type(out).__name__}")
         self.compile_module(module, x, out)
@@ -410,7 +411,8 @@ class _Tracer(TorchFunctionMode):
                 p.emit(EMBED, out=base, inp=int(x.addr.ravel()[0]), table=table, dim=module.embedding_dim,
                        rows=module.num_embeddings)
             elif isinstance(module, nn.BatchNorm1d):
-                if module.training or not module.track_running_stats or module.running_mean is None:
+                if (module.training or not module.track_running_stats or module.running_mean is None
+                        or module.running_var is None):  # both are None together
                     raise Unsupported("BatchNorm1d without running statistics")
                 channels = module.num_features
                 if x.tensor.dim() < 2 or x.tensor.shape[1] != channels or x.addr.size != channels:
@@ -427,11 +429,12 @@ class _Tracer(TorchFunctionMode):
                 n = int(np.prod(module.normalized_shape))
                 if n != x.addr.size:
                     raise Unsupported("LayerNorm over more than one step per stream")
-                w = p.param(module.weight.detach().float().cpu().numpy() if module.weight is not None else np.ones(n))
-                b = p.param(module.bias.detach().float().cpu().numpy() if module.bias is not None else np.zeros(n))
+                w_off = p.param(module.weight.detach().float().cpu().numpy() if module.weight is not None
+                                else np.ones(n))
+                b_off = p.param(module.bias.detach().float().cpu().numpy() if module.bias is not None else np.zeros(n))
                 base_in = self.contiguous(x.addr)
                 _, base = self.fresh(out)
-                p.emit(LAYERNORM, out=base, inp=base_in, n=n, weight=w, bias=b, eps=p.param([module.eps]))
+                p.emit(LAYERNORM, out=base, inp=base_in, n=n, weight=w_off, bias=b_off, eps=p.param([module.eps]))
             else:  # pragma: no cover - LEAVES and this list agree
                 raise Unsupported(type(module).__name__)
 

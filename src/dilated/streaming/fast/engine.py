@@ -104,17 +104,18 @@ class FastStream:
         """One ring per stateful layer, ``(rows, groups, in_channels, lanes)`` with ``rows = history + 1``."""
         size = 0
         for path, layer in self._engine.convs.items():
-            rows = layer.history + 1
+            rows, channels = layer.history + 1, layer.in_channels
+            assert channels is not None  # laid out once every stateful layer knows its channels
             self.rings[path] = (size, rows)
-            self.histories[path] = (layer.in_channels, layer.history)
-            size += rows * layer.in_channels
+            self.histories[path] = (channels, layer.history)
+            size += rows * channels
         self.ring = np.empty(max(size * self.padded, 1), dtype=np.float32)
         self.ring.fill(0.0)  # touch every page now rather than on the first pass through the ring
 
     def _learn_layout(self, x_t: torch.Tensor, kwargs: dict[str, Any]) -> None:
         """Run the reference engine once (its check, or one zero step) so that it knows every stateful layer."""
         example = x_t[:1].unsqueeze(-1)
-        first = {k: (v[:1] if isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()}
+        first: dict[str, Any] = {k: (v[:1] if isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()}
         self._engine.prepare(example, **first)  # the construction check, if it is still to run
         if self._engine.tree.sites is None or any(c.in_channels is None for c in self._engine.convs.values()):
             with torch.no_grad():
@@ -250,12 +251,14 @@ class FastStream:
             y = self._run(x_t.unsqueeze(-1), kwargs)
             if y is not None:
                 compiled = self._current
+                assert compiled is not None  # _run compiled it
                 if len(compiled.inputs) == 1 and x_t.dtype == torch.float32:
                     compiled.plain_key = (x_t.dtype, x_t.shape)
                 y = y[0]  # (B, *output_shape[1:]) with a time axis of 1, if the model keeps one
                 y = y.squeeze(-1) if len(compiled.output_shape) >= 3 else y
                 compiled.step_shape = tuple(y.shape)
                 return y
+        assert self._eager is not None  # _run fell back to it
         return self._eager.step(x_t, **kwargs)
 
     def step_many(self, x: torch.Tensor, **kwargs: Any) -> torch.Tensor:
@@ -267,6 +270,7 @@ class FastStream:
                 if len(self._output_shape()) >= 3:
                     y = y.squeeze(-1)
                 return y.movedim(0, -1).contiguous()
+        assert self._eager is not None  # _run fell back to it
         return self._eager.step_many(x, **kwargs)
 
     def step_numpy(self, x_t: np.ndarray) -> np.ndarray:
@@ -279,6 +283,7 @@ class FastStream:
         return self._advance(compiled, xin)[0]
 
     def _output_shape(self) -> tuple[int, ...]:
+        assert self._current is not None  # called after a step compiled the program
         return self._current.output_shape
 
     def _check_batch(self, x: torch.Tensor) -> None:

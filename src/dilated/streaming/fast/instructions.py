@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+# namedtuple with field names known only at run time (mypy types namedtuple() calls with literal fields only)
+_record_type: Callable[[str, Sequence[str]], Any] = namedtuple
 Role = Literal["int", "param", "write", "read", "scratch", "table"]
 Length = str | Callable[[Any], int]
 
@@ -72,8 +74,8 @@ class Op:
     def __init__(self, name: str, code: int, fields: Sequence[Field], relu: str | None = None) -> None:
         self.name, self.code, self.fields, self.relu_field = name, code, tuple(fields), relu
         names = [f.name for f in self.fields]
-        self.at = namedtuple(f"{name.title()}Fields", names)(*range(1, len(names) + 1))
-        self._view = namedtuple(f"{name.title()}Row", names)
+        self.at = _record_type(f"{name.title()}Fields", names)(*range(1, len(names) + 1))
+        self._view = _record_type(f"{name.title()}Row", names)
         self.relu = getattr(self.at, relu) if relu is not None else None
         writes = [i + 1 for i, f in enumerate(self.fields) if f.role == "write"]
         self.result_at = writes[0] if writes else None  # column of the (first) result's address
@@ -98,6 +100,7 @@ class Op:
         spans = []
         for f in self.fields:
             if f.role in roles:
+                assert f.length is not None  # every address role declares its length
                 n = getattr(fields, f.length) if isinstance(f.length, str) else f.length(fields)
                 if n > 0:
                     spans.append((f, getattr(fields, f.name), int(n)))
@@ -161,7 +164,7 @@ _DECLARED = [
 OPS: tuple[Op, ...] = tuple(Op(name, code, fields, relu) for code, (name, fields, relu) in enumerate(_DECLARED))
 CONV, UNARY, BINARY, GATHER, EMBED, ONEHOT, AFFINE, LAYERNORM, REDUCE, INPUT, OUTPUT = OPS
 BY_CODE = {op.code: op for op in OPS}
-OPCODE = namedtuple("Opcodes", [op.name.upper() for op in OPS])(*(op.code for op in OPS))
+OPCODE = _record_type("Opcodes", [op.name.upper() for op in OPS])(*(op.code for op in OPS))
 WIDTH = 1 + max(len(op.fields) for op in OPS)  # columns per row
 
 # Kinds of UNARY and BINARY

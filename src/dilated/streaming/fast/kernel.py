@@ -15,6 +15,7 @@ negative-index wraparound, which would block vectorisation.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -59,7 +60,7 @@ _ZERO = np.float32(0.0)
 _OP = OPCODE
 _C, _UN, _BI, _GA, _EM = CONV.at, UNARY.at, BINARY.at, GATHER.at, EMBED.at
 _OH, _AF, _LN, _RE, _IN, _OUT = ONEHOT.at, AFFINE.at, LAYERNORM.at, REDUCE.at, INPUT.at, OUTPUT.at
-_INLINE = {"cache": True, "nogil": True, "inline": "always"}
+_INLINE: dict[str, Any] = {"cache": True, "nogil": True, "inline": "always"}
 
 _TANH_P = (4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05, 5.12229709037114e-08,
            -8.60467152213735e-11, 2.00018790482477e-13, -2.76076847742355e-16)
@@ -464,7 +465,7 @@ def _output(prog, pc, mem, yout, s, batch, n_out, span, lo, hi, L):
 
 # -- the dispatch loop ------------------------------------------------------------------------------------------
 
-def _build(lanes: int) -> Any:
+def _build(lanes: int) -> Callable[..., None]:
     """The interpreter for one memory layout (``lanes`` streams per group, a compile-time constant)."""
     L = np.uint64(lanes)
 
@@ -520,11 +521,11 @@ def _build(lanes: int) -> Any:
     return kernel
 
 
-_KERNELS: dict[int, Any] = {}
+_KERNELS: dict[int, Callable[..., None]] = {}
 LANES = (128, 64)  # streams per vector group: the widest that the batch fills, else 1
 
 
-def kernel_for(lanes: int) -> Any:
+def kernel_for(lanes: int) -> Callable[..., None]:
     """The compiled interpreter for ``lanes`` (built, or loaded from Numba's cache, on first use)."""
     kernel = _KERNELS.get(lanes)
     if kernel is None:
