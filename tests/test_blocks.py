@@ -11,7 +11,7 @@ from dilated.models.blocks import (
     TemporalBlock,
     init_like_keras,
 )
-from test_models_common import assert_causal
+from helpers import assert_causal
 
 
 def test_layout_conversions_are_named_transposes():
