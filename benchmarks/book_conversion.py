@@ -18,8 +18,10 @@ from common import shared_data
 from dilated.data.convert import convert_book
 
 FEEDS = {  # name: files under the data folder, in time order
-    "databento ESH4 MBO (snapshot + 2023-12-25)": ["databento/esh4-glbx-mdp3-20231224.mbo.dbn.zst",
-                                                   "databento/esh4-glbx-mdp3-20231225.mbo.dbn.zst"],
+    "databento ESH4 MBO (snapshot + 2023-12-25)": [
+        "databento/esh4-glbx-mdp3-20231224.mbo.dbn.zst",
+        "databento/esh4-glbx-mdp3-20231225.mbo.dbn.zst",
+    ],
     "bitstamp BTC/USD 2026-05-02": ["bitstamp/2026-05-02/orders.csv.gz"],
     "bitstamp BTC/USD 2015-05-01": ["bitstamp/2015-05-01/orders.csv.xz"],
     "binance COIN-M BTCUSD_PERP": ["binance/cm/btcusd_perp_20240808.gz", "binance/cm/btcusd_perp_20240809.gz"],
@@ -32,8 +34,12 @@ FEEDS = {  # name: files under the data folder, in time order
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--data", type=Path, default=shared_data(), help="the shared data folder (default: "
-                        "$DILATED_SHARED_DATA or shared/data beside the checkout)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=shared_data(),
+        help="the shared data folder (default: $DILATED_SHARED_DATA or shared/data beside the checkout)",
+    )
     args = parser.parse_args()
     print("| feed | messages | events | best s | median s | messages/s | counts |\n|---|---|---|---|---|---|---|")
     for name, files in FEEDS.items():
@@ -48,8 +54,11 @@ def main() -> None:
             times.append(time.perf_counter() - start)
         messages = book.stats.get("messages", len(book))
         counts = {k: v for k, v in book.stats.items() if k not in ("messages", "events") and v}
-        print(f"| {name} | {messages:,} | {len(book):,} | {min(times):.2f} | {statistics.median(times):.2f} | "
-              f"{messages / min(times):,.0f} | {counts} |", flush=True)
+        print(
+            f"| {name} | {messages:,} | {len(book):,} | {min(times):.2f} | {statistics.median(times):.2f} | "
+            f"{messages / min(times):,.0f} | {counts} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

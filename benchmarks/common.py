@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "results"
 sys.path.insert(0, str(ROOT / "tests"))  # the reference implementations live with the tests that check them
 
+
 def shared_data() -> Path:
     """The real market data beside the checkout: ``$DILATED_SHARED_DATA``, else the first ``shared/data`` folder
     next to the repository or one of its parents (``<clone>/../shared/data``; a worktree's is one level up)."""
@@ -56,10 +57,17 @@ def _version(package: str) -> str:
 
 def _git_commit() -> str:
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                             timeout=10, check=False).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=10, check=False).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10, check=False
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{sha}{' + local changes' if dirty else ''}" if sha else "unknown"
@@ -86,26 +94,49 @@ def environment(threads: int | None = None) -> dict[str, str]:
     return env
 
 
-def write_result(name: str, title: str, body: str, rows: Sequence[Mapping[str, object]], *, command: str,
-                 seeds: str, wall_s: float, threads: int | None, out_dir: Path = RESULTS,
-                 headline: str | None = None) -> Path:
+def write_result(
+    name: str,
+    title: str,
+    body: str,
+    rows: Sequence[Mapping[str, object]],
+    *,
+    command: str,
+    seeds: str,
+    wall_s: float,
+    threads: int | None,
+    out_dir: Path = RESULTS,
+    headline: str | None = None,
+) -> Path:
     """Write ``<out_dir>/<name>.md`` (title, provenance, ``headline``, ``body``) and ``<name>.csv`` (``rows`` plus
     the machine, torch version, threads and date in every row). Returns the markdown path. The headline (one line)
     goes into the index of docs/results.md."""
     out_dir.mkdir(parents=True, exist_ok=True)
     env = environment(threads)
     date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"# {title}", "",
-             f"Generated {date} in {wall_s:.0f} s by `{command}`; seeds: {seeds}.", "",
-             *([f"**Headline:** {headline}", ""] if headline else []),
-             "| " + " | ".join(env) + " |", "|" + "---|" * len(env), "| " + " | ".join(env.values()) + " |", "",
-             body.strip(), ""]
+    lines = [
+        f"# {title}",
+        "",
+        f"Generated {date} in {wall_s:.0f} s by `{command}`; seeds: {seeds}.",
+        "",
+        *([f"**Headline:** {headline}", ""] if headline else []),
+        "| " + " | ".join(env) + " |",
+        "|" + "---|" * len(env),
+        "| " + " | ".join(env.values()) + " |",
+        "",
+        body.strip(),
+        "",
+    ]
     path = out_dir / f"{name}.md"
     path.write_text("\n".join(lines))
     if rows:
         columns = list(dict.fromkeys(k for row in rows for k in row))
-        stamp = {"cpu": env["cpu"], "torch": env["torch"], "dilated": env["dilated"],
-                 "threads": env.get("torch threads", ""), "date": date}
+        stamp = {
+            "cpu": env["cpu"],
+            "torch": env["torch"],
+            "dilated": env["dilated"],
+            "threads": env.get("torch threads", ""),
+            "date": date,
+        }
         with open(out_dir / f"{name}.csv", "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=columns + list(stamp))
             writer.writeheader()
@@ -114,8 +145,13 @@ def write_result(name: str, title: str, body: str, rows: Sequence[Mapping[str, o
     return path
 
 
-def interleaved(steps: dict[str, Callable[[], object]], rounds: int, per_round: int, warmup: int = 3,
-                workers: Mapping[str, Any] | None = None) -> dict[str, dict]:
+def interleaved(
+    steps: dict[str, Callable[[], object]],
+    rounds: int,
+    per_round: int,
+    warmup: int = 3,
+    workers: Mapping[str, Any] | None = None,
+) -> dict[str, dict]:
     """Time ``steps`` (callables, one train step each) taking turns: after ``warmup`` calls each, ``rounds`` rounds in
     which every variant runs ``per_round`` steps, each timed alone. ``workers`` (objects with ``steps(n)`` returning n
     step times, e.g. a process on another backend) take their turn after the callables. Returns per variant the
@@ -139,8 +175,9 @@ def interleaved(steps: dict[str, Callable[[], object]], rounds: int, per_round: 
             batch = worker.steps(per_round)
             times[name] += batch
             round_medians[name].append(statistics.median(batch))
-    return {name: {"median": statistics.median(t), "rounds": round_medians[name], "n": len(t)}
-            for name, t in times.items()}
+    return {
+        name: {"median": statistics.median(t), "rounds": round_medians[name], "n": len(t)} for name, t in times.items()
+    }
 
 
 def speedup(result: dict, peer: str, ours: str = "dilated") -> tuple[float, float, float]:
@@ -159,20 +196,26 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
 def first_table(markdown: str) -> list[dict[str, str]]:
     """The rows of the first markdown table in ``markdown``, as dicts keyed by its header."""
     lines = [line.strip() for line in markdown.splitlines()]
-    start = next((i for i, line in enumerate(lines[:-1])
-                  if line.startswith("|") and re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", lines[i + 1])), None)
+    start = next(
+        (
+            i
+            for i, line in enumerate(lines[:-1])
+            if line.startswith("|") and re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", lines[i + 1])
+        ),
+        None,
+    )
     if start is None:
         return []
+
     def cells(line):
         return [c.strip() for c in line.strip("|").split("|")]
+
     header: list[str] = []
     rows: list[dict[str, str]] = []
     for name in cells(lines[start]):  # repeated names (conv1d.py has two "ratio" columns) get a suffix
         header.append(name if name not in header else f"{name} ({sum(h.startswith(name) for h in header) + 1})")
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
         rows.append(dict(zip(header, cells(line))))
     return rows
-
-

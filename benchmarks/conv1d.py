@@ -78,23 +78,29 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    lines = ["# dilated.Conv1d vs torch.nn.Conv1d + manual padding",
-             f"machine: {platform.machine()} {platform.processor() or ''}, torch {torch.__version__}, "
-             f"threads {args.threads}, median of {args.repeats}",
-             "",
-             "| batch | ch | time | k | d | padding | fwd torch ms | fwd dilated ms | ratio | fwd+bwd torch ms "
-             "| fwd+bwd dilated ms | ratio |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# dilated.Conv1d vs torch.nn.Conv1d + manual padding",
+        f"machine: {platform.machine()} {platform.processor() or ''}, torch {torch.__version__}, "
+        f"threads {args.threads}, median of {args.repeats}",
+        "",
+        "| batch | ch | time | k | d | padding | fwd torch ms | fwd dilated ms | ratio | fwd+bwd torch ms "
+        "| fwd+bwd dilated ms | ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     ratios = []
     for config in CONFIGS:
         r = measure(*config, repeats=args.repeats)
         fwd, bwd = r["fwd_dilated"] / r["fwd_torch"], r["bwd_dilated"] / r["bwd_torch"]
         ratios += [fwd, bwd]
-        lines.append("| " + " | ".join(map(str, config)) + f" | {r['fwd_torch'] * 1e3:.3f} | "
-                     f"{r['fwd_dilated'] * 1e3:.3f} | {fwd:.2f} | {r['bwd_torch'] * 1e3:.3f} | "
-                     f"{r['bwd_dilated'] * 1e3:.3f} | {bwd:.2f} |")
-    lines += ["", f"geometric mean ratio dilated/torch: {statistics.geometric_mean(ratios):.3f} "
-                  f"(< 1 faster, > 1 slower)"]
+        lines.append(
+            "| " + " | ".join(map(str, config)) + f" | {r['fwd_torch'] * 1e3:.3f} | "
+            f"{r['fwd_dilated'] * 1e3:.3f} | {fwd:.2f} | {r['bwd_torch'] * 1e3:.3f} | "
+            f"{r['bwd_dilated'] * 1e3:.3f} | {bwd:.2f} |"
+        )
+    lines += [
+        "",
+        f"geometric mean ratio dilated/torch: {statistics.geometric_mean(ratios):.3f} (< 1 faster, > 1 slower)",
+    ]
     text = "\n".join(lines)
     print(text)
     if args.out:

@@ -15,6 +15,14 @@ if __name__ == "__main__":
     args = parser.parse_args()
     root = Path(__file__).resolve().parent.parent
     env = dict(os.environ, HYPOTHESIS_PROFILE="fuzz", FUZZ_EXAMPLES=str(args.examples))
-    command = [sys.executable, "-m", "pytest", str(root / "tests" / "test_fuzz.py"), "-q",
-               "--hypothesis-show-statistics", "-p", "no:randomly"]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(root / "tests" / "test_fuzz.py"),
+        "-q",
+        "--hypothesis-show-statistics",
+        "-p",
+        "no:randomly",
+    ]
     sys.exit(subprocess.call(command, env=env, cwd=root))

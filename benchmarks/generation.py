@@ -28,8 +28,9 @@ from dilated.models.mulaw import one_hot
 from dilated.streaming import generate
 
 
-def naive_generate(model: WaveNet, n_samples: int, temperature: float,
-                   generator: torch.Generator | None = None, primed: bool = False) -> torch.Tensor:
+def naive_generate(
+    model: WaveNet, n_samples: int, temperature: float, generator: torch.Generator | None = None, primed: bool = False
+) -> torch.Tensor:
     """Recompute the forward over the last ``receptive_field`` codes at every step (fewer at the start, where
     the causal padding stands for the missing history). ``primed``: start with a full window of random codes (the
     steady state of a long run, for timing)."""
@@ -60,8 +61,10 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = WaveNet().eval()
-    print(f"WaveNet: {sum(p.numel() for p in model.parameters()):,} parameters, receptive field "
-          f"{model.receptive_field:,} steps; backend {args.backend}; 1 thread")
+    print(
+        f"WaveNet: {sum(p.numel() for p in model.parameters()):,} parameters, receptive field "
+        f"{model.receptive_field:,} steps; backend {args.backend}; 1 thread"
+    )
 
     check = min(args.naive_samples, 200)
     generate(model, 5, backend=args.backend)  # compile the kernel outside the timings
@@ -71,27 +74,35 @@ def main() -> None:
     print(f"greedy decoding: streaming and naive agree on the first {same} of {check} codes")
 
     start = time.perf_counter()
-    naive_generate(model, args.naive_samples, temperature=1.0, generator=torch.Generator().manual_seed(0),
-                   primed=True)
+    naive_generate(model, args.naive_samples, temperature=1.0, generator=torch.Generator().manual_seed(0), primed=True)
     naive_s = time.perf_counter() - start
     naive_per_sample = naive_s / args.naive_samples
 
     start = time.perf_counter()
-    codes = generate(model, args.samples, temperature=1.0, generator=torch.Generator().manual_seed(0),
-                     backend=args.backend)
+    codes = generate(
+        model, args.samples, temperature=1.0, generator=torch.Generator().manual_seed(0), backend=args.backend
+    )
     stream_s = time.perf_counter() - start
     stream_per_sample = stream_s / args.samples
     assert codes.shape == (1, args.samples)
 
-    print(f"\n{'method':10s} {'samples run':>12s} {'seconds':>9s} {'us/sample':>10s} "
-          f"{'time for ' + format(args.samples, ','):>18s}")
-    print(f"{'streaming':10s} {args.samples:12,d} {stream_s:9.2f} {stream_per_sample * 1e6:10.1f} "
-          f"{stream_s:15.1f} s (measured)")
-    print(f"{'naive':10s} {args.naive_samples:12,d} {naive_s:9.2f} {naive_per_sample * 1e6:10.1f} "
-          f"{naive_per_sample * args.samples:15.1f} s (extrapolated: {args.naive_samples} samples with a full "
-          f"window; a real run's first {model.receptive_field:,} samples have shorter windows)")
-    print(f"\nper-sample speed-up of streaming over naive recomputation: {naive_per_sample / stream_per_sample:,.0f}x "
-          f"({args.samples / stream_s:,.0f} samples/s streaming vs {1 / naive_per_sample:,.1f} naive)")
+    print(
+        f"\n{'method':10s} {'samples run':>12s} {'seconds':>9s} {'us/sample':>10s} "
+        f"{'time for ' + format(args.samples, ','):>18s}"
+    )
+    print(
+        f"{'streaming':10s} {args.samples:12,d} {stream_s:9.2f} {stream_per_sample * 1e6:10.1f} "
+        f"{stream_s:15.1f} s (measured)"
+    )
+    print(
+        f"{'naive':10s} {args.naive_samples:12,d} {naive_s:9.2f} {naive_per_sample * 1e6:10.1f} "
+        f"{naive_per_sample * args.samples:15.1f} s (extrapolated: {args.naive_samples} samples with a full "
+        f"window; a real run's first {model.receptive_field:,} samples have shorter windows)"
+    )
+    print(
+        f"\nper-sample speed-up of streaming over naive recomputation: {naive_per_sample / stream_per_sample:,.0f}x "
+        f"({args.samples / stream_s:,.0f} samples/s streaming vs {1 / naive_per_sample:,.1f} naive)"
+    )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,10 @@ import dilated  # noqa: E402
 from references import keras_wavenet  # noqa: E402
 from streaming import interleaved  # noqa: E402 (benchmarks/streaming.py: median of interleaved rounds)
 
-CONFIGS = [("WaveNet 6 units x 16 ch", 16, (1, 2, 4, 8, 16, 32)),
-           ("WaveNet 10 units x 32 ch", 32, tuple(2 ** i for i in range(10)))]
+CONFIGS = [
+    ("WaveNet 6 units x 16 ch", 16, (1, 2, 4, 8, 16, 32)),
+    ("WaveNet 10 units x 32 ch", 32, tuple(2**i for i in range(10))),
+]
 
 
 def row(name: str, channels: int, dilations: tuple[int, ...], repeats: int) -> dict[str, Any]:
@@ -60,8 +62,14 @@ def row(name: str, channels: int, dilations: tuple[int, ...], repeats: int) -> d
             return converted(window_t)[..., -1]
 
     slow = 3 if field > 500 else 10
-    times = interleaved({"keras naive": (keras_naive, slow), "torch naive": (torch_naive, slow * 4),
-                         "stream": (lambda: s.step(x_t), 2_000)}, repeats)
+    times = interleaved(
+        {
+            "keras naive": (keras_naive, slow),
+            "torch naive": (torch_naive, slow * 4),
+            "stream": (lambda: s.step(x_t), 2_000),
+        },
+        repeats,
+    )
     return {"name": name, "field": field, "engine": type(s).__name__, "error": error, **times}
 
 
@@ -73,18 +81,24 @@ def main() -> None:
     torch.set_num_threads(1)
     configs, repeats = (CONFIGS[:1], 3) if args.quick else (CONFIGS, args.repeats)
     load = os.getloadavg()[0]
-    print(f"Keras streaming benchmark: keras {keras.__version__} (torch backend), torch {torch.__version__}, "
-          f"{os.cpu_count()} cores, load average {load:.2f}; median of {repeats} interleaved rounds; one stream on "
-          "1 thread")
+    print(
+        f"Keras streaming benchmark: keras {keras.__version__} (torch backend), torch {torch.__version__}, "
+        f"{os.cpu_count()} cores, load average {load:.2f}; median of {repeats} interleaved rounds; one stream on "
+        "1 thread"
+    )
     print("\nus per step (lower is better); ratios = naive / stream")
-    header = f"{'model':26s} {'RF':>5s} {'keras naive':>12s} {'torch naive':>12s} {'stream':>8s}  engine      " \
-             f"{'keras/stream':>12s} {'torch/stream':>12s}  max |stream - keras|"
+    header = (
+        f"{'model':26s} {'RF':>5s} {'keras naive':>12s} {'torch naive':>12s} {'stream':>8s}  engine      "
+        f"{'keras/stream':>12s} {'torch/stream':>12s}  max |stream - keras|"
+    )
     print(header)
     for name, channels, dilations in configs:
         r = row(name, channels, dilations, repeats)
-        print(f"{r['name']:26s} {r['field']:5d} {r['keras naive']:12,.0f} {r['torch naive']:12,.0f} "
-              f"{r['stream']:8,.1f}  {r['engine']:10s}  {r['keras naive'] / r['stream']:11,.0f}x "
-              f"{r['torch naive'] / r['stream']:11,.0f}x  {r['error']:.1e}")
+        print(
+            f"{r['name']:26s} {r['field']:5d} {r['keras naive']:12,.0f} {r['torch naive']:12,.0f} "
+            f"{r['stream']:8,.1f}  {r['engine']:10s}  {r['keras naive'] / r['stream']:11,.0f}x "
+            f"{r['torch naive'] / r['stream']:11,.0f}x  {r['error']:.1e}"
+        )
 
 
 if __name__ == "__main__":

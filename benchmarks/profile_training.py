@@ -50,8 +50,9 @@ def deeplob_forward_nchw(model: DeepLOB, x: torch.Tensor) -> torch.Tensor:
 def sdpa_attention(self: SelfAttention, x: torch.Tensor) -> torch.Tensor:
     """TransLOB's ``SelfAttention.forward`` before ``dilated.models.attention``: PyTorch's fused kernel."""
     batch, steps, _ = x.shape
-    q, k, v = (t.view(batch, steps, self.num_heads, self.head_dim).transpose(1, 2)
-               for t in self.qkv(x).chunk(3, dim=-1))  # (B, H, T, D)
+    q, k, v = (
+        t.view(batch, steps, self.num_heads, self.head_dim).transpose(1, 2) for t in self.qkv(x).chunk(3, dim=-1)
+    )  # (B, H, T, D)
     y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, scale=self.scale)
     y = y.transpose(1, 2).reshape(batch, steps, self.num_heads * self.head_dim)
     return y if self.projection is None else self.projection(y)
@@ -69,8 +70,9 @@ def math_attention(self: SelfAttention, x: torch.Tensor) -> torch.Tensor:
     """TransLOB's ``SelfAttention.forward`` written as the Keras reference computes it: logits, causal mask,
     softmax, weighted sum, each a separate tensor (``self`` is the model's ``SelfAttention``)."""
     batch, steps, _ = x.shape
-    q, k, v = (t.view(batch, steps, self.num_heads, self.head_dim).transpose(1, 2)
-               for t in self.qkv(x).chunk(3, dim=-1))  # (B, H, T, D)
+    q, k, v = (
+        t.view(batch, steps, self.num_heads, self.head_dim).transpose(1, 2) for t in self.qkv(x).chunk(3, dim=-1)
+    )  # (B, H, T, D)
     logits = (q @ k.transpose(-2, -1)) * self.scale  # (B, H, T, T)
     if self.causal:
         future = torch.ones(steps, steps, dtype=torch.bool, device=x.device).triu(1)
@@ -80,8 +82,9 @@ def math_attention(self: SelfAttention, x: torch.Tensor) -> torch.Tensor:
     return y if self.projection is None else self.projection(y)
 
 
-def train_step(model: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
-               y: torch.Tensor) -> Callable[[], None]:
+def train_step(
+    model: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor
+) -> Callable[[], None]:
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     regularization = getattr(model, "regularization_loss", None)
 
@@ -140,11 +143,16 @@ def main() -> None:
         torch.manual_seed(SEED)
         model = build_model(name)
         ops, total = top_ops(train_step(model, model, x, y), profiled, 12)
-        sections.append(f"### {name}: top operators by self CPU time ({total:.1f} ms per profiled step)\n\n"
-                        + markdown_table(["operator", "ms / step", "share"],
-                                         [(f"`{op}`", f"{ms:.2f}", f"{share:.0%}") for op, ms, share in ops]))
-        rows += [{"section": f"profile {name}", "variant": op, "ms_per_step": round(ms, 3),
-                  "share": round(share, 4)} for op, ms, share in ops]
+        sections.append(
+            f"### {name}: top operators by self CPU time ({total:.1f} ms per profiled step)\n\n"
+            + markdown_table(
+                ["operator", "ms / step", "share"], [(f"`{op}`", f"{ms:.2f}", f"{share:.0%}") for op, ms, share in ops]
+            )
+        )
+        rows += [
+            {"section": f"profile {name}", "variant": op, "ms_per_step": round(ms, 3), "share": round(share, 4)}
+            for op, ms, share in ops
+        ]
 
     # 2a. DeepLOB: NCHW (before) vs channels_last (after)
     after, before = twin("deeplob")
@@ -153,8 +161,14 @@ def main() -> None:
     with torch.no_grad():
         torch.testing.assert_close(after(x), deeplob_forward_nchw(before, x), atol=1e-5, rtol=1e-4)
     after.train(), before.train()
-    result = interleaved({"before (NCHW)": train_step(before, lambda z: deeplob_forward_nchw(before, z), x, y),
-                          "after (channels_last)": train_step(after, after, x, y)}, rounds, per_round)
+    result = interleaved(
+        {
+            "before (NCHW)": train_step(before, lambda z: deeplob_forward_nchw(before, z), x, y),
+            "after (channels_last)": train_step(after, after, x, y),
+        },
+        rounds,
+        per_round,
+    )
     # 2b. TransLOB: the reference's math attention and SDPA vs dilated.models.attention
     current, sdpa = twin("translob")
     _, math_model = twin("translob")
@@ -164,57 +178,97 @@ def main() -> None:
     with torch.no_grad():
         for other in (sdpa, math_model):
             torch.testing.assert_close(current(x), other(x), atol=1e-5, rtol=1e-4)
-    names = {"math attention (reference formulation)": math_model, "SDPA (before)": sdpa,
-             "dilated.models.attention (current)": current}
+    names = {
+        "math attention (reference formulation)": math_model,
+        "SDPA (before)": sdpa,
+        "dilated.models.attention (current)": current,
+    }
     for model in names.values():
         model.train()
-    result_attention = interleaved({name: train_step(model, model, x, y) for name, model in names.items()}, rounds,
-                                   per_round)
+    result_attention = interleaved(
+        {name: train_step(model, model, x, y) for name, model in names.items()}, rounds, per_round
+    )
     current_name = "dilated.models.attention (current)"
     pairs = [("DeepLOB train step", result)] + [
         ("TransLOB train step", {name: result_attention[name], current_name: result_attention[current_name]})
-        for name in names if name != current_name]
+        for name in names
+        if name != current_name
+    ]
 
     table = []
     for label, res in pairs:
         (old_name, old), (new_name, new) = res.items()
         ratios = [o / n for o, n in zip(old["rounds"], new["rounds"])]
         speedup = old["median"] / new["median"]
-        table.append((label, old_name, f"{old['median'] * 1e3:.1f}", new_name, f"{new['median'] * 1e3:.1f}",
-                      f"{speedup:.2f}", f"{min(ratios):.2f}-{max(ratios):.2f}"))
-        rows.append({"section": "before/after", "variant": f"{label}: {old_name} -> {new_name}",
-                     "ms_before": round(old["median"] * 1e3, 3), "ms_after": round(new["median"] * 1e3, 3),
-                     "speedup": round(speedup, 3)})
-    comparison = markdown_table(["path", "before", "ms", "after", "ms", "speed-up (before / after)",
-                                 "per-round range"], table)
-    headline = (f"DeepLOB train step {table[0][5]}x faster with channels_last memory; TransLOB train step "
-                f"{table[2][5]}x faster with dilated.models.attention than with SDPA ({table[1][5]}x than the "
-                "reference's math attention)")
-    body = "\n\n".join([
-        (f"Threads: {args.threads}; batch {BATCH}; profiles over {profiled} steps; before/after: {rounds} rounds x "
-        f"{per_round} steps per variant, interleaved, medians."),
-        "## Before / after\n\n" + comparison,
-        ("## Findings\n\n"
-        "* **DeepLOB** is the slowest training path. Its time goes to the `(4, 1)` 'same' convolutions over "
-        "`(32, 32, 100, 20)` and `(32, 32, 100, 10)` activations (forward and `convolution_backward`: arithmetic, "
-        "near the core's peak), the LSTM backward, and the copies that the Keras 'same' padding and NCHW layout "
-        "add. Running the conv front end on NHWC memory (`torch.channels_last`) lets oneDNN use its faster "
-        "layout and hands the LSTM a time-major tensor without a copy: the speed-up above, same outputs to float "
-        "rounding. The asymmetric 'same' padding of the even `(4, 1)` kernels still costs an `F.pad` copy per conv."),
-        ("* **TransLOB**: attention over 100 steps with heads of 5 features was the largest cost (PyTorch's fused "
-        "`_scaled_dot_product_flash_attention_for_cpu`, forward and backward, about half of a step). The products "
-        "whose result is only 5 wide (`weights @ v` and three in the backward) ran at a few GFLOP/s; "
-        "`dilated.models.attention` computes each of them transposed, so the BLAS produces a 100-wide result (4x "
-        "faster per product), with a hand-written backward: the speed-up above, same outputs to float rounding. "
-        "What remains is the softmax and its backward over the `(96, 100, 100)` logits and many small ops (FFN "
-        "matmuls, layer norms, conv backward, Adam's per-parameter loop)."),
-        "## Profiles of the current models\n\n" + "\n\n".join(sections),
-    ])
+        table.append(
+            (
+                label,
+                old_name,
+                f"{old['median'] * 1e3:.1f}",
+                new_name,
+                f"{new['median'] * 1e3:.1f}",
+                f"{speedup:.2f}",
+                f"{min(ratios):.2f}-{max(ratios):.2f}",
+            )
+        )
+        rows.append(
+            {
+                "section": "before/after",
+                "variant": f"{label}: {old_name} -> {new_name}",
+                "ms_before": round(old["median"] * 1e3, 3),
+                "ms_after": round(new["median"] * 1e3, 3),
+                "speedup": round(speedup, 3),
+            }
+        )
+    comparison = markdown_table(
+        ["path", "before", "ms", "after", "ms", "speed-up (before / after)", "per-round range"], table
+    )
+    headline = (
+        f"DeepLOB train step {table[0][5]}x faster with channels_last memory; TransLOB train step "
+        f"{table[2][5]}x faster with dilated.models.attention than with SDPA ({table[1][5]}x than the "
+        "reference's math attention)"
+    )
+    body = "\n\n".join(
+        [
+            (
+                f"Threads: {args.threads}; batch {BATCH}; profiles over {profiled} steps; before/after: {rounds} rounds x "
+                f"{per_round} steps per variant, interleaved, medians."
+            ),
+            "## Before / after\n\n" + comparison,
+            (
+                "## Findings\n\n"
+                "* **DeepLOB** is the slowest training path. Its time goes to the `(4, 1)` 'same' convolutions over "
+                "`(32, 32, 100, 20)` and `(32, 32, 100, 10)` activations (forward and `convolution_backward`: arithmetic, "
+                "near the core's peak), the LSTM backward, and the copies that the Keras 'same' padding and NCHW layout "
+                "add. Running the conv front end on NHWC memory (`torch.channels_last`) lets oneDNN use its faster "
+                "layout and hands the LSTM a time-major tensor without a copy: the speed-up above, same outputs to float "
+                "rounding. The asymmetric 'same' padding of the even `(4, 1)` kernels still costs an `F.pad` copy per conv."
+            ),
+            (
+                "* **TransLOB**: attention over 100 steps with heads of 5 features was the largest cost (PyTorch's fused "
+                "`_scaled_dot_product_flash_attention_for_cpu`, forward and backward, about half of a step). The products "
+                "whose result is only 5 wide (`weights @ v` and three in the backward) ran at a few GFLOP/s; "
+                "`dilated.models.attention` computes each of them transposed, so the BLAS produces a 100-wide result (4x "
+                "faster per product), with a hand-written backward: the speed-up above, same outputs to float rounding. "
+                "What remains is the softmax and its backward over the `(96, 100, 100)` logits and many small ops (FFN "
+                "matmuls, layer norms, conv backward, Adam's per-parameter loop)."
+            ),
+            "## Profiles of the current models\n\n" + "\n\n".join(sections),
+        ]
+    )
     print(body)
-    path = write_result("profile_training", "Profile of the LOB training steps, and before/after of the fixes", body,
-                        rows, command="python benchmarks/profile_training.py" + (" --quick" if args.quick else ""),
-                        seeds=f"{SEED} (weights, batch)", wall_s=time.perf_counter() - started, headline=headline,
-                        threads=args.threads, out_dir=args.out_dir)
+    path = write_result(
+        "profile_training",
+        "Profile of the LOB training steps, and before/after of the fixes",
+        body,
+        rows,
+        command="python benchmarks/profile_training.py" + (" --quick" if args.quick else ""),
+        seeds=f"{SEED} (weights, batch)",
+        wall_s=time.perf_counter() - started,
+        headline=headline,
+        threads=args.threads,
+        out_dir=args.out_dir,
+    )
     print(f"\nwrote {path}")
 
 

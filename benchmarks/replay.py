@@ -43,9 +43,12 @@ RUNS = {
 
 def trained_run(name: str, folder: Path) -> Path:
     """A run of two training batches on the bundled sample (speed does not depend on how well it learned)."""
-    raw = {**RUNS[name], "data": {"kind": "lobster", "window": WINDOW, "fractions": [0.6, 0.2, 0.2]},
-           "training": {"max_epochs": 1, "batch_size": 32},
-           "trainer": {"limit_train_batches": 2, "limit_val_batches": 1, "threads": 1, "progress_bar": False}}
+    raw = {
+        **RUNS[name],
+        "data": {"kind": "lobster", "window": WINDOW, "fractions": [0.6, 0.2, 0.2]},
+        "training": {"max_epochs": 1, "batch_size": 32},
+        "trainer": {"limit_train_batches": 2, "limit_val_batches": 1, "threads": 1, "progress_bar": False},
+    }
     train(resolve_config(raw, name), folder / name, progress=False, echo=lambda _message: None)
     return folder / name
 
@@ -69,7 +72,9 @@ def measure(run: Path, streams: int, rounds: int, events: int) -> list[dict[str,
         live.step(feeds[t])
     methods: dict[str, Callable[[int], object]] = {
         "replay": lambda t: live.step(feeds[t]),
-        "recompute": lambda t: predictor.model(predictor.normalisation(feeds[t - WINDOW + 1:t + 1].transpose(1, 2, 0))),
+        "recompute": lambda t: predictor.model(
+            predictor.normalisation(feeds[t - WINDOW + 1 : t + 1].transpose(1, 2, 0))
+        ),
     }
     if live.engine == "window":
         window_stream = dilated.WindowStream(predictor.model, streams, WINDOW)
@@ -77,7 +82,7 @@ def measure(run: Path, streams: int, rounds: int, events: int) -> list[dict[str,
         for t in range(WINDOW - 1):
             window_stream.step(inputs[..., t])
         methods["engine"] = lambda t: window_stream.step(inputs[..., t])
-        methods["model(window)"] = lambda t: predictor.model(inputs[..., t - WINDOW + 1:t + 1])
+        methods["model(window)"] = lambda t: predictor.model(inputs[..., t - WINDOW + 1 : t + 1])
     times: dict[str, list[float]] = {name: [] for name in methods}
     start = WINDOW - 1
     with torch.inference_mode():
@@ -91,9 +96,17 @@ def measure(run: Path, streams: int, rounds: int, events: int) -> list[dict[str,
     rows = []
     for name, samples in times.items():
         seconds = statistics.fmean(samples)
-        rows.append({"model": predictor.config["model"], "engine": live.engine, "streams": streams, "method": name,
-                     "events_per_s": streams / seconds, "p50_us": 1e6 * float(np.percentile(samples, 50)),
-                     "p99_us": 1e6 * float(np.percentile(samples, 99))})
+        rows.append(
+            {
+                "model": predictor.config["model"],
+                "engine": live.engine,
+                "streams": streams,
+                "method": name,
+                "events_per_s": streams / seconds,
+                "p50_us": 1e6 * float(np.percentile(samples, 50)),
+                "p99_us": 1e6 * float(np.percentile(samples, 99)),
+            }
+        )
     recompute = next(r for r in rows if r["method"] == "recompute")["events_per_s"]
     for row in rows:
         row["speed_vs_recompute"] = row["events_per_s"] / recompute
@@ -119,16 +132,26 @@ def main() -> None:
     header = ["model", "engine", "streams", "method", "events/s", "p50 us", "p99 us", "vs recompute"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['engine']} | {r['streams']} | {r['method']} | {r['events_per_s']:,.0f} | "
-                     f"{r['p50_us']:,.1f} | {r['p99_us']:,.1f} | {r['speed_vs_recompute']:.2f}x |")
+        lines.append(
+            f"| {r['model']} | {r['engine']} | {r['streams']} | {r['method']} | {r['events_per_s']:,.0f} | "
+            f"{r['p50_us']:,.1f} | {r['p99_us']:,.1f} | {r['speed_vs_recompute']:.2f}x |"
+        )
     table = "\n".join(lines)
     print(table)
     if args.out_dir is not None:
         from run_all import write_result  # benchmarks/run_all.py, beside this script
 
-        write_result("replay", "Replay: live stream vs recomputing each window", table, rows,
-                     command="python benchmarks/replay.py", seeds="training seed 0", threads=args.threads,
-                     wall_s=time.perf_counter() - started, out_dir=args.out_dir)
+        write_result(
+            "replay",
+            "Replay: live stream vs recomputing each window",
+            table,
+            rows,
+            command="python benchmarks/replay.py",
+            seeds="training seed 0",
+            threads=args.threads,
+            wall_s=time.perf_counter() - started,
+            out_dir=args.out_dir,
+        )
 
 
 if __name__ == "__main__":

@@ -82,8 +82,9 @@ class TCNStack(nn.Module):
 
 def pytorch_tcn_twin(model: nn.Module, channels: int, levels: int, kernel_size: int) -> pytorch_tcn.TCN:
     """A ``pytorch_tcn.TCN`` with our TCN's weights (weight norm g, v and biases), checked equal offline."""
-    twin = pytorch_tcn.TCN(channels, [channels] * levels, kernel_size=kernel_size, dropout=0.0,
-                           use_norm="weight_norm", causal=True).eval()
+    twin = pytorch_tcn.TCN(
+        channels, [channels] * levels, kernel_size=kernel_size, dropout=0.0, use_norm="weight_norm", causal=True
+    ).eval()
     with torch.no_grad():
         for ours, theirs in zip(model.get_submodule("blocks").children(), twin.network):
             for a, b in ((ours.get_submodule("conv1"), theirs.conv1), (ours.get_submodule("conv2"), theirs.conv2)):
@@ -105,7 +106,7 @@ class Chomp(nn.Module):
         self.n = n
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x[:, :, :-self.n].contiguous()
+        return x[:, :, : -self.n].contiguous()
 
 
 class LocuslabBlock(nn.Module):
@@ -115,8 +116,15 @@ class LocuslabBlock(nn.Module):
         super().__init__()
         pad = (k - 1) * d
         self.net = nn.Sequential(
-            weight_norm(nn.Conv1d(cin, cout, k, padding=pad, dilation=d)), Chomp(pad), nn.ReLU(), nn.Dropout(dropout),
-            weight_norm(nn.Conv1d(cout, cout, k, padding=pad, dilation=d)), Chomp(pad), nn.ReLU(), nn.Dropout(dropout))
+            weight_norm(nn.Conv1d(cin, cout, k, padding=pad, dilation=d)),
+            Chomp(pad),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            weight_norm(nn.Conv1d(cout, cout, k, padding=pad, dilation=d)),
+            Chomp(pad),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+        )
         self.downsample = nn.Conv1d(cin, cout, 1) if cin != cout else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -124,7 +132,7 @@ class LocuslabBlock(nn.Module):
 
 
 def locuslab_tcn(cin: int, channels: int, levels: int, k: int) -> nn.Module:
-    return nn.Sequential(*(LocuslabBlock(cin if i == 0 else channels, channels, k, 2 ** i) for i in range(levels)))
+    return nn.Sequential(*(LocuslabBlock(cin if i == 0 else channels, channels, k, 2**i) for i in range(levels)))
 
 
 def check_cost(model: nn.Module, x_t: torch.Tensor, repeats: int) -> tuple[float, float, int]:
@@ -138,14 +146,27 @@ def check_cost(model: nn.Module, x_t: torch.Tensor, repeats: int) -> tuple[float
         with torch.inference_mode():
             model(window)
 
-    times = interleaved({"with": (lambda: Stream(model, 1), 1), "without": (lambda: Stream(model, 1, verify=False), 1),
-                         "forward": (forward, 1)}, repeats)
+    times = interleaved(
+        {
+            "with": (lambda: Stream(model, 1), 1),
+            "without": (lambda: Stream(model, 1, verify=False), 1),
+            "forward": (forward, 1),
+        },
+        repeats,
+    )
     return (times["with"] - times["without"]) / 1e3, times["forward"] / 1e3, length
 
 
-def single_stream_row(name: str, model: nn.Module, x_t: torch.Tensor, repeats: int, naive_calls: int,
-                      twin: pytorch_tcn.TCN | None = None, kwargs: dict | None = None,
-                      rf: int | None = None) -> dict[str, float]:
+def single_stream_row(
+    name: str,
+    model: nn.Module,
+    x_t: torch.Tensor,
+    repeats: int,
+    naive_calls: int,
+    twin: pytorch_tcn.TCN | None = None,
+    kwargs: dict | None = None,
+    rf: int | None = None,
+) -> dict[str, float]:
     kwargs = kwargs or {}
     field = rf if rf is not None else cast(int, model.receptive_field)
     window = x_t.unsqueeze(-1).expand(*x_t.shape, field).contiguous()
@@ -192,57 +213,104 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    print(f"streaming benchmark: torch {torch.__version__}, numba {numba.__version__}, "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
-          f"{os.getloadavg()[0]:.2f}; median of {args.repeats} interleaved rounds; single stream on 1 thread")
+    print(
+        f"streaming benchmark: torch {torch.__version__}, numba {numba.__version__}, "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
+        f"{os.getloadavg()[0]:.2f}; median of {args.repeats} interleaved rounds; single stream on 1 thread"
+    )
 
     # -- single stream --------------------------------------------------------------------------------------------
     channels, levels, k = 32, 10, 2
-    tcn = build_model("tcn", input_channels=channels, num_channels=(channels,) * levels, kernel_size=k,
-                      dropout=0.0).eval()
+    tcn = build_model(
+        "tcn", input_channels=channels, num_channels=(channels,) * levels, kernel_size=k, dropout=0.0
+    ).eval()
     twin = pytorch_tcn_twin(tcn, channels, levels, k)
     rows = [("TCN 10x32 k=2", single_stream_row("tcn", tcn, torch.randn(1, channels), args.repeats, 20, twin))]
     # models people already have, same architecture: locuslab-style and pytorch-tcn's own TCN
     locuslab = locuslab_tcn(channels, channels, levels, k).eval()
-    theirs = pytorch_tcn.TCN(channels, [channels] * levels, kernel_size=k, dropout=0.0, use_norm="weight_norm",
-                             causal=True).eval()
+    theirs = pytorch_tcn.TCN(
+        channels, [channels] * levels, kernel_size=k, dropout=0.0, use_norm="weight_norm", causal=True
+    ).eval()
     theirs_inference = copy.deepcopy(theirs)  # its inference mode keeps buffers in the model: a copy of its own
     tcn_field = cast(int, tcn.receptive_field)
-    rows.append(("locuslab-style TCN 10x32 k=2", single_stream_row(
-        "locuslab", locuslab, torch.randn(1, channels), args.repeats, 20, theirs_inference, rf=tcn_field)))
-    rows.append(("pytorch-tcn TCN 10x32 k=2", single_stream_row(
-        "pytorch_tcn", theirs, torch.randn(1, channels), args.repeats, 20, theirs_inference, rf=tcn_field)))
+    rows.append(
+        (
+            "locuslab-style TCN 10x32 k=2",
+            single_stream_row(
+                "locuslab", locuslab, torch.randn(1, channels), args.repeats, 20, theirs_inference, rf=tcn_field
+            ),
+        )
+    )
+    rows.append(
+        (
+            "pytorch-tcn TCN 10x32 k=2",
+            single_stream_row(
+                "pytorch_tcn", theirs, torch.randn(1, channels), args.repeats, 20, theirs_inference, rf=tcn_field
+            ),
+        )
+    )
     if not args.quick:
         wavenet = build_model("wavenet").eval()  # 3 stacks of 10 blocks, 32 residual / 256 skip, one-hot input
         x_w = one_hot(torch.randint(0, 256, (1, 1)), 256)[..., 0]
         rows.append(("WaveNet 30 blocks", single_stream_row("wavenet", wavenet, x_w, args.repeats, 3)))
         wavenet_g = build_model("wavenet", global_channels=16).eval()
-        rows.append(("WaveNet 30 blocks + global cond.", single_stream_row(
-            "wavenet_g", wavenet_g, x_w, args.repeats, 3, kwargs={"global_condition": torch.randn(1, 16)})))
+        rows.append(
+            (
+                "WaveNet 30 blocks + global cond.",
+                single_stream_row(
+                    "wavenet_g", wavenet_g, x_w, args.repeats, 3, kwargs={"global_condition": torch.randn(1, 16)}
+                ),
+            )
+        )
     print("\nSingle stream, us per step (lower is better); ratios = other / fast")
-    header = ("model", "RF", "naive", "pytorch-tcn", "eager", "fast", "fast/np", "naive/fast", "pytorch-tcn/fast",
-              "eager/fast")
+    header = (
+        "model",
+        "RF",
+        "naive",
+        "pytorch-tcn",
+        "eager",
+        "fast",
+        "fast/np",
+        "naive/fast",
+        "pytorch-tcn/fast",
+        "eager/fast",
+    )
     table: list[tuple[str, ...]] = [header]
     for name, t in rows:
         fast_us = t.get("fast")
-        table.append((name, str(t["rf"]), fmt(t["naive"]), fmt(t.get("pytorch-tcn")), fmt(t["eager"]), fmt(fast_us),
-                      fmt(t.get("fast/np")),
-                      *(f"{t[key] / fast_us:,.0f}x" if fast_us and key in t else "-"
-                        for key in ("naive", "pytorch-tcn", "eager"))))
+        table.append(
+            (
+                name,
+                str(t["rf"]),
+                fmt(t["naive"]),
+                fmt(t.get("pytorch-tcn")),
+                fmt(t["eager"]),
+                fmt(fast_us),
+                fmt(t.get("fast/np")),
+                *(
+                    f"{t[key] / fast_us:,.0f}x" if fast_us and key in t else "-"
+                    for key in ("naive", "pytorch-tcn", "eager")
+                ),
+            )
+        )
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     for r in table:
         print("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
 
     theirs_fast = next(t for name, t in rows if name.startswith("locuslab"))
-    print(f"  locuslab-style TCN streamed by dilated (fast) vs pytorch-tcn's inference mode on the same architecture: "
-          f"{theirs_fast['pytorch-tcn'] / theirs_fast['fast']:,.0f}x (target >= 100x)")
+    print(
+        f"  locuslab-style TCN streamed by dilated (fast) vs pytorch-tcn's inference mode on the same architecture: "
+        f"{theirs_fast['pytorch-tcn'] / theirs_fast['fast']:,.0f}x (target >= 100x)"
+    )
 
     # -- the construction check ------------------------------------------------------------------------------------
     print("\nConstruction check (the stream against the model's forward, one receptive field + 8 steps):")
     for name, model in (("TCN 10x32 k=2", tcn), ("locuslab-style TCN", locuslab), ("pytorch-tcn TCN", theirs)):
         check_ms, forward_ms, length = check_cost(model, torch.randn(1, channels), max(3, args.repeats // 2))
-        print(f"  {name:20s} check {check_ms:7.1f} ms = {check_ms / forward_ms:4.2f} offline forwards of {length:,} "
-              f"steps ({forward_ms:.1f} ms)")
+        print(
+            f"  {name:20s} check {check_ms:7.1f} ms = {check_ms / forward_ms:4.2f} offline forwards of {length:,} "
+            f"steps ({forward_ms:.1f} ms)"
+        )
 
     # -- candidates for compiling the step ------------------------------------------------------------------------
     print("\nCandidates for the compiled step, same TCN, us per step:")
@@ -264,6 +332,7 @@ def main() -> None:
         import onnxruntime as ort
 
         from dilated.streaming import export_onnx
+
         path = os.path.join(tempfile.mkdtemp(), "step.onnx")
         export_onnx(tcn, path, x_t)
         options = ort.SessionOptions()
@@ -286,15 +355,20 @@ def main() -> None:
     assert compiled is not None  # the step above compiled it
     xin = x_t.numpy().reshape(1, 1, -1)
     candidates["Numba kernel, one call (numpy in/out)"] = (
-        lambda: compiled.run(compiled.mem, fast.ring, 0, xin, 1, 1), 5000)
+        lambda: compiled.run(compiled.mem, fast.ring, 0, xin, 1, 1),
+        5000,
+    )
     candidates["Numba via FastStream.step (torch in/out)"] = (lambda: fast.step(x_t), 2000)
     for name, value in interleaved(candidates, args.repeats).items():
         print(f"  {name:45s} {value:10.1f}")
 
     # -- flat cost in the receptive field ------------------------------------------------------------------------
     print("\nFlat cost: fast path, 10 TCN blocks x 32 channels, kernel 2, only the dilations differ:")
-    patterns = {127: [1, 2, 4, 8, 16, 16, 8, 4, 2, 2], 2047: [2**i for i in range(10)],
-                16383: [1, 4, 16, 64, 256, 1024, 4096, 2048, 512, 170]}
+    patterns = {
+        127: [1, 2, 4, 8, 16, 16, 8, 4, 2, 2],
+        2047: [2**i for i in range(10)],
+        16383: [1, 4, 16, 64, 256, 1024, 4096, 2048, 512, 170],
+    }
     flat: dict[str, tuple[Callable[[], object], int]] = {}
     for rf, dilations in patterns.items():
         model = TCNStack(channels, k, dilations).eval()
@@ -310,8 +384,10 @@ def main() -> None:
     # -- many streams ---------------------------------------------------------------------------------------------
     streams, cores = 1024, os.cpu_count() or 1
     torch.set_num_threads(cores)
-    print(f"\n{streams:,} streams stepped together, TCN 10x32 k=2 (RF 2047), {cores} cores "
-          f"(load average before: {os.getloadavg()[0]:.2f}):")
+    print(
+        f"\n{streams:,} streams stepped together, TCN 10x32 k=2 (RF 2047), {cores} cores "
+        f"(load average before: {os.getloadavg()[0]:.2f}):"
+    )
     xb = torch.randn(streams, channels)
     threaded = FastStream(tcn, streams, fallback="raise", threads=cores)
     serial = FastStream(tcn, streams, fallback="raise", threads=1)
@@ -321,18 +397,23 @@ def main() -> None:
     many: dict[str, tuple[Callable[[], object], int]] = {
         f"fast, {cores} threads": (lambda: threaded.step(xb), 20),
         "fast, 1 thread": (lambda: serial.step(xb), 10),
-        f"fast, 1 lane, {cores} thr.": (lambda: one_lane.step(xb), 10)}
+        f"fast, 1 lane, {cores} thr.": (lambda: one_lane.step(xb), 10),
+    }
     many_times = interleaved(many, max(3, args.repeats // 2))
     # measured after, not interleaved: torch's OpenMP threads keep spinning on the cores after an eager step
     eager_many = Stream(tcn, streams)
     many_times.update(interleaved({"eager, torch threads": (lambda: eager_many.step(xb), 1)}, 3))
     for name, value in many_times.items():
         print(f"  {name:22s} {value:12,.0f} us per step = {value / streams:8.3f} us per stream")
-    print(f"  {threaded.lanes} streams per vector group vs one stream per lane: "
-          f"{many_times[f'fast, 1 lane, {cores} thr.'] / many_times[f'fast, {cores} threads']:.2f}x faster; "
-          f"target < 1 us per stream")
-    print(f"  (load average after: {os.getloadavg()[0]:.2f}; on a machine shared with other jobs the threaded "
-          "number needs a free core)")
+    print(
+        f"  {threaded.lanes} streams per vector group vs one stream per lane: "
+        f"{many_times[f'fast, 1 lane, {cores} thr.'] / many_times[f'fast, {cores} threads']:.2f}x faster; "
+        f"target < 1 us per stream"
+    )
+    print(
+        f"  (load average after: {os.getloadavg()[0]:.2f}; on a machine shared with other jobs the threaded "
+        "number needs a free core)"
+    )
 
 
 if __name__ == "__main__":

@@ -39,8 +39,10 @@ def main() -> None:
         stream.step(inputs[t % 1000])
     elapsed = time.perf_counter() - start
     after = rss_mib()
-    print(f"{args.steps:,} steps ({args.backend}, TCN 10x32 k=2, RF {model.receptive_field}) in {elapsed:.1f} s "
-          f"({elapsed / args.steps * 1e6:.2f} us/step)")
+    print(
+        f"{args.steps:,} steps ({args.backend}, TCN 10x32 k=2, RF {model.receptive_field}) in {elapsed:.1f} s "
+        f"({elapsed / args.steps * 1e6:.2f} us/step)"
+    )
     print(f"RSS before {before:.1f} MiB, after {after:.1f} MiB, growth {after - before:+.2f} MiB")
 
 

@@ -91,10 +91,44 @@ class Task:
 
 
 TASKS = {
-    "adding": Task("adding", "Adding problem, T=600 (test MSE)", 5.8e-5, "~70K", 2, (24,) * 8, 8, 1, True, "Adam",
-                   4e-3, None, 32, 50_000, 1_000, 10, 0.6),
-    "copy": Task("copy", "Copy memory, T=1000 (test cross-entropy)", 3.5e-5, "~16K", 1, (10,) * 8, 8, 10, False,
-                 "RMSprop", 5e-4, 1.0, 32, 10_000, 1_000, 50, 0.4),
+    "adding": Task(
+        "adding",
+        "Adding problem, T=600 (test MSE)",
+        5.8e-5,
+        "~70K",
+        2,
+        (24,) * 8,
+        8,
+        1,
+        True,
+        "Adam",
+        4e-3,
+        None,
+        32,
+        50_000,
+        1_000,
+        10,
+        0.6,
+    ),
+    "copy": Task(
+        "copy",
+        "Copy memory, T=1000 (test cross-entropy)",
+        3.5e-5,
+        "~16K",
+        1,
+        (10,) * 8,
+        8,
+        10,
+        False,
+        "RMSprop",
+        5e-4,
+        1.0,
+        32,
+        10_000,
+        1_000,
+        50,
+        0.4,
+    ),
 }
 
 
@@ -149,10 +183,22 @@ class Trainee:
 def build_pair(task: Task, seed: int, init: str) -> tuple[nn.Module, nn.Module]:
     """dilated's TCN and pytorch-tcn's with locuslab's head, with the same weights."""
     torch.manual_seed(seed)
-    ours = build_model("tcn", input_channels=task.inputs, num_channels=task.channels, kernel_size=task.kernel,
-                       dropout=0.0, output_size=task.output_size, last_step_only=task.last_step_only, init=init)
-    peer = HeadedTCN(pytorch_tcn_reference(task.inputs, task.channels, task.kernel, 0.0), task.channels[-1],
-                     task.output_size, task.last_step_only)
+    ours = build_model(
+        "tcn",
+        input_channels=task.inputs,
+        num_channels=task.channels,
+        kernel_size=task.kernel,
+        dropout=0.0,
+        output_size=task.output_size,
+        last_step_only=task.last_step_only,
+        init=init,
+    )
+    peer = HeadedTCN(
+        pytorch_tcn_reference(task.inputs, task.channels, task.kernel, 0.0),
+        task.channels[-1],
+        task.output_size,
+        task.last_step_only,
+    )
     copy_tcn_weights(ours, peer)
     return ours, peer
 
@@ -173,8 +219,9 @@ def batches(dataset: Dataset, batch: int) -> Callable[[], tuple[torch.Tensor, to
     return next_batch
 
 
-def run_task(task: Task, seed: int, init: str, max_steps: int, minutes: float | None, eval_every: int,
-             log: Callable) -> dict:
+def run_task(
+    task: Task, seed: int, init: str, max_steps: int, minutes: float | None, eval_every: int, log: Callable
+) -> dict:
     ours, peer = build_pair(task, seed, init)
     params = sum(p.numel() for p in ours.parameters())
     train, test_set = task.datasets(seed)
@@ -193,24 +240,37 @@ def run_task(task: Task, seed: int, init: str, max_steps: int, minutes: float | 
         steps += 1
         if steps % eval_every == 0 or steps == max_steps:
             evals = {t.name: t.evaluate(test, steps) for t in trainees}
-            log(f"  {task.name} step {steps}: train " + ", ".join(f"{n} {v:.3g}" for n, v in last_train.items())
-                + " | test " + ", ".join(f"{n} {v[0]:.3g}" for n, v in evals.items()))
+            log(
+                f"  {task.name} step {steps}: train "
+                + ", ".join(f"{n} {v:.3g}" for n, v in last_train.items())
+                + " | test "
+                + ", ".join(f"{n} {v[0]:.3g}" for n, v in evals.items())
+            )
         if minutes is not None and time.perf_counter() - started > minutes * 60:
             stopped_by = "time"
             break
     final = {t.name: t.last_eval if t.history[-1][0] == steps else t.evaluate(test, steps) for t in trainees}
-    return {"task": task, "params": params, "steps": steps, "stopped_by": stopped_by, "trainees": trainees,
-            "final": final, "wall": time.perf_counter() - started}
+    return {
+        "task": task,
+        "params": params,
+        "steps": steps,
+        "stopped_by": stopped_by,
+        "trainees": trainees,
+        "final": final,
+        "wall": time.perf_counter() - started,
+    }
 
 
 def headline_of(result: dict) -> str:
     """One line per task for the index of docs/results.md."""
     task, (ours, peer) = result["task"], result["trainees"]
     step_ratio = statistics.median(peer.step_cpu) / statistics.median(ours.step_cpu)
-    text = (f"{task.name}: test loss {result['final']['dilated'][0]:.3g} (dilated) / "
-            f"{result['final']['pytorch-tcn'][0]:.3g} (pytorch-tcn) after {result['steps']:,} of the paper's "
-            f"{task.paper_steps:,} steps (paper {task.paper_loss:.2g}); step CPU time: dilated {step_ratio:.2f}x as "
-            "fast as pytorch-tcn")
+    text = (
+        f"{task.name}: test loss {result['final']['dilated'][0]:.3g} (dilated) / "
+        f"{result['final']['pytorch-tcn'][0]:.3g} (pytorch-tcn) after {result['steps']:,} of the paper's "
+        f"{task.paper_steps:,} steps (paper {task.paper_loss:.2g}); step CPU time: dilated {step_ratio:.2f}x as "
+        "fast as pytorch-tcn"
+    )
     if ours.reached and peer.reached:
         text += f"; MSE < 1e-3 after {ours.reached[1]:.0f} / {peer.reached[1]:.0f} CPU s (dilated / pytorch-tcn)"
     return text
@@ -234,8 +294,12 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, help="steps between test evaluations (default 100; 500 with --full)")
     parser.add_argument("--copy-clip", type=float, default=1.0, help="gradient-norm clip for copy memory (0: none)")
     parser.add_argument("--seed", type=int, default=1111, help="weights and training data (locuslab's 1111)")
-    parser.add_argument("--init", choices=["locuslab", "normal"], default="locuslab",
-                        help="TCN init (see dilated.models.blocks.TemporalBlock; default locuslab)")
+    parser.add_argument(
+        "--init",
+        choices=["locuslab", "normal"],
+        default="locuslab",
+        help="TCN init (see dilated.models.blocks.TemporalBlock; default locuslab)",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent.parent / "docs" / "results")
     parser.add_argument("--name", default="tcn_tasks", help="result file name (default tcn_tasks: .md and .csv)")
@@ -254,8 +318,9 @@ def main() -> None:
         max_steps = args.steps or task.paper_steps
         share = None if minutes is None else minutes * task.share / sum(TASKS[n].share for n in args.task)
         print(f"{task.title}: up to {max_steps} steps" + (f" or {share:.1f} minutes" if share else ""), flush=True)
-        results.append(run_task(task, args.seed, args.init, max_steps, share, eval_every,
-                                lambda s: print(s, flush=True)))
+        results.append(
+            run_task(task, args.seed, args.init, max_steps, share, eval_every, lambda s: print(s, flush=True))
+        )
 
     table, speed, rows = [], [], []
     for r in results:
@@ -265,57 +330,125 @@ def main() -> None:
         for t in (ours, peer):
             loss, accuracy = r["final"][t.name]
             reached = fmt_reached(t)
-            table.append((task.title, t.name, f"{r['params']:,}", budget_note, f"{loss:.3g}", f"{task.paper_loss:.2g}",
-                          f"{loss / task.paper_loss:.3g}x",
-                          f"{accuracy:.3f}" if task.name == "copy" else "", *reached))
-            rows.append({"task": task.name, "implementation": t.name, "params": r["params"], "steps": r["steps"],
-                         "paper_steps": task.paper_steps, "test_loss": loss, "paper_loss": task.paper_loss,
-                         "recall_accuracy": accuracy if task.name == "copy" else "",
-                         "steps_to_mse_1e-3": t.reached[0] if t.reached else "",
-                         "cpu_s_to_mse_1e-3": round(t.reached[1], 2) if t.reached else "",
-                         "wall_s_to_mse_1e-3": round(t.reached[2], 2) if t.reached else "",
-                         "train_cpu_s": round(t.cpu, 2), "train_wall_s": round(t.wall, 2),
-                         "median_step_cpu_ms": round(statistics.median(t.step_cpu) * 1e3, 3),
-                         "seed": args.seed, "init": args.init})
-        speed.append((task.title, f"{ours.cpu:.0f} / {ours.wall:.0f}", f"{peer.cpu:.0f} / {peer.wall:.0f}",
-                      f"{statistics.median(ours.step_cpu) * 1e3:.1f}", f"{statistics.median(peer.step_cpu) * 1e3:.1f}",
-                      f"{statistics.median(peer.step_cpu) / statistics.median(ours.step_cpu):.2f}",
-                      f"{peer.cpu / ours.cpu:.2f}"))
+            table.append(
+                (
+                    task.title,
+                    t.name,
+                    f"{r['params']:,}",
+                    budget_note,
+                    f"{loss:.3g}",
+                    f"{task.paper_loss:.2g}",
+                    f"{loss / task.paper_loss:.3g}x",
+                    f"{accuracy:.3f}" if task.name == "copy" else "",
+                    *reached,
+                )
+            )
+            rows.append(
+                {
+                    "task": task.name,
+                    "implementation": t.name,
+                    "params": r["params"],
+                    "steps": r["steps"],
+                    "paper_steps": task.paper_steps,
+                    "test_loss": loss,
+                    "paper_loss": task.paper_loss,
+                    "recall_accuracy": accuracy if task.name == "copy" else "",
+                    "steps_to_mse_1e-3": t.reached[0] if t.reached else "",
+                    "cpu_s_to_mse_1e-3": round(t.reached[1], 2) if t.reached else "",
+                    "wall_s_to_mse_1e-3": round(t.reached[2], 2) if t.reached else "",
+                    "train_cpu_s": round(t.cpu, 2),
+                    "train_wall_s": round(t.wall, 2),
+                    "median_step_cpu_ms": round(statistics.median(t.step_cpu) * 1e3, 3),
+                    "seed": args.seed,
+                    "init": args.init,
+                }
+            )
+        speed.append(
+            (
+                task.title,
+                f"{ours.cpu:.0f} / {ours.wall:.0f}",
+                f"{peer.cpu:.0f} / {peer.wall:.0f}",
+                f"{statistics.median(ours.step_cpu) * 1e3:.1f}",
+                f"{statistics.median(peer.step_cpu) * 1e3:.1f}",
+                f"{statistics.median(peer.step_cpu) / statistics.median(ours.step_cpu):.2f}",
+                f"{peer.cpu / ours.cpu:.2f}",
+            )
+        )
     curves = []
     for r in results:
         ours, peer = r["trainees"]
         points = [(s, f"{a:.3g}", f"{b:.3g}") for (s, a), (_, b) in zip(ours.history, peer.history)]
-        curves.append(f"<details><summary>{r['task'].title}: test loss every {eval_every} steps</summary>\n\n"
-                      + markdown_table(["step", "dilated", "pytorch-tcn"], points) + "\n\n</details>")
+        curves.append(
+            f"<details><summary>{r['task'].title}: test loss every {eval_every} steps</summary>\n\n"
+            + markdown_table(["step", "dilated", "pytorch-tcn"], points)
+            + "\n\n</details>"
+        )
     any_short = any(r["steps"] < r["task"].paper_steps for r in results)
-    honesty = ("**The budget here is far below the paper's** (steps done vs the paper's, in the table): the losses "
-               "are where training got to, not the converged values of Table 1. The adding problem sits on a "
-               "plateau at MSE ~0.17 (predicting the mean; Var = 1/6) before it finds the markers, often for "
-               "thousands of steps and depending on the seed (locuslab/TCN issue #30 reports the same with "
-               "locuslab's own defaults), so a short budget may end on it. Run `--full` for the paper's budget."
-               if any_short else "Full paper budget.")
+    honesty = (
+        "**The budget here is far below the paper's** (steps done vs the paper's, in the table): the losses "
+        "are where training got to, not the converged values of Table 1. The adding problem sits on a "
+        "plateau at MSE ~0.17 (predicting the mean; Var = 1/6) before it finds the markers, often for "
+        "thousands of steps and depending on the seed (locuslab/TCN issue #30 reports the same with "
+        "locuslab's own defaults), so a short budget may end on it. Run `--full` for the paper's budget."
+        if any_short
+        else "Full paper budget."
+    )
     memoryless = 10 / 1020 * math.log(8)
-    copy_note = (f"Copy memory: {memoryless:.4f} = 10/1020 x ln 8 is the loss of a model that outputs every blank "
-                 "right and guesses the 10 recalled digits (recall accuracy 1/8); below it the model has started to "
-                 "remember. The paper's 3.5e-5 means near-perfect recall." if "copy" in args.task else "")
-    body = "\n\n".join(filter(None, [
-        (f"Threads: {args.threads}; seed {args.seed} (weights, training data; test data seed {args.seed + 1}); init "
-        f"`{args.init}`; test loss every {eval_every} steps; the models take turns on the same batches."),
-        honesty,
-        copy_note,
-        markdown_table(["task", "implementation", "params", "steps done (of paper's)", "test loss", "paper",
-                        "loss / paper", "copy recall accuracy", "steps to MSE<1e-3", "CPU s to MSE<1e-3",
-                        "wall s to MSE<1e-3"], table),
-        "Training time (evaluation excluded):",
-        markdown_table(["task", "dilated CPU s / wall s", "pytorch-tcn CPU s / wall s", "dilated median CPU ms/step",
-                        "pytorch-tcn median CPU ms/step", "step speed-up (pytorch-tcn / dilated)",
-                        "total CPU speed-up"], speed),
-        *curves,
-    ]))
+    copy_note = (
+        f"Copy memory: {memoryless:.4f} = 10/1020 x ln 8 is the loss of a model that outputs every blank "
+        "right and guesses the 10 recalled digits (recall accuracy 1/8); below it the model has started to "
+        "remember. The paper's 3.5e-5 means near-perfect recall."
+        if "copy" in args.task
+        else ""
+    )
+    body = "\n\n".join(
+        filter(
+            None,
+            [
+                (
+                    f"Threads: {args.threads}; seed {args.seed} (weights, training data; test data seed {args.seed + 1}); init "
+                    f"`{args.init}`; test loss every {eval_every} steps; the models take turns on the same batches."
+                ),
+                honesty,
+                copy_note,
+                markdown_table(
+                    [
+                        "task",
+                        "implementation",
+                        "params",
+                        "steps done (of paper's)",
+                        "test loss",
+                        "paper",
+                        "loss / paper",
+                        "copy recall accuracy",
+                        "steps to MSE<1e-3",
+                        "CPU s to MSE<1e-3",
+                        "wall s to MSE<1e-3",
+                    ],
+                    table,
+                ),
+                "Training time (evaluation excluded):",
+                markdown_table(
+                    [
+                        "task",
+                        "dilated CPU s / wall s",
+                        "pytorch-tcn CPU s / wall s",
+                        "dilated median CPU ms/step",
+                        "pytorch-tcn median CPU ms/step",
+                        "step speed-up (pytorch-tcn / dilated)",
+                        "total CPU speed-up",
+                    ],
+                    speed,
+                ),
+                *curves,
+            ],
+        )
+    )
     headline = "; ".join(headline_of(r) for r in results) + "."
     print(body)
-    command = "python benchmarks/tcn_tasks.py" + (" --quick" if args.quick else " --full" if args.full else
-                                                  f" --steps {args.steps}" if args.steps else "")
+    command = "python benchmarks/tcn_tasks.py" + (
+        " --quick" if args.quick else " --full" if args.full else f" --steps {args.steps}" if args.steps else ""
+    )
     if args.task != ["adding", "copy"]:
         command += " --task " + " ".join(args.task)
     if args.eval_every:
@@ -328,10 +461,18 @@ def main() -> None:
     if args.name != "tcn_tasks":
         title += f" ({command.removeprefix('python benchmarks/tcn_tasks.py').strip()})"
         command += f" --name {args.name}"
-    path = write_result(args.name, title, body,
-                        rows, command=command, seeds=f"{args.seed} (weights, training data), {args.seed + 1} (test)",
-                        headline=headline,
-                        wall_s=time.perf_counter() - started, threads=args.threads, out_dir=args.out_dir)
+    path = write_result(
+        args.name,
+        title,
+        body,
+        rows,
+        command=command,
+        seeds=f"{args.seed} (weights, training data), {args.seed + 1} (test)",
+        headline=headline,
+        wall_s=time.perf_counter() - started,
+        threads=args.threads,
+        out_dir=args.out_dir,
+    )
     print(f"\nwrote {path}")
 
 

@@ -113,8 +113,15 @@ def tcn_steps(config: tuple, seed: int) -> dict[str, Callable[[], object]]:
 
     inputs, channels, kernel, length, out, last, batch = config
     torch.manual_seed(seed)
-    ours = build_model("tcn", input_channels=inputs, num_channels=channels, kernel_size=kernel, dropout=0.0,
-                       output_size=out, last_step_only=last)
+    ours = build_model(
+        "tcn",
+        input_channels=inputs,
+        num_channels=channels,
+        kernel_size=kernel,
+        dropout=0.0,
+        output_size=out,
+        last_step_only=last,
+    )
     peer = HeadedTCN(pytorch_tcn_reference(inputs, channels, kernel, 0.0), channels[-1], out, last)
     copy_tcn_weights(ours, peer)
     x = torch.randn(batch, inputs, length)
@@ -149,8 +156,13 @@ class TFWorker:
 
     def __init__(self, python: str, threads: int, seed: int) -> None:
         env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-        self.proc = subprocess.Popen([python, __file__, "--tf-worker", "--threads", str(threads), "--seed", str(seed)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self.proc = subprocess.Popen(
+            [python, __file__, "--tf-worker", "--threads", str(threads), "--seed", str(seed)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         # both are pipes, never None, with stdin=PIPE and stdout=PIPE
         self.stdin, self.stdout = cast(IO[str], self.proc.stdin), cast(IO[str], self.proc.stdout)
         hello = self.stdout.readline()
@@ -190,8 +202,12 @@ def tf_worker_main(threads: int, seed: int) -> None:
     x, y = rng.standard_normal((BATCH, 100, 40), dtype=np.float32), rng.integers(0, 3, BATCH)
     for _ in range(3):
         reference.train_on_batch(x, y)
-    print(json.dumps({"tensorflow": tf.__version__, "keras": keras.__version__,
-                      "jit_compile": bool(reference.jit_compile)}), flush=True)
+    print(
+        json.dumps(
+            {"tensorflow": tf.__version__, "keras": keras.__version__, "jit_compile": bool(reference.jit_compile)}
+        ),
+        flush=True,
+    )
     for line in sys.stdin:
         times, cpu = [], time.process_time()
         for _ in range(int(line)):
@@ -230,44 +246,81 @@ def main() -> None:
         try:
             workers["keras-tensorflow"] = TFWorker(args.tf_python, args.threads, args.seed)
             info = workers["keras-tensorflow"].info
-            tf_note = (f"Keras on TensorFlow {info['tensorflow']} (`{args.tf_python}`, jit_compile="
-                       f"{info['jit_compile']}), in a worker process taking its turn in every round.")
+            tf_note = (
+                f"Keras on TensorFlow {info['tensorflow']} (`{args.tf_python}`, jit_compile="
+                f"{info['jit_compile']}), in a worker process taking its turn in every round."
+            )
         except (OSError, RuntimeError, json.JSONDecodeError) as error:
             tf_note = f"Keras on TensorFlow: the worker at `{args.tf_python}` failed ({error}); not measured."
     else:
-        tf_note = ("Keras on TensorFlow: not measured in this run (pass `--tf-python` with a Python that has "
-                   "`tensorflow` installed).")
+        tf_note = (
+            "Keras on TensorFlow: not measured in this run (pass `--tf-python` with a Python that has "
+            "`tensorflow` installed)."
+        )
     result = interleaved(translob_steps(args.seed), rounds, per_round, workers=workers)
     for worker in workers.values():
         worker.close()
-        tf_note += (f" Its CPU time / wall time while stepping: {worker.cpu_s / worker.wall_s:.2f} "
-                    f"(about 1 = one busy thread, as `--threads 1` asks).") if worker.wall_s else ""
+        tf_note += (
+            (
+                f" Its CPU time / wall time while stepping: {worker.cpu_s / worker.wall_s:.2f} "
+                f"(about 1 = one busy thread, as `--threads 1` asks)."
+            )
+            if worker.wall_s
+            else ""
+        )
     table: list[tuple[object, ...]] = []
     for name, r in result.items():
         ratio = speedup(result, name) if name != "dilated" else (1.0, 1.0, 1.0)
         if name != "dilated":
             headline.append(f"TransLOB train step {ratio[0]:.2f}x {name}")
-        table.append((name, f"{r['median'] * 1e3:.1f}", f"{BATCH / r['median']:.0f}",
-                      f"{ratio[0]:.2f}" if name != "dilated" else "1 (baseline)",
-                      f"{ratio[1]:.2f}-{ratio[2]:.2f}" if name != "dilated" else ""))
-        rows.append({"benchmark": "translob_train_step", "variant": name, "batch": BATCH,
-                     "median_ms": round(r["median"] * 1e3, 3), "samples_per_s": round(BATCH / r["median"], 1),
-                     "speedup_dilated_vs_variant": round(ratio[0], 3), "steps": r["n"]})
-    sections.append("## TransLOB train step, batch 32, input (32, 40, 100)\n\n"
-                    "Forward, cross-entropy + L2(0.01) on the hidden kernel, backward, Adam(1e-4); the same weights "
-                    "in both (checked: same softmax outputs). Keras runs `train_on_batch` on a compiled model.\n\n"
-                    + markdown_table(["implementation", "median ms/step", "samples/s",
-                                      "dilated speed-up (peer / dilated)", "per-round range"], table)
-                    + f"\n\n{tf_note}")
+        table.append(
+            (
+                name,
+                f"{r['median'] * 1e3:.1f}",
+                f"{BATCH / r['median']:.0f}",
+                f"{ratio[0]:.2f}" if name != "dilated" else "1 (baseline)",
+                f"{ratio[1]:.2f}-{ratio[2]:.2f}" if name != "dilated" else "",
+            )
+        )
+        rows.append(
+            {
+                "benchmark": "translob_train_step",
+                "variant": name,
+                "batch": BATCH,
+                "median_ms": round(r["median"] * 1e3, 3),
+                "samples_per_s": round(BATCH / r["median"], 1),
+                "speedup_dilated_vs_variant": round(ratio[0], 3),
+                "steps": r["n"],
+            }
+        )
+    sections.append(
+        "## TransLOB train step, batch 32, input (32, 40, 100)\n\n"
+        "Forward, cross-entropy + L2(0.01) on the hidden kernel, backward, Adam(1e-4); the same weights "
+        "in both (checked: same softmax outputs). Keras runs `train_on_batch` on a compiled model.\n\n"
+        + markdown_table(
+            ["implementation", "median ms/step", "samples/s", "dilated speed-up (peer / dilated)", "per-round range"],
+            table,
+        )
+        + f"\n\n{tf_note}"
+    )
 
     # DeepLOB, alone
     result = interleaved({"dilated": deeplob_step(args.seed)}, rounds, per_round)
     median = result["dilated"]["median"]
-    rows.append({"benchmark": "deeplob_train_step", "variant": "dilated", "batch": BATCH,
-                 "median_ms": round(median * 1e3, 3), "samples_per_s": round(BATCH / median, 1),
-                 "steps": result["dilated"]["n"]})
-    sections.append(f"## DeepLOB train step, batch 32 (no peer)\n\n`dilated` DeepLOB: {median * 1e3:.1f} ms/step, "
-                    f"{BATCH / median:.0f} samples/s.")
+    rows.append(
+        {
+            "benchmark": "deeplob_train_step",
+            "variant": "dilated",
+            "batch": BATCH,
+            "median_ms": round(median * 1e3, 3),
+            "samples_per_s": round(BATCH / median, 1),
+            "steps": result["dilated"]["n"],
+        }
+    )
+    sections.append(
+        f"## DeepLOB train step, batch 32 (no peer)\n\n`dilated` DeepLOB: {median * 1e3:.1f} ms/step, "
+        f"{BATCH / median:.0f} samples/s."
+    )
 
     # TCN vs pytorch-tcn
     table = []
@@ -276,21 +329,47 @@ def main() -> None:
         ratio = speedup(result, "pytorch-tcn")
         tcn_ratios.append(ratio[0])
         batch = config[-1]
-        table.append((name, batch, f"{result['dilated']['median'] * 1e3:.1f}",
-                      f"{result['pytorch-tcn']['median'] * 1e3:.1f}", f"{batch / result['dilated']['median']:.0f}",
-                      f"{batch / result['pytorch-tcn']['median']:.0f}", f"{ratio[0]:.2f}",
-                      f"{ratio[1]:.2f}-{ratio[2]:.2f}"))
+        table.append(
+            (
+                name,
+                batch,
+                f"{result['dilated']['median'] * 1e3:.1f}",
+                f"{result['pytorch-tcn']['median'] * 1e3:.1f}",
+                f"{batch / result['dilated']['median']:.0f}",
+                f"{batch / result['pytorch-tcn']['median']:.0f}",
+                f"{ratio[0]:.2f}",
+                f"{ratio[1]:.2f}-{ratio[2]:.2f}",
+            )
+        )
         for variant in ("dilated", "pytorch-tcn"):
-            rows.append({"benchmark": f"tcn_train_step {name}", "variant": variant, "batch": batch,
-                         "median_ms": round(result[variant]["median"] * 1e3, 3),
-                         "samples_per_s": round(batch / result[variant]["median"], 1),
-                         "speedup_dilated_vs_variant": round(ratio[0], 3) if variant != "dilated" else 1.0,
-                         "steps": result[variant]["n"]})
-    sections.append("## TCN train step: dilated vs pytorch-tcn\n\nSame configuration (weight norm, ReLU, no skip "
-                    "connections, dropout 0, locuslab's linear head), same weights (checked: same outputs), Adam.\n\n"
-                    + markdown_table(["config", "batch", "dilated ms", "pytorch-tcn ms", "dilated samples/s",
-                                      "pytorch-tcn samples/s", "speed-up (pytorch-tcn / dilated)",
-                                      "per-round range"], table))
+            rows.append(
+                {
+                    "benchmark": f"tcn_train_step {name}",
+                    "variant": variant,
+                    "batch": batch,
+                    "median_ms": round(result[variant]["median"] * 1e3, 3),
+                    "samples_per_s": round(batch / result[variant]["median"], 1),
+                    "speedup_dilated_vs_variant": round(ratio[0], 3) if variant != "dilated" else 1.0,
+                    "steps": result[variant]["n"],
+                }
+            )
+    sections.append(
+        "## TCN train step: dilated vs pytorch-tcn\n\nSame configuration (weight norm, ReLU, no skip "
+        "connections, dropout 0, locuslab's linear head), same weights (checked: same outputs), Adam.\n\n"
+        + markdown_table(
+            [
+                "config",
+                "batch",
+                "dilated ms",
+                "pytorch-tcn ms",
+                "dilated samples/s",
+                "pytorch-tcn samples/s",
+                "speed-up (pytorch-tcn / dilated)",
+                "per-round range",
+            ],
+            table,
+        )
+    )
 
     # Conv1d vs torch.nn.Conv1d
     table, ratios = [], []
@@ -299,25 +378,47 @@ def main() -> None:
         fwd, bwd = r["fwd_torch"] / r["fwd_dilated"], r["bwd_torch"] / r["bwd_dilated"]
         ratios += [fwd, bwd]
         table.append((*conv_config, f"{fwd:.2f}", f"{bwd:.2f}"))
-        rows.append({"benchmark": "conv1d", "variant": "x".join(map(str, conv_config)), "speedup_fwd": round(fwd, 3),
-                     "speedup_fwd_bwd": round(bwd, 3)})
-    sections.append("## dilated.Conv1d vs torch.nn.Conv1d + F.pad\n\n(`benchmarks/conv1d.py`'s measurement; "
-                    "speed-up = torch / dilated, > 1: dilated faster.)\n\n"
-                    + markdown_table(["batch", "ch", "time", "k", "d", "padding", "fwd speed-up",
-                                      "fwd+bwd speed-up"], table)
-                    + f"\n\nGeometric mean speed-up: {statistics.geometric_mean(ratios):.2f}.")
-    headline += [f"TCN train step {min(tcn_ratios):.2f}-{max(tcn_ratios):.2f}x pytorch-tcn",
-                 f"Conv1d {statistics.geometric_mean(ratios):.2f}x torch.nn.Conv1d + F.pad (geometric mean)"]
+        rows.append(
+            {
+                "benchmark": "conv1d",
+                "variant": "x".join(map(str, conv_config)),
+                "speedup_fwd": round(fwd, 3),
+                "speedup_fwd_bwd": round(bwd, 3),
+            }
+        )
+    sections.append(
+        "## dilated.Conv1d vs torch.nn.Conv1d + F.pad\n\n(`benchmarks/conv1d.py`'s measurement; "
+        "speed-up = torch / dilated, > 1: dilated faster.)\n\n"
+        + markdown_table(["batch", "ch", "time", "k", "d", "padding", "fwd speed-up", "fwd+bwd speed-up"], table)
+        + f"\n\nGeometric mean speed-up: {statistics.geometric_mean(ratios):.2f}."
+    )
+    headline += [
+        f"TCN train step {min(tcn_ratios):.2f}-{max(tcn_ratios):.2f}x pytorch-tcn",
+        f"Conv1d {statistics.geometric_mean(ratios):.2f}x torch.nn.Conv1d + F.pad (geometric mean)",
+    ]
 
-    body = (f"Threads: {args.threads}; {rounds} rounds x {per_round} steps per variant, interleaved; medians.\n\n"
-            + "\n\n".join(sections))
+    body = (
+        f"Threads: {args.threads}; {rounds} rounds x {per_round} steps per variant, interleaved; medians.\n\n"
+        + "\n\n".join(sections)
+    )
     print(body)
-    command = "python benchmarks/throughput.py" + (" --quick" if args.quick else "") + \
-              (f" --tf-python {args.tf_python}" if args.tf_python else "")
-    path = write_result("throughput", "Training throughput: dilated vs Keras reference and pytorch-tcn", body, rows,
-                        command=command, seeds=f"{args.seed} (weights and data)",
-                        headline="dilated speed (peer time / dilated time): " + "; ".join(headline) + ".",
-                        wall_s=time.perf_counter() - started, threads=args.threads, out_dir=args.out_dir)
+    command = (
+        "python benchmarks/throughput.py"
+        + (" --quick" if args.quick else "")
+        + (f" --tf-python {args.tf_python}" if args.tf_python else "")
+    )
+    path = write_result(
+        "throughput",
+        "Training throughput: dilated vs Keras reference and pytorch-tcn",
+        body,
+        rows,
+        command=command,
+        seeds=f"{args.seed} (weights and data)",
+        headline="dilated speed (peer time / dilated time): " + "; ".join(headline) + ".",
+        wall_s=time.perf_counter() - started,
+        threads=args.threads,
+        out_dir=args.out_dir,
+    )
     print(f"\nwrote {path}")
 
 

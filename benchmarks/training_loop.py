@@ -40,8 +40,13 @@ def run_once(src: Path, model: str, epochs: int, folder: Path) -> tuple[float, f
     config.write_text(CONFIG.format(model=model, options=options, window=window, epochs=epochs))
     env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "dilated.cli", "train", str(config), "--run-dir", str(folder / "run"),
-                    "--no-progress"], env=env, check=True, capture_output=True, cwd=folder)
+    subprocess.run(
+        [sys.executable, "-m", "dilated.cli", "train", str(config), "--run-dir", str(folder / "run"), "--no-progress"],
+        env=env,
+        check=True,
+        capture_output=True,
+        cwd=folder,
+    )
     wall = time.perf_counter() - start
     with open(folder / "run" / "metrics.csv") as handle:
         seconds = sum(float(row["seconds"]) for row in csv.DictReader(handle))
@@ -73,8 +78,10 @@ def main() -> None:
             rate = statistics.median(r[0] for r in results[(model, index)])
             wall = statistics.median(r[1] for r in results[(model, index)])
             rounds_text = ", ".join(f"{r[0]:.0f}" for r in results[(model, index)])
-            print(f"  {model:9s} {str(tree):40s} {rate:8.0f} samples/s ({rounds_text})  wall {wall:5.1f} s  "
-                  f"ratio {rate / base:.3f}")
+            print(
+                f"  {model:9s} {str(tree):40s} {rate:8.0f} samples/s ({rounds_text})  wall {wall:5.1f} s  "
+                f"ratio {rate / base:.3f}"
+            )
 
 
 if __name__ == "__main__":

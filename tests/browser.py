@@ -30,8 +30,9 @@ def find_chromium() -> str | None:
     named = os.environ.get("DILATED_CHROMIUM")
     if named:
         return named if Path(named).is_file() else None
-    return next((path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))),
-                None)
+    return next(
+        (path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))), None
+    )
 
 
 class Chromium:
@@ -42,11 +43,27 @@ class Chromium:
 
         self.profile = tempfile.mkdtemp(prefix="dilated-chromium-")
         self.process = subprocess.Popen(
-            [binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
-             "--disable-extensions", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", "--hide-scrollbars", "--remote-debugging-port=0", "--remote-allow-origins=*",
-             f"--user-data-dir={self.profile}", f"--window-size={size[0]},{size[1]}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                binary,
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--disable-extensions",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--hide-scrollbars",
+                "--remote-debugging-port=0",
+                "--remote-allow-origins=*",
+                f"--user-data-dir={self.profile}",
+                f"--window-size={size[0]},{size[1]}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         port_file = Path(self.profile) / "DevToolsActivePort"
         deadline = time.monotonic() + 30
         while not (port_file.is_file() and port_file.read_text().count("\n") >= 1):
@@ -64,8 +81,9 @@ class Chromium:
         for domain in ("Page", "Runtime", "Network"):
             self.send(f"{domain}.enable")
         self.size = size
-        self.send("Emulation.setDeviceMetricsOverride", width=size[0], height=size[1], deviceScaleFactor=1,
-                  mobile=False)
+        self.send(
+            "Emulation.setDeviceMetricsOverride", width=size[0], height=size[1], deviceScaleFactor=1, mobile=False
+        )
 
     def send(self, method: str, **params: Any) -> dict[str, Any]:
         """Call a DevTools method and return its result; events that arrive meanwhile go to ``events``."""
@@ -99,17 +117,26 @@ class Chromium:
 
     def click(self, selector: str) -> None:
         """A real mouse click (press and release) at the centre of the first element matching ``selector``."""
-        box = self.evaluate(f"(() => {{ const e = document.querySelector({json.dumps(selector)}); "
-                            "e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect(); "
-                            "return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+        box = self.evaluate(
+            f"(() => {{ const e = document.querySelector({json.dumps(selector)}); "
+            "e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect(); "
+            "return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+        )
         for kind in ("mousePressed", "mouseReleased"):
             self.send("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
 
     def type(self, selector: str, text: str) -> None:
         """Click into a text field, select what it holds (Ctrl+A) and type ``text`` over it."""
         self.click(selector)
-        self.send("Input.dispatchKeyEvent", type="rawKeyDown", key="a", code="KeyA", modifiers=2,
-                  windowsVirtualKeyCode=65, commands=["selectAll"])
+        self.send(
+            "Input.dispatchKeyEvent",
+            type="rawKeyDown",
+            key="a",
+            code="KeyA",
+            modifiers=2,
+            windowsVirtualKeyCode=65,
+            commands=["selectAll"],
+        )
         self.send("Input.dispatchKeyEvent", type="keyUp", key="a", code="KeyA", modifiers=2, windowsVirtualKeyCode=65)
         self.send("Input.insertText", text=text)
 
@@ -135,10 +162,16 @@ class Chromium:
     @property
     def errors(self) -> list[str]:
         """Uncaught exceptions and console errors since the last :meth:`open`."""
-        found = [e["params"]["exceptionDetails"].get("text", "") for e in self.events
-                 if e.get("method") == "Runtime.exceptionThrown"]
-        return found + [" ".join(str(a.get("value")) for a in e["params"]["args"]) for e in self.events
-                        if e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] == "error"]
+        found = [
+            e["params"]["exceptionDetails"].get("text", "")
+            for e in self.events
+            if e.get("method") == "Runtime.exceptionThrown"
+        ]
+        return found + [
+            " ".join(str(a.get("value")) for a in e["params"]["args"])
+            for e in self.events
+            if e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] == "error"
+        ]
 
     def close(self) -> None:
         if getattr(self, "socket", None) is not None:

@@ -51,6 +51,7 @@ def write_fi2010(path: Path, events: int, day: int = 0) -> Path:
 
 # ---------------------------------------------------------------------------------- checkpoints holding a pickle
 
+
 class _Exploit:
     """Unpickling this would run a shell command that creates a marker file."""
 
@@ -77,19 +78,21 @@ def plant_malicious_state(folder, marker, raw_pickle=False):
 
 # ------------------------------------------------------------------------------------------------ model checks
 
+
 def assert_causal(module, x: torch.Tensor, t: int) -> None:
     """Outputs up to ``t`` are bit-identical when the inputs after ``t`` change; some later output changes."""
     with torch.no_grad():
         y = module(x)
         x2 = x.clone()
-        x2[..., t + 1:] = torch.randn_like(x2[..., t + 1:]) * 3
+        x2[..., t + 1 :] = torch.randn_like(x2[..., t + 1 :]) * 3
         y2 = module(x2)
     assert torch.equal(y[..., : t + 1], y2[..., : t + 1])
-    assert not torch.equal(y[..., t + 1:], y2[..., t + 1:])
+    assert not torch.equal(y[..., t + 1 :], y2[..., t + 1 :])
 
 
-def overfit(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, loss_fn: Callable, lr: float,
-            steps: int = 300) -> tuple[float, float]:
+def overfit(
+    model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, loss_fn: Callable, lr: float, steps: int = 300
+) -> tuple[float, float]:
     """Adam on one fixed batch until the loss falls below a tenth of its first value; (first, last) losses."""
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     losses: list[float] = []
@@ -106,13 +109,18 @@ def overfit(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, loss_
 
 # ------------------------------------------------------------------------------------------- run folders, data
 
+
 def prices_table(path: Path, rows: int = 500) -> Path:
     """Two instruments' prices and volumes, interleaved, in data units far from z-scores."""
     rng = np.random.default_rng(0)
     t = np.arange(rows)
-    frame = pd.DataFrame({"symbol": np.where(t % 3 == 0, "B", "A"),
-                          "price": 150 + np.cumsum(rng.normal(0, 0.5, rows)) + 3 * np.sin(t / 7),
-                          "volume": rng.integers(100, 5000, rows)})
+    frame = pd.DataFrame(
+        {
+            "symbol": np.where(t % 3 == 0, "B", "A"),
+            "price": 150 + np.cumsum(rng.normal(0, 0.5, rows)) + 3 * np.sin(t / 7),
+            "volume": rng.integers(100, 5000, rows),
+        }
+    )
     if path.suffix == ".parquet":
         frame.to_parquet(path)
     else:
@@ -120,8 +128,9 @@ def prices_table(path: Path, rows: int = 500) -> Path:
     return path
 
 
-def untrained_run(folder: Path, data: dict, checkpoint: bool = True, model: str = "tcn",
-                  options: dict | None = None) -> Path:
+def untrained_run(
+    folder: Path, data: dict, checkpoint: bool = True, model: str = "tcn", options: dict | None = None
+) -> Path:
     """A run folder as `dilated train` writes it (resolved config with the options the data fixes, metrics.json's
     data), with the initial weights as its one checkpoint: for tests that need a run but not a trained one."""
     tcn = {"num_channels": [4], "kernel_size": 2}
@@ -132,8 +141,14 @@ def untrained_run(folder: Path, data: dict, checkpoint: bool = True, model: str 
     length = getattr(config.data, "window", None) or getattr(config.data, "seq_len", None) or 20
     config = config.fitted(DataShape(channels, length, classes, per_step=kind == "copy_memory"))
     run = RunDir.create(folder, config)
-    run.update_metrics(data={"kind": kind, "alpha": 1e-4, "class_counts": {"train": [1, 1, 1]},
-                             "normalisation": {"feature_mean": [0.0] * channels, "feature_std": [1.0] * channels}})
+    run.update_metrics(
+        data={
+            "kind": kind,
+            "alpha": 1e-4,
+            "class_counts": {"train": [1, 1, 1]},
+            "normalisation": {"feature_mean": [0.0] * channels, "feature_std": [1.0] * channels},
+        }
+    )
     if checkpoint:
         weights = dilated.build_model(model, **config.model.options).state_dict()
         save_checkpoint(run.checkpoints / checkpoint_name(1, 1), weights, {"epoch": 1})

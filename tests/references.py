@@ -48,15 +48,20 @@ class MultiHeadSelfAttention(keras.layers.Layer):
 
     def build(self, input_shape):
         d_model = input_shape[-1]
-        self.qkv_weights = self.add_weight(name="qkv_weights", shape=(d_model, d_model * 3),
-                                           initializer="glorot_uniform")
+        self.qkv_weights = self.add_weight(
+            name="qkv_weights", shape=(d_model, d_model * 3), initializer="glorot_uniform"
+        )
 
     def call(self, inputs):
         _, seq_len, d_model = inputs.shape
         heads, d_sub = self.num_heads, d_model // self.num_heads
         qkv = ops.matmul(inputs, self.qkv_weights)
-        q, k, v = (ops.transpose(ops.reshape(qkv[..., i * d_model:(i + 1) * d_model], (-1, seq_len, heads, d_sub)),
-                                 (0, 2, 1, 3)) for i in range(3))
+        q, k, v = (
+            ops.transpose(
+                ops.reshape(qkv[..., i * d_model : (i + 1) * d_model], (-1, seq_len, heads, d_sub)), (0, 2, 1, 3)
+            )
+            for i in range(3)
+        )
         a = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / np.sqrt(d_sub)
         if self.use_masking:
             lower = ops.convert_to_tensor(np.tril(np.ones((seq_len, seq_len), dtype="float32")))
@@ -128,13 +133,17 @@ def keras_translob(share_weights: bool = True) -> tuple[keras.Model, dict]:
     inputs = keras.Input(shape=(100, 40))
     x, convs = inputs, []
     for dilation in (1, 2, 4, 8, 16):
-        convs.append(keras.layers.Conv1D(14, kernel_size=2, dilation_rate=dilation, activation="relu",
-                                         padding="causal"))
+        convs.append(
+            keras.layers.Conv1D(14, kernel_size=2, dilation_rate=dilation, activation="relu", padding="causal")
+        )
         x = convs[-1](x)
     norm = LayerNormalization()
     x = PositionalEncoding()(norm(x))
-    blocks = [TransformerBlock("tb1", 3, True)] * 2 if share_weights else \
-        [TransformerBlock(f"tb{i}", 3, True) for i in range(2)]
+    blocks = (
+        [TransformerBlock("tb1", 3, True)] * 2
+        if share_weights
+        else [TransformerBlock(f"tb{i}", 3, True) for i in range(2)]
+    )
     for block in blocks:
         x = block(x)
     hidden = keras.layers.Dense(64, activation="relu", kernel_regularizer="l2")
@@ -179,9 +188,20 @@ def load_keras_translob_weights(ours: TransLOB, parts: dict) -> None:
 def pytorch_tcn_reference(inputs: int, channels: tuple[int, ...], kernel: int, dropout: float) -> PytorchTCN:
     """``pytorch_tcn.TCN`` with locuslab's block: no skip connections, no gate, no conditioning, causal left
     padding, weight norm on both convs, ReLU, dilations ``2**i``, no output projection."""
-    return PytorchTCN(inputs, list(channels), kernel_size=kernel, dropout=dropout, causal=True,
-                      use_norm="weight_norm", activation="relu", use_skip_connections=False, use_gate=False,
-                      embedding_shapes=None, output_projection=None, output_activation=None)
+    return PytorchTCN(
+        inputs,
+        list(channels),
+        kernel_size=kernel,
+        dropout=dropout,
+        causal=True,
+        use_norm="weight_norm",
+        activation="relu",
+        use_skip_connections=False,
+        use_gate=False,
+        embedding_shapes=None,
+        output_projection=None,
+        output_activation=None,
+    )
 
 
 class HeadedTCN(nn.Module):
@@ -217,6 +237,7 @@ def copy_tcn_weights(ours: nn.Module, reference: nn.Module) -> None:
 
 # ---- DeepLOB, the Keras reference ---------------------------------------------------------------------------------
 
+
 def keras_deeplob(conv: int = 32, inception: int = 64, hidden: int = 64, steps: int = 100, features: int = 40):
     """``create_deeplob`` of zcakhaa/DeepLOB (jupyter_tensorflow/run_train_tensorflow-version2.ipynb) in Keras 3,
     with the filter counts as arguments. The dropout is called without the reference's ``training=True`` so that
@@ -227,17 +248,24 @@ def keras_deeplob(conv: int = 32, inception: int = 64, hidden: int = 64, steps: 
         return layers.LeakyReLU(negative_slope=0.01)(x)
 
     inputs = layers.Input(shape=(steps, features, 1))
-    convs = [layers.Conv2D(conv, (1, 2), strides=(1, 2)), layers.Conv2D(conv, (4, 1), padding="same"),
-             layers.Conv2D(conv, (4, 1), padding="same"),
-             layers.Conv2D(conv, (1, 2), strides=(1, 2)), layers.Conv2D(conv, (4, 1), padding="same"),
-             layers.Conv2D(conv, (4, 1), padding="same"),
-             layers.Conv2D(conv, (1, features // 4)), layers.Conv2D(conv, (4, 1), padding="same"),
-             layers.Conv2D(conv, (4, 1), padding="same")]
+    convs = [
+        layers.Conv2D(conv, (1, 2), strides=(1, 2)),
+        layers.Conv2D(conv, (4, 1), padding="same"),
+        layers.Conv2D(conv, (4, 1), padding="same"),
+        layers.Conv2D(conv, (1, 2), strides=(1, 2)),
+        layers.Conv2D(conv, (4, 1), padding="same"),
+        layers.Conv2D(conv, (4, 1), padding="same"),
+        layers.Conv2D(conv, (1, features // 4)),
+        layers.Conv2D(conv, (4, 1), padding="same"),
+        layers.Conv2D(conv, (4, 1), padding="same"),
+    ]
     x = inputs
     for layer in convs:
         x = leaky(layer(x))
-    branch_convs = [[layers.Conv2D(inception, (1, 1), padding="same"), layers.Conv2D(inception, (k, 1), padding="same")]
-                    for k in (3, 5)] + [[layers.Conv2D(inception, (1, 1), padding="same")]]
+    branch_convs = [
+        [layers.Conv2D(inception, (1, 1), padding="same"), layers.Conv2D(inception, (k, 1), padding="same")]
+        for k in (3, 5)
+    ] + [[layers.Conv2D(inception, (1, 1), padding="same")]]
     a = leaky(branch_convs[0][1](leaky(branch_convs[0][0](x))))
     b = leaky(branch_convs[1][1](leaky(branch_convs[1][0](x))))
     c = leaky(branch_convs[2][0](layers.MaxPooling2D((3, 1), strides=(1, 1), padding="same")(x)))
@@ -252,6 +280,7 @@ def keras_deeplob(conv: int = 32, inception: int = 64, hidden: int = 64, steps: 
 
 def load_keras_deeplob_weights(ours: DeepLOB, parts: dict) -> None:
     """Copy the weights of :func:`keras_deeplob`'s ``parts`` into ``ours`` (same filter counts)."""
+
     def put(module: nn.Module, name: str, value) -> None:
         module.get_parameter(name).data.copy_(torch.as_tensor(np.ascontiguousarray(value)))
 
@@ -279,8 +308,12 @@ def load_keras_deeplob_weights(ours: DeepLOB, parts: dict) -> None:
 # ---- WaveNet, written with the Keras functional API --------------------------------------------------------------
 
 
-def keras_wavenet(channels: int = 16, dilations: tuple[int, ...] = (1, 2, 4, 8, 16, 32), in_channels: int = 1,
-                  length: int | None = None) -> keras.Model:
+def keras_wavenet(
+    channels: int = 16,
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 16, 32),
+    in_channels: int = 1,
+    length: int | None = None,
+) -> keras.Model:
     """Input causal conv (k=2); per dilation a gated unit ``tanh(conv) * sigmoid(conv)`` (two parallel k=2 convs
     on the same input), a 1x1 residual conv added back and a 1x1 skip conv; skips summed, ReLU, 1x1 output conv.
     Input ``(batch, length, in_channels)`` (``length=None``: any); receptive field ``2 + sum(dilations)``."""
@@ -289,8 +322,9 @@ def keras_wavenet(channels: int = 16, dilations: tuple[int, ...] = (1, 2, 4, 8, 
     h = layers.Conv1D(channels, 2, padding="causal", name="causal")(x)
     skips = []
     for i, d in enumerate(dilations):
-        filtered = layers.Conv1D(channels, 2, padding="causal", dilation_rate=d, activation="tanh",
-                                 name=f"filter_{i}")(h)
+        filtered = layers.Conv1D(channels, 2, padding="causal", dilation_rate=d, activation="tanh", name=f"filter_{i}")(
+            h
+        )
         gate = layers.Conv1D(channels, 2, padding="causal", dilation_rate=d, activation="sigmoid", name=f"gate_{i}")(h)
         z = layers.Multiply(name=f"gated_{i}")([filtered, gate])
         skips.append(layers.Conv1D(channels, 1, name=f"skip_{i}")(z))

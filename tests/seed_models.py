@@ -16,15 +16,24 @@ SEED: dict[str, dict[str, list[Any]]] = {
 
 def seed_torch(kind: str) -> nn.Sequential:
     strides, dilations = ((1, 1), (2, 4)) if kind == "dilated" else ((2, 4), (1, 1))
-    return nn.Sequential(Conv1d(2, 5, 5, strides[0], dilations[0], padding="causal"),
-                         Conv1d(5, 5, 5, strides[1], dilations[1], padding="causal"), Dense(5, 1))
+    return nn.Sequential(
+        Conv1d(2, 5, 5, strides[0], dilations[0], padding="causal"),
+        Conv1d(5, 5, 5, strides[1], dilations[1], padding="causal"),
+        Dense(5, 1),
+    )
 
 
 def seed_keras(kind: str):
     step = dict(dilation_rate=2) if kind == "dilated" else dict(strides=2)
     step2 = dict(dilation_rate=4) if kind == "dilated" else dict(strides=4)
-    return keras.Sequential([keras.Input((200, 2)), keras.layers.Conv1D(5, 5, padding="causal", **step),
-                             keras.layers.Conv1D(5, 5, padding="causal", **step2), keras.layers.Dense(1)])
+    return keras.Sequential(
+        [
+            keras.Input((200, 2)),
+            keras.layers.Conv1D(5, 5, padding="causal", **step),
+            keras.layers.Conv1D(5, 5, padding="causal", **step2),
+            keras.layers.Dense(1),
+        ]
+    )
 
 
 def check(s, kind: str, layout: str) -> None:

@@ -44,23 +44,31 @@ class Chomp1d(nn.Module):
         self.chomp_size = chomp_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x[:, :, :-self.chomp_size].contiguous()
+        return x[:, :, : -self.chomp_size].contiguous()
 
 
 class LocuslabBlock(nn.Module):
     """A temporal block as locuslab's users write it: weight-normed ``nn.Conv1d`` padded ``(k-1)*d`` on both sides,
     ``Chomp1d``, ReLU, dropout (twice), and a 1x1 downsample on the residual when the widths differ."""
 
-    def __init__(self, n_inputs: int, n_outputs: int, kernel_size: int, dilation: int, dropout: float = 0.2,
-                 norm=torch.nn.utils.parametrizations.weight_norm) -> None:
+    def __init__(
+        self,
+        n_inputs: int,
+        n_outputs: int,
+        kernel_size: int,
+        dilation: int,
+        dropout: float = 0.2,
+        norm=torch.nn.utils.parametrizations.weight_norm,
+    ) -> None:
         super().__init__()
         padding = (kernel_size - 1) * dilation
         self.conv1 = norm(nn.Conv1d(n_inputs, n_outputs, kernel_size, padding=padding, dilation=dilation))
         self.chomp1, self.relu1, self.dropout1 = Chomp1d(padding), nn.ReLU(), nn.Dropout(dropout)
         self.conv2 = norm(nn.Conv1d(n_outputs, n_outputs, kernel_size, padding=padding, dilation=dilation))
         self.chomp2, self.relu2, self.dropout2 = Chomp1d(padding), nn.ReLU(), nn.Dropout(dropout)
-        self.net = nn.Sequential(self.conv1, self.chomp1, self.relu1, self.dropout1,
-                                 self.conv2, self.chomp2, self.relu2, self.dropout2)
+        self.net = nn.Sequential(
+            self.conv1, self.chomp1, self.relu1, self.dropout1, self.conv2, self.chomp2, self.relu2, self.dropout2
+        )
         self.downsample = nn.Conv1d(n_inputs, n_outputs, 1) if n_inputs != n_outputs else None
         self.relu = nn.ReLU()
 
@@ -73,11 +81,14 @@ class LocuslabBlock(nn.Module):
 class LocuslabTCN(nn.Module):
     """locuslab's ``TemporalConvNet``: one block per level, dilation ``2 ** level``."""
 
-    def __init__(self, num_inputs: int, num_channels: list[int], kernel_size: int = 2, dropout: float = 0.2,
-                 **block: object) -> None:
+    def __init__(
+        self, num_inputs: int, num_channels: list[int], kernel_size: int = 2, dropout: float = 0.2, **block: object
+    ) -> None:
         super().__init__()
-        layers = [LocuslabBlock(num_inputs if i == 0 else num_channels[i - 1], width, kernel_size, 2 ** i, dropout,
-                                **block) for i, width in enumerate(num_channels)]
+        layers = [
+            LocuslabBlock(num_inputs if i == 0 else num_channels[i - 1], width, kernel_size, 2**i, dropout, **block)
+            for i, width in enumerate(num_channels)
+        ]
         self.network = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

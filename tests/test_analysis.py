@@ -36,7 +36,7 @@ class Chomp(nn.Module):
         self.n = n
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x[:, :, :-self.n] if self.n else x
+        return x[:, :, : -self.n] if self.n else x
 
 
 class Branches(nn.Module):
@@ -49,7 +49,7 @@ class Branches(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a, b = self.a(x), self.b(x)
         steps = min(a.shape[-1], b.shape[-1])  # align the newest steps (branches of different lengths)
-        a, b = a[..., a.shape[-1] - steps:], b[..., b.shape[-1] - steps:]
+        a, b = a[..., a.shape[-1] - steps :], b[..., b.shape[-1] - steps :]
         if self.join == "cat":
             return torch.cat([a, b], dim=1)[:, ::2]  # and keep every other channel: some of each path
         if self.join == "gate":
@@ -116,8 +116,12 @@ def agrees(model: nn.Module) -> bool:
     assert not rf.measured, rf.unfollowed
     t = probe.reference
     same_steps = all(tuple(rf.steps(s)) == probe.steps(s) for s in (t, t + 1) if s < probe.length)
-    inside = rf.start is not None and rf.start + t * rf.jump >= 0 and rf.size is not None and (
-        rf.start + t * rf.jump + rf.size <= LENGTH)
+    inside = (
+        rf.start is not None
+        and rf.start + t * rf.jump >= 0
+        and rf.size is not None
+        and (rf.start + t * rf.jump + rf.size <= LENGTH)
+    )
     return same_steps and (not inside or rf.jump == probe.jump)
 
 
@@ -165,8 +169,12 @@ def test_gated_wavenet_in_torch_agrees_with_the_probe():
 
 @pytest.mark.parametrize("name", ["wavenet", "tcn", "translob", "deeplob"])
 def test_registered_models(name):
-    options = {"wavenet": {"layers_per_stack": 4, "stacks": 2}, "tcn": {"num_channels": (4, 4, 4)},
-               "translob": {}, "deeplob": {}}[name]
+    options = {
+        "wavenet": {"layers_per_stack": 4, "stacks": 2},
+        "tcn": {"num_channels": (4, 4, 4)},
+        "translob": {},
+        "deeplob": {},
+    }[name]
     model = build_model(name, **options)
     shape = example_input_shape(name, **options)
     rf = receptive_field(model, shape)
@@ -203,22 +211,36 @@ class Lambda(nn.Module):
 
 
 OPS = {
-    "transpose-conv2d-time-first": (lambda x: F.conv2d(x.transpose(1, 2).unsqueeze(1), x.new_ones(1, 1, 3, 2),
-                                                        padding=(1, 0)).squeeze(1).sum(-1, keepdim=True), 3, -1),
+    "transpose-conv2d-time-first": (
+        lambda x: (
+            F.conv2d(x.transpose(1, 2).unsqueeze(1), x.new_ones(1, 1, 3, 2), padding=(1, 0))
+            .squeeze(1)
+            .sum(-1, keepdim=True)
+        ),
+        3,
+        -1,
+    ),
     "narrow": (lambda x: x.narrow(-1, 2, x.shape[-1] - 2), 1, 2),
     "stack-channels": (lambda x: torch.stack([x, F.pad(x, (1, 0))[..., :-1]], 1).flatten(1, 2), 2, -1),
     "broadcast-global": (lambda x: x + x.mean(-1, keepdim=True), "all", None),
     "cumsum": (lambda x: x.cumsum(-1), "past", None),
     "interpolate": (lambda x: F.interpolate(x, scale_factor=3), 1, 0),
     "repeat-interleave": (lambda x: x.repeat_interleave(2, dim=-1), 1, 0),
-    "reshape-flatten-linear": (lambda x: F.linear(x.transpose(1, 2).reshape(len(x), -1), x.new_ones(1, 96)), "all",
-                               None),
+    "reshape-flatten-linear": (
+        lambda x: F.linear(x.transpose(1, 2).reshape(len(x), -1), x.new_ones(1, 96)),
+        "all",
+        None,
+    ),
     "masked": (lambda x: x * (torch.arange(x.shape[-1]) % 2 == 0), 1, 0),
-    "sdpa-causal": (lambda x: F.scaled_dot_product_attention(*(x.transpose(1, 2),) * 3, is_causal=True), "past",
-                    None),
+    "sdpa-causal": (lambda x: F.scaled_dot_product_attention(*(x.transpose(1, 2),) * 3, is_causal=True), "past", None),
     "sdpa": (lambda x: F.scaled_dot_product_attention(*(x.transpose(1, 2),) * 3), "all", None),
-    "sdpa-band": (lambda x: F.scaled_dot_product_attention(
-        *(x.transpose(1, 2),) * 3, attn_mask=torch.ones(32, 32, dtype=torch.bool).tril().triu(-3)), 4, -3),
+    "sdpa-band": (
+        lambda x: F.scaled_dot_product_attention(
+            *(x.transpose(1, 2),) * 3, attn_mask=torch.ones(32, 32, dtype=torch.bool).tril().triu(-3)
+        ),
+        4,
+        -3,
+    ),
     "lstm": (nn.Sequential(Lambda(lambda x: x.transpose(1, 2)), nn.LSTM(3, 2, batch_first=True)), "past", None),
     "bilstm": (nn.LSTM(3, 2, bidirectional=True, batch_first=True), "all", None),
     "mha-causal": (None, "past", None),

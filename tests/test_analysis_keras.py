@@ -32,8 +32,13 @@ def random_branch(rng: random.Random, x, depth: int = 0):
     for _ in range(rng.randint(1, 2)):
         kind = rng.choice(["conv", "conv", "pad-crop"] + (["merge"] if depth < 1 else []))
         if kind == "conv":
-            x = layers.Conv1D(CHANNELS, rng.randint(1, 3), dilation_rate=rng.randint(1, 4),
-                              padding=rng.choice(["causal", "same"]), activation=rng.choice(["tanh", "relu", None]))(x)
+            x = layers.Conv1D(
+                CHANNELS,
+                rng.randint(1, 3),
+                dilation_rate=rng.randint(1, 4),
+                padding=rng.choice(["causal", "same"]),
+                activation=rng.choice(["tanh", "relu", None]),
+            )(x)
         elif kind == "pad-crop":
             left, right = rng.randint(0, 3), rng.randint(0, 3)
             x = layers.Cropping1D((right, left))(layers.ZeroPadding1D((left, right))(x))
@@ -80,13 +85,35 @@ def test_gated_wavenet_in_keras_sees_65_steps_on_any_length():
     assert table.receptive_field == 65 and table.input_shape == (None, 128, 1)
 
 
-@pytest.mark.parametrize("name", ["gap", "lstm-seq", "lstm-last", "bilstm", "mha", "mha-causal", "attention-causal",
-                                  "crop-pad", "transposed-same", "transposed-valid", "upsample", "pool-same"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "gap",
+        "lstm-seq",
+        "lstm-last",
+        "bilstm",
+        "mha",
+        "mha-causal",
+        "attention-causal",
+        "crop-pad",
+        "transposed-same",
+        "transposed-valid",
+        "upsample",
+        "pool-same",
+    ],
+)
 def test_keras_layers(name):
     x = inputs = keras.Input((32, 2))
     h = layers.Conv1D(3, 2, padding="causal")(x)
-    expected = {"gap": "all", "lstm-last": "all", "bilstm": "all", "mha": "all", "lstm-seq": "past",
-                "mha-causal": "past", "attention-causal": "past"}
+    expected = {
+        "gap": "all",
+        "lstm-last": "all",
+        "bilstm": "all",
+        "mha": "all",
+        "lstm-seq": "past",
+        "mha-causal": "past",
+        "attention-causal": "past",
+    }
     if name == "gap":
         h = layers.GlobalAveragePooling1D()(h)
     elif name == "lstm-seq":

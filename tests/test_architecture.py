@@ -11,18 +11,32 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 # Top-level parts of `dilated`, lowest first: a part may import only parts of a lower rank (or itself).
 RANKS: dict[str, int] = {
     "geometry": 0,
-    "layers": 1, "design": 1,
-    "models": 2, "data": 2,
+    "layers": 1,
+    "design": 1,
+    "models": 2,
+    "data": 2,
     "analysis": 3,
-    "keras_adapter": 4, "streaming": 4,
-    "summaries": 5, "graph": 5, "examples": 5,
-    "targets": 6, "keras_convert": 6, "step_export": 6,
-    "diagrams": 7, "training": 7,
-    "explore": 8, "predictor": 8,
+    "keras_adapter": 4,
+    "streaming": 4,
+    "summaries": 5,
+    "graph": 5,
+    "examples": 5,
+    "targets": 6,
+    "keras_convert": 6,
+    "step_export": 6,
+    "diagrams": 7,
+    "training": 7,
+    "explore": 8,
+    "predictor": 8,
     "replay": 9,
     "cli": 10,
     # old import paths, kept as re-exports
-    "mulaw": 11, "fast_stream": 11, "experiment": 11, "metrics": 11, "runs": 11, "checkpoints": 11,
+    "mulaw": 11,
+    "fast_stream": 11,
+    "experiment": 11,
+    "metrics": 11,
+    "runs": 11,
+    "checkpoints": 11,
     "dilated": 12,
 }
 
@@ -46,8 +60,10 @@ def imports(known: dict[str, Path]) -> dict[str, set[str]]:
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                targets = [f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in known else node.module
-                           for alias in node.names]
+                targets = [
+                    f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in known else node.module
+                    for alias in node.names
+                ]
             else:
                 continue
             edges[name].update(t for t in targets if t in known and t != name)

@@ -31,10 +31,13 @@ def test_backward_passes_gradcheck():
 
 def test_wide_heads_and_dropout_take_pytorchs_kernel():
     q, k, v = (torch.randn(2, 2, 9, 16) for _ in range(3))
-    torch.testing.assert_close(attention(q, k, v, 0.25, True),
-                               F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.25))
+    torch.testing.assert_close(
+        attention(q, k, v, 0.25, True), F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.25)
+    )
     torch.manual_seed(0)
     dropped = attention(*(t[..., :4] for t in (q, k, v)), 0.5, True, dropout=0.5)
     torch.manual_seed(0)
-    torch.testing.assert_close(dropped, F.scaled_dot_product_attention(*(t[..., :4] for t in (q, k, v)),
-                                                                       dropout_p=0.5, is_causal=True, scale=0.5))
+    torch.testing.assert_close(
+        dropped,
+        F.scaled_dot_product_attention(*(t[..., :4] for t in (q, k, v)), dropout_p=0.5, is_causal=True, scale=0.5),
+    )

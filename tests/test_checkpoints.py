@@ -33,8 +33,12 @@ def _weights():
 
 def _state():
     optimizer = {"state": {0: {"step": torch.tensor(7.0)}}, "param_groups": [{"lr": 0.01, "betas": (0.9, 0.99)}]}
-    return {"epoch": 3, "global_step": 120, "optimizer_states": [optimizer],
-            "rng": {"torch": torch.get_rng_state(), "python": {"version": 3, "state": [1, 2, 3], "gauss_next": None}}}
+    return {
+        "epoch": 3,
+        "global_step": 120,
+        "optimizer_states": [optimizer],
+        "rng": {"torch": torch.get_rng_state(), "python": {"version": 3, "state": [1, 2, 3], "gauss_next": None}},
+    }
 
 
 def test_round_trip_keeps_weights_state_and_info(tmp_path):
@@ -44,7 +48,9 @@ def test_round_trip_keeps_weights_state_and_info(tmp_path):
     assert set(loaded.weights) == {"block.0.w", "block.1.w", "head.b"}
     assert torch.equal(loaded.weights["block.1.w"], _weights()["block.1.w"])
     assert loaded.state["global_step"] == 120 and loaded.state["optimizer_states"][0]["param_groups"][0]["betas"] == (
-        0.9, 0.99)
+        0.9,
+        0.99,
+    )
     assert torch.equal(loaded.state["rng"]["torch"], _state()["rng"]["torch"])
     assert loaded.info == {"kind": "epoch", "epoch": 3}
     manifest = json.loads((folder / MANIFEST_FILE).read_text())
@@ -107,13 +113,23 @@ def test_unfinished_checkpoint_without_manifest_is_skipped(tmp_path):
 
 
 def test_checkpoints_are_ordered_by_step_with_epoch_ends_after_interrupts(tmp_path):
-    names = [checkpoint_name(2, 100), checkpoint_name(3, 137, "interrupt"), checkpoint_name(1, 50),
-             checkpoint_name(3, 150), checkpoint_name(3, 150, "interrupt")]
+    names = [
+        checkpoint_name(2, 100),
+        checkpoint_name(3, 137, "interrupt"),
+        checkpoint_name(1, 50),
+        checkpoint_name(3, 150),
+        checkpoint_name(3, 150, "interrupt"),
+    ]
     for name in names:
         (tmp_path / name).mkdir()
     order = [p.name for p in find_checkpoints(tmp_path)]
-    assert order == ["epoch=0001-step=000050", "epoch=0002-step=000100", "epoch=0003-step=000137-interrupt",
-                     "epoch=0003-step=000150-interrupt", "epoch=0003-step=000150"]
+    assert order == [
+        "epoch=0001-step=000050",
+        "epoch=0002-step=000100",
+        "epoch=0003-step=000137-interrupt",
+        "epoch=0003-step=000150-interrupt",
+        "epoch=0003-step=000150",
+    ]
 
 
 def test_rewriting_a_checkpoint_removes_the_old_manifest_first(tmp_path):
@@ -135,11 +151,13 @@ def test_atomic_writes_leave_no_temporary_files(tmp_path):
 def test_a_write_killed_midway_leaves_the_old_file(tmp_path):
     target = tmp_path / "metrics.json"
     target.write_text("old")
-    code = ("import os, dilated.training.atomic as a\n"
-            "real = os.replace\n"
-            "def die(*args): os._exit(9)\n"
-            "a.os.replace = die\n"
-            f"a.atomic_write_bytes({str(target)!r}, b'new' * 100000)\n")
+    code = (
+        "import os, dilated.training.atomic as a\n"
+        "real = os.replace\n"
+        "def die(*args): os._exit(9)\n"
+        "a.os.replace = die\n"
+        f"a.atomic_write_bytes({str(target)!r}, b'new' * 100000)\n"
+    )
     result = subprocess.run([sys.executable, "-c", code], check=False)
     assert result.returncode == 9
     assert target.read_text() == "old"

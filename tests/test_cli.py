@@ -8,8 +8,13 @@ import pytest
 
 
 def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dilated.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          env={"KERAS_BACKEND": "torch", "PATH": "/usr/bin:/bin", "HOME": "/tmp"})
+    return subprocess.run(
+        [sys.executable, "-m", "dilated.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={"KERAS_BACKEND": "torch", "PATH": "/usr/bin:/bin", "HOME": "/tmp"},
+    )
 
 
 def test_summary_of_a_bundled_example():
@@ -20,9 +25,11 @@ def test_summary_of_a_bundled_example():
 
 def test_summary_of_a_yaml_stack_with_keras_spellings(tmp_path):
     config = tmp_path / "stack.yaml"
-    config.write_text("input: [3, 64]\nlayers:\n"
-                      "  - {type: conv1d, filters: 8, kernel_size: 2, dilation_rate: 8, activation: relu}\n"
-                      "  - {type: maxpool1d, pool_size: 2}\n  - {type: dense, units: 1}\n")
+    config.write_text(
+        "input: [3, 64]\nlayers:\n"
+        "  - {type: conv1d, filters: 8, kernel_size: 2, dilation_rate: 8, activation: relu}\n"
+        "  - {type: maxpool1d, pool_size: 2}\n  - {type: dense, units: 1}\n"
+    )
     result = run("summary", str(config), "--input", "3,100")
     assert result.returncode == 0, result.stderr
     assert "(None, 8, 100)" in result.stdout and "(None, 1, 50)" in result.stdout
@@ -30,8 +37,14 @@ def test_summary_of_a_yaml_stack_with_keras_spellings(tmp_path):
 
 
 def test_summary_of_a_saved_keras_model(tmp_path):
-    model = keras.Sequential([keras.Input((200, 2)), keras.layers.Conv1D(5, 5, padding="causal", dilation_rate=2),
-                              keras.layers.Conv1D(5, 5, padding="causal", dilation_rate=4), keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [
+            keras.Input((200, 2)),
+            keras.layers.Conv1D(5, 5, padding="causal", dilation_rate=2),
+            keras.layers.Conv1D(5, 5, padding="causal", dilation_rate=4),
+            keras.layers.Dense(1),
+        ]
+    )
     path = tmp_path / "seed.keras"
     model.save(path)
     result = run("summary", str(path))
@@ -43,7 +56,8 @@ def test_summary_of_a_saved_keras_model(tmp_path):
 def test_summary_of_a_python_factory(tmp_path):
     (tmp_path / "mymodels.py").write_text(
         "from torch import nn\nfrom dilated.layers import Conv1d\n"
-        "def build():\n    return nn.Sequential(Conv1d(1, 4, 3, dilation=3), nn.ReLU(), Conv1d(4, 1, 3, dilation=9))\n")
+        "def build():\n    return nn.Sequential(Conv1d(1, 4, 3, dilation=3), nn.ReLU(), Conv1d(4, 1, 3, dilation=9))\n"
+    )
     result = run("summary", "mymodels:build", "--input", "1,50", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Receptive field: 25 input steps" in result.stdout
@@ -55,14 +69,17 @@ def test_help_explains_the_target_formats_with_an_example():
     assert "model.keras" in result.stdout and "mypkg.models:build" in result.stdout and "layers:" in result.stdout
 
 
-@pytest.mark.parametrize("args,message", [
-    (["summary", "missing.keras"], "Keras model file not found: missing.keras"),
-    (["summary", "missing.yaml"], "config file not found: missing.yaml"),
-    (["summary", "no_such_model"], "unknown target 'no_such_model'"),
-    (["summary", "seed-dilated", "--input", "2,abc"], "--input: expected an input shape like 2,200"),
-    (["summary", "seed-dilated", "--input", "3,200"], r"expected input (batch, 2, time)"),
-    (["summary", "nosuchmodule:build"], "cannot import 'nosuchmodule'"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["summary", "missing.keras"], "Keras model file not found: missing.keras"),
+        (["summary", "missing.yaml"], "config file not found: missing.yaml"),
+        (["summary", "no_such_model"], "unknown target 'no_such_model'"),
+        (["summary", "seed-dilated", "--input", "2,abc"], "--input: expected an input shape like 2,200"),
+        (["summary", "seed-dilated", "--input", "3,200"], r"expected input (batch, 2, time)"),
+        (["summary", "nosuchmodule:build"], "cannot import 'nosuchmodule'"),
+    ],
+)
 def test_errors_are_one_line_without_traceback(args, message):
     result = run(*args)
     assert result.returncode != 0

@@ -91,19 +91,51 @@ def test_price_levels_keep_best_first() -> None:
 # ------------------------------------------------------------------------------------------------- Databento
 
 ORDER_IDS = st.integers(1, 12)
-MBO_MESSAGES = st.lists(st.tuples(st.sampled_from("AACMTFR"), ORDER_IDS, st.sampled_from("AB"), st.integers(95, 105),
-                                  st.integers(1, 5), st.booleans()), min_size=1, max_size=60)
+MBO_MESSAGES = st.lists(
+    st.tuples(
+        st.sampled_from("AACMTFR"),
+        ORDER_IDS,
+        st.sampled_from("AB"),
+        st.integers(95, 105),
+        st.integers(1, 5),
+        st.booleans(),
+    ),
+    min_size=1,
+    max_size=60,
+)
 
 
 def write_mbo(path: Path, messages: list[tuple], schema: dbn.Schema = MBO) -> Path:
-    metadata = dbn.Metadata(dataset="GLBX.MDP3", schema=schema, start=0, stype_in=RAW_SYMBOL,
-                            stype_out=INSTRUMENT_ID, symbols=["X"], partial=[], not_found=[], mappings=[])
+    metadata = dbn.Metadata(
+        dataset="GLBX.MDP3",
+        schema=schema,
+        start=0,
+        stype_in=RAW_SYMBOL,
+        stype_out=INSTRUMENT_ID,
+        symbols=["X"],
+        partial=[],
+        not_found=[],
+        mappings=[],
+    )
     records = []
     for number, (action, order_id, side, price, size, last) in enumerate(messages):
-        records.append(bytes(dbn.MBOMsg(
-            publisher_id=1, instrument_id=7, ts_event=number, ts_recv=1000 + number, order_id=order_id,
-            price=price * 10**9, size=size, action=dbn.Action(action), side=dbn.Side(side),
-            flags=0x80 if last or number == len(messages) - 1 else 0, sequence=number)))
+        records.append(
+            bytes(
+                dbn.MBOMsg(
+                    publisher_id=1,
+                    instrument_id=7,
+                    ts_event=number,
+                    ts_recv=1000 + number,
+                    order_id=order_id,
+                    price=price * 10**9,
+                    size=size,
+                    action=dbn.Action(action),
+                    side=dbn.Side(side),
+                    flags=0x80 if last or number == len(messages) - 1 else 0,
+                    sequence=number,
+                )
+            )
+        )
     path.write_bytes(metadata.encode() + b"".join(records))
     return path
 
@@ -138,15 +170,50 @@ def test_databento_mbo_equals_reference(messages: list[tuple], tmp_path_factory:
 def test_databento_snapshot_replaces_the_book(tmp_path: Path) -> None:
     day = [("A", 1, "B", 99, 2, True), ("A", 2, "A", 101, 3, True)]
     snapshot = tmp_path / "snap.dbn"
-    metadata = dbn.Metadata(dataset="GLBX.MDP3", schema=MBO, start=0, stype_in=RAW_SYMBOL,
-                            stype_out=INSTRUMENT_ID, symbols=["X"], partial=[], not_found=[], mappings=[])
-    stale = dbn.MBOMsg(publisher_id=1, instrument_id=7, ts_event=0, ts_recv=1, order_id=9, price=98 * 10**9, size=5,
-                       action=ADD, side=BID, flags=0x20 | 0x80, sequence=0)
+    metadata = dbn.Metadata(
+        dataset="GLBX.MDP3",
+        schema=MBO,
+        start=0,
+        stype_in=RAW_SYMBOL,
+        stype_out=INSTRUMENT_ID,
+        symbols=["X"],
+        partial=[],
+        not_found=[],
+        mappings=[],
+    )
+    stale = dbn.MBOMsg(
+        publisher_id=1,
+        instrument_id=7,
+        ts_event=0,
+        ts_recv=1,
+        order_id=9,
+        price=98 * 10**9,
+        size=5,
+        action=ADD,
+        side=BID,
+        flags=0x20 | 0x80,
+        sequence=0,
+    )
     snapshot.write_bytes(metadata.encode() + bytes(stale))
-    fresh = [dbn.MBOMsg(publisher_id=1, instrument_id=7, ts_event=0, ts_recv=2, order_id=1, price=99 * 10**9, size=2,
-                        action=ADD, side=BID, flags=0x20, sequence=1)]
+    fresh = [
+        dbn.MBOMsg(
+            publisher_id=1,
+            instrument_id=7,
+            ts_event=0,
+            ts_recv=2,
+            order_id=1,
+            price=99 * 10**9,
+            size=2,
+            action=ADD,
+            side=BID,
+            flags=0x20,
+            sequence=1,
+        )
+    ]
     live = write_mbo(tmp_path / "live.dbn", day[1:])
-    (tmp_path / "day.dbn").write_bytes(metadata.encode() + bytes(fresh[0]) + live.read_bytes()[len(metadata.encode()):])
+    (tmp_path / "day.dbn").write_bytes(
+        metadata.encode() + bytes(fresh[0]) + live.read_bytes()[len(metadata.encode()) :]
+    )
     book = databento_mbo_book([snapshot, tmp_path / "day.dbn"], levels=2)
     assert book.stats["snapshots"] == 2 and len(book) == 3
     assert book.column("bid_price")[1] == 99.0 and np.isnan(book.column("bid_price", 2)[1])  # order 9 is gone
@@ -155,13 +222,45 @@ def test_databento_snapshot_replaces_the_book(tmp_path: Path) -> None:
 
 def test_databento_mbp10_rows(tmp_path: Path) -> None:
     undefined = dbn.UNDEF_PRICE
-    pairs = [dbn.BidAskPair(bid_px=(100 - i) * 10**9 if i < 2 else undefined, ask_px=(101 + i) * 10**9,
-                            bid_sz=5 + i if i < 2 else 0, ask_sz=3, bid_ct=1, ask_ct=1) for i in range(10)]
-    metadata = dbn.Metadata(dataset="GLBX.MDP3", schema=MBP_10, start=0, stype_in=RAW_SYMBOL,
-                            stype_out=INSTRUMENT_ID, symbols=["X"], partial=[], not_found=[], mappings=[])
-    records = [dbn.MBP10Msg(publisher_id=1, instrument_id=7, ts_event=0, ts_recv=5 + n, price=0, size=0,
-                            action=ADD, side=BID, depth=0, flags=0x80 if n != 1 else 0,
-                            sequence=n, levels=pairs) for n in range(3)]
+    pairs = [
+        dbn.BidAskPair(
+            bid_px=(100 - i) * 10**9 if i < 2 else undefined,
+            ask_px=(101 + i) * 10**9,
+            bid_sz=5 + i if i < 2 else 0,
+            ask_sz=3,
+            bid_ct=1,
+            ask_ct=1,
+        )
+        for i in range(10)
+    ]
+    metadata = dbn.Metadata(
+        dataset="GLBX.MDP3",
+        schema=MBP_10,
+        start=0,
+        stype_in=RAW_SYMBOL,
+        stype_out=INSTRUMENT_ID,
+        symbols=["X"],
+        partial=[],
+        not_found=[],
+        mappings=[],
+    )
+    records = [
+        dbn.MBP10Msg(
+            publisher_id=1,
+            instrument_id=7,
+            ts_event=0,
+            ts_recv=5 + n,
+            price=0,
+            size=0,
+            action=ADD,
+            side=BID,
+            depth=0,
+            flags=0x80 if n != 1 else 0,
+            sequence=n,
+            levels=pairs,
+        )
+        for n in range(3)
+    ]
     path = tmp_path / "x.mbp10.dbn"
     path.write_bytes(metadata.encode() + b"".join(bytes(r) for r in records))
     assert detect_format(path) == "databento-mbp10"
@@ -190,8 +289,16 @@ LEVEL_UPDATES = st.lists(st.tuples(st.integers(90, 99), st.integers(0, 3)), max_
 def write_binance(path: Path, snapshot: dict, diffs: list[dict], futures: bool) -> Path:
     lines = []
     for diff in diffs:
-        data = {"e": "depthUpdate", "E": diff["E"], "s": "X", "U": diff["U"], "u": diff["u"], "b": diff["b"],
-                "a": diff["a"], **({"pu": diff["pu"]} if futures else {})}
+        data = {
+            "e": "depthUpdate",
+            "E": diff["E"],
+            "s": "X",
+            "U": diff["U"],
+            "u": diff["u"],
+            "b": diff["b"],
+            "a": diff["a"],
+            **({"pu": diff["pu"]} if futures else {}),
+        }
         lines.append(f"{diff['E'] * 10**6} " + json.dumps({"stream": "x@depth", "data": data}))
     lines.insert(1, f"{10**6} " + json.dumps(snapshot))  # the first diff arrives before the REST reply
     path.write_text("\n".join(lines) + "\n")
@@ -207,9 +314,16 @@ def test_binance_equals_reference(updates: list, futures: bool, tmp_path_factory
     for number, (bid_updates, ask_updates) in enumerate(updates):
         first = 9 if number == 0 else previous + 1  # the first diff bridges the snapshot
         last = first + 2
-        diffs.append({"E": 100 + number, "U": first, "u": last, "pu": previous,
-                      "b": [[f"{p}.0", str(q)] for p, q in bid_updates],
-                      "a": [[f"{p + 11}.00", str(q)] for p, q in ask_updates]})
+        diffs.append(
+            {
+                "E": 100 + number,
+                "U": first,
+                "u": last,
+                "pu": previous,
+                "b": [[f"{p}.0", str(q)] for p, q in bid_updates],
+                "a": [[f"{p + 11}.00", str(q)] for p, q in ask_updates],
+            }
+        )
         previous = last
         for side, changes, offset in ((bids, bid_updates, 0), (asks, ask_updates, 11)):
             for price, quantity in changes:
@@ -224,9 +338,11 @@ def test_binance_equals_reference(updates: list, futures: bool, tmp_path_factory
 @pytest.mark.parametrize("futures", [False, True])
 def test_binance_gap_raises_or_truncates(tmp_path: Path, futures: bool) -> None:
     snapshot = {"lastUpdateId": 10, "bids": [["95", "1"]], "asks": [["105", "1"]]}
-    diffs = [{"E": 1, "U": 9, "u": 12, "pu": 8, "b": [], "a": []},
-             {"E": 2, "U": 13, "u": 14, "pu": 12, "b": [["96", "1"]], "a": []},
-             {"E": 3, "U": 16, "u": 17, "pu": 15, "b": [], "a": []}]  # 15 is missing
+    diffs = [
+        {"E": 1, "U": 9, "u": 12, "pu": 8, "b": [], "a": []},
+        {"E": 2, "U": 13, "u": 14, "pu": 12, "b": [["96", "1"]], "a": []},
+        {"E": 3, "U": 16, "u": 17, "pu": 15, "b": [], "a": []},
+    ]  # 15 is missing
     path = write_binance(tmp_path / "x.txt", snapshot, diffs, futures)
     with pytest.raises(ValueError, match=r"x.txt:4: sequence gap after update id 14"):
         binance_book(path)
@@ -252,14 +368,24 @@ def test_binance_coin_m_real_files() -> None:
 
 # -------------------------------------------------------------------------------------------------- Bitstamp
 
-BITSTAMP_ROWS = st.lists(st.tuples(st.sampled_from(["created", "created", "changed", "deleted"]), st.integers(1, 10),
-                                   st.integers(0, 9), st.integers(1, 10**8)), min_size=1, max_size=60)
+BITSTAMP_ROWS = st.lists(
+    st.tuples(
+        st.sampled_from(["created", "created", "changed", "deleted"]),
+        st.integers(1, 10),
+        st.integers(0, 9),
+        st.integers(1, 10**8),
+    ),
+    min_size=1,
+    max_size=60,
+)
 
 
 def write_bitstamp(path: Path, rows: list[tuple]) -> Path:
     lines = ["id,timestamp,exchange_timestamp,price,volume,action,direction"]
-    lines += [f"{order_id},{2000 + ms},{1000 + ms},{price}.0,{volume / 1e8:.8f},{action},{side}"
-              for ms, (order_id, price, volume, action, side) in enumerate(rows)]
+    lines += [
+        f"{order_id},{2000 + ms},{1000 + ms},{price}.0,{volume / 1e8:.8f},{action},{side}"
+        for ms, (order_id, price, volume, action, side) in enumerate(rows)
+    ]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -289,9 +415,13 @@ def test_bitstamp_equals_reference(rows: list[tuple], tmp_path_factory: pytest.T
 
 
 def test_bitstamp_uncrossing_removes_the_stale_side(tmp_path: Path) -> None:
-    rows = [(1, 101, 10**8, "created", "ask"), (2, 102, 10**8, "created", "ask"), (3, 99, 10**8, "created", "bid"),
-            (4, 103, 10**8, "created", "bid"),  # a newer bid above both asks: the two asks are stale
-            (5, 100, 10**8, "created", "ask")]
+    rows = [
+        (1, 101, 10**8, "created", "ask"),
+        (2, 102, 10**8, "created", "ask"),
+        (3, 99, 10**8, "created", "bid"),
+        (4, 103, 10**8, "created", "bid"),  # a newer bid above both asks: the two asks are stale
+        (5, 100, 10**8, "created", "ask"),
+    ]
     book = bitstamp_book(write_bitstamp(tmp_path / "orders.csv", rows), levels=2)
     # then the ask at 100, below the bid at 103, is newer: the bid goes
     assert book.stats["uncross_orders"] == 3 and book.stats["uncross_events"] == 2
@@ -303,10 +433,12 @@ def test_bitstamp_uncrossing_removes_the_stale_side(tmp_path: Path) -> None:
 
 def test_bitstamp_same_exchange_millisecond_is_one_event(tmp_path: Path) -> None:
     path = tmp_path / "orders.csv"
-    path.write_text("id,timestamp,exchange_timestamp,price,volume,action,direction\n"
-                    "1,10,5,99.0,1.0,created,bid\n2,11,5,101.0,1.0,created,bid\n"  # a taker bid at 101 ...
-                    "3,12,5,101.0,0.5,created,ask\n2,12,5,101.0,0.5,changed,bid\n2,13,5,101.0,0.5,deleted,bid\n"
-                    "3,14,5,101.0,0.5,deleted,ask\n")  # ... matched within one exchange millisecond
+    path.write_text(
+        "id,timestamp,exchange_timestamp,price,volume,action,direction\n"
+        "1,10,5,99.0,1.0,created,bid\n2,11,5,101.0,1.0,created,bid\n"  # a taker bid at 101 ...
+        "3,12,5,101.0,0.5,created,ask\n2,12,5,101.0,0.5,changed,bid\n2,13,5,101.0,0.5,deleted,bid\n"
+        "3,14,5,101.0,0.5,deleted,ask\n"
+    )  # ... matched within one exchange millisecond
     book = bitstamp_book(path, levels=1)
     assert len(book) == 1 and book.stats["uncross_orders"] == 0 and book.stats["time_column"] == "exchange_timestamp"
 
@@ -329,8 +461,10 @@ def test_lobster_book_in_the_common_format(tmp_path: Path) -> None:
     raw = np.loadtxt(orderbook, delimiter=",")
     assert len(book) == 999 and book.levels == 10
     np.testing.assert_array_equal(book.column("ask_price"), raw[:, 0] / 10_000)
-    assert book.ts[0] == np.datetime64("2012-06-21T13:30:00", "ns").astype(np.int64) + round(34200.004241176 * 1e9) \
-        - 34_200 * 10**9
+    assert (
+        book.ts[0]
+        == np.datetime64("2012-06-21T13:30:00", "ns").astype(np.int64) + round(34200.004241176 * 1e9) - 34_200 * 10**9
+    )
     path = write_book(book, tmp_path / "aapl.parquet")
     again = read_book(path, levels=2)
     assert again.format == "lobster" and again.values.shape == (999, 8)
@@ -383,8 +517,12 @@ def test_book_splits_gap_zscore_and_balance() -> None:
 
 def test_book_data_kind_builds_splits(tmp_path: Path) -> None:
     path = write_book(synthetic_book(), tmp_path / "book.parquet")
-    config = TrainConfig.from_dict({"model": "translob", "data": {"kind": "book", "path": str(path), "levels": 3,
-                                                                "window": 20, "horizon": 10, "stride": 2}})
+    config = TrainConfig.from_dict(
+        {
+            "model": "translob",
+            "data": {"kind": "book", "path": str(path), "levels": 3, "window": 20, "horizon": 10, "stride": 2},
+        }
+    )
     splits = build_splits(config.data, progress=False)
     assert (splits.channels, splits.length) == (12, 20) and splits.task.num_classes == 3
     assert splits.info["sizes"]["train"] == dataset_size(splits.train) and "threshold" in splits.info
@@ -410,17 +548,37 @@ def test_baselines_on_a_book() -> None:
 
 
 def test_cli_convert_and_info(tmp_path: Path) -> None:
-    feed = write_bitstamp(tmp_path / "orders.csv", [(1, 99, 10**8, "created", "bid"), (2, 101, 10**8, "created", "ask"),
-                                                    (3, 100, 10**8, "created", "bid")])
+    feed = write_bitstamp(
+        tmp_path / "orders.csv",
+        [(1, 99, 10**8, "created", "bid"), (2, 101, 10**8, "created", "ask"), (3, 100, 10**8, "created", "bid")],
+    )
     out = tmp_path / "book.parquet"
-    command = [sys.executable, "-m", "dilated.cli", "data", "convert", str(feed), "-o", str(out), "--levels", "2",
-               "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "dilated.cli",
+        "data",
+        "convert",
+        str(feed),
+        "-o",
+        str(out),
+        "--levels",
+        "2",
+        "--no-progress",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     assert "wrote" in result.stdout and "3 events x 2 levels" in result.stdout
     assert read_book(out).format == "bitstamp"
-    info = subprocess.run([sys.executable, "-m", "dilated.cli", "data", "info", str(out), "--horizons", "1"],
-                          capture_output=True, text=True, check=True).stdout
+    info = subprocess.run(
+        [sys.executable, "-m", "dilated.cli", "data", "info", str(out), "--horizons", "1"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "events 3, 2 levels per side" in info and "labels k=1: none (too few usable events)" in info
-    bad = subprocess.run([sys.executable, "-m", "dilated.cli", "data", "convert", str(feed), "-o", str(out),
-                          "--format", "binance"], capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "dilated.cli", "data", "convert", str(feed), "-o", str(out), "--format", "binance"],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and bad.stderr.startswith("dilated: error: ") and bad.stderr.count("\n") == 1

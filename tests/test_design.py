@@ -42,8 +42,13 @@ def test_the_hole_free_condition_is_exactly_what_the_taps_read(kernel_size, dila
     assert is_hole_free(kernel_size, dilations) == (fed == set(range(receptive_field(layers))))
 
 
-@given(st.integers(2, 5000), st.integers(2, 7), st.sampled_from(sorted(BLOCKS)),
-       st.one_of(st.none(), st.integers(1, 600)), st.one_of(st.none(), st.integers(1, 40)))
+@given(
+    st.integers(2, 5000),
+    st.integers(2, 7),
+    st.sampled_from(sorted(BLOCKS)),
+    st.one_of(st.none(), st.integers(1, 600)),
+    st.one_of(st.none(), st.integers(1, 40)),
+)
 def test_every_proposal_reads_its_whole_field(target, kernel_size, block, max_dilation, max_layers):
     try:
         proposals = design(target, kernel_size, max_layers=max_layers, max_dilation=max_dilation, block=block)
@@ -89,8 +94,7 @@ def test_the_ranking_is_optimal_by_brute_force(target, kernels, max_dilation, bl
     max_layers = 4
     expected = brute_force(target, kernels, max_layers, max_dilation, block, top=8)
     try:
-        got = design(target, kernels, max_layers=max_layers, channels=8, max_dilation=max_dilation, block=block,
-                     top=8)
+        got = design(target, kernels, max_layers=max_layers, channels=8, max_dilation=max_dilation, block=block, top=8)
     except ValueError as error:
         assert expected == [] and "unreachable" in str(error)
         return
@@ -123,13 +127,31 @@ def test_params_and_field_are_the_built_models(block):
 
 def test_the_written_config_is_read_by_summary_draw_stream_and_explore(tmp_path, capsys):
     path = tmp_path / "stack.yaml"
-    result = subprocess.run([sys.executable, "-m", "dilated.cli", "design", "--receptive-field", "100",
-                             "--kernel-size", "3", "--channels", "8", "-o", str(path)], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dilated.cli",
+            "design",
+            "--receptive-field",
+            "100",
+            "--kernel-size",
+            "3",
+            "--channels",
+            "8",
+            "-o",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[2].split()[:5] == ["1", "5", "3", "101", "1"] and lines[2].endswith("1, 3, 9, 18, 19")
-    assert read_yaml(path) == {"model": "dilated_stack", "options": {"channels": 8, "kernel_size": 3,
-                                                                      "dilations": [1, 3, 9, 18, 19], "block": "plain"}}
+    assert read_yaml(path) == {
+        "model": "dilated_stack",
+        "options": {"channels": 8, "kernel_size": 3, "dilations": [1, 3, 9, 18, 19], "block": "plain"},
+    }
     assert main(["summary", str(path)]) == 0
     assert "Receptive field: 101 input steps (input length 128)" in capsys.readouterr().out
     assert main(["draw", str(path), "-o", str(tmp_path / "t.png")]) == 0
@@ -148,15 +170,43 @@ def test_the_written_config_trains(tmp_path):
     path = tmp_path / "stack.yaml"
     path.write_text(design(50, 2, channels=8, block="residual2")[0].yaml())
     result = subprocess.run(
-        [sys.executable, "-m", "dilated.cli", "train", str(path), "--run-dir", str(tmp_path / "run"), "--no-progress",
-         "--override", "data.kind=adding", "--override", "data.seq_len=50", "--override", "data.train_size=64",
-         "--override", "data.val_size=16", "--override", "data.test_size=16", "--override", "training.max_epochs=1",
-         "--override", "training.batch_size=16"], capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "dilated.cli",
+            "train",
+            str(path),
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--no-progress",
+            "--override",
+            "data.kind=adding",
+            "--override",
+            "data.seq_len=50",
+            "--override",
+            "data.train_size=64",
+            "--override",
+            "data.val_size=16",
+            "--override",
+            "data.test_size=16",
+            "--override",
+            "training.max_epochs=1",
+            "--override",
+            "training.batch_size=16",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     config = read_yaml(tmp_path / "run" / "config.yaml")
     assert config["model"] == "dilated_stack" and config["options"]["dilations"] == [1, 3, 9, 12]
-    model = model_from_config({"model": "dilated_stack", "options": {**config["options"], "input_channels": 2,
-                                                                     "output_size": 1, "last_step_only": True}}).model
+    model = model_from_config(
+        {
+            "model": "dilated_stack",
+            "options": {**config["options"], "input_channels": 2, "output_size": 1, "last_step_only": True},
+        }
+    ).model
     assert model.receptive_field == 51
 
 

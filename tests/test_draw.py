@@ -19,12 +19,14 @@ from dilated.geometry import Layer, LayerKind, Padding, Semantics, causal_stack,
 from dilated.layers import Conv1d, Dense
 from dilated.targets import resolve_target
 
-PADDINGS = st.one_of(st.sampled_from(["valid", "same", "causal"]), st.integers(0, 3),
-                     st.tuples(st.integers(0, 4), st.integers(0, 4)))
+PADDINGS = st.one_of(
+    st.sampled_from(["valid", "same", "causal"]), st.integers(0, 3), st.tuples(st.integers(0, 4), st.integers(0, 4))
+)
 
 
-def make_layer(kind: LayerKind, kernel: int, stride: int, dilation: int, padding: Padding,
-               semantics: Semantics) -> Layer:
+def make_layer(
+    kind: LayerKind, kernel: int, stride: int, dilation: int, padding: Padding, semantics: Semantics
+) -> Layer:
     """A valid layer near the drawn settings (settings Keras or torch refuse are relaxed, not rejected)."""
     if kind in ("pointwise", "global"):
         return Layer(kind=kind, name=kind)
@@ -43,10 +45,17 @@ def make_layer(kind: LayerKind, kernel: int, stride: int, dilation: int, padding
 @st.composite
 def stacks(draw):
     """Random stacks (kernel 1..5, dilation 1..4, stride 1..3, every padding) and an input that fits them."""
-    layers = [make_layer(draw(st.sampled_from(["conv", "conv", "conv", "maxpool", "avgpool", "pointwise", "global"])),
-                         draw(st.integers(1, 5)), draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(PADDINGS),
-                         draw(st.sampled_from(["keras", "torch"])))
-              for _ in range(draw(st.integers(1, 4)))]
+    layers = [
+        make_layer(
+            draw(st.sampled_from(["conv", "conv", "conv", "maxpool", "avgpool", "pointwise", "global"])),
+            draw(st.integers(1, 5)),
+            draw(st.integers(1, 3)),
+            draw(st.integers(1, 4)),
+            draw(PADDINGS),
+            draw(st.sampled_from(["keras", "torch"])),
+        )
+        for _ in range(draw(st.integers(1, 4)))
+    ]
     length = draw(st.integers(1, 48))
     while True:
         try:
@@ -153,11 +162,15 @@ def test_contiguous_stacks_light_up_their_whole_clipped_receptive_field(case):
 
 def test_wavenet_stack_is_the_wavenet_tree():
     diagram = layout(causal_stack(2, [1, 2, 4, 8]), 16)
-    assert [row.highlighted for row in diagram.rows] == [list(range(16)), list(range(1, 16, 2)),
-                                                         [3, 7, 11, 15], [7, 15], [15]]
+    assert [row.highlighted for row in diagram.rows] == [
+        list(range(16)),
+        list(range(1, 16, 2)),
+        [3, 7, 11, 15],
+        [7, 15],
+        [15],
+    ]
     assert all(n.x == n.index for row in diagram.rows for n in row.nodes)  # causal: each node above its input
-    assert [row.padding_nodes[0] for row in diagram.rows] == [[-1], [-2, -1], [-4, -3, -2, -1],
-                                                              list(range(-8, 0)), []]
+    assert [row.padding_nodes[0] for row in diagram.rows] == [[-1], [-2, -1], [-4, -3, -2, -1], list(range(-8, 0)), []]
     assert diagram.receptive_field == 16 and diagram.field == (0, 15)
 
 
@@ -212,8 +225,7 @@ def test_svg_of_a_target_is_valid_xml(tmp_path):
     diagram = draw(resolve_target("seed-dilated", (2, 20)), path=tmp_path / "seed.svg")
     root = ElementTree.parse(tmp_path / "seed.svg").getroot()
     assert root.tag.endswith("svg")
-    assert diagram.rows[0].highlighted == dependencies([Layer(5, 1, 2, "causal"), Layer(5, 1, 4, "causal")], 20,
-                                                       19)[0]
+    assert diagram.rows[0].highlighted == dependencies([Layer(5, 1, 2, "causal"), Layer(5, 1, 4, "causal")], 20, 19)[0]
 
 
 def test_animated_gif_has_one_frame_per_output(tmp_path):
@@ -224,8 +236,9 @@ def test_animated_gif_has_one_frame_per_output(tmp_path):
 
 
 def test_compare_draws_two_stacks_on_one_figure(tmp_path):
-    a, b = compare(resolve_target("seed-dilated", (2, 16)), resolve_target("seed-strided", (2, 16)),
-                   path=tmp_path / "both.png")
+    a, b = compare(
+        resolve_target("seed-dilated", (2, 16)), resolve_target("seed-strided", (2, 16)), path=tmp_path / "both.png"
+    )
     assert (a.rows[-1].length, b.rows[-1].length) == (16, 2)
     assert (a.receptive_field, b.receptive_field) == (25, 13)
     with Image.open(tmp_path / "both.png") as image:
@@ -238,16 +251,23 @@ def test_cli_draw_writes_the_image(tmp_path, capsys):
     assert f"wrote {path}" in capsys.readouterr().out
     with Image.open(path) as image:
         assert image.format == "PNG"
-    assert main(["draw", "seed-dilated", "--input", "2,16", "--compare", "seed-strided", "-o",
-                 str(tmp_path / "both.svg")]) == 0
+    assert (
+        main(["draw", "seed-dilated", "--input", "2,16", "--compare", "seed-strided", "-o", str(tmp_path / "both.svg")])
+        == 0
+    )
     assert ElementTree.parse(tmp_path / "both.svg").getroot().tag.endswith("svg")
 
 
 def test_cli_draw_errors_are_one_line(tmp_path, capsys):
     assert main(["draw", "seed-dilated", "-o", str(tmp_path / "x.jpg")]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
-    result = subprocess.run([sys.executable, "-m", "dilated.cli", "draw", "no-such-target"], check=False,
-                            capture_output=True, text=True, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "dilated.cli", "draw", "no-such-target"],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("dilated: error: unknown target 'no-such-target'")

@@ -87,6 +87,7 @@ def replace_first_cell(row: int, value: str) -> Callable[[list[str]], list[str]]
     def edit(lines: list[str]) -> list[str]:
         lines[row] = lines[row].replace("1.0000000e+00", value, 1)
         return lines
+
     return edit
 
 
@@ -98,8 +99,10 @@ def short_lobster_messages(tmp_path: Path) -> None:
 
 
 BINANCE_SNAPSHOT = '1 {"lastUpdateId": 10, "bids": [["9", "1"]], "asks": [["11", "1"]]}\n'
-BINANCE_DIFFS = ('2 {"data": {"e": "depthUpdate", "E": 2, "U": 9, "u": 12, "pu": 8, "b": [], "a": []}}\n'
-                 '3 {"data": {"e": "depthUpdate", "E": 3, "U": 16, "u": 17, "pu": 15, "b": [], "a": []}}\n')
+BINANCE_DIFFS = (
+    '2 {"data": {"e": "depthUpdate", "E": 2, "U": 9, "u": 12, "pu": 8, "b": [], "a": []}}\n'
+    '3 {"data": {"e": "depthUpdate", "E": 3, "U": 16, "u": 17, "pu": 15, "b": [], "a": []}}\n'
+)
 
 
 def small_book() -> Book:
@@ -157,6 +160,7 @@ def truncated_checkpoint_at(folder: Path) -> None:
     weights = next(folder.glob("*.safetensors"))
     weights.write_bytes(weights.read_bytes()[:-5])
 
+
 class _Spectrum(torch.nn.Module):
     """An op the receptive-field analysis does not follow (an FFT over time)."""
 
@@ -191,8 +195,7 @@ CASES: dict[str, Callable[[Path], object]] = {
     "geometry-kernel": lambda _: Layer(kernel_size=0),
     "geometry-stride-dilation": lambda _: Layer(3, stride=2, dilation=2),
     "geometry-padding": lambda _: Layer(3, padding="full"),
-    "geometry-too-short": lambda _: stack_geometry(
-        [Layer(3, name="first"), Layer(9, dilation=2, name="second")], 10),
+    "geometry-too-short": lambda _: stack_geometry([Layer(3, name="first"), Layer(9, dilation=2, name="second")], 10),
     "summary-no-shape": lambda _: dilated.summary(Conv1d(2, 2, 3)),
     "model-unknown": lambda _: dilated.build_model("transformer"),
     "model-option": lambda _: dilated.build_model("tcn", num_layers=3),
@@ -215,8 +218,9 @@ CASES: dict[str, Callable[[Path], object]] = {
     "train-config-type": lambda _: resolve_config(apply_overrides(copy.deepcopy(DEMO_CONFIG), ["training.lr=abc"])),
     "train-batch-nan": lambda _: nan_batch(),
     "checkpoint-truncated": truncated_checkpoint,
-    "table-column": lambda tmp: table_dataset(write(tmp, "t.csv", "a,b\n1,2\n3,4\n"), target="c", features=["a"],
-                                              window=1),
+    "table-column": lambda tmp: table_dataset(
+        write(tmp, "t.csv", "a,b\n1,2\n3,4\n"), target="c", features=["a"], window=1
+    ),
     # design and explore (issue 16)
     "design-unreachable": lambda _: design(1000, 2, max_layers=5),
     "design-kernel": lambda _: design(100, 1),
@@ -236,8 +240,9 @@ CASES: dict[str, Callable[[Path], object]] = {
     "book-binance-gap": lambda tmp: binance_book(write(tmp, "b.txt", BINANCE_SNAPSHOT + BINANCE_DIFFS)),
     "book-binance-gaps-policy": lambda tmp: binance_book(write(tmp, "b.txt", BINANCE_SNAPSHOT), gaps="skip"),  # type: ignore[arg-type]  # the refusal under test
     "book-bitstamp-column": lambda tmp: bitstamp_book(write(tmp, "o.csv", "id,timestamp,price,volume,action\n")),
-    "book-bitstamp-action": lambda tmp: bitstamp_book(write(
-        tmp, "o.csv", "id,timestamp,price,volume,action,direction\n1,5,9.0,1.0,filled,bid\n")),
+    "book-bitstamp-action": lambda tmp: bitstamp_book(
+        write(tmp, "o.csv", "id,timestamp,price,volume,action,direction\n1,5,9.0,1.0,filled,bid\n")
+    ),
     "book-not-parquet": lambda tmp: read_book(write(tmp, "b.parquet", "not parquet")),
     "book-parquet-levels": lambda tmp: read_book(write_book(small_book(), tmp / "b.parquet"), levels=10),
     "book-no-window": lambda _: book_splits(small_book(), levels=1, window=50, horizon=10),
@@ -245,10 +250,10 @@ CASES: dict[str, Callable[[Path], object]] = {
     # ---- training (dilated.training): typed config, run folders
     "train-config-nearest": lambda _: resolve_config(demo_config_with(max_epoch=3)),
     "train-data-kind": lambda _: resolve_config({**DEMO_CONFIG, "data": {"kind": "lobsters"}}),
-    "train-monitor-task": lambda _: resolve_config({"model": "tcn", "data": {"kind": "adding"},
-                                                    "training": {"monitor": "val_accuracy"}}),
+    "train-monitor-task": lambda _: resolve_config(
+        {"model": "tcn", "data": {"kind": "adding"}, "training": {"monitor": "val_accuracy"}}
+    ),
     "train-best-unloadable": unloadable_best_checkpoint,
-
     # -- trained runs as live predictors (dilated.load_run, dilated replay) --------------------------------------
     "predictor-not-a-run": lambda tmp: load_run(tmp),
     "predictor-no-checkpoint": lambda tmp: load_run(untrained_run(tmp / "run", LOBSTER_RUN, checkpoint=False)),
@@ -256,13 +261,14 @@ CASES: dict[str, Callable[[Path], object]] = {
     "predictor-features": lambda tmp: lobster_predictor(tmp).predict(np.zeros((38, 50))),
     "predictor-short": lambda tmp: lobster_predictor(tmp).predict(np.zeros((40, 5))),
     "predictor-format": lambda tmp: lobster_predictor(tmp).predict(prices_table(tmp / "prices.parquet")),
-    "predictor-no-reader": lambda tmp: load_run(untrained_run(tmp / "run", {"kind": "adding", "seq_len": 20})
-                                                        ).predict("adding.csv"),
+    "predictor-no-reader": lambda tmp: load_run(untrained_run(tmp / "run", {"kind": "adding", "seq_len": 20})).predict(
+        "adding.csv"
+    ),
     "predictor-stream-shape": lambda tmp: lobster_predictor(tmp).stream(2).step(np.zeros((3, 40))),
     "replay-by-lobster": lambda tmp: replay(lobster_predictor(tmp), by="symbol", progress=False),
-    "replay-by-column": lambda tmp: replay(table_predictor(tmp), prices_table(tmp / "prices.csv"), by="sector",
-                                           progress=False),
-
+    "replay-by-column": lambda tmp: replay(
+        table_predictor(tmp), prices_table(tmp / "prices.csv"), by="sector", progress=False
+    ),
     # --- receptive-field analysis (dilated.receptive_field, dilated.probe_receptive_field) ---
     "rf-no-shape": lambda _: dilated.receptive_field(Conv1d(2, 2, 3)),
     "rf-not-a-model": lambda _: dilated.receptive_field("model", (2, 10)),
@@ -272,12 +278,14 @@ CASES: dict[str, Callable[[Path], object]] = {
     "rf-probe-disagrees": lambda _: dilated.receptive_field(_Quantised(), (1, 32), probe=True),
     "rf-unfollowed": lambda _: first_noncausal_layer(torch.nn.Sequential(Conv1d(1, 1, 2), _Spectrum()), (1, 32)),
     "rf-probe-module": lambda _: dilated.probe_receptive_field(Conv1d(1, 1, 2), (1, 8), module="decoder"),
-    "rf-draw-nothing": lambda tmp: dilated.draw(torch.nn.Sequential(torch.nn.AdaptiveAvgPool1d(1)), 8,
-                                                input_shape=(1, 8), path=tmp / "x.png"),
+    "rf-draw-nothing": lambda tmp: dilated.draw(
+        torch.nn.Sequential(torch.nn.AdaptiveAvgPool1d(1)), 8, input_shape=(1, 8), path=tmp / "x.png"
+    ),
 }
 
 
 # ---- Keras conversion, graph specs and step export -------------------------------------------------------------
+
 
 def keras_stack(*layers: object):
     keras = import_keras()
@@ -295,8 +303,10 @@ def converted_with_a_wrong_bias() -> None:
 
 
 def mismatched_weights(tmp: Path) -> None:
-    spec = "inputs: {x: [2]}\noutputs: [c]\nweights: w.safetensors\ngraph:\n  - {name: c, type: conv1d, inputs: [x], " \
-           "in_channels: 2, channels: %d, kernel_size: 5}\n"
+    spec = (
+        "inputs: {x: [2]}\noutputs: [c]\nweights: w.safetensors\ngraph:\n  - {name: c, type: conv1d, inputs: [x], "
+        "in_channels: 2, channels: %d, kernel_size: 5}\n"
+    )
     write(tmp, "m.yaml", spec % 5)
     save_file({"layers.c.weight": torch.zeros(5, 2, 5), "layers.c.bias": torch.zeros(5)}, str(tmp / "w.safetensors"))
     load_converted(write(tmp, "m.yaml", spec % 6))
@@ -314,10 +324,12 @@ KERAS_CASES: dict[str, Callable[[Path], object]] = {
     "keras-unknown-layer": lambda _: dilated.from_keras(keras_stack(keras_layer("LSTM", 3, return_sequences=True))),
     "keras-activation": lambda _: dilated.from_keras(keras_stack(keras_layer("Activation", "sparsemax"))),
     "keras-axis": lambda _: dilated.from_keras(keras_stack(keras_layer("BatchNormalization", axis=1))),
-    "keras-data-format": lambda _: dilated.from_keras(keras_stack(keras_layer("MaxPooling1D", 2,
-                                                                                data_format="channels_first"))),
-    "keras-avgpool-same": lambda _: dilated.from_keras(keras_stack(keras_layer("AveragePooling1D", 2, strides=1,
-                                                                                 padding="same"))),
+    "keras-data-format": lambda _: dilated.from_keras(
+        keras_stack(keras_layer("MaxPooling1D", 2, data_format="channels_first"))
+    ),
+    "keras-avgpool-same": lambda _: dilated.from_keras(
+        keras_stack(keras_layer("AveragePooling1D", 2, strides=1, padding="same"))
+    ),
     "keras-not-built": lambda _: dilated.from_keras(import_keras().Sequential([keras_layer("Dense", 2)])),
     "keras-conversion-differs": lambda _: converted_with_a_wrong_bias(),
     "graph-unknown-type": lambda _: graph_spec({"name": "c", "type": "conv2d", "inputs": ["x"]}),
@@ -378,12 +390,13 @@ STREAM_CASES: dict[str, Callable[[Path], object]] = {
     "stream-sees-future": lambda _: dilated.streaming.Stream(PytorchTCN(3, [4], kernel_size=3, causal=False), 1),
     "stream-untrimmed": lambda _: _stream(torch.nn.Conv1d(2, 2, 2, padding=1)),
     "stream-forward-mixing": lambda _: dilated.streaming.Stream(_Cumulative(), 1),
-    "stream-double-pad": lambda _: _stream(torch.nn.ConstantPad1d((1, 0), 0.0), torch.nn.Conv1d(2, 2, 2, padding=1),
-                                           _Trim()),
+    "stream-double-pad": lambda _: _stream(
+        torch.nn.ConstantPad1d((1, 0), 0.0), torch.nn.Conv1d(2, 2, 2, padding=1), _Trim()
+    ),
     "stream-called-twice": lambda _: dilated.streaming.Stream(_Twice(), 1),
     "fast-state-layout": lambda _: dilated.streaming.FastStream(
-        torch.nn.Sequential(torch.nn.ConstantPad1d((2, 0), 0.0), torch.nn.Conv1d(2, 2, 3)), 1,
-        verify=False).state_dict(),
+        torch.nn.Sequential(torch.nn.ConstantPad1d((2, 0), 0.0), torch.nn.Conv1d(2, 2, 3)), 1, verify=False
+    ).state_dict(),
 }
 CASES.update(STREAM_CASES)
 # -- end of the streaming block -------------------------------------------------------------------------------------
@@ -403,10 +416,13 @@ def test_documented_error(row, tmp_path):
         CASES[row](tmp_path)
 
 
-@pytest.mark.parametrize("args,message", [
-    (["summary", "missing.yaml"], ROWS["config-missing"][1]),
-    (["summary", "seed-dilated", "--input", "2,abc"], ROWS["config-input"][1]),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["summary", "missing.yaml"], ROWS["config-missing"][1]),
+        (["summary", "seed-dilated", "--input", "2,abc"], ROWS["config-input"][1]),
+    ],
+)
 def test_cli_prints_the_same_message_on_one_line(args, message):
     result = subprocess.run([sys.executable, "-m", "dilated.cli", *args], capture_output=True, text=True)
     assert result.returncode == 2

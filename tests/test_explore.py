@@ -38,10 +38,13 @@ def test_the_page_opens_on_existing_models():
     seed = target_state(resolve_target("seed-dilated"))
     assert (seed["input_channels"], seed["input_length"]) == (2, 200)
     assert [(la["kernel_size"], la["dilation"], la["padding"], la["channels"]) for la in seed["layers"]] == [
-        (5, 2, "causal", 5), (5, 4, "causal", 5), (1, 1, "valid", 1)]
+        (5, 2, "causal", 5),
+        (5, 4, "causal", 5),
+        (1, 1, "valid", 1),
+    ]
     assert seed["notes"] == []
     tcn = target_state(resolve_target("tcn"))
-    assert [la["dilation"] for la in tcn["layers"]] == [2**(i // 2) for i in range(16)]
+    assert [la["dilation"] for la in tcn["layers"]] == [2 ** (i // 2) for i in range(16)]
     assert {la["channels"] for la in tcn["layers"]} == {25} and "66,650" in tcn["notes"][0]
     translob = target_state(resolve_target("translob"))
     assert len(translob["layers"]) == 5 and "whole input" in translob["notes"][0]
@@ -49,13 +52,21 @@ def test_the_page_opens_on_existing_models():
 
 def test_the_page_opens_on_a_keras_model(tmp_path):
     keras = pytest.importorskip("keras")
-    model = keras.Sequential([keras.Input((64, 3)), keras.layers.Conv1D(4, 3, padding="causal", dilation_rate=2),
-                              keras.layers.MaxPooling1D(2), keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [
+            keras.Input((64, 3)),
+            keras.layers.Conv1D(4, 3, padding="causal", dilation_rate=2),
+            keras.layers.MaxPooling1D(2),
+            keras.layers.Dense(1),
+        ]
+    )
     model.save(tmp_path / "m.keras")
     state = target_state(resolve_target(str(tmp_path / "m.keras")))
     assert (state["input_channels"], state["input_length"]) == (3, 64)
     assert [(la["kind"], la["kernel_size"], la["stride"], la["channels"]) for la in state["layers"]][:2] == [
-        ("conv", 3, 1, 4), ("maxpool", 2, 2, None)]
+        ("conv", 3, 1, 4),
+        ("maxpool", 2, 2, None),
+    ]
 
 
 class Padded(nn.Module):
@@ -70,8 +81,9 @@ class Padded(nn.Module):
 
 
 def test_explicit_paddings_become_the_pages_spellings():
-    state = stack_state(summary(nn.Sequential(Padded((2, 0)), Padded((1, 1)), nn.Conv1d(1, 2, 3, padding=2)),
-                                (1, 20)), "m", (1, 20))
+    state = stack_state(
+        summary(nn.Sequential(Padded((2, 0)), Padded((1, 1)), nn.Conv1d(1, 2, 3, padding=2)), (1, 20)), "m", (1, 20)
+    )
     assert [la["padding"] for la in state["layers"]] == ["causal", 1, 2]
     with pytest.raises(ValueError, match="the explorer edits paddings causal, same, valid or one int"):
         stack_state(summary(nn.Sequential(Padded((3, 1))), (1, 20)), "m", (1, 20))
@@ -86,8 +98,11 @@ def browser():
     required = os.environ.get("DILATED_REQUIRE_BROWSER") == "1"
     binary = find_chromium()
     if binary is None or importlib.util.find_spec("websocket") is None:
-        reason = ("no Chromium on this machine (Debian: apt-get install chromium)" if binary is None else
-                  "websocket-client is not installed (pip install -e '.[dev]')")
+        reason = (
+            "no Chromium on this machine (Debian: apt-get install chromium)"
+            if binary is None
+            else "websocket-client is not installed (pip install -e '.[dev]')"
+        )
         reason += ": the explorer's browser tests need a real headless browser"
         if required:
             pytest.fail(reason)
@@ -110,21 +125,29 @@ def random_layer(rng: random.Random) -> dict:
     kind = rng.choice(["conv", "conv", "conv", "maxpool", "avgpool"])
     stride, dilation = (rng.choice([1, 1, 2, 3]), 1) if rng.random() < 0.4 else (1, rng.choice([1, 2, 3, 4, 8]))
     paddings = ["causal", "same", "valid", 0, 1, 2] if kind == "conv" else ["same", "valid", 0, 1]
-    return {"kind": kind, "kernel_size": rng.randint(1, 5), "dilation": dilation if kind == "conv" else 1,
-            "stride": stride if rng.random() < 0.9 else 2, "padding": rng.choice(paddings),
-            "channels": rng.randint(1, 6) if kind == "conv" else None}
+    return {
+        "kind": kind,
+        "kernel_size": rng.randint(1, 5),
+        "dilation": dilation if kind == "conv" else 1,
+        "stride": stride if rng.random() < 0.9 else 2,
+        "padding": rng.choice(paddings),
+        "channels": rng.randint(1, 6) if kind == "conv" else None,
+    }
 
 
 def python_geometry(stack: dict) -> dict:
     try:
-        layers = [Layer(la["kernel_size"], la["stride"], la["dilation"], la["padding"], la["kind"])
-                  for la in stack["layers"]]
+        layers = [
+            Layer(la["kernel_size"], la["stride"], la["dilation"], la["padding"], la["kind"]) for la in stack["layers"]
+        ]
         rows = stack_geometry(layers, stack["length"])
     except ValueError:
         return {"error": True}
     last = rows[-1].output_length
-    return {"rows": [[r.output_length, r.pad_left, r.pad_right, r.receptive_field, r.jump, r.start] for r in rows],
-            "fed": [dependencies(layers, stack["length"], i)[0] for i in sorted({0, last // 2, last - 1})]}
+    return {
+        "rows": [[r.output_length, r.pad_left, r.pad_right, r.receptive_field, r.jump, r.start] for r in rows],
+        "fed": [dependencies(layers, stack["length"], i)[0] for i in sorted({0, last // 2, last - 1})],
+    }
 
 
 JS_GEOMETRY = """(stacks) => stacks.map((s) => {
@@ -142,8 +165,14 @@ JS_GEOMETRY = """(stacks) => stacks.map((s) => {
 
 def test_the_page_geometry_equals_dilated_geometry(browser, seed_page):
     rng = random.Random(16)
-    stacks = [{"layers": [random_layer(rng) for _ in range(rng.randint(1, 4))], "length": rng.randint(1, 60),
-               "channels": rng.randint(1, 4)} for _ in range(400)]
+    stacks = [
+        {
+            "layers": [random_layer(rng) for _ in range(rng.randint(1, 4))],
+            "length": rng.randint(1, 60),
+            "channels": rng.randint(1, 4),
+        }
+        for _ in range(400)
+    ]
     results = browser.evaluate(f"({JS_GEOMETRY})({json.dumps(stacks)})")
     valid = 0
     for stack, js in zip(stacks, results):
@@ -164,22 +193,32 @@ def test_the_page_design_equals_dilated_design(browser, seed_page):
     cases = []
     for _ in range(150):
         kernels = rng.choice([rng.randint(2, 7), [2, 3], [3, 5]])
-        cases.append({"receptive_field": rng.randint(2, 20000), "kernel_size": kernels,
-                      "max_layers": rng.choice([None, rng.randint(1, 14)]),
-                      "max_dilation": rng.choice([None, rng.randint(1, 900)]), "channels": rng.randint(1, 64),
-                      "block": rng.choice(["plain", "residual1", "residual2"]), "input_channels": rng.randint(1, 5),
-                      "top": rng.randint(1, 6),
-                      "sort_by": rng.choice([["layers"], ["params"], ["overshoot", "flops"]])})
-    js = browser.evaluate(f"{json.dumps(cases)}.map((c) => {{ try {{ return window.dilatedDesign.propose(c) }} "
-                          "catch (e) { return e.message } })")
+        cases.append(
+            {
+                "receptive_field": rng.randint(2, 20000),
+                "kernel_size": kernels,
+                "max_layers": rng.choice([None, rng.randint(1, 14)]),
+                "max_dilation": rng.choice([None, rng.randint(1, 900)]),
+                "channels": rng.randint(1, 64),
+                "block": rng.choice(["plain", "residual1", "residual2"]),
+                "input_channels": rng.randint(1, 5),
+                "top": rng.randint(1, 6),
+                "sort_by": rng.choice([["layers"], ["params"], ["overshoot", "flops"]]),
+            }
+        )
+    js = browser.evaluate(
+        f"{json.dumps(cases)}.map((c) => {{ try {{ return window.dilatedDesign.propose(c) }} "
+        "catch (e) { return e.message } })"
+    )
     for case, got in zip(cases, js):
         try:
             expected = design(**case)
         except ValueError as error:
             assert isinstance(got, str) and "unreachable" in got and "unreachable" in str(error), case
             continue
-        assert [(p["kernel_size"], tuple(p["dilations"]), p["receptive_field"], p["params"], p["flops"]) for p in got] \
-            == [(p.kernel_size, p.dilations, p.receptive_field, p.params, p.flops) for p in expected], case
+        assert [
+            (p["kernel_size"], tuple(p["dilations"]), p["receptive_field"], p["params"], p["flops"]) for p in got
+        ] == [(p.kernel_size, p.dilations, p.receptive_field, p.params, p.flops) for p in expected], case
 
 
 def numbers(browser) -> dict:
@@ -188,10 +227,18 @@ def numbers(browser) -> dict:
 
 def expected_numbers(layers: list[Layer], length: int, params: int) -> dict:
     rows = stack_geometry(layers, length)
-    fed = dependencies(layers, 3 * rows[-1].receptive_field + 4 * rows[-1].jump,
-                       stack_geometry(layers, 3 * rows[-1].receptive_field + 4 * rows[-1].jump)[-1].output_length // 2)
-    return {"rf": str(rows[-1].receptive_field), "jump": str(rows[-1].jump), "outlen": str(rows[-1].output_length),
-            "params": f"{params:,}", "coverage": f"{len(fed[0])} of {rows[-1].receptive_field}"}
+    fed = dependencies(
+        layers,
+        3 * rows[-1].receptive_field + 4 * rows[-1].jump,
+        stack_geometry(layers, 3 * rows[-1].receptive_field + 4 * rows[-1].jump)[-1].output_length // 2,
+    )
+    return {
+        "rf": str(rows[-1].receptive_field),
+        "jump": str(rows[-1].jump),
+        "outlen": str(rows[-1].output_length),
+        "params": f"{params:,}",
+        "coverage": f"{len(fed[0])} of {rows[-1].receptive_field}",
+    }
 
 
 def conv(kernel_size: int, dilation: int = 1, stride: int = 1) -> Layer:
@@ -217,8 +264,9 @@ def test_editing_the_seed_stack_in_the_page(browser, seed_page, tmp_path):
     assert numbers(browser) == expected_numbers(stack, 200, 2 * 5 * 5 + 5 + 5 * 5 * 5 + 5 + 5 * 3 * 5 + 3)
     browser.click('button[data-layer="2"][data-action="up"]')  # reorder: the field and fed set stay, params change
     assert browser.value('input[data-layer="1"][data-field="dilation"]') == "10"
-    assert numbers(browser) == expected_numbers([conv(5, 1), conv(5, 10), conv(5, 5)], 200,
-                                                2 * 5 * 5 + 5 + 5 * 3 * 5 + 3 + 3 * 5 * 5 + 5)
+    assert numbers(browser) == expected_numbers(
+        [conv(5, 1), conv(5, 10), conv(5, 5)], 200, 2 * 5 * 5 + 5 + 5 * 3 * 5 + 3 + 3 * 5 * 5 + 5
+    )
 
     browser.click("#toggle")  # dilated -> strided, as the seed comparison
     strided = [conv(5, 1, 1), conv(5, 1, 10), conv(5, 1, 5)]
@@ -244,9 +292,16 @@ def test_editing_the_seed_stack_in_the_page(browser, seed_page, tmp_path):
     stream = dilated.stream(target.model.eval())
     assert stream.step_many(torch.randn(1, 2, 8)).shape == (1, 8, 8)
     model_config = yaml.safe_load(browser.value("#model-yaml"))
-    assert model_config == {"model": "dilated_stack", "options": {"input_channels": 2, "channels": 8,
-                                                                  "kernel_size": 3, "block": "plain",
-                                                                  "dilations": list(best.dilations)}}
+    assert model_config == {
+        "model": "dilated_stack",
+        "options": {
+            "input_channels": 2,
+            "channels": 8,
+            "kernel_size": 3,
+            "block": "plain",
+            "dilations": list(best.dilations),
+        },
+    }
     built = model_from_config(model_config).model
     assert sum(p.numel() for p in built.parameters()) == best.params
 
@@ -273,7 +328,12 @@ def test_readme_screenshot(browser, tmp_path):
 def test_cli_writes_the_page(tmp_path, capsys):
     assert main(["explore", "tcn", "-o", str(tmp_path / "t.html")]) == 0
     assert capsys.readouterr().out.startswith(f"wrote {tmp_path / 't.html'} (opens on tcn")
-    state = json.loads(re.search(r'<script id="initial-stack" type="application/json">(.*?)</script>',
-                                 (tmp_path / "t.html").read_text(), re.S).group(1))
+    state = json.loads(
+        re.search(
+            r'<script id="initial-stack" type="application/json">(.*?)</script>',
+            (tmp_path / "t.html").read_text(),
+            re.S,
+        ).group(1)
+    )
     assert state == target_state(resolve_target("tcn"))
     assert page(state) == (tmp_path / "t.html").read_text()

@@ -28,17 +28,56 @@ FUNCTION_SCOPED = [HealthCheck.function_scoped_fixture]
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 300), st.floats(allow_nan=True), st.text(max_size=8))
 layer_specs = st.dictionaries(
-    st.sampled_from(["type", "channels", "filters", "kernel_size", "stride", "strides", "dilation", "padding",
-                     "units", "pool_size", "activation", "rate", "groups", "bias", "kernal_size"]),
-    st.one_of(scalars, st.sampled_from(["conv1d", "dense", "maxpool1d", "avgpool1d", "relu", "dropout", "causal",
-                                        "same", "valid", "conv2d", "tanh"])),
+    st.sampled_from(
+        [
+            "type",
+            "channels",
+            "filters",
+            "kernel_size",
+            "stride",
+            "strides",
+            "dilation",
+            "padding",
+            "units",
+            "pool_size",
+            "activation",
+            "rate",
+            "groups",
+            "bias",
+            "kernal_size",
+        ]
+    ),
+    st.one_of(
+        scalars,
+        st.sampled_from(
+            [
+                "conv1d",
+                "dense",
+                "maxpool1d",
+                "avgpool1d",
+                "relu",
+                "dropout",
+                "causal",
+                "same",
+                "valid",
+                "conv2d",
+                "tanh",
+            ]
+        ),
+    ),
     max_size=6,
 )
 configs = st.one_of(
-    st.dictionaries(st.sampled_from(["input", "layers", "model", "options", "name"]),
-                    st.one_of(scalars, st.lists(st.one_of(layer_specs, scalars), max_size=4),
-                              st.lists(st.integers(-1, 300), max_size=3), st.sampled_from(["tcn", "translob", "x"])),
-                    max_size=4),
+    st.dictionaries(
+        st.sampled_from(["input", "layers", "model", "options", "name"]),
+        st.one_of(
+            scalars,
+            st.lists(st.one_of(layer_specs, scalars), max_size=4),
+            st.lists(st.integers(-1, 300), max_size=3),
+            st.sampled_from(["tcn", "translob", "x"]),
+        ),
+        max_size=4,
+    ),
     st.lists(scalars, max_size=3),
     scalars,
 )
@@ -86,12 +125,15 @@ FI2010 = _valid_fi2010_text()
 
 
 @settings(suppress_health_check=FUNCTION_SCOPED)
-@given(st.lists(st.tuples(st.integers(0, len(FI2010) - 1), st.integers(0, 40), st.text(max_size=6)),
-                min_size=1, max_size=4))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, len(FI2010) - 1), st.integers(0, 40), st.text(max_size=6)), min_size=1, max_size=4
+    )
+)
 def test_fi2010_parser_on_mutated_files(tmp_path, edits):
     text = FI2010
     for position, cut, insert in edits:
-        text = text[:position] + insert + text[position + cut:]
+        text = text[:position] + insert + text[position + cut :]
     path = tmp_path / "Train_Dst_NoAuction_ZScore_CF_7.txt"
     path.write_text(text)
     try:
@@ -107,8 +149,12 @@ MESSAGE_LINES = MESSAGES.read_text().splitlines()[:60]
 
 
 @settings(suppress_health_check=FUNCTION_SCOPED)
-@given(st.integers(0, 59), st.integers(0, 39), st.sampled_from(["", "x", "nan", "-1", "1e400", "9999999999", ",,"]),
-       st.booleans())
+@given(
+    st.integers(0, 59),
+    st.integers(0, 39),
+    st.sampled_from(["", "x", "nan", "-1", "1e400", "9999999999", ",,"]),
+    st.booleans(),
+)
 def test_lobster_parser_on_mutated_files(tmp_path, row, column, value, in_book):
     lines = list(BOOK_LINES if in_book else MESSAGE_LINES)
     cells = lines[row].split(",")
@@ -124,11 +170,17 @@ def test_lobster_parser_on_mutated_files(tmp_path, row, column, value, in_book):
     assert parsed.snapshots.shape == (60, 40) and np.isfinite(parsed.snapshots).all()
 
 
-layer_settings = st.fixed_dictionaries({
-    "kernel_size": st.integers(-1, 6), "stride": st.integers(0, 4), "dilation": st.integers(0, 5),
-    "padding": st.sampled_from(["causal", "same", "valid", 0, 2, (1, 0), "full", -1, None]),
-    "kind": st.sampled_from(["conv", "maxpool", "avgpool", "pointwise", "global", "dense"]),
-    "semantics": st.sampled_from(["keras", "torch"]), "ceil_mode": st.booleans()})
+layer_settings = st.fixed_dictionaries(
+    {
+        "kernel_size": st.integers(-1, 6),
+        "stride": st.integers(0, 4),
+        "dilation": st.integers(0, 5),
+        "padding": st.sampled_from(["causal", "same", "valid", 0, 2, (1, 0), "full", -1, None]),
+        "kind": st.sampled_from(["conv", "maxpool", "avgpool", "pointwise", "global", "dense"]),
+        "semantics": st.sampled_from(["keras", "torch"]),
+        "ceil_mode": st.booleans(),
+    }
+)
 
 
 @given(st.lists(layer_settings, min_size=1, max_size=5), st.one_of(st.integers(-2, 80), st.none(), st.just(3.5)))

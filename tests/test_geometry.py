@@ -29,13 +29,15 @@ def test_geometry_module_needs_no_torch():
     """geometry.py loads on its own (e.g. vendored into a Keras-only project) without importing torch."""
     import dilated.geometry
 
-    code = ("import importlib.util, sys\n"
-            f"spec = importlib.util.spec_from_file_location('geometry', {dilated.geometry.__file__!r})\n"
-            "module = importlib.util.module_from_spec(spec)\n"
-            "sys.modules['geometry'] = module\n"
-            "spec.loader.exec_module(module)\n"
-            "assert module.receptive_field(module.causal_stack(2, [1, 2, 4])) == 8\n"
-            "assert 'torch' not in sys.modules, 'geometry imported torch'\n")
+    code = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('geometry', {dilated.geometry.__file__!r})\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "sys.modules['geometry'] = module\n"
+        "spec.loader.exec_module(module)\n"
+        "assert module.receptive_field(module.causal_stack(2, [1, 2, 4])) == 8\n"
+        "assert 'torch' not in sys.modules, 'geometry imported torch'\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -114,8 +116,10 @@ def test_pool_length_matches_keras(k, s, padding, length, kind):
         assert output_length(layer, length) == expected
 
 
-@pytest.mark.parametrize("length,k,s,expected", [(10, 4, 2, (1, 1)), (11, 4, 2, (1, 2)), (10, 2, 1, (0, 1)),
-                                                 (9, 3, 3, (0, 0)), (8, 5, 3, (1, 2))])
+@pytest.mark.parametrize(
+    "length,k,s,expected",
+    [(10, 4, 2, (1, 1)), (11, 4, 2, (1, 2)), (10, 2, 1, (0, 1)), (9, 3, 3, (0, 0)), (8, 5, 3, (1, 2))],
+)
 def test_same_padding_puts_the_extra_step_on_the_right(length, k, s, expected):
     out = math.ceil(length / s)
     assert padding_amounts(Layer(k, s, 1, "same"), length) == expected
@@ -146,9 +150,14 @@ def test_wavenet_receptive_field():
     assert receptive_field(stack) == 1 + 3 * 1023
 
 
-@given(st.lists(st.tuples(kernels, st.integers(1, 3), st.integers(1, 3),
-                          st.sampled_from(["causal", "same", "valid"])), min_size=1, max_size=4),
-       st.integers(20, 60))
+@given(
+    st.lists(
+        st.tuples(kernels, st.integers(1, 3), st.integers(1, 3), st.sampled_from(["causal", "same", "valid"])),
+        min_size=1,
+        max_size=4,
+    ),
+    st.integers(20, 60),
+)
 def test_field_span_matches_exact_dependencies(specs, length):
     layers = [Layer(k, s if d == 1 else 1, d, p, name=f"l{i}") for i, (k, s, d, p) in enumerate(specs)]
     try:
@@ -164,14 +173,17 @@ def test_field_span_matches_exact_dependencies(specs, length):
         assert final - first + 1 == last.receptive_field
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    (dict(kernel_size=0), "kernel_size must be >= 1"),
-    (dict(kernel_size=3, stride=2, dilation=2), "set one of them to 1"),
-    (dict(kernel_size=3, padding="causal", kind="maxpool"), "padding 'causal' is not supported"),
-    (dict(kernel_size=3, padding="full"), "use one of valid, same, causal"),
-    (dict(kernel_size=3, padding=-1), "padding must be"),
-    (dict(kernel_size=3, stride=2, padding="same", semantics="torch"), "torch refuses padding='same'"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(kernel_size=0), "kernel_size must be >= 1"),
+        (dict(kernel_size=3, stride=2, dilation=2), "set one of them to 1"),
+        (dict(kernel_size=3, padding="causal", kind="maxpool"), "padding 'causal' is not supported"),
+        (dict(kernel_size=3, padding="full"), "use one of valid, same, causal"),
+        (dict(kernel_size=3, padding=-1), "padding must be"),
+        (dict(kernel_size=3, stride=2, padding="same", semantics="torch"), "torch refuses padding='same'"),
+    ],
+)
 def test_invalid_layers_name_the_layer_and_the_fix(kwargs, message):
     with pytest.raises(ValueError, match=message) as error:
         Layer(name="block3.conv", **kwargs)

@@ -68,6 +68,7 @@ def streamed(graph: Graph, x: np.ndarray, backend: Backend = "auto") -> tuple[np
 
 # ---- the seed's two Keras models -----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", ["dilated", "strided"])
 def test_seed_models_convert_to_the_bundled_examples(kind):
     model = randomise(seed_keras(kind))
@@ -96,6 +97,7 @@ def test_seed_dilated_streams_and_seed_strided_is_refused():
 
 
 # ---- a functional WaveNet ------------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def wavenet():
@@ -144,8 +146,16 @@ def test_functional_wavenet_summarises_and_draws(wavenet, tmp_path):
 # ---- random Sequential Conv1D stacks -------------------------------------------------------------------------------
 
 activations = st.sampled_from(["linear", "relu", "tanh", "sigmoid", "gelu", "elu", "softmax", "swish", "selu"])
-conv_layers = st.tuples(st.integers(1, 5), st.integers(1, 2), st.integers(1, 4), st.sampled_from(["causal", "same",
-                        "valid"]), st.integers(1, 3), st.sampled_from([1, 2]), activations, st.booleans())
+conv_layers = st.tuples(
+    st.integers(1, 5),
+    st.integers(1, 2),
+    st.integers(1, 4),
+    st.sampled_from(["causal", "same", "valid"]),
+    st.integers(1, 3),
+    st.sampled_from([1, 2]),
+    activations,
+    st.booleans(),
+)
 
 
 @pytest.mark.filterwarnings("ignore:You are using a softmax over axis -1")  # a 1-channel softmax, drawn at random
@@ -155,8 +165,18 @@ def test_random_keras_conv_stacks_convert_exactly(specs, length, seed):
     layers, channels = [keras.Input((length, 2))], 2
     for k, stride, dilation, padding, width, groups, activation, bias in specs:
         groups = groups if channels % groups == 0 else 1
-        layers.append(L.Conv1D(width * groups, k, strides=stride, dilation_rate=1 if stride > 1 else dilation,
-                               padding=padding, groups=groups, activation=activation, use_bias=bias))
+        layers.append(
+            L.Conv1D(
+                width * groups,
+                k,
+                strides=stride,
+                dilation_rate=1 if stride > 1 else dilation,
+                padding=padding,
+                groups=groups,
+                activation=activation,
+                use_bias=bias,
+            )
+        )
         channels = width * groups
     try:
         model = keras.Sequential(layers)
@@ -167,6 +187,7 @@ def test_random_keras_conv_stacks_convert_exactly(specs, length, seed):
 
 
 # ---- every supported layer -----------------------------------------------------------------------------------------
+
 
 def two_branches(merge):
     x = keras.Input((24, 4))
@@ -206,8 +227,9 @@ LAYER_CASES = {
     "Dropout": lambda: sequential(L.Dropout(0.5), L.SpatialDropout1D(0.5)),
     "SpatialDropout1D": lambda: sequential(L.SpatialDropout1D(0.3)),
     "MaxPooling1D": lambda: sequential(L.MaxPooling1D(2), L.MaxPooling1D(3, strides=1, padding="same")),
-    "AveragePooling1D": lambda: sequential(L.AveragePooling1D(3, strides=1, padding="same"),
-                                           L.AveragePooling1D(2, strides=3)),
+    "AveragePooling1D": lambda: sequential(
+        L.AveragePooling1D(3, strides=1, padding="same"), L.AveragePooling1D(2, strides=3)
+    ),
     "Cropping1D": lambda: sequential(L.Cropping1D((2, 1))),
     "ZeroPadding1D": lambda: sequential(L.ZeroPadding1D((3, 1)), L.Conv1D(2, 4)),
     "GlobalAveragePooling1D": lambda: sequential(L.GlobalAveragePooling1D(keepdims=True)),
@@ -230,9 +252,31 @@ def test_the_cases_cover_every_supported_layer():
     assert set(SUPPORTED) <= covered
 
 
-KERAS_ACTIVATIONS = ["linear", "relu", "relu6", "tanh", "sigmoid", "hard_sigmoid", "gelu", "elu", "selu", "celu",
-                     "softplus", "softsign", "silu", "swish", "hard_silu", "hard_swish", "mish", "leaky_relu",
-                     "softmax", "log_softmax", "exponential", "hard_tanh", "tanh_shrink"]
+KERAS_ACTIVATIONS = [
+    "linear",
+    "relu",
+    "relu6",
+    "tanh",
+    "sigmoid",
+    "hard_sigmoid",
+    "gelu",
+    "elu",
+    "selu",
+    "celu",
+    "softplus",
+    "softsign",
+    "silu",
+    "swish",
+    "hard_silu",
+    "hard_swish",
+    "mish",
+    "leaky_relu",
+    "softmax",
+    "log_softmax",
+    "exponential",
+    "hard_tanh",
+    "tanh_shrink",
+]
 
 
 @pytest.mark.parametrize("name", KERAS_ACTIVATIONS)
@@ -270,19 +314,27 @@ def test_the_conversion_check_catches_a_wrong_weight():
 
 
 @pytest.mark.filterwarnings("ignore:You passed `rms_scaling=True`")
-@pytest.mark.parametrize("make,message", [
-    (lambda: sequential(L.LSTM(3, return_sequences=True)), r"Keras layer 'lstm(_\d+)?' \(LSTM\) has no dilated "
-                                                           "equivalent; supported: Conv1D, Dense"),
-    (lambda: sequential(L.Conv1DTranspose(2, 3)), r"\(Conv1DTranspose\) has no dilated equivalent"),
-    (lambda: sequential(type("MyConv", (L.Conv1D,), {})(2, 3)), r"\(MyConv\) has no dilated equivalent"),
-    (lambda: sequential(L.Activation("sparsemax")), "activation 'sparsemax' has no dilated equivalent"),
-    (lambda: sequential(L.LayerNormalization(rms_scaling=True)), "rms_scaling=True"),
-    (lambda: sequential(L.BatchNormalization(axis=1)), r"axis 1; only the features axis \(-1\) converts"),
-    (lambda: sequential(L.ReLU(threshold=0.5)), "ReLU with max_value=None"),
-    (lambda: sequential(L.AveragePooling1D(2, strides=1, padding="same")), "Keras backends average the padded edge "
-                                                                           "differently"),
-    (lambda: keras.Sequential([L.Dense(2)]), "is not built"),
-])
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (
+            lambda: sequential(L.LSTM(3, return_sequences=True)),
+            r"Keras layer 'lstm(_\d+)?' \(LSTM\) has no dilated "
+            "equivalent; supported: Conv1D, Dense",
+        ),
+        (lambda: sequential(L.Conv1DTranspose(2, 3)), r"\(Conv1DTranspose\) has no dilated equivalent"),
+        (lambda: sequential(type("MyConv", (L.Conv1D,), {})(2, 3)), r"\(MyConv\) has no dilated equivalent"),
+        (lambda: sequential(L.Activation("sparsemax")), "activation 'sparsemax' has no dilated equivalent"),
+        (lambda: sequential(L.LayerNormalization(rms_scaling=True)), "rms_scaling=True"),
+        (lambda: sequential(L.BatchNormalization(axis=1)), r"axis 1; only the features axis \(-1\) converts"),
+        (lambda: sequential(L.ReLU(threshold=0.5)), "ReLU with max_value=None"),
+        (
+            lambda: sequential(L.AveragePooling1D(2, strides=1, padding="same")),
+            "Keras backends average the padded edge differently",
+        ),
+        (lambda: keras.Sequential([L.Dense(2)]), "is not built"),
+    ],
+)
 def test_unsupported_layers_are_named_in_one_line(make, message):
     with pytest.raises(ValueError, match=message) as info:
         from_keras(make())
@@ -290,6 +342,7 @@ def test_unsupported_layers_are_named_in_one_line(make, message):
 
 
 # ---- files and the CLI ---------------------------------------------------------------------------------------------
+
 
 def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "dilated.cli", *args], capture_output=True, text=True, cwd=cwd)
@@ -319,24 +372,31 @@ def test_keras_file_round_trip_through_the_cli(tmp_path):
 def test_saved_graph_rebuilds_without_keras_and_refuses_a_mismatched_file(tmp_path):
     model = randomise(seed_keras("dilated"))
     weights, spec = save_converted(from_keras(model), tmp_path / "seed.safetensors")
-    code = (f"import sys, dilated.keras_convert as k; g = k.load_converted({str(spec)!r}); "
-            "print(len(g.spec.nodes), 'keras' in sys.modules)")
+    code = (
+        f"import sys, dilated.keras_convert as k; g = k.load_converted({str(spec)!r}); "
+        "print(len(g.spec.nodes), 'keras' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.split() == ["3", "False"], result.stderr
-    spec.write_text(spec.read_text().replace("channels: 5, kernel_size: 5, dilation: 2", "channels: 6, kernel_size: "
-                                                                                               "5, dilation: 2"))
+    spec.write_text(
+        spec.read_text().replace("channels: 5, kernel_size: 5, dilation: 2", "channels: 6, kernel_size: 5, dilation: 2")
+    )
     with pytest.raises(ValueError, match=r"conv1d(_\d+)?.weight has shape \(5, 2, 5\), the spec makes \(6, 2, 5\)"):
         load_converted(spec)
 
 
 # ---- keras-tcn (needs TensorFlow installed; skipped without it) ---------------------------------------------------
 
-@pytest.mark.parametrize("options", [
-    dict(),
-    dict(kernel_size=2, nb_stacks=2, use_skip_connections=False, activation="tanh"),
-    dict(nb_filters=[6, 6], dilations=(1, 2), use_layer_norm=True, return_sequences=False),
-    dict(kernel_size=3, use_batch_norm=True, padding="same"),
-])
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(),
+        dict(kernel_size=2, nb_stacks=2, use_skip_connections=False, activation="tanh"),
+        dict(nb_filters=[6, 6], dilations=(1, 2), use_layer_norm=True, return_sequences=False),
+        dict(kernel_size=3, use_batch_norm=True, padding="same"),
+    ],
+)
 def test_keras_tcn_converts_and_streams(options):
     tcn = pytest.importorskip("tcn", reason="keras-tcn (pip install keras-tcn) imports TensorFlow")
     options = {"nb_filters": 8, "kernel_size": 2, "dilations": (1, 2, 4), "return_sequences": True, **options}

@@ -24,8 +24,16 @@ def dilated_output(module: nn.Module, x: np.ndarray) -> np.ndarray:
 
 
 @settings(max_examples=40)
-@given(st.integers(1, 6), st.integers(1, 3), st.integers(1, 4), paddings, st.integers(1, 3), st.integers(1, 4),
-       st.integers(6, 30), st.sampled_from([1, 2]))
+@given(
+    st.integers(1, 6),
+    st.integers(1, 3),
+    st.integers(1, 4),
+    paddings,
+    st.integers(1, 3),
+    st.integers(1, 4),
+    st.integers(6, 30),
+    st.sampled_from([1, 2]),
+)
 def test_conv1d_equals_keras_conv1d(k, s, d, padding, c_in, c_out, length, groups):
     if s > 1:
         d = 1
@@ -49,13 +57,22 @@ def test_conv1d_equals_keras_conv1d(k, s, d, padding, c_in, c_out, length, group
 
 
 @settings(max_examples=15)
-@given(st.lists(st.tuples(st.integers(1, 5), st.integers(1, 2), st.integers(1, 8), paddings, st.integers(1, 4)),
-                min_size=1, max_size=4), st.integers(40, 80))
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 5), st.integers(1, 2), st.integers(1, 8), paddings, st.integers(1, 4)),
+        min_size=1,
+        max_size=4,
+    ),
+    st.integers(40, 80),
+)
 def test_random_keras_stacks_convert_exactly(specs, length):
     layers = [keras.Input((length, 3))]
     for k, s, d, padding, channels in specs:
-        layers.append(keras.layers.Conv1D(channels, k, strides=s, dilation_rate=1 if s > 1 else d, padding=padding,
-                                          activation="relu"))
+        layers.append(
+            keras.layers.Conv1D(
+                channels, k, strides=s, dilation_rate=1 if s > 1 else d, padding=padding, activation="relu"
+            )
+        )
     layers.append(keras.layers.Dense(2))
     try:
         model = keras.Sequential(layers)
@@ -65,10 +82,20 @@ def test_random_keras_stacks_convert_exactly(specs, length):
     np.testing.assert_allclose(dilated_output(from_keras(model), x), keras_output(model, x), atol=1e-5)
 
 
-@pytest.mark.parametrize("pool,keras_pool", [(MaxPool1d, keras.layers.MaxPooling1D),
-                                             (AvgPool1d, keras.layers.AveragePooling1D)])
-@pytest.mark.parametrize("k,s,padding,length", [(2, 2, "valid", 9), (3, 1, "same", 9), (3, 2, "same", 9),
-                                                (2, 1, "same", 10), (4, 3, "valid", 13), (5, 5, "same", 12)])
+@pytest.mark.parametrize(
+    "pool,keras_pool", [(MaxPool1d, keras.layers.MaxPooling1D), (AvgPool1d, keras.layers.AveragePooling1D)]
+)
+@pytest.mark.parametrize(
+    "k,s,padding,length",
+    [
+        (2, 2, "valid", 9),
+        (3, 1, "same", 9),
+        (3, 2, "same", 9),
+        (2, 1, "same", 10),
+        (4, 3, "valid", 13),
+        (5, 5, "same", 12),
+    ],
+)
 def test_pooling_equals_keras(pool, keras_pool, k, s, padding, length):
     x = np.random.default_rng(length).standard_normal((2, length, 3)).astype("float32")
     expected = keras_output(keras_pool(k, strides=s, padding=padding), x)
@@ -110,11 +137,14 @@ def test_initialisation_matches_torch_conv1d():
     torch.testing.assert_close(ours.bias, theirs.bias)
 
 
-@pytest.mark.parametrize("x,error,message", [
-    (torch.zeros(2, 3, 10), ValueError, r"expected input \(batch, 2, time\), got shape \(2, 3, 10\)"),
-    (torch.zeros(2, 10), ValueError, "expected input"),
-    (torch.zeros(2, 2, 10, dtype=torch.long), TypeError, "expected a float tensor"),
-])
+@pytest.mark.parametrize(
+    "x,error,message",
+    [
+        (torch.zeros(2, 3, 10), ValueError, r"expected input \(batch, 2, time\), got shape \(2, 3, 10\)"),
+        (torch.zeros(2, 10), ValueError, "expected input"),
+        (torch.zeros(2, 2, 10, dtype=torch.long), TypeError, "expected a float tensor"),
+    ],
+)
 def test_bad_inputs_get_clear_errors(x, error, message):
     with pytest.raises(error, match=message):
         Conv1d(2, 4, 3)(x)
@@ -125,9 +155,14 @@ def test_too_short_valid_input_says_how_long_it_must_be():
         Conv1d(2, 4, 5, dilation=2, padding="valid")(torch.zeros(1, 2, 5))
 
 
-@pytest.mark.parametrize("kwargs,message", [(dict(kernel_size=0), "kernel_size must be >= 1"),
-                                            (dict(kernel_size=3, stride=2, dilation=2), "Keras refuses"),
-                                            (dict(kernel_size=3, groups=3), "divisible by groups")])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(kernel_size=0), "kernel_size must be >= 1"),
+        (dict(kernel_size=3, stride=2, dilation=2), "Keras refuses"),
+        (dict(kernel_size=3, groups=3), "divisible by groups"),
+    ],
+)
 def test_bad_settings_get_clear_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Conv1d(4, 4, **kwargs)

@@ -20,8 +20,9 @@ def test_available_models():
     assert available_models() == ["deeplob", "dilated_stack", "tcn", "translob", "wavenet"]
 
 
-@pytest.mark.parametrize("name, cls", [("wavenet", WaveNet), ("tcn", TCN), ("translob", TransLOB),
-                                       ("deeplob", DeepLOB)])
+@pytest.mark.parametrize(
+    "name, cls", [("wavenet", WaveNet), ("tcn", TCN), ("translob", TransLOB), ("deeplob", DeepLOB)]
+)
 def test_build_model_returns_the_registered_class(name, cls):
     assert type(build_model(name)) is cls
 
@@ -52,15 +53,18 @@ def test_model_options_lists_defaults():
     assert options["num_heads"] == 3 and options["conv_dilations"] == (1, 2, 4, 8, 16)
 
 
-@pytest.mark.parametrize("name, options, shape", [
-    ("translob", {}, (40, 100)),
-    ("deeplob", {}, (40, 100)),
-    ("translob", {"window": 50, "num_features": 20}, (20, 50)),
-    ("wavenet", {}, (256, 4096)),  # receptive field 3071
-    ("wavenet", {"stacks": 1, "output": "gaussian"}, (1, 2048)),  # 1025
-    ("tcn", {}, (1, 4096)),  # 3061
-    ("tcn", {"num_channels": [8, 8], "kernel_size": 3, "input_channels": 3}, (3, 16)),  # 13
-])
+@pytest.mark.parametrize(
+    "name, options, shape",
+    [
+        ("translob", {}, (40, 100)),
+        ("deeplob", {}, (40, 100)),
+        ("translob", {"window": 50, "num_features": 20}, (20, 50)),
+        ("wavenet", {}, (256, 4096)),  # receptive field 3071
+        ("wavenet", {"stacks": 1, "output": "gaussian"}, (1, 2048)),  # 1025
+        ("tcn", {}, (1, 4096)),  # 3061
+        ("tcn", {"num_channels": [8, 8], "kernel_size": 3, "input_channels": 3}, (3, 16)),  # 13
+    ],
+)
 def test_example_input_shape(name, options, shape):
     assert example_input_shape(name, **options) == shape
 

@@ -17,11 +17,14 @@ def time_convs(model: DeepLOB) -> list[torch.nn.Conv2d]:
     return [m for m in model.features.modules() if isinstance(m, torch.nn.Conv2d)]
 
 
-@pytest.mark.parametrize("conv, inception, hidden, keras_total", [
-    (32, 64, 64, 142_435),  # the reference notebooks (142,691 with the TF1 notebook's CuDNNLSTM, as ours)
-    (16, 32, 64, 60_691),  # the widths of jwallbridge/translob's LobFeatures.lob_cnn / lob_inception
-    (8, 8, 16, 5_811),
-])
+@pytest.mark.parametrize(
+    "conv, inception, hidden, keras_total",
+    [
+        (32, 64, 64, 142_435),  # the reference notebooks (142,691 with the TF1 notebook's CuDNNLSTM, as ours)
+        (16, 32, 64, 60_691),  # the widths of jwallbridge/translob's LobFeatures.lob_cnn / lob_inception
+        (8, 8, 16, 5_811),
+    ],
+)
 def test_parameter_count_matches_the_keras_reference_layer_by_layer(conv, inception, hidden, keras_total):
     reference, parts = keras_deeplob(conv, inception, hidden)
     ours = DeepLOB(DeepLOBConfig(conv_channels=conv, inception_channels=inception, lstm_hidden=hidden))

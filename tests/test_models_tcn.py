@@ -1,9 +1,9 @@
 import pytest
 import torch
 from pytorch_tcn import TCN as ReferenceTCN
-from helpers import assert_causal, overfit
 
 from dilated.models import TCN, TCNConfig, build_model
+from helpers import assert_causal, overfit
 
 CONFIGS = [  # (input_channels, num_channels, kernel_size, dropout)
     (1, (25,) * 8, 7, 0.05),  # locuslab sequential MNIST
@@ -18,9 +18,20 @@ def reference(inputs: int, channels: tuple[int, ...], kernel: int, dropout: floa
     (use_skip_connections=False: no skip sum or extra 1x1 convs; use_gate=False: no GLU doubling conv1;
     embedding_shapes=None: no conditioning projections; output_projection=None: no head; causal left padding;
     weight norm on both convs; ReLU everywhere; dilations default to 2**i)."""
-    return ReferenceTCN(inputs, list(channels), kernel_size=kernel, dropout=dropout, causal=True,
-                        use_norm="weight_norm", activation="relu", use_skip_connections=False, use_gate=False,
-                        embedding_shapes=None, output_projection=None, output_activation=None)
+    return ReferenceTCN(
+        inputs,
+        list(channels),
+        kernel_size=kernel,
+        dropout=dropout,
+        causal=True,
+        use_norm="weight_norm",
+        activation="relu",
+        use_skip_connections=False,
+        use_gate=False,
+        embedding_shapes=None,
+        output_projection=None,
+        output_activation=None,
+    )
 
 
 @pytest.mark.parametrize("inputs, channels, kernel, dropout", CONFIGS)
@@ -37,8 +48,9 @@ def test_same_function_as_pytorch_tcn_with_its_weights(inputs, channels, kernel,
     torch.manual_seed(0)
     ref = reference(inputs, channels, kernel, dropout).eval()
     ours = TCN(TCNConfig(inputs, channels, kernel, dropout)).eval()
-    ours.load_state_dict({k.replace("network.", "blocks."): v for k, v in ref.state_dict().items()
-                          if not k.endswith("buffer")})
+    ours.load_state_dict(
+        {k.replace("network.", "blocks."): v for k, v in ref.state_dict().items() if not k.endswith("buffer")}
+    )
     x = torch.randn(3, inputs, 50)
     with torch.no_grad():
         assert torch.allclose(ours(x), ref(x), atol=1e-6)
@@ -59,11 +71,14 @@ def test_weight_norm_and_init(init, std):
     assert abs(conv.weight.std().item() - std) < 0.1 * std
 
 
-@pytest.mark.parametrize("options, shape", [
-    ({}, (2, 25, 70)),
-    ({"output_size": 4}, (2, 4, 70)),  # copy memory: a head per step
-    ({"output_size": 1, "last_step_only": True}, (2, 1)),  # adding problem
-])
+@pytest.mark.parametrize(
+    "options, shape",
+    [
+        ({}, (2, 25, 70)),
+        ({"output_size": 4}, (2, 4, 70)),  # copy memory: a head per step
+        ({"output_size": 1, "last_step_only": True}, (2, 1)),  # adding problem
+    ],
+)
 def test_output_shapes(options, shape):
     assert build_model("tcn", **options)(torch.randn(2, 1, 70)).shape == shape
 
@@ -91,8 +106,15 @@ def test_input_channel_check():
 
 def test_overfits_32_adding_problem_samples():
     torch.manual_seed(0)
-    model = build_model("tcn", input_channels=2, num_channels=(16, 16, 16), kernel_size=3, dropout=0.0,
-                        output_size=1, last_step_only=True)
+    model = build_model(
+        "tcn",
+        input_channels=2,
+        num_channels=(16, 16, 16),
+        kernel_size=3,
+        dropout=0.0,
+        output_size=1,
+        last_step_only=True,
+    )
     x, target = torch.randn(32, 2, 50), torch.randn(32, 1)
     first, last = overfit(model, x, target, torch.nn.functional.mse_loss, lr=1e-2)
     assert last < first / 10

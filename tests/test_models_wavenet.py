@@ -9,12 +9,21 @@ from dilated.models.mulaw import one_hot
 from helpers import assert_causal, overfit
 
 
-@pytest.mark.parametrize("layers, stacks, kernel, input_kernel", [(10, 3, 2, 2), (4, 2, 3, 2), (1, 1, 2, 5),
-                                                                   (6, 1, 2, 32)])
+@pytest.mark.parametrize(
+    "layers, stacks, kernel, input_kernel", [(10, 3, 2, 2), (4, 2, 3, 2), (1, 1, 2, 5), (6, 1, 2, 32)]
+)
 def test_receptive_field_matches_the_closed_form(layers, stacks, kernel, input_kernel):
-    model = WaveNet(WaveNetConfig(layers_per_stack=layers, stacks=stacks, kernel_size=kernel,
-                                  input_kernel_size=input_kernel, residual_channels=4, dilation_channels=4,
-                                  skip_channels=4))
+    model = WaveNet(
+        WaveNetConfig(
+            layers_per_stack=layers,
+            stacks=stacks,
+            kernel_size=kernel,
+            input_kernel_size=input_kernel,
+            residual_channels=4,
+            dilation_channels=4,
+            skip_channels=4,
+        )
+    )
     dilations = [2**i for i in range(layers)] * stacks
     assert model.receptive_field == 1 + (kernel - 1) * sum(dilations) + (input_kernel - 1)
 
@@ -39,16 +48,35 @@ def expected_parameters(c: WaveNetConfig) -> int:
     conditioning = (c.global_channels + c.local_channels) * 2 * c.dilation_channels
     residual = c.dilation_channels * c.residual_channels + c.residual_channels
     skip = c.dilation_channels * c.skip_channels + c.skip_channels
-    head = c.skip_channels * c.skip_channels + c.skip_channels + c.skip_channels * c.output_channels \
-        + c.output_channels
+    head = c.skip_channels * c.skip_channels + c.skip_channels + c.skip_channels * c.output_channels + c.output_channels
     upsample = c.local_channels**2 * c.upsample_factor + c.local_channels if c.local_channels else 0
-    return (c.resolved_input_channels * c.residual_channels * c.input_kernel_size + c.residual_channels
-            + blocks * (gate + conditioning + skip) + (blocks - 1) * residual + head + upsample)
+    return (
+        c.resolved_input_channels * c.residual_channels * c.input_kernel_size
+        + c.residual_channels
+        + blocks * (gate + conditioning + skip)
+        + (blocks - 1) * residual
+        + head
+        + upsample
+    )
 
 
-@pytest.mark.parametrize("options", [{}, {"layers_per_stack": 3, "stacks": 2, "residual_channels": 8,
-                                          "dilation_channels": 6, "skip_channels": 10, "global_channels": 4,
-                                          "local_channels": 3, "upsample_factor": 5, "output": "gaussian"}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {
+            "layers_per_stack": 3,
+            "stacks": 2,
+            "residual_channels": 8,
+            "dilation_channels": 6,
+            "skip_channels": 10,
+            "global_channels": 4,
+            "local_channels": 3,
+            "upsample_factor": 5,
+            "output": "gaussian",
+        },
+    ],
+)
 def test_parameter_count(options):
     model = build_model("wavenet", **options)
     assert sum(p.numel() for p in model.parameters()) == expected_parameters(model.config)
@@ -65,8 +93,17 @@ def test_all_time_mixing_is_causal_conv1d_at_stride_1():
 @pytest.mark.parametrize("t", [0, 9, 40, 62])
 def test_causality_with_conditioning(t):
     torch.manual_seed(0)
-    model = build_model("wavenet", layers_per_stack=5, stacks=2, residual_channels=8, dilation_channels=8,
-                        skip_channels=16, global_channels=3, local_channels=2, upsample_factor=4).eval()
+    model = build_model(
+        "wavenet",
+        layers_per_stack=5,
+        stacks=2,
+        residual_channels=8,
+        dilation_channels=8,
+        skip_channels=16,
+        global_channels=3,
+        local_channels=2,
+        upsample_factor=4,
+    ).eval()
     g, c = torch.randn(2, 3), model.upsample_conditioning(torch.randn(2, 2, 16)).detach()
     assert_causal(lambda x: model(x, g, c, local_upsampled=True), torch.randn(2, 256, 64), t)
 
@@ -74,8 +111,17 @@ def test_causality_with_conditioning(t):
 @pytest.mark.parametrize("mode", ["transposed", "repeat"])
 def test_local_conditioning_upsampling(mode):
     torch.manual_seed(0)
-    model = build_model("wavenet", layers_per_stack=2, stacks=1, local_channels=3, upsample_factor=4,
-                        upsample_mode=mode, residual_channels=4, dilation_channels=4, skip_channels=4).eval()
+    model = build_model(
+        "wavenet",
+        layers_per_stack=2,
+        stacks=1,
+        local_channels=3,
+        upsample_factor=4,
+        upsample_mode=mode,
+        residual_channels=4,
+        dilation_channels=4,
+        skip_channels=4,
+    ).eval()
     c = torch.randn(2, 3, 5)
     up = model.upsample_conditioning(c)
     assert up.shape == (2, 3, 20)
@@ -108,16 +154,18 @@ def test_losses():
     log_scale = out[:, 1].clamp(min=-7.0)
     normal = torch.distributions.Normal(out[:, 0], log_scale.exp())
     assert torch.allclose(gaussian.loss(out, target), -normal.log_prob(target).mean())
-    assert gaussian.loss(torch.tensor([[[0.0]], [[-20.0]]]).view(1, 2, 1), torch.zeros(1, 1)).item() == \
-        pytest.approx(-7.0 + 0.5 * math.log(2 * math.pi))  # log-scale clamped at log_scale_min
+    assert gaussian.loss(torch.tensor([[[0.0]], [[-20.0]]]).view(1, 2, 1), torch.zeros(1, 1)).item() == pytest.approx(
+        -7.0 + 0.5 * math.log(2 * math.pi)
+    )  # log-scale clamped at log_scale_min
     regression = build_model("wavenet", layers_per_stack=1, stacks=1, output="regression")
     assert torch.allclose(regression.loss(out[:, :1], target), ((out[:, 0] - target) ** 2).mean())
 
 
 def test_overfits_32_sequences_of_mu_law_codes():
     torch.manual_seed(0)
-    model = build_model("wavenet", layers_per_stack=4, stacks=1, residual_channels=32, dilation_channels=32,
-                        skip_channels=64)
+    model = build_model(
+        "wavenet", layers_per_stack=4, stacks=1, residual_channels=32, dilation_channels=32, skip_channels=64
+    )
     codes = torch.randint(0, 256, (32, 65))
     x, target = one_hot(codes[:, :-1]), codes[:, 1:]  # output t predicts code t + 1
     first, last = overfit(model, x, target, model.loss, lr=1e-2)

@@ -20,8 +20,7 @@ from dilated.training.evaluate import evaluate_run
 from dilated.training.objective import LOB_CLASSES
 from helpers import prices_table, untrained_run
 
-ENV = {**{k: v for k, v in os.environ.items() if k != "DILATED_RUN_DIR"}, "OMP_NUM_THREADS": "1",
-       "MPLBACKEND": "Agg"}
+ENV = {**{k: v for k, v in os.environ.items() if k != "DILATED_RUN_DIR"}, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
 TCN_LOBSTER = """\
 model: tcn
 options: {num_channels: [8, 8], kernel_size: 3}
@@ -47,8 +46,15 @@ TCN_LONG_FIELD = TCN_LOBSTER.replace("[8, 8]", "[4, 4, 4, 4]")  # receptive fiel
 
 
 def dilated_cli(*args, cwd, timeout=300):
-    return subprocess.run([sys.executable, "-m", "dilated.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          env=ENV, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "dilated.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=ENV,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +62,12 @@ def runs(tmp_path_factory):
     """Tiny runs, each trained for one epoch by `dilated train`: TCN and TransLOB on LOBSTER, TCN on a table."""
     folder = tmp_path_factory.mktemp("runs")
     prices_table(folder / "prices.csv")
-    for name, config in (("tcn", TCN_LOBSTER), ("translob", TRANSLOB_LOBSTER), ("table", TCN_TABLE),
-                         ("long", TCN_LONG_FIELD)):
+    for name, config in (
+        ("tcn", TCN_LOBSTER),
+        ("translob", TRANSLOB_LOBSTER),
+        ("table", TCN_TABLE),
+        ("long", TCN_LONG_FIELD),
+    ):
         (folder / f"{name}.yaml").write_text(config.replace("PRICES", str(folder / "prices.csv")))
         result = dilated_cli("train", f"{name}.yaml", "--run-dir", name, "--no-progress", cwd=folder)
         assert result.returncode == 0, result.stderr
@@ -76,8 +86,7 @@ def test_replay_equals_dilated_predict_on_all_windows(runs, name, engine):
     assert replayed.returncode == 0, replayed.stderr
     assert f"through the {engine} engine" in replayed.stdout and "events/s, step latency p50" in replayed.stdout
     assert "against the offline prediction, largest difference" in replayed.stdout
-    predicted = dilated_cli("predict", name, "--split", "all", "-o", f"{name}_predict.csv", "--no-progress",
-                            cwd=runs)
+    predicted = dilated_cli("predict", name, "--split", "all", "-o", f"{name}_predict.csv", "--no-progress", cwd=runs)
     assert predicted.returncode == 0, predicted.stderr
     stream_rows, offline_rows = read_csv(runs / f"{name}_replay.csv"), read_csv(runs / f"{name}_predict.csv")
     assert list(stream_rows[0]) == list(offline_rows[0])  # the same columns
@@ -138,8 +147,19 @@ def test_empty_book_levels_are_filled_event_by_event_as_the_file_reader_fills_th
 
 @pytest.mark.slow
 def test_by_streams_each_instrument_of_a_table_as_one_of_a_batch_of_streams(runs):
-    replayed = dilated_cli("replay", "table", "--input", "prices.csv", "--by", "symbol", "-o", "by.csv", "--check",
-                           "--no-progress", cwd=runs)
+    replayed = dilated_cli(
+        "replay",
+        "table",
+        "--input",
+        "prices.csv",
+        "--by",
+        "symbol",
+        "-o",
+        "by.csv",
+        "--check",
+        "--no-progress",
+        cwd=runs,
+    )
     assert replayed.returncode == 0, replayed.stderr
     assert "in 2 streams by symbol" in replayed.stdout
     rows = read_csv(runs / "by.csv")
@@ -173,7 +193,7 @@ def test_window_stream_is_model_of_every_window_of_a_random_stream():
     s = dilated.WindowStream(model, 3)
     outs = [s.step(x[..., t]) for t in range(160)]
     with torch.inference_mode():
-        expected = torch.stack([model(x[..., t - 99:t + 1]) for t in range(99, 160)])
+        expected = torch.stack([model(x[..., t - 99 : t + 1]) for t in range(99, 160)])
     assert all(out is None for out in outs[:99])
     assert float((torch.stack(outs[99:]) - expected).abs().max()) <= PARITY
 

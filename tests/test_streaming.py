@@ -32,8 +32,14 @@ TOL = 1e-5
 # --------------------------------------------------------------------------------------------------------------------
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU, "elu": nn.ELU,
-    "leaky": lambda: nn.LeakyReLU(0.2), "identity": nn.Identity}
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "gelu": nn.GELU,
+    "elu": nn.ELU,
+    "leaky": lambda: nn.LeakyReLU(0.2),
+    "identity": nn.Identity,
+}
 
 
 class Residual(nn.Module):
@@ -81,17 +87,29 @@ def random_stack(draw_layers: list[tuple], c_in: int, seed: int) -> nn.Module:
     return nn.Sequential(*layers)
 
 
-layer_spec = st.tuples(st.sampled_from(["conv", "conv", "residual", "gated"]), st.integers(1, 5),
-                       st.integers(1, 6), st.integers(1, 5), st.sampled_from(sorted(ACTIVATIONS)))
+layer_spec = st.tuples(
+    st.sampled_from(["conv", "conv", "residual", "gated"]),
+    st.integers(1, 5),
+    st.integers(1, 6),
+    st.integers(1, 5),
+    st.sampled_from(sorted(ACTIVATIONS)),
+)
 
 
 # --------------------------------------------------------------------------------------------------------------------
 # Exactness on random stacks
 # --------------------------------------------------------------------------------------------------------------------
 
+
 @settings(max_examples=20)
-@given(st.lists(layer_spec, min_size=1, max_size=4), st.integers(1, 4), st.integers(1, 3),
-       st.lists(st.integers(1, 9), min_size=1, max_size=3), st.integers(1, 30), st.integers(0, 10**6))
+@given(
+    st.lists(layer_spec, min_size=1, max_size=4),
+    st.integers(1, 4),
+    st.integers(1, 3),
+    st.lists(st.integers(1, 9), min_size=1, max_size=3),
+    st.integers(1, 30),
+    st.integers(0, 10**6),
+)
 def test_eager_stream_equals_offline_on_random_stacks(layers, c_in, batch, sizes, length, seed):
     model = random_stack(layers, c_in, seed).train()  # train mode on purpose: the stream must use eval mode
     x = torch.randn(batch, c_in, length, generator=torch.Generator().manual_seed(seed))
@@ -103,8 +121,14 @@ def test_eager_stream_equals_offline_on_random_stacks(layers, c_in, batch, sizes
 
 
 @settings(max_examples=20)
-@given(st.lists(layer_spec, min_size=1, max_size=4), st.integers(1, 4), st.sampled_from([1, 3, 17, 70, 130]),
-       st.lists(st.integers(1, 9), min_size=1, max_size=3), st.integers(1, 25), st.integers(0, 10**6))
+@given(
+    st.lists(layer_spec, min_size=1, max_size=4),
+    st.integers(1, 4),
+    st.sampled_from([1, 3, 17, 70, 130]),
+    st.lists(st.integers(1, 9), min_size=1, max_size=3),
+    st.integers(1, 25),
+    st.integers(0, 10**6),
+)
 def test_fast_stream_equals_eager_and_offline_on_random_stacks(layers, c_in, batch, sizes, length, seed):
     model = random_stack(layers, c_in, seed)
     x = torch.randn(batch, c_in, length, generator=torch.Generator().manual_seed(seed))
@@ -134,13 +158,14 @@ def test_streams_of_a_batch_are_independent():
     x = torch.randn(3, 2, 20)
     batched = Stream(model, 3).step_many(x)
     for b in range(3):
-        alone = Stream(model, 1).step_many(x[b:b + 1])
-        torch.testing.assert_close(batched[b:b + 1], alone, atol=TOL, rtol=TOL)
+        alone = Stream(model, 1).step_many(x[b : b + 1])
+        torch.testing.assert_close(batched[b : b + 1], alone, atol=TOL, rtol=TOL)
 
 
 # --------------------------------------------------------------------------------------------------------------------
 # The library's models
 # --------------------------------------------------------------------------------------------------------------------
+
 
 def engines(model: nn.Module, batch: int):
     """The eager engine and the compiled one, with one stream per lane and with groups of 128 lanes."""
@@ -157,7 +182,7 @@ def test_tcn_streams_exactly(head):
     model = build_model("tcn", **options).train()
     x = torch.randn(2, 3, 24)
     if head == "last_step":  # the model returns (B, out) for the last step: compare with every prefix
-        expected = torch.stack([offline(model, x[..., :t + 1]) for t in range(x.shape[-1])], dim=-1)
+        expected = torch.stack([offline(model, x[..., : t + 1]) for t in range(x.shape[-1])], dim=-1)
     else:
         expected = offline(model, x)
     for s in engines(model, 2):
@@ -166,8 +191,14 @@ def test_tcn_streams_exactly(head):
 
 @pytest.mark.parametrize("conditioning", ["none", "global", "local"])
 def test_wavenet_streams_exactly(conditioning: str) -> None:
-    options = {"layers_per_stack": 4, "stacks": 2, "residual_channels": 8, "dilation_channels": 8,
-               "skip_channels": 16, "quantization_channels": 16}
+    options = {
+        "layers_per_stack": 4,
+        "stacks": 2,
+        "residual_channels": 8,
+        "dilation_channels": 8,
+        "skip_channels": 16,
+        "quantization_channels": 16,
+    }
     kwargs: dict = {}
     if conditioning == "global":
         options["global_channels"] = 5
@@ -180,8 +211,10 @@ def test_wavenet_streams_exactly(conditioning: str) -> None:
         local = torch.randn(2, 3, 45)
         expected = offline(model, x, local_condition=local)
         for s in engines(model, 2):
-            outs = [s.step_many(x[..., a:b], local_condition=local[..., a:b], local_upsampled=True)
-                    for a, b in chunks(45, [1, 9, 4])]
+            outs = [
+                s.step_many(x[..., a:b], local_condition=local[..., a:b], local_upsampled=True)
+                for a, b in chunks(45, [1, 9, 4])
+            ]
             torch.testing.assert_close(torch.cat(outs, -1), expected, atol=TOL, rtol=TOL)
         return
     expected = offline(model, x, **kwargs)
@@ -204,7 +237,7 @@ def test_translob_window_stream_equals_offline_forward_on_each_window():
     outs = [s.step(x[..., t]) for t in range(90)]
     assert all(o is None for o in outs[:39]) and not WindowStream(model, 2).ready
     for t in range(39, 90):  # every window: exactly the offline forward on it
-        torch.testing.assert_close(outs[t], offline(model, x[..., t - 39:t + 1]), atol=TOL, rtol=TOL)
+        torch.testing.assert_close(outs[t], offline(model, x[..., t - 39 : t + 1]), atol=TOL, rtol=TOL)
     with torch.no_grad():  # what a window's first steps see differs from their features over the whole history
         assert float((model.conv(x)[..., 39:79] - model.conv(x[..., 39:79])).abs().max()) > 0.01
 
@@ -217,6 +250,7 @@ def test_translob_window_stream_equals_offline_forward_on_each_window():
 # --------------------------------------------------------------------------------------------------------------------
 # State: save, restore, reset
 # --------------------------------------------------------------------------------------------------------------------
+
 
 def roundtrip(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     buffer = io.BytesIO()
@@ -231,8 +265,11 @@ def test_state_restore_mid_stream_continues_identically(split, batch, seed):
     torch.manual_seed(seed)
     model = nn.Sequential(Residual(2, 4, 3, 3), Gated(4, 2, 5), Conv1d(4, 3, 4, dilation=2))
     x = torch.randn(batch, 2, 40)
-    kinds = [Stream, lambda m, b: FastStream(m, b, fallback="raise"),
-             lambda m, b: FastStream(m, b, fallback="raise", lanes=128)]
+    kinds = [
+        Stream,
+        lambda m, b: FastStream(m, b, fallback="raise"),
+        lambda m, b: FastStream(m, b, fallback="raise", lanes=128),
+    ]
     for make_first in kinds:
         first = make_first(model, batch)
         uninterrupted = torch.cat([first.step_many(x[..., :split]), first.step_many(x[..., split:])], -1)
@@ -280,6 +317,7 @@ def test_reset_and_state_errors():
 # The user's model is untouched; weight norm; refusals
 # --------------------------------------------------------------------------------------------------------------------
 
+
 def test_model_is_not_modified_and_weights_are_read_live():
     model = build_model("tcn", input_channels=2, num_channels=(4, 4), kernel_size=3, dropout=0.5).train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -297,12 +335,15 @@ def test_model_is_not_modified_and_weights_are_read_live():
     torch.testing.assert_close(s.step_many(x), offline(model, x), atol=TOL, rtol=TOL)
 
 
-@pytest.mark.parametrize("layer, name", [
-    (Conv1d(2, 2, 3, padding="same"), "non-causal"),
-    (Conv1d(2, 2, 3, stride=2), "strided"),
-    (MaxPool1d(2), "pooling"),
-    (nn.Conv1d(2, 2, 3, padding=1), "torch conv"),
-])
+@pytest.mark.parametrize(
+    "layer, name",
+    [
+        (Conv1d(2, 2, 3, padding="same"), "non-causal"),
+        (Conv1d(2, 2, 3, stride=2), "strided"),
+        (MaxPool1d(2), "pooling"),
+        (nn.Conv1d(2, 2, 3, padding=1), "torch conv"),
+    ],
+)
 def test_refuses_layers_that_mix_time_otherwise(layer, name):
     model = nn.Sequential(Conv1d(2, 2, 2), layer)
     with pytest.raises(ValueError, match=r"cannot stream layer '1'"):
@@ -380,6 +421,7 @@ def test_auto_backend_is_fast_for_supported_models_and_numpy_step_matches():
 # Export and generation
 # --------------------------------------------------------------------------------------------------------------------
 
+
 def test_step_function_is_pure():
     model = build_model("tcn", input_channels=2, num_channels=(4, 4), kernel_size=3)
     fn = StepFunction(model, 2)
@@ -397,8 +439,16 @@ def test_onnx_export_reproduces_the_stream(tmp_path):
     pytest.importorskip("onnx", reason="the onnx package is needed by torch.onnx.export")
     from dilated.streaming import export_onnx
 
-    model = build_model("wavenet", layers_per_stack=3, stacks=1, residual_channels=4, dilation_channels=4,
-                        skip_channels=8, quantization_channels=8, global_channels=2)
+    model = build_model(
+        "wavenet",
+        layers_per_stack=3,
+        stacks=1,
+        residual_channels=4,
+        dilation_channels=4,
+        skip_channels=8,
+        quantization_channels=8,
+        global_channels=2,
+    )
     g = torch.randn(2, 2)
     x = one_hot(torch.randint(0, 8, (2, 12)), 8)
     path = str(tmp_path / "step.onnx")
@@ -414,8 +464,15 @@ def test_onnx_export_reproduces_the_stream(tmp_path):
 
 
 def test_greedy_generation_is_the_argmax_of_the_offline_model():
-    model = build_model("wavenet", layers_per_stack=4, stacks=1, residual_channels=6, dilation_channels=6,
-                        skip_channels=12, quantization_channels=16).eval()
+    model = build_model(
+        "wavenet",
+        layers_per_stack=4,
+        stacks=1,
+        residual_channels=6,
+        dilation_channels=6,
+        skip_channels=12,
+        quantization_channels=16,
+    ).eval()
     codes = generate(model, 40, batch_size=2, temperature=0.0)
     assert codes.shape == (2, 40) and codes.dtype == torch.int64
     fed = torch.cat([torch.full((2, 1), 8), codes[:, :-1]], dim=1)  # silence first, then each sampled code
@@ -424,13 +481,35 @@ def test_greedy_generation_is_the_argmax_of_the_offline_model():
 
 
 def test_sampled_generation_is_reproducible_and_in_range():
-    model = build_model("wavenet", layers_per_stack=3, stacks=1, residual_channels=4, dilation_channels=4,
-                        skip_channels=8, quantization_channels=8, global_channels=3)
+    model = build_model(
+        "wavenet",
+        layers_per_stack=3,
+        stacks=1,
+        residual_channels=4,
+        dilation_channels=4,
+        skip_channels=8,
+        quantization_channels=8,
+        global_channels=3,
+    )
     g = torch.randn(3, 3)
-    a = generate(model, 25, batch_size=3, temperature=0.8, global_condition=g,
-                 generator=torch.Generator().manual_seed(7), backend="eager")
-    b = generate(model, 25, batch_size=3, temperature=0.8, global_condition=g,
-                 generator=torch.Generator().manual_seed(7), backend="eager")
+    a = generate(
+        model,
+        25,
+        batch_size=3,
+        temperature=0.8,
+        global_condition=g,
+        generator=torch.Generator().manual_seed(7),
+        backend="eager",
+    )
+    b = generate(
+        model,
+        25,
+        batch_size=3,
+        temperature=0.8,
+        global_condition=g,
+        generator=torch.Generator().manual_seed(7),
+        backend="eager",
+    )
     assert torch.equal(a, b) and int(a.min()) >= 0 and int(a.max()) < 8
     with pytest.raises(ValueError, match="categorical"):
         generate(build_model("wavenet", output="gaussian", layers_per_stack=2, stacks=1), 3)
@@ -502,5 +581,5 @@ def test_fast_path_covers_norms_moves_reductions_and_integer_inputs(lanes):
     codes = torch.randint(0, 10, (3, 20))
     model = Codes()
     for s in [Stream(model, 3), FastStream(model, 3, fallback="raise", lanes=lanes)]:
-        outs = [s.step(codes[:, t]).unsqueeze(-1) if t % 2 else s.step_many(codes[:, t:t + 1]) for t in range(20)]
+        outs = [s.step(codes[:, t]).unsqueeze(-1) if t % 2 else s.step_many(codes[:, t : t + 1]) for t in range(20)]
         torch.testing.assert_close(torch.cat(outs, -1), offline(model, codes), atol=TOL, rtol=TOL)

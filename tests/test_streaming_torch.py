@@ -28,8 +28,9 @@ TOL = 1e-5
 ENGINES = ["eager", "fast"]
 
 
-def assert_streams_exactly(model: nn.Module, x: torch.Tensor, backend: Backend, sizes: tuple[int, ...] = (1, 6, 2),
-                           **kwargs: object) -> None:
+def assert_streams_exactly(
+    model: nn.Module, x: torch.Tensor, backend: Backend, sizes: tuple[int, ...] = (1, 6, 2), **kwargs: object
+) -> None:
     s = stream(model, x.shape[0], backend=backend)
     got = run_in_chunks(s, x, list(sizes), **kwargs)
     assert s.backend == backend  # the fast engine did not fall back to eager
@@ -51,6 +52,7 @@ class LeftPadded(nn.Module):
 # --------------------------------------------------------------------------------------------------------------------
 # The regression case of issue 14 and its relatives
 # --------------------------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("norm", [None, weight_norm, old_weight_norm, spectral_norm])
 @pytest.mark.parametrize("backend", ENGINES)
@@ -93,11 +95,13 @@ def test_left_pad_then_unpadded_conv_streams_exactly(pad, backend):
     if pad == "F.pad":
         model = nn.Sequential(LeftPadded(2, 4, 3, 2), nn.ReLU(), LeftPadded(4, 3, 2, 4))
     else:
+
         def make(n: int) -> nn.Module:
             return nn.ConstantPad1d((n, 0), 0.0) if pad == "ConstantPad1d" else nn.ZeroPad1d((n, 0))
 
-        model = nn.Sequential(make(4), nn.Conv1d(2, 4, 3, dilation=2), nn.Tanh(), make(4),
-                              nn.Conv1d(4, 3, 2, dilation=4))
+        model = nn.Sequential(
+            make(4), nn.Conv1d(2, 4, 3, dilation=2), nn.Tanh(), make(4), nn.Conv1d(4, 3, 2, dilation=4)
+        )
     assert_streams_exactly(model, torch.randn(3, 2, 25), backend)
 
 
@@ -170,7 +174,7 @@ def test_pytorch_tcn_embeddings_stream_exactly(embedding):
     if embedding == "constant":
         got = stepwise(s, x, embeddings=e)
     else:
-        got = torch.cat([s.step_many(x[..., a:a + 5], embeddings=e[..., a:a + 5]) for a in range(0, 30, 5)], -1)
+        got = torch.cat([s.step_many(x[..., a : a + 5], embeddings=e[..., a : a + 5]) for a in range(0, 30, 5)], -1)
     torch.testing.assert_close(got, expected, atol=TOL, rtol=TOL)
 
 
@@ -184,14 +188,16 @@ def test_non_causal_pytorch_tcn_is_refused_naming_the_layer_that_sees_the_future
 # Hypothesis: causal stacks of plain torch layers
 # --------------------------------------------------------------------------------------------------------------------
 
+
 class Branch(nn.Module):
     """A residual branch: trimmed conv, activation, plus a 1x1 downsample of the input."""
 
     def __init__(self, cin: int, cout: int, k: int, d: int, norm) -> None:
         super().__init__()
         pad = (k - 1) * d
-        self.body = nn.Sequential(norm(nn.Conv1d(cin, cout, k, padding=pad, dilation=d)), Chomp1d(pad) if pad
-                                  else nn.Identity(), nn.ReLU())
+        self.body = nn.Sequential(
+            norm(nn.Conv1d(cin, cout, k, padding=pad, dilation=d)), Chomp1d(pad) if pad else nn.Identity(), nn.ReLU()
+        )
         self.down = nn.Conv1d(cin, cout, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -218,14 +224,24 @@ def torch_stack(spec: list[tuple], c_in: int, seed: int) -> nn.Module:
     return nn.Sequential(*layers)
 
 
-torch_layer = st.tuples(st.sampled_from(["trim", "left_pad", "f_pad", "branch"]), st.integers(1, 4),
-                        st.integers(1, 5), st.integers(1, 5), st.sampled_from(["none", "weight_norm",
-                                                                                  "old_weight_norm"]))
+torch_layer = st.tuples(
+    st.sampled_from(["trim", "left_pad", "f_pad", "branch"]),
+    st.integers(1, 4),
+    st.integers(1, 5),
+    st.integers(1, 5),
+    st.sampled_from(["none", "weight_norm", "old_weight_norm"]),
+)
 
 
 @settings(max_examples=15)
-@given(st.lists(torch_layer, min_size=1, max_size=4), st.integers(1, 3), st.integers(1, 3),
-       st.lists(st.integers(1, 7), min_size=1, max_size=3), st.integers(1, 25), st.integers(0, 10**6))
+@given(
+    st.lists(torch_layer, min_size=1, max_size=4),
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.lists(st.integers(1, 7), min_size=1, max_size=3),
+    st.integers(1, 25),
+    st.integers(0, 10**6),
+)
 def test_random_causal_torch_stacks_stream_exactly(spec, c_in, batch, sizes, length, seed):
     model = torch_stack(spec, c_in, seed)
     x = torch.randn(batch, c_in, length, generator=torch.Generator().manual_seed(seed))
@@ -239,6 +255,7 @@ def test_random_causal_torch_stacks_stream_exactly(spec, c_in, batch, sizes, len
 # --------------------------------------------------------------------------------------------------------------------
 # Refusals and the construction check
 # --------------------------------------------------------------------------------------------------------------------
+
 
 def test_conv_that_sees_the_future_is_refused_at_construction():
     with pytest.raises(ValueError, match=r"cannot stream layer '1' \(Conv1d\).*sees 1 future step"):

@@ -1,6 +1,5 @@
 """dilated.summary on the seed question's models, in dilated and through the Keras adapter."""
 
-
 import pytest
 import torch
 from torch import nn
@@ -41,12 +40,24 @@ def test_warns_when_the_input_is_shorter_than_the_receptive_field():
 
 
 def test_torch_layers_rnns_and_frozen_parameters():
-    model = nn.Sequential(nn.Conv1d(2, 4, 3, padding=1), nn.ReLU(), nn.MaxPool1d(2), nn.Conv1d(4, 4, 3, dilation=2),
-                          nn.Flatten(), nn.Linear(4 * 46, 3))
+    model = nn.Sequential(
+        nn.Conv1d(2, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool1d(2),
+        nn.Conv1d(4, 4, 3, dilation=2),
+        nn.Flatten(),
+        nn.Linear(4 * 46, 3),
+    )
     model[0].weight.requires_grad_(False)
     s = summary(model, (2, 100))
-    assert [row.output_shape for row in s.layers] == [(None, 4, 100), (None, 4, 100), (None, 4, 50), (None, 4, 46),
-                                                      (None, 184), (None, 3)]
+    assert [row.output_shape for row in s.layers] == [
+        (None, 4, 100),
+        (None, 4, 100),
+        (None, 4, 50),
+        (None, 4, 46),
+        (None, 184),
+        (None, 3),
+    ]
     assert [row.receptive_field for row in s.layers[:4]] == [3, 3, 4, 12]
     assert s.layers[4].sees_whole_input and s.layers[5].sees_whole_input
     assert s.total_params == 2 * 4 * 3 + 4 + 4 * 4 * 3 + 4 + 184 * 3 + 3

@@ -30,24 +30,39 @@ training: {optimizer: adam, lr: 0.003, batch_size: 16, max_epochs: 12, scheduler
 trainer: {threads: 1}
 """
 TRAIN_SAMPLES, VAL_SAMPLES, TEST_SAMPLES, BATCH = 670, 121, 121, 16
-ENV = {**{k: v for k, v in os.environ.items() if k != "DILATED_RUN_DIR"}, "OMP_NUM_THREADS": "1",
-       "MPLBACKEND": "Agg"}
+ENV = {**{k: v for k, v in os.environ.items() if k != "DILATED_RUN_DIR"}, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
 
 
 def dilated(*args, cwd, timeout=300):
-    return subprocess.run([sys.executable, "-m", "dilated.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          env=ENV, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "dilated.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=ENV,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def start(*args, cwd):
-    return subprocess.Popen([sys.executable, "-m", "dilated.cli", *args], cwd=cwd, env=ENV, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "dilated.cli", *args],
+        cwd=cwd,
+        env=ENV,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def epochs_done(run: Path) -> int:
     """The highest epoch with a complete end-of-epoch checkpoint."""
-    done = [int(m.group(1)) for p in run.glob(f"checkpoints/*/{MANIFEST_FILE}")
-            if (m := re.fullmatch(r"epoch=(\d+)-step=\d+", p.parent.name))]
+    done = [
+        int(m.group(1))
+        for p in run.glob(f"checkpoints/*/{MANIFEST_FILE}")
+        if (m := re.fullmatch(r"epoch=(\d+)-step=\d+", p.parent.name))
+    ]
     return max(done, default=0)
 
 
@@ -99,8 +114,16 @@ def test_train_evaluate_predict_resume_report(workdir):
     assert result.returncode == 0, result.stderr
     assert "test metrics (121 samples)" in result.stdout and "plots:" in result.stdout
     assert "baseline: always 'down', the most frequent class of the training split" in result.stdout
-    for name in ("config.yaml", "metrics.csv", "metrics.json", "test_metrics.csv", "plots/curves.png",
-                 "plots/confusion_matrix.png", "plots/per_class.png", "logs/version_0/metrics.csv"):
+    for name in (
+        "config.yaml",
+        "metrics.csv",
+        "metrics.json",
+        "test_metrics.csv",
+        "plots/curves.png",
+        "plots/confusion_matrix.png",
+        "plots/per_class.png",
+        "logs/version_0/metrics.csv",
+    ):
         assert (run / name).is_file(), name
     with open(run / "logs/version_0/metrics.csv") as handle:  # Lightning's CSVLogger: per-step and per-epoch rows
         logged = list(csv.DictReader(handle))
@@ -116,9 +139,21 @@ def test_train_evaluate_predict_resume_report(workdir):
     counts = metrics["data"]["class_counts"]["test"]  # the baseline always says "down" (most frequent in training)
     assert metrics["data"]["baseline"] == {"rule": "majority", "class_id": 2, "class": "down"}
     assert test["baseline"]["accuracy"] == pytest.approx(counts[2] / TEST_SAMPLES) and test["baseline"]["mcc"] == 0
-    assert set(history(run)[0]) == {"epoch", "step", "lr", "train_loss", "val_loss", "val_accuracy",
-                                    "val_precision_macro", "val_recall_macro", "val_f1_macro", "val_precision_weighted",
-                                    "val_recall_weighted", "val_f1_weighted", "val_mcc"}
+    assert set(history(run)[0]) == {
+        "epoch",
+        "step",
+        "lr",
+        "train_loss",
+        "val_loss",
+        "val_accuracy",
+        "val_precision_macro",
+        "val_recall_macro",
+        "val_f1_macro",
+        "val_precision_weighted",
+        "val_recall_weighted",
+        "val_f1_weighted",
+        "val_mcc",
+    }
 
     evaluated = dilated("evaluate", "e2e", "-o", "eval.json", "--no-progress", cwd=workdir)
     assert evaluated.returncode == 0, evaluated.stderr
@@ -132,22 +167,33 @@ def test_train_evaluate_predict_resume_report(workdir):
     assert predicted.returncode == 0, predicted.stderr
     with open(workdir / "predictions.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == TEST_SAMPLES and list(rows[0]) == ["sample", "target", "prediction", "p_up",
-                                                           "p_stationary", "p_down"]
+    assert len(rows) == TEST_SAMPLES and list(rows[0]) == [
+        "sample",
+        "target",
+        "prediction",
+        "p_up",
+        "p_stationary",
+        "p_down",
+    ]
     assert sum(r["target"] == r["prediction"] for r in rows) == round(test["accuracy"] * TEST_SAMPLES)
     assert sum(float(rows[0][k]) for k in ("p_up", "p_stationary", "p_down")) == pytest.approx(1, abs=1e-5)
 
-    resumed = dilated("train", "--resume", "e2e", "--override", "training.max_epochs=3", "--no-progress",
-                      cwd=workdir)
+    resumed = dilated("train", "--resume", "e2e", "--override", "training.max_epochs=3", "--no-progress", cwd=workdir)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from e2e/checkpoints/epoch=0002-step=000084" in resumed.stdout
     assert [r["epoch"] for r in history(run)] == ["1", "2", "3"]
 
     report = dilated("report", "e2e", cwd=workdir)
     assert report.returncode == 0, report.stderr
-    for text in ("model        tcn, 1,955 parameters, receptive field 13", "samples      train 670, val 121, test 121",
-                 "status       finished: 3 epoch(s)", "best epoch", "test metrics (121 samples)", "confusion matrix",
-                 "plots/curves.png"):
+    for text in (
+        "model        tcn, 1,955 parameters, receptive field 13",
+        "samples      train 670, val 121, test 121",
+        "status       finished: 3 epoch(s)",
+        "best epoch",
+        "test metrics (121 samples)",
+        "confusion matrix",
+        "plots/curves.png",
+    ):
         assert text in report.stdout, text
 
     fresh = dilated("train", "tiny.yaml", "--run-dir", "e2e", cwd=workdir)
@@ -197,11 +243,15 @@ def test_a_truncated_latest_checkpoint_is_skipped_and_training_redone_identicall
     assert latest.name == "epoch=0012-step=000504"
     weights = latest / WEIGHTS_FILE
     weights.write_bytes(weights.read_bytes()[:1000])
-    result = dilated("train", "--resume", "truncated", "--override", "training.max_epochs=13", "--no-progress",
-                     cwd=workdir)
+    result = dilated(
+        "train", "--resume", "truncated", "--override", "training.max_epochs=13", "--no-progress", cwd=workdir
+    )
     assert result.returncode == 0, result.stderr
-    assert re.search(r"warning: skipping damaged checkpoint epoch=0012-step=000504: .*1000 bytes, the manifest "
-                     r"says \d+ \(truncated", result.stdout)
+    assert re.search(
+        r"warning: skipping damaged checkpoint epoch=0012-step=000504: .*1000 bytes, the manifest "
+        r"says \d+ \(truncated",
+        result.stdout,
+    )
     assert "resuming from truncated/checkpoints/epoch=0011-step=000462" in result.stdout
     assert (run / "checkpoints" / "epoch=0012-step=000504.corrupt").is_dir()
     redone = load_file(run / "checkpoints/epoch=0012-step=000504" / WEIGHTS_FILE)
@@ -229,8 +279,9 @@ def test_a_malicious_training_state_is_refused_on_resume(workdir, reference):
     shutil.copytree(reference, run)
     marker = workdir / "pwned"
     plant_malicious_state(find_checkpoints(run / "checkpoints")[-1], marker)
-    result = dilated("train", "--resume", "malicious", "--override", "training.max_epochs=13", "--no-progress",
-                     cwd=workdir)
+    result = dilated(
+        "train", "--resume", "malicious", "--override", "training.max_epochs=13", "--no-progress", cwd=workdir
+    )
     assert result.returncode == 2
     assert re.search(r"dilated: error: .*state\.pt: refused: it holds objects other than tensors", result.stderr)
     assert "Traceback" not in result.stderr
@@ -239,8 +290,22 @@ def test_a_malicious_training_state_is_refused_on_resume(workdir, reference):
 
 @pytest.mark.slow
 def test_ddp_with_two_processes_on_cpu(workdir):
-    result = dilated("train", "tiny.yaml", "--run-dir", "ddp", "--devices", "2", "--accelerator", "cpu", "--strategy",
-                     "ddp", "--max-epochs", "2", "--no-progress", cwd=workdir)
+    result = dilated(
+        "train",
+        "tiny.yaml",
+        "--run-dir",
+        "ddp",
+        "--devices",
+        "2",
+        "--accelerator",
+        "cpu",
+        "--strategy",
+        "ddp",
+        "--max-epochs",
+        "2",
+        "--no-progress",
+        cwd=workdir,
+    )
     assert result.returncode == 0, result.stderr
     run = workdir / "ddp"
     steps = math.ceil(math.ceil(TRAIN_SAMPLES / 2) / BATCH)  # each process takes half the (padded) data
@@ -256,9 +321,24 @@ def test_wavenet_forecasts_sunspots_from_a_csv(tmp_path):
     sunspots = pytest.importorskip("statsmodels.api").datasets.sunspots.load_pandas().data
     sunspots.to_csv(tmp_path / "sunspots.csv", index=False)
     config = Path(__file__).resolve().parents[1] / "configs" / "wavenet_series.yaml"
-    result = dilated("train", str(config), "--run-dir", "sun", "--no-progress", "--max-epochs", "4",
-                     "--override", "data.path=sunspots.csv", "--override", "data.target=SUNACTIVITY",
-                     "--override", "data.fractions=[0.6, 0.2, 0.2]", "--override", "trainer.threads=1", cwd=tmp_path)
+    result = dilated(
+        "train",
+        str(config),
+        "--run-dir",
+        "sun",
+        "--no-progress",
+        "--max-epochs",
+        "4",
+        "--override",
+        "data.path=sunspots.csv",
+        "--override",
+        "data.target=SUNACTIVITY",
+        "--override",
+        "data.fractions=[0.6, 0.2, 0.2]",
+        "--override",
+        "trainer.threads=1",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "sun" / "metrics.json").read_text())
     assert metrics["data"]["sizes"] == {"train": 153, "val": 30, "test": 30}

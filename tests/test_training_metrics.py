@@ -25,9 +25,7 @@ from dilated.training.objective import LOB_CLASSES, Task, align_output, balanced
 from dilated.training.sources import build_splits
 
 # rows: true class (up, stationary, down), columns: predicted
-CONFUSION = [[5, 2, 1],
-             [1, 6, 3],
-             [0, 2, 4]]
+CONFUSION = [[5, 2, 1], [1, 6, 3], [0, 2, 4]]
 
 
 def _labels(matrix, seed=0):
@@ -58,13 +56,17 @@ def test_classification_metrics_match_a_hand_computation():
     # multi-class MCC: (correct * n - sum_k predicted_k * true_k) / sqrt((n^2 - sum predicted^2)(n^2 - sum true^2))
     predicted_sums, true_sums = (6, 10, 8), (8, 10, 6)
     covariance = 15 * 24 - sum(p * t for p, t in zip(predicted_sums, true_sums))  # 360 - 196
-    spread = (24 ** 2 - sum(p * p for p in predicted_sums)) * (24 ** 2 - sum(t * t for t in true_sums))
+    spread = (24**2 - sum(p * p for p in predicted_sums)) * (24**2 - sum(t * t for t in true_sums))
     mcc = covariance / math.sqrt(spread)
     assert result["mcc"] == pytest.approx(mcc) and result["mcc"] == pytest.approx(164 / 376)
     for name, p, r, f, n in zip(LOB_CLASSES, precision, recall, f1, (8, 10, 6), strict=True):
         row = result["per_class"][name]
         assert (row["precision"], row["recall"], row["f1"], row["support"]) == (
-            pytest.approx(p), pytest.approx(r), pytest.approx(f), n)
+            pytest.approx(p),
+            pytest.approx(r),
+            pytest.approx(f),
+            n,
+        )
 
 
 def test_logits_are_scored_by_their_argmax():
@@ -100,16 +102,31 @@ def test_the_majority_baseline_predicts_the_most_frequent_training_class():
 
 def test_the_metric_table_is_the_one_list_of_names():
     names = [m.name for m in METRICS]
-    assert names == ["loss", "accuracy", "precision_macro", "recall_macro", "f1_macro", "precision_weighted",
-                     "recall_weighted", "f1_weighted", "mcc", "mse", "mae"]
+    assert names == [
+        "loss",
+        "accuracy",
+        "precision_macro",
+        "recall_macro",
+        "f1_macro",
+        "precision_weighted",
+        "recall_weighted",
+        "f1_weighted",
+        "mcc",
+        "mse",
+        "mae",
+    ]
     assert monitors("regression") == ("val_loss", "val_mse", "val_mae")
     assert runs.HISTORY_COLUMNS == ("epoch", "step", "lr", "train_loss", *(f"val_{n}" for n in names), "seconds")
     result = classification_metrics(*_labels(CONFUSION), 3)
     assert [m.name for m in metrics_for("classification")[1:]] == [k for k in result if isinstance(result[k], float)]
     assert (higher_is_better("val_mcc"), higher_is_better("val_mae"), higher_is_better("loss")) == (True, False, False)
     assert canonical_monitor("val_f1") == "val_f1_macro"  # a run folder written before the weighted metrics
-    assert TrainConfig.from_dict({"model": "tcn", "data": {"kind": "lobster"},
-                                  "training": {"monitor": "val_recall"}}).training.monitor == "val_recall_macro"
+    assert (
+        TrainConfig.from_dict(
+            {"model": "tcn", "data": {"kind": "lobster"}, "training": {"monitor": "val_recall"}}
+        ).training.monitor
+        == "val_recall_macro"
+    )
     rows = runs.test_csv({**result, "samples": 24}).splitlines()
     assert rows[4].startswith("macro,0.644") and rows[5].startswith("weighted,0.652")
     assert rows[6].startswith("accuracy,,,0.625") and rows[7].startswith("mcc,,,0.436")
@@ -128,9 +145,19 @@ def test_baselines_predict_from_the_window_or_the_training_split():
 def test_persistence_on_a_forecast_is_scored_with_exact_numbers(tmp_path):
     values = [0.0, 1.0, 3.0, 6.0, 10.0, 15.0, 21.0, 28.0, 36.0, 45.0, 55.0, 66.0]  # steps grow by 1, 2, 3, ...
     pd.DataFrame({"y": values}).to_csv(tmp_path / "series.csv", index=False)
-    config = TrainConfig.from_dict({"model": "tcn", "data": {
-        "kind": "table", "path": str(tmp_path / "series.csv"), "target": "y", "window": 2, "horizon": 1,
-        "fractions": [0.5, 0.25, 0.25]}})
+    config = TrainConfig.from_dict(
+        {
+            "model": "tcn",
+            "data": {
+                "kind": "table",
+                "path": str(tmp_path / "series.csv"),
+                "target": "y",
+                "window": 2,
+                "horizon": 1,
+                "fractions": [0.5, 0.25, 0.25],
+            },
+        }
+    )
     splits = build_splits(config.data, progress=False)
     assert isinstance(splits.baseline, Persistence) and splits.info["baseline"]["rule"] == "persistence"
     assert splits.test.ends.tolist() == [10]  # the window of rows 9, 10 predicts row 11
@@ -147,9 +174,20 @@ def test_the_training_mean_is_the_baseline_of_a_regression_without_its_series_as
     frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]})
     frame["y"] = 2 * frame["x"]
     frame.to_csv(tmp_path / "t.csv", index=False)
-    config = TrainConfig.from_dict({"model": "tcn", "data": {
-        "kind": "table", "path": str(tmp_path / "t.csv"), "target": "y", "features": ["x"], "window": 1,
-        "horizon": 0, "fractions": [0.5, 0.25, 0.25]}})
+    config = TrainConfig.from_dict(
+        {
+            "model": "tcn",
+            "data": {
+                "kind": "table",
+                "path": str(tmp_path / "t.csv"),
+                "target": "y",
+                "features": ["x"],
+                "window": 1,
+                "horizon": 0,
+                "fractions": [0.5, 0.25, 0.25],
+            },
+        }
+    )
     splits = build_splits(config.data, progress=False)
     assert splits.baseline == TrainingMean(pytest.approx(5.0))  # training targets 2, 4, 6, 8
     x, y = splits.test[0]
@@ -166,7 +204,7 @@ def test_streaming_metrics_equal_one_shot_metrics_and_regression_is_in_data_unit
     logits = torch.nn.functional.one_hot(predicted, 3).float()
     stream = TaskMetrics(Task("classification", 3, LOB_CLASSES))
     for chunk in range(0, 24, 5):
-        stream.update(logits[chunk:chunk + 5], target[chunk:chunk + 5])
+        stream.update(logits[chunk : chunk + 5], target[chunk : chunk + 5])
     assert stream.compute() == classification_metrics(predicted, target, 3, LOB_CLASSES)
     task = Task("regression", target_mean=10.0, target_std=2.0)
     values = TaskMetrics(task)
@@ -187,13 +225,16 @@ def test_the_report_shows_the_baseline_beside_the_model():
     assert format_metrics(old).splitlines()[3].split() == ["f1", "0.4000", "0.2000"]  # an old run folder's keys
 
 
-@pytest.mark.parametrize("output_shape,target_shape,kind,aligned", [
-    ((4, 3), (4,), "classification", (4, 3)),          # TransLOB, DeepLOB
-    ((4, 3, 20), (4,), "classification", (4, 3)),      # per-step head, window label: the last step
-    ((4, 10, 20), (4, 20), "per_step", (4, 10, 20)),   # copy memory
-    ((4, 1), (4, 1), "regression", (4, 1)),            # adding problem
-    ((4, 1, 32), (4,), "regression", (4,)),            # WaveNet regression: the last step
-])
+@pytest.mark.parametrize(
+    "output_shape,target_shape,kind,aligned",
+    [
+        ((4, 3), (4,), "classification", (4, 3)),  # TransLOB, DeepLOB
+        ((4, 3, 20), (4,), "classification", (4, 3)),  # per-step head, window label: the last step
+        ((4, 10, 20), (4, 20), "per_step", (4, 10, 20)),  # copy memory
+        ((4, 1), (4, 1), "regression", (4, 1)),  # adding problem
+        ((4, 1, 32), (4,), "regression", (4,)),  # WaveNet regression: the last step
+    ],
+)
 def test_outputs_are_aligned_with_targets(output_shape, target_shape, kind, aligned):
     classes = output_shape[1]
     task = Task("regression") if kind == "regression" else Task("classification", classes, per_step=kind == "per_step")

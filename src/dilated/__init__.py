@@ -28,10 +28,33 @@ from dilated.summaries import Summary, summary
 __version__ = "0.1.0"
 
 __all__ = [
-    "TCN", "AvgPool1d", "Conv1d", "DeepLOB", "Dense", "MaxPool1d", "Predictor", "Stream", "Summary", "TransLOB",
-    "WaveNet", "WindowStream", "available_models", "build_model", "compare", "draw", "example_input_shape",
-    "from_keras", "generate", "load_run", "mu_law_decode", "mu_law_encode", "probe_receptive_field",
-    "receptive_field", "register_model", "stream", "summary",
+    "TCN",
+    "AvgPool1d",
+    "Conv1d",
+    "DeepLOB",
+    "Dense",
+    "MaxPool1d",
+    "Predictor",
+    "Stream",
+    "Summary",
+    "TransLOB",
+    "WaveNet",
+    "WindowStream",
+    "available_models",
+    "build_model",
+    "compare",
+    "draw",
+    "example_input_shape",
+    "from_keras",
+    "generate",
+    "load_run",
+    "mu_law_decode",
+    "mu_law_encode",
+    "probe_receptive_field",
+    "receptive_field",
+    "register_model",
+    "stream",
+    "summary",
 ]
 
 _PREDICTOR = ("Predictor", "load_run")

@@ -127,8 +127,12 @@ class Proposal:
 
         ``input_channels`` is written only when it is not 1, so that ``dilated train`` takes it from the data.
         """
-        options: dict[str, Any] = {"channels": self.channels, "kernel_size": self.kernel_size,
-                                   "dilations": list(self.dilations), "block": self.block}
+        options: dict[str, Any] = {
+            "channels": self.channels,
+            "kernel_size": self.kernel_size,
+            "dilations": list(self.dilations),
+            "block": self.block,
+        }
         if self.input_channels != 1:
             options = {"input_channels": self.input_channels, **options}
         return {"model": MODEL_NAME, "options": options}
@@ -147,9 +151,11 @@ class Proposal:
 
     def describe(self) -> str:
         """One line, e.g. ``7 plain blocks, k=2, dilations 1,2,4,8,16,32,36: field 100 (overshoot 0)``."""
-        return (f"{self.layers} {self.block} blocks, k={self.kernel_size}, dilations "
-                f"{','.join(map(str, self.dilations))}: field {self.receptive_field} (overshoot {self.overshoot}), "
-                f"{self.params:,} params at {self.channels} channels, {self.flops:,} FLOPs per step")
+        return (
+            f"{self.layers} {self.block} blocks, k={self.kernel_size}, dilations "
+            f"{','.join(map(str, self.dilations))}: field {self.receptive_field} (overshoot {self.overshoot}), "
+            f"{self.params:,} params at {self.channels} channels, {self.flops:,} FLOPs per step"
+        )
 
 
 def is_hole_free(kernel_size: int, dilations: Sequence[int]) -> bool:
@@ -204,9 +210,18 @@ def _check_int(name: str, value: object, minimum: int, hint: str) -> int:
     return value
 
 
-def design(receptive_field: int, kernel_size: int | Sequence[int], max_layers: int | None = None,
-           channels: int = 32, max_dilation: int | None = None, block: Block = "plain", *,
-           input_channels: int = 1, top: int = 5, sort_by: Sequence[str] = CRITERIA) -> list[Proposal]:
+def design(
+    receptive_field: int,
+    kernel_size: int | Sequence[int],
+    max_layers: int | None = None,
+    channels: int = 32,
+    max_dilation: int | None = None,
+    block: Block = "plain",
+    *,
+    input_channels: int = 1,
+    top: int = 5,
+    sort_by: Sequence[str] = CRITERIA,
+) -> list[Proposal]:
     """Propose stride-1 causal stacks reaching at least ``receptive_field`` input steps with no holes.
 
     Args:
@@ -279,28 +294,31 @@ def _fewest_layers(needed: int, spread: int, cap: int) -> int:
     return layers
 
 
-def _proposal(target: int, k: int, dilations: tuple[int, ...], block: Block, channels: int, input_channels: int,
-              spread: int) -> Proposal:
+def _proposal(
+    target: int, k: int, dilations: tuple[int, ...], block: Block, channels: int, input_channels: int, spread: int
+) -> Proposal:
     params = flops = 0
     width = input_channels
     for _ in dilations:
         p, macs = block_cost(block, width, channels, k)
         params, flops, width = params + p, flops + 2 * macs, channels
-    return Proposal(target, k, dilations, block, channels, input_channels, 1 + spread * sum(dilations), params,
-                    flops)
+    return Proposal(target, k, dilations, block, channels, input_channels, 1 + spread * sum(dilations), params, flops)
 
 
-def _unreachable(target: int, kernels: Sequence[int], max_layers: int | None, max_dilation: int | None,
-                 block: Block) -> None:
+def _unreachable(
+    target: int, kernels: Sequence[int], max_layers: int | None, max_dilation: int | None, block: Block
+) -> None:
     k = max(kernels)
     cap = max_dilation if max_dilation is not None else target
     spread = BLOCKS[block] * (k - 1)
     best = 1 + spread * _max_sum(max_layers or 1, spread, cap)
     fewest = _fewest_layers(math.ceil((target - 1) / spread), spread, cap)
     limit = f" and dilations <= {max_dilation}" if max_dilation is not None else ""
-    raise ValueError(f"design: receptive field {target} is unreachable with at most {max_layers} {block} blocks of "
-                     f"kernel {k}{limit}: they reach at most {best} steps with no holes; allow {fewest} blocks "
-                     f"or a larger kernel")
+    raise ValueError(
+        f"design: receptive field {target} is unreachable with at most {max_layers} {block} blocks of "
+        f"kernel {k}{limit}: they reach at most {best} steps with no holes; allow {fewest} blocks "
+        f"or a larger kernel"
+    )
 
 
 # --- holes of an existing stack --------------------------------------------------------------------------------
@@ -324,14 +342,15 @@ class Coverage:
         return bool(self.missing)
 
     def __str__(self) -> str:
-        head = (f"reads {self.fed} of the {self.receptive_field} steps under its receptive field"
-                + (f"; never read: {_lags(self.missing)}" if self.missing else " (no holes)"))
+        head = f"reads {self.fed} of the {self.receptive_field} steps under its receptive field" + (
+            f"; never read: {_lags(self.missing)}" if self.missing else " (no holes)"
+        )
         return "\n".join([head, *self.reasons])
 
 
 def _lags(lags: Sequence[int], shown: int = 6) -> str:
     text = [f"t-{lag}" if lag else "t" for lag in lags]
-    return ", ".join(text if len(text) <= shown else [*text[:shown - 1], "...", text[-1]])
+    return ", ".join(text if len(text) <= shown else [*text[: shown - 1], "...", text[-1]])
 
 
 def _fed_lags(layers: Sequence[Layer]) -> tuple[int, set[int]]:
@@ -352,7 +371,7 @@ def explain_holes(layers: Sequence[Layer]) -> Coverage:
     ``dilation x jump`` input steps apart while each tap's own field is shorter skips the steps in between.
     """
     layers = [layer for layer in layers if layer.kind != "pointwise"]
-    layers = layers[:next((i for i, layer in enumerate(layers) if layer.kind == "global"), len(layers))]
+    layers = layers[: next((i for i, layer in enumerate(layers) if layer.kind == "global"), len(layers))]
     if not layers:
         return Coverage(1, 1, (), ("the stack has no time-axis layers: each output reads its own step",))
     field, fed = _fed_lags(layers)
@@ -367,9 +386,11 @@ def explain_holes(layers: Sequence[Layer]) -> Coverage:
         spacing = layer.dilation * below_jump
         name = f"layer {i} ({layer.describe()})"
         if holes_now and not holes_below and layer.kernel_size > 1:
-            reasons.append(f"{name}: its taps lie {spacing} input steps apart but what each tap reads below covers "
-                           f"only {below_field} step{'s' * (below_field > 1)}, so {spacing - below_field} of every "
-                           f"{spacing} steps go unread")
+            reasons.append(
+                f"{name}: its taps lie {spacing} input steps apart but what each tap reads below covers "
+                f"only {below_field} step{'s' * (below_field > 1)}, so {spacing - below_field} of every "
+                f"{spacing} steps go unread"
+            )
         elif holes_below and not holes_now:
             reasons.append(f"{name} fills the holes left by the layers before it")
         holes_below = holes_now
@@ -393,10 +414,14 @@ def _fix(layers: Sequence[Layer], field: int) -> list[str]:
             break
         below += (k - 1) * d
     best = design(field, k, top=1)[0]
-    lines = [f"sorted by dilation, a stride-1 stack has no holes iff each dilation is at most the field of the "
-             f"smaller ones; here dilation {d} exceeds {below}"]
+    lines = [
+        f"sorted by dilation, a stride-1 stack has no holes iff each dilation is at most the field of the "
+        f"smaller ones; here dilation {d} exceeds {below}"
+    ]
     fits = "" if best.layers <= len(layers) else f", {best.layers - len(layers)} more than this stack"
-    lines.append(f"with no holes, {best.layers} layers of kernel {k}{fits} reach {best.receptive_field} steps: "
-                 f"dilations {', '.join(map(str, best.dilations))} (dilated design --receptive-field {field} "
-                 f"--kernel-size {k})")
+    lines.append(
+        f"with no holes, {best.layers} layers of kernel {k}{fits} reach {best.receptive_field} steps: "
+        f"dilations {', '.join(map(str, best.dilations))} (dilated design --receptive-field {field} "
+        f"--kernel-size {k})"
+    )
     return lines

@@ -153,9 +153,17 @@ class Diagram:
 # --- layout: what is drawn (pure Python) -------------------------------------------------------------------------
 
 
-def layout(layers: Sequence[Layer], input_length: int, output: int | None = None, *, name: str = "stack",
-           names: Sequence[str] | None = None, title: str | None = None, max_steps: int = MAX_STEPS,
-           window: tuple[int, int] | None = None) -> Diagram:
+def layout(
+    layers: Sequence[Layer],
+    input_length: int,
+    output: int | None = None,
+    *,
+    name: str = "stack",
+    names: Sequence[str] | None = None,
+    title: str | None = None,
+    max_steps: int = MAX_STEPS,
+    window: tuple[int, int] | None = None,
+) -> Diagram:
     """The :class:`Diagram` of a stack of time-axis layers fed ``input_length`` steps, without drawing it.
 
     Args:
@@ -195,8 +203,9 @@ def layout(layers: Sequence[Layer], input_length: int, output: int | None = None
     placement = _placement(geometry)
     lengths = [input_length] + [g.output_length for g in geometry]
     pads = [(g.pad_left, g.pad_right) for g in geometry] + [(0, 0)]
-    labels = [("input", "")] + [_labels(g, names[i] if names else _layer_name(g.layer, i)) for i, g in
-                                enumerate(geometry)]
+    labels = [("input", "")] + [
+        _labels(g, names[i] if names else _layer_name(g.layer, i)) for i, g in enumerate(geometry)
+    ]
     fields = [1] + [g.receptive_field for g in geometry]
     jumps = [1] + [g.jump for g in geometry]
 
@@ -226,11 +235,11 @@ def layout(layers: Sequence[Layer], input_length: int, output: int | None = None
     if field[1] - field[0] + 1 > hi - lo + 1:
         notes.append(f"the field ({field[1] - field[0] + 1} steps) is wider than the window")
     receptive = geometry[-1].receptive_field
-    head = title if title is not None else (
-        f"{name}: receptive field {receptive} steps, output t={index} highlighted")
+    head = title if title is not None else (f"{name}: receptive field {receptive} steps, output t={index} highlighted")
     full_title = "\n".join([head, *notes])
-    return Diagram(full_title, tuple(rows), tuple(edges), index, receptive, field, span, (lo, hi), windowed,
-                   tuple(notes))
+    return Diagram(
+        full_title, tuple(rows), tuple(edges), index, receptive, field, span, (lo, hi), windowed, tuple(notes)
+    )
 
 
 def output_index(output: int | None, length: int) -> int:
@@ -238,11 +247,10 @@ def output_index(output: int | None, length: int) -> int:
     if output is None:
         return length - 1
     if isinstance(output, bool) or not isinstance(output, int) or not -length <= output < length:
-        raise ValueError(f"output index must be an int in [{-length}, {length}) for {length} output steps, "
-                         f"got {output!r}")
+        raise ValueError(
+            f"output index must be an int in [{-length}, {length}) for {length} output steps, got {output!r}"
+        )
     return output % length
-
-
 
 
 def _window(field: tuple[int, int], input_length: int, max_steps: int) -> tuple[int, int]:
@@ -318,7 +326,7 @@ def _labels(g: LayerGeometry, name: str) -> tuple[str, str]:
     else:
         op = "conv" if layer.kind == "conv" else layer.kind
         op += f" k={layer.kernel_size}" + (f" d={layer.dilation}" if layer.dilation > 1 else "")
-        op += (f" s={layer.stride}" if layer.stride > 1 else "")
+        op += f" s={layer.stride}" if layer.stride > 1 else ""
         if layer.kernel_size > 1 or g.pad_left or g.pad_right:
             op += f" {format_padding(layer.padding)}"
     return name, f"{op}\nRF {g.receptive_field} · jump {g.jump} · T={g.output_length}"
@@ -362,15 +370,23 @@ def _op_text(layers: Sequence[Layer]) -> str:
     parts = []
     for layer in layers:
         text = ("conv" if layer.kind == "conv" else layer.kind) + f" k={layer.kernel_size}"
-        text += (f" d={layer.dilation}" if layer.dilation > 1 else "") + (f" s={layer.stride}" if layer.stride > 1
-                                                                        else "")
+        text += (f" d={layer.dilation}" if layer.dilation > 1 else "") + (
+            f" s={layer.stride}" if layer.stride > 1 else ""
+        )
         parts.append(f"{text} {format_padding(layer.padding)}")
     return ", ".join(parts)
 
 
-def graph_layout(rf: ReceptiveField, output: int | None = None, *, name: str = "model", details: Details = str,
-                 title: str | None = None, max_steps: int = MAX_STEPS,
-                 window: tuple[int, int] | None = None) -> Diagram:
+def graph_layout(
+    rf: ReceptiveField,
+    output: int | None = None,
+    *,
+    name: str = "model",
+    details: Details = str,
+    title: str | None = None,
+    max_steps: int = MAX_STEPS,
+    window: tuple[int, int] | None = None,
+) -> Diagram:
     """The :class:`Diagram` of a model from its analysis (:func:`dilated.receptive_field`): one row per layer
     that has weights or moves time (parameter-free per-step layers fold into the edges), each joined to the
     rows it reads directly, so parallel branches show side by side; the highlighted input nodes are exactly the
@@ -385,8 +401,13 @@ def graph_layout(rf: ReceptiveField, output: int | None = None, *, name: str = "
         row = by_index.get(node.name)
         if node.constant or row is None:
             continue
-        if row.field is None or row.field.absolute or row.past or node.axis is None or any(
-                s not in fields for s in node.edges):
+        if (
+            row.field is None
+            or row.field.absolute
+            or row.past
+            or node.axis is None
+            or any(s not in fields for s in node.edges)
+        ):
             what = "is measured, not followed" if row.field is None else "reads every step"
             notes.append(f"stops at {node.name} ({node.type_name}), which {what}")
             break
@@ -395,8 +416,14 @@ def graph_layout(rf: ReceptiveField, output: int | None = None, *, name: str = "
     if not kept:
         raise ValueError("nothing to draw: the model has no layer with a per-step receptive field")
     local = {n.index: dict(n.edges) for n in kept}
-    shown = [n for n in kept if n is kept[-1] or _params(n.module) or any(
-        e != Field.identity() for e in n.edges.values()) or len(n.edges) > 1]
+    shown = [
+        n
+        for n in kept
+        if n is kept[-1]
+        or _params(n.module)
+        or any(e != Field.identity() for e in n.edges.values())
+        or len(n.edges) > 1
+    ]
     shown_ids = {0, *(n.index for n in shown)}
     edges_of = {n.index: _through(local, n.index, shown_ids) for n in shown}
     order = [0, *(n.index for n in shown)]
@@ -443,8 +470,20 @@ def graph_layout(rf: ReceptiveField, output: int | None = None, *, name: str = "
             op = details(node.module)
             label = f"{node.name}: {node.type_name}"
             detail = (f"{op}\n" if op else "") + f"RF {row.size} · jump {row.jump} · T={length}"
-        rows.append(Row(label, detail, length, by_index[node.name].size if r else 1,
-                        int(by_index[node.name].jump) if r else 1, pad_left, pad_right, x0, dx, nodes))
+        rows.append(
+            Row(
+                label,
+                detail,
+                length,
+                by_index[node.name].size if r else 1,
+                int(by_index[node.name].jump) if r else 1,
+                pad_left,
+                pad_right,
+                x0,
+                dx,
+                nodes,
+            )
+        )
     edges = []
     for r in range(1, len(order)):
         for source, e in edges_of[order[r]].items():
@@ -463,8 +502,18 @@ def graph_layout(rf: ReceptiveField, output: int | None = None, *, name: str = "
     size = by_index[top.name].size
     head = title if title is not None else f"{name}: receptive field {size} steps, output t={index} highlighted"
     all_notes = (*window_notes, *notes)
-    return Diagram("\n".join([head, *all_notes]), tuple(rows), tuple(edges), index, size, clipped, span, (lo, hi),
-                   (lo, hi) != (0, input_length - 1), tuple(all_notes))
+    return Diagram(
+        "\n".join([head, *all_notes]),
+        tuple(rows),
+        tuple(edges),
+        index,
+        size,
+        clipped,
+        span,
+        (lo, hi),
+        (lo, hi) != (0, input_length - 1),
+        tuple(all_notes),
+    )
 
 
 def _params(module: Any) -> int:
@@ -479,8 +528,7 @@ def _through(local: dict[int, dict[int, Field]], index: int, shown: set[int]) ->
     """The edges of node ``index`` to the shown rows, composed through the hidden ones between."""
     out: dict[int, Field] = {}
     for source, e in local[index].items():
-        parts = {source: e} if source in shown else {s: e.compose(f) for s, f in _through(local, source,
-                                                                                          shown).items()}
+        parts = {source: e} if source in shown else {s: e.compose(f) for s, f in _through(local, source, shown).items()}
         for s, f in parts.items():
             out[s] = f if s not in out else out[s] | f
     return out
@@ -493,8 +541,9 @@ def _position(f: Field) -> tuple[float, float]:
     return x0, float(f.rate)
 
 
-def _stack_of(model_or_layers: Any, input_length: int | None = None,
-             input_shape: Sequence[int] | None = None) -> _Stack | _Graph:
+def _stack_of(
+    model_or_layers: Any, input_length: int | None = None, input_shape: Sequence[int] | None = None
+) -> _Stack | _Graph:
     """The time-axis layers (and row labels) of a list of ``Layer``s, or the analysis of a torch module, a Keras
     model or a :class:`dilated.targets.Target`, and the input length to draw them with."""
     if isinstance(model_or_layers, Layer):
@@ -523,8 +572,10 @@ def _stack_of(model_or_layers: Any, input_length: int | None = None,
     from torch import nn
 
     if not isinstance(model_or_layers, nn.Module):
-        raise TypeError(f"draw() takes a list of dilated.geometry.Layer, a torch module, a Keras model or a "
-                        f"Target, got {type(model_or_layers).__name__}")
+        raise TypeError(
+            f"draw() takes a list of dilated.geometry.Layer, a torch module, a Keras model or a "
+            f"Target, got {type(model_or_layers).__name__}"
+        )
     if input_shape is None:
         if input_length is None:
             raise ValueError("draw(model): give input_length (time steps) or input_shape (channels, time)")
@@ -549,9 +600,17 @@ def _first_channels(model: Any) -> int:
 # --- rendering ---------------------------------------------------------------------------------------------------
 
 
-def draw(model_or_layers: Any, input_length: int | None = None, *, path: str | Path, output: int | None = None,
-         input_shape: Sequence[int] | None = None, title: str | None = None, animate: bool = False,
-         max_steps: int = MAX_STEPS) -> Diagram:
+def draw(
+    model_or_layers: Any,
+    input_length: int | None = None,
+    *,
+    path: str | Path,
+    output: int | None = None,
+    input_shape: Sequence[int] | None = None,
+    title: str | None = None,
+    animate: bool = False,
+    max_steps: int = MAX_STEPS,
+) -> Diagram:
     """Draw the receptive-field diagram of a stack to ``path`` (``.png``, ``.svg`` or ``.gif``).
 
     Args:
@@ -582,9 +641,17 @@ def draw(model_or_layers: Any, input_length: int | None = None, *, path: str | P
     return diagram
 
 
-def compare(a: Any, b: Any, input_length: int | None = None, *, path: str | Path, output: int | None = None,
-            input_shape: Sequence[int] | None = None, titles: Sequence[str] | None = None,
-            max_steps: int = MAX_STEPS) -> tuple[Diagram, Diagram]:
+def compare(
+    a: Any,
+    b: Any,
+    input_length: int | None = None,
+    *,
+    path: str | Path,
+    output: int | None = None,
+    input_shape: Sequence[int] | None = None,
+    titles: Sequence[str] | None = None,
+    max_steps: int = MAX_STEPS,
+) -> tuple[Diagram, Diagram]:
     """Draw two stacks side by side on one figure (same scale), e.g. a dilated stack next to a strided one.
 
     Arguments are those of :func:`draw`, applied to both; ``titles`` replaces the two panels' first title lines.
@@ -593,22 +660,32 @@ def compare(a: Any, b: Any, input_length: int | None = None, *, path: str | Path
     titles = list(titles) if titles is not None else [None, None]
     if len(titles) != 2:
         raise ValueError(f"titles: expected two, got {len(titles)}")
-    diagrams = tuple(_layout_stack(_stack_of(m, input_length, input_shape), output, t, max_steps)
-                     for m, t in zip((a, b), titles))
+    diagrams = tuple(
+        _layout_stack(_stack_of(m, input_length, input_shape), output, t, max_steps) for m, t in zip((a, b), titles)
+    )
     _render([[d] for d in diagrams], path)
     return diagrams[0], diagrams[1]
 
 
-def _layout_stack(stack: _Stack | _Graph, output: int | None, title: str | None, max_steps: int,
-                  window: tuple[int, int] | None = None) -> Diagram:
+def _layout_stack(
+    stack: _Stack | _Graph, output: int | None, title: str | None, max_steps: int, window: tuple[int, int] | None = None
+) -> Diagram:
     if isinstance(stack, _Graph):
-        return graph_layout(stack.field, output, name=stack.name, details=stack.details, title=title,
-                            max_steps=max_steps, window=window)
-    diagram = layout(stack.layers, stack.input_length, output, name=stack.name, names=stack.names, title=title,
-                     max_steps=max_steps, window=window)
+        return graph_layout(
+            stack.field, output, name=stack.name, details=stack.details, title=title, max_steps=max_steps, window=window
+        )
+    diagram = layout(
+        stack.layers,
+        stack.input_length,
+        output,
+        name=stack.name,
+        names=stack.names,
+        title=title,
+        max_steps=max_steps,
+        window=window,
+    )
     if stack.notes:
-        diagram = replace(diagram, title="\n".join([diagram.title, *stack.notes]),
-                          notes=diagram.notes + stack.notes)
+        diagram = replace(diagram, title="\n".join([diagram.title, *stack.notes]), notes=diagram.notes + stack.notes)
     return diagram
 
 
@@ -672,8 +749,9 @@ def _write_gif(figure: Any, axes: list[Any], panels: list[list[Diagram]], path: 
     for k in range(n_frames):
         artists = [_draw_highlight(ax, frames[min(k, len(frames) - 1)]) for ax, frames in zip(axes, panels)]
         figure.canvas.draw()
-        images.append(Image.frombuffer("RGBA", figure.canvas.get_width_height(), figure.canvas.buffer_rgba())
-                      .convert("RGB"))
+        images.append(
+            Image.frombuffer("RGBA", figure.canvas.get_width_height(), figure.canvas.buffer_rgba()).convert("RGB")
+        )
         for artist in (a for group in artists for a in group):
             artist.remove()
     palette = images[-1].quantize(colors=32, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
@@ -690,8 +768,9 @@ def _x_range(diagram: Diagram) -> tuple[float, float]:
 
 def _label_steps(diagram: Diagram) -> float:
     """Width of the row-label column, in input steps (about 0.075 in per bold 9 pt character)."""
-    chars = max(max(len(row.label) * 0.075, *(len(line) * 0.058 for line in row.detail.split("\n")))
-                for row in diagram.rows)
+    chars = max(
+        max(len(row.label) * 0.075, *(len(line) * 0.058 for line in row.detail.split("\n"))) for row in diagram.rows
+    )
     return max(LABEL_INCHES, chars + 0.45) / INCHES_PER_STEP
 
 
@@ -715,8 +794,15 @@ def _draw_base(ax: Any, diagram: Diagram) -> None:
     if real:
         ax.scatter(*zip(*real), s=NODE_SIZE, c=NODE, edgecolors=NODE_EDGE, linewidths=0.8, zorder=2)
     if pads:
-        ax.scatter(*zip(*pads), s=PADDING_SIZE, c="white", edgecolors=PADDING_EDGE, linewidths=0.9,
-                   linestyle=(0, (2, 1.5)), zorder=2)
+        ax.scatter(
+            *zip(*pads),
+            s=PADDING_SIZE,
+            c="white",
+            edgecolors=PADDING_EDGE,
+            linewidths=0.9,
+            linestyle=(0, (2, 1.5)),
+            zorder=2,
+        )
     left = ax.get_xlim()[0] + 0.3
     for r, row in enumerate(rows):
         ax.text(left, r + 0.14, row.label, ha="left", va="bottom", fontsize=9, fontweight="bold", color=TEXT)
@@ -739,42 +825,95 @@ def _draw_highlight(ax: Any, diagram: Diagram) -> list[Any]:
     drawn = (max(first, lo), min(last, hi))  # the part of the field inside the window
     y = -0.72
     if drawn[0] <= drawn[1]:
-        band = FancyBboxPatch((drawn[0] - 0.42, -0.3), drawn[1] - drawn[0] + 0.84, 0.6,
-                              boxstyle="round,pad=0,rounding_size=0.25", facecolor=FIELD_BAND, edgecolor=HIGHLIGHT,
-                              linewidth=0.8, linestyle=(0, (3, 2)), zorder=0)
+        band = FancyBboxPatch(
+            (drawn[0] - 0.42, -0.3),
+            drawn[1] - drawn[0] + 0.84,
+            0.6,
+            boxstyle="round,pad=0,rounding_size=0.25",
+            facecolor=FIELD_BAND,
+            edgecolor=HIGHLIGHT,
+            linewidth=0.8,
+            linestyle=(0, (3, 2)),
+            zorder=0,
+        )
         artists.append(ax.add_patch(band))
         ticks = (0.12 if first >= lo else 0.0, 0.12 if last <= hi else 0.0)  # open where the field goes on
-        artists += ax.plot([drawn[0] - 0.4, drawn[0] - 0.4, drawn[1] + 0.4, drawn[1] + 0.4],
-                           [y + ticks[0], y, y, y + ticks[1]], color=HIGHLIGHT, linewidth=1.2,
-                           solid_capstyle="butt", zorder=3)
+        artists += ax.plot(
+            [drawn[0] - 0.4, drawn[0] - 0.4, drawn[1] + 0.4, drawn[1] + 0.4],
+            [y + ticks[0], y, y, y + ticks[1]],
+            color=HIGHLIGHT,
+            linewidth=1.2,
+            solid_capstyle="butt",
+            zorder=3,
+        )
         centre = (drawn[0] + drawn[1]) / 2
     else:
         centre = rows[-1].x(diagram.output_index)
     text, remark = _field_text(diagram)
-    artists.append(ax.text(_text_x(ax, centre, len(text) * 0.4), y - 0.1, text, ha="center", va="top",
-                           fontsize=9, color=HIGHLIGHT_DARK, fontweight="bold", zorder=3))
+    artists.append(
+        ax.text(
+            _text_x(ax, centre, len(text) * 0.4),
+            y - 0.1,
+            text,
+            ha="center",
+            va="top",
+            fontsize=9,
+            color=HIGHLIGHT_DARK,
+            fontweight="bold",
+            zorder=3,
+        )
+    )
     if remark:
-        artists.append(ax.text(_text_x(ax, centre, len(remark) * 0.33), y - 0.36, remark, ha="center",
-                               va="top", fontsize=8, color=MUTED, zorder=3))
+        artists.append(
+            ax.text(
+                _text_x(ax, centre, len(remark) * 0.33),
+                y - 0.36,
+                remark,
+                ha="center",
+                va="top",
+                fontsize=8,
+                color=MUTED,
+                zorder=3,
+            )
+        )
     lit = [e for e in diagram.edges if e.highlighted]
     styles = ["-" if 0 <= e.source < rows[e.below].length else (0, (2, 2)) for e in lit]  # dashed into padding
     if lit:
-        artists.append(ax.add_collection(LineCollection(_segments(rows, lit), colors=HIGHLIGHT, linewidths=1.5,
-                                                        linestyles=styles, zorder=3)))
+        artists.append(
+            ax.add_collection(
+                LineCollection(_segments(rows, lit), colors=HIGHLIGHT, linewidths=1.5, linestyles=styles, zorder=3)
+            )
+        )
     real_nodes = [(n.x, n.row) for row in rows for n in row.nodes if n.highlighted and not n.padding]
     pad_nodes = [(n.x, n.row) for row in rows for n in row.nodes if n.highlighted and n.padding]
     if real_nodes:
-        artists.append(ax.scatter(*zip(*real_nodes), s=NODE_SIZE, c=HIGHLIGHT, edgecolors=HIGHLIGHT_DARK,
-                                  linewidths=0.9, zorder=4))
+        artists.append(
+            ax.scatter(*zip(*real_nodes), s=NODE_SIZE, c=HIGHLIGHT, edgecolors=HIGHLIGHT_DARK, linewidths=0.9, zorder=4)
+        )
     if pad_nodes:
-        artists.append(ax.scatter(*zip(*pad_nodes), s=PADDING_SIZE, c="white", edgecolors=HIGHLIGHT,
-                                  linewidths=1.2, zorder=4))
+        artists.append(
+            ax.scatter(*zip(*pad_nodes), s=PADDING_SIZE, c="white", edgecolors=HIGHLIGHT, linewidths=1.2, zorder=4)
+        )
     top = rows[-1].x(diagram.output_index)
-    artists.append(ax.scatter([top], [len(rows) - 1], s=150, facecolors="none", edgecolors=HIGHLIGHT_DARK,
-                              linewidths=1.4, zorder=5))
+    artists.append(
+        ax.scatter(
+            [top], [len(rows) - 1], s=150, facecolors="none", edgecolors=HIGHLIGHT_DARK, linewidths=1.4, zorder=5
+        )
+    )
     inch = 1 / ax.figure.get_figheight()
-    artists.append(ax.text(0.5, 1 - 0.12 * inch, diagram.title, ha="center", va="top", transform=ax.transAxes,
-                           fontsize=10.5, color=TEXT, linespacing=1.35))
+    artists.append(
+        ax.text(
+            0.5,
+            1 - 0.12 * inch,
+            diagram.title,
+            ha="center",
+            va="top",
+            transform=ax.transAxes,
+            fontsize=10.5,
+            color=TEXT,
+            linespacing=1.35,
+        )
+    )
     return artists
 
 
@@ -806,15 +945,37 @@ def _legend(figure: Any) -> None:
     from matplotlib.lines import Line2D
 
     handles = [
-        Line2D([], [], marker="o", linestyle="-", color=HIGHLIGHT, markerfacecolor=HIGHLIGHT,
-               markeredgecolor=HIGHLIGHT_DARK, label="feeds the highlighted output"),
-        Line2D([], [], marker="o", linestyle="-", color=EDGE, markerfacecolor=NODE, markeredgecolor=NODE_EDGE,
-               label="other steps"),
-        Line2D([], [], marker="o", linestyle="none", markerfacecolor="white", markeredgecolor=PADDING_EDGE,
-               label="zero padding"),
+        Line2D(
+            [],
+            [],
+            marker="o",
+            linestyle="-",
+            color=HIGHLIGHT,
+            markerfacecolor=HIGHLIGHT,
+            markeredgecolor=HIGHLIGHT_DARK,
+            label="feeds the highlighted output",
+        ),
+        Line2D(
+            [],
+            [],
+            marker="o",
+            linestyle="-",
+            color=EDGE,
+            markerfacecolor=NODE,
+            markeredgecolor=NODE_EDGE,
+            label="other steps",
+        ),
+        Line2D(
+            [],
+            [],
+            marker="o",
+            linestyle="none",
+            markerfacecolor="white",
+            markeredgecolor=PADDING_EDGE,
+            label="zero padding",
+        ),
     ]
-    figure.legend(handles=handles, loc="lower center", ncol=3, frameon=False, fontsize=8,
-                  bbox_to_anchor=(0.5, 0.0))
+    figure.legend(handles=handles, loc="lower center", ncol=3, frameon=False, fontsize=8, bbox_to_anchor=(0.5, 0.0))
 
 
 # --- the README images --------------------------------------------------------------------------------------------

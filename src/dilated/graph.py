@@ -50,12 +50,28 @@ class Exponential(nn.Module):
 
 
 ACTIVATIONS: dict[str, Callable[..., nn.Module]] = {
-    "linear": nn.Identity, "relu": nn.ReLU, "relu6": nn.ReLU6, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
-    "hard_sigmoid": nn.Hardsigmoid, "gelu": nn.GELU, "gelu_tanh": functools.partial(nn.GELU, approximate="tanh"),
-    "elu": nn.ELU, "selu": nn.SELU, "celu": nn.CELU, "softplus": nn.Softplus, "softsign": nn.Softsign,
-    "silu": nn.SiLU, "hard_silu": nn.Hardswish, "mish": nn.Mish, "leaky_relu": nn.LeakyReLU, "hard_tanh": nn.Hardtanh,
-    "tanh_shrink": nn.Tanhshrink, "exponential": Exponential,
-    "softmax": functools.partial(nn.Softmax, dim=1), "log_softmax": functools.partial(nn.LogSoftmax, dim=1),
+    "linear": nn.Identity,
+    "relu": nn.ReLU,
+    "relu6": nn.ReLU6,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "hard_sigmoid": nn.Hardsigmoid,
+    "gelu": nn.GELU,
+    "gelu_tanh": functools.partial(nn.GELU, approximate="tanh"),
+    "elu": nn.ELU,
+    "selu": nn.SELU,
+    "celu": nn.CELU,
+    "softplus": nn.Softplus,
+    "softsign": nn.Softsign,
+    "silu": nn.SiLU,
+    "hard_silu": nn.Hardswish,
+    "mish": nn.Mish,
+    "leaky_relu": nn.LeakyReLU,
+    "hard_tanh": nn.Hardtanh,
+    "tanh_shrink": nn.Tanhshrink,
+    "exponential": Exponential,
+    "softmax": functools.partial(nn.Softmax, dim=1),
+    "log_softmax": functools.partial(nn.LogSoftmax, dim=1),
 }
 """Activation names (Keras spellings) -> torch modules; ``softmax``/``log_softmax`` act over the channel axis."""
 
@@ -77,8 +93,13 @@ class Merge(nn.Module):
     ``maximum``, ``minimum`` (Keras's merge layers)."""
 
     OPS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-        "add": operator.add, "subtract": operator.sub, "multiply": operator.mul, "average": operator.add,
-        "maximum": torch.maximum, "minimum": torch.minimum}
+        "add": operator.add,
+        "subtract": operator.sub,
+        "multiply": operator.mul,
+        "average": operator.add,
+        "maximum": torch.maximum,
+        "minimum": torch.minimum,
+    }
 
     def __init__(self, op: str) -> None:
         super().__init__()
@@ -86,8 +107,9 @@ class Merge(nn.Module):
 
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
         if len(xs) < 2 or (self.op == "subtract" and len(xs) != 2):
-            raise ValueError(f"{self.op} takes {'exactly' if self.op == 'subtract' else 'at least'} 2 inputs, "
-                             f"got {len(xs)}")
+            raise ValueError(
+                f"{self.op} takes {'exactly' if self.op == 'subtract' else 'at least'} 2 inputs, got {len(xs)}"
+            )
         y = functools.reduce(self.OPS[self.op], xs)
         return y / len(xs) if self.op == "average" else y
 
@@ -130,9 +152,11 @@ class Crop1d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, T) -> (B, C, T - left - right)``."""
         if x.shape[-1] <= self.left + self.right:
-            raise ValueError(f"Crop1d({self.left}, {self.right}): needs more than {self.left + self.right} time "
-                             f"steps, got {x.shape[-1]}")
-        return x[..., self.left:x.shape[-1] - self.right]
+            raise ValueError(
+                f"Crop1d({self.left}, {self.right}): needs more than {self.left + self.right} time "
+                f"steps, got {x.shape[-1]}"
+            )
+        return x[..., self.left : x.shape[-1] - self.right]
 
     def extra_repr(self) -> str:
         return f"left={self.left}, right={self.right}"
@@ -176,8 +200,16 @@ class GlobalMaxPool1d(nn.AdaptiveMaxPool1d):
         return y if self.keepdims else y.squeeze(-1)
 
 
-def _conv1d(in_channels: int, channels: int, kernel_size: int, stride: int = 1, dilation: int = 1,
-            padding: str | int | list[int] = "causal", groups: int = 1, bias: bool = True) -> nn.Module:
+def _conv1d(
+    in_channels: int,
+    channels: int,
+    kernel_size: int,
+    stride: int = 1,
+    dilation: int = 1,
+    padding: str | int | list[int] = "causal",
+    groups: int = 1,
+    bias: bool = True,
+) -> nn.Module:
     pad: str | int | tuple[int, int] = (int(padding[0]), int(padding[1])) if isinstance(padding, list) else padding
     return Conv1d(in_channels, channels, kernel_size, stride, dilation, pad, groups, bias)
 
@@ -195,12 +227,14 @@ def _linear(in_features: int, units: int, bias: bool = True) -> nn.Module:
 def _pool(kind: type[MaxPool1d] | type[AvgPool1d]) -> Callable[..., nn.Module]:
     def build(kernel_size: int, stride: int | None = None, padding: str = "valid") -> nn.Module:
         return kind(kernel_size, stride, padding)
+
     return build
 
 
 def _global(kind: type[GlobalAvgPool1d] | type[GlobalMaxPool1d]) -> Callable[..., nn.Module]:
     def build(keepdims: bool = False) -> nn.Module:
         return kind(keepdims)
+
     return build
 
 
@@ -226,15 +260,23 @@ def _zero_pad(left: int, right: int) -> nn.Module:
 
 
 NODE_TYPES: dict[str, Callable[..., nn.Module]] = {
-    "conv1d": _conv1d, "dense": _dense, "linear": _linear,
+    "conv1d": _conv1d,
+    "dense": _dense,
+    "linear": _linear,
     "activation": activation,
     **{op: _merge(op) for op in Merge.OPS},
     "concatenate": Concatenate,
-    "batch_norm": _batch_norm, "layer_norm": ChannelLayerNorm,
-    "dropout": _dropout, "spatial_dropout": _spatial_dropout,
-    "maxpool1d": _pool(MaxPool1d), "avgpool1d": _pool(AvgPool1d),
-    "crop": Crop1d, "zero_pad": _zero_pad, "select_step": SelectStep,
-    "global_avgpool": _global(GlobalAvgPool1d), "global_maxpool": _global(GlobalMaxPool1d),
+    "batch_norm": _batch_norm,
+    "layer_norm": ChannelLayerNorm,
+    "dropout": _dropout,
+    "spatial_dropout": _spatial_dropout,
+    "maxpool1d": _pool(MaxPool1d),
+    "avgpool1d": _pool(AvgPool1d),
+    "crop": Crop1d,
+    "zero_pad": _zero_pad,
+    "select_step": SelectStep,
+    "global_avgpool": _global(GlobalAvgPool1d),
+    "global_maxpool": _global(GlobalMaxPool1d),
 }
 """Node type -> builder; a node's options are its builder's arguments."""
 
@@ -284,8 +326,12 @@ class GraphSpec:
         return (shape[0], shape[1]) if len(shape) == 2 else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "inputs": {k: list(v) for k, v in self.inputs.items()},
-                "outputs": list(self.outputs), "graph": [node.to_dict() for node in self.nodes]}
+        return {
+            "name": self.name,
+            "inputs": {k: list(v) for k, v in self.inputs.items()},
+            "outputs": list(self.outputs),
+            "graph": [node.to_dict() for node in self.nodes],
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "graph") -> GraphSpec:
@@ -303,8 +349,10 @@ class GraphSpec:
             node = _node(entry, f"{source}: graph node {index}")
             missing = [name for name in node.inputs if name not in known]
             if missing:
-                raise ValueError(f"{source}: node {node.name!r} reads {', '.join(map(repr, missing))}, which no "
-                                 "earlier node or input makes (nodes are listed in execution order)")
+                raise ValueError(
+                    f"{source}: node {node.name!r} reads {', '.join(map(repr, missing))}, which no "
+                    "earlier node or input makes (nodes are listed in execution order)"
+                )
             if node.name in known:
                 raise ValueError(f"{source}: the name {node.name!r} is used twice")
             known.add(node.name)
@@ -329,8 +377,10 @@ def _node(entry: Any, where: str) -> Node:
     valid = _options_of(NODE_TYPES[kind])
     unknown = sorted(set(options) - set(valid))
     if unknown:
-        raise ValueError(f"{where} ({name}, {kind}): unknown option(s) {', '.join(unknown)}; valid options: "
-                         f"{', '.join(valid) or 'none'}")
+        raise ValueError(
+            f"{where} ({name}, {kind}): unknown option(s) {', '.join(unknown)}; valid options: "
+            f"{', '.join(valid) or 'none'}"
+        )
     inputs = entry["inputs"]
     if not isinstance(inputs, list) or not inputs:
         raise ValueError(f"{where} ({name}): 'inputs' must be a non-empty list of tensor names")
@@ -359,8 +409,10 @@ class Graph(nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         if len(inputs) != len(self.spec.inputs):
-            raise ValueError(f"{self.spec.name}: expected {len(self.spec.inputs)} input(s) "
-                             f"({', '.join(self.spec.inputs)}), got {len(inputs)}")
+            raise ValueError(
+                f"{self.spec.name}: expected {len(self.spec.inputs)} input(s) "
+                f"({', '.join(self.spec.inputs)}), got {len(inputs)}"
+            )
         values = dict(zip(self.spec.inputs, inputs))
         for node in self.spec.nodes:
             values[node.name] = self.layers[node.module_name](*(values[name] for name in node.inputs))
@@ -376,8 +428,11 @@ def save_graph(graph: Graph, path: str | Path) -> tuple[Path, Path]:
         raise ValueError(f"the weights file must end in .safetensors, got {weights}")
     config = weights.with_suffix(".yaml")
     weights.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().contiguous() for k, v in graph.state_dict().items()}, str(weights),
-              metadata={"format": "dilated-graph", "spec": config.name})
+    save_file(
+        {k: v.detach().contiguous() for k, v in graph.state_dict().items()},
+        str(weights),
+        metadata={"format": "dilated-graph", "spec": config.name},
+    )
     config.write_text(spec_yaml(graph.spec, weights.name))
     return weights, config
 
@@ -386,8 +441,9 @@ def spec_yaml(spec: GraphSpec, weights: str | None = None) -> str:
     """The spec as YAML, one line per node."""
     data = spec.to_dict()
     nodes = data.pop("graph")
-    head = yaml.safe_dump({**data, **({"weights": weights} if weights else {})}, sort_keys=False,
-                          default_flow_style=None)
+    head = yaml.safe_dump(
+        {**data, **({"weights": weights} if weights else {})}, sort_keys=False, default_flow_style=None
+    )
     lines = [yaml.safe_dump(node, sort_keys=False, default_flow_style=True, width=1 << 20).strip() for node in nodes]
     return head + "graph:\n" + "".join(f"  - {line}\n" for line in lines)
 
@@ -418,7 +474,8 @@ def graph_from_config(data: Mapping[str, Any], source: Path) -> Graph:
             raise ValueError(f"{weights} does not match {source}: missing {missing[:3]}, unexpected {unexpected[:3]}")
         for key, tensor in expected.items():
             if state[key].shape != tensor.shape:
-                raise ValueError(f"{weights}: {key} has shape {tuple(state[key].shape)}, the spec makes "
-                                 f"{tuple(tensor.shape)}")
+                raise ValueError(
+                    f"{weights}: {key} has shape {tuple(state[key].shape)}, the spec makes {tuple(tensor.shape)}"
+                )
         graph.load_state_dict(state)
     return graph

@@ -16,8 +16,18 @@ from dilated.geometry import Layer, LayerKind
 
 __all__ = ["import_keras", "is_keras_model", "keras_geometry", "load_keras_model"]
 
-GLOBAL_LAYERS = ("Flatten", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "LSTM", "GRU", "SimpleRNN", "RNN",
-                 "Bidirectional", "MultiHeadAttention", "Attention")
+GLOBAL_LAYERS = (
+    "Flatten",
+    "GlobalAveragePooling1D",
+    "GlobalMaxPooling1D",
+    "LSTM",
+    "GRU",
+    "SimpleRNN",
+    "RNN",
+    "Bidirectional",
+    "MultiHeadAttention",
+    "Attention",
+)
 POOL_KINDS: dict[str, LayerKind] = {"MaxPooling1D": "maxpool", "AveragePooling1D": "avgpool"}
 
 
@@ -33,8 +43,9 @@ def keras_geometry(layer: Any) -> tuple[tuple[Layer, ...], LayerKind]:
     config = layer.get_config()
     name = config.get("name", kind)
     if kind == "Conv1D":
-        g = Layer(config["kernel_size"][0], config["strides"][0], config["dilation_rate"][0], config["padding"],
-                  "conv", name)
+        g = Layer(
+            config["kernel_size"][0], config["strides"][0], config["dilation_rate"][0], config["padding"], "conv", name
+        )
         return (g,), "conv"
     if kind in POOL_KINDS:
         pool = config["pool_size"][0]

@@ -38,7 +38,10 @@ KERAS_TCN = "tcn.tcn.TCN"  # keras-tcn's layer, by qualified class name (the pac
 
 # Keras activation names -> (dilated.graph activation, alpha) where the names or defaults differ
 KERAS_ACTIVATIONS: dict[str, tuple[str, float | None]] = {
-    "swish": ("silu", None), "hard_swish": ("hard_silu", None), "leaky_relu": ("leaky_relu", 0.2)}
+    "swish": ("silu", None),
+    "hard_swish": ("hard_silu", None),
+    "leaky_relu": ("leaky_relu", 0.2),
+}
 load_converted = load_graph  # what `dilated convert` wrote, rebuilt without Keras (a .yaml or .safetensors path)
 save_converted = save_graph
 
@@ -86,8 +89,10 @@ def check_conversion(model: Any, graph: Graph, seed: int = 0) -> float:
     than :data:`CHECK_TOLERANCE` times the output scale."""
     keras = import_keras()
     rng = np.random.default_rng(seed)
-    xs = [rng.standard_normal((2, shape[1] if len(shape) == 2 else CHECK_LENGTH, shape[0])).astype("float32")
-          for shape in graph.spec.inputs.values()]
+    xs = [
+        rng.standard_normal((2, shape[1] if len(shape) == 2 else CHECK_LENGTH, shape[0])).astype("float32")
+        for shape in graph.spec.inputs.values()
+    ]
     expected = model(xs if len(xs) > 1 else xs[0])
     expected = expected if isinstance(expected, list | tuple) else [expected]
     with torch.no_grad():
@@ -101,8 +106,10 @@ def check_conversion(model: Any, graph: Graph, seed: int = 0) -> float:
             raise ValueError(f"converted output {name!r} has shape {mine.shape}, Keras gives {ref.shape}")
         diff = float(np.abs(mine - ref).max()) if ref.size else 0.0
         if not diff <= CHECK_TOLERANCE * max(1.0, float(np.abs(ref).max(initial=0.0))):
-            raise ValueError(f"converted output {name!r} differs from the Keras model by {diff:.3g}; please report "
-                             "this model (its layers convert one by one, so one of them behaves differently here)")
+            raise ValueError(
+                f"converted output {name!r} differs from the Keras model by {diff:.3g}; please report "
+                "this model (its layers convert one by one, so one of them behaves differently here)"
+            )
         error = max(error, diff)
     return error
 
@@ -116,6 +123,7 @@ def convert_file(source: str | Path, weights: str | Path) -> tuple[Graph, Path, 
 # --------------------------------------------------------------------------------------------------------------------
 # Walking the Keras graph
 # --------------------------------------------------------------------------------------------------------------------
+
 
 def _safe_name(name: str) -> str:
     name = re.sub(r"[^A-Za-z0-9_\-]", "_", name)
@@ -146,11 +154,14 @@ class _Reader:
         for tensor in model.inputs:
             shape = tuple(tensor.shape)
             if len(shape) != 3 or shape[2] is None:
-                raise ValueError(f"Keras input {tensor.name!r} has shape {shape}; expected (batch, time, channels) "
-                                 "with a known channel count")
+                raise ValueError(
+                    f"Keras input {tensor.name!r} has shape {shape}; expected (batch, time, channels) "
+                    "with a known channel count"
+                )
             channels, length = int(shape[2]), shape[1]
-            inputs[self.unique(tensor._keras_history.operation.name)] = \
+            inputs[self.unique(tensor._keras_history.operation.name)] = (
                 (channels,) if length is None else (channels, int(length))
+            )
         outputs = self.model(model, list(inputs))
         return GraphSpec(_safe_name(model.name), inputs, tuple(self.nodes), tuple(outputs))
 
@@ -180,11 +191,15 @@ class _Reader:
             return self.keras_tcn(layer, shapes[0], inputs[0])
         convert = self.converters.get(type(layer))
         if convert is None:
-            raise ValueError(f"Keras layer {layer.name!r} ({type(layer).__name__}) has no dilated equivalent; "
-                             f"supported: {', '.join(SUPPORTED)}")
+            raise ValueError(
+                f"Keras layer {layer.name!r} ({type(layer).__name__}) has no dilated equivalent; "
+                f"supported: {', '.join(SUPPORTED)}"
+            )
         if any(len(shape) not in (2, 3) for shape in shapes):
-            raise ValueError(f"Keras layer {layer.name!r} ({type(layer).__name__}): input shapes {shapes}; only "
-                             "(batch, time, channels) and (batch, features) tensors convert")
+            raise ValueError(
+                f"Keras layer {layer.name!r} ({type(layer).__name__}): input shapes {shapes}; only "
+                "(batch, time, channels) and (batch, features) tensors convert"
+            )
         try:
             converted = convert(layer, layer.get_config(), shapes)
         except (KeyError, ValueError) as error:
@@ -202,7 +217,6 @@ class _Reader:
         activated = self.unique(f"{name}_{converted.activation['function']}")
         self.nodes.append(Node(activated, "activation", (name,), converted.activation))
         return activated
-
 
     def keras_tcn(self, tcn: Any, shape: tuple, input_name: str) -> str:
         """keras-tcn's ``TCN``: per residual block ``y = layers(x)`` (conv, norm, activation, spatial dropout, twice,
@@ -236,8 +250,10 @@ class _Reader:
         if config["return_sequences"]:
             return name
         if config["padding"] != "causal" and shape[1] is None:
-            raise ValueError(f"{where}: padding='same' without return_sequences reads the middle step of an input "
-                             "of unknown length; give the Input a length")
+            raise ValueError(
+                f"{where}: padding='same' without return_sequences reads the middle step of an input "
+                "of unknown length; give the Input a length"
+            )
         index = -1 if config["padding"] == "causal" else int(shape[1]) // 2
         last = self.unique(f"{tcn.name}_step")
         self.nodes.append(Node(last, "select_step", (name,), {"index": index}))
@@ -248,6 +264,7 @@ class _Reader:
 # One converter per Keras layer class
 # --------------------------------------------------------------------------------------------------------------------
 
+
 def _tensor(value: Any) -> torch.Tensor:
     keras = import_keras()
     return torch.from_numpy(np.array(keras.ops.convert_to_numpy(value), dtype=np.float32))
@@ -255,8 +272,7 @@ def _tensor(value: Any) -> torch.Tensor:
 
 def _channels_last(config: dict) -> None:
     if config.get("data_format", "channels_last") != "channels_last":
-        raise ValueError(f"data_format {config['data_format']!r}; only channels_last (batch, time, channels) "
-                         "converts")
+        raise ValueError(f"data_format {config['data_format']!r}; only channels_last (batch, time, channels) converts")
 
 
 def _axis(axis: int, rank: int) -> int:
@@ -279,8 +295,10 @@ def activation_options(value: Any) -> dict[str, Any] | None:
         return None
     function, alpha = KERAS_ACTIVATIONS.get(value, (value, None))
     if function not in ACTIVATIONS:
-        raise ValueError(f"activation {value!r} has no dilated equivalent; known: "
-                         f"{', '.join(sorted([*ACTIVATIONS, *KERAS_ACTIVATIONS]))}")
+        raise ValueError(
+            f"activation {value!r} has no dilated equivalent; known: "
+            f"{', '.join(sorted([*ACTIVATIONS, *KERAS_ACTIVATIONS]))}"
+        )
     return {"function": function} if alpha is None else {"function": function, "alpha": alpha}
 
 
@@ -291,12 +309,22 @@ def _bias(layer: Any, config: dict) -> dict[str, torch.Tensor]:
 def _conv1d(layer: Any, config: dict, shapes: list[tuple]) -> Converted:
     _channels_last(config)
     kernel = _tensor(layer.kernel)  # (k, in / groups, out)
-    options = {"in_channels": int(shapes[0][-1]), "channels": config["filters"],
-               "kernel_size": config["kernel_size"][0], "stride": config["strides"][0],
-               "dilation": config["dilation_rate"][0], "padding": config["padding"], "groups": config["groups"],
-               "bias": config["use_bias"]}
-    return Converted("conv1d", options, {"weight": kernel.permute(2, 1, 0), **_bias(layer, config)},
-                     activation_options(config["activation"]))
+    options = {
+        "in_channels": int(shapes[0][-1]),
+        "channels": config["filters"],
+        "kernel_size": config["kernel_size"][0],
+        "stride": config["strides"][0],
+        "dilation": config["dilation_rate"][0],
+        "padding": config["padding"],
+        "groups": config["groups"],
+        "bias": config["use_bias"],
+    }
+    return Converted(
+        "conv1d",
+        options,
+        {"weight": kernel.permute(2, 1, 0), **_bias(layer, config)},
+        activation_options(config["activation"]),
+    )
 
 
 def _dense(layer: Any, config: dict, shapes: list[tuple]) -> Converted:
@@ -304,9 +332,12 @@ def _dense(layer: Any, config: dict, shapes: list[tuple]) -> Converted:
     rank, units = len(shapes[0]), config["units"]
     weight = kernel.T if rank == 2 else kernel.T.unsqueeze(-1)
     size = "in_features" if rank == 2 else "in_channels"
-    return Converted("linear" if rank == 2 else "dense", {size: int(kernel.shape[0]), "units": units,
-                                                          "bias": config["use_bias"]},
-                     {"weight": weight, **_bias(layer, config)}, activation_options(config["activation"]))
+    return Converted(
+        "linear" if rank == 2 else "dense",
+        {size: int(kernel.shape[0]), "units": units, "bias": config["use_bias"]},
+        {"weight": weight, **_bias(layer, config)},
+        activation_options(config["activation"]),
+    )
 
 
 def _activation(layer: Any, config: dict, shapes: list[tuple]) -> Converted:
@@ -316,8 +347,10 @@ def _activation(layer: Any, config: dict, shapes: list[tuple]) -> Converted:
 def _relu(layer: Any, config: dict, shapes: list[tuple]) -> Converted:
     max_value, slope, threshold = config.get("max_value"), config.get("negative_slope", 0.0), config.get("threshold")
     if threshold or (max_value is not None and (max_value != 6 or slope)):
-        raise ValueError(f"ReLU with max_value={max_value}, negative_slope={slope}, threshold={threshold}; only "
-                         "plain ReLU, ReLU(max_value=6) and ReLU(negative_slope=a) convert")
+        raise ValueError(
+            f"ReLU with max_value={max_value}, negative_slope={slope}, threshold={threshold}; only "
+            "plain ReLU, ReLU(max_value=6) and ReLU(negative_slope=a) convert"
+        )
     if max_value is not None:
         return Converted("activation", {"function": "relu6"}, {})
     return Converted("activation", {"function": "leaky_relu", "alpha": slope} if slope else {"function": "relu"}, {})
@@ -347,10 +380,13 @@ def _concatenate(layer: Any, config: dict, shapes: list[tuple]) -> Converted:
 def _batch_norm(layer: Any, config: dict, shapes: list[tuple]) -> Converted:
     _feature_axis(config, shapes)
     channels = int(shapes[0][-1])
-    state = {"weight": _tensor(layer.gamma) if config["scale"] else torch.ones(channels),
-             "bias": _tensor(layer.beta) if config["center"] else torch.zeros(channels),
-             "running_mean": _tensor(layer.moving_mean), "running_var": _tensor(layer.moving_variance),
-             "num_batches_tracked": torch.tensor(0)}
+    state = {
+        "weight": _tensor(layer.gamma) if config["scale"] else torch.ones(channels),
+        "bias": _tensor(layer.beta) if config["center"] else torch.zeros(channels),
+        "running_mean": _tensor(layer.moving_mean),
+        "running_var": _tensor(layer.moving_variance),
+        "num_batches_tracked": torch.tensor(0),
+    }
     return Converted("batch_norm", {"channels": channels, "eps": config["epsilon"]}, state)
 
 
@@ -359,8 +395,10 @@ def _layer_norm(layer: Any, config: dict, shapes: list[tuple]) -> Converted:
     if config.get("rms_scaling"):
         raise ValueError("rms_scaling=True; only the mean-and-variance layer norm converts")
     channels = int(shapes[0][-1])
-    state = {"norm.weight": _tensor(layer.gamma) if config["scale"] else torch.ones(channels),
-             "norm.bias": _tensor(layer.beta) if config["center"] else torch.zeros(channels)}
+    state = {
+        "norm.weight": _tensor(layer.gamma) if config["scale"] else torch.ones(channels),
+        "norm.bias": _tensor(layer.beta) if config["center"] else torch.zeros(channels),
+    }
     return Converted("layer_norm", {"channels": channels, "eps": config["epsilon"]}, state)
 
 
@@ -374,11 +412,14 @@ def _pool(kind: str) -> Callable[[Any, dict, list[tuple]], Converted]:
         size = config["pool_size"][0]
         stride = config["strides"][0] if config.get("strides") else size
         if kind == "avgpool1d" and config["padding"] == "same" and (stride > 1 or size % 2 == 0):
-            raise ValueError(f"padding='same' with pool_size={size}, strides={stride} can pad one step more on the "
-                             "right, and Keras backends average the padded edge differently (torch repeats the edge "
-                             "step, TensorFlow and JAX count real steps only); use an odd pool_size with strides=1, "
-                             "or padding='valid'")
+            raise ValueError(
+                f"padding='same' with pool_size={size}, strides={stride} can pad one step more on the "
+                "right, and Keras backends average the padded edge differently (torch repeats the edge "
+                "step, TensorFlow and JAX count real steps only); use an odd pool_size with strides=1, "
+                "or padding='valid'"
+            )
         return Converted(kind, {"kernel_size": size, "stride": stride, "padding": config["padding"]}, {})
+
     return convert
 
 
@@ -386,6 +427,7 @@ def _global(kind: str) -> Callable[[Any, dict, list[tuple]], Converted]:
     def convert(layer: Any, config: dict, shapes: list[tuple]) -> Converted:
         _channels_last(config)
         return Converted(kind, {"keepdims": bool(config.get("keepdims", False))}, {})
+
     return convert
 
 
@@ -401,13 +443,29 @@ def _zero_pad(layer: Any, config: dict, shapes: list[tuple]) -> Converted:
 
 
 SUPPORTED: dict[str, Callable[[Any, dict, list[tuple]], Converted]] = {
-    "Conv1D": _conv1d, "Dense": _dense, "Activation": _activation, "ReLU": _relu, "LeakyReLU": _leaky_relu,
-    "ELU": _elu, "Softmax": _softmax, "Add": _merge("add"), "Subtract": _merge("subtract"),
-    "Multiply": _merge("multiply"), "Average": _merge("average"), "Maximum": _merge("maximum"),
-    "Minimum": _merge("minimum"), "Concatenate": _concatenate, "BatchNormalization": _batch_norm,
-    "LayerNormalization": _layer_norm, "Dropout": _dropout("dropout"), "SpatialDropout1D": _dropout("spatial_dropout"),
-    "MaxPooling1D": _pool("maxpool1d"), "AveragePooling1D": _pool("avgpool1d"), "Cropping1D": _crop,
-    "ZeroPadding1D": _zero_pad, "GlobalAveragePooling1D": _global("global_avgpool"),
+    "Conv1D": _conv1d,
+    "Dense": _dense,
+    "Activation": _activation,
+    "ReLU": _relu,
+    "LeakyReLU": _leaky_relu,
+    "ELU": _elu,
+    "Softmax": _softmax,
+    "Add": _merge("add"),
+    "Subtract": _merge("subtract"),
+    "Multiply": _merge("multiply"),
+    "Average": _merge("average"),
+    "Maximum": _merge("maximum"),
+    "Minimum": _merge("minimum"),
+    "Concatenate": _concatenate,
+    "BatchNormalization": _batch_norm,
+    "LayerNormalization": _layer_norm,
+    "Dropout": _dropout("dropout"),
+    "SpatialDropout1D": _dropout("spatial_dropout"),
+    "MaxPooling1D": _pool("maxpool1d"),
+    "AveragePooling1D": _pool("avgpool1d"),
+    "Cropping1D": _crop,
+    "ZeroPadding1D": _zero_pad,
+    "GlobalAveragePooling1D": _global("global_avgpool"),
     "GlobalMaxPooling1D": _global("global_maxpool"),
 }
 """Keras layer class name (in ``keras.layers``) -> converter."""

@@ -53,8 +53,10 @@ class _TimeAxisLayer(nn.Module):
         if not x.is_floating_point():
             raise TypeError(f"{type(self).__name__}: expected a float tensor, got {x.dtype}; use x.float()")
         if x.shape[-1] < self.min_length:
-            raise ValueError(f"{type(self).__name__} ({self.geometry.describe()}): needs at least {self.min_length} "
-                             f"time steps, got {x.shape[-1]}; feed a longer sequence or use causal/same padding")
+            raise ValueError(
+                f"{type(self).__name__} ({self.geometry.describe()}): needs at least {self.min_length} "
+                f"time steps, got {x.shape[-1]}; feed a longer sequence or use causal/same padding"
+            )
 
     def padding_for(self, length: int) -> tuple[int, int]:
         """Zeros added (left, right) for an input of ``length`` steps."""

@@ -206,9 +206,11 @@ def _lobster_pair(path: Path) -> tuple[Path, Path]:
         return path, path.with_name(name.replace("_message_", "_orderbook_"))
     if path.suffix.lower() == ".csv" and "_orderbook_" in name:
         return path.with_name(name.replace("_orderbook_", "_message_")), path
-    raise ValueError(f"{path}: this run reads LOBSTER data: give a LOBSTER message or orderbook file "
-                     "(TICKER_date_start_end_message_LEVELS.csv or ..._orderbook_LEVELS.csv) or a YAML file with a "
-                     "'data:' section")
+    raise ValueError(
+        f"{path}: this run reads LOBSTER data: give a LOBSTER message or orderbook file "
+        "(TICKER_date_start_end_message_LEVELS.csv or ..._orderbook_LEVELS.csv) or a YAML file with a "
+        "'data:' section"
+    )
 
 
 class _TableData:
@@ -230,8 +232,9 @@ class _TableData:
         if source is None:
             return read_table(self.data["path"])
         if isinstance(source, (str, Path)):
-            return read_table(_override(self.data, str(source))["path"]
-                              if str(source).lower().endswith((".yaml", ".yml")) else source)
+            return read_table(
+                _override(self.data, str(source))["path"] if str(source).lower().endswith((".yaml", ".yml")) else source
+            )
         return source
 
     def _feed(self, frame: pd.DataFrame) -> Feed:
@@ -253,8 +256,10 @@ class _ArrayData:
         self.kind = kind
 
     def read(self, source: Any, by: str | None) -> dict[Hashable, Feed]:
-        raise ValueError(f"this run was trained on {self.kind} data: give its features as an array (channels, "
-                         "time); files are read for lobster and table runs")
+        raise ValueError(
+            f"this run was trained on {self.kind} data: give its features as an array (channels, "
+            "time); files are read for lobster and table runs"
+        )
 
     def prepare(self, rows: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
         return rows
@@ -264,8 +269,10 @@ def _task(config: Mapping[str, Any], info: Mapping[str, Any]) -> Task:
     """The run's task from its config and ``metrics.json``'s ``data`` (no data needs to be read)."""
     data = config["data"]
     if data["kind"] == "copy_memory":
-        raise ValueError("this run predicts every step of a sequence (copy_memory), not a window: stream its model "
-                         "with dilated.stream")
+        raise ValueError(
+            "this run predicts every step of a sequence (copy_memory), not a window: stream its model "
+            "with dilated.stream"
+        )
     if data["kind"] in ("lobster", "fi2010"):
         return Task("classification", len(LOB_CLASSES), LOB_CLASSES)
     if data.get("task") == "classification":
@@ -312,13 +319,16 @@ class Predictor:
         self.normalisation = Normalisation.from_stats(stats, self.channels)
         kinds: dict[str, Callable[[], _DataKind]] = {
             "lobster": lambda: _LobsterData(data, info.get("alpha", data["alpha"])),
-            "table": lambda: _TableData(data)}
+            "table": lambda: _TableData(data),
+        }
         self._data = kinds.get(data["kind"], lambda: _ArrayData(data["kind"]))()
         self._engine: tuple[Engine, float] | None = None
 
     def __repr__(self) -> str:
-        return (f"Predictor({self.config['model']}, {self.config['data']['kind']} data, window {self.window}, "
-                f"checkpoint {self.checkpoint.name})")
+        return (
+            f"Predictor({self.config['model']}, {self.config['data']['kind']} data, window {self.window}, "
+            f"checkpoint {self.checkpoint.name})"
+        )
 
     # -- reading and preparing raw data ------------------------------------------------------------------------------
     def read(self, source: Any = None) -> Feed:
@@ -340,8 +350,10 @@ class Predictor:
         from ``previous`` ``(..., channels)``, each book's last prepared event; tables: float32)."""
         rows = np.asarray(rows, dtype=np.float64)
         if rows.ndim < 2 or rows.shape[-1] != self.channels:
-            raise ValueError(f"the run's model takes {self.channels} features per event ({self._describe()}); got "
-                             f"{rows.shape[-1] if rows.ndim else 0} (raw data of shape {tuple(rows.shape)})")
+            raise ValueError(
+                f"the run's model takes {self.channels} features per event ({self._describe()}); got "
+                f"{rows.shape[-1] if rows.ndim else 0} (raw data of shape {tuple(rows.shape)})"
+            )
         return self._data.prepare(rows, previous)
 
     def _describe(self) -> str:
@@ -364,11 +376,15 @@ class Predictor:
         outputs = []
         with torch.inference_mode():
             for start in range(0, len(windows), batch_size):
-                outputs.append(self._window_output(self.model(windows[start:start + batch_size].contiguous())))
+                outputs.append(self._window_output(self.model(windows[start : start + batch_size].contiguous())))
         ends = slice(self.window - 1, None)
-        return Predictions(torch.cat(outputs), self.task, feed.rows[ends],
-                           None if feed.targets is None else feed.targets[ends],
-                           None if feed.labelled is None else feed.labelled[ends])
+        return Predictions(
+            torch.cat(outputs),
+            self.task,
+            feed.rows[ends],
+            None if feed.targets is None else feed.targets[ends],
+            None if feed.labelled is None else feed.labelled[ends],
+        )
 
     def _feed_of(self, data: Any) -> Feed:
         if isinstance(data, (np.ndarray, Tensor)):
@@ -402,7 +418,7 @@ class Predictor:
             try:
                 engine = self._make_engine(name, 1, backend)
                 steps = [engine.step(inputs[..., t]) for t in range(inputs.shape[-1])]
-                streamed = torch.cat([self._window_output(_filled(out)) for out in steps[self.window - 1:]])
+                streamed = torch.cat([self._window_output(_filled(out)) for out in steps[self.window - 1 :]])
             except Exception:  # noqa: BLE001 - the model lacks this engine's structure (a refused layer, a module
                 continue  # that its forward does not call on the input, ...): the next engine is tried
             error = float((streamed - expected).abs().max())
@@ -487,8 +503,7 @@ class LiveStream:
         steps: events stepped so far.
     """
 
-    def __init__(self, predictor: Predictor, engine: _StepEngine, name: Engine, parity: float,
-                 batch_size: int) -> None:
+    def __init__(self, predictor: Predictor, engine: _StepEngine, name: Engine, parity: float, batch_size: int) -> None:
         self.predictor, self._engine, self.engine, self.parity = predictor, engine, name, parity
         self.batch_size = batch_size
         self.steps = 0
@@ -499,16 +514,19 @@ class LiveStream:
         None before the first window is full."""
         events = np.asarray(events, dtype=np.float64)
         if events.ndim != 2 or len(events) != self.batch_size:
-            raise ValueError(f"expected one event per feed: ({self.batch_size}, {self.predictor.channels}), got "
-                             f"{tuple(events.shape)}")
+            raise ValueError(
+                f"expected one event per feed: ({self.batch_size}, {self.predictor.channels}), got "
+                f"{tuple(events.shape)}"
+            )
         rows = self.predictor.prepare(events[:, None, :], self._previous)[:, 0]
         self._previous = rows
         out = self._engine.step(self.predictor.normalisation(rows[..., None])[..., 0])
         self.steps += 1
         if out is None:
             return None
-        return Predictions(self.predictor._window_output(out), self.predictor.task,
-                           torch.full((len(rows),), self.steps - 1))
+        return Predictions(
+            self.predictor._window_output(out), self.predictor.task, torch.full((len(rows),), self.steps - 1)
+        )
 
 
 def load_run(path: str | Path, checkpoint: Literal["best", "last"] = "best") -> Predictor:
@@ -519,6 +537,8 @@ def load_run(path: str | Path, checkpoint: Literal["best", "last"] = "best") -> 
     if folder is None:
         folder = run.best_checkpoint() if checkpoint == "best" else run.latest_checkpoint()
         if folder is None:
-            raise ValueError(f"{run.path}: no usable checkpoint (none written yet, or all damaged): train the run "
-                             "first (dilated train) or give a checkpoint folder")
+            raise ValueError(
+                f"{run.path}: no usable checkpoint (none written yet, or all damaged): train the run "
+                "first (dilated train) or give a checkpoint folder"
+            )
     return Predictor(run, folder)

@@ -66,8 +66,9 @@ class Replay:
         return self.difference is None or self.difference <= PARITY
 
 
-def replay(predictor: Predictor, source: Any = None, by: str | None = None, check: bool = False,
-           progress: bool = True) -> Replay:
+def replay(
+    predictor: Predictor, source: Any = None, by: str | None = None, check: bool = False, progress: bool = True
+) -> Replay:
     """Stream a recorded feed through ``predictor.stream`` (see the module docstring).
 
     Args:
@@ -81,8 +82,10 @@ def replay(predictor: Predictor, source: Any = None, by: str | None = None, chec
     short = [k for k, n in zip(keys, lengths) if n < predictor.window]
     if short:
         name = f"instrument {short[0]!r}" if by is not None else "the feed"
-        raise ValueError(f"{name} has {lengths[keys.index(short[0])]} events; the run's model needs at least "
-                         f"{predictor.window} for one window")
+        raise ValueError(
+            f"{name} has {lengths[keys.index(short[0])]} events; the run's model needs at least "
+            f"{predictor.window} for one window"
+        )
     events = _lockstep(feeds, keys, max(lengths))  # (steps, feeds, channels)
     live = predictor.stream(len(keys))
     step_ns = np.empty(len(events), dtype=np.int64)
@@ -94,8 +97,10 @@ def replay(predictor: Predictor, source: Any = None, by: str | None = None, chec
         if out is not None:
             outputs.append(out.output)
     stacked = torch.stack(outputs, dim=1)  # (feeds, windows, ...)
-    streamed = {key: _windows(feeds[key], stacked[i, :n - predictor.window + 1], predictor)
-                for i, (key, n) in enumerate(zip(keys, lengths))}
+    streamed = {
+        key: _windows(feeds[key], stacked[i, : n - predictor.window + 1], predictor)
+        for i, (key, n) in enumerate(zip(keys, lengths))
+    }
     result = Replay(streamed, live.engine, sum(lengths), step_ns, by=by)
     if check:
         offline = {key: predictor.predict(feeds[key]) for key in keys}
@@ -109,15 +114,20 @@ def _lockstep(feeds: dict[Hashable, Feed], keys: list[Hashable], steps: int) -> 
     events = np.empty((steps, len(keys), feeds[keys[0]].raw.shape[0]), dtype=np.float64)
     for i, key in enumerate(keys):
         raw = np.asarray(feeds[key].raw, dtype=np.float64).T  # (time, channels)
-        events[:len(raw), i] = raw
-        events[len(raw):, i] = raw[-1]
+        events[: len(raw), i] = raw
+        events[len(raw) :, i] = raw[-1]
     return events
 
 
 def _windows(feed: Feed, output: Tensor, predictor: Predictor) -> Predictions:
     ends = slice(predictor.window - 1, None)
-    return Predictions(output, predictor.task, feed.rows[ends], None if feed.targets is None else feed.targets[ends],
-                       None if feed.labelled is None else feed.labelled[ends])
+    return Predictions(
+        output,
+        predictor.task,
+        feed.rows[ends],
+        None if feed.targets is None else feed.targets[ends],
+        None if feed.labelled is None else feed.labelled[ends],
+    )
 
 
 def replay_rows(result: Replay) -> tuple[list[str], list[list]]:

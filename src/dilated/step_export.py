@@ -32,8 +32,14 @@ class ExportedStep:
     max_abs_diff: float
 
 
-def export_step(model: nn.Module, path: str | Path, channels: int | None = None, batch_size: int = 1,
-                check_steps: int = 16, seed: int = 0) -> ExportedStep:
+def export_step(
+    model: nn.Module,
+    path: str | Path,
+    channels: int | None = None,
+    batch_size: int = 1,
+    check_steps: int = 16,
+    seed: int = 0,
+) -> ExportedStep:
     """Write ``model``'s streaming step to ``path`` (ONNX) and check it on ``check_steps`` random steps.
 
     Args:
@@ -44,8 +50,10 @@ def export_step(model: nn.Module, path: str | Path, channels: int | None = None,
     """
     if channels is None:
         if not isinstance(model, Graph):
-            raise ValueError(f"export_step: give channels= for a {type(model).__name__} (the input channels of a "
-                             "step); only a converted graph declares them")
+            raise ValueError(
+                f"export_step: give channels= for a {type(model).__name__} (the input channels of a "
+                "step); only a converted graph declares them"
+            )
         channels = next(iter(model.spec.inputs.values()))[0]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,8 +67,9 @@ def check_onnx_step(model: nn.Module, path: Path, channels: int, batch_size: int
     try:
         import onnxruntime  # optional dependency
     except ImportError as error:
-        raise ImportError("checking the ONNX step needs onnxruntime: pip install onnxruntime (or pass "
-                          "--check-steps 0)") from error
+        raise ImportError(
+            "checking the ONNX step needs onnxruntime: pip install onnxruntime (or pass --check-steps 0)"
+        ) from error
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     inputs = session.get_inputs()
     state = [np.zeros(i.shape, dtype=np.float32) for i in inputs[1:]]

@@ -121,8 +121,15 @@ def summary(model: object, input_shape: Sequence[int] | None = None, **kwargs: A
 Describe = Callable[[LayerField, Any], tuple[int, int, tuple[Layer, ...]]]  # (params, trainable, time-axis layers)
 
 
-def assemble(title: str, input_shape: tuple[int | None, ...], rf: ReceptiveField, describe: Describe,
-             total_params: int, trainable_params: int, layout: str = "(batch, channels, time)") -> Summary:
+def assemble(
+    title: str,
+    input_shape: tuple[int | None, ...],
+    rf: ReceptiveField,
+    describe: Describe,
+    total_params: int,
+    trainable_params: int,
+    layout: str = "(batch, channels, time)",
+) -> Summary:
     """A :class:`Summary` of an analysis; ``describe`` gives a row's parameter counts and time-axis layers from
     the module (or Keras layer) it came from."""
     modules = {node.name: node.module for node in rf.graph.nodes} if rf.graph is not None else {}
@@ -135,8 +142,22 @@ def assemble(title: str, input_shape: tuple[int | None, ...], rf: ReceptiveField
         params, trainable, layers = describe(row, module)
         if not first_call:
             params = trainable = 0  # a shared module's parameters count once
-        table.append(SummaryRow(row.name, row.type_name, row.output_shape, params, row.size, row.jump, row.start,
-                                layers, trainable, row.whole_input, row.fed, row.measured))
+        table.append(
+            SummaryRow(
+                row.name,
+                row.type_name,
+                row.output_shape,
+                params,
+                row.size,
+                row.jump,
+                row.start,
+                layers,
+                trainable,
+                row.whole_input,
+                row.fed,
+                row.measured,
+            )
+        )
     total = rf.input_length if rf.whole_input or rf.past or rf.size is None else rf.size
     notes = []
     measured = next((row for row in rf.layers if row.measured), None)
@@ -146,8 +167,7 @@ def assemble(title: str, input_shape: tuple[int | None, ...], rf: ReceptiveField
     noncausal = rf.first_noncausal
     if noncausal is not None:
         notes.append(f"Not causal: from {noncausal.name} ({noncausal.type_name}) on, outputs read later input steps")
-    return Summary(title, input_shape, rf.input_length, table, total_params, trainable_params, total, layout,
-                   notes, rf)
+    return Summary(title, input_shape, rf.input_length, table, total_params, trainable_params, total, layout, notes, rf)
 
 
 def _field_text(row: SummaryRow) -> str:
@@ -170,8 +190,15 @@ def render(s: Summary) -> str:
     """A table in the style of Keras's ``model.summary()`` plus receptive-field columns."""
     headers = ("Layer (type)", "Output Shape", "Param #", "Receptive field", "Coverage", "Jump", "Time-axis op")
     body = [
-        (f"{row.name} ({row.kind})", _shape_text(row.output_shape), f"{row.params:,}", _field_text(row),
-         row.coverage, _jump_text(row), row.detail)
+        (
+            f"{row.name} ({row.kind})",
+            _shape_text(row.output_shape),
+            f"{row.params:,}",
+            _field_text(row),
+            row.coverage,
+            _jump_text(row),
+            row.detail,
+        )
         for row in s.layers
     ]
     widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(headers)]
@@ -181,18 +208,26 @@ def render(s: Summary) -> str:
         return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
 
     rule = "-" * len(line(headers))
-    out = [f'Model: "{s.title}"   input {_shape_text(s.input_shape)} {s.layout}', rule, line(headers).rstrip(),
-           "=" * len(rule)]
+    out = [
+        f'Model: "{s.title}"   input {_shape_text(s.input_shape)} {s.layout}',
+        rule,
+        line(headers).rstrip(),
+        "=" * len(rule),
+    ]
     out += [line(r).rstrip() for r in body]
-    out += ["=" * len(rule),
-            f" Total params: {s.total_params:,}",
-            f" Trainable params: {s.trainable_params:,}",
-            f" Non-trainable params: {s.total_params - s.trainable_params:,}",
-            _field_line(s)]
+    out += [
+        "=" * len(rule),
+        f" Total params: {s.total_params:,}",
+        f" Trainable params: {s.trainable_params:,}",
+        f" Non-trainable params: {s.total_params - s.trainable_params:,}",
+        _field_line(s),
+    ]
     if s.receptive_field > s.input_length:
-        out.append(f" WARNING: the input ({s.input_length} steps) is shorter than the receptive field "
-                   f"({s.receptive_field}); outputs see zero padding instead of history. Feed at least "
-                   f"{s.receptive_field} steps.")
+        out.append(
+            f" WARNING: the input ({s.input_length} steps) is shorter than the receptive field "
+            f"({s.receptive_field}); outputs see zero padding instead of history. Feed at least "
+            f"{s.receptive_field} steps."
+        )
     out += [f" {note}" for note in s.notes]
     return "\n".join(out)
 
@@ -203,11 +238,17 @@ def _field_line(s: Summary) -> str:
     if rf is None or first_global is None or not (rf.whole_input or rf.past or rf.size is None):
         holes = f"; {rf.fed} of them feed each output" if rf is not None and rf.holes else ""
         return f" Receptive field: {s.receptive_field} input steps (input length {s.input_length}){holes}"
-    local = [row.receptive_field for row in s.layers[:s.layers.index(first_global)]
-             if row.receptive_field is not None and row.jump != 0]
+    local = [
+        row.receptive_field
+        for row in s.layers[: s.layers.index(first_global)]
+        if row.receptive_field is not None and row.jump != 0
+    ]
     sees = "every past step" if not rf.whole_input else f"the whole input ({s.input_length} steps)"
-    head = f" Receptive field: {max(local)} input steps on the convolutional path; from" if local else (
-        " Receptive field: from")
+    head = (
+        f" Receptive field: {max(local)} input steps on the convolutional path; from"
+        if local
+        else (" Receptive field: from")
+    )
     return f"{head} {first_global.name} ({first_global.kind}) on, outputs see {sees}"
 
 
@@ -240,5 +281,12 @@ def keras_summary(model: Any, input_shape: Sequence[int] | None = None) -> Summa
         geometry, _ = keras_geometry(layer)
         return _count(layer.weights), _count(layer.trainable_weights), geometry
 
-    return assemble(model.name, (None, time, channels), rf, describe_layer, _count(model.weights),
-                    _count(model.trainable_weights), layout="(batch, time, channels)")
+    return assemble(
+        model.name,
+        (None, time, channels),
+        rf,
+        describe_layer,
+        _count(model.weights),
+        _count(model.trainable_weights),
+        layout="(batch, time, channels)",
+    )

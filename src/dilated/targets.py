@@ -29,10 +29,21 @@ from torch import nn
 from dilated.graph import Graph, graph_from_config, load_graph
 from dilated.layers import AvgPool1d, Conv1d, Dense, MaxPool1d
 
-ALIASES = {"filters": "channels", "out_channels": "channels", "strides": "stride", "dilation_rate": "dilation",
-           "pool_size": "kernel_size", "use_bias": "bias"}
+ALIASES = {
+    "filters": "channels",
+    "out_channels": "channels",
+    "strides": "stride",
+    "dilation_rate": "dilation",
+    "pool_size": "kernel_size",
+    "use_bias": "bias",
+}
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU, "elu": nn.ELU, "silu": nn.SiLU,
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "gelu": nn.GELU,
+    "elu": nn.ELU,
+    "silu": nn.SiLU,
 }
 
 
@@ -45,8 +56,16 @@ class Target:
     name: str
 
 
-def _conv(c_in: int, channels: int, kernel_size: int, stride: int = 1, dilation: int = 1,
-          padding: str | int = "causal", groups: int = 1, bias: bool = True) -> tuple[nn.Module, int]:
+def _conv(
+    c_in: int,
+    channels: int,
+    kernel_size: int,
+    stride: int = 1,
+    dilation: int = 1,
+    padding: str | int = "causal",
+    groups: int = 1,
+    bias: bool = True,
+) -> tuple[nn.Module, int]:
     return Conv1d(c_in, channels, kernel_size, stride, dilation, padding, groups, bias), channels
 
 
@@ -57,6 +76,7 @@ def _dense(c_in: int, units: int, bias: bool = True) -> tuple[nn.Module, int]:
 def _pool(kind: type[MaxPool1d] | type[AvgPool1d]) -> Callable[..., tuple[nn.Module, int]]:
     def build(c_in: int, kernel_size: int, stride: int | None = None, padding: str = "valid") -> tuple[nn.Module, int]:
         return kind(kernel_size, stride, padding), c_in
+
     return build
 
 
@@ -65,8 +85,13 @@ def _dropout(c_in: int, rate: float = 0.0) -> tuple[nn.Module, int]:
 
 
 LAYER_BUILDERS: dict[str, Callable[..., tuple[nn.Module, int]]] = {
-    "conv1d": _conv, "dense": _dense, "maxpool1d": _pool(MaxPool1d), "avgpool1d": _pool(AvgPool1d),
-    "max_pooling1d": _pool(MaxPool1d), "average_pooling1d": _pool(AvgPool1d), "dropout": _dropout,
+    "conv1d": _conv,
+    "dense": _dense,
+    "maxpool1d": _pool(MaxPool1d),
+    "avgpool1d": _pool(AvgPool1d),
+    "max_pooling1d": _pool(MaxPool1d),
+    "average_pooling1d": _pool(AvgPool1d),
+    "dropout": _dropout,
 }
 
 
@@ -82,8 +107,10 @@ def build_stack(layers: list[Mapping[str, Any]], in_channels: int) -> nn.Sequent
     for index, spec in enumerate(layers):
         where = f"layer {index}"
         if not isinstance(spec, Mapping) or "type" not in spec:
-            raise ValueError(f"{where}: expected a mapping with a 'type' key, e.g. {{type: conv1d, channels: 5, "
-                             f"kernel_size: 5}}; got {spec!r}")
+            raise ValueError(
+                f"{where}: expected a mapping with a 'type' key, e.g. {{type: conv1d, channels: 5, "
+                f"kernel_size: 5}}; got {spec!r}"
+            )
         options = {ALIASES.get(k, k): v for k, v in spec.items() if k != "type"}
         kind = str(spec["type"]).lower()
         activation = options.pop("activation", None)
@@ -91,14 +118,18 @@ def build_stack(layers: list[Mapping[str, Any]], in_channels: int) -> nn.Sequent
             modules.append(ACTIVATIONS[kind]())
             continue
         if kind not in LAYER_BUILDERS:
-            raise ValueError(f"{where}: unknown layer type {spec['type']!r}; known types: "
-                             f"{', '.join(sorted([*LAYER_BUILDERS, *ACTIVATIONS]))}")
+            raise ValueError(
+                f"{where}: unknown layer type {spec['type']!r}; known types: "
+                f"{', '.join(sorted([*LAYER_BUILDERS, *ACTIVATIONS]))}"
+            )
         builder = LAYER_BUILDERS[kind]
         valid = _parameter_names(builder)
         unknown = sorted(set(options) - set(valid))
         if unknown:
-            raise ValueError(f"{where} ({kind}): unknown option(s) {', '.join(unknown)}; valid options: "
-                             f"{', '.join([*valid, 'activation'])}")
+            raise ValueError(
+                f"{where} ({kind}): unknown option(s) {', '.join(unknown)}; valid options: "
+                f"{', '.join([*valid, 'activation'])}"
+            )
         try:
             module, channels = builder(channels, **options)
         except TypeError as error:
@@ -166,8 +197,10 @@ def _model_spec(config: Mapping[str, Any], source: str) -> tuple[str, dict[str, 
         options = {k: v for k, v in spec.items() if k != "name"}
         spec = spec.get("name")
     if not isinstance(spec, str) or not isinstance(options, Mapping):
-        raise ValueError(f"{source}: expected 'model: NAME' with 'options: {{...}}' (or 'model: {{name: NAME, ...}}'); "
-                         f"got model={config['model']!r}")
+        raise ValueError(
+            f"{source}: expected 'model: NAME' with 'options: {{...}}' (or 'model: {{name: NAME, ...}}'); "
+            f"got model={config['model']!r}"
+        )
     return spec, {str(k): v for k, v in options.items()}
 
 
@@ -210,8 +243,10 @@ def resolve_target(target: str, input_shape: tuple[int, ...] | None = None) -> T
 
         names = available_models()
         if target not in names:
-            raise ValueError(f"unknown target {target!r}: not a file, module:function, example "
-                             f"({', '.join(bundled_examples())}) or model ({', '.join(names)})")
+            raise ValueError(
+                f"unknown target {target!r}: not a file, module:function, example "
+                f"({', '.join(bundled_examples())}) or model ({', '.join(names)})"
+            )
         resolved = model_from_config({"model": target}, target)
     if input_shape is not None:
         resolved.input_shape = input_shape

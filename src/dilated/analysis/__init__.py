@@ -12,5 +12,17 @@ from dilated.analysis.modules import GLOBAL_MODULES, geometry_of
 from dilated.analysis.probe import Probe, probe_receptive_field
 from dilated.analysis.receptive import LayerField, ReceptiveField, first_noncausal_layer, receptive_field
 
-__all__ = ["GLOBAL_MODULES", "Graph", "LayerField", "Node", "Probe", "ReceptiveField", "Unfollowed",
-           "first_noncausal_layer", "geometry_of", "probe_receptive_field", "receptive_field", "trace"]
+__all__ = [
+    "GLOBAL_MODULES",
+    "Graph",
+    "LayerField",
+    "Node",
+    "Probe",
+    "ReceptiveField",
+    "Unfollowed",
+    "first_noncausal_layer",
+    "geometry_of",
+    "probe_receptive_field",
+    "receptive_field",
+    "trace",
+]

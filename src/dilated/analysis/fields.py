@@ -248,8 +248,9 @@ class Field:
         if self.absolute != other.absolute:
             raise FieldError("per-step values combined with a statistic over part of the window")
         if not self.absolute and self.rate != other.rate:
-            raise FieldError(f"tensors at different rates combined ({self.rate} and {other.rate} source steps "
-                             "per step)")
+            raise FieldError(
+                f"tensors at different rates combined ({self.rate} and {other.rate} source steps per step)"
+            )
         period = self.period * other.period // math.gcd(self.period, other.period)
         jump = int(self.rate * period)
         phases = tuple(self.at(r) | other.at(r) for r in range(period))
@@ -270,8 +271,10 @@ class Field:
     @property
     def widest(self) -> Steps:
         """The phase with the widest field (the first of equals): the one a summary reports."""
+
         def width(s: Steps) -> float:
             return math.inf if s.past else (0 if s.empty else s.last - s.first + 1)
+
         return max(self.phases, key=width)
 
     def causal(self) -> bool:

@@ -203,10 +203,31 @@ def _base(name: str) -> str:
     return name[:-1] if name.endswith("_") and not name.endswith("__") else name
 
 
-_DUNDER = {"add": "add", "sub": "sub", "mul": "mul", "truediv": "div", "floordiv": "floor_divide", "mod": "remainder",
-           "pow": "pow", "matmul": "matmul", "and": "logical_and", "or": "logical_or", "xor": "logical_xor",
-           "neg": "neg", "abs": "abs", "pos": "positive", "invert": "logical_not", "lt": "lt", "le": "le", "gt": "gt",
-           "ge": "ge", "eq": "eq", "ne": "ne", "getitem": "getitem", "setitem": "setitem"}
+_DUNDER = {
+    "add": "add",
+    "sub": "sub",
+    "mul": "mul",
+    "truediv": "div",
+    "floordiv": "floor_divide",
+    "mod": "remainder",
+    "pow": "pow",
+    "matmul": "matmul",
+    "and": "logical_and",
+    "or": "logical_or",
+    "xor": "logical_xor",
+    "neg": "neg",
+    "abs": "abs",
+    "pos": "positive",
+    "invert": "logical_not",
+    "lt": "lt",
+    "le": "le",
+    "gt": "gt",
+    "ge": "ge",
+    "eq": "eq",
+    "ne": "ne",
+    "getitem": "getitem",
+    "setitem": "setitem",
+}
 
 
 def _arg(args: Sequence[Any], kwargs: dict[str, Any], index: int, name: str, default: Any = None) -> Any:
@@ -226,7 +247,8 @@ def _per_axis(value: Any, n: int) -> tuple[int, ...]:
     return tuple(int(v) for v in value) if isinstance(value, tuple | list) else (int(value),) * n
 
 
-ELEMENTWISE = frozenset("""
+ELEMENTWISE = frozenset(
+    """
 add sub subtract rsub mul multiply div divide true_divide floor_divide remainder fmod pow float_power neg negative
 positive abs absolute exp exp2 expm1 log log2 log10 log1p sqrt rsqrt square sin cos tan tanh sinh cosh asin acos
 atan asinh acosh atanh atan2 arctan2 sigmoid logit erf erfc erfinv reciprocal sign sgn relu relu6 leaky_relu elu
@@ -237,31 +259,54 @@ logical_or logical_xor logical_not bitwise_and bitwise_or bitwise_xor bitwise_no
 where dropout dropout1d dropout2d dropout3d alpha_dropout feature_alpha_dropout feature_dropout to type float double
 half bfloat16 int long bool contiguous clone detach cpu cuda requires_grad type_as real conj resolve_conj
 resolve_neg copysign xlogy square_ sinc deg2rad rad2deg angle heaviside
-""".split())
-MOVES = frozenset("""
+""".split()
+)
+MOVES = frozenset(
+    """
 view view_as reshape reshape_as permute transpose t swapaxes swapdims movedim moveaxis squeeze unsqueeze flatten
 unflatten expand expand_as broadcast_to getitem narrow select chunk split tensor_split split_with_sizes unbind cat
 concat concatenate stack hstack vstack dstack column_stack pad repeat tile repeat_interleave roll flip fliplr flipud
 rot90 index_select gather take_along_dim diagonal tril triu unfold masked_fill interpolate upsample
 upsample_nearest pixel_shuffle pixel_unshuffle channel_shuffle narrow_copy select_scatter slice_scatter
 T.__get__ mT.__get__ data.__get__
-""".split())
-REDUCTIONS = frozenset("""
+""".split()
+)
+REDUCTIONS = frozenset(
+    """
 sum mean nansum nanmean prod amax amin max min argmax argmin std var std_mean var_mean logsumexp norm all any
 median nanmedian count_nonzero aminmax
-""".split())
+""".split()
+)
 NORMALISE_OVER_DIM = frozenset("softmax log_softmax softmin normalize".split())
 PREFIX = frozenset("cumsum cumprod cummax cummin logcumsumexp".split())
-CONSTANT = frozenset("""
+CONSTANT = frozenset(
+    """
 zeros_like ones_like full_like empty_like rand_like randn_like randint_like new_zeros new_ones new_full new_empty
 new_tensor
-""".split())
+""".split()
+)
 CONVS = {"conv1d": 1, "conv2d": 2, "conv3d": 3}
 TRANSPOSED = {"conv_transpose1d": 1, "conv_transpose2d": 2, "conv_transpose3d": 3}
-POOLS = {"max_pool1d": 1, "max_pool2d": 2, "max_pool3d": 3, "avg_pool1d": 1, "avg_pool2d": 2, "avg_pool3d": 3,
-         "max_pool1d_with_indices": 1, "max_pool2d_with_indices": 2, "lp_pool1d": 1, "lp_pool2d": 2}
-ADAPTIVE = {"adaptive_avg_pool1d": 1, "adaptive_max_pool1d": 1, "adaptive_avg_pool2d": 2, "adaptive_max_pool2d": 2,
-            "adaptive_max_pool1d_with_indices": 1, "adaptive_max_pool2d_with_indices": 2}
+POOLS = {
+    "max_pool1d": 1,
+    "max_pool2d": 2,
+    "max_pool3d": 3,
+    "avg_pool1d": 1,
+    "avg_pool2d": 2,
+    "avg_pool3d": 3,
+    "max_pool1d_with_indices": 1,
+    "max_pool2d_with_indices": 2,
+    "lp_pool1d": 1,
+    "lp_pool2d": 2,
+}
+ADAPTIVE = {
+    "adaptive_avg_pool1d": 1,
+    "adaptive_max_pool1d": 1,
+    "adaptive_avg_pool2d": 2,
+    "adaptive_max_pool2d": 2,
+    "adaptive_max_pool1d_with_indices": 1,
+    "adaptive_max_pool2d_with_indices": 2,
+}
 
 
 # --- the tracer -------------------------------------------------------------------------------------------------------
@@ -294,8 +339,9 @@ class _Tracer(TorchFunctionMode):
         self.values[id(v.tensor)] = v
         self.keep.append(v.tensor)
 
-    def compact(self, t: torch.Tensor, axis: int | None, groups: Sequence[Sources],
-                group_of: torch.Tensor | None = None) -> None:
+    def compact(
+        self, t: torch.Tensor, axis: int | None, groups: Sequence[Sources], group_of: torch.Tensor | None = None
+    ) -> None:
         """Register ``t``; groups that see nothing are dropped, equal ones merged."""
         self.register(_make_compact(t, axis, groups, group_of))
 
@@ -323,8 +369,11 @@ class _Tracer(TorchFunctionMode):
             # per-element fields (a merged time axis, channels of different paths): the node is shown with the
             # union, and the tensor keeps its own fields (it is not made a new source, so nothing is lost)
             axis = v.axis if v.tau is None else None
-            edges = v.sources if v.tau is None else {s: Field.constant(_everything(f, v, self.lengths.get(s)))
-                                                     for s, f in v.sources.items()}
+            edges = (
+                v.sources
+                if v.tau is None
+                else {s: Field.constant(_everything(f, v, self.lengths.get(s))) for s, f in v.sources.items()}
+            )
             self.nodes.append(Node(index, name, type_name, module, shape, axis, edges))
             self.lengths[index] = None
             return
@@ -430,8 +479,14 @@ class _Tracer(TorchFunctionMode):
             if len(traced) > 1:
                 raise Unfollowed("an elementwise op on two tensors whose time axis is merged with another axis")
             v = traced[0]
-            self.register(_Value(result, groups=v.groups, group_of=_broadcast(v.group_of, result.shape),
-                                 tau=v.tau.broadcast_to(result.shape) if v.tau.shape != result.shape else v.tau))
+            self.register(
+                _Value(
+                    result,
+                    groups=v.groups,
+                    group_of=_broadcast(v.group_of, result.shape),
+                    tau=v.tau.broadcast_to(result.shape) if v.tau.shape != result.shape else v.tau,
+                )
+            )
             return
         axis, parts = None, []
         for v in traced:
@@ -454,8 +509,9 @@ class _Tracer(TorchFunctionMode):
             return None, tuple({s: Field.constant(f.at(0)) for s, f in g.items()} for g in v.groups)
         return axis, v.groups
 
-    def combine(self, parts: list[tuple[tuple[Sources, ...], torch.Tensor | None]],
-                shape: torch.Size) -> tuple[list[Sources], torch.Tensor | None]:
+    def combine(
+        self, parts: list[tuple[tuple[Sources, ...], torch.Tensor | None]], shape: torch.Size
+    ) -> tuple[list[Sources], torch.Tensor | None]:
         """Groups of an elementwise op: one per combination of its operands' groups."""
         if all(g is None for _, g in parts):
             merged: Sources = {}
@@ -526,8 +582,10 @@ class _Tracer(TorchFunctionMode):
 
             self.move(assign, inputs, args[0])
             return
-        if any(self.value(t) is not None for t in _tensors(rest) + _tensors(
-                {k: v for k, v in kwargs.items() if k not in ("input", "tensors")})):
+        if any(
+            self.value(t) is not None
+            for t in _tensors(rest) + _tensors({k: v for k, v in kwargs.items() if k not in ("input", "tensors")})
+        ):
             raise Unfollowed("an index or shape computed from the input")
         if base == "pad":
             mode = _arg(args, kwargs, 2, "mode", "constant")
@@ -535,7 +593,7 @@ class _Tracer(TorchFunctionMode):
 
             v = self.value(data)
             if mode == "constant" and v.tau is None and v.group_of is None and v.axis is not None:
-                pairs = [tuple(pad[i:i + 2]) for i in range(0, len(pad), 2)]  # from the last axis backwards
+                pairs = [tuple(pad[i : i + 2]) for i in range(0, len(pad), 2)]  # from the last axis backwards
                 back = data.dim() - 1 - v.axis
                 left = pairs[back][0] if back < len(pairs) else 0
                 result = _tensors(out)[0]
@@ -577,8 +635,10 @@ class _Tracer(TorchFunctionMode):
             return False
         results = _tensors(out)
         if base in ("chunk", "split", "tensor_split", "split_with_sizes", "narrow", "unbind"):
-            dim = _arg(args, kwargs, 2 if base in ("chunk", "split", "split_with_sizes", "tensor_split") else 1,
-                       "dim", 0) % x.dim()
+            dim = (
+                _arg(args, kwargs, 2 if base in ("chunk", "split", "split_with_sizes", "tensor_split") else 1, "dim", 0)
+                % x.dim()
+            )
             if dim == v.axis:
                 return False
             axis = v.axis - (1 if base == "unbind" and dim < v.axis else 0)
@@ -606,8 +666,10 @@ class _Tracer(TorchFunctionMode):
         """Run ``fn`` on element codes of ``inputs`` (tensors; untraced ones carry no source) and register what
         every output element comes from."""
         values = [self.value(t) for t in inputs]
-        codes = [_codes(v, k) if v is not None else torch.zeros(t.shape, dtype=torch.float64)
-                 for k, (v, t) in enumerate(zip(values, inputs))]
+        codes = [
+            _codes(v, k) if v is not None else torch.zeros(t.shape, dtype=torch.float64)
+            for k, (v, t) in enumerate(zip(values, inputs))
+        ]
         with torch.no_grad():
             moved = _tensors(fn(*codes))
         results = _tensors(out)
@@ -639,8 +701,9 @@ class _Tracer(TorchFunctionMode):
             taus = tau[mask]
             lo, hi = int(taus.min()), int(taus.max())
             if lo == hi:  # one step of the source: absolute
-                parts.append((None, {s: clip(Field.constant(f.at(lo)), self.lengths.get(s))
-                                     for s, f in sources.items()}, mask))
+                parts.append(
+                    (None, {s: clip(Field.constant(f.at(lo)), self.lengths.get(s)) for s, f in sources.items()}, mask)
+                )
                 continue
             found = _time_axis(tau, mask, ndim)
             if found is None:
@@ -677,8 +740,14 @@ class _Tracer(TorchFunctionMode):
         for result in _tensors(out):  # keepdim shows in the result's rank
             self.contract(x, dims, result, result.dim() == x.dim() and bool(dims))
 
-    def contract(self, x: torch.Tensor, dims: tuple[int, ...], result: torch.Tensor, keepdim: bool,
-                 mixes: tuple[int, ...] | None = None) -> None:
+    def contract(
+        self,
+        x: torch.Tensor,
+        dims: tuple[int, ...],
+        result: torch.Tensor,
+        keepdim: bool,
+        mixes: tuple[int, ...] | None = None,
+    ) -> None:
         """``result`` combines the elements of ``x`` along ``dims`` (removed unless ``keepdim``)."""
         v = self.value(x)
         groups, group_of = _reduce_groups(v, dims, keepdim)
@@ -687,8 +756,10 @@ class _Tracer(TorchFunctionMode):
             self.compact(result, None, groups, None)
             return
         if v.axis is not None and v.axis in dims:
-            groups = [{s: clip(Field.constant(f.union_of(x.shape[v.axis])), self.lengths.get(s))
-                       for s, f in g.items()} for g in groups]
+            groups = [
+                {s: clip(Field.constant(f.union_of(x.shape[v.axis])), self.lengths.get(s)) for s, f in g.items()}
+                for g in groups
+            ]
             axis = v.axis if keepdim else None
             if axis is not None and result.shape[axis] != x.shape[axis]:
                 axis = None
@@ -709,8 +780,7 @@ class _Tracer(TorchFunctionMode):
         rows = tau.permute(*keep, *dims).reshape(int(np.prod([tau.shape[d] for d in keep])) if keep else 1, -1)
         first = torch.sort(rows[0]).values
         if not all(torch.equal(torch.sort(r).values, first) for r in rows[1:]):
-            raise Unfollowed("a reduction over a reshaped time axis that covers different steps for different "
-                             "outputs")
+            raise Unfollowed("a reduction over a reshaped time axis that covers different steps for different outputs")
         merged: Sources = {}
         for s, f in v.sources.items():
             merged = _union(merged, {s: Field.constant(_everything(f, v, self.lengths.get(s)))}, self.lengths)
@@ -770,8 +840,10 @@ class _Tracer(TorchFunctionMode):
         result = _tensors(out)[0]
         va, vb = self.value(a), self.value(b)
         if va is not None and vb is not None:
-            raise Unfollowed("a product of two tensors that both depend on the input (attention written by hand: "
-                             "use F.scaled_dot_product_attention or nn.MultiheadAttention)")
+            raise Unfollowed(
+                "a product of two tensors that both depend on the input (attention written by hand: "
+                "use F.scaled_dot_product_attention or nn.MultiheadAttention)"
+            )
         if a.dim() < 2 or b.dim() < 2 or result.dim() < 2:
             raise Unfollowed("a vector product")
         if a.dim() != result.dim() or b.dim() != result.dim():
@@ -814,8 +886,10 @@ class _Tracer(TorchFunctionMode):
                         raise Unfollowed("an einsum between two time axes")
                     axis = output.index(letter)
                 else:
-                    sources = {s: clip(Field.constant(f.union_of(operand.shape[v.axis])), self.lengths.get(s))
-                               for s, f in sources.items()}
+                    sources = {
+                        s: clip(Field.constant(f.union_of(operand.shape[v.axis])), self.lengths.get(s))
+                        for s, f in sources.items()
+                    }
             merged = _union(merged, sources, self.lengths)
         self.compact(result, axis, [merged])
 
@@ -860,8 +934,10 @@ class _Tracer(TorchFunctionMode):
         """A conv whose input has no time axis among its spatial ones: channels as time are all mixed, a batch
         axis as time is kept."""
         if v.axis is not None and v.axis == channel:
-            sources = {s: clip(Field.constant(f.union_of(v.tensor.shape[channel])), self.lengths.get(s))
-                       for s, f in sources.items()}
+            sources = {
+                s: clip(Field.constant(f.union_of(v.tensor.shape[channel])), self.lengths.get(s))
+                for s, f in sources.items()
+            }
             self.compact(result, None, [sources])
         else:
             self.compact(result, v.axis, [sources])
@@ -894,8 +970,12 @@ class _Tracer(TorchFunctionMode):
         dilation = _per_axis(_arg(args, kwargs, 7, "dilation", 1), n)[spatial]
         k = weight.shape[2 + spatial]
         # output o = i * stride - padding + j * dilation: phase r of o = q * stride + r reads i = q + (r + p - j d) / s
-        offsets = [Steps.of((r + padding - j * dilation) // stride for j in range(k)
-                            if (r + padding - j * dilation) % stride == 0) for r in range(stride)]
+        offsets = [
+            Steps.of(
+                (r + padding - j * dilation) // stride for j in range(k) if (r + padding - j * dilation) % stride == 0
+            )
+            for r in range(stride)
+        ]
         self.compact(result, v.axis, [{src: f.gather(stride, 1, offsets) for src, f in sources.items()}])
 
     def pool(self, base: str, n: int, args: tuple, kwargs: dict, out: Any) -> None:
@@ -953,8 +1033,16 @@ class _Tracer(TorchFunctionMode):
         allowed = _allowed(mask, q.shape[-2], k.shape[-2], causal, true_attends=True)
         self.attend(q, [k, val], q.dim() - 2, [k.dim() - 2, val.dim() - 2], allowed, _tensors(out)[0])
 
-    def attend(self, query: torch.Tensor, keys: list[torch.Tensor], q_axis: int, k_axes: list[int],
-               allowed: np.ndarray, result: torch.Tensor, out_axis: int | None = None) -> None:
+    def attend(
+        self,
+        query: torch.Tensor,
+        keys: list[torch.Tensor],
+        q_axis: int,
+        k_axes: list[int],
+        allowed: np.ndarray,
+        result: torch.Tensor,
+        out_axis: int | None = None,
+    ) -> None:
         """Step ``i`` of ``result`` sees query step ``i`` and the key/value steps ``j`` with ``allowed[i, j]``."""
         rows = attention_rows(allowed)
         merged: Sources = {}
@@ -968,8 +1056,7 @@ class _Tracer(TorchFunctionMode):
             if v.axis is not None and v.axis != axis:
                 raise Unfollowed("attention whose keys carry time on another axis than the sequence axis")
             if v.axis is not None:
-                sources = {s: clip(read_keys(f, rows, t.shape[axis]), self.lengths.get(s))
-                           for s, f in sources.items()}
+                sources = {s: clip(read_keys(f, rows, t.shape[axis]), self.lengths.get(s)) for s, f in sources.items()}
             merged = _union(merged, sources, self.lengths)
         vq = self.value(query)
         axis = q_axis if out_axis is None else out_axis
@@ -1020,8 +1107,9 @@ class _Tracer(TorchFunctionMode):
         elif module.bidirectional:
             self.compact(output, seq, [whole])
         else:
-            self.compact(output, seq, [{s: Field(1, 1, (f.prefix(0),)) if not f.absolute else f
-                                        for s, f in features.items()}])
+            self.compact(
+                output, seq, [{s: Field(1, 1, (f.prefix(0),)) if not f.absolute else f for s, f in features.items()}]
+            )
         for state in states:
             self.compact(state, None, [whole])
 
@@ -1039,15 +1127,25 @@ class _Tracer(TorchFunctionMode):
         results = _tensors(out)
         self.attend(query, [key, value], seq, [seq, seq], allowed, results[0])
         for weights in results[1:]:
-            self.register(_Value(weights, opaque=f"the attention weights of {type(module).__name__}{self.where()} "
-                                                 "(one time axis per query and per key)"))
+            self.register(
+                _Value(
+                    weights,
+                    opaque=f"the attention weights of {type(module).__name__}{self.where()} "
+                    "(one time axis per query and per key)",
+                )
+            )
 
 
 # --- module-free helpers of the tracer -------------------------------------------------------------------------------
 
 
-def _make_compact(t: torch.Tensor, axis: int | None, groups: Sequence[Sources], group_of: torch.Tensor | None,
-                  fill_axis: int | None = None) -> _Value:
+def _make_compact(
+    t: torch.Tensor,
+    axis: int | None,
+    groups: Sequence[Sources],
+    group_of: torch.Tensor | None,
+    fill_axis: int | None = None,
+) -> _Value:
     groups = list(groups)
     if group_of is not None:
         if fill_axis is not None:  # padding along time is not another group: fill it from its step neighbours
@@ -1100,8 +1198,9 @@ def _reduce_groups(v: _Value, dims: tuple[int, ...], keepdim: bool) -> tuple[lis
     if v.group_of is None or len(v.groups) == 1:
         return list(v.groups), None
     g = v.group_of
-    present = torch.stack([(g == i).amax(dim=dims, keepdim=True) if g.dim() else (g == i)
-                           for i in range(len(v.groups))], dim=-1)
+    present = torch.stack(
+        [(g == i).amax(dim=dims, keepdim=True) if g.dim() else (g == i) for i in range(len(v.groups))], dim=-1
+    )
     key = (present.to(torch.int64) * (2 ** torch.arange(len(v.groups)))).sum(-1)
     signatures, group_of = torch.unique(key, return_inverse=True)
     groups = []
@@ -1138,8 +1237,11 @@ def _codes(v: _Value, k: int) -> torch.Tensor:
         tau = torch.arange(shape[v.axis], dtype=torch.float64).view(view).expand(shape)
     else:
         tau = torch.zeros(shape, dtype=torch.float64)
-    group = v.group_of.to(torch.float64).expand(shape) if v.group_of is not None else torch.zeros(
-        (1,) * len(shape), dtype=torch.float64)
+    group = (
+        v.group_of.to(torch.float64).expand(shape)
+        if v.group_of is not None
+        else torch.zeros((1,) * len(shape), dtype=torch.float64)
+    )
     codes = (k * MAX_GROUPS + group) * BIG + tau + 1
     dead = (tau < 0) | (group < 0)
     return torch.where(dead, torch.zeros((), dtype=torch.float64), codes).expand(shape).contiguous()
@@ -1347,12 +1449,16 @@ def trace(model: nn.Module, input_shape: Sequence[int], **kwargs: Any) -> Graph:
     return _trace(model, input_shape, kwargs, parameter.device if parameter is not None else None)
 
 
-def _trace(model: nn.Module, input_shape: tuple[int, ...], kwargs: dict[str, Any],
-           device: torch.device | None) -> Graph:
+def _trace(
+    model: nn.Module, input_shape: tuple[int, ...], kwargs: dict[str, Any], device: torch.device | None
+) -> Graph:
     tracer = _Tracer(_row_modules(model))
     parameter = next(model.parameters(), None)
-    x = torch.zeros((1, *input_shape), dtype=parameter.dtype if parameter is not None and parameter.is_floating_point()
-                    else torch.float32, device=device)
+    x = torch.zeros(
+        (1, *input_shape),
+        dtype=parameter.dtype if parameter is not None and parameter.is_floating_point() else torch.float32,
+        device=device,
+    )
     tracer.nodes.append(Node(0, "<input>", "input", None, (None, *input_shape), len(input_shape)))
     tracer.lengths[0] = input_shape[-1]
     tracer.register(_Value(x, axis=x.dim() - 1, groups=({0: IDENTITY},)))

@@ -41,8 +41,10 @@ def import_keras() -> Any:
 
 def is_keras_model(obj: object) -> bool:
     """True for a Keras 3 ``Model``/``Sequential`` (checked without importing Keras)."""
-    return any(cls.__module__.startswith("keras") and cls.__name__ in ("Model", "Functional", "Sequential")
-               for cls in type(obj).__mro__)
+    return any(
+        cls.__module__.startswith("keras") and cls.__name__ in ("Model", "Functional", "Sequential")
+        for cls in type(obj).__mro__
+    )
 
 
 def functional(model: Any) -> Any:
@@ -62,12 +64,16 @@ def keras_input_shape(model: Any, input_shape: Sequence[int] | None) -> tuple[in
     if input_shape is not None:
         given = tuple(int(n) for n in input_shape)
         if len(given) != 2 or given[0] != channels or (time is not None and given[1] != time):
-            raise ValueError(f"the Keras model takes (time, channels) = ({time}, {channels}); give --input as "
-                             f"CHANNELS,TIME, e.g. {channels},{time or 256}")
+            raise ValueError(
+                f"the Keras model takes (time, channels) = ({time}, {channels}); give --input as "
+                f"CHANNELS,TIME, e.g. {channels},{time or 256}"
+            )
         time = given[1]
     if time is None:
-        raise ValueError(f"the Keras model takes any number of steps (Input((None, {channels}))): give the input "
-                         f"shape (channels, time), e.g. --input {channels},256")
+        raise ValueError(
+            f"the Keras model takes any number of steps (Input((None, {channels}))): give the input "
+            f"shape (channels, time), e.g. --input {channels},256"
+        )
     return int(time), int(channels)
 
 
@@ -89,12 +95,29 @@ class _Walker:
         self.source: dict[int, int] = {}  # id(Keras tensor) -> node index
         self.axes: dict[int, int | None] = {}
 
-    def add(self, name: str, layer: Any, tensor: Any, axis: int | None, edges: dict[int, Field] | None,
-            unfollowed: str | None = None) -> None:
+    def add(
+        self,
+        name: str,
+        layer: Any,
+        tensor: Any,
+        axis: int | None,
+        edges: dict[int, Field] | None,
+        unfollowed: str | None = None,
+    ) -> None:
         index = len(self.nodes)
         shape = self.shapes.get(id(tensor), tuple(tensor.shape))
-        self.nodes.append(Node(index, name, type(layer).__name__ if layer is not None else "output", layer,
-                               (None, *shape[1:]), axis, edges or {}, unfollowed))
+        self.nodes.append(
+            Node(
+                index,
+                name,
+                type(layer).__name__ if layer is not None else "output",
+                layer,
+                (None, *shape[1:]),
+                axis,
+                edges or {},
+                unfollowed,
+            )
+        )
         self.source[id(tensor)] = index
         self.axes[id(tensor)] = axis
 
@@ -121,8 +144,7 @@ class _Walker:
                 state_edges = {self.source[id(x)]: self.whole(x) for x in inputs if id(x) in self.source}
                 self.add(f"{layer.name}[{i}]", layer, t, None, state_edges)
 
-    def rule(self, layer: Any, inputs: list[Any], kwargs: dict[str, Any]) -> tuple[int | None,
-                                                                                    dict[int, Field]]:
+    def rule(self, layer: Any, inputs: list[Any], kwargs: dict[str, Any]) -> tuple[int | None, dict[int, Field]]:
         k = self.keras.layers
         x = inputs[0]
         src, axis = self.source[id(x)], self.axes[id(x)]
@@ -131,17 +153,28 @@ class _Walker:
         if isinstance(layer, k.Conv1DTranspose):
             return self.sliding(x, steps_axis, lambda f: _transposed(f, config, self.shapes[id(x)][steps_axis]))
         if isinstance(layer, k.Conv1D | k.SeparableConv1D | k.DepthwiseConv1D):
-            geometry = Layer(_first(config["kernel_size"]), _first(config["strides"]),
-                             _first(config["dilation_rate"]), config["padding"], "conv", layer.name)
-            return self.sliding(x, steps_axis, lambda f: _conv(f, geometry, self.shapes[id(x)][steps_axis]),
-                                mixes_channels=not isinstance(layer, k.DepthwiseConv1D))
+            geometry = Layer(
+                _first(config["kernel_size"]),
+                _first(config["strides"]),
+                _first(config["dilation_rate"]),
+                config["padding"],
+                "conv",
+                layer.name,
+            )
+            return self.sliding(
+                x,
+                steps_axis,
+                lambda f: _conv(f, geometry, self.shapes[id(x)][steps_axis]),
+                mixes_channels=not isinstance(layer, k.DepthwiseConv1D),
+            )
         if isinstance(layer, k.MaxPooling1D | k.AveragePooling1D):
             pool = _first(config["pool_size"])
             stride = _first(config["strides"]) if config.get("strides") else pool
             kind = "maxpool" if isinstance(layer, k.MaxPooling1D) else "avgpool"
             geometry = Layer(pool, stride, 1, config["padding"], kind, layer.name)
-            return self.sliding(x, steps_axis, lambda f: _conv(f, geometry, self.shapes[id(x)][steps_axis]),
-                                mixes_channels=False)
+            return self.sliding(
+                x, steps_axis, lambda f: _conv(f, geometry, self.shapes[id(x)][steps_axis]), mixes_channels=False
+            )
         if isinstance(layer, k.ZeroPadding1D):
             left, _ = _config_pair(config["padding"])
             return self.sliding(x, 1, lambda f: f.gather(1, 1, [Steps.of([-left])]), mixes_channels=False)
@@ -168,8 +201,9 @@ class _Walker:
             return self._merged_axis(inputs), self._merge(inputs)
         if isinstance(layer, k.Permute):
             dims = [0, *config["dims"]]
-            return (dims.index(axis) if axis is not None else None), {src: IDENTITY if axis is not None else
-                                                                     IDENTITY_ABS}
+            return (dims.index(axis) if axis is not None else None), {
+                src: IDENTITY if axis is not None else IDENTITY_ABS
+            }
         if isinstance(layer, k.Dense | k.EinsumDense):
             if axis is not None and axis == len(self.shapes[id(x)]) - 1:
                 return None, {src: self.whole(x)}
@@ -185,8 +219,9 @@ class _Walker:
             return axis, {src: IDENTITY if axis is not None else IDENTITY_ABS}
         raise Unfollowed("a layer the receptive-field analysis does not follow")
 
-    def sliding(self, x: Any, steps_axis: int, op: Callable[[Field], Field],
-                mixes_channels: bool = True) -> tuple[int | None, dict[int, Field]]:
+    def sliding(
+        self, x: Any, steps_axis: int, op: Callable[[Field], Field], mixes_channels: bool = True
+    ) -> tuple[int | None, dict[int, Field]]:
         """A layer sliding along ``steps_axis``: ``op`` maps the identity to its taps."""
         src, axis = self.source[id(x)], self.axes[id(x)]
         if axis == steps_axis:
@@ -197,8 +232,9 @@ class _Walker:
             return None, {src: self.whole(x)}
         return axis, {src: IDENTITY}
 
-    def rnn(self, layer: Any, x: Any, src: int, axis: int | None,
-            bidirectional: bool) -> tuple[int | None, dict[int, Field]]:
+    def rnn(
+        self, layer: Any, x: Any, src: int, axis: int | None, bidirectional: bool
+    ) -> tuple[int | None, dict[int, Field]]:
         config = layer.get_config()
         if config.get("go_backwards") and not bidirectional:
             raise Unfollowed("an RNN running backwards (go_backwards=True)")
@@ -210,8 +246,7 @@ class _Walker:
             return 1, {src: self.whole(x)}
         return 1, {src: Field(1, 1, (IDENTITY.prefix(0),))}
 
-    def attention(self, layer: Any, inputs: list[Any], kwargs: dict[str, Any]) -> tuple[int | None,
-                                                                                       dict[int, Field]]:
+    def attention(self, layer: Any, inputs: list[Any], kwargs: dict[str, Any]) -> tuple[int | None, dict[int, Field]]:
         if kwargs.get("attention_mask") is not None or kwargs.get("mask") is not None:
             raise Unfollowed("an attention mask given as a tensor")
         query, keys = inputs[0], inputs[1:] or inputs[:1]
@@ -257,9 +292,26 @@ IDENTITY_ABS = Field.constant(Steps.of([0]))  # a tensor without time axis: its 
 
 def POINTWISE(k: Any) -> tuple[type, ...]:  # noqa: N802 - a tuple of Keras classes, built once Keras is imported
     """Keras layers that act on each step alone."""
-    names = ("Activation", "Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
-             "BatchNormalization", "ReLU", "LeakyReLU", "PReLU", "ELU", "Identity", "Rescaling", "TimeDistributed",
-             "Embedding", "Normalization", "ActivityRegularization", "Masking")
+    names = (
+        "Activation",
+        "Dropout",
+        "SpatialDropout1D",
+        "GaussianNoise",
+        "GaussianDropout",
+        "AlphaDropout",
+        "BatchNormalization",
+        "ReLU",
+        "LeakyReLU",
+        "PReLU",
+        "ELU",
+        "Identity",
+        "Rescaling",
+        "TimeDistributed",
+        "Embedding",
+        "Normalization",
+        "ActivityRegularization",
+        "Masking",
+    )
     return tuple(getattr(k, n) for n in names if hasattr(k, n))
 
 
@@ -316,13 +368,19 @@ def keras_graph(model: Any, input_shape: Sequence[int] | None = None) -> Graph:
             continue
         walker.call(layer, inputs, list(node.outputs), kwargs)
     out = fn.outputs[0]
-    walker.add("<output>", None, out, walker.axes[id(out)], {walker.source[id(out)]: IDENTITY
-                                                          if walker.axes[id(out)] is not None else IDENTITY_ABS})
+    walker.add(
+        "<output>",
+        None,
+        out,
+        walker.axes[id(out)],
+        {walker.source[id(out)]: IDENTITY if walker.axes[id(out)] is not None else IDENTITY_ABS},
+    )
     return Graph(walker.nodes, (channels, time))
 
 
 def _keras_float64(keras: Any, model: Any, seed: int) -> Any:
     """A float64 clone of ``model`` with positive random weights scaled by ``1 / fan_in``."""
+
     def clone(layer: Any) -> Any:
         config = layer.get_config()
         config["dtype"] = "float64"
@@ -341,8 +399,9 @@ def _keras_float64(keras: Any, model: Any, seed: int) -> Any:
     return shadow
 
 
-def keras_probe_function(model: Any, input_shape: Sequence[int] | None, seed: int = 0,
-                         layer: str | None = None) -> tuple[Callable[[torch.Tensor], torch.Tensor], tuple[int, int]]:
+def keras_probe_function(
+    model: Any, input_shape: Sequence[int] | None, seed: int = 0, layer: str | None = None
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], tuple[int, int]]:
     """The probe's view of a Keras model: a float64 function of ``(batch, time, channels)`` torch tensors (the
     output of ``layer`` if named) and the input shape ``(time, channels)``."""
     keras = import_keras()

@@ -11,8 +11,14 @@ from torch import nn
 
 from dilated.geometry import Layer, LayerKind, Padding
 
-GLOBAL_MODULES = (nn.RNNBase, nn.MultiheadAttention, nn.Flatten, nn.TransformerEncoderLayer, nn.AdaptiveAvgPool1d,
-                  nn.AdaptiveMaxPool1d)
+GLOBAL_MODULES = (
+    nn.RNNBase,
+    nn.MultiheadAttention,
+    nn.Flatten,
+    nn.TransformerEncoderLayer,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveMaxPool1d,
+)
 
 
 def _torch_padding(padding: object) -> Padding:
@@ -36,14 +42,29 @@ def geometry_of(module: nn.Module) -> tuple[tuple[Layer, ...], LayerKind]:
         return layers, ("conv" if layers else "pointwise")
     name = type(module).__name__
     if isinstance(module, nn.Conv1d | nn.Conv2d):
-        layer = Layer(_first(module.kernel_size), _first(module.stride), _first(module.dilation),
-                      _torch_padding(module.padding), "conv", name, "torch")
+        layer = Layer(
+            _first(module.kernel_size),
+            _first(module.stride),
+            _first(module.dilation),
+            _torch_padding(module.padding),
+            "conv",
+            name,
+            "torch",
+        )
         return (layer,), "conv"
     if isinstance(module, nn.MaxPool1d | nn.MaxPool2d | nn.AvgPool1d | nn.AvgPool2d):
         kind: LayerKind = "maxpool" if isinstance(module, nn.MaxPool1d | nn.MaxPool2d) else "avgpool"
         stride = module.stride if module.stride is not None else module.kernel_size
-        layer = Layer(_first(module.kernel_size), _first(stride), _first(getattr(module, "dilation", 1)),
-                      _torch_padding(module.padding), kind, name, "torch", bool(module.ceil_mode))
+        layer = Layer(
+            _first(module.kernel_size),
+            _first(stride),
+            _first(getattr(module, "dilation", 1)),
+            _torch_padding(module.padding),
+            kind,
+            name,
+            "torch",
+            bool(module.ceil_mode),
+        )
         return (layer,), kind
     if isinstance(module, GLOBAL_MODULES):
         return (), "global"

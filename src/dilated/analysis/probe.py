@@ -119,8 +119,9 @@ def _randomise(model: nn.Module, generator: torch.Generator) -> None:
             p.copy_((0.25 + 0.5 * torch.rand(p.shape, generator=generator, dtype=p.dtype)) / fan_in)
 
 
-def torch_probe_function(model: nn.Module, module: str | None = None,
-                         seed: int = 0) -> Callable[[torch.Tensor], torch.Tensor]:
+def torch_probe_function(
+    model: nn.Module, module: str | None = None, seed: int = 0
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """A float64 copy of ``model`` with positive random weights, as a function of its input returning the model
     output's first tensor, or that of submodule ``module`` (a name from ``model.named_modules()``)."""
     shadow = copy.deepcopy(model).double().eval()
@@ -152,8 +153,9 @@ def _first_tensor(value: object) -> torch.Tensor:
     raise ValueError(f"the probed output is not a tensor (got {type(value).__name__})")
 
 
-def probe_function(run: Callable[[torch.Tensor], torch.Tensor], input_shape: Sequence[int], time_axis: int = -1,
-                   seed: int = 0) -> Probe:
+def probe_function(
+    run: Callable[[torch.Tensor], torch.Tensor], input_shape: Sequence[int], time_axis: int = -1, seed: int = 0
+) -> Probe:
     """Measure the dependencies of ``run``'s output on the steps of its input ``(1, *input_shape)`` along
     ``time_axis`` (of the batched input); see the module docstring."""
     generator = torch.Generator().manual_seed(seed)
@@ -186,13 +188,18 @@ def probe_function(run: Callable[[torch.Tensor], torch.Tensor], input_shape: Seq
             fed[t] = set(torch.nonzero(per_step[:, t]).flatten().tolist())
     weights = torch.rand(base.shape, generator=generator, dtype=torch.float64) + 0.5
     steps = 1 if axis is None else out_shape[axis]
-    targets = [-1] if axis is None else sorted({round(i * (steps - 1) / max(1, min(steps, GRADIENT_STEPS) - 1))
-                                                for i in range(min(steps, GRADIENT_STEPS))})
+    targets = (
+        [-1]
+        if axis is None
+        else sorted(
+            {round(i * (steps - 1) / max(1, min(steps, GRADIENT_STEPS) - 1)) for i in range(min(steps, GRADIENT_STEPS))}
+        )
+    )
     inputs = torch.cat([x0, 0.5 + torch.rand((TRIALS - 1, *shape[1:]), generator=generator, dtype=torch.float64)])
     jobs = [(t, trial) for t in targets for trial in range(TRIALS)]
     for start in range(0, len(jobs), CHUNK):  # one batch row per (output step, input): its gradient is that step's
-        chunk = [t for t, _ in jobs[start:start + CHUNK]]
-        x = inputs[[trial for _, trial in jobs[start:start + CHUNK]]].clone().requires_grad_(True)
+        chunk = [t for t, _ in jobs[start : start + CHUNK]]
+        x = inputs[[trial for _, trial in jobs[start : start + CHUNK]]].clone().requires_grad_(True)
         out = run(x) * weights
         if axis is None:
             chosen = out.sum()
@@ -224,8 +231,9 @@ def _output_axis(depends: torch.Tensor) -> int | None:
     return best if counts[best] < int(flat.any(1).sum()) else None
 
 
-def probe_receptive_field(model: object, input_shape: Sequence[int] | None = None, *, module: str | None = None,
-                          seed: int = 0) -> Probe:
+def probe_receptive_field(
+    model: object, input_shape: Sequence[int] | None = None, *, module: str | None = None, seed: int = 0
+) -> Probe:
     """The measured receptive field of a torch module (``input_shape`` without the batch axis, time last) or a
     built Keras 3 model (``input_shape`` ``(channels, time)`` needed only for a variable-length input).
 
@@ -237,9 +245,9 @@ def probe_receptive_field(model: object, input_shape: Sequence[int] | None = Non
         run, shape = keras_probe_function(model, input_shape, seed)
         return probe_function(run, shape, time_axis=1, seed=seed)
     if not isinstance(model, nn.Module):
-        raise TypeError(f"probe_receptive_field() takes a torch.nn.Module or a Keras model, got "
-                        f"{type(model).__name__}")
+        raise TypeError(f"probe_receptive_field() takes a torch.nn.Module or a Keras model, got {type(model).__name__}")
     if input_shape is None:
-        raise ValueError("probe_receptive_field(model, input_shape): give the input shape without the batch axis, "
-                         "e.g. (2, 200)")
+        raise ValueError(
+            "probe_receptive_field(model, input_shape): give the input shape without the batch axis, e.g. (2, 200)"
+        )
     return probe_function(torch_probe_function(model, module, seed), input_shape, seed=seed)

@@ -76,8 +76,10 @@ class ReceptiveField(LayerField):
     def steps(self, t: int = -1) -> list[int]:
         """The input steps (inside the input) that output step ``t`` reads (negative ``t`` counts from the end)."""
         if self.field is None:
-            raise ValueError(f"the field was measured, not followed ({self.unfollowed}): use "
-                             "dilated.probe_receptive_field(...).steps(t)")
+            raise ValueError(
+                f"the field was measured, not followed ({self.unfollowed}): use "
+                "dilated.probe_receptive_field(...).steps(t)"
+            )
         length = self.output_shape[self.axis] if self.axis is not None else 1
         seen = self.field.at(t % length if length else 0)
         return seen.clip(0, self.input_length - 1).values()
@@ -88,36 +90,60 @@ class ReceptiveField(LayerField):
         return next((row for row in self.layers if row.causal is False), None)
 
 
-def describe(name: str, type_name: str, shape: tuple[int | None, ...], f: Field, axis: int | None,
-             length: int) -> LayerField:
+def describe(
+    name: str, type_name: str, shape: tuple[int | None, ...], f: Field, axis: int | None, length: int
+) -> LayerField:
     """The numbers of a followed field over an input of ``length`` steps."""
     if f.absolute:
         seen = f.union_of(f.period).clip(0, length - 1)
         first, last = seen.first, seen.last
         size = 0 if first is None else last - first + 1
-        return LayerField(name, type_name, shape, size, first, Fraction(0), seen.count(),
-                          None if axis is None else f.causal(), seen.contains_span(0, length - 1), False,
-                          field=f, axis=axis)
+        return LayerField(
+            name,
+            type_name,
+            shape,
+            size,
+            first,
+            Fraction(0),
+            seen.count(),
+            None if axis is None else f.causal(),
+            seen.contains_span(0, length - 1),
+            False,
+            field=f,
+            axis=axis,
+        )
     widest = f.widest
     start = f.phases[0].first
     if widest.past:
-        return LayerField(name, type_name, shape, None, None, f.rate, None, f.causal(), False, True, field=f,
-                          axis=axis)
+        return LayerField(name, type_name, shape, None, None, f.rate, None, f.causal(), False, True, field=f, axis=axis)
     size = 0 if widest.empty else widest.last - widest.first + 1
-    return LayerField(name, type_name, shape, size, start, f.rate, widest.count(), f.causal(), False, False,
-                      field=f, axis=axis)
+    return LayerField(
+        name, type_name, shape, size, start, f.rate, widest.count(), f.causal(), False, False, field=f, axis=axis
+    )
 
 
-def from_probe(name: str, type_name: str, shape: tuple[int | None, ...], probe: Probe,
-               reason: str | None) -> LayerField:
+def from_probe(
+    name: str, type_name: str, shape: tuple[int | None, ...], probe: Probe, reason: str | None
+) -> LayerField:
     """The numbers of a measured field (its middle output step)."""
     steps = probe.steps()
     t = probe.reference
     size = steps[-1] - steps[0] + 1 if steps else 0
     start = steps[0] - t * probe.jump if steps and probe.axis is not None else (steps[0] if steps else None)
-    return LayerField(name, type_name, shape, size, int(start) if start is not None else None, probe.jump,
-                      len(steps), probe.causal, probe.whole_input, measured=True, unfollowed=reason,
-                      axis=None if probe.axis is None else probe.axis + 1)
+    return LayerField(
+        name,
+        type_name,
+        shape,
+        size,
+        int(start) if start is not None else None,
+        probe.jump,
+        len(steps),
+        probe.causal,
+        probe.whole_input,
+        measured=True,
+        unfollowed=reason,
+        axis=None if probe.axis is None else probe.axis + 1,
+    )
 
 
 Measure = Callable[[Node], Probe]  # measures a node's output with the probe
@@ -125,8 +151,9 @@ Measure = Callable[[Node], Probe]  # measures a node's output with the probe
 
 def _row(graph: Graph, node: Node, measure: Measure | None) -> LayerField:
     try:
-        return describe(node.name, node.type_name, node.output_shape, graph.field(node.index), node.axis,
-                        graph.input_length)
+        return describe(
+            node.name, node.type_name, node.output_shape, graph.field(node.index), node.axis, graph.input_length
+        )
     except Unfollowed as error:
         if measure is None:
             raise
@@ -147,8 +174,9 @@ def torch_measure(model: nn.Module, input_shape: tuple[int, ...]) -> Measure:
     return measure
 
 
-def receptive_field(model: Any, input_shape: Sequence[int] | None = None, *, probe: bool = False,
-                    **kwargs: Any) -> ReceptiveField:
+def receptive_field(
+    model: Any, input_shape: Sequence[int] | None = None, *, probe: bool = False, **kwargs: Any
+) -> ReceptiveField:
     """The exact receptive field of a torch module (``input_shape`` without the batch axis, time last, e.g.
     ``(2, 200)``) or a built Keras 3 model (``input_shape`` ``(channels, time)`` only for a variable-length
     input), from one forward pass that follows every tensor; see the module docstring.
@@ -163,8 +191,9 @@ def receptive_field(model: Any, input_shape: Sequence[int] | None = None, *, pro
         if not isinstance(model, nn.Module):
             raise TypeError(f"receptive_field() takes a torch.nn.Module or a Keras model, got {type(model).__name__}")
         if input_shape is None:
-            raise ValueError("receptive_field(model, input_shape): give the input shape without the batch axis, "
-                             "e.g. (2, 200)")
+            raise ValueError(
+                "receptive_field(model, input_shape): give the input shape without the batch axis, e.g. (2, 200)"
+            )
         shape = tuple(int(n) for n in input_shape)
         if not shape or min(shape) < 1:
             raise ValueError(f"input_shape must be positive sizes without the batch axis, e.g. (2, 200); got {shape}")
@@ -194,8 +223,12 @@ def assemble(graph: Graph, measure: Measure | None) -> ReceptiveField:
     (``None``: raise :class:`Unfollowed` instead)."""
     rows = tuple(_row(graph, node, measure) for node in graph.nodes[1:-1] if not node.constant)
     out = _row(graph, graph.output, measure)
-    return ReceptiveField(**{f: getattr(out, f) for f in LayerField.__dataclass_fields__},
-                          input_length=graph.input_length, layers=rows, graph=graph)
+    return ReceptiveField(
+        **{f: getattr(out, f) for f in LayerField.__dataclass_fields__},
+        input_length=graph.input_length,
+        layers=rows,
+        graph=graph,
+    )
 
 
 def check_against_probe(model: Any, result: ReceptiveField, input_shape: Sequence[int] | None) -> Probe:
@@ -212,8 +245,10 @@ def check_against_probe(model: Any, result: ReceptiveField, input_shape: Sequenc
     else:
         followed, where = result.steps(measured.reference), f"output step {measured.reference}"
     if tuple(followed) != measured.steps():
-        raise ValueError(f"the analysis and the probe disagree on {where}: analysis reads input steps {followed}, "
-                         f"the probe measures {list(measured.steps())}")
+        raise ValueError(
+            f"the analysis and the probe disagree on {where}: analysis reads input steps {followed}, "
+            f"the probe measures {list(measured.steps())}"
+        )
     return measured
 
 

@@ -63,8 +63,9 @@ def _read_stream(paths: Sequence[Path]) -> tuple[dict[str, Any] | None, list[_Di
                         int(stamp)
                         message = json.loads(text)
                     except ValueError:
-                        raise ValueError(f"{path}:{number}: not a '<receive time ns> <json>' line of a Binance "
-                                         "depth recording") from None
+                        raise ValueError(
+                            f"{path}:{number}: not a '<receive time ns> <json>' line of a Binance depth recording"
+                        ) from None
                     if "lastUpdateId" in message:
                         counts["snapshots"] += 1
                         snapshot = snapshot or message
@@ -79,13 +80,19 @@ def _read_stream(paths: Sequence[Path]) -> tuple[dict[str, Any] | None, list[_Di
         except (OSError, EOFError, UnicodeDecodeError) as error:
             raise ValueError(f"{path}: not a Binance depth recording ({error})") from None
     if len(symbols) > 1:
-        raise ValueError(f"{describe_sources(paths)}: depth diffs of {len(symbols)} symbols ({sorted(symbols)}); "
-                         "a book is one symbol: give one instrument's files")
+        raise ValueError(
+            f"{describe_sources(paths)}: depth diffs of {len(symbols)} symbols ({sorted(symbols)}); "
+            "a book is one symbol: give one instrument's files"
+        )
     return snapshot, diffs, counts
 
 
-def binance_book(paths: str | Path | Sequence[str | Path], levels: int = DEFAULT_LEVELS,
-                 gaps: Literal["raise", "truncate"] = "raise", progress: bool = False) -> Book:
+def binance_book(
+    paths: str | Path | Sequence[str | Path],
+    levels: int = DEFAULT_LEVELS,
+    gaps: Literal["raise", "truncate"] = "raise",
+    progress: bool = False,
+) -> Book:
     """Replay Binance depth recordings (snapshot + diffs, files in order) into a book (module notes).
 
     Returns: a :class:`~dilated.data.orderbook.Book`; ``stats`` holds the line counts, the diffs dropped as older
@@ -99,8 +106,10 @@ def binance_book(paths: str | Path | Sequence[str | Path], levels: int = DEFAULT
     source = describe_sources(files)
     snapshot, diffs, stats = _read_stream(files)
     if snapshot is None:
-        raise ValueError(f"{source}: no REST depth snapshot (a line with lastUpdateId); the book's starting state "
-                         "is unknown: give the file that holds the snapshot first")
+        raise ValueError(
+            f"{source}: no REST depth snapshot (a line with lastUpdateId); the book's starting state "
+            "is unknown: give the file that holds the snapshot first"
+        )
     if not diffs:
         raise ValueError(f"{source}: no depthUpdate messages after the snapshot; nothing to replay")
     book, recorder = OrderBook(), BookRecorder(check_levels(levels), capacity=len(diffs))
@@ -121,9 +130,11 @@ def binance_book(paths: str | Path | Sequence[str | Path], levels: int = DEFAULT
             stats["gaps"] += 1
             stats["first_gap"] = {"where": diff.where, **gap}
             if gaps == "raise":
-                raise ValueError(f"{diff.where}: sequence gap after update id {previous or last_id} ({gap['rule']}: "
-                                 f"expected {gap['expected']}, found {gap['found']}); the book is unknown from "
-                                 "here: use gaps='truncate' (--gaps truncate) to keep the book up to the gap")
+                raise ValueError(
+                    f"{diff.where}: sequence gap after update id {previous or last_id} ({gap['rule']}: "
+                    f"expected {gap['expected']}, found {gap['found']}); the book is unknown from "
+                    "here: use gaps='truncate' (--gaps truncate) to keep the book up to the gap"
+                )
             break
         previous = final
         for side, key in (("bid", "b"), ("ask", "a")):
@@ -141,8 +152,11 @@ def _gap(data: dict[str, Any], first: int, previous: int | None, last_id: int) -
         bridge = last_id if futures else last_id + 1
         if first <= bridge <= int(data["u"]):
             return None
-        return {"rule": "first diff must bridge the snapshot", "expected": f"U <= {bridge} <= u",
-                "found": f"U={first}, u={data['u']}"}
+        return {
+            "rule": "first diff must bridge the snapshot",
+            "expected": f"U <= {bridge} <= u",
+            "found": f"U={first}, u={data['u']}",
+        }
     if futures:
         if int(data["pu"]) == previous:
             return None

@@ -52,24 +52,30 @@ def _read_orders(path: Path):  # noqa: ANN202 - a pandas DataFrame (pandas impor
     frame.columns = [c.replace(".", "_") for c in frame.columns]
     missing = [c for c in BITSTAMP_COLUMNS if c not in frame.columns]
     if missing:
-        raise ValueError(f"{path}: no column {missing}; a Bitstamp order stream has {', '.join(BITSTAMP_COLUMNS)} "
-                         f"(and exchange_timestamp); found {list(frame.columns)}")
+        raise ValueError(
+            f"{path}: no column {missing}; a Bitstamp order stream has {', '.join(BITSTAMP_COLUMNS)} "
+            f"(and exchange_timestamp); found {list(frame.columns)}"
+        )
     actions = ~frame["action"].isin(_ACTIONS)
     if actions.any():
         row = int(np.flatnonzero(actions)[0])
-        raise ValueError(f"{path}: data row {row} has action {frame['action'].iloc[row]!r}; expected one of "
-                         f"{', '.join(_ACTIONS)}")
+        raise ValueError(
+            f"{path}: data row {row} has action {frame['action'].iloc[row]!r}; expected one of {', '.join(_ACTIONS)}"
+        )
     sides = ~frame["direction"].isin(("bid", "ask"))
     if sides.any():
         row = int(np.flatnonzero(sides)[0])
-        raise ValueError(f"{path}: data row {row} has direction {frame['direction'].iloc[row]!r}; expected bid "
-                         "or ask")
+        raise ValueError(f"{path}: data row {row} has direction {frame['direction'].iloc[row]!r}; expected bid or ask")
     return frame
 
 
-def bitstamp_book(paths: str | Path | Sequence[str | Path], levels: int = DEFAULT_LEVELS,
-                  volume_unit: Literal["auto", "coin", "satoshi"] = "auto", uncross: bool = True,
-                  progress: bool = False) -> Book:
+def bitstamp_book(
+    paths: str | Path | Sequence[str | Path],
+    levels: int = DEFAULT_LEVELS,
+    volume_unit: Literal["auto", "coin", "satoshi"] = "auto",
+    uncross: bool = True,
+    progress: bool = False,
+) -> Book:
     """Replay Bitstamp order-stream CSV files (in the order given) into a book, uncrossed as the module notes say.
 
     Args:
@@ -101,8 +107,16 @@ def bitstamp_book(paths: str | Path | Sequence[str | Path], levels: int = DEFAUL
 
     book, recorder = OrderBook(), BookRecorder(check_levels(levels), size_scale=SATOSHI, capacity=len(ends))
     stats: dict[str, Any] = {
-        "messages": len(frame), "time_column": time_column, "volume_unit": volume_unit, "unknown_deletes": 0,
-        "unknown_changes": 0, "uncross_events": 0, "uncross_orders": 0, "uncross_levels": 0, "uncross_volume": 0.0}
+        "messages": len(frame),
+        "time_column": time_column,
+        "volume_unit": volume_unit,
+        "unknown_deletes": 0,
+        "unknown_changes": 0,
+        "uncross_events": 0,
+        "uncross_orders": 0,
+        "uncross_levels": 0,
+        "uncross_volume": 0.0,
+    }
     start = 0
     for end in tqdm(ends.tolist(), desc="bitstamp", unit="event", disable=not progress, leave=False):
         for row in range(start, end + 1):

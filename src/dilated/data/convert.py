@@ -60,8 +60,10 @@ def detect_format(path: str | Path) -> str:
     header = [c.strip().replace(".", "_") for c in line.split(",")]
     if {"id", "price", "volume", "action", "direction"} <= set(header):
         return "bitstamp"
-    raise ValueError(f"{path}: cannot tell the feed format (not DBN, not a Binance recording, not a Bitstamp or "
-                     f"LOBSTER CSV); pass --format, one of {', '.join(BOOK_FORMATS)}")
+    raise ValueError(
+        f"{path}: cannot tell the feed format (not DBN, not a Binance recording, not a Bitstamp or "
+        f"LOBSTER CSV); pass --format, one of {', '.join(BOOK_FORMATS)}"
+    )
 
 
 def _lobster_pair(paths: Sequence[Path]) -> tuple[Path, Path]:
@@ -82,8 +84,13 @@ def _lobster_pair(paths: Sequence[Path]) -> tuple[Path, Path]:
     return named["message"], named["orderbook"]
 
 
-def convert_book(sources: str | Path | Sequence[str | Path], format: str | None = None,
-                 levels: int = DEFAULT_LEVELS, progress: bool = False, **options: Any) -> Book:
+def convert_book(
+    sources: str | Path | Sequence[str | Path],
+    format: str | None = None,
+    levels: int = DEFAULT_LEVELS,
+    progress: bool = False,
+    **options: Any,
+) -> Book:
     """Rebuild the book of one instrument from its feed files (in time order).
 
     Args:
@@ -98,8 +105,11 @@ def convert_book(sources: str | Path | Sequence[str | Path], format: str | None 
     levels = check_levels(levels)
     format = format or detect_format(paths[0])
     readers: dict[str, Callable[..., Book]] = {
-        "databento-mbo": databento_mbo_book, "databento-mbp10": databento_mbp10_book, "binance": binance_book,
-        "bitstamp": bitstamp_book}
+        "databento-mbo": databento_mbo_book,
+        "databento-mbp10": databento_mbp10_book,
+        "binance": binance_book,
+        "bitstamp": bitstamp_book,
+    }
     if format == "lobster":
         if options:
             raise ValueError(f"the lobster reader takes no options; got {sorted(options)}")
@@ -114,8 +124,10 @@ def _quantiles(values: np.ndarray) -> dict[str, float]:
     if len(finite) == 0:
         return {}
     points = np.quantile(finite, [0.0, 0.05, 0.5, 0.95, 1.0])
-    return {"mean": float(finite.mean()), **{name: float(v) for name, v in zip(
-        ("min", "p5", "median", "p95", "max"), points)}}
+    return {
+        "mean": float(finite.mean()),
+        **{name: float(v) for name, v in zip(("min", "p5", "median", "p95", "max"), points)},
+    }
 
 
 def book_summary(book: Book) -> dict[str, Any]:
@@ -124,37 +136,48 @@ def book_summary(book: Book) -> dict[str, Any]:
     seconds = (int(book.ts[-1]) - int(book.ts[0])) / 1e9 if len(book) else 0.0
     full = ~np.isnan(book.values).any(axis=1)
     return {
-        "source": book.source, "format": book.format, "events": len(book), "levels": book.levels,
+        "source": book.source,
+        "format": book.format,
+        "events": len(book),
+        "levels": book.levels,
         "start": str(np.datetime64(int(book.ts[0]), "ns")) if len(book) else None,
         "end": str(np.datetime64(int(book.ts[-1]), "ns")) if len(book) else None,
-        "seconds": seconds, "events_per_second": len(book) / seconds if seconds > 0 else None,
-        "crossed": int(np.sum(spread <= 0)), "one_sided": int(np.sum(np.isnan(mid))),
+        "seconds": seconds,
+        "events_per_second": len(book) / seconds if seconds > 0 else None,
+        "crossed": int(np.sum(spread <= 0)),
+        "one_sided": int(np.sum(np.isnan(mid))),
         "all_levels_quoted": int(full.sum()),
-        "spread": _quantiles(spread), "mid": _quantiles(mid),
+        "spread": _quantiles(spread),
+        "mid": _quantiles(mid),
         "mid_changes": int(np.sum(np.diff(mid[np.isfinite(mid)]) != 0)),
     }
 
 
 def format_book_info(summary: dict[str, Any], balance: dict[int, Any] | None = None) -> str:
     """:func:`book_summary` (and :func:`~dilated.data.lob_labels.label_balance`) as plain text."""
+
     def stats(values: dict[str, float]) -> str:
         return "  ".join(f"{k} {v:.6g}" for k, v in values.items()) if values else "none"
 
     rate = summary["events_per_second"]
-    lines = [f"{summary['source']} ({summary['format'] or 'book'})",
-             f"  events {summary['events']:,}, {summary['levels']} levels per side, "
-             f"{summary['all_levels_quoted']:,} with every level quoted",
-             f"  time {summary['start']} to {summary['end']} ({summary['seconds']:.1f} s"
-             + (f", {rate:.1f} events/s)" if rate else ")"),
-             f"  crossed or locked books (best bid >= best ask) {summary['crossed']:,}, one-sided "
-             f"{summary['one_sided']:,}; mid-price changes {summary['mid_changes']:,}",
-             f"  spread: {stats(summary['spread'])}",
-             f"  mid:    {stats(summary['mid'])}"]
+    lines = [
+        f"{summary['source']} ({summary['format'] or 'book'})",
+        f"  events {summary['events']:,}, {summary['levels']} levels per side, "
+        f"{summary['all_levels_quoted']:,} with every level quoted",
+        f"  time {summary['start']} to {summary['end']} ({summary['seconds']:.1f} s"
+        + (f", {rate:.1f} events/s)" if rate else ")"),
+        f"  crossed or locked books (best bid >= best ask) {summary['crossed']:,}, one-sided "
+        f"{summary['one_sided']:,}; mid-price changes {summary['mid_changes']:,}",
+        f"  spread: {stats(summary['spread'])}",
+        f"  mid:    {stats(summary['mid'])}",
+    ]
     for horizon, row in (balance or {}).items():
         if not row["labelled"]:
             lines.append(f"  labels k={horizon}: none ({row['rule']})")
             continue
-        lines.append(f"  labels k={horizon}: threshold {row['threshold']:.3g} ({row['rule']}): up "
-                     f"{row['up']:.1%}, stationary {row['stationary']:.1%}, down {row['down']:.1%} of "
-                     f"{row['labelled']:,}")
+        lines.append(
+            f"  labels k={horizon}: threshold {row['threshold']:.3g} ({row['rule']}): up "
+            f"{row['up']:.1%}, stationary {row['stationary']:.1%}, down {row['down']:.1%} of "
+            f"{row['labelled']:,}"
+        )
     return "\n".join(lines)

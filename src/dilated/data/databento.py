@@ -48,8 +48,9 @@ def _dbn() -> Any:
     try:
         import databento_dbn
     except ImportError:
-        raise ImportError("reading Databento DBN files needs databento-dbn and zstandard: "
-                          "pip install 'dilated[feeds]'") from None
+        raise ImportError(
+            "reading Databento DBN files needs databento-dbn and zstandard: pip install 'dilated[feeds]'"
+        ) from None
     return databento_dbn
 
 
@@ -65,8 +66,10 @@ def read_dbn(path: str | Path) -> tuple[Any, list[Any]]:
 
         raw = zstandard.ZstdDecompressor().stream_reader(raw).read()
     if raw[:3] != b"DBN":
-        raise ValueError(f"{path}: not a DBN file (it does not start with 'DBN'); give a Databento .dbn or .dbn.zst "
-                         "file, or another --format")
+        raise ValueError(
+            f"{path}: not a DBN file (it does not start with 'DBN'); give a Databento .dbn or .dbn.zst "
+            "file, or another --format"
+        )
     decoder = databento_dbn.DBNDecoder()
     decoder.write(raw)
     try:
@@ -96,16 +99,22 @@ def _records(paths: Sequence[str | Path], schema: str, instrument_id: int | None
             raise ValueError(f"{path}: DBN schema {found!r}, this reader takes {schema!r}: {hint}")
         instruments = sorted({r.instrument_id for r in records})
         if instrument_id is None and len(instruments) > 1:
-            raise ValueError(f"{path}: records of {len(instruments)} instruments ({instruments[:5]}); a book is one "
-                             "instrument: pass instrument_id")
+            raise ValueError(
+                f"{path}: records of {len(instruments)} instruments ({instruments[:5]}); a book is one "
+                "instrument: pass instrument_id"
+            )
         if instrument_id is not None:
             records = [r for r in records if r.instrument_id == instrument_id]
         files.append(records)
     return files
 
 
-def databento_mbo_book(paths: str | Path | Sequence[str | Path], levels: int = DEFAULT_LEVELS,
-                       instrument_id: int | None = None, progress: bool = False) -> Book:
+def databento_mbo_book(
+    paths: str | Path | Sequence[str | Path],
+    levels: int = DEFAULT_LEVELS,
+    instrument_id: int | None = None,
+    progress: bool = False,
+) -> Book:
     """Replay Databento MBO files (in the order given: e.g. the snapshot file, then the day) into a book.
 
     Returns: a :class:`~dilated.data.orderbook.Book` with one row per book event (see the module notes).
@@ -145,8 +154,9 @@ def databento_mbo_book(paths: str | Path | Sequence[str | Path], levels: int = D
     return recorder.book(describe_sources(paths), "databento-mbo", stats)
 
 
-def _apply(book: OrderBook, action: str, side_code: str, order_id: int, price: int, size: int,
-           stats: dict[str, int]) -> None:
+def _apply(
+    book: OrderBook, action: str, side_code: str, order_id: int, price: int, size: int, stats: dict[str, int]
+) -> None:
     """One MBO message's effect on the book (module notes)."""
     if action == "R":
         book.clear()
@@ -171,14 +181,20 @@ def _apply(book: OrderBook, action: str, side_code: str, order_id: int, price: i
         book.add_order(order_id, side, price, size)  # replaces the order: new price and size
 
 
-def databento_mbp10_book(paths: str | Path | Sequence[str | Path], levels: int = MBP10_LEVELS,
-                         instrument_id: int | None = None, progress: bool = False) -> Book:
+def databento_mbp10_book(
+    paths: str | Path | Sequence[str | Path],
+    levels: int = MBP10_LEVELS,
+    instrument_id: int | None = None,
+    progress: bool = False,
+) -> Book:
     """Read Databento MBP-10 files: one row per record with ``F_LAST``, its first ``levels`` (<= 10) levels."""
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     levels = check_levels(levels)
     if levels > MBP10_LEVELS:
-        raise ValueError(f"MBP-10 files hold {MBP10_LEVELS} levels per side; {levels} asked: use --levels 10 or "
-                         "fewer, or convert the MBO file")
+        raise ValueError(
+            f"MBP-10 files hold {MBP10_LEVELS} levels per side; {levels} asked: use --levels 10 or "
+            "fewer, or convert the MBO file"
+        )
     files = _records(paths, "mbp-10", instrument_id)
     last = [r for records in files for r in records if r.flags & F_LAST]
     ts = np.array([r.ts_recv for r in last], dtype=np.int64)

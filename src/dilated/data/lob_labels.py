@@ -82,20 +82,25 @@ def fill_empty_levels(values: np.ndarray) -> np.ndarray:
         quoted = np.isfinite(prices)
         nearest = np.maximum.accumulate(np.where(quoted, levels, 0), axis=1)
         prices[:] = np.take_along_axis(prices, nearest, axis=1)
-        sizes = filled[:, column + 1::4]
+        sizes = filled[:, column + 1 :: 4]
         sizes[~quoted] = 0.0
     return filled
 
 
 def select_events(book: Book, start: Any = None, end: Any = None) -> Book:
     """The events with ``start <= ts < end`` (ISO times like ``2023-12-25T23:00`` (UTC) or nanoseconds)."""
+
     def nanoseconds(value: Any, name: str) -> int:
         try:
-            return int(value) if isinstance(value, (int, np.integer)) else int(np.datetime64(str(value), "ns")
-                                                                                 .astype(np.int64))
+            return (
+                int(value)
+                if isinstance(value, (int, np.integer))
+                else int(np.datetime64(str(value), "ns").astype(np.int64))
+            )
         except ValueError:
-            raise ValueError(f"{name} must be an ISO time (e.g. 2023-12-25T23:00) or nanoseconds; got {value!r}") \
-                from None
+            raise ValueError(
+                f"{name} must be an ISO time (e.g. 2023-12-25T23:00) or nanoseconds; got {value!r}"
+            ) from None
 
     keep = np.ones(len(book), dtype=bool)
     if start is not None:
@@ -103,8 +108,10 @@ def select_events(book: Book, start: Any = None, end: Any = None) -> Book:
     if end is not None:
         keep &= book.ts < nanoseconds(end, "end")
     if not keep.any():
-        raise ValueError(f"{book.source}: no event between start {start} and end {end}; the book spans "
-                         f"{np.datetime64(int(book.ts[0]), 'ns')} to {np.datetime64(int(book.ts[-1]), 'ns')}")
+        raise ValueError(
+            f"{book.source}: no event between start {start} and end {end}; the book spans "
+            f"{np.datetime64(int(book.ts[0]), 'ns')} to {np.datetime64(int(book.ts[-1]), 'ns')}"
+        )
     return Book(book.ts[keep], book.values[keep], book.source, book.format, book.stats)
 
 
@@ -139,10 +146,18 @@ def _window_ok(usable: np.ndarray, window: int, before: int, after: int) -> np.n
     return ok
 
 
-def book_splits(book: Book | str | Path, levels: int = 10, window: int = 100, horizon: int = 10,
-                threshold: float | None = None, smoothing: str = "future",
-                fractions: Sequence[float] = DEFAULT_FRACTIONS, stride: int = 1, start: Any = None,
-                end: Any = None) -> BookSplits:
+def book_splits(
+    book: Book | str | Path,
+    levels: int = 10,
+    window: int = 100,
+    horizon: int = 10,
+    threshold: float | None = None,
+    smoothing: str = "future",
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    stride: int = 1,
+    start: Any = None,
+    end: Any = None,
+) -> BookSplits:
     """Windows, labels and chronological splits of a book (module notes).
 
     Args:
@@ -186,25 +201,43 @@ def book_splits(book: Book | str | Path, levels: int = 10, window: int = 100, ho
     zscore = ZScore.fit(fit)
     normalised = zscore(np.where(np.isfinite(features), features, zscore.mean)).T  # (channels, events)
     if len(ends) == 0:
-        raise ValueError(f"{book.source}: no window of {window} usable events with a {horizon}-event horizon; "
-                         "use a smaller window or horizon, or a longer book")
+        raise ValueError(
+            f"{book.source}: no window of {window} usable events with a {horizon}-event horizon; "
+            "use a smaller window or horizon, or a longer book"
+        )
     full = WindowDataset(normalised, labels, window, ends, lookahead=horizon)
     train, val, test = chronological_split(full, fractions)
-    counts = {name: np.bincount(labels[part.ends.numpy()], minlength=3).tolist()
-              for name, part in (("train", train), ("val", val), ("test", test))}
-    info = {"source": book.source, "format": book.format, "events": len(book), "usable_events": int(usable.sum()),
-            "threshold": float(threshold), "threshold_rule": rule,
-            "smoothing": smoothing, "horizon": horizon, "window": window, "stride": stride, "levels": levels,
-            "label_balance": {name: [round(c / max(1, sum(v)), 4) for c in v] for name, v in counts.items()},
-            "label_counts": counts,
-            "gap_events": {"train_val": int(val.ends[0] - train.ends[-1]), "val_test": int(test.ends[0]
-                                                                                         - val.ends[-1])},
-            "zscore": {"mean": zscore.mean.tolist(), "std": zscore.std.tolist()}}
+    counts = {
+        name: np.bincount(labels[part.ends.numpy()], minlength=3).tolist()
+        for name, part in (("train", train), ("val", val), ("test", test))
+    }
+    info = {
+        "source": book.source,
+        "format": book.format,
+        "events": len(book),
+        "usable_events": int(usable.sum()),
+        "threshold": float(threshold),
+        "threshold_rule": rule,
+        "smoothing": smoothing,
+        "horizon": horizon,
+        "window": window,
+        "stride": stride,
+        "levels": levels,
+        "label_balance": {name: [round(c / max(1, sum(v)), 4) for c in v] for name, v in counts.items()},
+        "label_counts": counts,
+        "gap_events": {"train_val": int(val.ends[0] - train.ends[-1]), "val_test": int(test.ends[0] - val.ends[-1])},
+        "zscore": {"mean": zscore.mean.tolist(), "std": zscore.std.tolist()},
+    }
     return BookSplits(train, val, test, full, book, labels, info)
 
 
-def label_balance(book: Book, horizons: Sequence[int], threshold: float | None = None,
-                  smoothing: str = "future", fractions: Sequence[float] = DEFAULT_FRACTIONS) -> dict[int, Any]:
+def label_balance(
+    book: Book,
+    horizons: Sequence[int],
+    threshold: float | None = None,
+    smoothing: str = "future",
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+) -> dict[int, Any]:
     """Per horizon: the threshold (balanced on the training part when None) and the share of up / stationary /
     down labels over all usable events (``labelled`` 0 and no shares when the training part has no label)."""
     usable = usable_events(book)
@@ -221,8 +254,10 @@ def label_balance(book: Book, horizons: Sequence[int], threshold: float | None =
             alpha, rule = balanced_threshold(train)
         labels = movement_labels(smoothed_change(mid, horizon, smoothing), alpha)
         counts = np.bincount(labels[labels >= 0], minlength=3)
-        result[int(horizon)] = {"threshold": float(alpha), "labelled": int(counts.sum()),
-                                "rule": rule,
-                                **{name: float(c / max(1, counts.sum())) for name, c in
-                                   zip(LOB_CLASS_NAMES, counts)}}
+        result[int(horizon)] = {
+            "threshold": float(alpha),
+            "labelled": int(counts.sum()),
+            "rule": rule,
+            **{name: float(c / max(1, counts.sum())) for name, c in zip(LOB_CLASS_NAMES, counts)},
+        }
     return result

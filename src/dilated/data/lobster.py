@@ -120,8 +120,10 @@ def lobster_book(message_path: str | Path, orderbook_path: str | Path, levels: i
 
     match = re.search(r"_(\d{4}-\d{2}-\d{2})_", Path(message_path).name)
     if match is None:
-        raise ValueError(f"{message_path}: no date in the file name (LOBSTER names files "
-                         "TICKER_YYYY-MM-DD_start_end_message_levels.csv); rename it so the times can be dated")
+        raise ValueError(
+            f"{message_path}: no date in the file name (LOBSTER names files "
+            "TICKER_YYYY-MM-DD_start_end_message_levels.csv); rename it so the times can be dated"
+        )
     messages = _read_csv(Path(message_path))
     raw = _read_csv(Path(orderbook_path))
     book = read_lobster(message_path, orderbook_path, levels)  # the shape checks
@@ -130,7 +132,7 @@ def lobster_book(message_path: str | Path, orderbook_path: str | Path, levels: i
     for column, empty in ((0, LOBSTER_EMPTY_ASK), (2, LOBSTER_EMPTY_BID)):
         gone = raw[:, column : 4 * levels : 4] == empty
         values[:, column::4][gone] = np.nan
-        values[:, column + 1::4][gone] = np.nan
+        values[:, column + 1 :: 4][gone] = np.nan
     midnight = pd.Timestamp(match.group(1)).tz_localize("America/New_York").value
     ts = midnight + np.round(messages[:, 0] * 1e9).astype(np.int64)
     stats = {"messages": len(book), "events": len(book), "crossed_events": int(np.sum(values[:, 2] >= values[:, 0]))}

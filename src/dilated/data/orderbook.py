@@ -65,8 +65,10 @@ class Book:
 
     def __post_init__(self) -> None:
         if self.values.ndim != 2 or self.values.shape[1] % 4 or len(self.ts) != len(self.values):
-            raise ValueError(f"a book needs ts (events,) and values (events, 4 * levels); got {self.ts.shape} and "
-                             f"{self.values.shape}")
+            raise ValueError(
+                f"a book needs ts (events,) and values (events, 4 * levels); got {self.ts.shape} and "
+                f"{self.values.shape}"
+            )
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -122,23 +124,33 @@ def read_book(path: str | Path, levels: int | None = None) -> Book:
     try:
         table = pq.read_table(path)
     except Exception as error:  # pyarrow raises its own ArrowInvalid for a file that is not Parquet
-        raise ValueError(f"{path}: not a Parquet file ({error}); give a book written by `dilated data convert`") \
-            from None
+        raise ValueError(
+            f"{path}: not a Parquet file ({error}); give a book written by `dilated data convert`"
+        ) from None
     names = table.column_names
     available = 0
     while all(c in names for c in book_columns(available + 1)[-4:]):
         available += 1
     if "ts" not in names or available == 0:
-        raise ValueError(f"{path}: not a book: expected columns ts, ask_price_1, ask_size_1, bid_price_1, "
-                         f"bid_size_1, ...; found {names[:6]}")
+        raise ValueError(
+            f"{path}: not a book: expected columns ts, ask_price_1, ask_size_1, bid_price_1, "
+            f"bid_size_1, ...; found {names[:6]}"
+        )
     if levels is not None and check_levels(levels) > available:
-        raise ValueError(f"{path}: holds {available} levels per side, {levels} asked; convert with --levels "
-                         f"{levels} or use levels <= {available}")
+        raise ValueError(
+            f"{path}: holds {available} levels per side, {levels} asked; convert with --levels "
+            f"{levels} or use levels <= {available}"
+        )
     keep = levels or available
     values = np.column_stack([table.column(c).to_numpy().astype(np.float64) for c in book_columns(keep)])
     info = json.loads((table.schema.metadata or {}).get(_METADATA_KEY, b"{}"))
-    return Book(table.column("ts").to_numpy().astype(np.int64), values, info.get("source", str(path)),
-                info.get("format", ""), info.get("stats", {}))
+    return Book(
+        table.column("ts").to_numpy().astype(np.int64),
+        values,
+        info.get("source", str(path)),
+        info.get("format", ""),
+        info.get("stats", {}),
+    )
 
 
 class PriceLevels:
@@ -304,8 +316,9 @@ class BookRecorder:
             prices) when writing a row.
     """
 
-    def __init__(self, levels: int = DEFAULT_LEVELS, price_scale: float = 1.0, size_scale: float = 1.0,
-                 capacity: int = 1024) -> None:
+    def __init__(
+        self, levels: int = DEFAULT_LEVELS, price_scale: float = 1.0, size_scale: float = 1.0, capacity: int = 1024
+    ) -> None:
         self.levels = check_levels(levels)
         self.price_scale, self.size_scale = price_scale, size_scale
         self._ts = np.empty(capacity, dtype=np.int64)
@@ -333,7 +346,7 @@ class BookRecorder:
     def book(self, source: str, format: str, stats: dict[str, Any]) -> Book:
         """The recorded events as a :class:`Book`; ``stats`` gets the event and crossed-book counts."""
         stats = {**stats, "events": self.count, "crossed_events": int(self.crossed)}
-        return Book(self._ts[:self.count].copy(), self._values[:self.count].copy(), source, format, stats)
+        return Book(self._ts[: self.count].copy(), self._values[: self.count].copy(), source, format, stats)
 
 
 def describe_sources(paths: Iterable[str | Path]) -> str:

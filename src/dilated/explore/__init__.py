@@ -37,8 +37,10 @@ def _page_padding(layer: Layer, where: str) -> str | int:
             return left
         if (left, right) == (layer.span - 1, 0) and layer.kind == "conv":
             return "causal"
-        raise ValueError(f"{where}: the explorer edits paddings causal, same, valid or one int for both sides; "
-                         f"this layer pads {padding}")
+        raise ValueError(
+            f"{where}: the explorer edits paddings causal, same, valid or one int for both sides; "
+            f"this layer pads {padding}"
+        )
     if layer.ceil_mode:
         raise ValueError(f"{where}: the explorer follows Keras pooling, which has no ceil_mode")
     return padding
@@ -54,8 +56,10 @@ def stack_state(result: Summary, name: str, input_shape: tuple[int, ...]) -> dic
     notes: list[str] = []
     for row in result.layers:
         if row.sees_whole_input:
-            notes.append(f"from {row.name} ({row.kind}) on, outputs see the whole input: the page shows the "
-                         f"convolutional path before it")
+            notes.append(
+                f"from {row.name} ({row.kind}) on, outputs see the whole input: the page shows the "
+                f"convolutional path before it"
+            )
             break
         shape = row.output_shape
         channels = shape[1] if channels_first and len(shape) > 1 else shape[-1] if shape else None
@@ -63,18 +67,32 @@ def stack_state(result: Summary, name: str, input_shape: tuple[int, ...]) -> dic
             if layer.kind in ("pointwise", "global"):
                 continue
             where = f"{name}: {row.name} ({row.kind})"
-            layers.append({"kind": layer.kind, "kernel_size": layer.kernel_size, "dilation": layer.dilation,
-                           "stride": layer.stride, "padding": _page_padding(layer, where),
-                           "channels": int(channels) if layer.kind == "conv" and channels else None})
+            layers.append(
+                {
+                    "kind": layer.kind,
+                    "kernel_size": layer.kernel_size,
+                    "dilation": layer.dilation,
+                    "stride": layer.stride,
+                    "padding": _page_padding(layer, where),
+                    "channels": int(channels) if layer.kind == "conv" and channels else None,
+                }
+            )
     if not layers:
         raise ValueError(f"{name}: no time-axis layer (conv or pool) to explore")
     input_channels = input_shape[0] if channels_first else input_shape[-1]
     plain = _plain_params(layers, int(input_channels))
     if plain != result.total_params:
-        notes.append(f"the page counts {plain:,} parameters for these layers as plain convs; the model itself has "
-                     f"{result.total_params:,} (its skips, gates, norms and other layers)")
-    return {"name": name, "input_channels": int(input_channels), "input_length": int(result.input_length),
-            "layers": layers, "notes": notes}
+        notes.append(
+            f"the page counts {plain:,} parameters for these layers as plain convs; the model itself has "
+            f"{result.total_params:,} (its skips, gates, norms and other layers)"
+        )
+    return {
+        "name": name,
+        "input_channels": int(input_channels),
+        "input_length": int(result.input_length),
+        "layers": layers,
+        "notes": notes,
+    }
 
 
 def _plain_params(layers: list[dict[str, Any]], input_channels: int) -> int:
@@ -94,8 +112,9 @@ def target_summary(target: Target) -> Summary:
     if is_keras_model(target.model):
         return summary(target.model)
     if target.input_shape is None:
-        raise ValueError(f"{target.name!r} does not fix its input shape: pass --input CHANNELS,TIME "
-                         f"(e.g. --input 2,200)")
+        raise ValueError(
+            f"{target.name!r} does not fix its input shape: pass --input CHANNELS,TIME (e.g. --input 2,200)"
+        )
     return summary(target.model, target.input_shape)
 
 
@@ -111,8 +130,11 @@ def page(state: dict[str, Any]) -> str:
     template = (folder / "template.html").read_text(encoding="utf-8")
     script = (folder / "explorer.js").read_text(encoding="utf-8")
     stack = json.dumps(state).replace("</", "<\\/")  # keeps "</script>" inside a name from closing the tag
-    return (template.replace("__TITLE__", html.escape(str(state["name"])))
-            .replace("__STACK__", stack).replace("__SCRIPT__", script))
+    return (
+        template.replace("__TITLE__", html.escape(str(state["name"])))
+        .replace("__STACK__", stack)
+        .replace("__SCRIPT__", script)
+    )
 
 
 def write_explorer(path: str | Path, target: str | None = None, input_shape: tuple[int, ...] | None = None) -> Path:

@@ -10,16 +10,16 @@ registers it.
 """
 
 from dilated.models._registry import (
-                                      DataFit,
-                                      DataShape,
-                                      available_models,
-                                      build_model,
-                                      covering_input_shape,
-                                      example_input_shape,
-                                      fitted_options,
-                                      model_config,
-                                      model_options,
-                                      register_model,
+    DataFit,
+    DataShape,
+    available_models,
+    build_model,
+    covering_input_shape,
+    example_input_shape,
+    fitted_options,
+    model_config,
+    model_options,
+    register_model,
 )
 from dilated.models.deeplob import DeepLOB, DeepLOBConfig
 from dilated.models.stack import DilatedStack, DilatedStackConfig

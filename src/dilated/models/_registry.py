@@ -104,8 +104,9 @@ class ModelEntry:
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, config_cls: type, example_input_shape: Shape | Callable[[Any], Shape],
-                   fits: DataFit | None = None):
+def register_model(
+    name: str, config_cls: type, example_input_shape: Shape | Callable[[Any], Shape], fits: DataFit | None = None
+):
     """Class decorator registering a model built as ``model_cls(config_cls(**options))``.
 
     ``example_input_shape`` is the input shape without the batch axis, or a function of the built model returning
@@ -116,8 +117,9 @@ def register_model(name: str, config_cls: type, example_input_shape: Shape | Cal
     fields = {f.name for f in dataclasses.fields(config_cls)}
     named = [option for option in (fits.channels, fits.length, fits.classes) if option is not None]
     if any(option not in fields for option in named):
-        raise TypeError(f"register_model({name!r}): DataFit names {named}, but {config_cls.__name__} has only "
-                        f"{sorted(fields)}")
+        raise TypeError(
+            f"register_model({name!r}): DataFit names {named}, but {config_cls.__name__} has only {sorted(fields)}"
+        )
     if not dataclasses.is_dataclass(config_cls):
         raise TypeError(f"register_model({name!r}): config_cls must be a dataclass, got {config_cls!r}")
     shape_fn = example_input_shape if callable(example_input_shape) else (lambda _model: tuple(example_input_shape))
@@ -154,8 +156,9 @@ def model_config(name: str, **options: Any) -> Any:
     valid = [f.name for f in dataclasses.fields(entry.config_cls)]
     unknown = sorted(set(options) - set(valid))
     if unknown:
-        raise ValueError(f"unknown option(s) {', '.join(unknown)} for model {name!r}; "
-                         f"valid options: {', '.join(valid)}")
+        raise ValueError(
+            f"unknown option(s) {', '.join(unknown)} for model {name!r}; valid options: {', '.join(valid)}"
+        )
     return entry.config_cls(**options)
 
 

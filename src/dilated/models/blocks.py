@@ -37,7 +37,7 @@ def init_like_keras(module: nn.Module) -> None:
                 elif name.startswith("bias"):
                     nn.init.zeros_(p.data)
                     if name.startswith("bias_ih"):
-                        p.data[m.hidden_size:2 * m.hidden_size] = 1.0
+                        p.data[m.hidden_size : 2 * m.hidden_size] = 1.0
         elif isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d | Conv1d):
             nn.init.xavier_uniform_(m.weight)
             if m.bias is not None:
@@ -58,8 +58,14 @@ class CausalConvStack(nn.Module):
         ``(batch, in_channels, time) -> (batch, channels, time)``; output ``t`` sees inputs ``<= t``.
     """
 
-    def __init__(self, in_channels: int, channels: int, kernel_size: int, dilations: Sequence[int],
-                 activation: Callable[[], nn.Module] = nn.ReLU) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int,
+        kernel_size: int,
+        dilations: Sequence[int],
+        activation: Callable[[], nn.Module] = nn.ReLU,
+    ) -> None:
         super().__init__()
         widths = [in_channels] + [channels] * len(dilations)
         self.convs = nn.ModuleList(
@@ -93,15 +99,23 @@ class GatedActivation(nn.Module):
         ``(batch, in_channels, time) -> (batch, channels, time)``.
     """
 
-    def __init__(self, in_channels: int, channels: int, kernel_size: int, dilation: int,
-                 global_channels: int = 0, local_channels: int = 0) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int,
+        kernel_size: int,
+        dilation: int,
+        global_channels: int = 0,
+        local_channels: int = 0,
+    ) -> None:
         super().__init__()
         self.conv = Conv1d(in_channels, 2 * channels, kernel_size, dilation=dilation, padding="causal")
         self.global_projection = nn.Linear(global_channels, 2 * channels, bias=False) if global_channels else None
         self.local_projection = Dense(local_channels, 2 * channels, bias=False) if local_channels else None
 
-    def forward(self, x: torch.Tensor, global_condition: torch.Tensor | None = None,
-                local_condition: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, global_condition: torch.Tensor | None = None, local_condition: torch.Tensor | None = None
+    ) -> torch.Tensor:
         z = self.conv(x)  # (B, 2C, T)
         if self.global_projection is not None:
             if global_condition is None:
@@ -132,16 +146,27 @@ class ResidualBlock(nn.Module):
         ``(batch, residual_channels, time) -> ((batch, residual_channels, time), (batch, skip_channels, time))``.
     """
 
-    def __init__(self, residual_channels: int, dilation_channels: int, skip_channels: int, kernel_size: int,
-                 dilation: int, global_channels: int = 0, local_channels: int = 0, residual: bool = True) -> None:
+    def __init__(
+        self,
+        residual_channels: int,
+        dilation_channels: int,
+        skip_channels: int,
+        kernel_size: int,
+        dilation: int,
+        global_channels: int = 0,
+        local_channels: int = 0,
+        residual: bool = True,
+    ) -> None:
         super().__init__()
-        self.gate = GatedActivation(residual_channels, dilation_channels, kernel_size, dilation, global_channels,
-                                    local_channels)
+        self.gate = GatedActivation(
+            residual_channels, dilation_channels, kernel_size, dilation, global_channels, local_channels
+        )
         self.residual = Dense(dilation_channels, residual_channels) if residual else None
         self.skip = Dense(dilation_channels, skip_channels)
 
-    def forward(self, x: torch.Tensor, global_condition: torch.Tensor | None = None,
-                local_condition: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, global_condition: torch.Tensor | None = None, local_condition: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.gate(x, global_condition, local_condition)  # (B, dilation_channels, T)
         out = x + self.residual(z) if self.residual is not None else x
         return out, self.skip(z)
@@ -194,8 +219,16 @@ class TemporalBlock(nn.Module):
         ``(batch, in_channels, time) -> (batch, out_channels, time)``; output ``t`` sees inputs ``<= t``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, dilation: int, dropout: float = 0.0,
-                 init: TCNInit = "locuslab", init_std: float = 0.01) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        dilation: int,
+        dropout: float = 0.0,
+        init: TCNInit = "locuslab",
+        init_std: float = 0.01,
+    ) -> None:
         super().__init__()
         check_tcn_init(init)
         conv_std = init_std if init == "normal" else None
@@ -220,4 +253,3 @@ class TemporalBlock(nn.Module):
         out = self.dropout2(self.relu2(self.conv2(out)))
         res = x if self.downsample is None else self.downsample(x)
         return self.relu(out + res)
-

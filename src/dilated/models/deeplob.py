@@ -76,8 +76,14 @@ class TimeConv2d(nn.Conv2d):
     kernel goes on the right).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel: tuple[int, int],
-                 stride: tuple[int, int] = (1, 1), padding: str = "valid") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel: tuple[int, int],
+        stride: tuple[int, int] = (1, 1),
+        padding: str = "valid",
+    ) -> None:
         super().__init__(in_channels, out_channels, kernel, stride)
         self.geometry = Layer(kernel[0], stride[0], 1, padding, "conv", "TimeConv2d", "keras")
 
@@ -86,13 +92,17 @@ class TimeConv2d(nn.Conv2d):
         return super().forward(F.pad(x, (0, 0, left, right)) if left or right else x)
 
 
-def _conv_block(in_channels: int, channels: int, first_kernel: tuple[int, int], first_stride: tuple[int, int],
-                negative_slope: float) -> nn.Sequential:
+def _conv_block(
+    in_channels: int, channels: int, first_kernel: tuple[int, int], first_stride: tuple[int, int], negative_slope: float
+) -> nn.Sequential:
     """One of DeepLOB's three convolutional blocks: a conv across features, then two ``(4, 1)`` convs over time."""
     return nn.Sequential(
-        TimeConv2d(in_channels, channels, first_kernel, first_stride), nn.LeakyReLU(negative_slope),
-        TimeConv2d(channels, channels, (4, 1), padding="same"), nn.LeakyReLU(negative_slope),
-        TimeConv2d(channels, channels, (4, 1), padding="same"), nn.LeakyReLU(negative_slope),
+        TimeConv2d(in_channels, channels, first_kernel, first_stride),
+        nn.LeakyReLU(negative_slope),
+        TimeConv2d(channels, channels, (4, 1), padding="same"),
+        nn.LeakyReLU(negative_slope),
+        TimeConv2d(channels, channels, (4, 1), padding="same"),
+        nn.LeakyReLU(negative_slope),
     )
 
 
@@ -111,18 +121,24 @@ class InceptionModule(nn.Module):
             return [TimeConv2d(cin, channels, (k, 1), padding="same"), nn.LeakyReLU(negative_slope)]
 
         pool = nn.MaxPool2d((3, 1), stride=1, padding=(1, 0))  # Keras 'same', stride 1: one -inf step each side
-        self.branches = nn.ModuleList([
-            nn.Sequential(*conv(in_channels, 1), *conv(channels, 3)),
-            nn.Sequential(*conv(in_channels, 1), *conv(channels, 5)),
-            nn.Sequential(pool, *conv(in_channels, 1)),
-        ])
+        self.branches = nn.ModuleList(
+            [
+                nn.Sequential(*conv(in_channels, 1), *conv(channels, 3)),
+                nn.Sequential(*conv(in_channels, 1), *conv(channels, 5)),
+                nn.Sequential(pool, *conv(in_channels, 1)),
+            ]
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([branch(x) for branch in self.branches], dim=1)
 
 
-@register_model("deeplob", DeepLOBConfig, lambda model: (model.config.num_features, model.config.window),
-                DataFit(channels="num_features", length="window", classes="num_classes"))
+@register_model(
+    "deeplob",
+    DeepLOBConfig,
+    lambda model: (model.config.num_features, model.config.window),
+    DataFit(channels="num_features", length="window", classes="num_classes"),
+)
 class DeepLOB(nn.Module):
     """DeepLOB: three convolutional blocks over ``(time, features)`` that merge the 40 LOB features into one
     column, an inception module, an LSTM over time and a dense classifier (Zhang et al. 2019, Sec. IV, Fig. 3).
@@ -160,8 +176,10 @@ class DeepLOB(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[1] != self.config.num_features:
-            raise ValueError(f"DeepLOB expects (batch, {self.config.num_features}, time); got {tuple(x.shape)} "
-                             "(a paper-layout window (batch, time, features) needs .transpose(1, 2))")
+            raise ValueError(
+                f"DeepLOB expects (batch, {self.config.num_features}, time); got {tuple(x.shape)} "
+                "(a paper-layout window (batch, time, features) needs .transpose(1, 2))"
+            )
         image = channels_last(x).unsqueeze(1)  # (B, F, T) -> (B, T, F) -> (B, 1, T, F)
         # Same shape and indexing, NHWC memory (torch.channels_last): oneDNN's convs run faster on it (a CPU train
         # step 5-25% faster, benchmarks/profile_training.py), and the LSTM input below comes out time-major in

@@ -68,8 +68,9 @@ class ConvBlock(nn.Module):
         ``(batch, in_channels, time) -> (batch, channels, time)``; output ``t`` sees inputs ``<= t``.
     """
 
-    def __init__(self, in_channels: int, channels: int, kernel_size: int, dilation: int, residual: bool,
-                 dropout: float = 0.0) -> None:
+    def __init__(
+        self, in_channels: int, channels: int, kernel_size: int, dilation: int, residual: bool, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         self.conv = Conv1d(in_channels, channels, kernel_size, dilation=dilation, padding="causal")
         self.skip = None
@@ -84,9 +85,15 @@ class ConvBlock(nn.Module):
         return self.dropout(self.relu(out))
 
 
-@register_model(MODEL_NAME, DilatedStackConfig, covering_input_shape, DataFit(  # the data fixes what it fixes in a TCN
-    channels="input_channels",
-    head=lambda shape: {"output_size": shape.classes or 1, "last_step_only": not shape.per_step}))
+@register_model(
+    MODEL_NAME,
+    DilatedStackConfig,
+    covering_input_shape,
+    DataFit(  # the data fixes what it fixes in a TCN
+        channels="input_channels",
+        head=lambda shape: {"output_size": shape.classes or 1, "last_step_only": not shape.per_step},
+    ),
+)
 class DilatedStack(nn.Module):
     """Causal stride-1 blocks with the configured dilations, plus an optional linear head.
 
@@ -103,11 +110,14 @@ class DilatedStack(nn.Module):
         self.config = c = config or DilatedStackConfig()
         widths = [c.input_channels] + [c.channels] * len(c.dilations)
         if c.block == "residual2":
-            blocks: list[nn.Module] = [TemporalBlock(widths[i], c.channels, c.kernel_size, d, c.dropout)
-                                       for i, d in enumerate(c.dilations)]
+            blocks: list[nn.Module] = [
+                TemporalBlock(widths[i], c.channels, c.kernel_size, d, c.dropout) for i, d in enumerate(c.dilations)
+            ]
         else:
-            blocks = [ConvBlock(widths[i], c.channels, c.kernel_size, d, c.block == "residual1", c.dropout)
-                      for i, d in enumerate(c.dilations)]
+            blocks = [
+                ConvBlock(widths[i], c.channels, c.kernel_size, d, c.block == "residual1", c.dropout)
+                for i, d in enumerate(c.dilations)
+            ]
         self.blocks = nn.ModuleList(blocks)
         self.head = Dense(c.channels, c.output_size) if c.output_size is not None else None
 
@@ -127,8 +137,7 @@ class DilatedStack(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[1] != self.config.input_channels:
-            raise ValueError(f"DilatedStack expects (batch, {self.config.input_channels}, time), got "
-                             f"{tuple(x.shape)}")
+            raise ValueError(f"DilatedStack expects (batch, {self.config.input_channels}, time), got {tuple(x.shape)}")
         for block in self.blocks:
             x = block(x)  # (B, channels, T)
         return sequence_head(self.head, x, self.config.last_step_only)

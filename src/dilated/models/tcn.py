@@ -57,9 +57,15 @@ class TCNConfig:
             raise ValueError("last_step_only needs a head: set output_size")
 
 
-@register_model("tcn", TCNConfig, covering_input_shape, DataFit(
-    channels="input_channels",
-    head=lambda shape: {"output_size": shape.classes or 1, "last_step_only": not shape.per_step}))
+@register_model(
+    "tcn",
+    TCNConfig,
+    covering_input_shape,
+    DataFit(
+        channels="input_channels",
+        head=lambda shape: {"output_size": shape.classes or 1, "last_step_only": not shape.per_step},
+    ),
+)
 class TCN(nn.Module):
     """Generic TCN: temporal blocks (two weight-normed dilated causal convs, ReLU, dropout, residual) with
     dilation ``2**i`` at level ``i`` (Bai et al. 2018, Sec. 3, Fig. 1), plus an optional linear head.
@@ -91,8 +97,13 @@ class TCN(nn.Module):
     def receptive_field(self) -> int:
         """Input steps one output depends on: both convs of every block in a row (``dilated.receptive_field``
         finds the same from the dataflow); it sizes the example input and streaming's history."""
-        return receptive_field([conv.geometry for block in cast(Iterable[TemporalBlock], self.blocks)
-                               for conv in (block.conv1, block.conv2)])
+        return receptive_field(
+            [
+                conv.geometry
+                for block in cast(Iterable[TemporalBlock], self.blocks)
+                for conv in (block.conv1, block.conv2)
+            ]
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[1] != self.config.input_channels:

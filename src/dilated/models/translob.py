@@ -89,12 +89,16 @@ class TransLOBConfig:
         self.conv_dilations = tuple(int(d) for d in self.conv_dilations)
         if self.head_dim is None:
             if self.d_model % self.num_heads:
-                raise ValueError(f"d_model = conv_channels + 1 = {self.d_model} is not divisible by num_heads = "
-                                 f"{self.num_heads}; set head_dim (and attention_output_projection=True)")
+                raise ValueError(
+                    f"d_model = conv_channels + 1 = {self.d_model} is not divisible by num_heads = "
+                    f"{self.num_heads}; set head_dim (and attention_output_projection=True)"
+                )
             self.head_dim = self.resolved_head_dim
         if self.num_heads * self.head_dim != self.d_model and not self.attention_output_projection:
-            raise ValueError(f"num_heads * head_dim = {self.num_heads * self.head_dim} differs from d_model = "
-                             f"{self.d_model}: set attention_output_projection=True")
+            raise ValueError(
+                f"num_heads * head_dim = {self.num_heads * self.head_dim} differs from d_model = "
+                f"{self.d_model}: set attention_output_projection=True"
+            )
         if self.window < 2:
             raise ValueError(f"window must be >= 2 (the position channel spans [-1, 1]), got {self.window}")
 
@@ -139,8 +143,10 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, steps, _ = x.shape
-        q, k, v = (t.view(batch, steps, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
-                   for t in self.qkv(x).chunk(3, dim=-1))
+        q, k, v = (
+            t.view(batch, steps, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
+            for t in self.qkv(x).chunk(3, dim=-1)
+        )
         y = attention(q, k, v, self.scale, self.causal, dropout=self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).reshape(batch, steps, self.num_heads * self.head_dim)  # heads concatenated
         return y if self.projection is None else self.projection(y)
@@ -168,8 +174,12 @@ class TransformerBlock(nn.Module):
         return self.norm2(x + self.ffn(x))
 
 
-@register_model("translob", TransLOBConfig, lambda model: (model.config.num_features, model.config.window),
-                DataFit(channels="num_features", length="window", classes="num_classes"))
+@register_model(
+    "translob",
+    TransLOBConfig,
+    lambda model: (model.config.num_features, model.config.window),
+    DataFit(channels="num_features", length="window", classes="num_classes"),
+)
 class TransLOB(nn.Module):
     """TransLOB: causal dilated convs -> layer norm -> position channel -> transformer blocks -> flatten ->
     ``Dense(64, relu)`` -> dropout -> ``Dense(3)`` (Wallbridge 2020, Sec. 3-4, Fig. 1).
@@ -216,11 +226,14 @@ class TransLOB(nn.Module):
     def _check_input(self, x: torch.Tensor, whole_window: bool = False) -> None:
         c = self.config
         if x.dim() != 3 or x.shape[1] != c.num_features:
-            raise ValueError(f"TransLOB expects (batch, {c.num_features}, time); got {tuple(x.shape)} "
-                             "(a paper-layout window (batch, time, features) needs .transpose(1, 2))")
+            raise ValueError(
+                f"TransLOB expects (batch, {c.num_features}, time); got {tuple(x.shape)} "
+                "(a paper-layout window (batch, time, features) needs .transpose(1, 2))"
+            )
         if whole_window and x.shape[-1] != c.window:
-            raise ValueError(f"TransLOB's dense head is sized for windows of {c.window} events; got "
-                             f"{x.shape[-1]} (set window=...)")
+            raise ValueError(
+                f"TransLOB's dense head is sized for windows of {c.window} events; got {x.shape[-1]} (set window=...)"
+            )
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The transformer's output ``(batch, window, d_model)``; with causal attention, step ``t`` sees events

@@ -67,8 +67,17 @@ class WaveNetConfig:
             raise ValueError(f"output must be 'categorical', 'gaussian' or 'regression', got {self.output!r}")
         if self.upsample_mode not in ("transposed", "repeat"):
             raise ValueError(f"upsample_mode must be 'transposed' or 'repeat', got {self.upsample_mode!r}")
-        for name in ("layers_per_stack", "stacks", "kernel_size", "input_kernel_size", "residual_channels",
-                     "dilation_channels", "skip_channels", "quantization_channels", "upsample_factor"):
+        for name in (
+            "layers_per_stack",
+            "stacks",
+            "kernel_size",
+            "input_kernel_size",
+            "residual_channels",
+            "dilation_channels",
+            "skip_channels",
+            "quantization_channels",
+            "upsample_factor",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.global_channels < 0 or self.local_channels < 0:
@@ -131,16 +140,26 @@ class WaveNet(nn.Module):
         self.input_conv = Conv1d(c.resolved_input_channels, c.residual_channels, c.input_kernel_size, padding="causal")
         dilations = c.dilations
         self.blocks = nn.ModuleList(
-            ResidualBlock(c.residual_channels, c.dilation_channels, c.skip_channels, c.kernel_size, d,
-                          c.global_channels, c.local_channels, residual=i < len(dilations) - 1)
+            ResidualBlock(
+                c.residual_channels,
+                c.dilation_channels,
+                c.skip_channels,
+                c.kernel_size,
+                d,
+                c.global_channels,
+                c.local_channels,
+                residual=i < len(dilations) - 1,
+            )
             for i, d in enumerate(dilations)
         )
-        self.head = nn.Sequential(nn.ReLU(), Dense(c.skip_channels, c.skip_channels), nn.ReLU(),
-                                  Dense(c.skip_channels, c.output_channels))
+        self.head = nn.Sequential(
+            nn.ReLU(), Dense(c.skip_channels, c.skip_channels), nn.ReLU(), Dense(c.skip_channels, c.output_channels)
+        )
         self.upsample = None
         if c.local_channels and c.upsample_factor > 1 and c.upsample_mode == "transposed":
-            self.upsample = nn.ConvTranspose1d(c.local_channels, c.local_channels, c.upsample_factor,
-                                               stride=c.upsample_factor)
+            self.upsample = nn.ConvTranspose1d(
+                c.local_channels, c.local_channels, c.upsample_factor, stride=c.upsample_factor
+            )
 
     @property
     def receptive_field(self) -> int:
@@ -159,23 +178,32 @@ class WaveNet(nn.Module):
             return self.upsample(c)
         return c.repeat_interleave(factor, dim=-1)
 
-    def forward(self, x: torch.Tensor, global_condition: torch.Tensor | None = None,
-                local_condition: torch.Tensor | None = None, local_upsampled: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        global_condition: torch.Tensor | None = None,
+        local_condition: torch.Tensor | None = None,
+        local_upsampled: bool = False,
+    ) -> torch.Tensor:
         c = self.config
         if x.dim() != 3 or x.shape[1] != c.input_channels:
             raise ValueError(f"WaveNet expects (batch, {c.input_channels}, time), got {tuple(x.shape)}")
         if (global_condition is not None) != bool(c.global_channels):
-            raise ValueError(f"global_condition must be given exactly when global_channels > 0 "
-                             f"(global_channels={c.global_channels})")
+            raise ValueError(
+                f"global_condition must be given exactly when global_channels > 0 (global_channels={c.global_channels})"
+            )
         if (local_condition is not None) != bool(c.local_channels):
-            raise ValueError(f"local_condition must be given exactly when local_channels > 0 "
-                             f"(local_channels={c.local_channels})")
+            raise ValueError(
+                f"local_condition must be given exactly when local_channels > 0 (local_channels={c.local_channels})"
+            )
         if local_condition is not None:
             if not local_upsampled:
                 local_condition = self.upsample_conditioning(local_condition)
             if local_condition.shape[-1] != x.shape[-1]:
-                raise ValueError(f"local conditioning has {local_condition.shape[-1]} steps at the input rate, the "
-                                 f"input {x.shape[-1]}; give time // upsample_factor steps ({c.upsample_factor})")
+                raise ValueError(
+                    f"local conditioning has {local_condition.shape[-1]} steps at the input rate, the "
+                    f"input {x.shape[-1]}; give time // upsample_factor steps ({c.upsample_factor})"
+                )
         h = self.input_conv(x)  # (B, residual, T)
         skips = 0
         for block in self.blocks:

@@ -20,5 +20,20 @@ from dilated.streaming.interface import Backend, StreamEngine, stream
 from dilated.streaming.shadow import StatefulConv, StatefulPad
 from dilated.streaming.window import WindowStream
 
-__all__ = ["STEPS_KEY", "Backend", "FastStream", "StatefulConv", "StatefulPad", "StepFunction", "Stream",
-           "StreamEngine", "Unsupported", "WindowStream", "check", "check_state", "export_onnx", "generate", "stream"]
+__all__ = [
+    "STEPS_KEY",
+    "Backend",
+    "FastStream",
+    "StatefulConv",
+    "StatefulPad",
+    "StepFunction",
+    "Stream",
+    "StreamEngine",
+    "Unsupported",
+    "WindowStream",
+    "check",
+    "check_state",
+    "export_onnx",
+    "generate",
+    "stream",
+]

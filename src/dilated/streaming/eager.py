@@ -54,6 +54,7 @@ def _first_tensor(value: Any) -> torch.Tensor | None:
 # The eager engine
 # --------------------------------------------------------------------------------------------------------------------
 
+
 class Stream:
     """Step-by-step inference of a causal model for ``batch_size`` independent streams (eager PyTorch).
 
@@ -88,8 +89,15 @@ class Stream:
     :class:`dilated.streaming.fast.FastStream`, so a service can move state between the two.
     """
 
-    def __init__(self, model: nn.Module, batch_size: int = 1, strict: bool = True, verify: bool = True,
-                 example: torch.Tensor | None = None, like: Stream | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        batch_size: int = 1,
+        strict: bool = True,
+        verify: bool = True,
+        example: torch.Tensor | None = None,
+        like: Stream | None = None,
+    ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"Stream takes a torch.nn.Module, got {type(model).__name__}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -102,8 +110,10 @@ class Stream:
         if strict and self.refused:
             first = self.refused[0]
             more = f" (and {len(self.refused) - 1} more)" if len(self.refused) > 1 else ""
-            raise ValueError(f"cannot stream layer {first.path!r} ({first.type_name}){more}: {first.reason}. "
-                             "If the model never calls it while streaming, pass strict=False")
+            raise ValueError(
+                f"cannot stream layer {first.path!r} ({first.type_name}){more}: {first.reason}. "
+                "If the model never calls it while streaming, pass strict=False"
+            )
         self.steps = 0
         self._per_step_output: bool | None = None
         self.verified: float | None = None  # the check's largest difference, once it has passed
@@ -154,8 +164,10 @@ class Stream:
         mode = PadMode(self.tree)
         hooks = []
         if mode.discovering:  # name each F.pad call after the module making it
-            hooks = [nn.modules.module.register_module_forward_pre_hook(mode.enter_module),
-                     nn.modules.module.register_module_forward_hook(mode.leave_module)]
+            hooks = [
+                nn.modules.module.register_module_forward_pre_hook(mode.enter_module),
+                nn.modules.module.register_module_forward_hook(mode.leave_module),
+            ]
         try:
             with mode:
                 return self.tree.root(x, *args, **kwargs)
@@ -244,12 +256,15 @@ def check_state(state: dict[str, torch.Tensor], shapes: dict[str, tuple[int, ...
         raise ValueError(f"stream state does not match the model: missing {missing}, unexpected {unexpected}")
     for path, shape in shapes.items():
         if tuple(state[path].shape) != shape:
-            raise ValueError(f"stream state {path!r} has shape {tuple(state[path].shape)}, expected {shape} "
-                             "(batch, in_channels, history)")
+            raise ValueError(
+                f"stream state {path!r} has shape {tuple(state[path].shape)}, expected {shape} "
+                "(batch, in_channels, history)"
+            )
 
 
-def check(model: nn.Module, x: torch.Tensor, chunk_sizes: tuple[int, ...] = (1, 7, 3), atol: float = 1e-5,
-          **kwargs: Any) -> float:
+def check(
+    model: nn.Module, x: torch.Tensor, chunk_sizes: tuple[int, ...] = (1, 7, 3), atol: float = 1e-5, **kwargs: Any
+) -> float:
     """Stream ``x`` ``(batch, channels, time)`` through ``model`` in chunks of the given sizes and compare with the
     offline ``model(x)``; returns the largest absolute difference, and raises ``ValueError`` above ``atol``.
 
@@ -270,6 +285,8 @@ def check(model: nn.Module, x: torch.Tensor, chunk_sizes: tuple[int, ...] = (1, 
         start, i = end, i + 1
     error = float((torch.cat(outs, dim=-1) - expected).abs().max())
     if not error <= atol:
-        raise ValueError(f"streaming differs from the offline forward by {error:.3g} (> {atol}): the model mixes "
-                         "time steps outside causal dilated.layers.Conv1d layers")
+        raise ValueError(
+            f"streaming differs from the offline forward by {error:.3g} (> {atol}): the model mixes "
+            "time steps outside causal dilated.layers.Conv1d layers"
+        )
     return error

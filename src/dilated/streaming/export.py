@@ -43,8 +43,9 @@ class StepFunction(nn.Module):
         return (y.squeeze(-1) if y.dim() >= 3 else y, *(conv.state for conv in convs))
 
 
-def export_onnx(model: nn.Module, path: str, x_t: torch.Tensor, opset_version: int = 17,
-                **model_kwargs: Any) -> StepFunction:
+def export_onnx(
+    model: nn.Module, path: str, x_t: torch.Tensor, opset_version: int = 17, **model_kwargs: Any
+) -> StepFunction:
     """Write the step function of ``model`` to ONNX with the state as explicit inputs and outputs.
 
     Inputs ``x`` (``x_t``'s shape: ``(batch, channels)``) then ``state_0 ...``; outputs ``y`` then
@@ -57,7 +58,13 @@ def export_onnx(model: nn.Module, path: str, x_t: torch.Tensor, opset_version: i
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape checks are constants for a fixed step
         warnings.simplefilter("ignore", DeprecationWarning)  # dynamo=False is the exporter that needs only onnx
-        torch.onnx.export(fn, (x_t, *state), path, input_names=["x", *names],
-                          output_names=["y", *(f"new_{n}" for n in names)], opset_version=opset_version,
-                          dynamo=False)
+        torch.onnx.export(
+            fn,
+            (x_t, *state),
+            path,
+            input_names=["x", *names],
+            output_names=["y", *(f"new_{n}" for n in names)],
+            opset_version=opset_version,
+            dynamo=False,
+        )
     return fn

@@ -11,9 +11,16 @@ from dilated.models.wavenet import WaveNetConfig
 from dilated.streaming.interface import Backend, stream
 
 
-def generate(wavenet: nn.Module, n_samples: int, batch_size: int = 1, temperature: float = 1.0,
-             global_condition: torch.Tensor | None = None, first_code: int | None = None,
-             generator: torch.Generator | None = None, backend: Backend = "auto") -> torch.Tensor:
+def generate(
+    wavenet: nn.Module,
+    n_samples: int,
+    batch_size: int = 1,
+    temperature: float = 1.0,
+    global_condition: torch.Tensor | None = None,
+    first_code: int | None = None,
+    generator: torch.Generator | None = None,
+    backend: Backend = "auto",
+) -> torch.Tensor:
     """Sample mu-law codes autoregressively from a categorical WaveNet with the streaming engine.
 
     Each step feeds the one-hot of the previous code (:func:`dilated.models.mulaw.one_hot`), samples the next code from
@@ -39,8 +46,10 @@ def generate(wavenet: nn.Module, n_samples: int, batch_size: int = 1, temperatur
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     q = config.quantization_channels
     if config.input_channels != q:
-        raise ValueError(f"generate() feeds one-hot codes back: input_channels ({config.input_channels}) must equal "
-                         f"quantization_channels ({q})")
+        raise ValueError(
+            f"generate() feeds one-hot codes back: input_channels ({config.input_channels}) must equal "
+            f"quantization_channels ({q})"
+        )
     if config.local_channels:
         raise ValueError("generate() does not take local conditioning; step a Stream with local_upsampled=True")
     s = stream(wavenet, batch_size, backend=backend)

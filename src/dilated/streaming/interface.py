@@ -56,8 +56,13 @@ class StreamEngine(Protocol):
         ...
 
 
-def stream(model: nn.Module, batch_size: int = 1, backend: Backend = "auto", verify: bool = True,
-           example: torch.Tensor | None = None) -> StreamEngine:
+def stream(
+    model: nn.Module,
+    batch_size: int = 1,
+    backend: Backend = "auto",
+    verify: bool = True,
+    example: torch.Tensor | None = None,
+) -> StreamEngine:
     """A stream of ``batch_size`` independent sequences through ``model`` (see :class:`StreamEngine`).
 
     Args:
@@ -71,5 +76,6 @@ def stream(model: nn.Module, batch_size: int = 1, backend: Backend = "auto", ver
         raise ValueError(f"backend must be 'auto', 'eager' or 'fast', got {backend!r}")
     if backend == "eager" or not isinstance(model, nn.Module):  # (Stream raises the TypeError naming the type)
         return Stream(model, batch_size, verify=verify, example=example)
-    return FastStream(model, batch_size, fallback="warn" if backend == "fast" else "silent", verify=verify,
-                      example=example)
+    return FastStream(
+        model, batch_size, fallback="warn" if backend == "fast" else "silent", verify=verify, example=example
+    )

@@ -30,8 +30,10 @@ from dilated.analysis import geometry_of
 from dilated.geometry import Layer, padding_amounts
 from dilated.layers import Conv1d
 
-GLOBAL_REASON = ("it mixes every time step (attention, RNN, flatten or global pooling); stream the causal part "
-                 "before it, or use WindowStream for a model that ends in such a stage")
+GLOBAL_REASON = (
+    "it mixes every time step (attention, RNN, flatten or global pooling); stream the causal part "
+    "before it, or use WindowStream for a model that ends in such a stage"
+)
 
 
 class Clock:
@@ -45,8 +47,17 @@ class _Stateful(nn.Module):
     """Base of the stateful layers: a per-stream history ``state`` ``(batch, channels, history[, features])`` of
     the layer's input, oldest step first, and the checks every call makes."""
 
-    def __init__(self, path: str, in_channels: int | None, history: int, right: int, batch_size: int,
-                 clock: Clock, dtype: torch.dtype, device: torch.device) -> None:
+    def __init__(
+        self,
+        path: str,
+        in_channels: int | None,
+        history: int,
+        right: int,
+        batch_size: int,
+        clock: Clock,
+        dtype: torch.dtype,
+        device: torch.device,
+    ) -> None:
         super().__init__()
         self.path, self.in_channels, self.history, self.right = path, in_channels, history, right
         self.clock, self.last_call, self.batch_size = clock, -1, batch_size
@@ -61,25 +72,34 @@ class _Stateful(nn.Module):
     def _extend(self, x: torch.Tensor) -> torch.Tensor:
         """History + chunk along time, and the new history kept."""
         if self.last_call == self.clock.call:
-            raise ValueError(f"layer {self.path!r} is called more than once per forward pass; streaming keeps one "
-                             "history per layer, so give each call its own layer")
+            raise ValueError(
+                f"layer {self.path!r} is called more than once per forward pass; streaming keeps one "
+                "history per layer, so give each call its own layer"
+            )
         self.last_call = self.clock.call
         if self.in_channels is None and x.dim() in (3, 4):
             self.learn_channels(x.shape[1], x.dtype)
         if x.dim() not in (3, 4) or x.shape[0] != self.batch_size or x.shape[1] != self.in_channels:
-            raise ValueError(f"layer {self.path!r}: expected a chunk ({self.batch_size}, {self.in_channels}, n), "
-                             f"got {tuple(x.shape)}")
+            raise ValueError(
+                f"layer {self.path!r}: expected a chunk ({self.batch_size}, {self.in_channels}, n), "
+                f"got {tuple(x.shape)}"
+            )
         if x.shape[2] != self.clock.n:
-            raise ValueError(f"layer {self.path!r} receives {x.shape[2]} time steps for a chunk of {self.clock.n}: "
-                             "steps added by padding reach it before being trimmed (pad once per time-mixing layer, "
-                             "right before it)")
+            raise ValueError(
+                f"layer {self.path!r} receives {x.shape[2]} time steps for a chunk of {self.clock.n}: "
+                "steps added by padding reach it before being trimmed (pad once per time-mixing layer, "
+                "right before it)"
+            )
         if self.state.dim() != x.dim():  # a 4-D layout (B, C, T, F): the history gets the feature axis
-            self.state = self.state.reshape(*self.state.shape, *([1] * (x.dim() - 3))).expand(
-                *self.state.shape, *x.shape[3:]).contiguous()
+            self.state = (
+                self.state.reshape(*self.state.shape, *([1] * (x.dim() - 3)))
+                .expand(*self.state.shape, *x.shape[3:])
+                .contiguous()
+            )
         if not self.history:
             return x
         h = torch.cat([self.state, x.to(self.state.dtype)], dim=2)  # (B, C, history + n, ...)
-        self.state = h[:, :, h.shape[2] - self.history:]
+        self.state = h[:, :, h.shape[2] - self.history :]
         return h
 
     def _future(self, y: torch.Tensor) -> torch.Tensor:
@@ -109,8 +129,9 @@ class StatefulConv(_Stateful):
     def __init__(self, conv: nn.Module, path: str, layer: Layer, right: int, batch_size: int, clock: Clock) -> None:
         weight = next(conv.parameters())
         # a conv by behaviour (torch's, a subclass, one declaring its geometry): these attributes are ints
-        super().__init__(path, cast(int, conv.in_channels), layer.span - 1, right, batch_size, clock, weight.dtype,
-                         weight.device)
+        super().__init__(
+            path, cast(int, conv.in_channels), layer.span - 1, right, batch_size, clock, weight.dtype, weight.device
+        )
         self.layer, self.out_channels, self.groups = layer, cast(int, conv.out_channels), cast(int, conv.groups)
         inner = copy_module(conv)
         if isinstance(conv, Conv1d):
@@ -140,8 +161,16 @@ class StatefulPad(_Stateful):
         input ``(batch, channels, n[, features])``, output ``(batch, channels, left + n + right[, features])``.
     """
 
-    def __init__(self, path: str, channels: int | None, left: int, right: int, other: tuple[int, ...],
-                 batch_size: int, clock: Clock) -> None:
+    def __init__(
+        self,
+        path: str,
+        channels: int | None,
+        left: int,
+        right: int,
+        other: tuple[int, ...],
+        batch_size: int,
+        clock: Clock,
+    ) -> None:
         super().__init__(path, channels, left, right, batch_size, clock, torch.float32, torch.device("cpu"))
         self.other = other
 
@@ -168,6 +197,7 @@ class Refused(nn.Module):
 
 # -- recognising what a module does to the time axis -----------------------------------------------------------
 
+
 def _feature_padding(conv: nn.Module) -> tuple[int, ...]:
     """The padding of a 2-D conv's feature axis (empty for 1-D convs)."""
     if isinstance(conv, nn.Conv1d) or not isinstance(conv, nn.modules.conv._ConvNd):
@@ -183,8 +213,9 @@ def _feature_padding(conv: nn.Module) -> tuple[int, ...]:
 def time_layer(module: nn.Module) -> Layer | None:
     """The time-axis geometry of a conv (torch's, a subclass, a parametrized one, or one declaring a single
     :class:`~dilated.geometry.Layer`), else ``None``."""
-    if isinstance(module, nn.modules.conv._ConvNd) or (isinstance(getattr(module, "geometry", None), Layer)
-                                                        and hasattr(module, "weight")):
+    if isinstance(module, nn.modules.conv._ConvNd) or (
+        isinstance(getattr(module, "geometry", None), Layer) and hasattr(module, "weight")
+    ):
         layers, kind = geometry_of(module)
         return layers[0] if kind == "conv" and len(layers) == 1 else None
     return None
@@ -201,9 +232,11 @@ def _conv_refusal(module: nn.Module, layer: Layer) -> str | None:
         if _feature_padding(module) == (-1,):
             return "padding='same' with an odd total on the feature axis"
     if 0 < left < layer.span - 1:
-        return (f"{layer.describe()}: padded {left} step(s) on the left for a span of {layer.span}, output t sees "
-                f"{layer.span - 1 - left} future step(s); pad span - 1 = {layer.span - 1} on the left (or pad "
-                "symmetrically and trim the right)")
+        return (
+            f"{layer.describe()}: padded {left} step(s) on the left for a span of {layer.span}, output t sees "
+            f"{layer.span - 1 - left} future step(s); pad span - 1 = {layer.span - 1} on the left (or pad "
+            "symmetrically and trim the right)"
+        )
     if left > layer.span - 1:
         return f"{layer.describe()}: padded {left} steps on the left, more than its span - 1 = {layer.span - 1}"
     return None
@@ -211,8 +244,13 @@ def _conv_refusal(module: nn.Module, layer: Layer) -> str | None:
 
 def _pad_amounts(module: nn.Module) -> tuple[int, int] | None:
     """``(left, right)`` time padding of a padding module (e.g. ``ConstantPad1d``), or ``None`` if it is not one."""
-    if not isinstance(module, nn.modules.padding._ConstantPadNd | nn.modules.padding._ReflectionPadNd
-                      | nn.modules.padding._ReplicationPadNd | nn.modules.padding._CircularPadNd):
+    if not isinstance(
+        module,
+        nn.modules.padding._ConstantPadNd
+        | nn.modules.padding._ReflectionPadNd
+        | nn.modules.padding._ReplicationPadNd
+        | nn.modules.padding._CircularPadNd,
+    ):
         return None
     padding = tuple(module.padding)  # last axis first: (left, right) of time is the first pair of a 1-D pad, the
     at = 0 if len(padding) == 2 else 2  # second of a 2-D one (time is the first spatial axis of (B, C, T, F))
@@ -243,7 +281,8 @@ def copy_module(module: nn.Module) -> nn.Module:
 
 def _is_time_pointwise(layer: Layer) -> bool:
     return layer.kind == "pointwise" or (
-        layer.kernel_size == 1 and layer.stride == 1 and padding_amounts(layer, 1) == (0, 0))
+        layer.kernel_size == 1 and layer.stride == 1 and padding_amounts(layer, 1) == (0, 0)
+    )
 
 
 def _other_refusal(module: nn.Module) -> str | None:
@@ -281,7 +320,8 @@ class Shadow:
             shadow = copy_module(module)
             shadow.__dict__["_modules"] = {
                 name: None if child is None else self._visit(child, f"{path}.{name}" if path else name)
-                for name, child in module._modules.items()}
+                for name, child in module._modules.items()
+            }
         if isinstance(shadow, _Stateful):
             self.stateful[where] = shadow
         self._memo[id(module)] = shadow
@@ -291,8 +331,9 @@ class Shadow:
     def _replace(self, module: nn.Module, where: str) -> nn.Module | None:
         """The stand-in for a module that mixes time (stateful or refused), or ``None`` to copy it as is."""
         if isinstance(module, nn.modules.conv._ConvNd) and not isinstance(module, nn.Conv1d | nn.Conv2d):
-            return Refused(where, module, "a transposed or 3-D conv; Conv1d and Conv2d (time as the first spatial "
-                                          "axis) stream")
+            return Refused(
+                where, module, "a transposed or 3-D conv; Conv1d and Conv2d (time as the first spatial axis) stream"
+            )
         layer = time_layer(module)
         if layer is not None:
             reason = _conv_refusal(module, layer)
@@ -321,8 +362,7 @@ class Shadow:
         if other.sites is not None and self.sites is None:
             self.sites = [self.add_site(p.path, p.in_channels, p.history, p.right, p.other) for p in other.sites]
 
-    def add_site(self, path: str, channels: int | None, left: int, right: int,
-                 other: tuple[int, ...]) -> StatefulPad:
+    def add_site(self, path: str, channels: int | None, left: int, right: int, other: tuple[int, ...]) -> StatefulPad:
         """A stateful pad for an ``F.pad`` call made by the module at ``path`` (state key ``path + ".pad"``,
         numbered from the second call on)."""
         key, i = f"{path}.pad", 1
@@ -359,8 +399,10 @@ class PadMode(TorchFunctionMode):
             return func(*args, **kwargs)
         where = self.stack[-1] if self.stack else "forward"
         if mode != "constant" or (value or 0) != 0:
-            raise ValueError(f"cannot stream layer {where!r}: its forward pads the time axis with F.pad(mode="
-                             f"{mode!r}, value={value}); only zero padding streams")
+            raise ValueError(
+                f"cannot stream layer {where!r}: its forward pads the time axis with F.pad(mode="
+                f"{mode!r}, value={value}); only zero padding streams"
+            )
         other = tuple(0 if i in (at, at + 1) else p for i, p in enumerate(pad))
         if self.discovering:
             site = self.shadow.add_site(where, None, left, right, other)

@@ -35,8 +35,11 @@ def example_inputs(model: nn.Module) -> list[torch.Tensor]:
     for module in model.modules():
         if isinstance(module, nn.Embedding):
             key, x = ("codes", module.num_embeddings), torch.zeros(1, 1, dtype=torch.int64)
-        elif time_layer(module) is not None and isinstance(weight := getattr(module, "weight", None), torch.Tensor) \
-                and weight.dim() == 3:
+        elif (
+            time_layer(module) is not None
+            and isinstance(weight := getattr(module, "weight", None), torch.Tensor)
+            and weight.dim() == 3
+        ):
             channels = cast(int, module.in_channels)  # a conv (time_layer): its in_channels is an int
             key, x = ("float", channels), torch.zeros(1, channels, 1)
         else:
@@ -70,8 +73,11 @@ def like_input(x: torch.Tensor, args: tuple, kwargs: dict, length: int) -> tuple
     def per_step(value: Any) -> bool:
         return isinstance(value, torch.Tensor) and value.dim() >= 2 and value.shape[-1] == n
 
-    return (like(x, True), tuple(like(a, per_step(a)) for a in args),
-            {k: like(v, per_step(v)) for k, v in kwargs.items()})
+    return (
+        like(x, True),
+        tuple(like(a, per_step(a)) for a in args),
+        {k: like(v, per_step(v)) for k, v in kwargs.items()},
+    )
 
 
 def _first_tensor(value: Any) -> torch.Tensor | None:
@@ -85,6 +91,7 @@ def _first_tensor(value: Any) -> torch.Tensor | None:
 @contextmanager
 def _recording(paths: dict[int, str], outputs: dict[str, torch.Tensor]) -> Iterator[None]:
     """Record the first output of every module in ``paths`` (``id`` -> path) per call of the model."""
+
     def hook(module: nn.Module, args: Any, out: Any) -> None:
         path = paths.get(id(module))
         tensor = _first_tensor(out)
@@ -106,8 +113,9 @@ def _eval_copy(model: nn.Module) -> tuple[nn.Module, dict[int, str]]:
     def visit(module: nn.Module, path: str) -> nn.Module:
         if id(module) not in memo:
             clone = copy_module(module)
-            clone.__dict__["_modules"] = {n: None if c is None else visit(c, f"{path}.{n}" if path else n)
-                                          for n, c in module._modules.items()}
+            clone.__dict__["_modules"] = {
+                n: None if c is None else visit(c, f"{path}.{n}" if path else n) for n, c in module._modules.items()
+            }
             memo[id(module)], paths[id(clone)] = clone, path or type(module).__name__
         return memo[id(module)]
 
@@ -129,8 +137,7 @@ def _disagreement(ref: torch.Tensor, got: torch.Tensor) -> tuple[float, bool]:
     return max(0.0, float(excess.max())) if excess.numel() else 0.0, future
 
 
-def verify(model: nn.Module, twin: Any, x: torch.Tensor, args: tuple, kwargs: dict,
-           inferred: bool = False) -> float:
+def verify(model: nn.Module, twin: Any, x: torch.Tensor, args: tuple, kwargs: dict, inferred: bool = False) -> float:
     """Stream ``x`` ``(1, channels, length)`` through ``twin`` (a fresh one-stream stream of ``model``) in chunks
     and compare with ``model``'s forward, layer by layer; returns the largest output difference.
 
@@ -149,6 +156,7 @@ def verify(model: nn.Module, twin: Any, x: torch.Tensor, args: tuple, kwargs: di
     got_chunks: dict[str, list[torch.Tensor]] = {}
     outs, spans = [], _chunks(x.shape[-1])
     for a, b in spans:
+
         def cut(v: Any, a: int = a, b: int = b) -> Any:
             return v[..., a:b] if isinstance(v, torch.Tensor) and v.dim() >= 2 and v.shape[-1] == x.shape[-1] else v
 
@@ -160,18 +168,22 @@ def verify(model: nn.Module, twin: Any, x: torch.Tensor, args: tuple, kwargs: di
             got_chunks.setdefault(path, []).append(tensor)
     twin.reset()
     full = [o for o in outs if o is not None]
-    lengths_match = len(full) == len(outs) and all(o.dim() < x.dim() or o.shape[-1] == b - a
-                                                   for o, (a, b) in zip(full, spans))
+    lengths_match = len(full) == len(outs) and all(
+        o.dim() < x.dim() or o.shape[-1] == b - a for o, (a, b) in zip(full, spans)
+    )
     streamed = torch.cat(full, dim=-1) if lengths_match and len({o.dim() for o in full}) == 1 else None
     if streamed is not None and out is not None and out.dim() == streamed.dim() - 1:  # a last-step-only model
         streamed = streamed[..., -1]
     if out is None or streamed is None or streamed.shape != out.shape:
-        untrimmed = [f"layer {p!r} pads the right by {layer.right} step(s)" for p, layer in twin.convs.items()
-                     if layer.right]
+        untrimmed = [
+            f"layer {p!r} pads the right by {layer.right} step(s)" for p, layer in twin.convs.items() if layer.right
+        ]
         if untrimmed and not lengths_match:
-            raise ValueError(f"cannot stream this model: {' and '.join(untrimmed)} and nothing trims them, so its "
-                             "output keeps steps that depend on the future; trim them (x[:, :, :-n]) or pad only "
-                             "on the left")
+            raise ValueError(
+                f"cannot stream this model: {' and '.join(untrimmed)} and nothing trims them, so its "
+                "output keeps steps that depend on the future; trim them (x[:, :, :-n]) or pad only "
+                "on the left"
+            )
         shape = None if out is None else tuple(out.shape)
         what = "the stream's output does not match the forward's" + (f" {shape}" if shape else "")
         raise ValueError(_message(expected, got_chunks, spans, what, twin))
@@ -181,8 +193,13 @@ def verify(model: nn.Module, twin: Any, x: torch.Tensor, args: tuple, kwargs: di
     return float((streamed - out).abs().nan_to_num(0.0).max())
 
 
-def _message(expected: dict[str, torch.Tensor], got: dict[str, list[torch.Tensor]], spans: list[tuple[int, int]],
-             what: str, twin: Any) -> str:
+def _message(
+    expected: dict[str, torch.Tensor],
+    got: dict[str, list[torch.Tensor]],
+    spans: list[tuple[int, int]],
+    what: str,
+    twin: Any,
+) -> str:
     """The error: ``what``, then the first layer whose streamed output disagrees with the forward's."""
     future_sources = [p for p, layer in twin.convs.items() if layer.right]
     for path, ref in expected.items():  # in call order
@@ -197,14 +214,22 @@ def _message(expected: dict[str, torch.Tensor], got: dict[str, list[torch.Tensor
             continue
         excess, future = _disagreement(ref.narrow(2, 0, length), streamed)
         if future:
-            sources = f" (steps computed from the right padding of {', '.join(map(repr, future_sources))})" \
-                if future_sources else ""
-            return (f"{what}: layer {path!r} sees the future: its output uses steps that only right padding "
-                    f"provides{sources}; trim them right after the padded layer, or pad only on the left")
+            sources = (
+                f" (steps computed from the right padding of {', '.join(map(repr, future_sources))})"
+                if future_sources
+                else ""
+            )
+            return (
+                f"{what}: layer {path!r} sees the future: its output uses steps that only right padding "
+                f"provides{sources}; trim them right after the padded layer, or pad only on the left"
+            )
         if excess:
-            return (f"{what}: first at layer {path!r} (by {excess + TOLERANCE:.3g}): it mixes time steps outside "
-                    "the layers the stream makes stateful (e.g. a cumsum, a slice or a conv call along time in its "
-                    "forward)")
-    return (f"{what}, and no single layer's output shows where: the model mixes time steps outside the layers the "
-            "stream makes stateful")
-
+            return (
+                f"{what}: first at layer {path!r} (by {excess + TOLERANCE:.3g}): it mixes time steps outside "
+                "the layers the stream makes stateful (e.g. a cumsum, a slice or a conv call along time in its "
+                "forward)"
+            )
+    return (
+        f"{what}, and no single layer's output shows where: the model mixes time steps outside the layers the "
+        "stream makes stateful"
+    )

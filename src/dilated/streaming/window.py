@@ -54,8 +54,14 @@ class WindowStream:
         backend: of the conv module's stream, see :func:`stream`.
     """
 
-    def __init__(self, model: nn.Module, batch_size: int = 1, window: int | None = None, conv: str = "conv",
-                 backend: Backend = "auto") -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        batch_size: int = 1,
+        window: int | None = None,
+        conv: str = "conv",
+        backend: Backend = "auto",
+    ) -> None:
         self.model, self.batch_size = model, batch_size
         if window is None:
             config: Any = model.config  # the model's config dataclass (TransLOBConfig)
@@ -89,7 +95,7 @@ class WindowStream:
             self.steps += 1
             if not self.ready:
                 return None
-            start = self._conv(self._inputs[..., :self.reach])  # (B, C, reach): after the window start's zeros
+            start = self._conv(self._inputs[..., : self.reach])  # (B, C, reach): after the window start's zeros
             self._replay.features = torch.cat([start, self._features], dim=-1)  # (B, C, window)
             return self._head(self._inputs)
 
@@ -118,8 +124,11 @@ def _padding_reach(module: nn.Module) -> int:
     - 1 (the receptive field - 1 of a chain of convs; more than needed, never less, where branches run in
     parallel). Layers are read by :func:`dilated.analysis.geometry_of`, from the innermost modules that have any
     (a weight-normed conv counts once; a block that declares its layers counts through its convs)."""
-    spans = {name: sum(layer.span - 1 for layer in geometry_of(m)[0]) for name, m in module.named_modules()
-             if geometry_of(m)[0]}
+    spans = {
+        name: sum(layer.span - 1 for layer in geometry_of(m)[0])
+        for name, m in module.named_modules()
+        if geometry_of(m)[0]
+    }
     inner = [n for n in spans if not any(o != n and (n == "" or o.startswith(n + ".")) for o in spans)]
     return sum(spans[n] for n in inner)
 
@@ -137,6 +146,8 @@ def _eval_tree(module: nn.Module, replace: dict[str, nn.Module] | None = None) -
         return memo[id(m)]
 
     root = copy_module(module)
-    root.__dict__["_modules"] = {n: (replace[n] if replace and n in replace else None if ch is None else visit(ch))
-                                 for n, ch in module._modules.items()}
+    root.__dict__["_modules"] = {
+        n: (replace[n] if replace and n in replace else None if ch is None else visit(ch))
+        for n, ch in module._modules.items()
+    }
     return root

@@ -52,15 +52,25 @@ from dilated.training.objective import Task
 from dilated.training.sources import DATA_KINDS, DataSource, Splits, build_splits, data_kind
 
 _HEAVY_NAMES = {  # name -> the module that defines it
-    "train": "fit", "prepare_run": "fit", "TrainResult": "fit", "resolve_precision": "fit",
+    "train": "fit",
+    "prepare_run": "fit",
+    "TrainResult": "fit",
+    "resolve_precision": "fit",
     "demo": "demo",
-    "SequenceModule": "module", "check_finite": "module",
-    "ResumableSampler": "datamodule", "SplitsData": "datamodule",
+    "SequenceModule": "module",
+    "check_finite": "module",
+    "ResumableSampler": "datamodule",
+    "SplitsData": "datamodule",
     "SafeCheckpointIO": "checkpoint_io",
-    "RunCheckpoint": "callbacks", "EpochHistory": "callbacks",
-    "evaluate_run": "evaluate", "write_predictions": "evaluate",
-    "format_metrics": "metrics", "scalar_metrics": "metrics",
-    "RunDir": "runs", "locate": "runs", "report": "runs",
+    "RunCheckpoint": "callbacks",
+    "EpochHistory": "callbacks",
+    "evaluate_run": "evaluate",
+    "write_predictions": "evaluate",
+    "format_metrics": "metrics",
+    "scalar_metrics": "metrics",
+    "RunDir": "runs",
+    "locate": "runs",
+    "report": "runs",
 }
 
 
@@ -71,7 +81,22 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "DATA_KINDS", "DataSource", "ModelSpec", "Splits", "Task", "TrainConfig", "TrainerConfig", "TrainingConfig",
-    "TrainingInterrupted", "apply_overrides", "as_config", "build_splits", "config_help", "data_kind", "demo_config",
-    "atomic_write_json", "load_config", *_HEAVY_NAMES,
+    "DATA_KINDS",
+    "DataSource",
+    "ModelSpec",
+    "Splits",
+    "Task",
+    "TrainConfig",
+    "TrainerConfig",
+    "TrainingConfig",
+    "TrainingInterrupted",
+    "apply_overrides",
+    "as_config",
+    "build_splits",
+    "config_help",
+    "data_kind",
+    "demo_config",
+    "atomic_write_json",
+    "load_config",
+    *_HEAVY_NAMES,
 ]

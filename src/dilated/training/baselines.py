@@ -101,5 +101,6 @@ def baseline_from_info(info: Mapping[str, Any]) -> Baseline:
         return Persistence(int(info["channel"]), float(info["mean"]), float(info["std"]))
     if rule == "mean":
         return TrainingMean(float(info["value"]))
-    raise ValueError(f"unknown baseline rule {rule!r} (metrics.json data.baseline); expected majority, "
-                     "persistence or mean")
+    raise ValueError(
+        f"unknown baseline rule {rule!r} (metrics.json data.baseline); expected majority, persistence or mean"
+    )

@@ -53,9 +53,16 @@ class RunCheckpoint(ModelCheckpoint):
     dirpath: str | Path  # always given: the run's checkpoints folder
 
     def __init__(self, run: RunDir, history: EpochHistory, monitor: str, keep: int = 3) -> None:
-        super().__init__(dirpath=run.checkpoints, monitor=monitor, mode=mode(monitor), save_top_k=-1,
-                         every_n_epochs=1, save_on_train_epoch_end=True, enable_version_counter=False,
-                         auto_insert_metric_name=False)
+        super().__init__(
+            dirpath=run.checkpoints,
+            monitor=monitor,
+            mode=mode(monitor),
+            save_top_k=-1,
+            every_n_epochs=1,
+            save_on_train_epoch_end=True,
+            enable_version_counter=False,
+            auto_insert_metric_name=False,
+        )
         self.run = run
         self.history = history
         self.keep = max(1, keep)
@@ -63,18 +70,23 @@ class RunCheckpoint(ModelCheckpoint):
         self.saved: Path | None = None  # the newest checkpoint written by this process
         self._kind = "epoch"
 
-    def format_checkpoint_name(self, metrics: dict[str, Any], filename: str | None = None, ver: int | None = None,
-                               prefix: str | None = None) -> str:
+    def format_checkpoint_name(
+        self, metrics: dict[str, Any], filename: str | None = None, ver: int | None = None, prefix: str | None = None
+    ) -> str:
         return str(Path(self.dirpath) / checkpoint_name(int(metrics["epoch"]) + 1, int(metrics["step"])))
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Lightning's state, with its checkpoint paths rebased on this run's folder (a run folder may have been
         moved or copied since; Lightning would otherwise drop the best score)."""
+
         def here(path: Any) -> Any:
             return str(Path(self.dirpath) / Path(path).name) if path else path
 
-        state = {**state_dict, "dirpath": self.dirpath,
-                 "best_k_models": {here(k): v for k, v in state_dict.get("best_k_models", {}).items()}}
+        state = {
+            **state_dict,
+            "dirpath": self.dirpath,
+            "best_k_models": {here(k): v for k, v in state_dict.get("best_k_models", {}).items()},
+        }
         for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
             state[key] = here(state_dict.get(key, ""))
         super().load_state_dict(state)
@@ -100,16 +112,22 @@ class RunCheckpoint(ModelCheckpoint):
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-        checkpoint[INFO_KEY] = {"kind": self._kind, "epoch": trainer.current_epoch + 1, "step": trainer.global_step,
-                                "best": self.best, "metrics": metrics}
+        checkpoint[INFO_KEY] = {
+            "kind": self._kind,
+            "epoch": trainer.current_epoch + 1,
+            "step": trainer.global_step,
+            "best": self.best,
+            "metrics": metrics,
+        }
 
     def _stop_requested(self, trainer: L.Trainer) -> bool:
         if trainer.world_size > 1:  # every process stops at the same step
             return bool(trainer.strategy.reduce_boolean_decision(self.interrupt.requested, all=False))
         return self.interrupt.requested
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         done = batch_idx + 1
         at_step = done % trainer.accumulate_grad_batches == 0 or done == trainer.num_training_batches
@@ -139,7 +157,7 @@ class RunCheckpoint(ModelCheckpoint):
         """Remove all but the newest ``keep`` epoch checkpoints and the best one, and every interrupt checkpoint."""
         folders = find_checkpoints(self.dirpath)
         epochs = [p for p in folders if not p.name.endswith(INTERRUPT)]
-        stale = [p for p in epochs[:-self.keep] if str(p) != self.best_model_path]
+        stale = [p for p in epochs[: -self.keep] if str(p) != self.best_model_path]
         stale += [p for p in folders if p.name.endswith(INTERRUPT)]
         for path in stale:
             trainer.strategy.remove_checkpoint(path)
@@ -174,15 +192,20 @@ class EpochHistory(Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._started = time.perf_counter()
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
-                             batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         # the LR the batch trains with (read here, after every hook that may set it, e.g. a replayed plateau step)
         self._lr = float(trainer.optimizers[0].param_groups[0]["lr"])
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         metrics = trainer.callback_metrics
-        row: dict[str, Any] = {"epoch": trainer.current_epoch + 1, "step": trainer.global_step, "lr": self._lr,
-                               "train_loss": cast(SequenceModule, pl_module).epoch_train_loss()}
+        row: dict[str, Any] = {
+            "epoch": trainer.current_epoch + 1,
+            "step": trainer.global_step,
+            "lr": self._lr,
+            "train_loss": cast(SequenceModule, pl_module).epoch_train_loss(),
+        }
         row.update({key: float(metrics[key]) for key in self.columns if key in metrics})
         row["seconds"] = round(time.perf_counter() - self._started, 3)
         self.rows.append(row)

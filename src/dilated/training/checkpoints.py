@@ -72,8 +72,12 @@ def checkpoint_epoch(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def save_checkpoint(folder: str | Path, weights: Mapping[str, Tensor], state: Mapping[str, Any] | None = None,
-                    info: Mapping[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    folder: str | Path,
+    weights: Mapping[str, Tensor],
+    state: Mapping[str, Any] | None = None,
+    info: Mapping[str, Any] | None = None,
+) -> Path:
     """Write a checkpoint folder (see the module docstring) and return its path.
 
     Args:
@@ -93,9 +97,11 @@ def save_checkpoint(folder: str | Path, weights: Mapping[str, Tensor], state: Ma
     try:  # never write a state that the safe loader would refuse
         torch.load(io.BytesIO(state_bytes), map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001
-        raise CheckpointError(f"{folder}: the training state holds objects that torch.load(weights_only=True) "
-                              f"refuses ({_first_line(error)}); keep it to tensors, numbers, strings and "
-                              "containers") from None
+        raise CheckpointError(
+            f"{folder}: the training state holds objects that torch.load(weights_only=True) "
+            f"refuses ({_first_line(error)}); keep it to tensors, numbers, strings and "
+            "containers"
+        ) from None
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MANIFEST_FILE).unlink(missing_ok=True)
     fsync_dir(folder)
@@ -116,22 +122,31 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint not found: {folder} is not a folder")
     path = folder / MANIFEST_FILE
     if not path.is_file():
-        raise CheckpointError(f"{folder}: unfinished checkpoint (no {MANIFEST_FILE}; the run stopped while writing "
-                              "it); use an earlier checkpoint")
+        raise CheckpointError(
+            f"{folder}: unfinished checkpoint (no {MANIFEST_FILE}; the run stopped while writing "
+            "it); use an earlier checkpoint"
+        )
     try:
         manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise CheckpointError(f"{path}: corrupt manifest ({error}); use an earlier checkpoint") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(manifest.get("files"),
-                                                                                            dict):
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("format") != FORMAT
+        or not isinstance(manifest.get("files"), dict)
+    ):
         raise CheckpointError(f"{path}: not a {FORMAT} manifest")
     if not isinstance(manifest.get("version"), int) or manifest["version"] > VERSION:
-        raise CheckpointError(f"{path}: format version {manifest.get('version')!r}; this dilated reads up to "
-                              f"{VERSION}: upgrade dilated")
+        raise CheckpointError(
+            f"{path}: format version {manifest.get('version')!r}; this dilated reads up to {VERSION}: upgrade dilated"
+        )
     for name in (WEIGHTS_FILE, STATE_FILE):
         entry = manifest["files"].get(name)
-        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str) or not isinstance(
-                entry.get("bytes"), int):
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("sha256"), str)
+            or not isinstance(entry.get("bytes"), int)
+        ):
             raise CheckpointError(f"{path}: no size and SHA-256 for {name}")
     return manifest
 
@@ -144,12 +159,16 @@ def _verified_bytes(folder: Path, name: str, manifest: Mapping[str, Any]) -> byt
         raise CheckpointError(f"{path}: missing; the checkpoint is incomplete")
     data = path.read_bytes()
     if len(data) != expected["bytes"]:
-        raise CheckpointError(f"{path}: {len(data)} bytes, the manifest says {expected['bytes']} (truncated or "
-                              "overwritten); use an earlier checkpoint")
+        raise CheckpointError(
+            f"{path}: {len(data)} bytes, the manifest says {expected['bytes']} (truncated or "
+            "overwritten); use an earlier checkpoint"
+        )
     digest = hashlib.sha256(data).hexdigest()
     if digest != expected["sha256"]:
-        raise CheckpointError(f"{path}: SHA-256 {digest[:12]}... differs from the manifest's "
-                              f"{expected['sha256'][:12]}... (corrupt); use an earlier checkpoint")
+        raise CheckpointError(
+            f"{path}: SHA-256 {digest[:12]}... differs from the manifest's "
+            f"{expected['sha256'][:12]}... (corrupt); use an earlier checkpoint"
+        )
     return data
 
 
@@ -190,11 +209,14 @@ def load_checkpoint(folder: str | Path, map_location: Any = "cpu") -> Checkpoint
     try:
         state = torch.load(io.BytesIO(state_bytes), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        raise CheckpointError(f"{folder / STATE_FILE}: refused: it holds objects other than tensors and plain "
-                              f"containers, which could run code when loaded ({_first_line(error)})") from None
+        raise CheckpointError(
+            f"{folder / STATE_FILE}: refused: it holds objects other than tensors and plain "
+            f"containers, which could run code when loaded ({_first_line(error)})"
+        ) from None
     except Exception as error:  # noqa: BLE001 - a damaged zip, a wrong file
-        raise CheckpointError(f"{folder / STATE_FILE}: unreadable ({type(error).__name__}: "
-                              f"{_first_line(error)})") from None
+        raise CheckpointError(
+            f"{folder / STATE_FILE}: unreadable ({type(error).__name__}: {_first_line(error)})"
+        ) from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{folder / STATE_FILE}: expected a dict of training state, got {type(state).__name__}")
     return Checkpoint(folder, weights, state, dict(manifest.get("info") or {}))
@@ -217,13 +239,17 @@ def find_checkpoints(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         return []
-    folders = [p for p in root.iterdir() if p.is_dir() and _STEP.search(p.name)
-               and not p.name.startswith(".") and not p.name.endswith(".corrupt")]
+    folders = [
+        p
+        for p in root.iterdir()
+        if p.is_dir() and _STEP.search(p.name) and not p.name.startswith(".") and not p.name.endswith(".corrupt")
+    ]
     return sorted(folders, key=_order)
 
 
-def latest_checkpoint(root: str | Path, on_skip: Callable[[Path, CheckpointError], None] | None = None,
-                      kinds: Iterable[str] | None = None) -> Path | None:
+def latest_checkpoint(
+    root: str | Path, on_skip: Callable[[Path, CheckpointError], None] | None = None, kinds: Iterable[str] | None = None
+) -> Path | None:
     """The newest checkpoint below ``root`` that verifies (sizes, hashes), or None.
 
     Args:

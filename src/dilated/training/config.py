@@ -84,19 +84,20 @@ class TrainingConfig:
     eval_batch_size: int | None = option(None, "evaluation batch size (default: 4 x batch_size)")
     max_epochs: int = option(10, "upper limit of epochs")
     patience: int | None = option(None, "early stopping: epochs without improvement of `monitor` (null: off)")
-    monitor: str = option("val_loss", "validation metric for early stopping, best checkpoint and plateau LR: "
-                          + ", ".join(monitors()))
+    monitor: str = option(
+        "val_loss", "validation metric for early stopping, best checkpoint and plateau LR: " + ", ".join(monitors())
+    )
     scheduler: Literal["none", "plateau", "cosine"] = option("none", "learning-rate schedule, stepped once per epoch")
     scheduler_patience: int = option(5, "plateau: epochs without improvement before the LR is cut")
     scheduler_factor: float = option(0.5, "plateau: LR multiplier")
     min_lr: float = option(0.0, "plateau/cosine: lowest LR")
     clip: float | None = option(None, "gradient-norm clipping (null or <= 0: off)")
     class_weights: str | tuple[float, ...] | None = option(
-        None, "null, 'balanced' (from training labels) or one weight per class", kind="class_weights")
+        None, "null, 'balanced' (from training labels) or one weight per class", kind="class_weights"
+    )
     regularization: bool = option(True, "add the model's regularization_loss() (TransLOB's L2) when it has one")
     seed: int = option(0, "seed for weights, dropout and data order")
-    precision: Precision = option(
-        "auto", "auto (bf16-mixed or 16-mixed on a GPU, 32 on CPU), 32, 16-mixed, bf16-mixed")
+    precision: Precision = option("auto", "auto (bf16-mixed or 16-mixed on a GPU, 32 on CPU), 32, 16-mixed, bf16-mixed")
     num_workers: int = option(0, "DataLoader worker processes")
     keep_checkpoints: int = option(3, "end-of-epoch checkpoints kept (plus the best one)")
 
@@ -105,8 +106,9 @@ class TrainingConfig:
             if getattr(self, key) <= 0:
                 raise ValueError(f"{key} must be > 0; got {getattr(self, key)}")
         betas = self.betas
-        if len(betas) != 2 or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1
-                                      for b in betas):
+        if len(betas) != 2 or not all(
+            isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas
+        ):
             raise ValueError(f"betas: expected two numbers in [0, 1), got {list(betas)!r}")
         object.__setattr__(self, "betas", (float(betas[0]), float(betas[1])))
         name = canonical_monitor(self.monitor)  # val_f1 (older run folders) -> val_f1_macro
@@ -125,8 +127,9 @@ class TrainerConfig:
     """The ``trainer:`` section: hardware and loop settings passed to ``lightning.Trainer``."""
 
     accelerator: str = option("auto", "cpu, gpu, cuda, mps, tpu or auto")
-    devices: int | str | tuple[int, ...] = option(1, "devices per node: a number, a list of ids, or auto",
-                                                  kind="devices")
+    devices: int | str | tuple[int, ...] = option(
+        1, "devices per node: a number, a list of ids, or auto", kind="devices"
+    )
     num_nodes: int = option(1, "machines (each runs `dilated train` with the same --run-dir)")
     strategy: str = option("auto", "auto, ddp, ddp_spawn, fsdp, ... (lightning strategies)")
     deterministic: bool | None = option(None, "deterministic algorithms (null: on CPU only)")
@@ -135,10 +138,13 @@ class TrainerConfig:
     accumulate_grad_batches: int = option(1, "batches per optimizer step")
     log_every_n_steps: int = option(50, "progress-bar/metric refresh interval in steps")
     progress_bar: bool = option(True, "show progress bars")
-    threads: int | None = option(None, "torch CPU threads per process (null: torch's default); small models on "
-                                 "shared CPUs often run fastest with 1")
+    threads: int | None = option(
+        None,
+        "torch CPU threads per process (null: torch's default); small models on shared CPUs often run fastest with 1",
+    )
     logger: Literal["csv", "tensorboard", "none"] = option(
-        "csv", "Lightning logger of per-step values, in RUN/logs/ (tensorboard needs `pip install tensorboard`)")
+        "csv", "Lightning logger of per-step values, in RUN/logs/ (tensorboard needs `pip install tensorboard`)"
+    )
 
 
 @dataclass(frozen=True)
@@ -153,8 +159,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         kind = self.data.task_kind
         if not metric(self.training.monitor).applies_to(kind):
-            raise ValueError(f"training.monitor: {self.training.monitor} does not apply to a {kind} task; use one "
-                             f"of {', '.join(monitors(kind))}")
+            raise ValueError(
+                f"training.monitor: {self.training.monitor} does not apply to a {kind} task; use one "
+                f"of {', '.join(monitors(kind))}"
+            )
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], source: str = "config") -> TrainConfig:
@@ -162,8 +170,10 @@ class TrainConfig:
         if not isinstance(raw, Mapping):
             raise ValueError(f"{source}: expected a mapping with {', '.join(SECTIONS)}")
         if "layers" in raw and "data" not in raw:
-            raise ValueError(f"{source}: this is a layer-stack config for `dilated summary`; a training config "
-                             f"has {', '.join(SECTIONS)} (see `dilated train --help`)")
+            raise ValueError(
+                f"{source}: this is a layer-stack config for `dilated summary`; a training config "
+                f"has {', '.join(SECTIONS)} (see `dilated train --help`)"
+            )
         for key in raw:
             if key not in SECTIONS:
                 raise unknown_key(source, key, SECTIONS)
@@ -187,8 +197,13 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The config in its YAML layout (``model``, ``options``, ``data``, ``training``, ``trainer``)."""
-        return {"model": self.model.name, "options": copy.deepcopy(self.model.options), "data": self.data.to_dict(),
-                "training": write_section(self.training), "trainer": write_section(self.trainer)}
+        return {
+            "model": self.model.name,
+            "options": copy.deepcopy(self.model.options),
+            "data": self.data.to_dict(),
+            "training": write_section(self.training),
+            "trainer": write_section(self.trainer),
+        }
 
     def dump(self) -> str:
         """YAML text of the config, sections in their usual order."""
@@ -299,17 +314,21 @@ def data_override(base: DataSource, spec: str) -> DataSource:
         return read_data(merged, spec)
     if lowered.endswith((".csv", ".parquet", ".pq")):
         if not isinstance(base, TableData):
-            raise ValueError(f"--data {spec}: a table file fits runs trained on table data; this run used "
-                             f"{base.kind!r}: give a YAML file with a 'data:' section")
+            raise ValueError(
+                f"--data {spec}: a table file fits runs trained on table data; this run used "
+                f"{base.kind!r}: give a YAML file with a 'data:' section"
+            )
         return dataclasses.replace(base, path=spec)
     raise ValueError(f"--data {spec}: expected a .yaml file with a 'data:' section, or a .csv/.parquet table")
 
 
 def config_help() -> str:
     """The schema as text, for ``dilated train --help``."""
-    lines = ["Config sections and keys (default, then meaning):",
-             "  model: NAME            a registered model (dilated models)",
-             "  options: {...}         model options; what the data fixes (channels, window, classes) is filled in"]
+    lines = [
+        "Config sections and keys (default, then meaning):",
+        "  model: NAME            a registered model (dilated models)",
+        "  options: {...}         model options; what the data fixes (channels, window, classes) is filled in",
+    ]
     for kind, source in DATA_KINDS.items():
         lines.append(f"  data (kind: {kind}):")
         lines.extend(section_help(source))

@@ -30,8 +30,9 @@ class ResumableSampler(Sampler[int]):
     how many of its first indices to leave out (those a resumed run already trained on).
     """
 
-    def __init__(self, size: int, seed: int = 0, shuffle: bool = True, rank: int = 0, world_size: int = 1,
-                 pad: bool = True) -> None:
+    def __init__(
+        self, size: int, seed: int = 0, shuffle: bool = True, rank: int = 0, world_size: int = 1, pad: bool = True
+    ) -> None:
         self.size, self.seed, self.shuffle = size, seed, shuffle
         self.rank, self.world_size, self.pad = rank, world_size, pad
         self.epoch = 0
@@ -53,7 +54,7 @@ class ResumableSampler(Sampler[int]):
         if self.pad and self.size % self.world_size:
             extra = self.world_size - self.size % self.world_size
             indices += (indices * math.ceil(extra / self.size))[:extra]
-        return indices[self.rank::self.world_size]
+        return indices[self.rank :: self.world_size]
 
     def __len__(self) -> int:
         if self.pad:
@@ -86,8 +87,14 @@ class SplitsData(L.LightningDataModule):
 
     def _loader(self, dataset: Dataset, sampler: Sampler, batch_size: int) -> DataLoader:
         # the loader's own generator: worker seeds do not draw from (and shift) the global RNG
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0, generator=torch.Generator())
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            generator=torch.Generator(),
+        )
 
     def _rank(self) -> tuple[int, int]:
         trainer = self.trainer

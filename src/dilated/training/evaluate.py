@@ -48,9 +48,16 @@ def default_device() -> torch.device:
 
 
 @torch.no_grad()
-def run_model(model: nn.Module, dataset: Dataset, task: Task, batch_size: int = 256,
-              device: torch.device | str | None = None, progress: bool = True, desc: str = "evaluating",
-              baseline: Baseline | None = None) -> Outputs:
+def run_model(
+    model: nn.Module,
+    dataset: Dataset,
+    task: Task,
+    batch_size: int = 256,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    desc: str = "evaluating",
+    baseline: Baseline | None = None,
+) -> Outputs:
     """Run ``model`` (in eval mode) over ``dataset`` in order; collect aligned outputs, targets, and the
     predictions of ``baseline`` for the same batches."""
     device = torch.device(device) if device is not None else default_device()
@@ -74,8 +81,10 @@ def evaluate_outputs(outputs: Outputs, task: Task, baseline: Baseline | None = N
     loss = float(task_loss(outputs.output, outputs.target, task))
     result = {"loss": loss, **score(predictions(outputs.output, task), outputs.target, task)}
     if baseline is not None and outputs.baseline is not None:
-        result["baseline"] = {"name": baseline.describe(),
-                              **scalar_metrics(score(outputs.baseline, outputs.target, task))}
+        result["baseline"] = {
+            "name": baseline.describe(),
+            **scalar_metrics(score(outputs.baseline, outputs.target, task)),
+        }
     return result
 
 
@@ -89,13 +98,23 @@ def prediction_rows(outputs: Outputs, task: Task, ids: list[int] | None = None) 
         names = [f"p_{name}" for name in task.class_names]
         if task.per_step:
             header = ["sample", "step", "target", "prediction", *names]
-            rows = [[ids[i], t, int(outputs.target[i, t]), int(predicted[i, t]),
-                     *(round(float(p), 6) for p in probabilities[i, :, t])]
-                    for i in range(count) for t in range(outputs.target.shape[1])]
+            rows = [
+                [
+                    ids[i],
+                    t,
+                    int(outputs.target[i, t]),
+                    int(predicted[i, t]),
+                    *(round(float(p), 6) for p in probabilities[i, :, t]),
+                ]
+                for i in range(count)
+                for t in range(outputs.target.shape[1])
+            ]
         else:
             header = ["sample", "target", "prediction", *names]
-            rows = [[ids[i], int(outputs.target[i]), int(predicted[i]), *(round(float(p), 6) for p in probabilities[i])]
-                    for i in range(count)]
+            rows = [
+                [ids[i], int(outputs.target[i]), int(predicted[i]), *(round(float(p), 6) for p in probabilities[i])]
+                for i in range(count)
+            ]
         return header, rows
     predicted = predictions(outputs.output, task).reshape(count, -1)[:, 0]
     target = task.denormalise(outputs.target.float()).reshape(count, -1)[:, 0]
@@ -130,8 +149,14 @@ class RunEvaluation:
     ids: list[int]
 
 
-def evaluate_run(target: str | Path, data: str | None = None, split: str = "test", which: str = "best",
-                 batch_size: int | None = None, progress: bool = True) -> RunEvaluation:
+def evaluate_run(
+    target: str | Path,
+    data: str | None = None,
+    split: str = "test",
+    which: str = "best",
+    batch_size: int | None = None,
+    progress: bool = True,
+) -> RunEvaluation:
     """Evaluate a run folder (its ``best`` or ``last`` checkpoint) or one checkpoint folder of a run.
 
     Args:
@@ -158,7 +183,8 @@ def evaluate_run(target: str | Path, data: str | None = None, split: str = "test
     baseline = baseline_from_info(recorded["baseline"]) if "baseline" in recorded else splits.baseline
     dataset = splits.split(split)
     size = batch_size or config.training.evaluation_batch_size
-    outputs = run_model(model, dataset, splits.task, size, progress=progress, desc=f"evaluating {split}",
-                        baseline=baseline)
+    outputs = run_model(
+        model, dataset, splits.task, size, progress=progress, desc=f"evaluating {split}", baseline=baseline
+    )
     result = {**evaluate_outputs(outputs, splits.task, baseline), "checkpoint": checkpoint.name, "split": split}
     return RunEvaluation(result, outputs, splits.task, checkpoint, split, sample_ids(dataset))

@@ -94,8 +94,11 @@ def resolve_precision(value: Precision, accelerator: str) -> TrainerPrecision:
 
 def describe_model(model: nn.Module) -> dict[str, Any]:
     """Parameter count and receptive field (when the model reports one)."""
-    return {"parameters": sum(p.numel() for p in model.parameters()),
-            "receptive_field": getattr(model, "receptive_field", None), "class": type(model).__name__}
+    return {
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "receptive_field": getattr(model, "receptive_field", None),
+        "class": type(model).__name__,
+    }
 
 
 def class_weights(setting: str | tuple[float, ...] | None, splits: Splits) -> Tensor | None:
@@ -132,10 +135,15 @@ def _global_rank_zero() -> bool:
 def _quiet_lightning() -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
-    for pattern in (".*does not have many workers.*", ".*Found .* module\\(s\\) in eval mode.*",
-                    ".*that ended before the epoch ended.*", ".*`isinstance\\(treespec, LeafSpec\\)`.*",
-                    ".*sync_dist=True.*", ".*Checkpoint directory .* exists and is not empty.*",
-                    ".*is smaller than the logging interval.*"):
+    for pattern in (
+        ".*does not have many workers.*",
+        ".*Found .* module\\(s\\) in eval mode.*",
+        ".*that ended before the epoch ended.*",
+        ".*`isinstance\\(treespec, LeafSpec\\)`.*",
+        ".*sync_dist=True.*",
+        ".*Checkpoint directory .* exists and is not empty.*",
+        ".*is smaller than the logging interval.*",
+    ):
         warnings.filterwarnings("ignore", message=pattern)
 
 
@@ -145,6 +153,7 @@ def _echo(message: str) -> None:
 
 def resume_checkpoint(run: RunDir, echo: Callable[[str], None] = _echo) -> Path | None:
     """The newest checkpoint of ``run`` that verifies; newer damaged ones are renamed ``*.corrupt`` (and reported)."""
+
     def skipped(folder: Path, error: CheckpointError) -> None:
         echo(f"warning: skipping damaged checkpoint {folder.name}: {error}")
         quarantine(folder)
@@ -152,8 +161,13 @@ def resume_checkpoint(run: RunDir, echo: Callable[[str], None] = _echo) -> Path 
     return latest_checkpoint(run.checkpoints, on_skip=skipped)
 
 
-def train(config: TrainConfig | Mapping[str, Any], run_dir: str | Path, resume: bool = False, progress: bool = True,
-          echo: Callable[[str], None] = _echo) -> TrainResult | None:
+def train(
+    config: TrainConfig | Mapping[str, Any],
+    run_dir: str | Path,
+    resume: bool = False,
+    progress: bool = True,
+    echo: Callable[[str], None] = _echo,
+) -> TrainResult | None:
     """Train the model of a config, writing the run folder; evaluate the best checkpoint on the test set.
 
     Args:
@@ -181,8 +195,9 @@ def train(config: TrainConfig | Mapping[str, Any], run_dir: str | Path, resume: 
         torch.set_num_threads(threads)
 
 
-def _train(config: TrainConfig, run_dir: Path, resume: bool, progress: bool, echo: Callable[[str], None],
-           started: float) -> TrainResult | None:
+def _train(
+    config: TrainConfig, run_dir: Path, resume: bool, progress: bool, echo: Callable[[str], None], started: float
+) -> TrainResult | None:
     training, trainer_config = config.training, config.trainer
     rank_zero = _global_rank_zero()
     say = echo if rank_zero else (lambda _message: None)
@@ -196,16 +211,19 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, progress: bool, ech
     if rank_zero:
         if resume and run.metrics().get("status") == "finished" and run.config() == config:
             say(f"{run.path} finished already; evaluating its best checkpoint again")
-            return _finish(run, model, splits, config, progress, say, started,
-                           epochs=len(run.metrics().get("history", [])))
+            return _finish(
+                run, model, splits, config, progress, say, started, epochs=len(run.metrics().get("history", []))
+            )
         RunDir.create(run.path, config)
         model_info = describe_model(model)
         run.update_metrics(model=model_info, data=splits.info, status="running")
         sizes = splits.info["sizes"]
         counts = splits.info.get("class_counts")
         say(f"run folder: {run.path}")
-        say(f"data: train {sizes['train']}, val {sizes['val']}, test {sizes['test']} samples of "
-            f"{splits.channels} x {splits.length}" + (f"; class counts (train) {counts['train']}" if counts else ""))
+        say(
+            f"data: train {sizes['train']}, val {sizes['val']}, test {sizes['test']} samples of "
+            f"{splits.channels} x {splits.length}" + (f"; class counts (train) {counts['train']}" if counts else "")
+        )
         rf = f", receptive field {model_info['receptive_field']}" if model_info["receptive_field"] else ""
         say(f"model: {config.model.name}, {model_info['parameters']:,} parameters{rf}")
     ckpt_path = None
@@ -214,8 +232,9 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, progress: bool, ech
         say(f"resuming from {ckpt_path}" if ckpt_path else "no usable checkpoint: starting from the beginning")
 
     module = SequenceModule(model, splits.task, training, weights)
-    datamodule = SplitsData(splits, training.batch_size, training.evaluation_batch_size, training.seed,
-                            training.num_workers)
+    datamodule = SplitsData(
+        splits, training.batch_size, training.evaluation_batch_size, training.seed, training.num_workers
+    )
     history = EpochHistory(tuple(VALIDATION_PREFIX + m.name for m in metrics_for(splits.task.kind)))
     checkpointing = RunCheckpoint(run, history, training.monitor, training.keep_checkpoints)
     callbacks: list[L.Callback] = [history, checkpointing]
@@ -227,18 +246,33 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, progress: bool, ech
     deterministic = trainer_config.deterministic
     if deterministic is None:
         deterministic = not _is_gpu(trainer_config.accelerator)
-    limits = {k: getattr(trainer_config, k) for k in ("limit_train_batches", "limit_val_batches")
-              if getattr(trainer_config, k) is not None}
+    limits = {
+        k: getattr(trainer_config, k)
+        for k in ("limit_train_batches", "limit_val_batches")
+        if getattr(trainer_config, k) is not None
+    }
     devices = list(trainer_config.devices) if isinstance(trainer_config.devices, tuple) else trainer_config.devices
     clip = training.clip if training.clip and training.clip > 0 else None
     trainer = L.Trainer(
-        accelerator=trainer_config.accelerator, devices=devices, num_nodes=trainer_config.num_nodes,
-        strategy=trainer_config.strategy, precision=resolve_precision(training.precision, trainer_config.accelerator),
-        max_epochs=training.max_epochs, gradient_clip_val=clip,
-        deterministic=deterministic, accumulate_grad_batches=trainer_config.accumulate_grad_batches,
-        callbacks=callbacks, plugins=[SafeCheckpointIO()], logger=loggers(trainer_config, run),
-        enable_progress_bar=progress, enable_model_summary=False, log_every_n_steps=trainer_config.log_every_n_steps,
-        use_distributed_sampler=False, num_sanity_val_steps=0 if ckpt_path else 2, **limits)
+        accelerator=trainer_config.accelerator,
+        devices=devices,
+        num_nodes=trainer_config.num_nodes,
+        strategy=trainer_config.strategy,
+        precision=resolve_precision(training.precision, trainer_config.accelerator),
+        max_epochs=training.max_epochs,
+        gradient_clip_val=clip,
+        deterministic=deterministic,
+        accumulate_grad_batches=trainer_config.accumulate_grad_batches,
+        callbacks=callbacks,
+        plugins=[SafeCheckpointIO()],
+        logger=loggers(trainer_config, run),
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        log_every_n_steps=trainer_config.log_every_n_steps,
+        use_distributed_sampler=False,
+        num_sanity_val_steps=0 if ckpt_path else 2,
+        **limits,
+    )
     os.environ[RUN_DIR_ENV] = str(run.path)  # extra processes launched by Lightning write to the same folder
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
@@ -255,27 +289,50 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, progress: bool, ech
     return _finish(run, model, splits, config, progress, say, started, epochs=len(history.rows))
 
 
-def _finish(run: RunDir, model: nn.Module, splits: Splits, config: TrainConfig, progress: bool,
-            say: Callable[[str], None], started: float, epochs: int) -> TrainResult:
+def _finish(
+    run: RunDir,
+    model: nn.Module,
+    splits: Splits,
+    config: TrainConfig,
+    progress: bool,
+    say: Callable[[str], None],
+    started: float,
+    epochs: int,
+) -> TrainResult:
     """Test the best checkpoint beside the trivial baseline, write test metrics and plots, print them."""
     checkpoint = run.best_checkpoint()
     if checkpoint is not None:
         model.load_state_dict(load_weights(checkpoint))
-    outputs = run_model(model, splits.test, splits.task, config.training.evaluation_batch_size, progress=progress,
-                        desc="testing", baseline=splits.baseline)
+    outputs = run_model(
+        model,
+        splits.test,
+        splits.task,
+        config.training.evaluation_batch_size,
+        progress=progress,
+        desc="testing",
+        baseline=splits.baseline,
+    )
     result = evaluate_outputs(outputs, splits.task, splits.baseline)
     metrics = run.metrics()
     history, best = metrics.get("history", []), metrics.get("best") or {}
     plots = [plot_curves(history, run.plots / "curves.png", best.get("epoch"))] if history else []
     if splits.task.is_classification:
         names = splits.task.class_names
-        plots.append(plot_confusion_matrix(result["confusion_matrix"], names, run.plots / "confusion_matrix.png",
-                                           "test confusion matrix"))
+        plots.append(
+            plot_confusion_matrix(
+                result["confusion_matrix"], names, run.plots / "confusion_matrix.png", "test confusion matrix"
+            )
+        )
         plots.append(plot_per_class(result["per_class"], run.plots / "per_class.png", "test precision / recall / F1"))
     else:
-        plots.append(plot_regression(splits.task.denormalise(outputs.target.float()).reshape(-1),
-                                     predictions(outputs.output, splits.task).reshape(-1),
-                                     run.plots / "predictions.png", "test predictions"))
+        plots.append(
+            plot_regression(
+                splits.task.denormalise(outputs.target.float()).reshape(-1),
+                predictions(outputs.output, splits.task).reshape(-1),
+                run.plots / "predictions.png",
+                "test predictions",
+            )
+        )
     seconds = time.perf_counter() - started
     result["checkpoint"] = checkpoint.name if checkpoint else None
     run.write_test(result)
@@ -287,8 +344,9 @@ def _finish(run: RunDir, model: nn.Module, splits: Splits, config: TrainConfig, 
     return TrainResult(run, result, checkpoint, plots, epochs, seconds)
 
 
-def prepare_run(config_path: str | None, overrides: list[str], run_dir: str | None = None,
-                resume: str | None = None) -> tuple[TrainConfig, Path, bool]:
+def prepare_run(
+    config_path: str | None, overrides: list[str], run_dir: str | None = None, resume: str | None = None
+) -> tuple[TrainConfig, Path, bool]:
     """The config, run folder and resume flag for ``dilated train``.
 
     A fresh run goes to ``run_dir`` (default ``runs/CONFIG-TIMESTAMP``); ``resume`` names a run folder whose
@@ -299,19 +357,22 @@ def prepare_run(config_path: str | None, overrides: list[str], run_dir: str | No
     shared = os.environ.get(RUN_DIR_ENV)
     if resume:
         if config_path:
-            raise ValueError("give CONFIG or --resume RUN_DIR, not both: a resumed run keeps its config.yaml "
-                             "(change it with --override)")
+            raise ValueError(
+                "give CONFIG or --resume RUN_DIR, not both: a resumed run keeps its config.yaml "
+                "(change it with --override)"
+            )
         run = RunDir.open(resume)
         raw = apply_overrides(read_yaml(run.config_path), overrides)
         return TrainConfig.from_dict(raw, str(run.config_path)), run.path, True
     if not config_path:
-        raise ValueError("dilated train needs CONFIG (a training YAML, see `dilated train --help`) or "
-                         "--resume RUN_DIR")
+        raise ValueError("dilated train needs CONFIG (a training YAML, see `dilated train --help`) or --resume RUN_DIR")
     config = load_config(config_path, overrides)
     if shared:
         return config, Path(shared), False
     path = Path(run_dir) if run_dir else default_run_dir(config_path)
     if find_checkpoints(path / "checkpoints"):
-        raise ValueError(f"{path} holds checkpoints of an earlier run: continue it with `dilated train --resume "
-                         f"{path}`, or give another --run-dir")
+        raise ValueError(
+            f"{path} holds checkpoints of an earlier run: continue it with `dilated train --resume "
+            f"{path}`, or give another --run-dir"
+        )
     return config, path, False

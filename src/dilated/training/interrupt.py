@@ -54,8 +54,11 @@ class InterruptRequest:
             self.restore()
             raise TrainingInterrupted(None, self.run)
         self.requested = True
-        print("\ndilated: Ctrl-C: saving a checkpoint after this batch (press Ctrl-C again to stop at once)",
-              file=sys.stderr, flush=True)
+        print(
+            "\ndilated: Ctrl-C: saving a checkpoint after this batch (press Ctrl-C again to stop at once)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def restore(self) -> None:
         """Give SIGINT back to its previous handler."""

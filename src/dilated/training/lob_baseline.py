@@ -51,8 +51,15 @@ class LogisticRegression:
     bias: torch.Tensor
 
     @classmethod
-    def fit(cls, features: np.ndarray, labels: np.ndarray, classes: int = 3, l2: float = 1e-4,
-            iterations: int = 200, balanced: bool = False) -> LogisticRegression:
+    def fit(
+        cls,
+        features: np.ndarray,
+        labels: np.ndarray,
+        classes: int = 3,
+        l2: float = 1e-4,
+        iterations: int = 200,
+        balanced: bool = False,
+    ) -> LogisticRegression:
         """Minimise mean cross-entropy + ``l2 * |weight|^2`` with L-BFGS (deterministic on CPU); ``balanced``
         weights the classes as training with ``class_weights: balanced`` does."""
         mean, std = features.mean(axis=0), features.std(axis=0)
@@ -66,8 +73,9 @@ class LogisticRegression:
 
         def closure() -> torch.Tensor:
             optimizer.zero_grad()
-            loss = torch.nn.functional.cross_entropy(x @ weight + bias, y, weight=class_weights) \
-                + l2 * (weight ** 2).sum()
+            loss = (
+                torch.nn.functional.cross_entropy(x @ weight + bias, y, weight=class_weights) + l2 * (weight**2).sum()
+            )
             loss.backward()
             return loss
 
@@ -83,8 +91,9 @@ def _labels(part: WindowDataset) -> np.ndarray:
     return part.targets[part.ends].numpy()
 
 
-def lob_baselines(splits: BookSplits, depth: int = 10, l2: float = 1e-4, parts: Sequence[str] = ("test",),
-                  balanced: bool = False) -> dict[str, Any]:
+def lob_baselines(
+    splits: BookSplits, depth: int = 10, l2: float = 1e-4, parts: Sequence[str] = ("test",), balanced: bool = False
+) -> dict[str, Any]:
     """Majority-class and logistic-regression scores on ``parts`` of a book's splits (``balanced``: class-weighted
     logistic regression, see :meth:`LogisticRegression.fit`).
 

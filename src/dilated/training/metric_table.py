@@ -51,27 +51,78 @@ class Metric:
 
 
 METRICS: tuple[Metric, ...] = (
-    Metric("loss", "any", False, None, "mean training objective: cross-entropy (class-weighted as in training) or "
-           "the mean squared error of the (z-scored) targets", progress_bar=True),
-    Metric("accuracy", "classification", True, "MulticlassAccuracy", "share of correct predictions",
-           {"average": "micro"}),
-    Metric("precision_macro", "classification", True, "MulticlassPrecision",
-           "precision per class, unweighted mean over the classes present", {"average": "macro"}),
-    Metric("recall_macro", "classification", True, "MulticlassRecall",
-           "recall per class, unweighted mean over the classes present", {"average": "macro"}),
-    Metric("f1_macro", "classification", True, "MulticlassF1Score",
-           "F1 per class, unweighted mean over the classes present", {"average": "macro"}, progress_bar=True),
-    Metric("precision_weighted", "classification", True, "MulticlassPrecision",
-           "precision per class, mean weighted by class support", {"average": "weighted"}),
-    Metric("recall_weighted", "classification", True, "MulticlassRecall",
-           "recall per class, mean weighted by class support (equals accuracy)", {"average": "weighted"}),
-    Metric("f1_weighted", "classification", True, "MulticlassF1Score",
-           "F1 per class, mean weighted by class support", {"average": "weighted"}),
-    Metric("mcc", "classification", True, "MulticlassMatthewsCorrCoef",
-           "Matthews correlation coefficient (multi-class), 0 for a constant prediction"),
+    Metric(
+        "loss",
+        "any",
+        False,
+        None,
+        "mean training objective: cross-entropy (class-weighted as in training) or "
+        "the mean squared error of the (z-scored) targets",
+        progress_bar=True,
+    ),
+    Metric(
+        "accuracy", "classification", True, "MulticlassAccuracy", "share of correct predictions", {"average": "micro"}
+    ),
+    Metric(
+        "precision_macro",
+        "classification",
+        True,
+        "MulticlassPrecision",
+        "precision per class, unweighted mean over the classes present",
+        {"average": "macro"},
+    ),
+    Metric(
+        "recall_macro",
+        "classification",
+        True,
+        "MulticlassRecall",
+        "recall per class, unweighted mean over the classes present",
+        {"average": "macro"},
+    ),
+    Metric(
+        "f1_macro",
+        "classification",
+        True,
+        "MulticlassF1Score",
+        "F1 per class, unweighted mean over the classes present",
+        {"average": "macro"},
+        progress_bar=True,
+    ),
+    Metric(
+        "precision_weighted",
+        "classification",
+        True,
+        "MulticlassPrecision",
+        "precision per class, mean weighted by class support",
+        {"average": "weighted"},
+    ),
+    Metric(
+        "recall_weighted",
+        "classification",
+        True,
+        "MulticlassRecall",
+        "recall per class, mean weighted by class support (equals accuracy)",
+        {"average": "weighted"},
+    ),
+    Metric(
+        "f1_weighted",
+        "classification",
+        True,
+        "MulticlassF1Score",
+        "F1 per class, mean weighted by class support",
+        {"average": "weighted"},
+    ),
+    Metric(
+        "mcc",
+        "classification",
+        True,
+        "MulticlassMatthewsCorrCoef",
+        "Matthews correlation coefficient (multi-class), 0 for a constant prediction",
+    ),
     Metric("mse", "regression", False, "MeanSquaredError", "mean squared error, in the data's units"),
-    Metric("mae", "regression", False, "MeanAbsoluteError", "mean absolute error, in the data's units",
-           progress_bar=True),
+    Metric(
+        "mae", "regression", False, "MeanAbsoluteError", "mean absolute error, in the data's units", progress_bar=True
+    ),
 )
 
 BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}
@@ -100,8 +151,9 @@ def monitors(kind: str | None = None) -> tuple[str, ...]:
 def canonical_monitor(name: str) -> str:
     """``val_f1`` (a run folder of an older version) -> ``val_f1_macro``; other names unchanged."""
     bare = name.removeprefix(VALIDATION_PREFIX)
-    return VALIDATION_PREFIX + LEGACY_NAMES[bare] if name.startswith(VALIDATION_PREFIX) and bare in LEGACY_NAMES \
-        else name
+    return (
+        VALIDATION_PREFIX + LEGACY_NAMES[bare] if name.startswith(VALIDATION_PREFIX) and bare in LEGACY_NAMES else name
+    )
 
 
 def metric(name: str) -> Metric:

@@ -37,8 +37,11 @@ def _torchmetric(class_name: str, **options: Any) -> torchmetrics.Metric:
 
 def _computed_members(kind: TaskKind, **common: Any) -> dict[str, torchmetrics.Metric | MetricCollection]:
     """The torchmetrics objects of the metrics of ``kind`` that torchmetrics computes, by metric name."""
-    return {m.name: _torchmetric(m.torchmetric, **common, **m.options)
-            for m in computed_metrics(kind) if m.torchmetric is not None}
+    return {
+        m.name: _torchmetric(m.torchmetric, **common, **m.options)
+        for m in computed_metrics(kind)
+        if m.torchmetric is not None
+    }
 
 
 def classification_collection(num_classes: int, sync: bool = True) -> MetricCollection:
@@ -71,8 +74,9 @@ def _classification_result(values: dict[str, Tensor], class_names: tuple[str, ..
     return result
 
 
-def classification_metrics(predicted: Tensor, target: Tensor, num_classes: int,
-                           class_names: tuple[str, ...] | None = None) -> dict[str, Any]:
+def classification_metrics(
+    predicted: Tensor, target: Tensor, num_classes: int, class_names: tuple[str, ...] | None = None
+) -> dict[str, Any]:
     """The classification metrics of the table, per-class scores and the confusion matrix.
 
     Args:
@@ -114,8 +118,9 @@ class TaskMetrics(nn.Module):
     def __init__(self, task: Task) -> None:
         super().__init__()
         self.task = task
-        self.collection = (classification_collection(task.num_classes) if task.is_classification
-                           else regression_collection())
+        self.collection = (
+            classification_collection(task.num_classes) if task.is_classification else regression_collection()
+        )
 
     @torch.no_grad()
     def update(self, output: Tensor, target: Tensor) -> None:
@@ -123,8 +128,7 @@ class TaskMetrics(nn.Module):
         if self.task.is_classification:
             self.collection.update(predicted.reshape(-1), target.reshape(-1).long())
         else:
-            self.collection.update(predicted.reshape(-1).float(),
-                                   self.task.denormalise(target.reshape(-1).float()))
+            self.collection.update(predicted.reshape(-1).float(), self.task.denormalise(target.reshape(-1).float()))
 
     def compute(self) -> dict[str, Any]:
         values = self.collection.compute()
@@ -136,8 +140,9 @@ class TaskMetrics(nn.Module):
         self.collection.reset()
 
 
-def majority_baseline(train_counts: list[int], test_counts: list[int],
-                      class_names: tuple[str, ...] | None = None) -> dict[str, Any]:
+def majority_baseline(
+    train_counts: list[int], test_counts: list[int], class_names: tuple[str, ...] | None = None
+) -> dict[str, Any]:
     """Scores of always predicting the most frequent training class on a test set with ``test_counts`` per class:
     the floor a trained classifier has to beat."""
     names = class_names or tuple(str(i) for i in range(len(test_counts)))
@@ -149,8 +154,11 @@ def majority_baseline(train_counts: list[int], test_counts: list[int],
 
 def scalar_metrics(result: Mapping[str, Any]) -> dict[str, float]:
     """The single-number entries of a metrics dict (loss, accuracy, f1_macro, ..., mse, mae), table order first."""
-    scalars = {k: float(v) for k, v in result.items()
-               if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "samples"}
+    scalars = {
+        k: float(v)
+        for k, v in result.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "samples"
+    }
     known = [m.name for m in METRICS if m.name in scalars]
     return {k: scalars[k] for k in [*known, *(k for k in scalars if k not in known)]}
 
@@ -177,10 +185,11 @@ def format_metrics(result: Mapping[str, Any], title: str = "metrics") -> str:
         width = max(9, *(len(n) for n in per_class))
         lines.append(f"  {'class':<{width}}  precision  recall      f1  support")
         for name, row in per_class.items():
-            lines.append(f"  {name:<{width}}  {row['precision']:9.4f}  {row['recall']:6.4f}  {row['f1']:6.4f}  "
-                         f"{row['support']:7d}")
+            lines.append(
+                f"  {name:<{width}}  {row['precision']:9.4f}  {row['recall']:6.4f}  {row['f1']:6.4f}  "
+                f"{row['support']:7d}"
+            )
         lines.append("  confusion matrix (rows: true, columns: predicted; " + ", ".join(per_class) + ")")
         for name, row in zip(per_class, result["confusion_matrix"], strict=True):
             lines.append(f"  {name:<{width}}  " + " ".join(f"{n:7d}" for n in row))
     return "\n".join(lines)
-

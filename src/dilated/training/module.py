@@ -37,13 +37,19 @@ OPTIMIZERS: dict[str, tuple[Callable[..., torch.optim.Optimizer], tuple[str, ...
 def rng_state() -> dict[str, Any]:
     """Global RNG states (torch CPU and CUDA, numpy, Python) as tensors and plain lists: weights_only-safe."""
     # numpy's stubs pick the dict overload for the default (legacy=True), which returns this tuple
-    kind, keys, position, has_gauss, cached = cast(tuple[str, np.ndarray, int, int, float],
-                                                   np.random.get_state(legacy=True))
+    kind, keys, position, has_gauss, cached = cast(
+        tuple[str, np.ndarray, int, int, float], np.random.get_state(legacy=True)
+    )
     version, python_state, gauss_next = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": {"kind": str(kind), "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
-                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "numpy": {
+            "kind": str(kind),
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
         "python": {"version": version, "state": list(python_state), "gauss_next": gauss_next},
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -55,8 +61,15 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
     """Restore what :func:`rng_state` saved."""
     torch.set_rng_state(state["torch"])
     numpy = state["numpy"]
-    np.random.set_state((numpy["kind"], numpy["keys"].numpy().astype(np.uint32), numpy["position"],
-                         numpy["has_gauss"], numpy["cached_gaussian"]))
+    np.random.set_state(
+        (
+            numpy["kind"],
+            numpy["keys"].numpy().astype(np.uint32),
+            numpy["position"],
+            numpy["has_gauss"],
+            numpy["cached_gaussian"],
+        )
+    )
     python = state["python"]
     random.setstate((python["version"], tuple(python["state"]), python["gauss_next"]))
     if "cuda" in state and torch.cuda.is_available():
@@ -68,8 +81,10 @@ def check_finite(x: Tensor, y: Tensor) -> None:
     for name, tensor in (("inputs", x), ("targets", y)):
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             sample = int((~torch.isfinite(tensor)).flatten(1).any(1).nonzero()[0])
-            raise ValueError(f"a batch holds NaN or infinity in its {name} (sample {sample} of the batch, shape "
-                             f"{tuple(tensor.shape)}); clean or impute the data before training")
+            raise ValueError(
+                f"a batch holds NaN or infinity in its {name} (sample {sample} of the batch, shape "
+                f"{tuple(tensor.shape)}); clean or impute the data before training"
+            )
 
 
 class _Regularized(Protocol):
@@ -95,8 +110,9 @@ class SequenceModule(L.LightningModule):
 
     class_weights: Tensor | None  # a buffer
 
-    def __init__(self, model: nn.Module, task: Task, training: TrainingConfig,
-                 class_weights: Tensor | None = None) -> None:
+    def __init__(
+        self, model: nn.Module, task: Task, training: TrainingConfig, class_weights: Tensor | None = None
+    ) -> None:
         super().__init__()
         self.model = model
         self.task = task
@@ -191,12 +207,18 @@ class SequenceModule(L.LightningModule):
             return {"optimizer": optimizer}
         if c.scheduler == "plateau":
             scheduler: Any = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                optimizer, mode=mode(c.monitor), factor=c.scheduler_factor, patience=c.scheduler_patience,
-                min_lr=c.min_lr)
+                optimizer,
+                mode=mode(c.monitor),
+                factor=c.scheduler_factor,
+                patience=c.scheduler_patience,
+                min_lr=c.min_lr,
+            )
         else:
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=c.max_epochs, eta_min=c.min_lr)
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "monitor": c.monitor}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "monitor": c.monitor},
+        }
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rng"] = rng_state()
@@ -204,8 +226,10 @@ class SequenceModule(L.LightningModule):
         # Lightning types epoch_progress.current as the base tracker; it is a _ProcessedTracker
         at_epoch_end = progress.processed > progress.completed  # type: ignore[attr-defined]  # (on_train_epoch_end)
         # the running mean of this epoch's training loss (non-zero in a checkpoint written mid-epoch)
-        checkpoint["train_loss"] = {"mean_value": self.train_loss.mean_value.detach().cpu(),
-                                    "weight": self.train_loss.weight.detach().cpu()}
+        checkpoint["train_loss"] = {
+            "mean_value": self.train_loss.mean_value.detach().cpu(),
+            "weight": self.train_loss.weight.detach().cpu(),
+        }
         # written at an epoch's end, before its plateau step (see above): the resumed run replays it
         checkpoint["plateau_step"] = self._monitored_for_plateau() if at_epoch_end else None
 
@@ -216,4 +240,3 @@ class SequenceModule(L.LightningModule):
         if running is not None:
             self.train_loss.mean_value = running["mean_value"].to(self.train_loss.mean_value)
             self.train_loss.weight = running["weight"].to(self.train_loss.weight)
-

@@ -69,15 +69,19 @@ def align_output(output: Tensor, target: Tensor, task: Task) -> Tensor:
             output = output[..., -1]  # (B, C, T) -> (B, C): the last step has seen the whole window
         expected = (target.shape[0], task.num_classes, *target.shape[1:])
         if tuple(output.shape) != expected:
-            raise ValueError(f"model output {tuple(output.shape)} does not fit targets {tuple(target.shape)} of "
-                             f"{task.num_classes} classes: expected {expected}; check the model's class count "
-                             "(num_classes / output_size) and head")
+            raise ValueError(
+                f"model output {tuple(output.shape)} does not fit targets {tuple(target.shape)} of "
+                f"{task.num_classes} classes: expected {expected}; check the model's class count "
+                "(num_classes / output_size) and head"
+            )
         return output
     if output.dim() == 3:
         output = output[..., -1]  # (B, 1, T) -> (B, 1)
     if output.numel() != target.numel():
-        raise ValueError(f"model output {tuple(output.shape)} does not fit regression targets {tuple(target.shape)}: "
-                         "the model must return one value per sample (e.g. output_size=1)")
+        raise ValueError(
+            f"model output {tuple(output.shape)} does not fit regression targets {tuple(target.shape)}: "
+            "the model must return one value per sample (e.g. output_size=1)"
+        )
     return output.reshape(target.shape)
 
 

@@ -44,8 +44,13 @@ def plot_curves(history: Sequence[Mapping[str, Any]], path: str | Path, best_epo
     logged = dict.fromkeys(k for row in history for k in row if row[k] is not None)
     metric_keys = [k for k in logged if k.startswith(VALIDATION_PREFIX) and k != "val_loss"]  # all but the loss
     for key in metric_keys:
-        right.plot(epochs, [np.nan if row.get(key) is None else row[key] for row in history], marker="o", ms=3,
-                   label=key.removeprefix("val_"))
+        right.plot(
+            epochs,
+            [np.nan if row.get(key) is None else row[key] for row in history],
+            marker="o",
+            ms=3,
+            label=key.removeprefix("val_"),
+        )
     right.set(title="validation metrics", xlabel="epoch")
     for axis in (left, right):
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -57,8 +62,9 @@ def plot_curves(history: Sequence[Mapping[str, Any]], path: str | Path, best_epo
     return _save(figure, path)
 
 
-def plot_confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence[str], path: str | Path,
-                          title: str = "confusion matrix") -> Path:
+def plot_confusion_matrix(
+    matrix: Sequence[Sequence[int]], class_names: Sequence[str], path: str | Path, title: str = "confusion matrix"
+) -> Path:
     """Counts and row shares (each row sums to 1: recall of that true class); true classes in rows."""
     counts = np.asarray(matrix, dtype=np.int64)
     rows = counts.sum(axis=1, keepdims=True)
@@ -77,8 +83,9 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence
     return _save(figure, path)
 
 
-def plot_per_class(per_class: Mapping[str, Mapping[str, float]], path: str | Path,
-                   title: str = "per-class scores") -> Path:
+def plot_per_class(
+    per_class: Mapping[str, Mapping[str, float]], path: str | Path, title: str = "per-class scores"
+) -> Path:
     """Grouped bars of precision, recall and F1 for each class, with its support in the label."""
     names = list(per_class)
     positions = np.arange(len(names))
@@ -94,8 +101,7 @@ def plot_per_class(per_class: Mapping[str, Mapping[str, float]], path: str | Pat
     return _save(figure, path)
 
 
-def plot_regression(target: ArrayLike, predicted: ArrayLike, path: str | Path,
-                    title: str = "predictions") -> Path:
+def plot_regression(target: ArrayLike, predicted: ArrayLike, path: str | Path, title: str = "predictions") -> Path:
     """Targets and predictions in sample order (left) and against each other (right)."""
     targets, outputs = np.asarray(target, dtype=float), np.asarray(predicted, dtype=float)
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))

@@ -116,8 +116,10 @@ class RunDir:
         try:
             load_weights(path)
         except CheckpointError as error:
-            raise CheckpointError(f"the best checkpoint {path} cannot be loaded: {error}; evaluate another "
-                                  "with --checkpoint last or a checkpoint folder") from None
+            raise CheckpointError(
+                f"the best checkpoint {path} cannot be loaded: {error}; evaluate another "
+                "with --checkpoint last or a checkpoint folder"
+            ) from None
         return path
 
 
@@ -140,8 +142,9 @@ def locate(target: str | Path) -> tuple[RunDir, Path | None]:
         run_path = path.parent.parent
         if (run_path / "config.yaml").is_file():
             return RunDir(run_path), path
-        raise ValueError(f"{target}: a checkpoint outside a run folder (no config.yaml two levels up); its model "
-                         "cannot be rebuilt")
+        raise ValueError(
+            f"{target}: a checkpoint outside a run folder (no config.yaml two levels up); its model cannot be rebuilt"
+        )
     if not path.exists():
         raise ValueError(f"{target}: no such run or checkpoint folder")
     raise ValueError(f"{target}: not a run folder (no config.yaml) nor a checkpoint folder (no {MANIFEST_FILE})")
@@ -169,8 +172,9 @@ def test_csv(result: Mapping[str, Any]) -> str:
         for name, row in per_class.items():
             writer.writerow([name, row["precision"], row["recall"], row["f1"], row["support"]])
         for average in AVERAGES:
-            writer.writerow([average, *(result[f"{key}_{average}"] for key in ("precision", "recall", "f1")),
-                             result["samples"]])
+            writer.writerow(
+                [average, *(result[f"{key}_{average}"] for key in ("precision", "recall", "f1")), result["samples"]]
+            )
         writer.writerow(["accuracy", "", "", result["accuracy"], result["samples"]])
         writer.writerow(["mcc", "", "", result["mcc"], result["samples"]])
     else:
@@ -207,11 +211,28 @@ def report(run: RunDir) -> str:
         sizes = data_info["sizes"]
         alpha = f", alpha {data_info['alpha']:.3g}" if "alpha" in data_info else ""
         lines.append(f"samples      train {sizes['train']}, val {sizes['val']}, test {sizes['test']}{alpha}")
-    lines.append("training     " + ", ".join(
-        f"{k}={_fmt(training[k])}" for k in ("optimizer", "lr", "batch_size", "max_epochs", "patience", "scheduler",
-                                             "clip", "class_weights", "seed", "precision")))
-    lines.append(f"trainer      accelerator={trainer.accelerator}, devices={trainer.devices}, "
-                 f"num_nodes={trainer.num_nodes}, strategy={trainer.strategy}")
+    lines.append(
+        "training     "
+        + ", ".join(
+            f"{k}={_fmt(training[k])}"
+            for k in (
+                "optimizer",
+                "lr",
+                "batch_size",
+                "max_epochs",
+                "patience",
+                "scheduler",
+                "clip",
+                "class_weights",
+                "seed",
+                "precision",
+            )
+        )
+    )
+    lines.append(
+        f"trainer      accelerator={trainer.accelerator}, devices={trainer.devices}, "
+        f"num_nodes={trainer.num_nodes}, strategy={trainer.strategy}"
+    )
     history = metrics.get("history", [])
     best = metrics.get("best") or {}
     status = metrics.get("status", "not started" if not history else "running or stopped")
@@ -225,8 +246,10 @@ def report(run: RunDir) -> str:
         lines.append(f"last epoch   {last['epoch']}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in shown.items()))
     checkpoints = find_checkpoints(run.checkpoints)
     latest = latest_checkpoint(run.checkpoints)
-    lines.append(f"checkpoints  {len(checkpoints)} in {run.checkpoints}" + (
-        f"; latest good: {latest.name}" if latest else "; none usable"))
+    lines.append(
+        f"checkpoints  {len(checkpoints)} in {run.checkpoints}"
+        + (f"; latest good: {latest.name}" if latest else "; none usable")
+    )
     if latest and status != "finished":
         lines.append(f"continue     dilated train --resume {run.path}")
     if "test" in metrics:

@@ -33,8 +33,9 @@ def option(default: Any = MISSING, help: str = "", kind: str | None = None) -> A
     return dataclasses.field(default=default, metadata=metadata)
 
 
-def unknown_key(where: str, key: Any, valid: Iterable[str], noun: str = "key", context: str = "",
-                valid_label: str | None = None) -> ValueError:
+def unknown_key(
+    where: str, key: Any, valid: Iterable[str], noun: str = "key", context: str = "", valid_label: str | None = None
+) -> ValueError:
     """``ValueError``: ``WHERE: unknown key 'K'CONTEXT; valid keys: A, B (did you mean 'A'?)``."""
     valid = [str(v) for v in valid]
     close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
@@ -52,9 +53,16 @@ class _Kind:
     nullable: bool
 
     def describe(self) -> str:
-        text = {"int": "an integer", "float": "a number", "number": "a number", "bool": "true or false",
-                "str": "a string", "list": "a list", "devices": "a number, a list of device ids or 'auto'",
-                "class_weights": "'balanced' or a list of numbers"}[self.name]
+        text = {
+            "int": "an integer",
+            "float": "a number",
+            "number": "a number",
+            "bool": "true or false",
+            "str": "a string",
+            "list": "a list",
+            "devices": "a number, a list of device ids or 'auto'",
+            "class_weights": "'balanced' or a list of numbers",
+        }[self.name]
         return text + (" or null" if self.nullable else "")
 
 
@@ -117,7 +125,8 @@ def _coerce(value: Any, kind: _Kind) -> Any:
         if value == "balanced":
             return value
         if isinstance(value, (list, tuple)) and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+        ):
             return tuple(float(v) for v in value)
         raise TypeError
     raise AssertionError(name)
@@ -161,8 +170,9 @@ def read_section(cls: type, values: Any, where: str, skip: Iterable[str] = ()) -
             try:
                 value = _coerce(value, kind)
             except (TypeError, ValueError):
-                raise ValueError(f"{where}.{key}: expected {kind.describe()}, got {value!r} "
-                                 f"({help_of(field)})") from None
+                raise ValueError(
+                    f"{where}.{key}: expected {kind.describe()}, got {value!r} ({help_of(field)})"
+                ) from None
             if kind.choices is not None and value not in kind.choices:
                 raise ValueError(f"{where}.{key}: {value!r} is not one of {', '.join(map(str, kind.choices))}")
         resolved[key] = value
@@ -190,7 +200,10 @@ def section_help(cls: type, indent: str = "    ") -> list[str]:
     """One line per key: ``key: default  -- help``."""
     lines = []
     for key, (field, _) in fields_of(cls).items():
-        default = "required" if field.default is MISSING else yaml.safe_dump(
-            plain(field.default), default_flow_style=True).strip().removesuffix("...").strip()
+        default = (
+            "required"
+            if field.default is MISSING
+            else yaml.safe_dump(plain(field.default), default_flow_style=True).strip().removesuffix("...").strip()
+        )
         lines.append(f"{indent}{key}: {default}  -- {help_of(field)}")
     return lines

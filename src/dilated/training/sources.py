@@ -175,13 +175,20 @@ class LobsterData(DataSource):
         alpha = self.alpha
         if alpha is None:
             alpha = balanced_alpha(smoothed_returns(book.mid[first], self.horizon))
-        zscore = ZScore.fit(book.snapshots[first]) if stats is None else ZScore(
-            np.array(stats["feature_mean"]), np.array(stats["feature_std"]))  # another run's: applied again
+        zscore = (
+            ZScore.fit(book.snapshots[first])
+            if stats is None
+            else ZScore(np.array(stats["feature_mean"]), np.array(stats["feature_std"]))
+        )  # another run's: applied again
         full = lobster_dataset(book, self.horizon, alpha, self.window, fit=zscore)
         train, val, test = chronological_split(full, fractions)
         channels, length = _shape(train)
-        info = {"alpha": float(alpha), "events": len(book), "source": [str(message), str(orderbook)],
-                "normalisation": {"feature_mean": zscore.mean.tolist(), "feature_std": zscore.std.tolist()}}
+        info = {
+            "alpha": float(alpha),
+            "events": len(book),
+            "source": [str(message), str(orderbook)],
+            "normalisation": {"feature_mean": zscore.mean.tolist(), "feature_std": zscore.std.tolist()},
+        }
         return Splits(train, val, test, _lob_task(), channels, length, full, info)
 
 
@@ -204,8 +211,15 @@ class FI2010Data(DataSource):
         return "classification"
 
     def build(self, stats: dict[str, Any] | None, progress: bool) -> Splits:
-        load = partial(load_fi2010, horizon=self.horizon, window=self.window, normalisation=self.normalisation,
-                       auction=self.auction, cache_dir=self.cache_dir, progress=progress)
+        load = partial(
+            load_fi2010,
+            horizon=self.horizon,
+            window=self.window,
+            normalisation=self.normalisation,
+            auction=self.auction,
+            cache_dir=self.cache_dir,
+            progress=progress,
+        )
         train_days = load(self.root, "train")
         test = load(self.root, "test")
         share = float(self.val_fraction)
@@ -249,8 +263,9 @@ class TableData(DataSource):
             mean = torch.tensor(stats["feature_mean"], dtype=torch.float64)[:, None]
             std = torch.tensor(stats["feature_std"], dtype=torch.float64)[:, None]
             if mean.shape[0] != full.channels:
-                raise ValueError(f"data: the run was trained on {mean.shape[0]} feature columns, the data has "
-                                 f"{full.channels}")
+                raise ValueError(
+                    f"data: the run was trained on {mean.shape[0]} feature columns, the data has {full.channels}"
+                )
             features_z = ((full.features.double() - mean) / std).float()
             targets = full.targets
             if regression and "target_mean" in stats:
@@ -283,10 +298,12 @@ class BookData(DataSource):
     levels: int = option(10, "book levels used as features (4 per level)")
     window: int = option(100, "events per input window")
     horizon: int = option(10, "label horizon k in events")
-    threshold: float | None = option(None, "label threshold on the smoothed change; null: a third of the training "
-                                     "labels stationary")
-    smoothing: Literal["future", "past"] = option("future", "label rule: mean of the next k mids vs the current "
-                                                  "(future) or vs the mean of the past k (past)")
+    threshold: float | None = option(
+        None, "label threshold on the smoothed change; null: a third of the training labels stationary"
+    )
+    smoothing: Literal["future", "past"] = option(
+        "future", "label rule: mean of the next k mids vs the current (future) or vs the mean of the past k (past)"
+    )
     fractions: tuple[float, ...] = option((0.7, 0.15, 0.15), FRACTIONS_HELP)
     stride: int = option(1, "serve window ends at multiples of this many events only")
     start: str | None = option(None, "first event time kept (ISO, UTC), e.g. the session open")
@@ -297,10 +314,18 @@ class BookData(DataSource):
         return "classification"
 
     def build(self, stats: dict[str, Any] | None, progress: bool) -> Splits:
-        parts = book_splits(self.path, levels=self.levels, window=self.window, horizon=self.horizon,
-                            threshold=self.threshold, smoothing=self.smoothing,
-                            fractions=tuple(float(f) for f in self.fractions), stride=self.stride, start=self.start,
-                            end=self.end)
+        parts = book_splits(
+            self.path,
+            levels=self.levels,
+            window=self.window,
+            horizon=self.horizon,
+            threshold=self.threshold,
+            smoothing=self.smoothing,
+            fractions=tuple(float(f) for f in self.fractions),
+            stride=self.stride,
+            start=self.start,
+            end=self.end,
+        )
         channels, length = _shape(parts.train)
         info = {k: v for k, v in parts.info.items() if k != "zscore"} | {"normalisation": parts.info["zscore"]}
         return Splits(parts.train, parts.val, parts.test, _lob_task(), channels, length, parts.full, info)
@@ -367,8 +392,9 @@ def build_splits(data: DataSource, stats: dict[str, Any] | None = None, progress
             raise ValueError(f"data: the {name} part holds no samples; use more data or a smaller window/horizon")
     splits.info = {"kind": data.kind, "sizes": sizes, **splits.info}
     if splits.task.is_classification:
-        counts = {name: class_counts(getattr(splits, name), splits.task.num_classes, progress).tolist()
-                  for name in SPLITS}
+        counts = {
+            name: class_counts(getattr(splits, name), splits.task.num_classes, progress).tolist() for name in SPLITS
+        }
         splits.info["class_counts"] = counts
         splits.baseline = MajorityClass.from_counts(counts["train"], splits.task.class_names)
     elif splits.last_value is not None:
@@ -400,8 +426,18 @@ def targets(dataset: Dataset, progress: bool = True) -> Tensor:
     """Every target of ``dataset``, flattened; reads every sample unless the labels are known."""
     labels = window_labels(dataset)
     if labels is None:
-        labels = torch.cat([dataset[i][1].reshape(-1) for i in tqdm(
-            range(dataset_size(dataset)), desc="reading targets", unit="sample", disable=not progress, leave=False)])
+        labels = torch.cat(
+            [
+                dataset[i][1].reshape(-1)
+                for i in tqdm(
+                    range(dataset_size(dataset)),
+                    desc="reading targets",
+                    unit="sample",
+                    disable=not progress,
+                    leave=False,
+                )
+            ]
+        )
     return labels.reshape(-1)
 
 
@@ -419,7 +455,7 @@ def sample_ids(dataset: Dataset) -> list[int]:
 
 def _training_statistics(full: WindowDataset, train: WindowDataset, regression: bool) -> dict[str, Any]:
     """Feature (and regression target) mean and standard deviation over the rows the training windows cover."""
-    steps = full.features[:, int(train.ends[0]) - full.window + 1: int(train.ends[-1]) + 1]
+    steps = full.features[:, int(train.ends[0]) - full.window + 1 : int(train.ends[-1]) + 1]
     mean, std = steps.double().mean(dim=1), steps.double().std(dim=1, correction=0)
     stats: dict[str, Any] = {"feature_mean": mean.tolist(), "feature_std": torch.where(std > 0, std, 1.0).tolist()}
     if regression:
@@ -441,4 +477,3 @@ def _lob_task() -> Task:
 def _seeded(cls: type, data: AddingData | CopyMemoryData, **options: Any) -> tuple[Dataset, Dataset, Dataset]:
     sizes = (data.train_size, data.val_size, data.test_size)
     return tuple(cls(size, seed=data.seed + offset, **options) for offset, size in enumerate(sizes))
-

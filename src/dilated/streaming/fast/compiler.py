@@ -58,19 +58,88 @@ class Unsupported(Exception):
     """The model's step uses something the instruction set does not cover."""
 
 
-_UNARY = {"relu": RELU, "relu_": RELU, "tanh": TANH, "tanh_": TANH, "sigmoid": SIGMOID, "sigmoid_": SIGMOID,
-          "elu": ELU, "elu_": ELU, "leaky_relu": LEAKY, "leaky_relu_": LEAKY, "gelu": GELU, "silu": SILU,
-          "exp": EXP, "exp_": EXP, "neg": NEG, "__neg__": NEG, "abs": ABS, "softplus": SOFTPLUS}
-_BINARY = {"add": ADD, "add_": ADD, "__add__": ADD, "__radd__": ADD, "__iadd__": ADD,
-           "sub": SUB, "sub_": SUB, "__sub__": SUB, "__isub__": SUB, "__rsub__": SUB,
-           "mul": MUL, "mul_": MUL, "__mul__": MUL, "__rmul__": MUL, "__imul__": MUL,
-           "div": DIV, "div_": DIV, "__truediv__": DIV, "__itruediv__": DIV, "__rtruediv__": DIV, "true_divide": DIV}
+_UNARY = {
+    "relu": RELU,
+    "relu_": RELU,
+    "tanh": TANH,
+    "tanh_": TANH,
+    "sigmoid": SIGMOID,
+    "sigmoid_": SIGMOID,
+    "elu": ELU,
+    "elu_": ELU,
+    "leaky_relu": LEAKY,
+    "leaky_relu_": LEAKY,
+    "gelu": GELU,
+    "silu": SILU,
+    "exp": EXP,
+    "exp_": EXP,
+    "neg": NEG,
+    "__neg__": NEG,
+    "abs": ABS,
+    "softplus": SOFTPLUS,
+}
+_BINARY = {
+    "add": ADD,
+    "add_": ADD,
+    "__add__": ADD,
+    "__radd__": ADD,
+    "__iadd__": ADD,
+    "sub": SUB,
+    "sub_": SUB,
+    "__sub__": SUB,
+    "__isub__": SUB,
+    "__rsub__": SUB,
+    "mul": MUL,
+    "mul_": MUL,
+    "__mul__": MUL,
+    "__rmul__": MUL,
+    "__imul__": MUL,
+    "div": DIV,
+    "div_": DIV,
+    "__truediv__": DIV,
+    "__itruediv__": DIV,
+    "__rtruediv__": DIV,
+    "true_divide": DIV,
+}
 _REVERSED = {"__rsub__", "__rtruediv__"}
 # Ops that only move elements: compiled by running them on tensors of memory addresses.
-_MOVES = {"__getitem__", "chunk", "split", "tensor_split", "unbind", "cat", "concat", "concatenate", "stack",
-          "view", "reshape", "unsqueeze", "squeeze", "transpose", "permute", "flatten", "unflatten", "narrow",
-          "select", "contiguous", "clone", "t", "movedim", "moveaxis", "swapaxes", "expand", "expand_as",
-          "broadcast_to", "repeat", "detach", "view_as", "reshape_as", "squeeze_", "unsqueeze_", "flip"}
+_MOVES = {
+    "__getitem__",
+    "chunk",
+    "split",
+    "tensor_split",
+    "unbind",
+    "cat",
+    "concat",
+    "concatenate",
+    "stack",
+    "view",
+    "reshape",
+    "unsqueeze",
+    "squeeze",
+    "transpose",
+    "permute",
+    "flatten",
+    "unflatten",
+    "narrow",
+    "select",
+    "contiguous",
+    "clone",
+    "t",
+    "movedim",
+    "moveaxis",
+    "swapaxes",
+    "expand",
+    "expand_as",
+    "broadcast_to",
+    "repeat",
+    "detach",
+    "view_as",
+    "reshape_as",
+    "squeeze_",
+    "unsqueeze_",
+    "flip",
+}
 _IDENTITY = {"float", "to", "type_as", "dropout", "alpha_dropout", "feature_alpha_dropout", "dropout1d"}
 _REDUCTIONS = {"sum", "mean"}
 
@@ -121,8 +190,9 @@ class _Program:
         return offset
 
     def constant(self, values: torch.Tensor | float) -> np.ndarray:
-        array = np.asarray(values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else values,
-                           dtype=np.float32)
+        array = np.asarray(
+            values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else values, dtype=np.float32
+        )
         base = self.alloc(array.size)
         self.constants.append((base, array.ravel().copy()))
         return base + np.arange(array.size, dtype=np.int64).reshape(array.shape)
@@ -253,8 +323,16 @@ class _Tracer(TorchFunctionMode):
                     bases.append(self.contiguous(flat))
                     strides.append(1)
             _, base = self.fresh(out)
-            self.p.emit(BINARY, out=base, a=bases[0], b=bases[1], n=n, kind=_BINARY[name], stride_a=strides[0],
-                        stride_b=strides[1])
+            self.p.emit(
+                BINARY,
+                out=base,
+                a=bases[0],
+                b=bases[1],
+                n=n,
+                kind=_BINARY[name],
+                stride_a=strides[0],
+                stride_b=strides[1],
+            )
         elif name in _IDENTITY:
             if name.startswith("dropout") or "dropout" in name:
                 training = kwargs.get("training", args[2] if len(args) > 2 else True)
@@ -284,6 +362,7 @@ class _Tracer(TorchFunctionMode):
         """Run the op on tensors holding each element's address: the result says where every element comes
         from. Only the data argument (the first: a tensor, or the list given to ``cat``/``stack``) is replaced;
         indices and shape templates stay as they are."""
+
         def to_addresses(x: Any) -> Any:
             if isinstance(x, torch.Tensor):
                 return torch.from_numpy(np.ascontiguousarray(self.addresses(x)))
@@ -311,8 +390,9 @@ class _Tracer(TorchFunctionMode):
         kept = [d for d in range(x.ndim) if d not in dims]
         rows = np.transpose(x, kept + list(dims)).reshape(out.numel(), -1)
         _, base = self.fresh(out)
-        self.p.emit(REDUCE, out=base, table=self.p.table(rows), rows=rows.shape[0], cols=rows.shape[1],
-                    mean=int(name == "mean"))
+        self.p.emit(
+            REDUCE, out=base, table=self.p.table(rows), rows=rows.shape[0], cols=rows.shape[1], mean=int(name == "mean")
+        )
 
     # -- leaf modules ------------------------------------------------------------------------------------------------
     def pre_hook(self, module: nn.Module, args: tuple) -> None:
@@ -390,8 +470,9 @@ class _Tracer(TorchFunctionMode):
                 w = _dense(weight.detach().float().cpu(), groups)  # (out, in, k)
                 cout, cin = w.shape[0], w.shape[1]
                 if x.addr.size != cin:
-                    raise Unsupported(f"{type(module).__name__} on an input of {x.addr.size} values per step, "
-                                      f"expected {cin}")
+                    raise Unsupported(
+                        f"{type(module).__name__} on an input of {x.addr.size} values per step, expected {cin}"
+                    )
                 base_in = self.contiguous(x.addr)
                 saxpy = cout >= 4 * k * cin  # few inputs, many outputs: accumulate rows rather than dot products
                 layout = (2, 1, 0) if saxpy else (0, 2, 1)  # (k, in, out) or (out, k, in)
@@ -399,8 +480,22 @@ class _Tracer(TorchFunctionMode):
                 b_off = p.param(bias.detach().float().cpu().numpy()) if bias is not None else 0
                 scratch = p.alloc(k * cin) if k > 1 else 0  # the k taps gathered side by side
                 base = self.fresh_step(out) if isinstance(module, StatefulConv) else self.fresh(out)[1]
-                p.emit(CONV, out=base, inp=base_in, weight=w_off, bias=b_off, cin=cin, cout=cout, k=k, dilation=d,
-                       ring=ring, rows=rows, scratch=scratch, has_bias=int(bias is not None), saxpy=int(saxpy))
+                p.emit(
+                    CONV,
+                    out=base,
+                    inp=base_in,
+                    weight=w_off,
+                    bias=b_off,
+                    cin=cin,
+                    cout=cout,
+                    k=k,
+                    dilation=d,
+                    ring=ring,
+                    rows=rows,
+                    scratch=scratch,
+                    has_bias=int(bias is not None),
+                    saxpy=int(saxpy),
+                )
             elif isinstance(module, nn.Embedding):
                 if x.addr.size != 1:
                     raise Unsupported("an embedding of more than one code per step")
@@ -408,29 +503,46 @@ class _Tracer(TorchFunctionMode):
                     raise Unsupported("Embedding with max_norm")
                 table = p.param(module.weight.detach().float().cpu().numpy())
                 _, base = self.fresh(out)
-                p.emit(EMBED, out=base, inp=int(x.addr.ravel()[0]), table=table, dim=module.embedding_dim,
-                       rows=module.num_embeddings)
+                p.emit(
+                    EMBED,
+                    out=base,
+                    inp=int(x.addr.ravel()[0]),
+                    table=table,
+                    dim=module.embedding_dim,
+                    rows=module.num_embeddings,
+                )
             elif isinstance(module, nn.BatchNorm1d):
-                if (module.training or not module.track_running_stats or module.running_mean is None
-                        or module.running_var is None):  # both are None together
+                if (
+                    module.training
+                    or not module.track_running_stats
+                    or module.running_mean is None
+                    or module.running_var is None
+                ):  # both are None together
                     raise Unsupported("BatchNorm1d without running statistics")
                 channels = module.num_features
                 if x.tensor.dim() < 2 or x.tensor.shape[1] != channels or x.addr.size != channels:
                     raise Unsupported("BatchNorm1d on more than one step per stream")
                 scale = module.weight.detach() if module.weight is not None else torch.ones(channels)
                 scale = scale / torch.sqrt(module.running_var + module.eps)
-                shift = (module.bias.detach() if module.bias is not None else torch.zeros(channels))
+                shift = module.bias.detach() if module.bias is not None else torch.zeros(channels)
                 shift = shift - module.running_mean * scale
                 base_in = self.contiguous(x.addr)
                 _, base = self.fresh(out)
-                p.emit(AFFINE, out=base, inp=base_in, n=channels, scale=p.param(scale.numpy()),
-                       shift=p.param(shift.numpy()))
+                p.emit(
+                    AFFINE,
+                    out=base,
+                    inp=base_in,
+                    n=channels,
+                    scale=p.param(scale.numpy()),
+                    shift=p.param(shift.numpy()),
+                )
             elif isinstance(module, nn.LayerNorm):
                 n = int(np.prod(module.normalized_shape))
                 if n != x.addr.size:
                     raise Unsupported("LayerNorm over more than one step per stream")
-                w_off = p.param(module.weight.detach().float().cpu().numpy() if module.weight is not None
-                                else np.ones(n))
+                w_off = p.param(
+                    module.weight.detach().float().cpu().numpy() if module.weight is not None else np.ones(n)
+                )
                 b_off = p.param(module.bias.detach().float().cpu().numpy() if module.bias is not None else np.zeros(n))
                 base_in = self.contiguous(x.addr)
                 _, base = self.fresh(out)
@@ -442,8 +554,10 @@ class _Tracer(TorchFunctionMode):
 def _computable(addr: np.ndarray) -> np.ndarray:
     """``addr``, unless it holds steps that only padding provides (address -1): those are :class:`Unsupported`."""
     if addr.size and addr.min() < 0:
-        raise Unsupported("an op reads steps that only padding provides (a pad's history or the steps of right "
-                          "padding) other than through the conv after the pad")
+        raise Unsupported(
+            "an op reads steps that only padding provides (a pad's history or the steps of right "
+            "padding) other than through the conv after the pad"
+        )
     return addr
 
 
@@ -455,13 +569,13 @@ def _dense(weight: torch.Tensor, groups: int) -> torch.Tensor:
     dense = weight.new_zeros(out, per_group * groups, k)
     step = out // groups
     for g in range(groups):
-        dense[g * step:(g + 1) * step, g * per_group:(g + 1) * per_group] = weight[g * step:(g + 1) * step]
+        dense[g * step : (g + 1) * step, g * per_group : (g + 1) * per_group] = weight[g * step : (g + 1) * step]
     return dense
 
 
-
-def compile_step(engine: Stream, rings: dict[str, tuple[int, int]], x: torch.Tensor,
-                 kwargs: dict[str, Any]) -> Compiled:
+def compile_step(
+    engine: Stream, rings: dict[str, tuple[int, int]], x: torch.Tensor, kwargs: dict[str, Any]
+) -> Compiled:
     """Trace one step of ``engine`` (a batch-1 eager stream) on the chunk ``x`` ``(1, channels, 1)``.
 
     ``rings`` maps each stateful conv's path to ``(ring offset, rows)``. Raises :class:`Unsupported`.
@@ -507,9 +621,18 @@ def compile_step(engine: Stream, rings: dict[str, tuple[int, int]], x: torch.Ten
     params = np.concatenate([np.zeros(1, np.float32), *program.params])
     idx = np.concatenate([np.zeros(1, np.uint64), *program.index])
     rows = fuse_relu(np.array(program.rows, dtype=np.int64).reshape(-1, WIDTH), idx.astype(np.int64), program.mem)
-    rows, index, constants, mem_size = compact(rows, idx.astype(np.int64), program.blocks, program.mem,
-                                               program.constants)
+    rows, index, constants, mem_size = compact(
+        rows, idx.astype(np.int64), program.blocks, program.mem, program.constants
+    )
     prog = np.ascontiguousarray(rows.astype(np.uint64))
-    return Compiled(prog, params, np.ascontiguousarray(index.astype(np.uint64)), mem_size, constants, inputs,
-                     n_in, tuple(out.shape), out.numel())
-
+    return Compiled(
+        prog,
+        params,
+        np.ascontiguousarray(index.astype(np.uint64)),
+        mem_size,
+        constants,
+        inputs,
+        n_in,
+        tuple(out.shape),
+        out.numel(),
+    )

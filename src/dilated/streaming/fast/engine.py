@@ -75,9 +75,17 @@ class FastStream:
             batch is padded to a multiple of it.
     """
 
-    def __init__(self, model: nn.Module, batch_size: int = 1, fallback: Fallback = "warn",
-                 parallel_threshold: int = 64, threads: int | None = None, lanes: int | None = None,
-                 verify: bool = True, example: torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        batch_size: int = 1,
+        fallback: Fallback = "warn",
+        parallel_threshold: int = 64,
+        threads: int | None = None,
+        lanes: int | None = None,
+        verify: bool = True,
+        example: torch.Tensor | None = None,
+    ) -> None:
         reason = unsupported_reason(model)
         if reason is not None:
             raise TypeError(f"FastStream: {reason}")
@@ -125,8 +133,10 @@ class FastStream:
 
     def _require_layout(self) -> None:
         if not self.rings and self._engine.convs:
-            raise ValueError("this FastStream does not know its state layout yet (a padding layer's channels or the "
-                             "F.pad calls of a forward are seen when it runs): step it once, or pass example=")
+            raise ValueError(
+                "this FastStream does not know its state layout yet (a padding layer's channels or the "
+                "F.pad calls of a forward are seen when it runs): step it once, or pass example="
+            )
 
     @property
     def backend(self) -> str:
@@ -139,8 +149,11 @@ class FastStream:
 
     # -- compilation -------------------------------------------------------------------------------------------------
     def _program(self, x_t: torch.Tensor, kwargs: dict[str, Any]) -> Compiled | None:
-        key = (x_t.dtype, x_t.shape[1:],
-               *((k, (v.dtype, v.shape[1:]) if isinstance(v, torch.Tensor) else repr(v)) for k, v in kwargs.items()))
+        key = (
+            x_t.dtype,
+            x_t.shape[1:],
+            *((k, (v.dtype, v.shape[1:]) if isinstance(v, torch.Tensor) else repr(v)) for k, v in kwargs.items()),
+        )
         compiled = self._programs.get(key)
         if compiled is not None:
             self._current = compiled
@@ -179,8 +192,10 @@ class FastStream:
             got = torch.from_numpy(yout[0, lanes - 1]).reshape(expected.shape)
             worst = max(worst, float(((got - expected).abs() / (1.0 + expected.abs())).max()))
         if not worst <= 1e-4:
-            raise Unsupported(f"the compiled step disagrees with the eager engine (relative error {worst:.2e}); "
-                              "the model probably does something the tracer cannot see")
+            raise Unsupported(
+                f"the compiled step disagrees with the eager engine (relative error {worst:.2e}); "
+                "the model probably does something the tracer cannot see"
+            )
 
     def _fall_back(self, reason: str) -> None:
         if self.fallback == "raise":
@@ -216,12 +231,14 @@ class FastStream:
     def _advance(self, compiled: Compiled, xin: np.ndarray) -> np.ndarray:
         """Run the kernel over ``xin`` ``(n, batch, n_in)``: outputs ``(n, batch, n_out)``."""
         if self.padded != self.batch_size:
-            xin = np.concatenate([xin, np.zeros((xin.shape[0], self.padded - self.batch_size, xin.shape[2]),
-                                                np.float32)], axis=1)
-        yout = compiled.run(compiled.mem, self.ring, self.steps, xin, self.padded, self._chunk(compiled),
-                            self._threads(), self.lanes)
+            xin = np.concatenate(
+                [xin, np.zeros((xin.shape[0], self.padded - self.batch_size, xin.shape[2]), np.float32)], axis=1
+            )
+        yout = compiled.run(
+            compiled.mem, self.ring, self.steps, xin, self.padded, self._chunk(compiled), self._threads(), self.lanes
+        )
         self.steps += xin.shape[0]
-        return yout if self.padded == self.batch_size else yout[:, :self.batch_size]
+        return yout if self.padded == self.batch_size else yout[:, : self.batch_size]
 
     def _threads(self) -> int:
         return self.threads if self.batch_size >= self.parallel_threshold else 1
@@ -242,8 +259,9 @@ class FastStream:
     def step(self, x_t: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         """One step for every stream: ``(batch, channels) -> (batch, out_channels)``."""
         compiled = self._current
-        if (compiled is not None and not kwargs and compiled.plain_key == (x_t.dtype, x_t.shape)
-                and self._eager is None):  # the hot path: one input, already compiled
+        if (
+            compiled is not None and not kwargs and compiled.plain_key == (x_t.dtype, x_t.shape) and self._eager is None
+        ):  # the hot path: one input, already compiled
             xin = (x_t.detach() if x_t.requires_grad else x_t).numpy()[None]  # (1 step, B, C)
             return torch.from_numpy(self._advance(compiled, xin).reshape(compiled.step_shape))
         if self._eager is None:
@@ -311,13 +329,13 @@ class FastStream:
             ring = self._ring_of(offset, rows, cin)  # (rows, groups, C, lanes)
             times = np.arange(self.steps - history, self.steps) % rows
             history_first = ring[times].transpose(1, 3, 2, 0).reshape(self.padded, cin, history)
-            state[path] = torch.from_numpy(history_first[:self.batch_size].copy())  # (B, C, history)
+            state[path] = torch.from_numpy(history_first[: self.batch_size].copy())  # (B, C, history)
         return state
 
     def _ring_of(self, offset: int, rows: int, cin: int) -> np.ndarray:
         """One conv's ring as a view ``(rows, groups, in_channels, lanes)``."""
         start = offset * self.padded
-        return self.ring[start:start + rows * self.padded * cin].reshape(rows, -1, cin, self.lanes)
+        return self.ring[start : start + rows * self.padded * cin].reshape(rows, -1, cin, self.lanes)
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         if self._eager is not None:
@@ -332,6 +350,6 @@ class FastStream:
             ring = self._ring_of(offset, rows, cin)
             times = np.arange(steps - history, steps) % rows
             values = np.zeros((self.padded, cin, history), np.float32)  # padding streams start from zero history
-            values[:self.batch_size] = state[path].detach().float().cpu().numpy()
+            values[: self.batch_size] = state[path].detach().float().cpu().numpy()
             ring[times] = values.reshape(-1, self.lanes, cin, history).transpose(3, 0, 2, 1)
         self.steps = steps

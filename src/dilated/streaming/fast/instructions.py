@@ -92,7 +92,7 @@ class Op:
 
     def view(self, row: Sequence[int]) -> Any:
         """The row's fields by name."""
-        return self._view(*(int(v) for v in row[1:len(self.fields) + 1]))
+        return self._view(*(int(v) for v in row[1 : len(self.fields) + 1]))
 
     def _spans(self, row: Sequence[int], roles: tuple[Role, ...]) -> list[tuple[Field, int, int]]:
         """``(field, address, length)`` of the fields with these roles whose length is not zero."""
@@ -117,7 +117,7 @@ class Op:
     def reads(self, row: Sequence[int], idx: np.ndarray) -> np.ndarray:
         """Every memory address it reads (its ring excluded)."""
         parts = [np.arange(a, a + n) for _, a, n in self._spans(row, ("read", "scratch"))]
-        parts += [idx[a:a + n] for _, a, n in self._spans(row, ("table",))]
+        parts += [idx[a : a + n] for _, a, n in self._spans(row, ("table",))]
         return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
 
     def result(self, row: Sequence[int]) -> tuple[int, int]:
@@ -142,22 +142,53 @@ def _strided(stride: str) -> Callable[[Any], int]:
 _DECLARED = [
     # out = conv(ring of inputs, weight) (+ bias); k > 1: the input is pushed into this conv's ring (rows deep)
     # and the k taps, dilation apart, are gathered into scratch first. saxpy: weight laid out (k * cin, cout).
-    ("conv", [Write("out", "cout"), Read("inp", "cin"), Param("weight"), Param("bias"), Int("cin"), Int("cout"),
-              Int("k"), Int("dilation"), Int("ring"), Int("rows"), Scratch("scratch", _conv_taps),
-              Int("has_bias"), Int("saxpy"), Int("relu")], "relu"),
+    (
+        "conv",
+        [
+            Write("out", "cout"),
+            Read("inp", "cin"),
+            Param("weight"),
+            Param("bias"),
+            Int("cin"),
+            Int("cout"),
+            Int("k"),
+            Int("dilation"),
+            Int("ring"),
+            Int("rows"),
+            Scratch("scratch", _conv_taps),
+            Int("has_bias"),
+            Int("saxpy"),
+            Int("relu"),
+        ],
+        "relu",
+    ),
     ("unary", [Write("out", "n"), Read("inp", "n"), Int("n"), Int("kind"), Param("alpha")], None),
     # out[i] = a[i * stride_a] (kind) b[i * stride_b]; a stride of 0 broadcasts one value
-    ("binary", [Write("out", "n"), Read("a", _strided("stride_a")), Read("b", _strided("stride_b")), Int("n"),
-                Int("kind"), Int("stride_a"), Int("stride_b"), Int("relu")], "relu"),
+    (
+        "binary",
+        [
+            Write("out", "n"),
+            Read("a", _strided("stride_a")),
+            Read("b", _strided("stride_b")),
+            Int("n"),
+            Int("kind"),
+            Int("stride_a"),
+            Int("stride_b"),
+            Int("relu"),
+        ],
+        "relu",
+    ),
     ("gather", [Write("out", "n"), Table("table", "n"), Int("n")], None),  # out[i] = mem[idx[table + i]]
     ("embed", [Write("out", "dim"), Read("inp", lambda f: 1), Param("table"), Int("dim"), Int("rows")], None),
     ("onehot", [Write("out", "num"), Read("inp", lambda f: 1), Int("num")], None),
     ("affine", [Write("out", "n"), Read("inp", "n"), Int("n"), Param("scale"), Param("shift")], None),
-    ("layernorm", [Write("out", "n"), Read("inp", "n"), Int("n"), Param("weight"), Param("bias"), Param("eps")],
-     None),
+    ("layernorm", [Write("out", "n"), Read("inp", "n"), Int("n"), Param("weight"), Param("bias"), Param("eps")], None),
     # out[r] = sum (or mean) over c of mem[idx[table + r * cols + c]]
-    ("reduce", [Write("out", "rows"), Table("table", lambda f: f.rows * f.cols), Int("rows"), Int("cols"),
-                Int("mean")], None),
+    (
+        "reduce",
+        [Write("out", "rows"), Table("table", lambda f: f.rows * f.cols), Int("rows"), Int("cols"), Int("mean")],
+        None,
+    ),
     ("input", [Write("out", "n"), Int("src"), Int("n")], None),  # mem[out + i] = x_t[src + i]
     ("output", [Int("dst"), Read("inp", "n"), Int("n")], None),  # y_t[dst + i] = mem[inp + i]
 ]

@@ -62,12 +62,20 @@ _C, _UN, _BI, _GA, _EM = CONV.at, UNARY.at, BINARY.at, GATHER.at, EMBED.at
 _OH, _AF, _LN, _RE, _IN, _OUT = ONEHOT.at, AFFINE.at, LAYERNORM.at, REDUCE.at, INPUT.at, OUTPUT.at
 _INLINE: dict[str, Any] = {"cache": True, "nogil": True, "inline": "always"}
 
-_TANH_P = (4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05, 5.12229709037114e-08,
-           -8.60467152213735e-11, 2.00018790482477e-13, -2.76076847742355e-16)
+_TANH_P = (
+    4.89352455891786e-03,
+    6.37261928875436e-04,
+    1.48572235717979e-05,
+    5.12229709037114e-08,
+    -8.60467152213735e-11,
+    2.00018790482477e-13,
+    -2.76076847742355e-16,
+)
 _TANH_Q = (4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04, 1.19825839466702e-06)
 
 
 # -- scalar helpers -----------------------------------------------------------------------------------------------
+
 
 @njit(**_INLINE)
 def _tanh(v):
@@ -128,6 +136,7 @@ def _arith(kind, u, v):
 
 
 # -- CONV -------------------------------------------------------------------------------------------------------
+
 
 @njit(**_INLINE)
 def _conv_taps(prog, pc, mem, ring, t, batch, span, lo, hi, L):
@@ -297,6 +306,7 @@ def _conv_streams(prog, pc, params, mem, span, lo, hi):
 
 # -- the other ops ----------------------------------------------------------------------------------------------
 
+
 @njit(**_INLINE)
 def _unary(prog, pc, params, mem, span, lo, hi, L):
     out, inp, n, kind = prog[pc, _UN.out], prog[pc, _UN.inp], prog[pc, _UN.n], prog[pc, _UN.kind]
@@ -465,6 +475,7 @@ def _output(prog, pc, mem, yout, s, batch, n_out, span, lo, hi, L):
 
 # -- the dispatch loop ------------------------------------------------------------------------------------------
 
+
 def _build(lanes: int) -> Callable[..., None]:
     """The interpreter for one memory layout (``lanes`` streams per group, a compile-time constant)."""
     L = np.uint64(lanes)
@@ -507,8 +518,7 @@ def _build(lanes: int) -> Callable[..., None]:
                 elif op == _OP.OUTPUT:
                     _output(prog, pc, mem, yout, s, batch, n_out, span, lo, hi, L)
 
-    @njit("void(u8[:, ::1], f4[::1], u8[::1], f4[::1], f4[::1], f4[::1], f4[::1], i8[::1])", cache=True,
-          nogil=True)
+    @njit("void(u8[:, ::1], f4[::1], u8[::1], f4[::1], f4[::1], f4[::1], f4[::1], i8[::1])", cache=True, nogil=True)
     def kernel(prog, params, idx, mem, ring, xin, yout, meta):
         """``meta``: step of the first input, steps, streams (a multiple of ``lanes``), values per stream, inputs
         and outputs per stream and step, groups per block, first and last group (exclusive) to run. ``mem``

@@ -25,7 +25,7 @@ def fuse_relu(rows: np.ndarray, idx: np.ndarray, mem_size: int) -> np.ndarray:
         if fused.relu is None:
             continue
         out, n = fused.result(prev)
-        if (row[relu_in], row[relu_n]) != (out, n) or np.any(reads[out:out + n] != 1):
+        if (row[relu_in], row[relu_n]) != (out, n) or np.any(reads[out : out + n] != 1):
             continue
         prev[fused.result_at], prev[fused.relu] = row[UNARY.at.out], 1  # write the rectified result where the
         keep[i] = False  # ReLU wrote it
@@ -35,8 +35,9 @@ def fuse_relu(rows: np.ndarray, idx: np.ndarray, mem_size: int) -> np.ndarray:
 Constants = list[tuple[int, np.ndarray]]  # (address, values) written once into every stream's memory
 
 
-def compact(rows: np.ndarray, idx: np.ndarray, blocks: list[tuple[int, int]], allocated: int,
-            constants: Constants) -> tuple[np.ndarray, np.ndarray, Constants, int]:
+def compact(
+    rows: np.ndarray, idx: np.ndarray, blocks: list[tuple[int, int]], allocated: int, constants: Constants
+) -> tuple[np.ndarray, np.ndarray, Constants, int]:
     """Reuse memory between values whose lifetimes do not overlap (linear scan over the instructions), with
     64-byte aligned blocks: a stream's values then stay in cache, and many streams' values in a chunk together.
 

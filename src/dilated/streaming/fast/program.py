@@ -27,9 +27,18 @@ def _pool() -> ThreadPoolExecutor:
 class Compiled:
     """One traced program and the layout of its inputs and outputs."""
 
-    def __init__(self, prog: np.ndarray, params: np.ndarray, idx: np.ndarray, mem_size: int,
-                 constants: list[tuple[int, np.ndarray]], inputs: list[tuple[str, tuple[int, ...], int]],
-                 n_in: int, output_shape: tuple[int, ...], n_out: int) -> None:
+    def __init__(
+        self,
+        prog: np.ndarray,
+        params: np.ndarray,
+        idx: np.ndarray,
+        mem_size: int,
+        constants: list[tuple[int, np.ndarray]],
+        inputs: list[tuple[str, tuple[int, ...], int]],
+        n_in: int,
+        output_shape: tuple[int, ...],
+        n_out: int,
+    ) -> None:
         self.prog, self.params, self.idx, self.mem_size = prog, params, idx, mem_size
         self.constants, self.inputs, self.n_in = constants, inputs, n_in
         self.output_shape, self.n_out = output_shape, n_out
@@ -43,11 +52,20 @@ class Compiled:
         """Every stream's values, flat ``(batch / lanes, mem_size, lanes)``, with the constants written in."""
         mem = np.zeros((batch // lanes, self.mem_size, lanes), dtype=np.float32)
         for base, values in self.constants:
-            mem[:, base:base + values.size, :] = values[None, :, None]
+            mem[:, base : base + values.size, :] = values[None, :, None]
         return mem.ravel()
 
-    def run(self, mem: np.ndarray, ring: np.ndarray, t0: int, xin: np.ndarray, batch: int, chunk: int,
-            threads: int = 1, lanes: int = 1) -> np.ndarray:
+    def run(
+        self,
+        mem: np.ndarray,
+        ring: np.ndarray,
+        t0: int,
+        xin: np.ndarray,
+        batch: int,
+        chunk: int,
+        threads: int = 1,
+        lanes: int = 1,
+    ) -> np.ndarray:
         """Advance ``batch`` streams (a multiple of ``lanes``) by the steps of ``xin`` ``(steps, batch, n_in)``,
         ``chunk`` groups of ``lanes`` streams at a time, splitting the groups over ``threads`` threads; outputs
         ``(steps, batch, n_out)``."""
@@ -62,8 +80,10 @@ class Compiled:
             groups = batch // lanes
             threads = max(1, min(threads, groups // max(chunk, 1)))
             bounds = [groups * i // threads // chunk * chunk for i in range(threads)] + [groups]
-            metas = [np.array([0, steps, batch, self.mem_size, self.n_in, self.n_out, chunk, lo, hi], np.int64)
-                     for lo, hi in pairwise(bounds)]
+            metas = [
+                np.array([0, steps, batch, self.mem_size, self.n_in, self.n_out, chunk, lo, hi], np.int64)
+                for lo, hi in pairwise(bounds)
+            ]
             self._metas[key] = metas
         for meta in metas:
             meta[0] = t0
