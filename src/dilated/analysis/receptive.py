@@ -43,7 +43,7 @@ class LayerField:
     output_shape: tuple[int | None, ...]
     size: int | None
     start: int | None
-    jump: Fraction
+    jump: int | Fraction
     fed: int | None
     causal: bool | None
     whole_input: bool
@@ -88,6 +88,10 @@ class ReceptiveField(LayerField):
         return next((row for row in self.layers if row.causal is False), None)
 
 
+def _number(value: Fraction) -> int | Fraction:
+    return int(value) if value.denominator == 1 else value
+
+
 def describe(name: str, type_name: str, shape: tuple[int | None, ...], f: Field, axis: int | None,
              length: int) -> LayerField:
     """The numbers of a followed field over an input of ``length`` steps."""
@@ -95,16 +99,16 @@ def describe(name: str, type_name: str, shape: tuple[int | None, ...], f: Field,
         seen = f.union_of(f.period).clip(0, length - 1)
         first, last = seen.first, seen.last
         size = 0 if first is None else last - first + 1
-        return LayerField(name, type_name, shape, size, first, Fraction(0), seen.count(),
+        return LayerField(name, type_name, shape, size, first, 0, seen.count(),
                           None if axis is None else f.causal(), seen.contains_span(0, length - 1), False,
                           field=f, axis=axis)
     widest = f.widest
     start = f.phases[0].first
     if widest.past:
-        return LayerField(name, type_name, shape, None, None, f.rate, None, f.causal(), False, True, field=f,
+        return LayerField(name, type_name, shape, None, None, _number(f.rate), None, f.causal(), False, True, field=f,
                           axis=axis)
     size = 0 if widest.empty else widest.last - widest.first + 1
-    return LayerField(name, type_name, shape, size, start, f.rate, widest.count(), f.causal(), False, False,
+    return LayerField(name, type_name, shape, size, start, _number(f.rate), widest.count(), f.causal(), False, False,
                       field=f, axis=axis)
 
 
@@ -115,7 +119,7 @@ def from_probe(name: str, type_name: str, shape: tuple[int | None, ...], probe: 
     t = probe.reference
     size = steps[-1] - steps[0] + 1 if steps else 0
     start = steps[0] - t * probe.jump if steps and probe.axis is not None else (steps[0] if steps else None)
-    return LayerField(name, type_name, shape, size, int(start) if start is not None else None, probe.jump,
+    return LayerField(name, type_name, shape, size, int(start) if start is not None else None, _number(probe.jump),
                       len(steps), probe.causal, probe.whole_input, measured=True, unfollowed=reason,
                       axis=None if probe.axis is None else probe.axis + 1)
 
