@@ -37,7 +37,7 @@ class SummaryRow:
     output_shape: tuple[int | None, ...]
     params: int
     receptive_field: int | None
-    jump: Fraction
+    jump: int | Fraction
     start: int | None
     geometry: tuple[Layer, ...] = ()
     trainable_params: int = 0
@@ -234,7 +234,9 @@ def render(s: Summary) -> str:
 
 def _field_line(s: Summary) -> str:
     rf = s.field
-    first_global = next((row for row in s.layers if row.sees_whole_input or row.receptive_field is None), None)
+    first_past = next((row for row in s.layers if row.receptive_field is None and not row.sees_whole_input), None)
+    first_whole = next((row for row in s.layers if row.sees_whole_input), None)
+    first_global = first_past or first_whole
     if rf is None or first_global is None or not (rf.whole_input or rf.past or rf.size is None):
         holes = f"; {rf.fed} of them feed each output" if rf is not None and rf.holes else ""
         return f" Receptive field: {s.receptive_field} input steps (input length {s.input_length}){holes}"
@@ -243,13 +245,17 @@ def _field_line(s: Summary) -> str:
         for row in s.layers[: s.layers.index(first_global)]
         if row.receptive_field is not None and row.jump != 0
     ]
-    sees = "every past step" if not rf.whole_input else f"the whole input ({s.input_length} steps)"
     head = (
         f" Receptive field: {max(local)} input steps on the convolutional path; from"
         if local
         else (" Receptive field: from")
     )
-    return f"{head} {first_global.name} ({first_global.kind}) on, outputs see {sees}"
+    parts = []
+    if first_past is not None:
+        parts.append(f"{first_past.name} ({first_past.kind}) on, outputs see every past step")
+    if first_whole is not None:
+        parts.append(f"{first_whole.name} ({first_whole.kind}) on, the whole input ({s.input_length} steps)")
+    return f"{head} {'; from '.join(parts)}"
 
 
 def _shape_text(shape: tuple[int | None, ...]) -> str:

@@ -20,6 +20,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
 
 
 class FieldError(ValueError):
@@ -91,7 +92,7 @@ class Steps:
         low = min(self.low, other.low)
         bits = (self.bits << (self.low - low)) | (other.bits << (other.low - low))
         if not (self.past or other.past):
-            return Steps.make(low, bits)
+            return Steps(low, bits)  # canonical already: the lower set's bit 0 is set
         cut = max(s.low for s in (self, other) if s.past)  # every step below it is in the set
         return Steps.make(cut, bits >> (cut - low), True)
 
@@ -111,6 +112,10 @@ class Steps:
         """How many steps (only for a set without ``past``)."""
         if self.past:
             raise FieldError("an unbounded set of past steps has no count")
+        return self._popcount
+
+    @cached_property
+    def _popcount(self) -> int:  # layers that pass a field on unchanged share the set: count it once
         return self.bits.bit_count()
 
     def values(self) -> list[int]:

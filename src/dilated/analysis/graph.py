@@ -1434,7 +1434,7 @@ def trace(model: nn.Module, input_shape: Sequence[int], **kwargs: Any) -> Graph:
     input_shape = tuple(int(n) for n in input_shape)
     if not kwargs:
         try:
-            shadow = copy.deepcopy(model).to("meta")
+            shadow = _meta_copy(model)
             graph = _trace(shadow, input_shape, {}, torch.device("meta"))
         except Exception:  # noqa: BLE001 - the meta pass is only a shortcut; the real pass below raises real errors
             pass
@@ -1447,6 +1447,16 @@ def trace(model: nn.Module, input_shape: Sequence[int], **kwargs: Any) -> Graph:
             return graph
     parameter = next(model.parameters(), None)
     return _trace(model, input_shape, kwargs, parameter.device if parameter is not None else None)
+
+
+def _meta_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose parameters and buffers are meta tensors (their data is never copied)."""
+    memo: dict[int, Any] = {}
+    for p in model.parameters():
+        memo[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=p.requires_grad)
+    for b in model.buffers():
+        memo[id(b)] = torch.empty_like(b, device="meta")
+    return copy.deepcopy(model, memo)
 
 
 def _trace(

@@ -43,7 +43,7 @@ class LayerField:
     output_shape: tuple[int | None, ...]
     size: int | None
     start: int | None
-    jump: Fraction
+    jump: int | Fraction
     fed: int | None
     causal: bool | None
     whole_input: bool
@@ -90,6 +90,10 @@ class ReceptiveField(LayerField):
         return next((row for row in self.layers if row.causal is False), None)
 
 
+def _number(value: Fraction) -> int | Fraction:
+    return int(value) if value.denominator == 1 else value
+
+
 def describe(
     name: str, type_name: str, shape: tuple[int | None, ...], f: Field, axis: int | None, length: int
 ) -> LayerField:
@@ -104,7 +108,7 @@ def describe(
             shape,
             size,
             first,
-            Fraction(0),
+            0,
             seen.count(),
             None if axis is None else f.causal(),
             seen.contains_span(0, length - 1),
@@ -115,10 +119,23 @@ def describe(
     widest = f.widest
     start = f.phases[0].first
     if widest.past:
-        return LayerField(name, type_name, shape, None, None, f.rate, None, f.causal(), False, True, field=f, axis=axis)
+        return LayerField(
+            name, type_name, shape, None, None, _number(f.rate), None, f.causal(), False, True, field=f, axis=axis
+        )
     size = 0 if widest.empty else widest.last - widest.first + 1
     return LayerField(
-        name, type_name, shape, size, start, f.rate, widest.count(), f.causal(), False, False, field=f, axis=axis
+        name,
+        type_name,
+        shape,
+        size,
+        start,
+        _number(f.rate),
+        widest.count(),
+        f.causal(),
+        False,
+        False,
+        field=f,
+        axis=axis,
     )
 
 
@@ -136,7 +153,7 @@ def from_probe(
         shape,
         size,
         int(start) if start is not None else None,
-        probe.jump,
+        _number(probe.jump),
         len(steps),
         probe.causal,
         probe.whole_input,
