@@ -74,7 +74,8 @@ class Probe:
         def inside(t: int) -> bool:  # a field that touches an end of the input may be cut there
             return bool(self.fed[t]) and self.fed[t][0] > 0 and self.fed[t][-1] < self.input_length - 1
 
-        for period in range(1, 9):  # the shift that maps (nearly) every step's steps onto the step period later's
+        candidates: list[tuple[int, list[int | None]]] = []
+        for period in range(1, 9):  # the shift that maps every step's steps onto the step period later's
             shifts: list[int | None] = []
             for t in range(max(0, middle - 8), min(self.length - period, middle + 8)):
                 if not (inside(t) and inside(t + period)):
@@ -82,9 +83,14 @@ class Probe:
                 a, b = self.fed[t], self.fed[t + period]
                 gaps = {y - x for x, y in zip(a, b)}
                 shifts.append(gaps.pop() if a and len(a) == len(b) and len(gaps) == 1 else None)
-            common = max(set(shifts), key=shifts.count) if shifts else None
-            if common is not None and shifts.count(common) >= 0.75 * len(shifts):
-                return Fraction(common, period)
+            candidates.append((period, shifts))
+        # First the smallest period whose shift holds for every step (a 4x upsampling moves by 1 every 4 steps, and
+        # by 0 three times in four), then, for fields a probe cannot see whole, the one that holds for nearly all.
+        for share in (1.0, 0.75):
+            for period, shifts in candidates:
+                common = max(set(shifts), key=shifts.count) if shifts else None
+                if common is not None and shifts.count(common) >= share * len(shifts):
+                    return Fraction(common, period)
         lo, hi = 0, self.length - 1  # fields wider than the input: the newest steps still move
         if hi == lo or not self.fed[lo] or not self.fed[hi]:
             return Fraction(1)
