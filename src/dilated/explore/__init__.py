@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from dilated.geometry import Layer
+from dilated.geometry import Layer, padding_amounts
 from dilated.summaries import Summary, summary
 from dilated.targets import Target, resolve_target
 
@@ -54,6 +54,7 @@ def stack_state(result: Summary, name: str, input_shape: tuple[int, ...]) -> dic
     channels_first = result.layout.startswith("(batch, channels")
     layers: list[dict[str, Any]] = []
     notes: list[str] = []
+    path_field = 0
     for row in result.layers:
         if row.sees_whole_input:
             notes.append(
@@ -63,6 +64,9 @@ def stack_state(result: Summary, name: str, input_shape: tuple[int, ...]) -> dic
             break
         shape = row.output_shape
         channels = shape[1] if channels_first and len(shape) > 1 else shape[-1] if shape else None
+        if row.receptive_field is not None and row.receptive_field < path_field and _pointwise(row.geometry):
+            continue  # a 1x1 layer reading a narrower tensor than the path so far: a side branch (a residual 1x1)
+        path_field = max(path_field, row.receptive_field or 0)
         for layer in row.geometry:
             if layer.kind in ("pointwise", "global"):
                 continue
@@ -103,6 +107,11 @@ def _plain_params(layers: list[dict[str, Any]], input_channels: int) -> int:
             total += channels * layer["channels"] * layer["kernel_size"] + layer["channels"]
             channels = layer["channels"]
     return total
+
+
+def _pointwise(layers: tuple[Layer, ...]) -> bool:
+    """Whether these time-axis layers leave the time axis as it is (kernel 1, stride 1, no padding)."""
+    return all(layer.kernel_size == 1 and layer.stride == 1 and padding_amounts(layer, 1) == (0, 0) for layer in layers)
 
 
 def target_summary(target: Target) -> Summary:
