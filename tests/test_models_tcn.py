@@ -1,9 +1,9 @@
 import pytest
 import torch
-from pytorch_tcn import TCN as ReferenceTCN
 
 from dilated.models import TCN, TCNConfig, build_model
 from helpers import assert_causal, overfit
+from references import pytorch_tcn_reference
 
 CONFIGS = [  # (input_channels, num_channels, kernel_size, dropout)
     (1, (25,) * 8, 7, 0.05),  # locuslab sequential MNIST
@@ -13,31 +13,10 @@ CONFIGS = [  # (input_channels, num_channels, kernel_size, dropout)
 ]
 
 
-def reference(inputs: int, channels: tuple[int, ...], kernel: int, dropout: float) -> ReferenceTCN:
-    """pytorch_tcn's TCN set up as locuslab's: its defaults plus these explicit choices
-    (use_skip_connections=False: no skip sum or extra 1x1 convs; use_gate=False: no GLU doubling conv1;
-    embedding_shapes=None: no conditioning projections; output_projection=None: no head; causal left padding;
-    weight norm on both convs; ReLU everywhere; dilations default to 2**i)."""
-    return ReferenceTCN(
-        inputs,
-        list(channels),
-        kernel_size=kernel,
-        dropout=dropout,
-        causal=True,
-        use_norm="weight_norm",
-        activation="relu",
-        use_skip_connections=False,
-        use_gate=False,
-        embedding_shapes=None,
-        output_projection=None,
-        output_activation=None,
-    )
-
-
 @pytest.mark.parametrize("inputs, channels, kernel, dropout", CONFIGS)
 def test_parameter_count_matches_pytorch_tcn_per_level(inputs, channels, kernel, dropout):
     ours = TCN(TCNConfig(inputs, channels, kernel, dropout))
-    ref = reference(inputs, channels, kernel, dropout)
+    ref = pytorch_tcn_reference(inputs, channels, kernel, dropout)
     for mine, theirs in zip(ours.blocks, ref.network, strict=True):
         assert sum(p.numel() for p in mine.parameters()) == sum(p.numel() for p in theirs.parameters())
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in ref.parameters())
@@ -46,7 +25,7 @@ def test_parameter_count_matches_pytorch_tcn_per_level(inputs, channels, kernel,
 @pytest.mark.parametrize("inputs, channels, kernel, dropout", CONFIGS[2:])
 def test_same_function_as_pytorch_tcn_with_its_weights(inputs, channels, kernel, dropout):
     torch.manual_seed(0)
-    ref = reference(inputs, channels, kernel, dropout).eval()
+    ref = pytorch_tcn_reference(inputs, channels, kernel, dropout).eval()
     ours = TCN(TCNConfig(inputs, channels, kernel, dropout)).eval()
     ours.load_state_dict(
         {k.replace("network.", "blocks."): v for k, v in ref.state_dict().items() if not k.endswith("buffer")}

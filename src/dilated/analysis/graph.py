@@ -175,13 +175,14 @@ def _union(a: Sources, b: Sources, lengths: dict[int, int | None]) -> Sources:
 # --- small helpers ---------------------------------------------------------------------------------------------------
 
 
-def _tensors(value: Any) -> list[torch.Tensor]:
+def tensors_in(value: Any) -> list[torch.Tensor]:
+    """The tensors in a value, nested tuples, lists and dicts included, in order."""
     if isinstance(value, torch.Tensor):
         return [value]
     if isinstance(value, tuple | list):
-        return [t for v in value for t in _tensors(v)]
+        return [t for v in value for t in tensors_in(v)]
     if isinstance(value, dict):
-        return [t for v in value.values() for t in _tensors(v)]
+        return [t for v in value.values() for t in tensors_in(v)]
     return []
 
 
@@ -350,7 +351,7 @@ class _Tracer(TorchFunctionMode):
 
     def add_node(self, name: str, module: nn.Module | None, out: Any) -> None:
         """A new source: ``out``'s current fields become the node's edges, and ``out`` now sees the node."""
-        tensors = _tensors(out)
+        tensors = tensors_in(out)
         index = len(self.nodes)
         first = tensors[0] if tensors else None
         v = self.value(first)
@@ -389,14 +390,14 @@ class _Tracer(TorchFunctionMode):
         out = func(*args, **kwargs)
         if self.atomic is not None:
             return out
-        inputs = [v for v in map(self.value, _tensors(args) + _tensors(kwargs)) if v is not None]
+        inputs = [v for v in map(self.value, tensors_in(args) + tensors_in(kwargs)) if v is not None]
         if not inputs:
             return out
         name = _op_name(func)
         base = _base(name)
         if base in CONSTANT:
             return out
-        outputs = _tensors(out)
+        outputs = tensors_in(out)
         if not outputs and base != "setitem":
             return out  # a size, a dtype, a Python number
         opaque = next((v.opaque for v in inputs if v.opaque), None)
@@ -406,7 +407,7 @@ class _Tracer(TorchFunctionMode):
             self.follow(base, func, args, kwargs, out)
         except (Unfollowed, FieldError) as error:
             reason = str(error) if opaque else f"{name}: {error}{self.where()}"
-            targets = outputs if base != "setitem" else _tensors(args[:1])
+            targets = outputs if base != "setitem" else tensors_in(args[:1])
             for t in targets:
                 self.register(_Value(t, opaque=reason))
         return out
@@ -473,8 +474,8 @@ class _Tracer(TorchFunctionMode):
 
     # -- elementwise --------------------------------------------------------------------------------------------------
     def elementwise(self, args: tuple, kwargs: dict, out: Any) -> None:
-        result = _tensors(out)[0]
-        traced = [v for v in map(self.value, _tensors(args) + _tensors(kwargs)) if v is not None]
+        result = tensors_in(out)[0]
+        traced = [v for v in map(self.value, tensors_in(args) + tensors_in(kwargs)) if v is not None]
         if any(v.tau is not None for v in traced):
             if len(traced) > 1:
                 raise Unfollowed("an elementwise op on two tensors whose time axis is merged with another axis")
@@ -497,7 +498,7 @@ class _Tracer(TorchFunctionMode):
                 axis = a
             parts.append((groups, _broadcast(v.group_of, result.shape, v.tensor.dim())))
         self.compact(result, axis, *self.combine(parts, result.shape))
-        for extra in _tensors(out)[1:]:  # e.g. the indices of max(a, dim): same fields
+        for extra in tensors_in(out)[1:]:  # e.g. the indices of max(a, dim): same fields
             self.compact(extra, axis, *self.combine(parts, result.shape))
 
     def aligned(self, v: _Value, out: torch.Tensor) -> tuple[int | None, tuple[Sources, ...]]:
@@ -571,7 +572,7 @@ class _Tracer(TorchFunctionMode):
         rest = list(args[1:])
         if base == "setitem":
             index, item = args[1], args[2]
-            if any(self.value(t) is not None for t in _tensors(index)):
+            if any(self.value(t) is not None for t in tensors_in(index)):
                 raise Unfollowed("indexing with a tensor computed from the input")
             inputs = [args[0]] + ([item] if self.value(item) is not None else [])
 
@@ -584,7 +585,7 @@ class _Tracer(TorchFunctionMode):
             return
         if any(
             self.value(t) is not None
-            for t in _tensors(rest) + _tensors({k: v for k, v in kwargs.items() if k not in ("input", "tensors")})
+            for t in tensors_in(rest) + tensors_in({k: v for k, v in kwargs.items() if k not in ("input", "tensors")})
         ):
             raise Unfollowed("an index or shape computed from the input")
         if base == "pad":
@@ -596,7 +597,7 @@ class _Tracer(TorchFunctionMode):
                 pairs = [tuple(pad[i : i + 2]) for i in range(0, len(pad), 2)]  # from the last axis backwards
                 back = data.dim() - 1 - v.axis
                 left = pairs[back][0] if back < len(pairs) else 0
-                result = _tensors(out)[0]
+                result = tensors_in(out)[0]
                 groups = tuple({s: f.gather(1, 1, [Steps.of([-left])]) for s, f in g.items()} for g in v.groups)
                 self.register(_Value(result, axis=v.axis, groups=groups))  # padded channels carry no source
                 return
@@ -633,7 +634,7 @@ class _Tracer(TorchFunctionMode):
         v = self.value(x)
         if v is None or v.tau is not None or v.group_of is not None or v.axis is None:
             return False
-        results = _tensors(out)
+        results = tensors_in(out)
         if base in ("chunk", "split", "tensor_split", "split_with_sizes", "narrow", "unbind"):
             dim = (
                 _arg(args, kwargs, 2 if base in ("chunk", "split", "split_with_sizes", "tensor_split") else 1, "dim", 0)
@@ -671,8 +672,8 @@ class _Tracer(TorchFunctionMode):
             for k, (v, t) in enumerate(zip(values, inputs))
         ]
         with torch.no_grad():
-            moved = _tensors(fn(*codes))
-        results = _tensors(out)
+            moved = tensors_in(fn(*codes))
+        results = tensors_in(out)
         if len(moved) != len(results) or any(m.shape != r.shape for m, r in zip(moved, results)):
             raise Unfollowed("the op does not give the same shapes on element codes")
         for real, code in zip(results, moved):
@@ -737,7 +738,7 @@ class _Tracer(TorchFunctionMode):
             self.elementwise(args, kwargs, out)
             return
         dims = _dims(None if isinstance(dim, bool) else dim, x.dim())
-        for result in _tensors(out):  # keepdim shows in the result's rank
+        for result in tensors_in(out):  # keepdim shows in the result's rank
             self.contract(x, dims, result, result.dim() == x.dim() and bool(dims))
 
     def contract(
@@ -788,12 +789,12 @@ class _Tracer(TorchFunctionMode):
 
     def mixing(self, x: torch.Tensor, dims: tuple[int, ...], out: Any) -> None:
         """Shape-keeping ops that mix ``dims`` (softmax, normalisations)."""
-        result = _tensors(out)[0]
+        result = tensors_in(out)[0]
         if not dims:
             self.elementwise((x,), {}, out)
             return
         self.contract(x, dims, result, True)
-        for extra in _tensors(out)[1:]:
+        for extra in tensors_in(out)[1:]:
             self.register(_Value(extra, **{k: getattr(self.value(result), k) for k in ("axis", "groups")}))
 
     def prefix(self, x: torch.Tensor, dim: int, out: Any) -> None:
@@ -806,13 +807,13 @@ class _Tracer(TorchFunctionMode):
             self.elementwise((x,), {}, out)
             return
         groups = [{s: Field(1, 1, (f.prefix(0),)) for s, f in g.items()} for g in v.groups]
-        for result in _tensors(out):
+        for result in tensors_in(out):
             self.compact(result, v.axis, groups, v.group_of)
 
     def append_dim(self, x: torch.Tensor, out: Any) -> None:
         """``embedding``/``one_hot``: one new trailing axis per element."""
         v = self.value(x)
-        result = _tensors(out)[0]
+        result = tensors_in(out)[0]
         if v.tau is not None:
             raise Unfollowed("an embedding of a reshaped time axis")
         group_of = v.group_of.unsqueeze(-1) if v.group_of is not None else None
@@ -823,8 +824,8 @@ class _Tracer(TorchFunctionMode):
         x, weight = args[0], _arg(args, kwargs, 1, "weight")
         if self.value(weight) is not None or self.value(_arg(args, kwargs, 2, "bias")) is not None:
             raise Unfollowed("a weight computed from the input")
-        self.contract(x, (x.dim() - 1,), _tensors(out)[0], True)
-        self._last_replaced(_tensors(out)[0])
+        self.contract(x, (x.dim() - 1,), tensors_in(out)[0], True)
+        self._last_replaced(tensors_in(out)[0])
 
     def _last_replaced(self, result: torch.Tensor) -> None:
         """The last axis of ``result`` holds new features: it is no time axis."""
@@ -837,7 +838,7 @@ class _Tracer(TorchFunctionMode):
             bias, a, b = args[0], args[1], args[2]
         else:
             bias, a, b = None, args[0], args[1]
-        result = _tensors(out)[0]
+        result = tensors_in(out)[0]
         va, vb = self.value(a), self.value(b)
         if va is not None and vb is not None:
             raise Unfollowed(
@@ -870,7 +871,7 @@ class _Tracer(TorchFunctionMode):
         if "..." in equation or "->" not in equation:
             raise Unfollowed("an einsum with '...' or without '->'")
         inputs, output = equation.split("->")
-        result = _tensors(out)[0]
+        result = tensors_in(out)[0]
         axis, merged = None, {}
         for letters, operand in zip(inputs.split(","), operands):
             v = self.value(operand)
@@ -909,7 +910,7 @@ class _Tracer(TorchFunctionMode):
         x, weight = args[0], _arg(args, kwargs, 1, "weight")
         if self.value(weight) is not None or self.value(_arg(args, kwargs, 2, "bias")) is not None:
             raise Unfollowed("a conv weight computed from the input")
-        result = _tensors(out)[0]
+        result = tensors_in(out)[0]
         v, spatial, first = self._spatial(x, n)
         stride = _per_axis(_arg(args, kwargs, 3, "stride", 1), n)
         padding = _arg(args, kwargs, 4, "padding", 0)
@@ -957,7 +958,7 @@ class _Tracer(TorchFunctionMode):
         x, weight = args[0], _arg(args, kwargs, 1, "weight")
         if self.value(weight) is not None:
             raise Unfollowed("a conv weight computed from the input")
-        result = _tensors(out)[0]
+        result = tensors_in(out)[0]
         v, spatial, first = self._spatial(x, n)
         if len(v.groups) > 1 and int(_arg(args, kwargs, 6, "groups", 1)) != 1:
             raise Unfollowed("a grouped conv over channels that come from different paths")
@@ -991,7 +992,7 @@ class _Tracer(TorchFunctionMode):
             padding = _per_axis(_arg(args, kwargs, 3, "padding", 0), n)
             dilation = _per_axis(_arg(args, kwargs, 4, "dilation", 1), n) if base.startswith("max") else (1,) * n
         stride = kernel if stride is None or (isinstance(stride, tuple | list) and not stride) else _per_axis(stride, n)
-        results = _tensors(out)
+        results = tensors_in(out)
         if spatial is None:
             for result in results:
                 self.compact(result, v.axis, v.groups, v.group_of)
@@ -1006,7 +1007,7 @@ class _Tracer(TorchFunctionMode):
     def adaptive_pool(self, n: int, args: tuple, kwargs: dict, out: Any) -> None:
         x = args[0]
         v, spatial, first = self._spatial(x, n)
-        results = _tensors(out)
+        results = tensors_in(out)
         if spatial is None:
             for result in results:
                 self.compact(result, v.axis, v.groups, v.group_of)
@@ -1031,7 +1032,7 @@ class _Tracer(TorchFunctionMode):
         if self.value(mask) is not None:
             raise Unfollowed("an attention mask computed from the input")
         allowed = _allowed(mask, q.shape[-2], k.shape[-2], causal, true_attends=True)
-        self.attend(q, [k, val], q.dim() - 2, [k.dim() - 2, val.dim() - 2], allowed, _tensors(out)[0])
+        self.attend(q, [k, val], q.dim() - 2, [k.dim() - 2, val.dim() - 2], allowed, tensors_in(out)[0])
 
     def attend(
         self,
@@ -1070,7 +1071,7 @@ class _Tracer(TorchFunctionMode):
 
     # -- modules taken whole -----------------------------------------------------------------------------------------
     def atomic_module(self, module: nn.Module, args: tuple, kwargs: dict, out: Any) -> None:
-        inputs = [v for v in map(self.value, _tensors(args) + _tensors(kwargs)) if v is not None]
+        inputs = [v for v in map(self.value, tensors_in(args) + tensors_in(kwargs)) if v is not None]
         if not inputs:
             return
         where = f"{type(module).__name__}{self.where()}"
@@ -1083,21 +1084,21 @@ class _Tracer(TorchFunctionMode):
             else:
                 self.multihead(module, args, kwargs, out)
         except (Unfollowed, FieldError) as error:
-            for t in _tensors(out):
+            for t in tensors_in(out):
                 self.register(_Value(t, opaque=str(error) if opaque else f"{where}: {error}"))
 
     def rnn(self, module: nn.RNNBase, args: tuple, kwargs: dict, out: Any) -> None:
         x = args[0]
         if not isinstance(x, torch.Tensor):
             raise Unfollowed("a packed sequence")
-        if any(self.value(t) is not None for t in _tensors(args[1:]) + _tensors(kwargs)):
+        if any(self.value(t) is not None for t in tensors_in(args[1:]) + tensors_in(kwargs)):
             raise Unfollowed("an initial state computed from the input")
         v = self.value(x)
         seq = 0 if x.dim() == 2 or not module.batch_first else 1
         if v.tau is not None:
             raise Unfollowed("an RNN over a reshaped time axis")
         features = self.channel_union(v, x.dim() - 1)  # every step mixes all its features
-        output, states = out[0], _tensors(out[1:])
+        output, states = out[0], tensors_in(out[1:])
         length = x.shape[v.axis] if v.axis is not None else 1
         whole = {s: clip(Field.constant(f.union_of(length)), self.lengths.get(s)) for s, f in features.items()}
         if v.axis is None or v.axis != seq:
@@ -1124,7 +1125,7 @@ class _Tracer(TorchFunctionMode):
             raise Unfollowed("a key_padding_mask that hides keys")
         seq = 0 if query.dim() == 2 or not module.batch_first else 1
         allowed = _allowed(mask, query.shape[seq], key.shape[seq], causal and mask is None, true_attends=False)
-        results = _tensors(out)
+        results = tensors_in(out)
         self.attend(query, [key, value], seq, [seq, seq], allowed, results[0])
         for weights in results[1:]:
             self.register(

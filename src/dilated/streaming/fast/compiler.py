@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from dilated.analysis.graph import tensors_in
 from dilated.layers import Conv1d
 from dilated.streaming.eager import Stream
 from dilated.streaming.fast.instructions import (
@@ -206,16 +207,6 @@ def _name(func: Any) -> str:
     return name
 
 
-def _tensors(value: Any) -> list[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, tuple | list):
-        return [t for v in value for t in _tensors(v)]
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in _tensors(v)]
-    return []
-
-
 class _Tracer(TorchFunctionMode):
     """Records one forward step as instructions (see the module docstring)."""
 
@@ -282,8 +273,8 @@ class _Tracer(TorchFunctionMode):
         out = func(*args, **kwargs)
         if self.leaf is not None:
             return out
-        traced = [t for t in _tensors(args) + _tensors(kwargs) if self.value(t) is not None]
-        results = _tensors(out)
+        traced = [t for t in tensors_in(args) + tensors_in(kwargs) if self.value(t) is not None]
+        results = tensors_in(out)
         if not traced or not results:
             return out
         self.compile_call(_name(func), func, args, kwargs, out)
@@ -374,7 +365,7 @@ class _Tracer(TorchFunctionMode):
             moved = func(to_addresses(args[0]), *args[1:], **kwargs)
         else:  # e.g. torch.cat(tensors=[...])
             moved = func(**{k: (to_addresses(v) if k in ("input", "tensors") else v) for k, v in kwargs.items()})
-        real, addr = _tensors(out), _tensors(moved)
+        real, addr = tensors_in(out), tensors_in(moved)
         if len(real) != len(addr) or any(r.shape != a.shape for r, a in zip(real, addr)):
             raise Unsupported(f"{_name(func)} on addresses does not reproduce its shapes")
         for r, a in zip(real, addr):
