@@ -289,14 +289,17 @@ class _Tracer(TorchFunctionMode):
             if out.dim() != 3:
                 raise Unsupported(f"{type(module.inner).__name__} on a 4-D input (a 2-D conv)")
             ring, rows = self.rings[module.path]
-            (weight, bias), history = module.weight(), (ring, rows, module.layer.dilation)
-            layers.conv(self.p, name, x, out, weight, bias, module.groups, history, stateful=True)
+            weight, bias = module.weight()
+            layers.conv(self.p, name, x, out, weight, bias, module.groups, (ring, rows, module.layer.dilation), True)
         elif isinstance(module, nn.Linear):
             layers.conv(self.p, name, x, out, module.weight.unsqueeze(-1), module.bias, 1)
         elif isinstance(module, Conv1d | nn.Conv1d):  # pointwise, or unpadded reading the history of a pad before it
             k = module.weight.shape[-1]
-            source, history = self.padded_input(module, x, k) if k > 1 else (x, None)
-            layers.conv(self.p, name, source, out, module.weight, module.bias, module.groups, history)
+            if k == 1:
+                layers.conv(self.p, name, x, out, module.weight, module.bias, module.groups)
+            else:
+                source, history = self.padded_input(module, x, k)
+                layers.conv(self.p, name, source, out, module.weight, module.bias, module.groups, history)
         elif isinstance(module, nn.Embedding):
             layers.embedding(self.p, module, x, out)
         elif isinstance(module, nn.BatchNorm1d):
