@@ -290,7 +290,9 @@ class _Tracer(TorchFunctionMode):
                 raise Unsupported(f"{type(module.inner).__name__} on a 4-D input (a 2-D conv)")
             ring, rows = self.rings[module.path]
             weight, bias = module.weight()
-            layers.conv(self.p, name, x, out, weight, bias, module.groups, (ring, rows, module.layer.dilation), True)
+            layers.conv(
+                self.p, name, x, out, weight, bias, module.groups, (ring, rows, module.layer.dilation), stateful=True
+            )
         elif isinstance(module, nn.Linear):
             layers.conv(self.p, name, x, out, module.weight.unsqueeze(-1), module.bias, 1)
         elif isinstance(module, Conv1d | nn.Conv1d):  # pointwise, or unpadded reading the history of a pad before it
