@@ -22,6 +22,8 @@ from dilated.layers import Conv1d, Dense, MaxPool1d
 from dilated.models import build_model
 from dilated.models.mulaw import one_hot
 from dilated.streaming import FastStream, StepFunction, Stream, Unsupported, WindowStream, generate, stream
+from dilated.streaming.fast.instructions import LAYOUT
+from dilated.streaming.fast.kernel import kernel_for
 from streaming_helpers import chunks, offline, run_in_chunks
 
 TOL = 1e-5
@@ -583,3 +585,14 @@ def test_fast_path_covers_norms_moves_reductions_and_integer_inputs(lanes):
     for s in [Stream(model, 3), FastStream(model, 3, fallback="raise", lanes=lanes)]:
         outs = [s.step(codes[:, t]).unsqueeze(-1) if t % 2 else s.step_many(codes[:, t : t + 1]) for t in range(20)]
         torch.testing.assert_close(torch.cat(outs, -1), offline(model, codes), atol=TOL, rtol=TOL)
+
+
+def test_kernel_cache_key_holds_the_instruction_set():
+    """Numba keys its on-disk cache by the kernel file and the closure's values, not by the constants the kernel
+    reads from instructions.py: unless the fingerprint of that file sits in both closures, editing the instruction
+    set would run stale cached code (measured: swapping two CONV fields then failed the engine's self-check)."""
+    kernel = kernel_for(1)
+    cells = [c.cell_contents for c in kernel.py_func.__closure__]
+    run_groups = next(c for c in cells if hasattr(c, "py_func"))
+    assert LAYOUT in cells
+    assert LAYOUT in [c.cell_contents for c in run_groups.py_func.__closure__]

@@ -18,9 +18,11 @@ A length is a field name or a function of the row's fields (a named tuple).
 
 from __future__ import annotations
 
+import hashlib
 from collections import namedtuple
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -201,6 +203,12 @@ WIDTH = 1 + max(len(op.fields) for op in OPS)  # columns per row
 # Kinds of UNARY and BINARY
 RELU, TANH, SIGMOID, ELU, LEAKY, GELU, GELU_TANH, SILU, EXP, NEG, ABS, SOFTPLUS = range(12)
 ADD, SUB, MUL, DIV = range(4)
+
+# This file's text as one number. Numba's on-disk cache notices changes to the file that holds a cached function,
+# not to the constants it reads from other files (the field columns and kinds above); the kernel holds this in its
+# closure, whose values Numba's cache key includes, so an edited instruction set recompiles instead of running stale
+# code.
+LAYOUT = int.from_bytes(hashlib.sha256(Path(__file__).read_bytes()).digest()[:7])
 
 
 def op_of(row: Sequence[int]) -> Op:

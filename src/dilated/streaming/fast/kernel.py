@@ -35,6 +35,7 @@ from dilated.streaming.fast.instructions import (
     GELU_TANH,
     INPUT,
     LAYERNORM,
+    LAYOUT,
     LEAKY,
     MUL,
     NEG,
@@ -479,11 +480,14 @@ def _output(prog, pc, mem, yout, s, batch, n_out, span, lo, hi, L):
 def _build(lanes: int) -> Callable[..., None]:
     """The interpreter for one memory layout (``lanes`` streams per group, a compile-time constant)."""
     L = np.uint64(lanes)
+    layout = LAYOUT  # read below so that it is in the closures, and so in Numba's cache keys (see LAYOUT)
 
     @njit(cache=True, nogil=True, fastmath=_FAST)
     def run_groups(prog, params, idx, mem, ring, xin, yout, meta, lo, hi):
         """Steps ``t0 .. t0 + n - 1`` for groups ``lo .. hi - 1``, one instruction at a time over all of them (so
         an instruction's weights stay in cache across streams)."""
+        if layout < 0:  # never
+            return
         t0, steps, batch, size, n_in, n_out = meta[0], meta[1], meta[2], meta[3], meta[4], meta[5]
         span = np.uint64(size) * L  # floats per group
         for s in range(steps):
@@ -524,6 +528,8 @@ def _build(lanes: int) -> Callable[..., None]:
         and outputs per stream and step, groups per block, first and last group (exclusive) to run. ``mem``
         (groups, values, lanes), ``ring`` per conv (rows, groups, in_channels, lanes), ``xin`` (steps, streams,
         inputs), ``yout`` (steps, streams, outputs), all flat. Releases the GIL: threads may run disjoint groups."""
+        if layout < 0:  # never
+            return
         chunk = meta[6]
         for lo in range(meta[7], meta[8], chunk):
             run_groups(prog, params, idx, mem, ring, xin, yout, meta, lo, min(lo + chunk, meta[8]))
