@@ -176,28 +176,25 @@ class SelectStep(nn.Module):
         return f"index={self.index}"
 
 
-class GlobalAvgPool1d(nn.AdaptiveAvgPool1d):
+class _GlobalPool1d(nn.Module):
+    """An adaptive pool to one step, then that step dropped unless ``keepdims``: ``(B, C, T) -> (B, C)`` or
+    ``(B, C, 1)``. Mixed in before a torch adaptive pool, so that the pool stays what the analysis sees."""
+
+    def __init__(self, keepdims: bool = False) -> None:
+        super().__init__(1)  # the adaptive pool's output size
+        self.keepdims = keepdims
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = super().forward(x)
+        return y if self.keepdims else y.squeeze(-1)
+
+
+class GlobalAvgPool1d(_GlobalPool1d, nn.AdaptiveAvgPool1d):
     """Mean over the time axis: ``(B, C, T) -> (B, C)``, or ``(B, C, 1)`` with ``keepdims``."""
 
-    def __init__(self, keepdims: bool = False) -> None:
-        super().__init__(1)
-        self.keepdims = keepdims
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = super().forward(x)
-        return y if self.keepdims else y.squeeze(-1)
-
-
-class GlobalMaxPool1d(nn.AdaptiveMaxPool1d):
+class GlobalMaxPool1d(_GlobalPool1d, nn.AdaptiveMaxPool1d):
     """Max over the time axis: ``(B, C, T) -> (B, C)``, or ``(B, C, 1)`` with ``keepdims``."""
-
-    def __init__(self, keepdims: bool = False) -> None:
-        super().__init__(1)
-        self.keepdims = keepdims
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = super().forward(x)
-        return y if self.keepdims else y.squeeze(-1)
 
 
 def _conv1d(
