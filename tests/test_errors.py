@@ -281,6 +281,7 @@ CASES: dict[str, Callable[[Path], object]] = {
     "rf-draw-nothing": lambda tmp: dilated.draw(
         torch.nn.Sequential(torch.nn.AdaptiveAvgPool1d(1)), 8, input_shape=(1, 8), path=tmp / "x.png"
     ),
+    "draw-max-steps": lambda tmp: dilated.draw([Layer(2, padding="causal")], 32, path=tmp / "x.png", max_steps=1),
 }
 
 
