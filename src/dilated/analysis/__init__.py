@@ -7,10 +7,11 @@
 * :mod:`~dilated.analysis.probe`: the empirical check, :func:`probe_receptive_field`.
 """
 
-from dilated.analysis.graph import Graph, Node, Unfollowed, trace
+from dilated.analysis.graph import Graph, Node, Unfollowed
 from dilated.analysis.modules import GLOBAL_MODULES, geometry_of
 from dilated.analysis.probe import Probe, probe_receptive_field
 from dilated.analysis.receptive import LayerField, ReceptiveField, first_noncausal_layer, receptive_field
+from dilated.analysis.tracer import trace
 
 __all__ = [
     "GLOBAL_MODULES",

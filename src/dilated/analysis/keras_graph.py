@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from dilated.analysis.attention import attention_rows, read_keys
 from dilated.analysis.fields import IDENTITY, Field, Steps
-from dilated.analysis.graph import Graph, Node, Unfollowed, attention_rows, read_keys
+from dilated.analysis.graph import Graph, Node, Unfollowed
 from dilated.geometry import Layer, padding_amounts
 
 

@@ -22,9 +22,10 @@ from typing import Any
 from torch import nn
 
 from dilated.analysis.fields import Field
-from dilated.analysis.graph import Graph, Node, Unfollowed, trace
+from dilated.analysis.graph import Graph, Node, Unfollowed
 from dilated.analysis.keras_graph import is_keras_model, keras_graph, keras_probe_function
-from dilated.analysis.probe import Probe, probe_function, torch_probe_function
+from dilated.analysis.probe import Probe, probe_function, probe_receptive_field, torch_probe_function
+from dilated.analysis.tracer import trace
 
 
 @dataclass(frozen=True)
@@ -251,8 +252,6 @@ def assemble(graph: Graph, measure: Measure | None) -> ReceptiveField:
 def check_against_probe(model: Any, result: ReceptiveField, input_shape: Sequence[int] | None) -> Probe:
     """Measure the model output with the probe; ``ValueError`` showing both if they differ on the probe's
     reference step (the middle one; the whole output when it has no time axis)."""
-    from dilated.analysis.probe import probe_receptive_field
-
     measured = probe_receptive_field(model, input_shape)
     if result.field is None:
         return measured
