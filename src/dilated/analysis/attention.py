@@ -59,4 +59,5 @@ def read_keys(f: Field, rows: tuple[str, Steps | None], length: int) -> Field:
         return Field.constant(f.union_of(length))
     if kind == "past":
         return Field(1, 1, (f.prefix(0),)) if not f.absolute else f
+    assert offsets is not None, "attention_rows gives a band with its offsets"
     return f.gather(1, 1, [offsets])

@@ -109,6 +109,7 @@ def merge_fields(a: Field, b: Field, length: int | None) -> Field:
 
 
 def union_sources(a: Sources, b: Sources, lengths: dict[int, int | None]) -> Sources:
+    """``a | b`` source by source (``lengths``: each source's steps, for :func:`merge_fields`)."""
     out = dict(a)
     for s, f in b.items():
         out[s] = f if s not in out else merge_fields(out[s], f, lengths.get(s))

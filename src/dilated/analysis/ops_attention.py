@@ -21,7 +21,7 @@ class AttentionOps(ContractionOps):
     """Attention and the modules taken whole."""
 
     # -- attention ----------------------------------------------------------------------------------------------------
-    def sdpa(self, args: tuple, kwargs: dict, out: Any) -> None:
+    def sdpa(self, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         q, k, val = args[0], args[1], args[2]
         mask = arg(args, kwargs, 3, "attn_mask")
         causal = bool(arg(args, kwargs, 5, "is_causal", False))
@@ -38,25 +38,26 @@ class AttentionOps(ContractionOps):
         k_axes: list[int],
         allowed: np.ndarray,
         result: torch.Tensor,
-        out_axis: int | None = None,
     ) -> None:
         """Step ``i`` of ``result`` sees query step ``i`` and the key/value steps ``j`` with ``allowed[i, j]``."""
         rows = attention_rows(allowed)
         merged: Sources = {}
-        for t, axis in zip(keys, k_axes):
+        for t, k_axis in zip(keys, k_axes):
             v = self.value(t)
             if v is None:
                 continue
             if v.tau is not None:
                 raise Unfollowed("attention over a reshaped time axis")
             sources = self.channel_union(v, t.dim() - 1)
-            if v.axis is not None and v.axis != axis:
+            if v.axis is not None and v.axis != k_axis:
                 raise Unfollowed("attention whose keys carry time on another axis than the sequence axis")
             if v.axis is not None:
-                sources = {s: clip(read_keys(f, rows, t.shape[axis]), self.lengths.get(s)) for s, f in sources.items()}
+                sources = {
+                    s: clip(read_keys(f, rows, t.shape[k_axis]), self.lengths.get(s)) for s, f in sources.items()
+                }
             merged = union_sources(merged, sources, self.lengths)
         vq = self.value(query)
-        axis = q_axis if out_axis is None else out_axis
+        axis: int | None = q_axis
         if vq is not None:
             if vq.tau is not None or (vq.axis is not None and vq.axis != q_axis):
                 raise Unfollowed("attention whose queries carry time on another axis than the sequence axis")
@@ -66,7 +67,7 @@ class AttentionOps(ContractionOps):
         self.compact(result, axis, [merged])
 
     # -- modules taken whole -----------------------------------------------------------------------------------------
-    def atomic_module(self, module: nn.Module, args: tuple, kwargs: dict, out: Any) -> None:
+    def atomic_module(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         inputs = [v for v in map(self.value, tensors_in(args) + tensors_in(kwargs)) if v is not None]
         if not inputs:
             return
@@ -78,18 +79,19 @@ class AttentionOps(ContractionOps):
             if isinstance(module, nn.RNNBase):
                 self.rnn(module, args, kwargs, out)
             else:
+                assert isinstance(module, nn.MultiheadAttention), "ATOMIC holds RNNs and multi-head attention only"
                 self.multihead(module, args, kwargs, out)
         except (Unfollowed, FieldError) as error:
             for t in tensors_in(out):
                 self.register(Traced(t, opaque=str(error) if opaque else f"{where}: {error}"))
 
-    def rnn(self, module: nn.RNNBase, args: tuple, kwargs: dict, out: Any) -> None:
+    def rnn(self, module: nn.RNNBase, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         x = args[0]
         if not isinstance(x, torch.Tensor):
             raise Unfollowed("a packed sequence")
         if any(self.value(t) is not None for t in tensors_in(args[1:]) + tensors_in(kwargs)):
             raise Unfollowed("an initial state computed from the input")
-        v = self.value(x)
+        v = self.traced(x)
         seq = 0 if x.dim() == 2 or not module.batch_first else 1
         if v.tau is not None:
             raise Unfollowed("an RNN over a reshaped time axis")
@@ -110,7 +112,7 @@ class AttentionOps(ContractionOps):
         for state in states:
             self.compact(state, None, [whole])
 
-    def multihead(self, module: nn.MultiheadAttention, args: tuple, kwargs: dict, out: Any) -> None:
+    def multihead(self, module: nn.MultiheadAttention, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         query, key, value = (arg(args, kwargs, i, name) for i, name in enumerate(("query", "key", "value")))
         padding = arg(args, kwargs, 3, "key_padding_mask")
         mask = arg(args, kwargs, 5, "attn_mask")

@@ -18,7 +18,7 @@ class ContractionOps(PointwiseOps):
     """Linear maps, convolutions and pooling."""
 
     # -- linear maps --------------------------------------------------------------------------------------------------
-    def linear(self, args: tuple, kwargs: dict, out: Any) -> None:
+    def linear(self, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         x, weight = args[0], arg(args, kwargs, 1, "weight")
         if self.value(weight) is not None or self.value(arg(args, kwargs, 2, "bias")) is not None:
             raise Unfollowed("a weight computed from the input")
@@ -27,11 +27,11 @@ class ContractionOps(PointwiseOps):
 
     def _last_replaced(self, result: torch.Tensor) -> None:
         """The last axis of ``result`` holds new features: it is no time axis."""
-        v = self.value(result)
+        v = self.traced(result)
         if v.axis == result.dim() - 1:
             v.axis = None
 
-    def matmul(self, base: str, args: tuple, kwargs: dict, out: Any) -> None:
+    def matmul(self, base: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         if base in ("baddbmm", "addmm", "addbmm"):
             bias, a, b = args[0], args[1], args[2]
         else:
@@ -47,30 +47,32 @@ class ContractionOps(PointwiseOps):
             raise Unfollowed("a vector product")
         if a.dim() != result.dim() or b.dim() != result.dim():
             raise Unfollowed("a product broadcasting a batch axis")
+        if bias is not None and self.value(bias) is not None:
+            raise Unfollowed("a matrix product whose added term depends on the input")
         if va is not None:  # (..., n, k) @ const: k is contracted, n stays on axis -2
             self.contract(a, (a.dim() - 1,), result, True)
             self._last_replaced(result)
         else:  # const @ (..., k, m): k (-2) is contracted, m stays last
+            assert vb is not None, "a matrix product reaches its rule with a factor or the added term traced"
             moved = b.transpose(-1, -2)
             self.register(swap_last_axes(vb, moved))
             self.contract(moved, (b.dim() - 1,), result, True)
-            v = self.value(result)
+            v = self.traced(result)
             if v.axis == result.dim() - 2:
                 v.axis = result.dim() - 1
             if v.group_of is not None:
                 v.group_of = v.group_of.expand(*v.group_of.shape[:-1], 1).transpose(-1, -2)
             v.group_of = None if len(v.groups) == 1 else v.group_of
-        if bias is not None and self.value(bias) is not None:
-            raise Unfollowed("a matrix product whose added term depends on the input")
 
-    def einsum(self, args: tuple, out: Any) -> None:
+    def einsum(self, args: tuple[Any, ...], out: Any) -> None:
         equation = args[0].replace(" ", "")
         operands = list(args[1]) if len(args) == 2 and isinstance(args[1], tuple | list) else list(args[1:])
         if "..." in equation or "->" not in equation:
             raise Unfollowed("an einsum with '...' or without '->'")
         inputs, output = equation.split("->")
         result = tensors_in(out)[0]
-        axis, merged = None, {}
+        axis: int | None = None
+        merged: Sources = {}
         for letters, operand in zip(inputs.split(","), operands):
             v = self.value(operand)
             if v is None:
@@ -96,7 +98,7 @@ class ContractionOps(PointwiseOps):
     def _spatial(self, x: torch.Tensor, n: int) -> tuple[Traced, int | None, int]:
         """The input's value, which spatial axis (0..n-1) is time (``None``: channels or batch), and the offset
         of the first spatial axis."""
-        v = self.value(x)
+        v = self.traced(x)
         if v.tau is not None:
             raise Unfollowed("a conv over a reshaped time axis")
         first = x.dim() - n
@@ -104,7 +106,7 @@ class ContractionOps(PointwiseOps):
             return v, None, first
         return v, v.axis - first, first
 
-    def conv(self, n: int, args: tuple, kwargs: dict, out: Any) -> None:
+    def conv(self, n: int, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         x, weight = args[0], arg(args, kwargs, 1, "weight")
         if self.value(weight) is not None or self.value(arg(args, kwargs, 2, "bias")) is not None:
             raise Unfollowed("a conv weight computed from the input")
@@ -152,7 +154,7 @@ class ContractionOps(PointwiseOps):
             merged = union_sources(merged, g, self.lengths)
         return merged
 
-    def conv_transpose(self, n: int, args: tuple, kwargs: dict, out: Any) -> None:
+    def conv_transpose(self, n: int, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         x, weight = args[0], arg(args, kwargs, 1, "weight")
         if self.value(weight) is not None:
             raise Unfollowed("a conv weight computed from the input")
@@ -177,7 +179,7 @@ class ContractionOps(PointwiseOps):
         ]
         self.compact(result, v.axis, [{src: f.gather(stride, 1, offsets) for src, f in sources.items()}])
 
-    def pool(self, base: str, n: int, args: tuple, kwargs: dict, out: Any) -> None:
+    def pool(self, base: str, n: int, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         x = args[0]
         v, spatial, first = self._spatial(x, n)
         if base.startswith("lp_pool"):
@@ -202,7 +204,7 @@ class ContractionOps(PointwiseOps):
         for result in results:
             self.compact(result, v.axis, groups, group_of)
 
-    def adaptive_pool(self, n: int, args: tuple, kwargs: dict, out: Any) -> None:
+    def adaptive_pool(self, n: int, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         x = args[0]
         v, spatial, first = self._spatial(x, n)
         results = tensors_in(out)
@@ -210,10 +212,11 @@ class ContractionOps(PointwiseOps):
             for result in results:
                 self.compact(result, v.axis, v.groups, v.group_of)
             return
-        length, size = x.shape[v.axis], results[0].shape[v.axis]
+        axis = first + spatial  # the time axis
+        length, size = x.shape[axis], results[0].shape[axis]
         if size == 1:
             for result in results:
-                self.contract(x, (v.axis,), result, True)
+                self.contract(x, (axis,), result, True)
             return
         if length % size:
             raise Unfollowed(f"adaptive pooling from {length} to {size} steps (windows of unequal width)")

@@ -19,12 +19,12 @@ class MoveOps(TracerBase):
     """Ops that only move elements: where every output element comes from."""
 
     # -- data movement ------------------------------------------------------------------------------------------------
-    def data_move(self, base: str, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
+    def data_move(self, base: str, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         if base == "interpolate":
             mode = arg(args, kwargs, 3, "mode", "nearest")
             if mode not in ("nearest", "nearest-exact"):
                 raise Unfollowed(f"interpolation mode {mode!r} (nearest is followed)")
-        data = args[0] if args else kwargs.get("input", kwargs.get("tensors"))
+        data: Any = args[0] if args else kwargs.get("input", kwargs.get("tensors"))  # a tensor, or several (cat)
         rest = list(args[1:])
         if base == "setitem":
             index, item = args[1], args[2]
@@ -48,7 +48,7 @@ class MoveOps(TracerBase):
             mode = arg(args, kwargs, 2, "mode", "constant")
             pad = arg(args, kwargs, 1, "pad")
 
-            v = self.value(data)
+            v = self.traced(data)
             if mode == "constant" and v.tau is None and v.group_of is None and v.axis is not None:
                 pairs = [tuple(pad[i : i + 2]) for i in range(0, len(pad), 2)]  # from the last axis backwards
                 back = data.dim() - 1 - v.axis
@@ -83,10 +83,12 @@ class MoveOps(TracerBase):
 
         self.move(moved, inputs, out)
 
-    def fast_move(self, base: str, args: tuple, kwargs: dict, out: Any) -> bool:
+    def fast_move(self, base: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> bool:
         """The common moves of one plain tensor, without element codes: splitting or relabelling the axes
         around the time axis. Returns whether it applied."""
-        x = args[0] if args else None
+        if not args:
+            return False
+        x = args[0]
         v = self.value(x)
         if v is None or v.tau is not None or v.group_of is not None or v.axis is None:
             return False

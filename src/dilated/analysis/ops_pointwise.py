@@ -3,9 +3,9 @@ along some axes (reductions, softmax and normalisations, cumulative ops, embeddi
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-import numpy as np
 import torch
 
 from dilated.analysis.fields import Field
@@ -19,30 +19,33 @@ class PointwiseOps(TracerBase):
     """Elementwise ops, reductions and mixing along axes."""
 
     # -- elementwise --------------------------------------------------------------------------------------------------
-    def elementwise(self, args: tuple, kwargs: dict, out: Any) -> None:
+    def elementwise(self, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         result = tensors_in(out)[0]
         traced = [v for v in map(self.value, tensors_in(args) + tensors_in(kwargs)) if v is not None]
         if any(v.tau is not None for v in traced):
             if len(traced) > 1:
                 raise Unfollowed("an elementwise op on two tensors whose time axis is merged with another axis")
             v = traced[0]
+            tau = v.tau
+            assert tau is not None, "the one traced operand is the one with a merged time axis"
             self.register(
                 Traced(
                     result,
                     groups=v.groups,
                     group_of=broadcast_group_of(v.group_of, result.shape),
-                    tau=v.tau.broadcast_to(result.shape) if v.tau.shape != result.shape else v.tau,
+                    tau=tau.broadcast_to(result.shape) if tau.shape != result.shape else tau,
                 )
             )
             return
-        axis, parts = None, []
+        axis: int | None = None
+        parts: list[tuple[tuple[Sources, ...], torch.Tensor | None]] = []
         for v in traced:
             a, groups = self.aligned(v, result)
             if a is not None:
                 if axis is not None and a != axis:
                     raise Unfollowed("an elementwise op between tensors with the time axis on different axes")
                 axis = a
-            parts.append((groups, broadcast_group_of(v.group_of, result.shape, v.tensor.dim())))
+            parts.append((groups, broadcast_group_of(v.group_of, result.shape)))
         self.compact(result, axis, *self.combine(parts, result.shape))
         for extra in tensors_in(out)[1:]:  # e.g. the indices of max(a, dim): same fields
             self.compact(extra, axis, *self.combine(parts, result.shape))
@@ -62,8 +65,8 @@ class PointwiseOps(TracerBase):
         """Groups of an elementwise op: one per combination of its operands' groups."""
         if all(g is None for _, g in parts):
             merged: Sources = {}
-            for groups, _ in parts:
-                for group in groups:
+            for operand_groups, _ in parts:
+                for group in operand_groups:
                     merged = union_sources(merged, group, self.lengths)
             return [merged], None
         ids = [g if g is not None else torch.zeros((1,) * len(shape), dtype=torch.int64) for _, g in parts]
@@ -72,7 +75,7 @@ class PointwiseOps(TracerBase):
         for g in ids:
             key = key * (MAX_GROUPS + 1) + (g + 1)
         combos, group_of = torch.unique(key, return_inverse=True)
-        groups = []
+        groups: list[Sources] = []
         for combo in combos.tolist():
             merged, digits = {}, []
             for _ in parts:
@@ -84,7 +87,7 @@ class PointwiseOps(TracerBase):
             groups.append(merged)
         return groups, group_of.reshape(key.shape)
 
-    def masking_mul(self, func: Any, args: tuple, kwargs: dict, out: Any) -> bool:
+    def masking_mul(self, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> bool:
         """``x * c`` with a constant ``c``: elements where ``c == 0`` see nothing."""
         a, b = args[0], args[1] if len(args) > 1 else kwargs.get("other")
         traced, const = (a, b) if self.value(a) is not None else (b, a)
@@ -96,7 +99,7 @@ class PointwiseOps(TracerBase):
         self.move(lambda codes: codes * keep, [traced], out)
         return True
 
-    def masking_add(self, func: Any, args: tuple, kwargs: dict, out: Any) -> bool:
+    def masking_add(self, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> bool:
         """``x + c`` with a constant ``c`` holding infinities (an attention mask): those elements see nothing."""
         a, b = args[0], args[1] if len(args) > 1 else kwargs.get("other")
         traced, const = (a, b) if self.value(a) is not None else (b, a)
@@ -109,7 +112,7 @@ class PointwiseOps(TracerBase):
         return True
 
     # -- reductions and mixing ---------------------------------------------------------------------------------------
-    def reduction(self, base: str, args: tuple, kwargs: dict, out: Any) -> None:
+    def reduction(self, base: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         x = args[0]
         dim = arg(args, kwargs, 2 if base == "norm" else 1, "dim")
         if base in ("max", "min") and isinstance(dim, torch.Tensor):  # max(a, b): elementwise
@@ -125,13 +128,12 @@ class PointwiseOps(TracerBase):
         dims: tuple[int, ...],
         result: torch.Tensor,
         keepdim: bool,
-        mixes: tuple[int, ...] | None = None,
     ) -> None:
         """``result`` combines the elements of ``x`` along ``dims`` (removed unless ``keepdim``)."""
-        v = self.value(x)
+        v = self.traced(x)
         groups, group_of = reduce_groups(v, dims, keepdim)
         if v.tau is not None:
-            groups = self.everything(v, dims)
+            groups = self.everything(v.tau, v.sources, dims)
             self.compact(result, None, groups, None)
             return
         if v.axis is not None and v.axis in dims:
@@ -152,18 +154,18 @@ class PointwiseOps(TracerBase):
                 raise Unfollowed("a reduction over part of a tensor whose elements come from different paths")
         self.compact(result, axis, groups, group_of)
 
-    def everything(self, v: Traced, dims: tuple[int, ...]) -> list[Sources]:
-        """For a value with a merged time axis: reducing over ``dims`` must cover the same steps everywhere."""
-        tau = v.tau
+    def everything(self, tau: torch.Tensor, sources: Sources, dims: tuple[int, ...]) -> list[Sources]:
+        """For a value with a merged time axis (``tau``: each element's time index): reducing over ``dims`` must
+        cover the same steps everywhere."""
         keep = [d for d in range(tau.dim()) if d not in dims]
-        rows = tau.permute(*keep, *dims).reshape(int(np.prod([tau.shape[d] for d in keep])) if keep else 1, -1)
+        rows = tau.permute(*keep, *dims).reshape(math.prod(tau.shape[d] for d in keep), -1)
         first = torch.sort(rows[0]).values
         if not all(torch.equal(torch.sort(r).values, first) for r in rows[1:]):
             raise Unfollowed("a reduction over a reshaped time axis that covers different steps for different outputs")
         merged: Sources = {}
-        for s, f in v.sources.items():
+        for s, f in sources.items():
             merged = union_sources(
-                merged, {s: Field.constant(everything_seen(f, v, self.lengths.get(s)))}, self.lengths
+                merged, {s: Field.constant(everything_seen(f, tau, self.lengths.get(s)))}, self.lengths
             )
         return [merged]
 
@@ -174,12 +176,13 @@ class PointwiseOps(TracerBase):
             self.elementwise((x,), {}, out)
             return
         self.contract(x, dims, result, True)
+        done = self.traced(result)
         for extra in tensors_in(out)[1:]:
-            self.register(Traced(extra, **{k: getattr(self.value(result), k) for k in ("axis", "groups")}))
+            self.register(Traced(extra, axis=done.axis, groups=done.groups))
 
     def prefix(self, x: torch.Tensor, dim: int, out: Any) -> None:
         """``cumsum`` and the like: along time, step ``t`` sees every step up to ``t``."""
-        v = self.value(x)
+        v = self.traced(x)
         dim = dim % x.dim()
         if v.tau is not None:
             raise Unfollowed("a cumulative op over a reshaped time axis")
@@ -192,7 +195,7 @@ class PointwiseOps(TracerBase):
 
     def append_dim(self, x: torch.Tensor, out: Any) -> None:
         """``embedding``/``one_hot``: one new trailing axis per element."""
-        v = self.value(x)
+        v = self.traced(x)
         result = tensors_in(out)[0]
         if v.tau is not None:
             raise Unfollowed("an embedding of a reshaped time axis")

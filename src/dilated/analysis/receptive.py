@@ -64,6 +64,15 @@ class LayerField:
         """Steps inside the field that feed nothing (the seed's dilated stack: 12 of 25)."""
         return None if self.size is None or self.fed is None else self.size - self.fed
 
+    @property
+    def length(self) -> int:
+        """Output steps along the time axis (1 without one)."""
+        if self.axis is None:
+            return 1
+        steps = self.output_shape[self.axis]
+        assert steps is not None, "only the batch axis has no size, and it is never the time axis"
+        return steps
+
 
 @dataclass(frozen=True)
 class ReceptiveField(LayerField):
@@ -81,8 +90,7 @@ class ReceptiveField(LayerField):
                 f"the field was measured, not followed ({self.unfollowed}): use "
                 "dilated.probe_receptive_field(...).steps(t)"
             )
-        length = self.output_shape[self.axis] if self.axis is not None else 1
-        seen = self.field.at(t % length if length else 0)
+        seen = self.field.at(t % self.length if self.length else 0)
         return seen.clip(0, self.input_length - 1).values()
 
     @property
@@ -101,8 +109,7 @@ def describe(
     """The numbers of a followed field over an input of ``length`` steps."""
     if f.absolute:
         seen = f.union_of(f.period).clip(0, length - 1)
-        first, last = seen.first, seen.last
-        size = 0 if first is None else last - first + 1
+        first, size = seen.first, seen.width
         return LayerField(
             name,
             type_name,
@@ -123,7 +130,7 @@ def describe(
         return LayerField(
             name, type_name, shape, None, None, _number(f.rate), None, f.causal(), False, True, field=f, axis=axis
         )
-    size = 0 if widest.empty else widest.last - widest.first + 1
+    size = widest.width
     return LayerField(
         name,
         type_name,
@@ -256,8 +263,7 @@ def check_against_probe(model: Any, result: ReceptiveField, input_shape: Sequenc
     if result.field is None:
         return measured
     if measured.axis is None:
-        length = result.output_shape[result.axis] if result.axis is not None else 1
-        followed, where = result.field.union_of(length).clip(0, result.input_length - 1).values(), "the output"
+        followed, where = result.field.union_of(result.length).clip(0, result.input_length - 1).values(), "the output"
     else:
         followed, where = result.steps(measured.reference), f"output step {measured.reference}"
     if tuple(followed) != measured.steps():

@@ -23,12 +23,15 @@ How each op acts on time is read from what it does, never from a module's class 
 
 An op it cannot follow makes the tensors it produces *opaque*, naming the op and the module it ran in; a
 node downstream of one has no field from the analysis (the caller then measures it with the probe).
+
+The rules live in one module per op family (``ops_pointwise``, ``ops_moves``, ``ops_contractions``,
+``ops_attention``); :class:`_Tracer` here combines them and dispatches each op by its name (:mod:`~dilated.analysis.op_names`).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -78,23 +81,23 @@ class _Tracer(MoveOps, AttentionOps):
         v = self.value(first)
         shape = (None, *first.shape[1:]) if first is not None else ()
         type_name = type(module).__name__ if module is not None else "output"
-        if v is None:
+        if first is None or v is None:
             self.nodes.append(Node(index, name, type_name, module, shape, None, constant=True))
             return
         if v.opaque:
             self.nodes.append(Node(index, name, type_name, module, shape, None, unfollowed=v.opaque))
             self.lengths[index] = None
             self.register(Traced(first, axis=None, groups=({index: Field.constant(SELF)},)))  # later ops: relative
-            self.nodes[-1].unfollowed = v.opaque
             return
         if v.tau is not None or len(v.groups) > 1:
             # per-element fields (a merged time axis, channels of different paths): the node is shown with the
             # union, and the tensor keeps its own fields (it is not made a new source, so nothing is lost)
-            axis = v.axis if v.tau is None else None
+            tau = v.tau
+            axis = v.axis if tau is None else None
             edges = (
                 v.sources
-                if v.tau is None
-                else {s: Field.constant(everything_seen(f, v, self.lengths.get(s))) for s, f in v.sources.items()}
+                if tau is None
+                else {s: Field.constant(everything_seen(f, tau, self.lengths.get(s))) for s, f in v.sources.items()}
             )
             self.nodes.append(Node(index, name, type_name, module, shape, axis, edges))
             self.lengths[index] = None
@@ -106,7 +109,13 @@ class _Tracer(MoveOps, AttentionOps):
         self.register(Traced(first, axis=v.axis, groups=({index: fresh},), group_of=v.group_of))
 
     # -- torch functions --------------------------------------------------------------------------------------------
-    def __torch_function__(self, func, types, args=(), kwargs=None):
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Collection[type],
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         if self.atomic is not None:
@@ -133,10 +142,10 @@ class _Tracer(MoveOps, AttentionOps):
                 self.register(Traced(t, opaque=reason))
         return out
 
-    def follow(self, base: str, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
-        if base == "mul" and self.masking_mul(func, args, kwargs, out):
+    def follow(self, base: str, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        if base == "mul" and self.masking_mul(args, kwargs, out):
             return
-        if base in ("add", "sub") and self.masking_add(func, args, kwargs, out):
+        if base in ("add", "sub") and self.masking_add(args, kwargs, out):
             return
         if base == "where" and self.value(args[0]) is None and len(args) == 3:
             cond = concrete(args[0])
@@ -194,6 +203,9 @@ class _Tracer(MoveOps, AttentionOps):
             raise Unfollowed("not an op the receptive-field analysis follows")
 
 
+# --- running the trace -----------------------------------------------------------------------------------------------
+
+
 def _row_modules(model: nn.Module) -> dict[nn.Module, str]:
     """Modules that become nodes: leaves (parametrisations aside) and the modules taken whole."""
     rows: dict[nn.Module, str] = {}
@@ -213,14 +225,14 @@ def _hooks(model: nn.Module, tracer: _Tracer) -> Iterator[None]:
     names = {m: n for n, m in model.named_modules()}
     handles = []
 
-    def pre(module: nn.Module, args: tuple, kwargs: dict) -> None:
+    def pre(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         tracer.stack.append(names.get(module, ""))
         if tracer.atomic is not None:
             tracer.depth += 1
         elif isinstance(module, ATOMIC):
             tracer.atomic, tracer.depth = (module, args, kwargs), 0
 
-    def post(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+    def post(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
         if tracer.atomic is not None:
             if tracer.depth:
                 tracer.depth -= 1

@@ -27,6 +27,7 @@ class TracerBase(TorchFunctionMode):
 
     # -- values ---------------------------------------------------------------------------------------------------
     def value(self, t: Any) -> Traced | None:
+        """The :class:`Traced` of ``t``; ``None`` where ``t`` is no tensor or does not depend on the input."""
         if isinstance(t, torch.Tensor):
             v = self.values.get(id(t))
             if v is not None and v.tensor is t:
@@ -106,11 +107,11 @@ class TracerBase(TorchFunctionMode):
         if not mixed:
             axes = {a for a, _, _ in parts if a is not None}
             if len(axes) <= 1:
-                axis = axes.pop() if axes else None
+                out_axis = axes.pop() if axes else None
                 group_of = torch.full(real.shape, -1, dtype=torch.int64)
                 for i, (_, _, mask) in enumerate(parts):
                     group_of[mask] = i
-                return make_compact(real, axis, [s for _, s, _ in parts], group_of, fill_axis=axis)
+                return make_compact(real, out_axis, [s for _, s, _ in parts], group_of, fill_axis=out_axis)
         # the time axis merged with another one (a flatten): keep every element's own time index
         groups, group_of = [], torch.full(real.shape, -1, dtype=torch.int64)
         for i, code in enumerate(present):

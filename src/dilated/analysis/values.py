@@ -54,6 +54,8 @@ def make_compact(
     group_of: torch.Tensor | None,
     fill_axis: int | None = None,
 ) -> Traced:
+    """``t``'s :class:`Traced` in compact form: equal groups merged, ``group_of`` shrunk along the axes where it
+    does not change (and gone when one group covers everything)."""
     groups = list(groups)
     if group_of is not None:
         if fill_axis is not None:  # padding along time is not another group: fill it from its step neighbours
@@ -87,9 +89,8 @@ def _compress(group_of: torch.Tensor) -> torch.Tensor:
     return group_of
 
 
-def broadcast_group_of(
-    group_of: torch.Tensor | None, shape: torch.Size, ndim: int | None = None
-) -> torch.Tensor | None:
+def broadcast_group_of(group_of: torch.Tensor | None, shape: torch.Size) -> torch.Tensor | None:
+    """``group_of`` with leading axes of size 1 up to the rank of ``shape`` (what broadcasting does to it)."""
     if group_of is None:
         return None
     return group_of.reshape((1,) * (len(shape) - group_of.dim()) + tuple(group_of.shape))
@@ -210,9 +211,9 @@ def _periodic(seq: np.ndarray) -> tuple[int, int, list[Steps]] | None:
     return None
 
 
-def everything_seen(f: Field, v: Traced, length: int | None) -> Steps:
-    """Every source step any element of a mixed value sees."""
-    taus = torch.unique(v.tau[v.tau >= 0]).tolist()
+def everything_seen(f: Field, tau: torch.Tensor, length: int | None) -> Steps:
+    """Every source step any element of a mixed value sees (``tau``: the time index of each element, -1: none)."""
+    taus = torch.unique(tau[tau >= 0]).tolist()
     seen = EMPTY
     for t in taus:
         seen |= f.at(int(t))
@@ -224,6 +225,7 @@ class NeedsValues(Exception):
 
 
 def concrete(t: torch.Tensor) -> torch.Tensor:
+    """``t`` itself, whose values a rule reads (a mask, a condition); :class:`NeedsValues` on the meta pass."""
     if t.device.type == "meta":
         raise NeedsValues
     return t
