@@ -63,7 +63,7 @@ from dilated.analysis.values import Traced, concrete, everything_seen
 
 
 class _Tracer(MoveOps, AttentionOps):
-    """Follows one forward pass; see the module docstring."""
+    """Follows one forward pass (see the module docstring): the rules of every op family, dispatched by op name."""
 
     def __init__(self, rows: dict[nn.Module, str]) -> None:
         super().__init__()
