@@ -108,6 +108,13 @@ class Steps:
             return self.low + self.bits.bit_length() - 1
         return self.low - 1 if self.past else None
 
+    @property
+    def width(self) -> int:
+        """``last - first + 1``, the span from the first step to the last (0 when empty; only without ``past``)."""
+        if self.past:
+            raise FieldError("an unbounded set of past steps has no width")
+        return self.bits.bit_length()  # canonical: bit 0 is the first step
+
     def count(self) -> int:
         """How many steps (only for a set without ``past``)."""
         if self.past:
@@ -278,7 +285,7 @@ class Field:
         """The phase with the widest field (the first of equals): the one a summary reports."""
 
         def width(s: Steps) -> float:
-            return math.inf if s.past else (0 if s.empty else s.last - s.first + 1)
+            return math.inf if s.past else s.width
 
         return max(self.phases, key=width)
 

@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from dilated.analysis.attention import attention_rows, read_keys
 from dilated.analysis.fields import IDENTITY, Field, Steps
-from dilated.analysis.graph import Graph, Node, Unfollowed, attention_rows, read_keys
-from dilated.geometry import Layer, padding_amounts
+from dilated.analysis.graph import Graph, Node, Unfollowed
+from dilated.geometry import Layer, LayerKind, padding_amounts
 
 
 def import_keras() -> Any:
@@ -121,13 +122,12 @@ class _Walker:
         self.source[id(tensor)] = index
         self.axes[id(tensor)] = axis
 
-    def length(self, tensor: Any) -> int:
-        return self.shapes[id(tensor)][self.axes[id(tensor)]]
-
     def whole(self, tensor: Any) -> Field:
         """Every step of ``tensor`` (a global op over its time axis)."""
         axis = self.axes[id(tensor)]
-        return Field.constant(Steps.span(0, self.length(tensor) - 1)) if axis is not None else IDENTITY_ABS
+        if axis is None:
+            return IDENTITY_ABS
+        return Field.constant(Steps.span(0, self.shapes[id(tensor)][axis] - 1))
 
     def call(self, layer: Any, inputs: list[Any], outputs: list[Any], kwargs: dict[str, Any]) -> None:
         """One layer call: a node per output."""
@@ -170,7 +170,7 @@ class _Walker:
         if isinstance(layer, k.MaxPooling1D | k.AveragePooling1D):
             pool = _first(config["pool_size"])
             stride = _first(config["strides"]) if config.get("strides") else pool
-            kind = "maxpool" if isinstance(layer, k.MaxPooling1D) else "avgpool"
+            kind: LayerKind = "maxpool" if isinstance(layer, k.MaxPooling1D) else "avgpool"
             geometry = Layer(pool, stride, 1, config["padding"], kind, layer.name)
             return self.sliding(
                 x, steps_axis, lambda f: _conv(f, geometry, self.shapes[id(x)][steps_axis]), mixes_channels=False

@@ -21,14 +21,14 @@ GLOBAL_MODULES = (
 )
 
 
-def _torch_padding(padding: object) -> Padding:
+def _torch_padding(padding: str | int | tuple[int, ...]) -> Padding:
     if isinstance(padding, str):
         return padding
     value = padding[0] if isinstance(padding, tuple) else padding
     return int(value)
 
 
-def _first(value: object) -> int:
+def _first(value: int | tuple[int, ...]) -> int:
     return int(value[0]) if isinstance(value, tuple) else int(value)
 
 

@@ -173,11 +173,11 @@ def probe_function(
         base = run(x0)
         changed = []
         for start in range(0, length, CHUNK):
-            steps = range(start, min(length, start + CHUNK))
-            moved = torch.zeros((len(steps), *base.shape[1:]), dtype=torch.bool)
+            perturbed = range(start, min(length, start + CHUNK))
+            moved = torch.zeros((len(perturbed), *base.shape[1:]), dtype=torch.bool)
             for sign in (1.0, -1.0):  # both ways: a difference of paths can lower what a max pools
-                batch = x0.repeat(len(steps), *([1] * (len(shape) - 1)))
-                for i, s in enumerate(steps):
+                batch = x0.repeat(len(perturbed), *([1] * (len(shape) - 1)))
+                for i, s in enumerate(perturbed):
                     batch.select(time_axis, s)[i] += sign * PERTURBATION
                 out = run(batch)
                 moved |= ((out - base).abs() > TOLERANCE * (1 + base.abs())).reshape(moved.shape)  # BLAS rounding

@@ -22,9 +22,10 @@ from typing import Any
 from torch import nn
 
 from dilated.analysis.fields import Field
-from dilated.analysis.graph import Graph, Node, Unfollowed, trace
+from dilated.analysis.graph import Graph, Node, Unfollowed
 from dilated.analysis.keras_graph import is_keras_model, keras_graph, keras_probe_function
-from dilated.analysis.probe import Probe, probe_function, torch_probe_function
+from dilated.analysis.probe import Probe, probe_function, probe_receptive_field, torch_probe_function
+from dilated.analysis.tracer import trace
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,15 @@ class LayerField:
         """Steps inside the field that feed nothing (the seed's dilated stack: 12 of 25)."""
         return None if self.size is None or self.fed is None else self.size - self.fed
 
+    @property
+    def length(self) -> int:
+        """Output steps along the time axis (1 without one)."""
+        if self.axis is None:
+            return 1
+        steps = self.output_shape[self.axis]
+        assert steps is not None, "only the batch axis has no size, and it is never the time axis"
+        return steps
+
 
 @dataclass(frozen=True)
 class ReceptiveField(LayerField):
@@ -80,8 +90,7 @@ class ReceptiveField(LayerField):
                 f"the field was measured, not followed ({self.unfollowed}): use "
                 "dilated.probe_receptive_field(...).steps(t)"
             )
-        length = self.output_shape[self.axis] if self.axis is not None else 1
-        seen = self.field.at(t % length if length else 0)
+        seen = self.field.at(t % self.length if self.length else 0)
         return seen.clip(0, self.input_length - 1).values()
 
     @property
@@ -100,8 +109,7 @@ def describe(
     """The numbers of a followed field over an input of ``length`` steps."""
     if f.absolute:
         seen = f.union_of(f.period).clip(0, length - 1)
-        first, last = seen.first, seen.last
-        size = 0 if first is None else last - first + 1
+        first, size = seen.first, seen.width
         return LayerField(
             name,
             type_name,
@@ -122,7 +130,7 @@ def describe(
         return LayerField(
             name, type_name, shape, None, None, _number(f.rate), None, f.causal(), False, True, field=f, axis=axis
         )
-    size = 0 if widest.empty else widest.last - widest.first + 1
+    size = widest.width
     return LayerField(
         name,
         type_name,
@@ -251,14 +259,11 @@ def assemble(graph: Graph, measure: Measure | None) -> ReceptiveField:
 def check_against_probe(model: Any, result: ReceptiveField, input_shape: Sequence[int] | None) -> Probe:
     """Measure the model output with the probe; ``ValueError`` showing both if they differ on the probe's
     reference step (the middle one; the whole output when it has no time axis)."""
-    from dilated.analysis.probe import probe_receptive_field
-
     measured = probe_receptive_field(model, input_shape)
     if result.field is None:
         return measured
     if measured.axis is None:
-        length = result.output_shape[result.axis] if result.axis is not None else 1
-        followed, where = result.field.union_of(length).clip(0, result.input_length - 1).values(), "the output"
+        followed, where = result.field.union_of(result.length).clip(0, result.input_length - 1).values(), "the output"
     else:
         followed, where = result.steps(measured.reference), f"output step {measured.reference}"
     if tuple(followed) != measured.steps():
