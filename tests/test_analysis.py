@@ -150,6 +150,15 @@ def test_branches_are_parallel_not_stacked():
     assert rf.steps(63) == [55, 59, 61, 62, 63]
 
 
+def test_a_bare_layer_is_its_own_row():
+    """``nn.Conv1d`` given alone (no container) is one row, as in a Sequential of one, not an empty table."""
+    bare = receptive_field(nn.Conv1d(1, 1, 3, dilation=2), (1, 32))
+    wrapped = receptive_field(nn.Sequential(nn.Conv1d(1, 1, 3, dilation=2)), (1, 32))
+    assert [(row.name, row.size, row.output_shape) for row in bare.layers] == [("conv1d", 5, (None, 1, 28))]
+    assert [(row.size, row.output_shape) for row in wrapped.layers] == [(5, (None, 1, 28))]
+    assert receptive_field(nn.LSTM(2, 3), (5, 2)).layers[0].name == "lstm"
+
+
 @pytest.mark.parametrize("length", [128, 4096])
 def test_gated_wavenet_in_torch_sees_65_steps(length):
     model = build()

@@ -207,15 +207,16 @@ class _Tracer(MoveOps, AttentionOps):
 
 
 def _row_modules(model: nn.Module) -> dict[nn.Module, str]:
-    """Modules that become nodes: leaves (parametrisations aside) and the modules taken whole."""
+    """Modules that become nodes: leaves (parametrisations aside) and the modules taken whole; the model itself
+    when it is one of those (a bare ``nn.Conv1d``), named after its type."""
     rows: dict[nn.Module, str] = {}
     hidden: list[str] = []
     for name, module in model.named_modules():
-        if module is model or any(name.startswith(prefix + ".") for prefix in hidden):
+        if any(name.startswith(prefix + ".") for prefix in hidden):
             continue
         children = [n for n, _ in module.named_children() if n != "parametrizations"]
         if isinstance(module, ATOMIC) or not children:
-            rows.setdefault(module, name)
+            rows.setdefault(module, name or type(module).__name__.lower())
             hidden.append(name)
     return rows
 
@@ -247,7 +248,7 @@ def _hooks(model: nn.Module, tracer: _Tracer) -> Iterator[None]:
         tracer.stack.pop()
 
     for module in model.modules():
-        if module is model:
+        if module is model and module not in tracer.rows:
             continue
         handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
         handles.append(module.register_forward_hook(post, with_kwargs=True))
