@@ -25,8 +25,7 @@ Examples:
 def _replay(args: argparse.Namespace) -> int:
     import torch
 
-    from dilated.predictor import PARITY, load_run
-    from dilated.replay import replay, write_replay
+    from dilated.live import PARITY, load_run, replay, write_replay
 
     torch.set_num_threads(args.threads)
     predictor = load_run(args.run, args.checkpoint)
