@@ -27,8 +27,7 @@ RANKS: dict[str, int] = {
     "diagrams": 7,
     "training": 7,
     "explore": 8,
-    "predictor": 8,
-    "replay": 9,
+    "live": 8,
     "cli": 10,
     # old import paths, kept as re-exports
     "mulaw": 11,
@@ -37,6 +36,8 @@ RANKS: dict[str, int] = {
     "metrics": 11,
     "runs": 11,
     "checkpoints": 11,
+    "predictor": 11,
+    "replay": 11,
     "dilated": 12,
 }
 
