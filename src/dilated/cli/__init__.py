@@ -1,5 +1,5 @@
 """The ``dilated`` command: thin wrappers that parse arguments and call the library, one module per command group
-(:mod:`.inspect`, :mod:`.training`, :mod:`.conversion`, :mod:`.design`, :mod:`.data`, :mod:`.replay`), each with
+(:mod:`.inspection`, :mod:`.training`, :mod:`.conversion`, :mod:`.design`, :mod:`.data`, :mod:`.replay`), each with
 its handlers and its ``add_..._commands``.
 
 Errors print one line (``dilated: error: ...``) and exit with status 2 (bad input) or 1 (other failures);
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dilated.cli.conversion import add_conversion_commands
 from dilated.cli.data import add_data_commands
 from dilated.cli.design import add_design_commands
-from dilated.cli.inspect import add_inspect_commands
+from dilated.cli.inspection import add_inspect_commands
 from dilated.cli.replay import add_replay_command
 from dilated.cli.shared import Handler, add_subcommand
 from dilated.cli.training import add_training_commands
