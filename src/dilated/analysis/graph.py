@@ -9,7 +9,7 @@ composes them down to the model input. The helpers on fields below are shared by
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import torch
 
@@ -128,3 +128,25 @@ def tensors_in(value: Any) -> list[torch.Tensor]:
     if isinstance(value, dict):
         return [t for v in value.values() for t in tensors_in(v)]
     return []
+
+
+Record = TypeVar("Record")
+
+
+class TensorTable(Generic[Record]):
+    """What a tracer knows of each tensor it has seen, by identity. It keeps those tensors alive, so that their ids
+    stay unique while it is in use."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, tuple[torch.Tensor, Record]] = {}
+
+    def get(self, t: Any) -> Record | None:
+        """The record of ``t``; ``None`` where ``t`` is not a tensor seen."""
+        if isinstance(t, torch.Tensor):
+            entry = self._by_id.get(id(t))
+            if entry is not None and entry[0] is t:
+                return entry[1]
+        return None
+
+    def put(self, t: torch.Tensor, record: Record) -> None:
+        self._by_id[id(t)] = (t, record)

@@ -10,7 +10,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from dilated.analysis.fields import Field
-from dilated.analysis.graph import Sources, Unfollowed, clip, tensors_in
+from dilated.analysis.graph import Sources, TensorTable, Unfollowed, clip, tensors_in
 from dilated.analysis.values import BIG, MAX_GROUPS, Traced, element_codes, find_time_axis, make_compact
 
 
@@ -20,19 +20,14 @@ class TracerBase(TorchFunctionMode):
 
     def __init__(self) -> None:
         super().__init__()
-        self.values: dict[int, Traced] = {}
-        self.keep: list[torch.Tensor] = []  # keeps traced tensors alive so that their ids stay unique
+        self.values: TensorTable[Traced] = TensorTable()
         self.lengths: dict[int, int | None] = {}  # source node -> steps on its output's time axis
         self.stack: list[str] = []  # names of the modules running, innermost last
 
     # -- values ---------------------------------------------------------------------------------------------------
     def value(self, t: Any) -> Traced | None:
         """The :class:`Traced` of ``t``; ``None`` where ``t`` is no tensor or does not depend on the input."""
-        if isinstance(t, torch.Tensor):
-            v = self.values.get(id(t))
-            if v is not None and v.tensor is t:
-                return v
-        return None
+        return self.values.get(t)
 
     def traced(self, t: Any) -> Traced:
         """The :class:`Traced` of ``t``, which an op's rule reads as depending on the input."""
@@ -42,8 +37,7 @@ class TracerBase(TorchFunctionMode):
         return v
 
     def register(self, v: Traced) -> None:
-        self.values[id(v.tensor)] = v
-        self.keep.append(v.tensor)
+        self.values.put(v.tensor, v)
 
     def compact(
         self, t: torch.Tensor, axis: int | None, groups: Sequence[Sources], group_of: torch.Tensor | None = None

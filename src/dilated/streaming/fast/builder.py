@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from dilated.analysis.graph import TensorTable
 from dilated.streaming.fast.instructions import GATHER, WIDTH, Op
 
 
@@ -49,8 +50,7 @@ class ProgramBuilder:
         self.mem = 0
         self.blocks: list[tuple[int, int]] = []  # every allocation (offset, size), in address order
         self.constants: list[tuple[int, np.ndarray]] = []  # (address, values) written once into every stream's mem
-        self.values: dict[int, Traced] = {}
-        self.keep: list[torch.Tensor] = []  # keeps traced tensors alive so that their ids stay unique
+        self.values: TensorTable[Traced] = TensorTable()
 
     # -- the program -------------------------------------------------------------------------------------------------
     def emit(self, op: Op, **fields: int) -> None:
@@ -89,16 +89,11 @@ class ProgramBuilder:
 
     # -- traced tensors ----------------------------------------------------------------------------------------------
     def value(self, t: Any) -> Traced | None:
-        if isinstance(t, torch.Tensor):
-            v = self.values.get(id(t))
-            if v is not None and v.tensor is t:
-                return v
-        return None
+        return self.values.get(t)
 
     def register(self, t: torch.Tensor, addr: np.ndarray) -> Traced:
         v = Traced(np.asarray(addr, dtype=np.int64).reshape(tuple(t.shape)), t)
-        self.values[id(t)] = v
-        self.keep.append(t)
+        self.values.put(t, v)
         return v
 
     def fresh(self, t: torch.Tensor) -> int:
