@@ -136,8 +136,11 @@ def untrained_run(
     tcn = {"num_channels": [4], "kernel_size": 2}
     config = TrainConfig.from_dict({"model": model, "options": tcn if options is None else options, "data": data})
     kind = config.data.kind
-    classes = 3 if kind == "lobster" else None
-    channels = {"lobster": 40, "adding": 2, "copy_memory": 1}.get(kind, 1)
+    classes = 3 if kind in ("lobster", "book") else None
+    channels = {"lobster": 40, "book": 4 * getattr(config.data, "levels", 0), "adding": 2, "copy_memory": 1}.get(
+        kind, 1
+    )
+    mean, std = ("mean", "std") if kind == "book" else ("feature_mean", "feature_std")  # as each kind stores them
     length = getattr(config.data, "window", None) or getattr(config.data, "seq_len", None) or 20
     config = config.fitted(DataShape(channels, length, classes, per_step=kind == "copy_memory"))
     run = RunDir.create(folder, config)
@@ -145,8 +148,9 @@ def untrained_run(
         data={
             "kind": kind,
             "alpha": 1e-4,
+            "threshold": 1e-4,
             "class_counts": {"train": [1, 1, 1]},
-            "normalisation": {"feature_mean": [0.0] * channels, "feature_std": [1.0] * channels},
+            "normalisation": {mean: [0.0] * channels, std: [1.0] * channels},
         }
     )
     if checkpoint:

@@ -213,12 +213,6 @@ class _BookData:
         if by is not None:
             raise ValueError(f"--by {by}: one book file holds one instrument; --by splits table files")
         book = self._book(source)
-        if book.levels < self.levels:
-            raise ValueError(
-                f"{book.source}: the book holds {book.levels} levels per side; run {self.run} was trained on "
-                f"{self.levels}: convert it with `dilated data convert --levels {self.levels}`"
-            )
-        book = Book(book.ts, book.values[:, : 4 * self.levels], book.source)
         features = lob_labels.fill_empty_levels(book.values)  # (events, 4 * levels)
         bad = _unusable(book, features)
         if bad.any():
@@ -234,16 +228,21 @@ class _BookData:
         return {None: Feed(raw, torch.arange(len(book)), labels, labels >= 0)}
 
     def _book(self, source: Any) -> Book:
-        """The events of a Book, a Parquet book, a YAML file's ``data:`` or (None) the run's own data, between
-        the ``start`` and ``end`` of that ``data:`` section (row numbers: those of ``dilated predict``)."""
+        """The run's levels of a Book, a Parquet book, a YAML file's ``data:`` or (None) the run's own data (the
+        last two between their ``start`` and ``end``: the rows of ``dilated predict``); ``source``: its file."""
         if isinstance(source, Book):
-            return source
-        data = self.data
-        if source is not None and not str(source).lower().endswith((".yaml", ".yml")):
-            return read_book(source)
-        if source is not None:
-            data = _override(self.data, str(source))
-        return lob_labels.select_events(read_book(data["path"]), data["start"], data["end"])
+            book, name = source, source.source or "the book"
+        elif source is not None and not str(source).lower().endswith((".yaml", ".yml")):
+            book, name = read_book(source), str(source)
+        else:
+            data = self.data if source is None else _override(self.data, str(source))
+            book, name = lob_labels.select_events(read_book(data["path"]), data["start"], data["end"]), data["path"]
+        if book.levels < self.levels:
+            raise ValueError(
+                f"{name}: the book holds {book.levels} levels per side; run {self.run} was trained on "
+                f"{self.levels}: convert it with `dilated data convert --levels {self.levels}`"
+            )
+        return Book(book.ts, book.values[:, : 4 * self.levels], str(name))
 
     def prepare(self, rows: np.ndarray, previous: np.ndarray | None, first: int = 0) -> np.ndarray:
         """Empty deeper levels filled; a one-sided or crossed event refused."""
