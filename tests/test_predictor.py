@@ -19,7 +19,7 @@ from dilated.predictor import PARITY
 from dilated.replay import replay
 from dilated.training.evaluate import evaluate_run
 from dilated.training.objective import LOB_CLASSES
-from helpers import prices_table, untrained_run
+from helpers import prices_table, synthetic_book, untrained_run
 
 ENV = {**{k: v for k, v in os.environ.items() if k != "DILATED_RUN_DIR"}, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
 TCN_LOBSTER = """\
@@ -232,19 +232,12 @@ trainer: {threads: 1}
 """
 
 
-def random_walk_book(events: int = 1500, seed: int = 0) -> Book:
-    """A two-sided random-walk book, 3 levels a side (the run reads 2); the second ask level is empty at every
-    7th event (NaN, as `dilated data convert` writes it), so training and live must fill it alike."""
-    rng = np.random.default_rng(seed)
-    mid = 100 + np.cumsum(rng.choice([-0.5, 0, 0, 0.5], events))
-    values = np.zeros((events, 12))
-    for level in range(3):
-        values[:, 4 * level] = mid + 0.5 + level
-        values[:, 4 * level + 2] = mid - 0.5 - level
-        values[:, 4 * level + 1] = rng.integers(1, 10, events)
-        values[:, 4 * level + 3] = rng.integers(1, 10, events)
-    values[::7, 4:6] = np.nan
-    return Book(np.arange(events, dtype=np.int64) * 10**6, values, "random walk", "test")
+def random_walk_book(seed: int = 0) -> Book:
+    """:func:`synthetic_book` of 1500 events, 3 levels a side (the run reads 2), its second ask level empty at
+    every 7th event (NaN, as `dilated data convert` writes it): training and live must fill it alike."""
+    book = synthetic_book(1500, seed)
+    book.values[::7, 4:6] = np.nan
+    return book
 
 
 @pytest.fixture(scope="module")
