@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 
 import dilated
+from dilated.data import Book
 from dilated.models import DataShape
 from dilated.training.checkpoints import MANIFEST_FILE, STATE_FILE, checkpoint_name, save_checkpoint
 from dilated.training.config import TrainConfig
@@ -47,6 +48,22 @@ def write_fi2010(path: Path, events: int, day: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(fi2010_text(book_values(events, day), label_values(events, day))))
     return path
+
+
+# -------------------------------------------------------------------------------------------------------- books
+
+
+def synthetic_book(events: int = 3000, seed: int = 0) -> Book:
+    """A random-walk book: mid moves by whole ticks, 3 levels a side."""
+    rng = np.random.default_rng(seed)
+    mid = 100 + np.cumsum(rng.choice([-0.5, 0, 0, 0.5], events))
+    values = np.zeros((events, 12))
+    for level in range(3):
+        values[:, 4 * level] = mid + 0.5 + level
+        values[:, 4 * level + 2] = mid - 0.5 - level
+        values[:, 4 * level + 1] = rng.integers(1, 10, events)
+        values[:, 4 * level + 3] = rng.integers(1, 10, events)
+    return Book(np.arange(events, dtype=np.int64) * 10**6, values, "synthetic", "test")
 
 
 # ---------------------------------------------------------------------------------- checkpoints holding a pickle
@@ -136,8 +153,11 @@ def untrained_run(
     tcn = {"num_channels": [4], "kernel_size": 2}
     config = TrainConfig.from_dict({"model": model, "options": tcn if options is None else options, "data": data})
     kind = config.data.kind
-    classes = 3 if kind == "lobster" else None
-    channels = {"lobster": 40, "adding": 2, "copy_memory": 1}.get(kind, 1)
+    classes = 3 if kind in ("lobster", "book") else None
+    channels = {"lobster": 40, "book": 4 * getattr(config.data, "levels", 0), "adding": 2, "copy_memory": 1}.get(
+        kind, 1
+    )
+    mean, std = ("mean", "std") if kind == "book" else ("feature_mean", "feature_std")  # as each kind stores them
     length = getattr(config.data, "window", None) or getattr(config.data, "seq_len", None) or 20
     config = config.fitted(DataShape(channels, length, classes, per_step=kind == "copy_memory"))
     run = RunDir.create(folder, config)
@@ -145,8 +165,9 @@ def untrained_run(
         data={
             "kind": kind,
             "alpha": 1e-4,
+            "threshold": 1e-4,
             "class_counts": {"train": [1, 1, 1]},
-            "normalisation": {"feature_mean": [0.0] * channels, "feature_std": [1.0] * channels},
+            "normalisation": {mean: [0.0] * channels, std: [1.0] * channels},
         }
     )
     if checkpoint:

@@ -36,6 +36,7 @@ from dilated.data.orderbook import PriceLevels
 from dilated.training.config import TrainConfig
 from dilated.training.lob_baseline import LogisticRegression, lob_baselines, lob_features
 from dilated.training.sources import build_splits, dataset_size
+from helpers import synthetic_book
 
 ROOT = Path(__file__).resolve().parent.parent
 # databento_dbn's stubs declare its enum members as ``str``: the members used here, typed as what they are
@@ -473,19 +474,6 @@ def test_lobster_book_in_the_common_format(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------- labels, splits
-
-
-def synthetic_book(events: int = 3000, seed: int = 0) -> Book:
-    """A random-walk book: mid moves by whole ticks, 3 levels a side."""
-    rng = np.random.default_rng(seed)
-    mid = 100 + np.cumsum(rng.choice([-0.5, 0, 0, 0.5], events))
-    values = np.zeros((events, 12))
-    for level in range(3):
-        values[:, 4 * level] = mid + 0.5 + level
-        values[:, 4 * level + 2] = mid - 0.5 - level
-        values[:, 4 * level + 1] = rng.integers(1, 10, events)
-        values[:, 4 * level + 3] = rng.integers(1, 10, events)
-    return Book(np.arange(events, dtype=np.int64) * 10**6, values, "synthetic", "test")
 
 
 def test_smoothed_change_is_exact_for_unchanged_prices() -> None:

@@ -118,6 +118,20 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
+# -- book runs as live predictors (dilated.live.feeds): helpers of the predictor-book-* cases --------------------
+def book_predictor(tmp_path: Path) -> Predictor:
+    """An untrained run on :func:`small_book` (2 levels, windows of 4 events)."""
+    path = write_book(small_book(), tmp_path / "book.parquet")
+    return load_run(untrained_run(tmp_path / "run", {"kind": "book", "path": str(path), "levels": 2, "window": 4}))
+
+
+def edited_book(tmp_path: Path, row: int, column: int, value: float) -> Path:
+    """:func:`small_book` with one value changed, as a Parquet book."""
+    book = small_book()
+    book.values[row, column] = value
+    return write_book(book, tmp_path / "edited.parquet")
+
+
 def demo_config_with(**training: object) -> dict:
     config = copy.deepcopy(DEMO_CONFIG)
     config["training"].update(training)
@@ -269,6 +283,16 @@ CASES: dict[str, Callable[[Path], object]] = {
     "replay-by-column": lambda tmp: replay(
         table_predictor(tmp), prices_table(tmp / "prices.csv"), by="sector", progress=False
     ),
+    # book runs (data.kind: book): one block
+    "predictor-book-levels": lambda tmp: book_predictor(tmp).predict(
+        write_book(Book(small_book().ts, small_book().values[:, :4], "one-level"), tmp / "one.parquet")
+    ),
+    "predictor-book-crossed": lambda tmp: book_predictor(tmp).predict(edited_book(tmp, 7, 2, 12.0)),
+    "predictor-book-size": lambda tmp: book_predictor(tmp).predict(edited_book(tmp, 5, 5, np.nan)),
+    "predictor-book-stream": lambda tmp: (
+        book_predictor(tmp).stream(1).step([[10, 1, np.nan, np.nan, 11, 1, np.nan, 0]])
+    ),
+    "replay-by-book": lambda tmp: replay(book_predictor(tmp), by="symbol", progress=False),
     # --- receptive-field analysis (dilated.receptive_field, dilated.probe_receptive_field) ---
     "rf-no-shape": lambda _: dilated.receptive_field(Conv1d(2, 2, 3)),
     "rf-not-a-model": lambda _: dilated.receptive_field("model", (2, 10)),

@@ -1,5 +1,6 @@
 """From a trained run to live predictions: `dilated.load_run` and `dilated replay` against `dilated predict`, on
-tiny runs trained on the bundled LOBSTER sample and on a CSV table; raw events into runs trained on z-scores."""
+tiny runs trained on the bundled LOBSTER sample, on a CSV table and on a Parquet book; raw events into runs trained
+on z-scores."""
 
 import csv
 import os
@@ -13,12 +14,12 @@ import pytest
 import torch
 
 import dilated
-from dilated.data import LOBSTER_EMPTY_ASK, LOBSTER_EMPTY_BID, bundled_lobster_sample
+from dilated.data import LOBSTER_EMPTY_ASK, LOBSTER_EMPTY_BID, Book, book_splits, bundled_lobster_sample, write_book
 from dilated.predictor import PARITY
 from dilated.replay import replay
 from dilated.training.evaluate import evaluate_run
 from dilated.training.objective import LOB_CLASSES
-from helpers import prices_table, untrained_run
+from helpers import prices_table, synthetic_book, untrained_run
 
 ENV = {**{k: v for k, v in os.environ.items() if k != "DILATED_RUN_DIR"}, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
 TCN_LOBSTER = """\
@@ -219,3 +220,107 @@ def test_stream_engines_are_chosen_by_what_the_model_does(tmp_path):
             offline = predictor.predict(events[feed].T)
             streamed = torch.stack([out.output[feed] for out in outs[99:]])
             assert float((streamed - offline.output).abs().max()) <= PARITY
+
+
+# -- book runs (data.kind: book): Parquet books of `dilated data convert` read as training reads them ---------------
+TCN_BOOK = """\
+model: tcn
+options: {num_channels: [8, 8], kernel_size: 3}
+data: {kind: book, path: book.parquet, levels: 2, window: 16, horizon: 5}
+training: {lr: 0.003, batch_size: 64, max_epochs: 1, seed: 0}
+trainer: {threads: 1}
+"""
+
+
+def random_walk_book(seed: int = 0) -> Book:
+    """:func:`synthetic_book` of 1500 events, 3 levels a side (the run reads 2), its second ask level empty at
+    every 7th event (NaN, as `dilated data convert` writes it): training and live must fill it alike."""
+    book = synthetic_book(1500, seed)
+    book.values[::7, 4:6] = np.nan
+    return book
+
+
+@pytest.fixture(scope="module")
+def book_run(tmp_path_factory):
+    """A TCN trained for one epoch by `dilated train` on a 1500-event book (folder ``run`` next to ``book.parquet``)."""
+    folder = tmp_path_factory.mktemp("book")
+    write_book(random_walk_book(), folder / "book.parquet")
+    (folder / "book.yaml").write_text(TCN_BOOK.replace("book.parquet", str(folder / "book.parquet")))
+    result = dilated_cli("train", "book.yaml", "--run-dir", "run", "--no-progress", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+def test_a_book_run_predicts_what_the_model_gives_on_the_windows_book_splits_builds(book_run):
+    predictor = dilated.load_run(book_run / "run")
+    assert (predictor.window, predictor.channels) == (16, 8) and predictor.task.class_names == LOB_CLASSES
+    assert predictor.normalisation.mean[0] == pytest.approx(103, abs=10)  # best ask in currency units, not z-scores
+    offline = predictor.predict(book_run / "book.parquet")
+    assert len(offline) == 1500 - 15 and offline.steps[0] == 15
+    splits = book_splits(book_run / "book.parquet", levels=2, window=16, horizon=5)
+    for part in (splits.test, splits.train):
+        windows = torch.stack([part[i][0] for i in range(len(part))])  # (n, 8, 16): training's z-scored windows
+        with torch.inference_mode():
+            expected = predictor.model(windows)
+        at = part.ends - 15
+        assert float((offline.output[at] - expected).abs().max()) <= PARITY
+        assert torch.equal(offline.targets[at], part.targets[part.ends]) and bool(offline.labelled[at].all())
+    evaluation = evaluate_run(book_run / "run", split="test", progress=False)  # `dilated evaluate`'s test windows
+    assert len(evaluation.ids) == len(splits.test) == 205
+    at = torch.tensor(evaluation.ids) - 15
+    assert float((offline.output[at] - evaluation.outputs.output).abs().max()) <= PARITY
+    feed = predictor.read(book_run / "book.parquet")
+    assert bool(torch.isfinite(feed.raw).all()) and torch.equal(feed.raw[4, ::7], feed.raw[0, ::7])  # filled
+    assert int((~feed.labelled).sum()) == 5  # the last horizon's events have no label
+
+
+def test_a_live_stream_fed_book_rows_one_at_a_time_equals_predict(book_run):
+    predictor = dilated.load_run(book_run / "run")
+    forward = random_walk_book().values[:, :8]  # (events, 8): the run's 2 levels of each row, NaN where empty
+    backward = random_walk_book(seed=1).values[:, :8]
+    live = predictor.stream(2)
+    assert live.engine == "stream" and live.parity <= PARITY
+    outs = [live.step(np.stack([forward[t], backward[t]])) for t in range(len(forward))]
+    assert all(out is None for out in outs[:15]) and outs[15] is not None and outs[15].steps.tolist() == [15, 15]
+    streamed = torch.stack([out.output for out in outs[15:] if out is not None], dim=1)  # (2, windows, 3)
+    for feed, rows in enumerate((forward, backward)):
+        offline = predictor.predict(rows.T)  # raw events as an array: prepared as a stream prepares them
+        assert float((streamed[feed] - offline.output).abs().max()) <= PARITY
+    from_file = predictor.predict(book_run / "book.parquet")
+    assert float((streamed[0] - from_file.output).abs().max()) <= PARITY
+    assert outs[-1] is not None and outs[-1].labels[0] in LOB_CLASSES
+
+
+def test_book_events_training_never_served_are_refused_with_row_and_run(book_run, tmp_path):
+    predictor = dilated.load_run(book_run / "run")
+    book = random_walk_book()
+    book.values[300, 2] = book.values[300, 0] + 0.5  # crossed: best bid above best ask
+    book.values[400:410, 0:2] = np.nan  # no ask at all
+    with pytest.raises(ValueError, match=r"crossed.parquet: row 300 is one-sided or crossed .*\(11 of 1500 rows"):
+        predictor.predict(write_book(book, tmp_path / "crossed.parquet"))
+    live = predictor.stream(1)
+    for t in range(300):
+        live.step(book.values[t : t + 1, :8])
+    with pytest.raises(ValueError, match=r"^event 300 of feed 0 is one-sided or crossed .*run .*run was trained"):
+        live.step(book.values[300:301, :8])
+    assert live.steps == 300  # nothing stepped
+    thin = Book(book.ts, book.values[:, :4], "one level")
+    with pytest.raises(ValueError, match="the book holds 1 levels per side; run .* was trained on 2"):
+        predictor.predict(thin)
+
+
+@pytest.mark.slow
+def test_dilated_replay_on_a_book_equals_dilated_predict(book_run):
+    replayed = dilated_cli("replay", "run", "--input", "book.parquet", "-o", "replay.csv", "--check", cwd=book_run)
+    assert replayed.returncode == 0, replayed.stderr
+    assert "replayed 1,500 events through the stream engine" in replayed.stdout and ": equal" in replayed.stdout
+    predicted = dilated_cli("predict", "run", "--split", "all", "-o", "predict.csv", "--no-progress", cwd=book_run)
+    assert predicted.returncode == 0, predicted.stderr
+    stream_rows, offline_rows = read_csv(book_run / "replay.csv"), read_csv(book_run / "predict.csv")
+    assert list(stream_rows[0]) == ["sample", "target", "prediction", "p_up", "p_stationary", "p_down"]
+    assert len(stream_rows) == 1485 and len(offline_rows) == 1500 - 15 - 5  # windows with a label
+    by_sample = {row["sample"]: row for row in stream_rows}
+    for row in offline_rows:
+        streamed = by_sample[row["sample"]]
+        assert streamed["target"] == row["target"]
+        assert max(abs(float(streamed[k]) - float(row[k])) for k in ("p_up", "p_stationary", "p_down")) <= PARITY

@@ -12,8 +12,8 @@ Replays a recorded feed event by event through the run's live stream (dilated.lo
 events in, z-scored with the training statistics, one prediction per full window out. The CSV has the columns of
 `dilated predict` (windows whose target lies beyond the feed have an empty target).
 
-FILE is a LOBSTER message or orderbook file (its partner found by LOBSTER's naming), a CSV/Parquet table, or a
-YAML file with a data: section; default: the run's own data.
+FILE is a LOBSTER message or orderbook file (its partner found by LOBSTER's naming), a CSV/Parquet table, a
+Parquet book (dilated data convert), or a YAML file with a data: section; default: the run's own data.
 
 Examples:
   dilated replay runs/demo -o replay.csv --check

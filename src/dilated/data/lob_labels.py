@@ -72,6 +72,13 @@ def usable_events(book: Book) -> np.ndarray:
     return np.isfinite(spread) & (spread > 0)
 
 
+def book_labels(book: Book, horizon: int, threshold: float, smoothing: str = "future") -> np.ndarray:
+    """``(events,)`` int64 label per event (module notes), -1 where there is none: the horizon (or the past mean)
+    runs off the series or reads an unusable event."""
+    mid = np.where(usable_events(book), book.mid, np.nan)
+    return movement_labels(smoothed_change(mid, horizon, smoothing), threshold)
+
+
 def fill_empty_levels(values: np.ndarray) -> np.ndarray:
     """Book values with each empty level's price set to the side's deepest quoted price and its size to 0; a side
     with no quote at all keeps NaN (such events are not usable)."""
@@ -182,14 +189,12 @@ def book_splits(
     values = book.values[:, : 4 * levels]
     book = Book(book.ts, values, book.source, book.format, book.stats)
     usable = usable_events(book)
-    mid = book.mid
     train_start, train_stop = split_bounds(len(book), fractions)[0]
     rule = "given"
     if threshold is None:
-        train_mid = np.where(usable, mid, np.nan)[train_start:train_stop]
+        train_mid = np.where(usable, book.mid, np.nan)[train_start:train_stop]
         threshold, rule = balanced_threshold(smoothed_change(train_mid, horizon, smoothing))
-    returns = smoothed_change(np.where(usable, mid, np.nan), horizon, smoothing)
-    labels = movement_labels(returns, float(threshold))
+    labels = book_labels(book, horizon, float(threshold), smoothing)
     before = max(window, horizon) if smoothing == "past" else window
     ok = _window_ok(usable, window, before, horizon) & (labels >= 0)
     ends = np.flatnonzero(ok)

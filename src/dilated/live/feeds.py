@@ -1,6 +1,6 @@
 """Raw data as a trained run's data source reads it: :class:`Feed` (a recorded feed, one event per step), the
 training z-score (:class:`Normalisation`), and one data kind per ``data.kind`` that reads raw files and prepares live
-events the way training prepared them (:func:`data_kind`)."""
+events the way training prepared them (:func:`data_kind`): LOBSTER file pairs, tables, Parquet books."""
 
 from __future__ import annotations
 
@@ -16,9 +16,12 @@ from torch import Tensor
 from dilated.data import (
     LOBSTER_EMPTY_ASK,
     LOBSTER_EMPTY_BID,
+    Book,
     bundled_lobster_sample,
     fill_empty_levels,
+    lob_labels,
     movement_labels,
+    read_book,
     read_lobster,
     read_table,
     smoothed_returns,
@@ -43,10 +46,12 @@ class Normalisation:
 
     @classmethod
     def from_stats(cls, stats: Mapping[str, Any] | None, channels: int) -> Normalisation:
-        """From ``metrics.json``'s ``data.normalisation`` (``feature_mean``, ``feature_std``), or none."""
+        """From ``metrics.json``'s ``data.normalisation`` (``feature_mean``, ``feature_std``; ``mean``, ``std`` for
+        books), or none."""
         if stats is None:
             return cls(np.zeros(channels), np.ones(channels))
-        return cls(np.array(stats["feature_mean"], dtype=np.float64), np.array(stats["feature_std"], dtype=np.float64))
+        mean, std = ("feature_mean", "feature_std") if "feature_mean" in stats else ("mean", "std")
+        return cls(np.array(stats[mean], dtype=np.float64), np.array(stats[std], dtype=np.float64))
 
     def __call__(self, raw: np.ndarray | Tensor) -> Tensor:
         """``(..., channels, time)`` raw values -> float32 z-scores (computed in float64, as training did)."""
@@ -80,19 +85,25 @@ class DataKind(Protocol):
 
     def read(self, source: Any, by: str | None) -> dict[Hashable, Feed]: ...
 
-    def prepare(self, rows: np.ndarray, previous: np.ndarray | None) -> np.ndarray: ...
+    def prepare(self, rows: np.ndarray, previous: np.ndarray | None, first: int = 0) -> np.ndarray:
+        """Raw rows ``(..., time, channels)`` as training prepared them; ``previous`` ``(..., channels)``: each
+        feed's last prepared event before ``rows``; ``first``: the step of ``rows[..., 0, :]`` (for errors)."""
+        ...
 
     def describe(self) -> str:
         """The features of an event, in words (for errors)."""
         ...
 
 
-def data_kind(data: Mapping[str, Any], info: Mapping[str, Any]) -> DataKind:
-    """The data kind of a run's ``data:`` section (``info``: ``metrics.json``'s ``data``)."""
+def data_kind(data: Mapping[str, Any], info: Mapping[str, Any], run: str) -> DataKind:
+    """The data kind of a run's ``data:`` section (``info``: ``metrics.json``'s ``data``; ``run``: its folder, for
+    errors)."""
     if data["kind"] == "lobster":
         return _LobsterData(data, info.get("alpha", data["alpha"]))
     if data["kind"] == "table":
         return _TableData(data)
+    if data["kind"] == "book":
+        return _BookData(data, info, run)
     return _ArrayData(data["kind"])
 
 
@@ -124,8 +135,8 @@ class _LobsterData:
             return bundled_lobster_sample()
         return data["message"], data["orderbook"]
 
-    def prepare(self, rows: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
-        """Empty levels filled; ``previous`` ``(..., channels)``: each book's last prepared event before ``rows``."""
+    def prepare(self, rows: np.ndarray, previous: np.ndarray | None, first: int = 0) -> np.ndarray:
+        """Empty levels filled, from ``previous`` where a whole side is empty."""
         if not ((rows == LOBSTER_EMPTY_ASK) | (rows == LOBSTER_EMPTY_BID)).any():  # a full book: nothing to fill
             return rows
         if previous is None:
@@ -181,12 +192,90 @@ class _TableData:
         labelled[windows.ends] = True
         return Feed(windows.features, torch.tensor(frame.index.to_numpy()), windows.targets, labelled)
 
-    def prepare(self, rows: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
+    def prepare(self, rows: np.ndarray, previous: np.ndarray | None, first: int = 0) -> np.ndarray:
         """Rows rounded to float32, as a table's windows hold them."""
         return rows.astype(np.float32)
 
     def describe(self) -> str:
         return "table columns " + ", ".join(self.features)
+
+
+class _BookData:
+    """Parquet books of ``dilated data convert`` (:mod:`dilated.data.lob_labels`); an event is a book row's first
+    ``levels`` levels (4 values each, prices in currency units), empty deeper levels filled as training fills them.
+    Training serves no window holding a one-sided or crossed book: such an event is refused."""
+
+    def __init__(self, data: Mapping[str, Any], info: Mapping[str, Any], run: str) -> None:
+        self.data, self.run, self.levels = data, run, int(data["levels"])
+        self.threshold = float(info["threshold"])  # the run's label threshold, balanced on its training part
+
+    def read(self, source: Any, by: str | None) -> dict[Hashable, Feed]:
+        if by is not None:
+            raise ValueError(f"--by {by}: one book file holds one instrument; --by splits table files")
+        book = self._book(source)
+        features = lob_labels.fill_empty_levels(book.values)  # (events, 4 * levels)
+        bad = _unusable(book, features)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"{book.source}: {self._refusal(f'row {row}', features[row])} ({int(bad.sum())} of {len(book)} "
+                "rows are refused); give a stretch without them (a Book, or data.start/data.end in a YAML file)"
+            )
+        labels = torch.from_numpy(
+            lob_labels.book_labels(book, self.data["horizon"], self.threshold, self.data["smoothing"])
+        )
+        raw = torch.from_numpy(features.T.copy())  # (4 * levels, events) float64
+        return {None: Feed(raw, torch.arange(len(book)), labels, labels >= 0)}
+
+    def _book(self, source: Any) -> Book:
+        """The run's levels of a Book, a Parquet book, a YAML file's ``data:`` or (None) the run's own data (the
+        last two between their ``start`` and ``end``: the rows of ``dilated predict``); ``source``: its file."""
+        if isinstance(source, Book):
+            book, name = source, source.source or "the book"
+        elif source is not None and not str(source).lower().endswith((".yaml", ".yml")):
+            book, name = read_book(source), str(source)
+        else:
+            data = self.data if source is None else _override(self.data, str(source))
+            book, name = lob_labels.select_events(read_book(data["path"]), data["start"], data["end"]), data["path"]
+        if book.levels < self.levels:
+            raise ValueError(
+                f"{name}: the book holds {book.levels} levels per side; run {self.run} was trained on "
+                f"{self.levels}: convert it with `dilated data convert --levels {self.levels}`"
+            )
+        return Book(book.ts, book.values[:, : 4 * self.levels], str(name))
+
+    def prepare(self, rows: np.ndarray, previous: np.ndarray | None, first: int = 0) -> np.ndarray:
+        """Empty deeper levels filled; a one-sided or crossed event refused."""
+        flat = lob_labels.fill_empty_levels(rows.reshape(-1, rows.shape[-1]))
+        bad = _unusable(Book(np.zeros(len(flat), dtype=np.int64), flat), flat)
+        if bad.any():
+            index = np.unravel_index(int(np.flatnonzero(bad)[0]), rows.shape[:-1])
+            feed = f" of feed {index[0]}" if len(index) > 1 else ""
+            where = f"event {first + int(index[-1])}{feed}"
+            raise ValueError(
+                f"{self._refusal(where, flat[bad][0])}; no window holding it can be predicted: start a new stream "
+                "(predictor.stream()) after it"
+            )
+        return flat.reshape(rows.shape)
+
+    def _refusal(self, where: str, event: np.ndarray) -> str:
+        """Why the run cannot predict from a window holding ``event`` (its features after filling)."""
+        ask, bid = event[0], event[2]
+        if np.isfinite(ask - bid) and ask > bid:
+            return f"{where} has a price level without a size: run {self.run} has no feature for it"
+        return (
+            f"{where} is one-sided or crossed (best ask {ask:g}, best bid {bid:g}): run {self.run} was trained on "
+            "windows of two-sided, uncrossed books only"
+        )
+
+    def describe(self) -> str:
+        return f"book, {self.levels} levels x ask price, ask size, bid price, bid size"
+
+
+def _unusable(book: Book, features: np.ndarray) -> np.ndarray:
+    """``(events,)`` bool: one-sided, crossed (training serves no window holding them), or a price level without a
+    size after filling (no feature to z-score)."""
+    return ~lob_labels.usable_events(book) | ~np.isfinite(features).all(axis=1)
 
 
 class _ArrayData:
@@ -198,10 +287,10 @@ class _ArrayData:
     def read(self, source: Any, by: str | None) -> dict[Hashable, Feed]:
         raise ValueError(
             f"this run was trained on {self.kind} data: give its features as an array (channels, "
-            "time); files are read for lobster and table runs"
+            "time); files are read for lobster, table and book runs"
         )
 
-    def prepare(self, rows: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
+    def prepare(self, rows: np.ndarray, previous: np.ndarray | None, first: int = 0) -> np.ndarray:
         return rows
 
     def describe(self) -> str:

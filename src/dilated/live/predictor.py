@@ -10,8 +10,9 @@
 
 A run folder holds what inference needs: the model (``config.yaml`` and a checkpoint), the input normalisation and
 the task (``metrics.json``'s ``data``), the window. Raw data is read as the run's data source reads it
-(:mod:`dilated.live.feeds`: LOBSTER snapshots with empty levels filled, table rows as float32), z-scored with the
-training statistics in float64 as training did, so ``predict(data)`` equals ``dilated predict`` on the same data.
+(:mod:`dilated.live.feeds`: LOBSTER snapshots with empty levels filled, table rows as float32, book rows with empty
+levels filled and one-sided or crossed books refused), z-scored with the training statistics in float64 as training
+did, so ``predict(data)`` equals ``dilated predict`` on the same data.
 Every streamed prediction equals ``predict`` for the same window within :data:`~dilated.live.engines.PARITY`; the
 stream runs on the first engine that applies (:mod:`dilated.live.engines`), checked against ``model(window)`` on
 random windows when it is chosen:
@@ -98,7 +99,7 @@ def _task(config: Mapping[str, Any], info: Mapping[str, Any]) -> Task:
             "this run predicts every step of a sequence (copy_memory), not a window: stream its model "
             "with dilated.stream"
         )
-    if data["kind"] in ("lobster", "fi2010"):
+    if data["kind"] in ("lobster", "fi2010", "book"):
         return Task("classification", len(LOB_CLASSES), LOB_CLASSES)
     if data.get("task") == "classification":
         return Task("classification", len(info["class_counts"]["train"]))
@@ -130,6 +131,8 @@ class Predictor:
         self.config = config = run.config().to_dict()
         data = config["data"]
         info = run.metrics().get("data") or {}
+        if info.get("normalisation") is None and data["kind"] in ("lobster", "book"):  # a run trained before the
+            info = build_splits(read_data(data), progress=False).info  # statistics were stored: rebuilt
         self.task = _task(config, info)
         self.model = build_model(config["model"], **config["options"])
         self.model.load_state_dict(load_weights(checkpoint))
@@ -138,11 +141,8 @@ class Predictor:
         self.receptive_field = getattr(self.model, "receptive_field", None)
         options = config["options"]
         self.channels = int(next(options[k] for k in ("input_channels", "num_features") if k in options))
-        stats = info.get("normalisation")
-        if stats is None and data["kind"] == "lobster":  # a run trained before the statistics were stored
-            stats = build_splits(read_data(data), progress=False).info["normalisation"]
-        self.normalisation = Normalisation.from_stats(stats, self.channels)
-        self._data = data_kind(data, info)
+        self.normalisation = Normalisation.from_stats(info.get("normalisation"), self.channels)
+        self._data = data_kind(data, info, str(run.path))
         self._engine: tuple[Engine, float] | None = None
 
     def __repr__(self) -> str:
@@ -157,8 +157,9 @@ class Predictor:
 
         Args:
             source: for LOBSTER runs a ``(message, orderbook)`` pair or one of the two files (its partner found by
-                LOBSTER's naming); for table runs a ``.csv``/``.parquet`` file or a DataFrame; for both a YAML file
-                with a ``data:`` section (as ``dilated predict --data``).
+                LOBSTER's naming); for table runs a ``.csv``/``.parquet`` file or a DataFrame; for book runs a
+                Parquet book (``dilated data convert``) or a :class:`~dilated.data.Book`; for all a YAML file with a
+                ``data:`` section (as ``dilated predict --data``; for books its ``start``/``end`` apply too).
         """
         return self._data.read(source, None)[None]
 
@@ -166,16 +167,18 @@ class Predictor:
         """One feed per value of the column ``by`` (instruments of one table file), in order of appearance."""
         return self._data.read(source, by)
 
-    def prepare(self, rows: np.ndarray | Tensor, previous: np.ndarray | None = None) -> np.ndarray:
+    def prepare(self, rows: np.ndarray | Tensor, previous: np.ndarray | None = None, first: int = 0) -> np.ndarray:
         """Raw rows ``(..., time, channels)`` as the run's data source prepares them (LOBSTER: empty levels filled
-        from ``previous`` ``(..., channels)``, each book's last prepared event; tables: float32)."""
+        from ``previous`` ``(..., channels)``, each book's last prepared event; tables: float32; books: empty
+        deeper levels filled, one-sided or crossed events refused). ``first``: the step of the first row, for
+        errors."""
         rows = np.asarray(rows, dtype=np.float64)
         if rows.ndim < 2 or rows.shape[-1] != self.channels:
             raise ValueError(
                 f"the run's model takes {self.channels} features per event ({self._data.describe()}); got "
                 f"{rows.shape[-1] if rows.ndim else 0} (raw data of shape {tuple(rows.shape)})"
             )
-        return self._data.prepare(rows, previous)
+        return self._data.prepare(rows, previous, first)
 
     # -- offline ---------------------------------------------------------------------------------------------------
     def predict(self, data: Any = None, batch_size: int = 256) -> Predictions:
@@ -243,7 +246,7 @@ class LiveStream:
                 f"expected one event per feed: ({self.batch_size}, {self.predictor.channels}), got "
                 f"{tuple(events.shape)}"
             )
-        rows = self.predictor.prepare(events[:, None, :], self._previous)[:, 0]
+        rows = self.predictor.prepare(events[:, None, :], self._previous, self.steps)[:, 0]
         self._previous = rows
         out = self._engine.step(self.predictor.normalisation(rows[..., None])[..., 0])
         self.steps += 1
