@@ -33,6 +33,7 @@ from dilated.data import (
     write_book,
 )
 from dilated.data.orderbook import PriceLevels
+from dilated.data.windows import WindowDataset
 from dilated.training.config import TrainConfig
 from dilated.training.lob_baseline import LogisticRegression, lob_baselines, lob_features
 from dilated.training.sources import build_splits, dataset_size
@@ -516,6 +517,27 @@ def test_book_data_kind_builds_splits(tmp_path: Path) -> None:
     assert splits.info["sizes"]["train"] == dataset_size(splits.train) and "threshold" in splits.info
     x, y = splits.train[0]
     assert x.shape == (12, 20) and int(y) in (0, 1, 2)
+
+
+def test_a_book_run_evaluated_on_another_book_keeps_its_normalisation(tmp_path: Path) -> None:
+    """`dilated evaluate --data other.yaml` passes the run's statistics: the model sees the other book on the scale
+    it was trained on, as LOBSTER runs do, not re-normalised to that book's own training part."""
+    trained = book_splits(synthetic_book(), levels=3, window=20, horizon=10)
+    other = synthetic_book()
+    other.values[:, 0::2] *= 2.0  # prices twice as high: another market
+    path = write_book(other, tmp_path / "other.parquet")
+    data = TrainConfig.from_dict(
+        {"model": "translob", "data": {"kind": "book", "path": str(path), "levels": 3, "window": 20, "horizon": 10}}
+    ).data
+    stats = trained.info["zscore"]
+    splits = build_splits(data, stats=stats, progress=False)
+    assert splits.info["normalisation"] == stats and isinstance(splits.full, WindowDataset)
+    raw = other.values[:, :12]
+    np.testing.assert_allclose(
+        splits.full.features[:, 100].numpy(), (raw[100] - np.array(stats["mean"])) / np.array(stats["std"]), rtol=1e-5
+    )
+    refit = build_splits(data, progress=False)  # a run of its own fits the other book's statistics
+    assert refit.info["normalisation"] != stats
 
 
 def test_baselines_on_a_book() -> None:

@@ -164,6 +164,7 @@ def book_splits(
     stride: int = 1,
     start: Any = None,
     end: Any = None,
+    zscore: ZScore | None = None,
 ) -> BookSplits:
     """Windows, labels and chronological splits of a book (module notes).
 
@@ -176,6 +177,7 @@ def book_splits(
         fractions: train/validation/test shares of the events, in time order.
         stride: serve window ends at multiples of this many events only.
         start, end: keep the events with ``start <= ts < end`` (e.g. the continuous session).
+        zscore: the normalisation of an earlier run, applied instead of one fitted on the training part.
     """
     levels = check_levels(levels)
     if isinstance(book, (str, Path)):
@@ -200,10 +202,11 @@ def book_splits(
     ends = np.flatnonzero(ok)
     ends = ends[ends % stride == 0]
     features = fill_empty_levels(values)
-    fit = features[train_start:train_stop][usable[train_start:train_stop]]
-    if len(fit) == 0:
-        raise ValueError(f"{book.source}: the training part holds no usable event (two-sided, uncrossed book)")
-    zscore = ZScore.fit(fit)
+    if zscore is None:
+        fit = features[train_start:train_stop][usable[train_start:train_stop]]
+        if len(fit) == 0:
+            raise ValueError(f"{book.source}: the training part holds no usable event (two-sided, uncrossed book)")
+        zscore = ZScore.fit(fit)
     normalised = zscore(np.where(np.isfinite(features), features, zscore.mean)).T  # (channels, events)
     if len(ends) == 0:
         raise ValueError(

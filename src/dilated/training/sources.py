@@ -325,6 +325,7 @@ class BookData(DataSource):
             stride=self.stride,
             start=self.start,
             end=self.end,
+            zscore=None if stats is None else ZScore(np.array(stats["mean"]), np.array(stats["std"])),  # a run's
         )
         channels, length = _shape(parts.train)
         info = {k: v for k, v in parts.info.items() if k != "zscore"} | {"normalisation": parts.info["zscore"]}
