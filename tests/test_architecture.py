@@ -2,6 +2,7 @@
 other in a cycle (imports inside functions count too)."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,19 @@ def part(module: str) -> str:
 
 KNOWN = modules()
 EDGES = imports(KNOWN)
+
+
+def test_the_architecture_page_gives_this_order() -> None:
+    """docs/ARCHITECTURE.md's "In dependency order" paragraph lists the parts as RANKS ranks them (groups of one
+    rank between semicolons; the package's own ``__init__`` aside)."""
+    page = (SRC.parent / "docs" / "ARCHITECTURE.md").read_text()
+    paragraph = page[page.index("In dependency order") :].split("`tests/")[0]
+    documented = [re.findall(r"`(\w+)`", group) for group in paragraph.split(";")]
+    by_rank: dict[int, list[str]] = {}
+    for name, rank in RANKS.items():
+        if name != "dilated":
+            by_rank.setdefault(rank, []).append(name)
+    assert [g for g in documented if g] == [by_rank[rank] for rank in sorted(by_rank)]
 
 
 def test_every_part_has_a_place_in_the_order() -> None:
