@@ -125,11 +125,11 @@ def book_predictor(tmp_path: Path) -> Predictor:
     return load_run(untrained_run(tmp_path / "run", {"kind": "book", "path": str(path), "levels": 2, "window": 4}))
 
 
-def edited_book(tmp_path: Path, row: int, column: int, value: float) -> Path:
-    """:func:`small_book` with one value changed, as a Parquet book."""
+def often_crossed_book(tmp_path: Path) -> Path:
+    """:func:`small_book` crossed at every third event: every window of 4 events holds one."""
     book = small_book()
-    book.values[row, column] = value
-    return write_book(book, tmp_path / "edited.parquet")
+    book.values[::3, 2] = 12.0  # best bid above the best ask
+    return write_book(book, tmp_path / "crossed.parquet")
 
 
 def demo_config_with(**training: object) -> dict:
@@ -287,11 +287,7 @@ CASES: dict[str, Callable[[Path], object]] = {
     "predictor-book-levels": lambda tmp: book_predictor(tmp).predict(
         write_book(Book(small_book().ts, small_book().values[:, :4], "one-level"), tmp / "one.parquet")
     ),
-    "predictor-book-crossed": lambda tmp: book_predictor(tmp).predict(edited_book(tmp, 7, 2, 12.0)),
-    "predictor-book-size": lambda tmp: book_predictor(tmp).predict(edited_book(tmp, 5, 5, np.nan)),
-    "predictor-book-stream": lambda tmp: (
-        book_predictor(tmp).stream(1).step([[10, 1, np.nan, np.nan, 11, 1, np.nan, 0]])
-    ),
+    "predictor-book-unusable": lambda tmp: book_predictor(tmp).predict(often_crossed_book(tmp)),
     "replay-by-book": lambda tmp: replay(book_predictor(tmp), by="symbol", progress=False),
     # --- receptive-field analysis (dilated.receptive_field, dilated.probe_receptive_field) ---
     "rf-no-shape": lambda _: dilated.receptive_field(Conv1d(2, 2, 3)),

@@ -291,19 +291,34 @@ def test_a_live_stream_fed_book_rows_one_at_a_time_equals_predict(book_run):
     assert outs[-1] is not None and outs[-1].labels[0] in LOB_CLASSES
 
 
-def test_book_events_training_never_served_are_refused_with_row_and_run(book_run, tmp_path):
+def test_windows_holding_events_training_never_served_are_left_out_or_withheld(book_run, tmp_path):
+    """A crossed row (300) and a stretch without asks (400-409) end no window that training served: predict leaves
+    out the 16 + 25 windows that hold one, a live stream withholds their predictions (NaN, not valid) and goes on,
+    and every other window gives what it gives in the clean book."""
     predictor = dilated.load_run(book_run / "run")
+    clean = random_walk_book()
     book = random_walk_book()
     book.values[300, 2] = book.values[300, 0] + 0.5  # crossed: best bid above best ask
     book.values[400:410, 0:2] = np.nan  # no ask at all
-    with pytest.raises(ValueError, match=r"crossed.parquet: row 300 is one-sided or crossed .*\(11 of 1500 rows"):
-        predictor.predict(write_book(book, tmp_path / "crossed.parquet"))
+    offline = predictor.predict(write_book(book, tmp_path / "crossed.parquet"))
+    reference = predictor.predict(clean)
+
+    def holds(end: int) -> bool:  # whether the window ending at `end` holds row 300 or one of rows 400-409
+        return end - 15 <= 300 <= end or (end - 15 <= 409 and end >= 400)
+
+    kept = [end for end in range(15, 1500) if not holds(end)]
+    assert offline.steps.tolist() == kept and len(kept) == 1485 - 16 - 25
+    assert float((offline.output - reference.output[torch.tensor(kept) - 15]).abs().max()) <= PARITY
     live = predictor.stream(1)
-    for t in range(300):
-        live.step(book.values[t : t + 1, :8])
-    with pytest.raises(ValueError, match=r"^event 300 of feed 0 is one-sided or crossed .*run .*run was trained"):
-        live.step(book.values[300:301, :8])
-    assert live.steps == 300  # nothing stepped
+    outs = [live.step(book.values[t : t + 1, :8]) for t in range(500)]
+    valid = [bool(out.valid[0]) for out in outs[15:] if out is not None and out.valid is not None]
+    assert [end for end, ok in zip(range(15, 500), valid) if not ok] == [e for e in range(15, 500) if holds(e)]
+    withheld = outs[300]
+    assert withheld is not None and bool(withheld.output.isnan().all()) and withheld.labels == [None]
+    streamed = torch.cat([out.output for out in outs[15:] if out is not None and bool(out.valid[0])])
+    assert float((streamed - offline.output[: len(streamed)]).abs().max()) <= PARITY
+    replayed = replay(predictor, tmp_path / "crossed.parquet", check=True, progress=False)
+    assert replayed.withheld == 41 and replayed.passed and replayed.streamed[None].steps.tolist() == kept
     thin = Book(book.ts, book.values[:, :4], "one level")
     with pytest.raises(ValueError, match="the book holds 1 levels per side; run .* was trained on 2"):
         predictor.predict(thin)

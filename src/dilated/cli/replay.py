@@ -38,7 +38,12 @@ def _replay(args: argparse.Namespace) -> int:
     )
     path = write_replay(result, args.output)
     windows = sum(len(p) for p in result.streamed.values())
-    print(f"wrote {path}: {windows:,} windows")
+    withheld = (
+        f" ({result.withheld:,} withheld: they hold events the run was not trained to read, e.g. crossed books)"
+        if result.withheld
+        else ""
+    )
+    print(f"wrote {path}: {windows:,} windows{withheld}")
     if args.check:
         verdict = "equal" if result.passed else "DIFFERENT"
         print(

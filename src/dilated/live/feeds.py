@@ -69,15 +69,26 @@ class Feed:
         targets: ``(time,)`` what the window ending at each step should predict (class id, or the value in the
             data's units), where ``labelled``; None for data without targets.
         labelled: ``(time,)`` bool.
+        usable: ``(time,)`` bool, the events a window may hold (see :meth:`DataKind.unusable`); None: all.
     """
 
     raw: Tensor
     rows: Tensor
     targets: Tensor | None = None
     labelled: Tensor | None = None
+    usable: Tensor | None = None
 
     def __len__(self) -> int:
         return self.raw.shape[-1]
+
+
+def usable_windows(usable: Tensor | None, time: int, window: int) -> Tensor:
+    """``(time - window + 1,)`` bool: which windows of ``window`` events (ending at steps ``window - 1`` on) hold
+    only usable events."""
+    if usable is None:
+        return torch.ones(time - window + 1, dtype=torch.bool)
+    bad = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum((~usable).long(), 0)])  # (time + 1,)
+    return (bad[window:] - bad[: time - window + 1]) == 0
 
 
 class DataKind(Protocol):
@@ -85,14 +96,19 @@ class DataKind(Protocol):
 
     def read(self, source: Any, by: str | None) -> dict[Hashable, Feed]: ...
 
-    def prepare(self, rows: np.ndarray, previous: np.ndarray | None, first: int = 0) -> np.ndarray:
+    def prepare(self, rows: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
         """Raw rows ``(..., time, channels)`` as training prepared them; ``previous`` ``(..., channels)``: each
-        feed's last prepared event before ``rows``; ``first``: the step of ``rows[..., 0, :]`` (for errors)."""
+        feed's last prepared event before ``rows``."""
         ...
 
     def describe(self) -> str:
         """The features of an event, in words (for errors)."""
         ...
+
+    def unusable(self, rows: np.ndarray) -> np.ndarray | None:
+        """Prepared rows ``(..., channels)`` -> ``(...)`` bool: events no training window held, so no prediction is
+        made from a window holding one (books: one-sided or crossed, a price level without a size); None: none."""
+        return None
 
 
 def data_kind(data: Mapping[str, Any], info: Mapping[str, Any], run: str) -> DataKind:
@@ -107,7 +123,7 @@ def data_kind(data: Mapping[str, Any], info: Mapping[str, Any], run: str) -> Dat
     return _ArrayData(data["kind"])
 
 
-class _LobsterData:
+class _LobsterData(DataKind):
     """LOBSTER message/orderbook pairs; an event is an orderbook row (4 values per level, prices x 10000)."""
 
     def __init__(self, data: Mapping[str, Any], alpha: float) -> None:
@@ -135,7 +151,7 @@ class _LobsterData:
             return bundled_lobster_sample()
         return data["message"], data["orderbook"]
 
-    def prepare(self, rows: np.ndarray, previous: np.ndarray | None, first: int = 0) -> np.ndarray:
+    def prepare(self, rows: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
         """Empty levels filled, from ``previous`` where a whole side is empty."""
         if not ((rows == LOBSTER_EMPTY_ASK) | (rows == LOBSTER_EMPTY_BID)).any():  # a full book: nothing to fill
             return rows
@@ -161,7 +177,7 @@ def _lobster_pair(path: Path) -> tuple[Path, Path]:
     )
 
 
-class _TableData:
+class _TableData(DataKind):
     """CSV/Parquet tables, one row per time step; an event is a row's feature columns."""
 
     def __init__(self, data: Mapping[str, Any]) -> None:
@@ -192,7 +208,7 @@ class _TableData:
         labelled[windows.ends] = True
         return Feed(windows.features, torch.tensor(frame.index.to_numpy()), windows.targets, labelled)
 
-    def prepare(self, rows: np.ndarray, previous: np.ndarray | None, first: int = 0) -> np.ndarray:
+    def prepare(self, rows: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
         """Rows rounded to float32, as a table's windows hold them."""
         return rows.astype(np.float32)
 
@@ -200,10 +216,10 @@ class _TableData:
         return "table columns " + ", ".join(self.features)
 
 
-class _BookData:
+class _BookData(DataKind):
     """Parquet books of ``dilated data convert`` (:mod:`dilated.data.lob_labels`); an event is a book row's first
     ``levels`` levels (4 values each, prices in currency units), empty deeper levels filled as training fills them.
-    Training serves no window holding a one-sided or crossed book: such an event is refused."""
+    Training served no window holding a one-sided or crossed book: such events are :meth:`unusable`."""
 
     def __init__(self, data: Mapping[str, Any], info: Mapping[str, Any], run: str) -> None:
         self.data, self.run, self.levels = data, run, int(data["levels"])
@@ -214,18 +230,12 @@ class _BookData:
             raise ValueError(f"--by {by}: one book file holds one instrument; --by splits table files")
         book = self._book(source)
         features = lob_labels.fill_empty_levels(book.values)  # (events, 4 * levels)
-        bad = _unusable(book, features)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise ValueError(
-                f"{book.source}: {self._refusal(f'row {row}', features[row])} ({int(bad.sum())} of {len(book)} "
-                "rows are refused); give a stretch without them (a Book, or data.start/data.end in a YAML file)"
-            )
         labels = torch.from_numpy(
             lob_labels.book_labels(book, self.data["horizon"], self.threshold, self.data["smoothing"])
         )
         raw = torch.from_numpy(features.T.copy())  # (4 * levels, events) float64
-        return {None: Feed(raw, torch.arange(len(book)), labels, labels >= 0)}
+        usable = torch.from_numpy(~_unusable(book, features))
+        return {None: Feed(raw, torch.arange(len(book)), labels, labels >= 0, usable)}
 
     def _book(self, source: Any) -> Book:
         """The run's levels of a Book, a Parquet book, a YAML file's ``data:`` or (None) the run's own data (the
@@ -244,29 +254,13 @@ class _BookData:
             )
         return Book(book.ts, book.values[:, : 4 * self.levels], str(name))
 
-    def prepare(self, rows: np.ndarray, previous: np.ndarray | None, first: int = 0) -> np.ndarray:
-        """Empty deeper levels filled; a one-sided or crossed event refused."""
-        flat = lob_labels.fill_empty_levels(rows.reshape(-1, rows.shape[-1]))
-        bad = _unusable(Book(np.zeros(len(flat), dtype=np.int64), flat), flat)
-        if bad.any():
-            index = np.unravel_index(int(np.flatnonzero(bad)[0]), rows.shape[:-1])
-            feed = f" of feed {index[0]}" if len(index) > 1 else ""
-            where = f"event {first + int(index[-1])}{feed}"
-            raise ValueError(
-                f"{self._refusal(where, flat[bad][0])}; no window holding it can be predicted: start a new stream "
-                "(predictor.stream()) after it"
-            )
-        return flat.reshape(rows.shape)
+    def prepare(self, rows: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
+        """Empty deeper levels filled."""
+        return lob_labels.fill_empty_levels(rows.reshape(-1, rows.shape[-1])).reshape(rows.shape)
 
-    def _refusal(self, where: str, event: np.ndarray) -> str:
-        """Why the run cannot predict from a window holding ``event`` (its features after filling)."""
-        ask, bid = event[0], event[2]
-        if np.isfinite(ask - bid) and ask > bid:
-            return f"{where} has a price level without a size: run {self.run} has no feature for it"
-        return (
-            f"{where} is one-sided or crossed (best ask {ask:g}, best bid {bid:g}): run {self.run} was trained on "
-            "windows of two-sided, uncrossed books only"
-        )
+    def unusable(self, rows: np.ndarray) -> np.ndarray:
+        flat = rows.reshape(-1, rows.shape[-1])
+        return _unusable(Book(np.zeros(len(flat), dtype=np.int64), flat), flat).reshape(rows.shape[:-1])
 
     def describe(self) -> str:
         return f"book, {self.levels} levels x ask price, ask size, bid price, bid size"
@@ -278,7 +272,7 @@ def _unusable(book: Book, features: np.ndarray) -> np.ndarray:
     return ~lob_labels.usable_events(book) | ~np.isfinite(features).all(axis=1)
 
 
-class _ArrayData:
+class _ArrayData(DataKind):
     """Data kinds without raw files to replay (FI-2010 files hold normalised features; synthetic tasks): arrays."""
 
     def __init__(self, kind: str) -> None:
@@ -290,7 +284,7 @@ class _ArrayData:
             "time); files are read for lobster, table and book runs"
         )
 
-    def prepare(self, rows: np.ndarray, previous: np.ndarray | None, first: int = 0) -> np.ndarray:
+    def prepare(self, rows: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
         return rows
 
     def describe(self) -> str:

@@ -11,7 +11,8 @@
 A run folder holds what inference needs: the model (``config.yaml`` and a checkpoint), the input normalisation and
 the task (``metrics.json``'s ``data``), the window. Raw data is read as the run's data source reads it
 (:mod:`dilated.live.feeds`: LOBSTER snapshots with empty levels filled, table rows as float32, book rows with empty
-levels filled and one-sided or crossed books refused), z-scored with the training statistics in float64 as training
+levels filled; windows holding a one-sided or crossed book, which training never served, are left out or withheld),
+z-scored with the training statistics in float64 as training
 did, so ``predict(data)`` equals ``dilated predict`` on the same data.
 Every streamed prediction equals ``predict`` for the same window within :data:`~dilated.live.engines.PARITY`; the
 stream runs on the first engine that applies (:mod:`dilated.live.engines`), checked against ``model(window)`` on
@@ -37,7 +38,7 @@ import torch
 from torch import Tensor
 
 from dilated.live.engines import Engine, StepEngine, choose_engine, make_engine, window_output
-from dilated.live.feeds import Feed, Normalisation, data_kind
+from dilated.live.feeds import Feed, Normalisation, data_kind, usable_windows
 from dilated.models import build_model
 from dilated.streaming import Backend
 from dilated.training.checkpoints import load_weights
@@ -57,6 +58,9 @@ class Predictions:
         task: what the output means.
         steps: ``(n,)`` int64, the row of each window's last step.
         targets, labelled: ``(n,)`` the windows' targets where known (see :class:`Feed`), or None.
+        valid: ``(n,)`` bool (:class:`LiveStream`): False where the window holds an event the run was not trained
+            to read (books: one-sided or crossed); there the output is NaN and the label None. None: all valid
+            (offline predictions leave such windows out).
     """
 
     output: Tensor
@@ -64,6 +68,7 @@ class Predictions:
     steps: Tensor
     targets: Tensor | None = None
     labelled: Tensor | None = None
+    valid: Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.output)
@@ -75,10 +80,13 @@ class Predictions:
         return torch.softmax(self.output.float(), dim=1)
 
     @property
-    def labels(self) -> list[str]:
-        """The predicted class name of each window (classification)."""
+    def labels(self) -> list[str | None]:
+        """The predicted class name of each window (classification); None where the window is not :attr:`valid`."""
         self._need("classification", "labels")
-        return [self.task.class_names[i] for i in predictions(self.output, self.task).tolist()]
+        names = [self.task.class_names[i] for i in predictions(self.output, self.task).tolist()]
+        if self.valid is None:
+            return list(names)
+        return [name if ok else None for name, ok in zip(names, self.valid.tolist())]
 
     @property
     def forecasts(self) -> Tensor:
@@ -167,45 +175,61 @@ class Predictor:
         """One feed per value of the column ``by`` (instruments of one table file), in order of appearance."""
         return self._data.read(source, by)
 
-    def prepare(self, rows: np.ndarray | Tensor, previous: np.ndarray | None = None, first: int = 0) -> np.ndarray:
+    def prepare(self, rows: np.ndarray | Tensor, previous: np.ndarray | None = None) -> np.ndarray:
         """Raw rows ``(..., time, channels)`` as the run's data source prepares them (LOBSTER: empty levels filled
         from ``previous`` ``(..., channels)``, each book's last prepared event; tables: float32; books: empty
-        deeper levels filled, one-sided or crossed events refused). ``first``: the step of the first row, for
-        errors."""
+        deeper levels filled)."""
         rows = np.asarray(rows, dtype=np.float64)
         if rows.ndim < 2 or rows.shape[-1] != self.channels:
             raise ValueError(
                 f"the run's model takes {self.channels} features per event ({self._data.describe()}); got "
                 f"{rows.shape[-1] if rows.ndim else 0} (raw data of shape {tuple(rows.shape)})"
             )
-        return self._data.prepare(rows, previous, first)
+        return self._data.prepare(rows, previous)
+
+    def unusable(self, prepared: np.ndarray) -> np.ndarray | None:
+        """Prepared rows ``(..., channels)`` -> ``(...)`` bool: events no window the model was trained on held
+        (books: one-sided or crossed, a price level without a size); None: every event is usable."""
+        return self._data.unusable(prepared)
 
     # -- offline ---------------------------------------------------------------------------------------------------
     def predict(self, data: Any = None, batch_size: int = 256) -> Predictions:
         """The model on every window of raw data: a :class:`Feed`, an array ``(channels, time)`` of raw events,
-        or a source for :meth:`read` (default: the run's own data). Windows end at steps ``window - 1`` on."""
+        or a source for :meth:`read` (default: the run's own data). Windows end at steps ``window - 1`` on; those
+        holding an event the run was not trained to read (see :meth:`unusable`) are left out."""
         feed = data if isinstance(data, Feed) else self._feed_of(data)
         if len(feed) < self.window:
             raise ValueError(f"the run's model needs at least {self.window} events for one window; got {len(feed)}")
+        kept = usable_windows(feed.usable, len(feed), self.window).nonzero().flatten()
+        if len(kept) == 0:
+            raise ValueError(
+                f"no window of {self.window} events that the run can read: every one holds an event training never "
+                f"served ({self._data.describe()}: one-sided or crossed books, levels without a size)"
+            )
         inputs = self.normalisation(feed.raw)  # (C, T)
         windows = inputs.unfold(1, self.window, 1).transpose(0, 1)  # (N, C, window), a view
         outputs = []
         with torch.inference_mode():
-            for start in range(0, len(windows), batch_size):
-                outputs.append(window_output(self.model(windows[start : start + batch_size].contiguous()), self.task))
-        ends = slice(self.window - 1, None)
+            for start in range(0, len(kept), batch_size):
+                chosen = windows[kept[start : start + batch_size]]  # (n, C, window)
+                outputs.append(window_output(self.model(chosen), self.task))
+        at = kept + (self.window - 1)
         return Predictions(
             torch.cat(outputs),
             self.task,
-            feed.rows[ends],
-            None if feed.targets is None else feed.targets[ends],
-            None if feed.labelled is None else feed.labelled[ends],
+            feed.rows[at],
+            None if feed.targets is None else feed.targets[at],
+            None if feed.labelled is None else feed.labelled[at],
         )
 
     def _feed_of(self, data: Any) -> Feed:
         if isinstance(data, (np.ndarray, Tensor)):
-            raw = torch.as_tensor(self.prepare(np.asarray(data).T).T.copy())  # (C, T)
-            return Feed(raw, torch.arange(raw.shape[-1]))
+            prepared = self.prepare(np.asarray(data).T)  # (T, C)
+            unusable = self.unusable(prepared)
+            raw = torch.as_tensor(prepared.T.copy())  # (C, T)
+            return Feed(
+                raw, torch.arange(raw.shape[-1]), usable=None if unusable is None else torch.from_numpy(~unusable)
+            )
         return self.read(data)
 
     # -- live ------------------------------------------------------------------------------------------------------
@@ -225,6 +249,10 @@ class Predictor:
 class LiveStream:
     """Raw events of ``batch_size`` independent feeds in, one prediction per feed out once a window is full.
 
+    An event the run was not trained to read (:meth:`Predictor.unusable`: a one-sided or crossed book) is stepped
+    as the training mean, and the predictions of the ``window`` windows that hold it are withheld (NaN, not
+    :attr:`Predictions.valid`); the feed then goes on.
+
     Attributes:
         engine: ``"stream"``, ``"window"`` or ``"recompute"`` (see the module docstring).
         parity: the largest difference from ``model(window)`` measured when the engine was chosen.
@@ -236,6 +264,7 @@ class LiveStream:
         self.batch_size = batch_size
         self.steps = 0
         self._previous: np.ndarray | None = None  # (B, C): the last prepared event of each feed
+        self._last_unusable = np.full(batch_size, -predictor.window)  # (B,): each feed's last unusable event
 
     def step(self, events: np.ndarray | Tensor | Sequence[Sequence[float]]) -> Predictions | None:
         """One raw event per feed ``(batch, channels)``: :class:`Predictions` for the windows ending at it, or
@@ -246,15 +275,22 @@ class LiveStream:
                 f"expected one event per feed: ({self.batch_size}, {self.predictor.channels}), got "
                 f"{tuple(events.shape)}"
             )
-        rows = self.predictor.prepare(events[:, None, :], self._previous, self.steps)[:, 0]
+        rows = self.predictor.prepare(events[:, None, :], self._previous)[:, 0]
         self._previous = rows
-        out = self._engine.step(self.predictor.normalisation(rows[..., None])[..., 0])
+        z = self.predictor.normalisation(rows[..., None])[..., 0]  # (B, C)
+        unusable = self.predictor.unusable(rows)
+        if unusable is not None and unusable.any():
+            z[torch.from_numpy(unusable)] = 0.0  # the training mean: no NaN enters the engine's state
+            self._last_unusable[unusable] = self.steps
+        out = self._engine.step(z)
         self.steps += 1
         if out is None:
             return None
-        return Predictions(
-            window_output(out, self.predictor.task), self.predictor.task, torch.full((len(rows),), self.steps - 1)
-        )
+        output = window_output(out, self.predictor.task)
+        valid = torch.from_numpy(self.steps - 1 - self._last_unusable >= self.predictor.window)
+        if not bool(valid.all()):  # out of place: the engines' outputs may be inference tensors
+            output = torch.where(valid.reshape(-1, *[1] * (output.dim() - 1)), output, float("nan"))
+        return Predictions(output, self.predictor.task, torch.full((len(rows),), self.steps - 1), valid=valid)
 
 
 def load_run(path: str | Path, checkpoint: Literal["best", "last"] = "best") -> Predictor:

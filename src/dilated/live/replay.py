@@ -25,7 +25,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from dilated.live.engines import PARITY
-from dilated.live.feeds import Feed
+from dilated.live.feeds import Feed, usable_windows
 from dilated.live.predictor import Predictions, Predictor
 from dilated.training.atomic import atomic_write_csv
 from dilated.training.evaluate import Outputs, prediction_rows
@@ -41,6 +41,8 @@ class Replay:
         engine: the live stream's engine (``"stream"``, ``"window"`` or ``"recompute"``).
         events: raw events replayed (all feeds).
         step_ns: ``(steps,)`` wall time of each batch step (one event of every feed), in nanoseconds.
+        withheld: windows whose prediction was withheld: they hold an event the run was not trained to read (see
+            :class:`dilated.live.predictor.LiveStream`); left out of ``streamed``.
         difference: largest difference between streamed and offline model outputs (with ``check``), else None.
         compared: windows compared by the check.
         by: the column that split the file into instruments, or None.
@@ -50,6 +52,7 @@ class Replay:
     engine: str
     events: int
     step_ns: np.ndarray
+    withheld: int = 0
     difference: float | None = None
     compared: int = 0
     by: str | None = None
@@ -103,7 +106,8 @@ def replay(
         key: _windows(feeds[key], stacked[i, : n - predictor.window + 1], predictor)
         for i, (key, n) in enumerate(zip(keys, lengths))
     }
-    result = Replay(streamed, live.engine, sum(lengths), step_ns, by=by)
+    withheld = sum(n - predictor.window + 1 - len(streamed[key]) for key, n in zip(keys, lengths))
+    result = Replay(streamed, live.engine, sum(lengths), step_ns, withheld, by=by)
     if check:
         offline = {key: predictor.predict(feeds[key]) for key in keys}
         result.difference = max(float((streamed[k].output - offline[k].output).abs().max()) for k in keys)
@@ -122,13 +126,16 @@ def _lockstep(feeds: dict[Hashable, Feed], keys: list[Hashable], steps: int) -> 
 
 
 def _windows(feed: Feed, output: Tensor, predictor: Predictor) -> Predictions:
-    ends = slice(predictor.window - 1, None)
+    """The streamed outputs of ``feed``'s windows, those that hold an unusable event (withheld) left out, as
+    :meth:`Predictor.predict` leaves them out."""
+    kept = usable_windows(feed.usable, len(feed), predictor.window).nonzero().flatten()
+    at = kept + (predictor.window - 1)
     return Predictions(
-        output,
+        output[kept],
         predictor.task,
-        feed.rows[ends],
-        None if feed.targets is None else feed.targets[ends],
-        None if feed.labelled is None else feed.labelled[ends],
+        feed.rows[at],
+        None if feed.targets is None else feed.targets[at],
+        None if feed.labelled is None else feed.labelled[at],
     )
 
 
