@@ -85,14 +85,14 @@ def measure(run: Path, streams: int, rounds: int, events: int) -> list[dict[str,
         methods["model(window)"] = lambda t: predictor.model(inputs[..., t - WINDOW + 1 : t + 1])
     times: dict[str, list[float]] = {name: [] for name in methods}
     start = WINDOW - 1
+    if start + rounds * events > len(raw):
+        raise SystemExit(f"--rounds x --events must stay within the {len(raw) - WINDOW + 1} windows")
     with torch.inference_mode():
         for _ in range(rounds):
             span = range(start, start + events)
             for name, step in methods.items():
                 times[name] += timed(step, span)
             start += events
-            if start + events > len(raw):
-                raise SystemExit(f"--rounds x --events must stay within the {len(raw) - WINDOW + 1} windows")
     rows = []
     for name, samples in times.items():
         seconds = statistics.fmean(samples)

@@ -58,8 +58,8 @@ class Predictions:
         task: what the output means.
         steps: ``(n,)`` int64, the row of each window's last step.
         targets, labelled: ``(n,)`` the windows' targets where known (see :class:`Feed`), or None.
-        valid: ``(n,)`` bool (:class:`LiveStream`): False where the window holds an event the run was not trained
-            to read (books: one-sided or crossed); there the output is NaN and the label None. None: all valid
+        valid: ``(n,)`` bool (:class:`LiveStream`, while a window holds an event the run was not trained to read,
+            e.g. a crossed book): False for those windows, whose output is NaN and label None. None: all valid
             (offline predictions leave such windows out).
     """
 
@@ -265,6 +265,7 @@ class LiveStream:
         self.steps = 0
         self._previous: np.ndarray | None = None  # (B, C): the last prepared event of each feed
         self._last_unusable = np.full(batch_size, -predictor.window)  # (B,): each feed's last unusable event
+        self._withheld_until = -1  # the last step whose window holds an unusable event of some feed
 
     def step(self, events: np.ndarray | Tensor | Sequence[Sequence[float]]) -> Predictions | None:
         """One raw event per feed ``(batch, channels)``: :class:`Predictions` for the windows ending at it, or
@@ -282,13 +283,15 @@ class LiveStream:
         if unusable is not None and unusable.any():
             z[torch.from_numpy(unusable)] = 0.0  # the training mean: no NaN enters the engine's state
             self._last_unusable[unusable] = self.steps
+            self._withheld_until = self.steps + self.predictor.window - 1
         out = self._engine.step(z)
         self.steps += 1
         if out is None:
             return None
-        output = window_output(out, self.predictor.task)
-        valid = torch.from_numpy(self.steps - 1 - self._last_unusable >= self.predictor.window)
-        if not bool(valid.all()):  # out of place: the engines' outputs may be inference tensors
+        output, valid = window_output(out, self.predictor.task), None
+        if self.steps - 1 <= self._withheld_until:
+            valid = torch.from_numpy(self.steps - 1 - self._last_unusable >= self.predictor.window)
+            # out of place: the engines' outputs may be inference tensors
             output = torch.where(valid.reshape(-1, *[1] * (output.dim() - 1)), output, float("nan"))
         return Predictions(output, self.predictor.task, torch.full((len(rows),), self.steps - 1), valid=valid)
 
