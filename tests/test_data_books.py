@@ -107,8 +107,9 @@ MBO_MESSAGES = st.lists(
 )
 
 
-def write_mbo(path: Path, messages: list[tuple], schema: dbn.Schema = MBO) -> Path:
-    metadata = dbn.Metadata(
+def metadata(schema: dbn.Schema = MBO) -> bytes:
+    """The DBN header of a file of one instrument, "X"."""
+    return dbn.Metadata(
         dataset="GLBX.MDP3",
         schema=schema,
         start=0,
@@ -118,27 +119,53 @@ def write_mbo(path: Path, messages: list[tuple], schema: dbn.Schema = MBO) -> Pa
         partial=[],
         not_found=[],
         mappings=[],
+    ).encode()
+
+
+def mbo(
+    sequence: int,
+    ts_event: int,
+    ts_recv: int,
+    order_id: int,
+    price: int,
+    size: int,
+    action: dbn.Action,
+    side: dbn.Side,
+    flags: int,
+) -> bytes:
+    """One MBO record of instrument 7 (``price`` in currency units)."""
+    message = dbn.MBOMsg(
+        publisher_id=1,
+        instrument_id=7,
+        ts_event=ts_event,
+        ts_recv=ts_recv,
+        order_id=order_id,
+        price=price * 10**9,
+        size=size,
+        action=action,
+        side=side,
+        flags=flags,
+        sequence=sequence,
     )
-    records = []
-    for number, (action, order_id, side, price, size, last) in enumerate(messages):
-        records.append(
-            bytes(
-                dbn.MBOMsg(
-                    publisher_id=1,
-                    instrument_id=7,
-                    ts_event=number,
-                    ts_recv=1000 + number,
-                    order_id=order_id,
-                    price=price * 10**9,
-                    size=size,
-                    action=dbn.Action(action),
-                    side=dbn.Side(side),
-                    flags=0x80 if last or number == len(messages) - 1 else 0,
-                    sequence=number,
-                )
-            )
+    return bytes(message)
+
+
+def write_mbo(path: Path, messages: list[tuple]) -> Path:
+    records = [
+        mbo(
+            n,
+            n,
+            1000 + n,
+            order_id,
+            price,
+            size,
+            dbn.Action(action),
+            dbn.Side(side),
+            0x80 if last or n == len(messages) - 1 else 0,
         )
-    path.write_bytes(metadata.encode() + b"".join(records))
+        for n, (action, order_id, side, price, size, last) in enumerate(messages)
+    ]
+    path.write_bytes(metadata() + b"".join(records))
     return path
 
 
@@ -172,50 +199,10 @@ def test_databento_mbo_equals_reference(messages: list[tuple], tmp_path_factory:
 def test_databento_snapshot_replaces_the_book(tmp_path: Path) -> None:
     day = [("A", 1, "B", 99, 2, True), ("A", 2, "A", 101, 3, True)]
     snapshot = tmp_path / "snap.dbn"
-    metadata = dbn.Metadata(
-        dataset="GLBX.MDP3",
-        schema=MBO,
-        start=0,
-        stype_in=RAW_SYMBOL,
-        stype_out=INSTRUMENT_ID,
-        symbols=["X"],
-        partial=[],
-        not_found=[],
-        mappings=[],
-    )
-    stale = dbn.MBOMsg(
-        publisher_id=1,
-        instrument_id=7,
-        ts_event=0,
-        ts_recv=1,
-        order_id=9,
-        price=98 * 10**9,
-        size=5,
-        action=ADD,
-        side=BID,
-        flags=0x20 | 0x80,
-        sequence=0,
-    )
-    snapshot.write_bytes(metadata.encode() + bytes(stale))
-    fresh = [
-        dbn.MBOMsg(
-            publisher_id=1,
-            instrument_id=7,
-            ts_event=0,
-            ts_recv=2,
-            order_id=1,
-            price=99 * 10**9,
-            size=2,
-            action=ADD,
-            side=BID,
-            flags=0x20,
-            sequence=1,
-        )
-    ]
+    snapshot.write_bytes(metadata() + mbo(0, 0, 1, 9, 98, 5, ADD, BID, 0x20 | 0x80))  # a stale snapshot: order 9
+    fresh = mbo(1, 0, 2, 1, 99, 2, ADD, BID, 0x20)  # the day's own snapshot record
     live = write_mbo(tmp_path / "live.dbn", day[1:])
-    (tmp_path / "day.dbn").write_bytes(
-        metadata.encode() + bytes(fresh[0]) + live.read_bytes()[len(metadata.encode()) :]
-    )
+    (tmp_path / "day.dbn").write_bytes(metadata() + fresh + live.read_bytes()[len(metadata()) :])
     book = databento_mbo_book([snapshot, tmp_path / "day.dbn"], levels=2)
     assert book.stats["snapshots"] == 2 and len(book) == 3
     assert book.column("bid_price")[1] == 99.0 and np.isnan(book.column("bid_price", 2)[1])  # order 9 is gone
@@ -235,17 +222,6 @@ def test_databento_mbp10_rows(tmp_path: Path) -> None:
         )
         for i in range(10)
     ]
-    metadata = dbn.Metadata(
-        dataset="GLBX.MDP3",
-        schema=MBP_10,
-        start=0,
-        stype_in=RAW_SYMBOL,
-        stype_out=INSTRUMENT_ID,
-        symbols=["X"],
-        partial=[],
-        not_found=[],
-        mappings=[],
-    )
     records = [
         dbn.MBP10Msg(
             publisher_id=1,
@@ -264,7 +240,7 @@ def test_databento_mbp10_rows(tmp_path: Path) -> None:
         for n in range(3)
     ]
     path = tmp_path / "x.mbp10.dbn"
-    path.write_bytes(metadata.encode() + b"".join(bytes(r) for r in records))
+    path.write_bytes(metadata(MBP_10) + b"".join(bytes(r) for r in records))
     assert detect_format(path) == "databento-mbp10"
     book = databento_mbp10_book(path, levels=3)
     assert book.ts.tolist() == [5, 7]  # the record without F_LAST is inside an event
