@@ -6,6 +6,8 @@ import hashlib
 import json
 import os
 import pickle
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -174,3 +176,24 @@ def untrained_run(
         weights = dilated.build_model(model, **config.model.options).state_dict()
         save_checkpoint(run.checkpoints / checkpoint_name(1, 1), weights, {"epoch": 1})
     return folder
+
+
+# -- the `dilated` command in a subprocess -------------------------------------------------------------------------
+CLI_ENV = {
+    **{k: v for k, v in os.environ.items() if k != "DILATED_RUN_DIR"},
+    "OMP_NUM_THREADS": "1",
+    "MPLBACKEND": "Agg",
+}
+
+
+def dilated_cli(*args: str, cwd: Path | str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``python -m dilated.cli ARGS`` in ``cwd``, one thread, output captured, never raising on its exit code."""
+    return subprocess.run(
+        [sys.executable, "-m", "dilated.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=CLI_ENV,
+        timeout=timeout,
+        check=False,
+    )

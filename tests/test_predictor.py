@@ -3,9 +3,6 @@ tiny runs trained on the bundled LOBSTER sample, on a CSV table and on a Parquet
 on z-scores."""
 
 import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +16,8 @@ from dilated.predictor import PARITY
 from dilated.replay import replay
 from dilated.training.evaluate import evaluate_run
 from dilated.training.objective import LOB_CLASSES
-from helpers import prices_table, synthetic_book, untrained_run
+from helpers import dilated_cli, prices_table, synthetic_book, untrained_run
 
-ENV = {**{k: v for k, v in os.environ.items() if k != "DILATED_RUN_DIR"}, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
 TCN_LOBSTER = """\
 model: tcn
 options: {num_channels: [8, 8], kernel_size: 3}
@@ -44,18 +40,6 @@ training: {lr: 0.003, batch_size: 32, max_epochs: 1, seed: 0}
 trainer: {threads: 1}
 """
 TCN_LONG_FIELD = TCN_LOBSTER.replace("[8, 8]", "[4, 4, 4, 4]")  # receptive field 61 > window 20
-
-
-def dilated_cli(*args, cwd, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "dilated.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=ENV,
-        timeout=timeout,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")

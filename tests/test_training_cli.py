@@ -4,7 +4,6 @@ LOBSTER sample with a tiny TCN; resuming after SIGKILL and Ctrl-C; damaged and m
 import csv
 import json
 import math
-import os
 import random
 import re
 import shutil
@@ -19,7 +18,7 @@ import torch
 from safetensors.torch import load_file
 
 from dilated.training.checkpoints import MANIFEST_FILE, WEIGHTS_FILE, find_checkpoints
-from helpers import plant_malicious_state
+from helpers import CLI_ENV, dilated_cli, plant_malicious_state
 
 TINY = """\
 model: tcn
@@ -30,26 +29,13 @@ training: {optimizer: adam, lr: 0.003, batch_size: 16, max_epochs: 12, scheduler
 trainer: {threads: 1}
 """
 TRAIN_SAMPLES, VAL_SAMPLES, TEST_SAMPLES, BATCH = 670, 121, 121, 16
-ENV = {**{k: v for k, v in os.environ.items() if k != "DILATED_RUN_DIR"}, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-
-
-def dilated(*args, cwd, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "dilated.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=ENV,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def start(*args, cwd):
     return subprocess.Popen(
         [sys.executable, "-m", "dilated.cli", *args],
         cwd=cwd,
-        env=ENV,
+        env=CLI_ENV,
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -103,14 +89,14 @@ def workdir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def reference(workdir):
     """The tiny config trained without interruption (12 epochs)."""
-    result = dilated("train", "tiny.yaml", "--run-dir", "reference", "--no-progress", cwd=workdir)
+    result = dilated_cli("train", "tiny.yaml", "--run-dir", "reference", "--no-progress", cwd=workdir)
     assert result.returncode == 0, result.stderr
     return workdir / "reference"
 
 
 def test_train_evaluate_predict_resume_report(workdir):
     run = workdir / "e2e"
-    result = dilated("train", "tiny.yaml", "--run-dir", "e2e", "--max-epochs", "2", cwd=workdir)  # progress bars on
+    result = dilated_cli("train", "tiny.yaml", "--run-dir", "e2e", "--max-epochs", "2", cwd=workdir)  # progress bars on
     assert result.returncode == 0, result.stderr
     assert "test metrics (121 samples)" in result.stdout and "plots:" in result.stdout
     assert "baseline: always 'down', the most frequent class of the training split" in result.stdout
@@ -155,7 +141,7 @@ def test_train_evaluate_predict_resume_report(workdir):
         "val_mcc",
     }
 
-    evaluated = dilated("evaluate", "e2e", "-o", "eval.json", "--no-progress", cwd=workdir)
+    evaluated = dilated_cli("evaluate", "e2e", "-o", "eval.json", "--no-progress", cwd=workdir)
     assert evaluated.returncode == 0, evaluated.stderr
     again = json.loads((workdir / "eval.json").read_text())
     assert again["accuracy"] == test["accuracy"] and again["confusion_matrix"] == test["confusion_matrix"]
@@ -163,7 +149,7 @@ def test_train_evaluate_predict_resume_report(workdir):
     row = next(line for line in evaluated.stdout.splitlines() if line.split()[:1] == ["accuracy"])
     assert row.split() == ["accuracy", f"{test['accuracy']:.4f}", f"{test['baseline']['accuracy']:.4f}"]
 
-    predicted = dilated("predict", "e2e", "-o", "predictions.csv", "--no-progress", cwd=workdir)
+    predicted = dilated_cli("predict", "e2e", "-o", "predictions.csv", "--no-progress", cwd=workdir)
     assert predicted.returncode == 0, predicted.stderr
     with open(workdir / "predictions.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -178,12 +164,14 @@ def test_train_evaluate_predict_resume_report(workdir):
     assert sum(r["target"] == r["prediction"] for r in rows) == round(test["accuracy"] * TEST_SAMPLES)
     assert sum(float(rows[0][k]) for k in ("p_up", "p_stationary", "p_down")) == pytest.approx(1, abs=1e-5)
 
-    resumed = dilated("train", "--resume", "e2e", "--override", "training.max_epochs=3", "--no-progress", cwd=workdir)
+    resumed = dilated_cli(
+        "train", "--resume", "e2e", "--override", "training.max_epochs=3", "--no-progress", cwd=workdir
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from e2e/checkpoints/epoch=0002-step=000084" in resumed.stdout
     assert [r["epoch"] for r in history(run)] == ["1", "2", "3"]
 
-    report = dilated("report", "e2e", cwd=workdir)
+    report = dilated_cli("report", "e2e", cwd=workdir)
     assert report.returncode == 0, report.stderr
     for text in (
         "model        tcn, 1,955 parameters, receptive field 13",
@@ -196,7 +184,7 @@ def test_train_evaluate_predict_resume_report(workdir):
     ):
         assert text in report.stdout, text
 
-    fresh = dilated("train", "tiny.yaml", "--run-dir", "e2e", cwd=workdir)
+    fresh = dilated_cli("train", "tiny.yaml", "--run-dir", "e2e", cwd=workdir)
     assert fresh.returncode == 2 and "holds checkpoints of an earlier run" in fresh.stderr
 
 
@@ -213,7 +201,7 @@ def test_sigkill_at_random_moments_then_resume_reaches_the_same_weights(workdir,
         process.communicate()
         assert process.returncode == -signal.SIGKILL
         command = ["train", "--resume", "killed", "--no-progress"]
-    result = dilated(*command, cwd=workdir)
+    result = dilated_cli(*command, cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert "resuming from killed/checkpoints/epoch=" in result.stdout
     assert_same_run(run, reference)
@@ -230,7 +218,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_reaches_the_same_weights(workdir, 
     match = re.search(r"interrupted: checkpoint (\S+); continue with `dilated train --resume interrupted`", stderr)
     assert match, stderr
     assert (workdir / match.group(1) / MANIFEST_FILE).is_file()
-    result = dilated("train", "--resume", "interrupted", "--no-progress", cwd=workdir)
+    result = dilated_cli("train", "--resume", "interrupted", "--no-progress", cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert f"resuming from {match.group(1)}" in result.stdout
     assert_same_run(run, reference)
@@ -243,7 +231,7 @@ def test_a_truncated_latest_checkpoint_is_skipped_and_training_redone_identicall
     assert latest.name == "epoch=0012-step=000504"
     weights = latest / WEIGHTS_FILE
     weights.write_bytes(weights.read_bytes()[:1000])
-    result = dilated(
+    result = dilated_cli(
         "train", "--resume", "truncated", "--override", "training.max_epochs=13", "--no-progress", cwd=workdir
     )
     assert result.returncode == 0, result.stderr
@@ -267,10 +255,10 @@ def test_a_best_checkpoint_that_cannot_load_is_an_error_naming_it(workdir, refer
     assert best != find_checkpoints(run / "checkpoints")[-1].name  # an older epoch: a fallback would go unseen
     weights = run / "checkpoints" / best / WEIGHTS_FILE
     weights.write_bytes(weights.read_bytes()[:100])
-    result = dilated("evaluate", "broken_best", "--no-progress", cwd=workdir)
+    result = dilated_cli("evaluate", "broken_best", "--no-progress", cwd=workdir)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"the best checkpoint broken_best/checkpoints/{best} cannot be loaded: " in result.stderr
-    last = dilated("evaluate", "broken_best", "--checkpoint", "last", "--no-progress", cwd=workdir)
+    last = dilated_cli("evaluate", "broken_best", "--checkpoint", "last", "--no-progress", cwd=workdir)
     assert last.returncode == 0 and "checkpoints/epoch=0012-step=000504 (121 samples)" in last.stdout
 
 
@@ -279,7 +267,7 @@ def test_a_malicious_training_state_is_refused_on_resume(workdir, reference):
     shutil.copytree(reference, run)
     marker = workdir / "pwned"
     plant_malicious_state(find_checkpoints(run / "checkpoints")[-1], marker)
-    result = dilated(
+    result = dilated_cli(
         "train", "--resume", "malicious", "--override", "training.max_epochs=13", "--no-progress", cwd=workdir
     )
     assert result.returncode == 2
@@ -290,7 +278,7 @@ def test_a_malicious_training_state_is_refused_on_resume(workdir, reference):
 
 @pytest.mark.slow
 def test_ddp_with_two_processes_on_cpu(workdir):
-    result = dilated(
+    result = dilated_cli(
         "train",
         "tiny.yaml",
         "--run-dir",
@@ -321,7 +309,7 @@ def test_wavenet_forecasts_sunspots_from_a_csv(tmp_path):
     sunspots = pytest.importorskip("statsmodels.api").datasets.sunspots.load_pandas().data
     sunspots.to_csv(tmp_path / "sunspots.csv", index=False)
     config = Path(__file__).resolve().parents[1] / "configs" / "wavenet_series.yaml"
-    result = dilated(
+    result = dilated_cli(
         "train",
         str(config),
         "--run-dir",
@@ -345,7 +333,7 @@ def test_wavenet_forecasts_sunspots_from_a_csv(tmp_path):
     spread = sunspots["SUNACTIVITY"].iloc[-62:].std()
     assert 0 < metrics["test"]["mae"] < 2 * spread  # in the data's units (sunspot counts), not z-scores
     assert (tmp_path / "sun" / "plots" / "predictions.png").is_file()
-    predicted = dilated("predict", "sun", "-o", "forecast.csv", "--no-progress", cwd=tmp_path)
+    predicted = dilated_cli("predict", "sun", "-o", "forecast.csv", "--no-progress", cwd=tmp_path)
     assert predicted.returncode == 0, predicted.stderr
     with open(tmp_path / "forecast.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -357,10 +345,10 @@ def test_demo_never_replaces_a_folder_it_did_not_make(tmp_path):
     other_run = tmp_path / "my_run"
     (other_run / "checkpoints").mkdir(parents=True)
     (other_run / "config.yaml").write_text("model: tcn\n")
-    result = dilated("demo", "--run-dir", str(other_run), "--epochs", "1", cwd=tmp_path)
+    result = dilated_cli("demo", "--run-dir", str(other_run), "--epochs", "1", cwd=tmp_path)
     assert result.returncode == 2 and "not a demo run folder (nothing was changed in it)" in result.stderr
     assert sorted(p.name for p in other_run.iterdir()) == ["checkpoints", "config.yaml"]
     demo_dir = tmp_path / "demo"
-    assert dilated("demo", "--run-dir", str(demo_dir), "--epochs", "1", cwd=tmp_path).returncode == 0
-    again = dilated("demo", "--run-dir", str(demo_dir), "--epochs", "1", cwd=tmp_path)
+    assert dilated_cli("demo", "--run-dir", str(demo_dir), "--epochs", "1", cwd=tmp_path).returncode == 0
+    again = dilated_cli("demo", "--run-dir", str(demo_dir), "--epochs", "1", cwd=tmp_path)
     assert again.returncode == 0 and "replacing the previous demo run" in again.stdout + again.stderr
