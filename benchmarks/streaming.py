@@ -42,12 +42,13 @@ import numba
 import pytorch_tcn
 import torch
 from torch import nn
-from torch.nn.utils.parametrizations import weight_norm
 
+import common  # noqa: F401 - puts tests/ on the path: the locuslab-style TCN of the streaming tests
 from dilated.models import build_model
 from dilated.models.blocks import TemporalBlock
 from dilated.models.mulaw import one_hot
 from dilated.streaming import FastStream, StepFunction, Stream
+from streaming_helpers import LocuslabTCN
 
 
 def per_call_us(fn: Callable[[], object], calls: int) -> float:
@@ -96,43 +97,6 @@ def pytorch_tcn_twin(model: nn.Module, channels: int, levels: int, kernel_size: 
         raise RuntimeError(f"pytorch-tcn twin differs from our TCN by {error}")
     twin.reset_buffers()
     return twin
-
-
-class Chomp(nn.Module):
-    """Drops the last ``n`` steps (locuslab's ``Chomp1d``)."""
-
-    def __init__(self, n: int) -> None:
-        super().__init__()
-        self.n = n
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x[:, :, : -self.n].contiguous()
-
-
-class LocuslabBlock(nn.Module):
-    """locuslab/TCN's temporal block as its users write it, for the row of models people already have."""
-
-    def __init__(self, cin: int, cout: int, k: int, d: int, dropout: float = 0.2) -> None:
-        super().__init__()
-        pad = (k - 1) * d
-        self.net = nn.Sequential(
-            weight_norm(nn.Conv1d(cin, cout, k, padding=pad, dilation=d)),
-            Chomp(pad),
-            nn.ReLU(),
-            nn.Dropout(dropout),
-            weight_norm(nn.Conv1d(cout, cout, k, padding=pad, dilation=d)),
-            Chomp(pad),
-            nn.ReLU(),
-            nn.Dropout(dropout),
-        )
-        self.downsample = nn.Conv1d(cin, cout, 1) if cin != cout else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.net(x) + (x if self.downsample is None else self.downsample(x)))
-
-
-def locuslab_tcn(cin: int, channels: int, levels: int, k: int) -> nn.Module:
-    return nn.Sequential(*(LocuslabBlock(cin if i == 0 else channels, channels, k, 2**i) for i in range(levels)))
 
 
 def check_cost(model: nn.Module, x_t: torch.Tensor, repeats: int) -> tuple[float, float, int]:
@@ -227,7 +191,7 @@ def main() -> None:
     twin = pytorch_tcn_twin(tcn, channels, levels, k)
     rows = [("TCN 10x32 k=2", single_stream_row("tcn", tcn, torch.randn(1, channels), args.repeats, 20, twin))]
     # models people already have, same architecture: locuslab-style and pytorch-tcn's own TCN
-    locuslab = locuslab_tcn(channels, channels, levels, k).eval()
+    locuslab = LocuslabTCN(channels, [channels] * levels, k).eval()
     theirs = pytorch_tcn.TCN(
         channels, [channels] * levels, kernel_size=k, dropout=0.0, use_norm="weight_norm", causal=True
     ).eval()
