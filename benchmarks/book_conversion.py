@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from common import shared_data
-from dilated.data.convert import convert_book
+from dilated.data._convert import convert_book
 
 FEEDS = {  # name: files under the data folder, in time order
     "databento ESH4 MBO (snapshot + 2023-12-25)": [

@@ -24,7 +24,7 @@ import warnings
 import torch
 
 from dilated.models import WaveNet
-from dilated.models.mulaw import one_hot
+from dilated.models._mulaw import one_hot
 from dilated.streaming import generate
 
 

@@ -37,12 +37,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import markdown_table, shared_data, write_result  # noqa: E402
-from dilated.data.convert import convert_book  # noqa: E402
-from dilated.data.lob_labels import book_splits  # noqa: E402
-from dilated.data.orderbook import write_book  # noqa: E402
-from dilated.experiment import resolve_config  # noqa: E402
-from dilated.training import train  # noqa: E402
-from dilated.training.lob_baseline import lob_baselines  # noqa: E402
+from dilated.data._convert import convert_book  # noqa: E402
+from dilated.data._lob_labels import book_splits  # noqa: E402
+from dilated.data._orderbook import write_book  # noqa: E402
+from dilated.training import TrainConfig, train  # noqa: E402
+from dilated.training._lob_baseline import lob_baselines  # noqa: E402
 
 WINDOW = 50
 FRACTIONS = (0.7, 0.15, 0.15)
@@ -207,11 +206,14 @@ def main() -> None:
                     results[model] = []
                     for seed in seeds:
                         run = train(
-                            resolve_config(config(model, path, horizon, stride, seed, source, epochs, args.threads)),
+                            TrainConfig.from_dict(
+                                config(model, path, horizon, stride, seed, source, epochs, args.threads)
+                            ),
                             Path(tmp) / f"{key}_{horizon}_{model}_{seed}",
                             progress=False,
                             echo=lambda _m: None,
                         )
+                        assert run is not None, "train() returns None only on non-zero DDP ranks"
                         result = {**scores(run.test["confusion_matrix"]), "epochs": run.epochs, "wall_s": run.seconds}
                         results[model].append(result)
                         print(

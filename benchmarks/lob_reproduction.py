@@ -146,7 +146,7 @@ def main() -> None:
                     result = train_once(model, k, seed, epochs, args.threads, Path(tmp) / f"{model}_k{k}_s{seed}")
                     runs.append(result)
                     commands.setdefault(
-                        (model, k), result["command"].replace(f"training.seed={seed}", "training.seed=SEED")
+                        (model, k), result["command"].replace(f"training.seed={seed}", "training.seed=EXAMPLES")
                     )
                     print(
                         f"{model} k={k} seed {seed}: accuracy {result['accuracy']:.3f} macro F1 "
@@ -238,7 +238,7 @@ def main() -> None:
                 "measured TransLOB macro F1 around 55-61 and DeepLOB around 62-78 across horizons."
             ),
             markdown_table(["model", "k", "accuracy", "precision", "recall", "F1", "source"], published_rows),
-            "Commands of these runs (one per model and horizon; SEED = each seed):\n\n"
+            "Commands of these runs (one per model and horizon; EXAMPLES = each seed):\n\n"
             + "\n".join(f"    {c}" for c in commands.values()),
             "The full FI-2010 reproduction on a GPU (download FI-2010 and point `data.root` at the extracted folder; "
             "configs carry the papers' optimizers, batch sizes and epochs):\n\n" + "\n".join(f"    {c}" for c in full),

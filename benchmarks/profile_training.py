@@ -9,7 +9,7 @@
    * DeepLOB, the slowest training path (several times TransLOB's step): its forward turns the input image into
      NHWC memory (``torch.channels_last``) before the convs; "before" is the same layers on NCHW tensors, the
      previous forward, kept here as ``deeplob_forward_nchw``.
-   * TransLOB's attention, the largest cost of its step: ``dilated.models.attention`` (every ``(T, T) @ (T, D)`` product
+   * TransLOB's attention, the largest cost of its step: ``dilated.models._attention`` (every ``(T, T) @ (T, D)`` product
      computed transposed, see that module) against ``F.scaled_dot_product_attention``, the model's previous
      attention (``sdpa_attention``), and against the explicit masked-softmax formulation of the Keras reference
      (``math_attention``).
@@ -32,10 +32,10 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from dilated.models import build_model
-from dilated.models.deeplob import DeepLOB
-from dilated.models.translob import SelfAttention
+from dilated.models._deeplob import DeepLOB
+from dilated.models._translob import SelfAttention
 
-BATCH, SEED = 32, 0
+BATCH, EXAMPLES = 32, 0
 
 
 def deeplob_forward_nchw(model: DeepLOB, x: torch.Tensor) -> torch.Tensor:
@@ -48,7 +48,7 @@ def deeplob_forward_nchw(model: DeepLOB, x: torch.Tensor) -> torch.Tensor:
 
 
 def sdpa_attention(self: SelfAttention, x: torch.Tensor) -> torch.Tensor:
-    """TransLOB's ``SelfAttention.forward`` before ``dilated.models.attention``: PyTorch's fused kernel."""
+    """TransLOB's ``SelfAttention.forward`` before ``dilated.models._attention``: PyTorch's fused kernel."""
     batch, steps, _ = x.shape
     q, k, v = (
         t.view(batch, steps, self.num_heads, self.head_dim).transpose(1, 2) for t in self.qkv(x).chunk(3, dim=-1)
@@ -101,7 +101,7 @@ def train_step(
 
 def twin(name: str) -> tuple[nn.Module, nn.Module]:
     """Two models with the same weights."""
-    torch.manual_seed(SEED)
+    torch.manual_seed(EXAMPLES)
     first = build_model(name)
     second = build_model(name)
     second.load_state_dict(first.state_dict())
@@ -134,13 +134,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rounds, per_round, profiled = (3, 2, 3) if args.quick else (args.rounds, args.steps, 20)
     started = time.perf_counter()
-    generator = torch.Generator().manual_seed(SEED)
+    generator = torch.Generator().manual_seed(EXAMPLES)
     x, y = torch.randn(BATCH, 40, 100, generator=generator), torch.randint(0, 3, (BATCH,), generator=generator)
     sections, rows = [], []
 
     # 1. profiles of the current models
     for name in ("translob", "deeplob"):
-        torch.manual_seed(SEED)
+        torch.manual_seed(EXAMPLES)
         model = build_model(name)
         ops, total = top_ops(train_step(model, model, x, y), profiled, 12)
         sections.append(
@@ -169,7 +169,7 @@ def main() -> None:
         rounds,
         per_round,
     )
-    # 2b. TransLOB: the reference's math attention and SDPA vs dilated.models.attention
+    # 2b. TransLOB: the reference's math attention and SDPA vs dilated.models._attention
     current, sdpa = twin("translob")
     _, math_model = twin("translob")
     with_attention(sdpa, sdpa_attention), with_attention(math_model, math_attention)
@@ -181,14 +181,14 @@ def main() -> None:
     names = {
         "math attention (reference formulation)": math_model,
         "SDPA (before)": sdpa,
-        "dilated.models.attention (current)": current,
+        "dilated.models._attention (current)": current,
     }
     for model in names.values():
         model.train()
     result_attention = interleaved(
         {name: train_step(model, model, x, y) for name, model in names.items()}, rounds, per_round
     )
-    current_name = "dilated.models.attention (current)"
+    current_name = "dilated.models._attention (current)"
     pairs = [("DeepLOB train step", result)] + [
         ("TransLOB train step", {name: result_attention[name], current_name: result_attention[current_name]})
         for name in names
@@ -225,7 +225,7 @@ def main() -> None:
     )
     headline = (
         f"DeepLOB train step {table[0][5]}x faster with channels_last memory; TransLOB train step "
-        f"{table[2][5]}x faster with dilated.models.attention than with SDPA ({table[1][5]}x than the "
+        f"{table[2][5]}x faster with dilated.models._attention than with SDPA ({table[1][5]}x than the "
         "reference's math attention)"
     )
     body = "\n\n".join(
@@ -248,7 +248,7 @@ def main() -> None:
                 "* **TransLOB**: attention over 100 steps with heads of 5 features was the largest cost (PyTorch's fused "
                 "`_scaled_dot_product_flash_attention_for_cpu`, forward and backward, about half of a step). The products "
                 "whose result is only 5 wide (`weights @ v` and three in the backward) ran at a few GFLOP/s; "
-                "`dilated.models.attention` computes each of them transposed, so the BLAS produces a 100-wide result (4x "
+                "`dilated.models._attention` computes each of them transposed, so the BLAS produces a 100-wide result (4x "
                 "faster per product), with a hand-written backward: the speed-up above, same outputs to float rounding. "
                 "What remains is the softmax and its backward over the `(96, 100, 100)` logits and many small ops (FFN "
                 "matmuls, layer norms, conv backward, Adam's per-parameter loop)."
@@ -263,7 +263,7 @@ def main() -> None:
         body,
         rows,
         command="python benchmarks/profile_training.py" + (" --quick" if args.quick else ""),
-        seeds=f"{SEED} (weights, batch)",
+        seeds=f"{EXAMPLES} (weights, batch)",
         wall_s=time.perf_counter() - started,
         headline=headline,
         threads=args.threads,

@@ -30,9 +30,8 @@ import numpy as np
 import torch
 
 import dilated
-from dilated.experiment import resolve_config
-from dilated.predictor import load_run
-from dilated.training import train
+from dilated.live import load_run
+from dilated.training import TrainConfig, train
 
 WINDOW = 100
 RUNS = {
@@ -49,7 +48,7 @@ def trained_run(name: str, folder: Path) -> Path:
         "training": {"max_epochs": 1, "batch_size": 32},
         "trainer": {"limit_train_batches": 2, "limit_val_batches": 1, "threads": 1, "progress_bar": False},
     }
-    train(resolve_config(raw, name), folder / name, progress=False, echo=lambda _message: None)
+    train(TrainConfig.from_dict(raw, name), folder / name, progress=False, echo=lambda _message: None)
     return folder / name
 
 

@@ -45,9 +45,9 @@ from torch import nn
 
 import common  # noqa: F401 - puts tests/ on the path: the locuslab-style TCN of the streaming tests
 from dilated.models import build_model
-from dilated.models.blocks import TemporalBlock
-from dilated.models.mulaw import one_hot
-from dilated.streaming import FastStream, StepFunction, Stream
+from dilated.models._blocks import TemporalBlock
+from dilated.models._mulaw import one_hot
+from dilated.streaming import EagerStream, FastStream, StepFunction
 from streaming_helpers import LocuslabTCN
 
 
@@ -70,7 +70,7 @@ def interleaved(methods: dict[str, tuple[Callable[[], object], int]], repeats: i
 
 
 class TCNStack(nn.Module):
-    """The TCN of :mod:`dilated.models.tcn` with chosen dilations (same depth and width, other receptive field)."""
+    """The TCN of :mod:`dilated.models._tcn` with chosen dilations (same depth and width, other receptive field)."""
 
     def __init__(self, channels: int, kernel_size: int, dilations: list[int]) -> None:
         super().__init__()
@@ -102,8 +102,8 @@ def pytorch_tcn_twin(model: nn.Module, channels: int, levels: int, kernel_size: 
 def check_cost(model: nn.Module, x_t: torch.Tensor, repeats: int) -> tuple[float, float, int]:
     """Milliseconds of the construction check (a stream built with and without it) and of one offline forward of
     the checked length."""
-    verified = Stream(model, 1)
-    length = 1 + sum(layer.history for layer in verified.convs.values()) + 8  # as Stream.prepare checks
+    verified = EagerStream(model, 1)
+    length = 1 + sum(layer.history for layer in verified.convs.values()) + 8  # as EagerStream.prepare checks
     window = torch.randn(1, x_t.shape[1], length)
 
     def forward() -> None:
@@ -112,8 +112,8 @@ def check_cost(model: nn.Module, x_t: torch.Tensor, repeats: int) -> tuple[float
 
     times = interleaved(
         {
-            "with": (lambda: Stream(model, 1), 1),
-            "without": (lambda: Stream(model, 1, verify=False), 1),
+            "with": (lambda: EagerStream(model, 1), 1),
+            "without": (lambda: EagerStream(model, 1, verify=False), 1),
             "forward": (forward, 1),
         },
         repeats,
@@ -134,7 +134,7 @@ def single_stream_row(
     kwargs = kwargs or {}
     field = rf if rf is not None else cast(int, model.receptive_field)
     window = x_t.unsqueeze(-1).expand(*x_t.shape, field).contiguous()
-    eager = Stream(model, 1)
+    eager = EagerStream(model, 1)
     methods: dict[str, tuple[Callable[[], object], int]] = {}
 
     def naive() -> torch.Tensor:
@@ -365,7 +365,7 @@ def main() -> None:
     }
     many_times = interleaved(many, max(3, args.repeats // 2))
     # measured after, not interleaved: torch's OpenMP threads keep spinning on the cores after an eager step
-    eager_many = Stream(tcn, streams)
+    eager_many = EagerStream(tcn, streams)
     many_times.update(interleaved({"eager, torch threads": (lambda: eager_many.step(xb), 1)}, 3))
     for name, value in many_times.items():
         print(f"  {name:22s} {value:12,.0f} us per step = {value / streams:8.3f} us per stream")

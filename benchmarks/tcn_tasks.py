@@ -17,7 +17,7 @@ T=1000 (TCN test loss 3.5e-5, ~16K parameters). Settings from locuslab/TCN's scr
 
 Both models get the same configuration, the same initial weights (``dilated``'s, copied into pytorch-tcn; by default
 the init locuslab's code ends up with, torch's default conv init under weight norm; ``--init normal`` draws every
-conv from ``normal(0, 0.01)`` as that code means to, see ``dilated.models.blocks.TemporalBlock``), the same optimizer
+conv from ``normal(0, 0.01)`` as that code means to, see ``dilated.models._blocks.TemporalBlock``), the same optimizer
 settings and the same batches, in locuslab's order (the training set read front to back, epoch after epoch) from
 ``dilated.data.AddingProblem`` / ``CopyMemory`` with a fixed seed; the test set has another seed. They take turns
 step by step (which one goes first alternates), so load on the machine hits both alike. Each step (zero_grad,
@@ -298,7 +298,7 @@ def main() -> None:
         "--init",
         choices=["locuslab", "normal"],
         default="locuslab",
-        help="TCN init (see dilated.models.blocks.TemporalBlock; default locuslab)",
+        help="TCN init (see dilated.models._blocks.TemporalBlock; default locuslab)",
     )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent.parent / "docs" / "results")

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-SEED = 0
+EXAMPLES = 0
 BATCH = 32
 
 
@@ -223,7 +223,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch (and TensorFlow) threads (default 1)")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--steps", type=int, default=5, help="steps per variant per round")
-    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--seed", type=int, default=EXAMPLES)
     parser.add_argument("--tf-python", help="a Python with tensorflow installed: also time Keras on TensorFlow")
     parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent.parent / "docs" / "results")
     parser.add_argument("--tf-worker", action="store_true", help=argparse.SUPPRESS)

@@ -18,9 +18,9 @@ import torch
 import dilated
 from dilated.data import Book
 from dilated.models import DataShape
-from dilated.training.checkpoints import MANIFEST_FILE, STATE_FILE, checkpoint_name, save_checkpoint
-from dilated.training.config import TrainConfig
-from dilated.training.runs import RunDir
+from dilated.training._checkpoints import MANIFEST_FILE, STATE_FILE, checkpoint_name, save_checkpoint
+from dilated.training._config import TrainConfig
+from dilated.training._runs import RunDir
 
 # ------------------------------------------------------------------------------------- FI-2010 files, written small
 

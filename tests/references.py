@@ -7,7 +7,7 @@ benchmarks. The package never imports it.
   ``LobTransformer.py``, ``LobPosition.py``, ``LobFeatures.lob_dilated`` and the notebook's assembly), rebuilt
   layer for layer in Keras 3 (used by ``tests/test_models_translob.py`` and the benchmarks). The attention call is
   the standard masked multi-head attention the reference describes (its reshape quirks are documented in
-  :mod:`dilated.models.translob`); :func:`load_keras_translob_weights` copies its weights into a
+  :mod:`dilated.models._translob`); :func:`load_keras_translob_weights` copies its weights into a
   :class:`dilated.models.TransLOB`, after which both compute the same function.
 * :func:`keras_deeplob`: DeepLOB as zcakhaa/DeepLOB builds it, in Keras 3; :func:`load_keras_deeplob_weights` copies its
   weights into a :class:`dilated.models.DeepLOB`.

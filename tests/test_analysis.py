@@ -19,7 +19,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 import dilated
 from dilated.analysis import first_noncausal_layer, probe_receptive_field, receptive_field
-from dilated.analysis.fields import Field, Steps
+from dilated.analysis._fields import Field, Steps
 from dilated.examples.gated_wavenet import build
 from dilated.layers import Conv1d, Dense
 from dilated.models import build_model, example_input_shape

@@ -1,4 +1,4 @@
-"""dilated.models.attention: the narrow-head CPU path equals PyTorch's attention, values and gradients."""
+"""dilated.models._attention: the narrow-head CPU path equals PyTorch's attention, values and gradients."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dilated.models.attention import _NarrowHeadAttention, attention
+from dilated.models._attention import _NarrowHeadAttention, attention
 
 
 @pytest.mark.parametrize("causal", [True, False])

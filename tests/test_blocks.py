@@ -4,7 +4,7 @@ from torch import nn
 
 from dilated import receptive_field
 from dilated.layers import Conv1d, Dense, channels_first, channels_last
-from dilated.models.blocks import (
+from dilated.models._blocks import (
     CausalConvStack,
     GatedActivation,
     ResidualBlock,

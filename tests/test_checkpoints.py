@@ -8,8 +8,8 @@ import sys
 import pytest
 import torch
 
-from dilated.training.atomic import atomic_write_bytes, atomic_write_json
-from dilated.training.checkpoints import (
+from dilated.training._atomic import atomic_write_bytes, atomic_write_json
+from dilated.training._checkpoints import (
     MANIFEST_FILE,
     STATE_FILE,
     WEIGHTS_FILE,
@@ -152,7 +152,7 @@ def test_a_write_killed_midway_leaves_the_old_file(tmp_path):
     target = tmp_path / "metrics.json"
     target.write_text("old")
     code = (
-        "import os, dilated.training.atomic as a\n"
+        "import os, dilated.training._atomic as a\n"
         "real = os.replace\n"
         "def die(*args): os._exit(9)\n"
         "a.os.replace = die\n"

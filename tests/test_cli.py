@@ -18,7 +18,7 @@ def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
 
 
 def test_summary_of_a_bundled_example():
-    result = run("summary", "seed-strided")
+    result = run("summary", "example-strided")
     assert result.returncode == 0, result.stderr
     assert "(None, 5, 25)" in result.stdout and "Receptive field: 13 input steps" in result.stdout
 
@@ -45,7 +45,7 @@ def test_summary_of_a_saved_keras_model(tmp_path):
             keras.layers.Dense(1),
         ]
     )
-    path = tmp_path / "seed.keras"
+    path = tmp_path / "example.keras"
     model.save(path)
     result = run("summary", str(path))
     assert result.returncode == 0, result.stderr
@@ -75,8 +75,8 @@ def test_help_explains_the_target_formats_with_an_example():
         (["summary", "missing.keras"], "Keras model file not found: missing.keras"),
         (["summary", "missing.yaml"], "config file not found: missing.yaml"),
         (["summary", "no_such_model"], "unknown target 'no_such_model'"),
-        (["summary", "seed-dilated", "--input", "2,abc"], "--input: expected an input shape like 2,200"),
-        (["summary", "seed-dilated", "--input", "3,200"], r"expected input (batch, 2, time)"),
+        (["summary", "example-dilated", "--input", "2,abc"], "--input: expected an input shape like 2,200"),
+        (["summary", "example-dilated", "--input", "3,200"], r"expected input (batch, 2, time)"),
         (["summary", "nosuchmodule:build"], "cannot import 'nosuchmodule'"),
     ],
 )

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from dilated.data import fi2010
-from dilated.data.fi2010 import FI2010_HORIZONS, find_fi2010_files, load_fi2010, read_fi2010
+from dilated.data import _fi2010 as fi2010
+from dilated.data._fi2010 import FI2010_HORIZONS, find_fi2010_files, load_fi2010, read_fi2010
 from helpers import TEST_DAYS, TRAIN, book_values, fi2010_text, label_values, write_fi2010
 
 

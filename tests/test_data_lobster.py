@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from dilated.data.lobster import (
+from dilated.data._lobster import (
     LobsterBook,
     ZScore,
     balanced_alpha,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dilated.data.synthetic import AddingProblem, CopyMemory
+from dilated.data._synthetic import AddingProblem, CopyMemory
 
 
 def test_adding_problem_structure() -> None:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from statsmodels.datasets import co2, sunspots
 
-from dilated.data.windows import WindowDataset, chronological_split, split_bounds, table_dataset
+from dilated.data._windows import WindowDataset, chronological_split, split_bounds, table_dataset
 
 ROWS = 309  # yearly sunspot numbers 1700-2008
 

@@ -11,11 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import dilated
+from dilated._resolve import model_from_config, read_yaml, resolve_target
 from dilated.cli import main
 from dilated.design import BLOCKS, block_cost, design, explain_holes, is_hole_free
 from dilated.explore import target_summary
 from dilated.geometry import Layer, causal_stack, dependencies, receptive_field
-from dilated.targets import model_from_config, read_yaml, resolve_target
 
 
 def fed_offsets(layers: list[Layer]) -> set[int]:
@@ -103,7 +103,7 @@ def test_the_ranking_is_optimal_by_brute_force(target, kernels, max_dilation, bl
 
 def test_the_known_optima():
     assert design(4096, 2)[0].dilations == tuple(2**i for i in range(12))  # WaveNet's doubling, exactly 4096
-    assert design(25, 5, max_layers=2)[0].dilations == (1, 5)  # the seed's field with no holes
+    assert design(25, 5, max_layers=2)[0].dilations == (1, 5)  # the example's field with no holes
     best = design(1000, 3)[0]
     assert (best.layers, best.receptive_field, best.dilations) == (7, 1001, (1, 3, 9, 27, 81, 189, 190))
     tcn = design(3061, 7, block="residual2")[0]  # locuslab's default TCN field takes 8 doubling levels, or 4
@@ -211,7 +211,7 @@ def test_the_written_config_trains(tmp_path):
 
 
 def test_the_seed_stack_holes_are_explained():
-    coverage = explain_holes(target_summary(resolve_target("seed-dilated")).geometry)
+    coverage = explain_holes(target_summary(resolve_target("example-dilated")).geometry)
     assert (coverage.receptive_field, coverage.fed) == (25, 13)
     assert coverage.missing == tuple(range(1, 25, 2))
     text = str(coverage)
@@ -233,8 +233,8 @@ def test_explain_follows_strides_and_skips_pointwise_layers():
 
 
 def test_cli_explain_names_the_target(capsys):
-    assert main(["design", "--explain", "seed-dilated"]) == 0
-    assert capsys.readouterr().out.startswith("seed-dilated: reads 13 of the 25 steps under its receptive field")
+    assert main(["design", "--explain", "example-dilated"]) == 0
+    assert capsys.readouterr().out.startswith("example-dilated: reads 13 of the 25 steps under its receptive field")
 
 
 def test_proposal_yaml_round_trips():

@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 from PIL import Image
 from torch import nn
 
+from dilated._resolve import resolve_target
 from dilated.cli import main
 from dilated.diagrams import MAX_STEPS, compare, draw, layout
 from dilated.geometry import Layer, LayerKind, Padding, Semantics, causal_stack, dependencies, stack_geometry
 from dilated.layers import Conv1d, Dense
-from dilated.targets import resolve_target
 
 PADDINGS = st.one_of(
     st.sampled_from(["valid", "same", "causal"]), st.integers(0, 3), st.tuples(st.integers(0, 4), st.integers(0, 4))
@@ -222,8 +222,8 @@ def test_png_of_a_torch_module_labels_each_time_axis_layer(tmp_path):
 
 
 def test_svg_of_a_target_is_valid_xml(tmp_path):
-    diagram = draw(resolve_target("seed-dilated", (2, 20)), path=tmp_path / "seed.svg")
-    root = ElementTree.parse(tmp_path / "seed.svg").getroot()
+    diagram = draw(resolve_target("example-dilated", (2, 20)), path=tmp_path / "example.svg")
+    root = ElementTree.parse(tmp_path / "example.svg").getroot()
     assert root.tag.endswith("svg")
     assert diagram.rows[0].highlighted == dependencies([Layer(5, 1, 2, "causal"), Layer(5, 1, 4, "causal")], 20, 19)[0]
 
@@ -237,7 +237,9 @@ def test_animated_gif_has_one_frame_per_output(tmp_path):
 
 def test_compare_draws_two_stacks_on_one_figure(tmp_path):
     a, b = compare(
-        resolve_target("seed-dilated", (2, 16)), resolve_target("seed-strided", (2, 16)), path=tmp_path / "both.png"
+        resolve_target("example-dilated", (2, 16)),
+        resolve_target("example-strided", (2, 16)),
+        path=tmp_path / "both.png",
     )
     assert (a.rows[-1].length, b.rows[-1].length) == (16, 2)
     assert (a.receptive_field, b.receptive_field) == (25, 13)
@@ -246,20 +248,31 @@ def test_compare_draws_two_stacks_on_one_figure(tmp_path):
 
 
 def test_cli_draw_writes_the_image(tmp_path, capsys):
-    path = tmp_path / "seed.png"
-    assert main(["draw", "seed-dilated", "--input", "2,16", "--output-index", "-3", "-o", str(path)]) == 0
+    path = tmp_path / "example.png"
+    assert main(["draw", "example-dilated", "--input", "2,16", "--output-index", "-3", "-o", str(path)]) == 0
     assert f"wrote {path}" in capsys.readouterr().out
     with Image.open(path) as image:
         assert image.format == "PNG"
     assert (
-        main(["draw", "seed-dilated", "--input", "2,16", "--compare", "seed-strided", "-o", str(tmp_path / "both.svg")])
+        main(
+            [
+                "draw",
+                "example-dilated",
+                "--input",
+                "2,16",
+                "--compare",
+                "example-strided",
+                "-o",
+                str(tmp_path / "both.svg"),
+            ]
+        )
         == 0
     )
     assert ElementTree.parse(tmp_path / "both.svg").getroot().tag.endswith("svg")
 
 
 def test_cli_draw_errors_are_one_line(tmp_path, capsys):
-    assert main(["draw", "seed-dilated", "-o", str(tmp_path / "x.jpg")]) == 2
+    assert main(["draw", "example-dilated", "-o", str(tmp_path / "x.jpg")]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
     result = subprocess.run(
         [sys.executable, "-m", "dilated.cli", "draw", "no-such-target"],

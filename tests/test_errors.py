@@ -10,13 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from pytorch_tcn import TCN as PytorchTCN
 from safetensors.torch import save_file
 
 import dilated
 import dilated.streaming
+from dilated._layer_graph import LayerGraphSpec
+from dilated._resolve import build_stack, parse_input_shape, read_yaml, resolve_target
 from dilated.analysis import first_noncausal_layer
-from dilated.checkpoints import load_checkpoint, save_checkpoint
 from dilated.data import (
     Book,
     binance_book,
@@ -34,26 +36,25 @@ from dilated.data import (
     write_book,
 )
 from dilated.design import design
-from dilated.experiment import DEMO_CONFIG, apply_overrides, resolve_config
 from dilated.explore import stack_state, write_explorer
 from dilated.geometry import Layer, stack_geometry
-from dilated.graph import GraphSpec
-from dilated.keras_adapter import import_keras
-from dilated.keras_convert import check_conversion, load_converted
+from dilated.keras_bridge._adapter import import_keras
+from dilated.keras_bridge._convert import check_conversion, load_converted
 from dilated.layers import Conv1d
-from dilated.predictor import Predictor, load_run
-from dilated.replay import replay
-from dilated.step_export import export_step
-from dilated.targets import build_stack, parse_input_shape, read_yaml, resolve_target
-from dilated.training import check_finite
-from dilated.training.config import TrainConfig
-from dilated.training.runs import RunDir
+from dilated.live import Predictor, load_run, replay
+from dilated.streaming._export import export_step
+from dilated.training import TrainConfig, apply_overrides, check_finite
+from dilated.training._checkpoints import load_checkpoint, save_checkpoint
+from dilated.training._config import demo_config_path
+from dilated.training._runs import RunDir
 from helpers import prices_table, untrained_run
 
 DOC = Path(__file__).parent.parent / "docs" / "errors.md"
 
 # -- trained runs as live predictors: runs as `dilated train` writes them, with initial weights --------------------
 LOBSTER_RUN = {"kind": "lobster", "window": 20}
+
+DEMO_CONFIG = yaml.safe_load(demo_config_path().read_text())  # the raw demo config mapping
 
 
 def lobster_predictor(tmp_path: Path) -> Predictor:
@@ -118,7 +119,7 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
-# -- book runs as live predictors (dilated.live.feeds): helpers of the predictor-book-* cases --------------------
+# -- book runs as live predictors (dilated.live._feeds): helpers of the predictor-book-* cases --------------------
 def book_predictor(tmp_path: Path) -> Predictor:
     """An untrained run on :func:`small_book` (2 levels, windows of 4 events)."""
     path = write_book(small_book(), tmp_path / "book.parquet")
@@ -227,9 +228,11 @@ CASES: dict[str, Callable[[Path], object]] = {
     "fi2010-nan": lambda tmp: read_fi2010(fi2010_file(tmp, replace_first_cell(7, "nan")), progress=False),
     "fi2010-horizon": lambda tmp: load_fi2010(fi2010_file(tmp).parent, horizon=15, progress=False),
     "lobster-mismatch": short_lobster_messages,
-    "train-config-key": lambda _: resolve_config(demo_config_with(learning_rat=1)),
+    "train-config-key": lambda _: TrainConfig.from_dict(demo_config_with(learning_rat=1)),
     "train-override-section": lambda _: apply_overrides(copy.deepcopy(DEMO_CONFIG), ["trainig.lr=1"]),
-    "train-config-type": lambda _: resolve_config(apply_overrides(copy.deepcopy(DEMO_CONFIG), ["training.lr=abc"])),
+    "train-config-type": lambda _: TrainConfig.from_dict(
+        apply_overrides(copy.deepcopy(DEMO_CONFIG), ["training.lr=abc"])
+    ),
     "train-batch-nan": lambda _: nan_batch(),
     "checkpoint-truncated": truncated_checkpoint,
     "table-column": lambda tmp: table_dataset(
@@ -262,9 +265,9 @@ CASES: dict[str, Callable[[Path], object]] = {
     "book-no-window": lambda _: book_splits(small_book(), levels=1, window=50, horizon=10),
     "book-time": lambda _: book_splits(small_book(), levels=1, window=2, horizon=1, start="yesterday"),
     # ---- training (dilated.training): typed config, run folders
-    "train-config-nearest": lambda _: resolve_config(demo_config_with(max_epoch=3)),
-    "train-data-kind": lambda _: resolve_config({**DEMO_CONFIG, "data": {"kind": "lobsters"}}),
-    "train-monitor-task": lambda _: resolve_config(
+    "train-config-nearest": lambda _: TrainConfig.from_dict(demo_config_with(max_epoch=3)),
+    "train-data-kind": lambda _: TrainConfig.from_dict({**DEMO_CONFIG, "data": {"kind": "lobsters"}}),
+    "train-monitor-task": lambda _: TrainConfig.from_dict(
         {"model": "tcn", "data": {"kind": "adding"}, "training": {"monitor": "val_accuracy"}}
     ),
     "train-best-unloadable": unloadable_best_checkpoint,
@@ -338,7 +341,7 @@ def keras_layer(name: str, *args: object, **kwargs: object):
 
 
 def graph_spec(*nodes: dict) -> None:
-    GraphSpec.from_dict({"inputs": {"x": [2]}, "outputs": ["x"], "graph": list(nodes)})
+    LayerGraphSpec.from_dict({"inputs": {"x": [2]}, "outputs": ["x"], "graph": list(nodes)})
 
 
 KERAS_CASES: dict[str, Callable[[Path], object]] = {
@@ -396,7 +399,7 @@ class _Twice(torch.nn.Module):
 
 
 def _stream(*layers: torch.nn.Module) -> object:
-    return dilated.streaming.Stream(torch.nn.Sequential(*layers), 1)
+    return dilated.streaming.EagerStream(torch.nn.Sequential(*layers), 1)
 
 
 STREAM_CASES: dict[str, Callable[[Path], object]] = {
@@ -405,16 +408,16 @@ STREAM_CASES: dict[str, Callable[[Path], object]] = {
     "stream-transposed-conv": lambda _: _stream(torch.nn.Conv1d(2, 2, 1), torch.nn.ConvTranspose1d(2, 2, 2)),
     "stream-pad-mode": lambda _: _stream(torch.nn.ReplicationPad1d((2, 0)), torch.nn.Conv1d(2, 2, 3)),
     "stream-pad-value": lambda _: _stream(torch.nn.ConstantPad1d((2, 0), 1.0), torch.nn.Conv1d(2, 2, 3)),
-    "stream-fpad-mode": lambda _: dilated.streaming.Stream(_ReplicatePadded(), 1),
+    "stream-fpad-mode": lambda _: dilated.streaming.EagerStream(_ReplicatePadded(), 1),
     "stream-pooling": lambda _: _stream(torch.nn.Conv1d(2, 2, 1), torch.nn.MaxPool1d(2)),
     "stream-global": lambda _: _stream(torch.nn.Conv1d(2, 2, 1), torch.nn.Flatten()),
-    "stream-sees-future": lambda _: dilated.streaming.Stream(PytorchTCN(3, [4], kernel_size=3, causal=False), 1),
+    "stream-sees-future": lambda _: dilated.streaming.EagerStream(PytorchTCN(3, [4], kernel_size=3, causal=False), 1),
     "stream-untrimmed": lambda _: _stream(torch.nn.Conv1d(2, 2, 2, padding=1)),
-    "stream-forward-mixing": lambda _: dilated.streaming.Stream(_Cumulative(), 1),
+    "stream-forward-mixing": lambda _: dilated.streaming.EagerStream(_Cumulative(), 1),
     "stream-double-pad": lambda _: _stream(
         torch.nn.ConstantPad1d((1, 0), 0.0), torch.nn.Conv1d(2, 2, 2, padding=1), _Trim()
     ),
-    "stream-called-twice": lambda _: dilated.streaming.Stream(_Twice(), 1),
+    "stream-called-twice": lambda _: dilated.streaming.EagerStream(_Twice(), 1),
     "fast-state-layout": lambda _: dilated.streaming.FastStream(
         torch.nn.Sequential(torch.nn.ConstantPad1d((2, 0), 0.0), torch.nn.Conv1d(2, 2, 3)), 1, verify=False
     ).state_dict(),
@@ -441,7 +444,7 @@ def test_documented_error(row, tmp_path):
     "args,message",
     [
         (["summary", "missing.yaml"], ROWS["config-missing"][1]),
-        (["summary", "seed-dilated", "--input", "2,abc"], ROWS["config-input"][1]),
+        (["summary", "example-dilated", "--input", "2,abc"], ROWS["config-input"][1]),
     ],
 )
 def test_cli_prints_the_same_message_on_one_line(args, message):

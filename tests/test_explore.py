@@ -16,12 +16,12 @@ from torch import nn
 
 import dilated
 from browser import SCREEN, Chromium, explorer_screenshot, find_chromium
+from dilated._resolve import model_from_config, resolve_target
 from dilated.cli import main
 from dilated.design import design
 from dilated.explore import page, stack_state, target_state, write_explorer
 from dilated.geometry import Layer, dependencies, stack_geometry
 from dilated.summaries import summary
-from dilated.targets import model_from_config, resolve_target
 
 ARTIFACTS = Path(__file__).parent.parent / "docs" / "images"
 
@@ -35,7 +35,7 @@ def test_the_page_is_self_contained(tmp_path):
 
 
 def test_the_page_opens_on_existing_models():
-    seed = target_state(resolve_target("seed-dilated"))
+    seed = target_state(resolve_target("example-dilated"))
     assert (seed["input_channels"], seed["input_length"]) == (2, 200)
     assert [(la["kernel_size"], la["dilation"], la["padding"], la["channels"]) for la in seed["layers"]] == [
         (5, 2, "causal", 5),
@@ -113,8 +113,8 @@ def browser():
 
 
 @pytest.fixture
-def seed_page(browser, tmp_path):
-    path = write_explorer(tmp_path / "explorer.html", "seed-dilated")
+def example_page(browser, tmp_path):
+    path = write_explorer(tmp_path / "explorer.html", "example-dilated")
     browser.open(path.as_uri())
     yield path
     assert browser.errors == []
@@ -163,7 +163,7 @@ JS_GEOMETRY = """(stacks) => stacks.map((s) => {
 })"""
 
 
-def test_the_page_geometry_equals_dilated_geometry(browser, seed_page):
+def test_the_page_geometry_equals_dilated_geometry(browser, example_page):
     rng = random.Random(16)
     stacks = [
         {
@@ -182,13 +182,13 @@ def test_the_page_geometry_equals_dilated_geometry(browser, seed_page):
             continue
         valid += 1
         assert (js["rows"], js["fed"]) == (expected["rows"], expected["fed"]), stack
-        built = model_from_config(yaml.safe_load(js["yaml"]))  # the page's export, built by dilated.targets
+        built = model_from_config(yaml.safe_load(js["yaml"]))  # the page's export, built by dilated._resolve
         assert built.input_shape == (stack["channels"], stack["length"])
         assert sum(p.numel() for p in built.model.parameters()) == js["params"]
     assert valid > 150  # most random stacks are valid; the rest must be refused by both
 
 
-def test_the_page_design_equals_dilated_design(browser, seed_page):
+def test_the_page_design_equals_dilated_design(browser, example_page):
     rng = random.Random(4096)
     cases = []
     for _ in range(150):
@@ -245,7 +245,7 @@ def conv(kernel_size: int, dilation: int = 1, stride: int = 1) -> Layer:
     return Layer(kernel_size, stride, dilation, "causal")
 
 
-def test_editing_the_seed_stack_in_the_page(browser, seed_page, tmp_path):
+def test_editing_the_seed_stack_in_the_page(browser, example_page, tmp_path):
     dense = Layer(1)
     assert numbers(browser) == expected_numbers([conv(5, 2), conv(5, 4), dense], 200, 191) | {"coverage": "13 of 25"}
     assert browser.evaluate("document.querySelectorAll('#tree circle.hole').length") == 12
@@ -268,7 +268,7 @@ def test_editing_the_seed_stack_in_the_page(browser, seed_page, tmp_path):
         [conv(5, 1), conv(5, 10), conv(5, 5)], 200, 2 * 5 * 5 + 5 + 5 * 3 * 5 + 3 + 3 * 5 * 5 + 5
     )
 
-    browser.click("#toggle")  # dilated -> strided, as the seed comparison
+    browser.click("#toggle")  # dilated -> strided, as the dilated-vs-strided comparison
     strided = [conv(5, 1, 1), conv(5, 1, 10), conv(5, 1, 5)]
     assert numbers(browser)["outlen"] == str(stack_geometry(strided, 200)[-1].output_length) == "4"
     assert numbers(browser)["jump"] == "50"
@@ -286,7 +286,7 @@ def test_editing_the_seed_stack_in_the_page(browser, seed_page, tmp_path):
     browser.click('#proposals button[data-proposal="0"]')
     assert numbers(browser) == expected_numbers(best.geometry, 1001, best.params) | {"coverage": "1001 of 1001"}
 
-    exported = yaml.safe_load(browser.value("#yaml"))  # the page's YAML, read by dilated.targets and streamed
+    exported = yaml.safe_load(browser.value("#yaml"))  # the page's YAML, read by dilated._resolve and streamed
     target = model_from_config(exported)
     assert summary(target.model, target.input_shape).receptive_field == 1001
     stream = dilated.stream(target.model.eval())
@@ -310,7 +310,7 @@ def test_editing_the_seed_stack_in_the_page(browser, seed_page, tmp_path):
     assert (width, height) == SCREEN
 
 
-def test_an_impossible_edit_shows_the_geometry_error(browser, seed_page):
+def test_an_impossible_edit_shows_the_geometry_error(browser, example_page):
     browser.type('input[data-layer="0"][data-field="stride"]', "2")  # stride 2 with dilation 2: Keras refuses
     assert "Keras refuses stride=2 together with dilation=2" in browser.text("#error")
     assert browser.text("#rf") == "-"

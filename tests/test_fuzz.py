@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from dilated._resolve import build_stack, model_from_config, read_yaml
 from dilated.data import bundled_lobster_sample, read_fi2010, read_lobster
 from dilated.geometry import Layer, stack_geometry
 from dilated.summaries import summary
-from dilated.targets import build_stack, model_from_config, read_yaml
 
 DOCUMENTED = (ValueError,)  # what every target below documents (see the module docstring)
 FUNCTION_SCOPED = [HealthCheck.function_scoped_fixture]

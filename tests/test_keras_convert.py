@@ -11,15 +11,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seed_models import SEED, check, seed_keras
+from example_models import EXAMPLES, check, example_keras
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras")
 import dilated  # noqa: E402
-from dilated.graph import Graph  # noqa: E402
-from dilated.keras_convert import SUPPORTED, check_conversion, from_keras, load_converted, save_converted  # noqa: E402
-from dilated.step_export import export_step  # noqa: E402
+from dilated._layer_graph import LayerGraph  # noqa: E402
+from dilated.keras_bridge._convert import SUPPORTED, check_conversion, from_keras, load_converted, save_converted  # noqa: E402
 from dilated.streaming import Backend  # noqa: E402
+from dilated.streaming._export import export_step  # noqa: E402
 from references import keras_wavenet  # noqa: E402
 
 L = keras.layers
@@ -29,7 +29,7 @@ def keras_output(model, x: np.ndarray) -> np.ndarray:
     return np.asarray(keras.ops.convert_to_numpy(model(x)))
 
 
-def converted_output(graph: Graph, x: np.ndarray) -> np.ndarray:
+def converted_output(graph: LayerGraph, x: np.ndarray) -> np.ndarray:
     """Run ``graph`` on a Keras-layout input and give the output back in the Keras layout."""
     with torch.no_grad():
         y = graph(torch.from_numpy(x).transpose(1, 2))
@@ -50,7 +50,7 @@ def inputs(length: int, channels: int, batch: int = 2, seed: int = 1) -> np.ndar
     return np.random.default_rng(seed).standard_normal((batch, length, channels)).astype("float32")
 
 
-def assert_converts(model, length: int = 24, channels: int = 4) -> Graph:
+def assert_converts(model, length: int = 24, channels: int = 4) -> LayerGraph:
     graph = from_keras(model, check=False)
     x = inputs(length, channels)
     expected, actual = keras_output(model, x), converted_output(graph, x)
@@ -59,41 +59,41 @@ def assert_converts(model, length: int = 24, channels: int = 4) -> Graph:
     return graph
 
 
-def streamed(graph: Graph, x: np.ndarray, backend: Backend = "auto") -> tuple[np.ndarray, str]:
+def streamed(graph: LayerGraph, x: np.ndarray, backend: Backend = "auto") -> tuple[np.ndarray, str]:
     """Step ``x`` (Keras layout, batch 1) through ``dilated.stream`` one step at a time."""
     s = dilated.stream(graph, 1, backend=backend)
     ys = [s.step(torch.from_numpy(x[:, t])) for t in range(x.shape[1])]
     return torch.stack(ys, dim=1).numpy(), type(s).__name__
 
 
-# ---- the seed's two Keras models -----------------------------------------------------------------------------------
+# ---- the example's two Keras models -----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("kind", ["dilated", "strided"])
-def test_seed_models_convert_to_the_bundled_examples(kind):
-    model = randomise(seed_keras(kind))
+def test_example_models_convert_to_the_bundled_examples(kind):
+    model = randomise(example_keras(kind))
     graph = assert_converts(model, 200, 2)
     check(dilated.summary(graph, (2, 200)), kind, "channels_first")  # fields 25 / 13, jumps 1 / 8, 191 params
-    example = dilated.summary(*_target(f"seed-{kind}"))
-    assert [r.output_shape for r in example.layers] == SEED[kind]["shapes"]
+    example = dilated.summary(*_target(f"example-{kind}"))
+    assert [r.output_shape for r in example.layers] == EXAMPLES[kind]["shapes"]
     assert [r.geometry for r in dilated.summary(graph, (2, 200)).layers] == [r.geometry for r in example.layers]
 
 
 def _target(name: str):
-    from dilated.targets import resolve_target
+    from dilated._resolve import resolve_target
 
     target = resolve_target(name)
     return target.model, target.input_shape
 
 
-def test_seed_dilated_streams_and_seed_strided_is_refused():
+def test_example_dilated_streams_and_example_strided_is_refused():
     x = inputs(60, 2, batch=1)
-    dilated_model = randomise(seed_keras("dilated"))
+    dilated_model = randomise(example_keras("dilated"))
     y, engine = streamed(from_keras(dilated_model), x)
     assert engine == "FastStream"
     np.testing.assert_allclose(y, keras_output(dilated_model, x), atol=1e-5)
     with pytest.raises(ValueError, match=r"cannot stream layer 'layers.conv1d(_\d+)?' \(Conv1d\).*s=2 causal"):
-        dilated.stream(from_keras(seed_keras("strided")), 1)
+        dilated.stream(from_keras(example_keras("strided")), 1)
 
 
 # ---- a functional WaveNet ------------------------------------------------------------------------------------------
@@ -114,7 +114,7 @@ def test_functional_wavenet_converts_exactly(wavenet):
     assert len([n for n in graph.spec.nodes if n.type == "conv1d"]) == 1 + 6 * 4 - 1 + 1
 
 
-@pytest.mark.parametrize("backend,engine", [("auto", "FastStream"), ("eager", "Stream")])
+@pytest.mark.parametrize("backend,engine", [("auto", "FastStream"), ("eager", "EagerStream")])
 def test_functional_wavenet_streams_equal_to_keras_on_the_whole_sequence(wavenet, backend, engine):
     model, graph = wavenet
     x = inputs(150, 1, batch=1, seed=5)
@@ -303,7 +303,7 @@ def test_zero_padding_then_valid_conv_streams_exactly_or_is_refused():
 
 
 def test_the_conversion_check_catches_a_wrong_weight():
-    model = randomise(seed_keras("dilated"))
+    model = randomise(example_keras("dilated"))
     graph = from_keras(model)
     assert check_conversion(model, graph) < 1e-5
     dense = next(node.module_name for node in graph.spec.nodes if node.type == "dense")
@@ -363,17 +363,17 @@ def test_keras_file_round_trip_through_the_cli(tmp_path):
     assert summary.returncode == 0 and "Total params: 2,457" in summary.stdout and "k=2 d=32 causal" in summary.stdout
     drawn = cli("draw", "out/wavenet.yaml", "--input", "1,64", "-o", "wavenet.png", cwd=tmp_path)
     assert drawn.returncode == 0 and (tmp_path / "wavenet.png").stat().st_size > 1_000
-    for target in ("out/wavenet.yaml", "wavenet.keras", "seed-dilated"):
+    for target in ("out/wavenet.yaml", "wavenet.keras", "example-dilated"):
         exported = cli("export", target, "-o", "step.onnx", "--check-steps", "8", cwd=tmp_path)
         assert exported.returncode == 0, exported.stderr
         assert "onnxruntime equals the torch stream on 8 random steps" in exported.stdout
 
 
 def test_saved_graph_rebuilds_without_keras_and_refuses_a_mismatched_file(tmp_path):
-    model = randomise(seed_keras("dilated"))
-    weights, spec = save_converted(from_keras(model), tmp_path / "seed.safetensors")
+    model = randomise(example_keras("dilated"))
+    weights, spec = save_converted(from_keras(model), tmp_path / "example.safetensors")
     code = (
-        f"import sys, dilated.keras_convert as k; g = k.load_converted({str(spec)!r}); "
+        f"import sys, dilated.keras_bridge._convert as k; g = k.load_converted({str(spec)!r}); "
         "print(len(g.spec.nodes), 'keras' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from dilated.keras_convert import from_keras
+from dilated.keras_bridge._convert import from_keras
 from dilated.layers import AvgPool1d, Conv1d, Dense, MaxPool1d, channels_first
 
 paddings = st.sampled_from(["causal", "same", "valid"])

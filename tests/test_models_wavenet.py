@@ -5,7 +5,7 @@ import torch
 
 from dilated.layers import Conv1d
 from dilated.models import WaveNet, WaveNetConfig, build_model
-from dilated.models.mulaw import one_hot
+from dilated.models._mulaw import one_hot
 from helpers import assert_causal, overfit
 
 

@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dilated.models.mulaw import (
+from dilated.models._mulaw import (
     CodeEmbedding,
     mu_law_compress,
     mu_law_decode,

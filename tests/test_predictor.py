@@ -12,10 +12,9 @@ import torch
 
 import dilated
 from dilated.data import LOBSTER_EMPTY_ASK, LOBSTER_EMPTY_BID, Book, book_splits, bundled_lobster_sample, write_book
-from dilated.predictor import PARITY
-from dilated.replay import replay
-from dilated.training.evaluate import evaluate_run
-from dilated.training.objective import LOB_CLASSES
+from dilated.live import PARITY, replay
+from dilated.training._evaluate import evaluate_run
+from dilated.training._objective import LOB_CLASSES
 from helpers import dilated_cli, prices_table, synthetic_book, untrained_run
 
 TCN_LOBSTER = """\

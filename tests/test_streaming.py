@@ -20,10 +20,10 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from dilated.layers import Conv1d, Dense, MaxPool1d
 from dilated.models import build_model
-from dilated.models.mulaw import one_hot
-from dilated.streaming import FastStream, StepFunction, Stream, Unsupported, WindowStream, generate, stream
-from dilated.streaming.fast.instructions import LAYOUT
-from dilated.streaming.fast.kernel import kernel_for
+from dilated.models._mulaw import one_hot
+from dilated.streaming import EagerStream, FastStream, StepFunction, Unsupported, WindowStream, generate, stream
+from dilated.streaming._fast.instructions import LAYOUT
+from dilated.streaming._fast.kernel import kernel_for
 from streaming_helpers import chunks, offline, run_in_chunks
 
 TOL = 1e-5
@@ -116,7 +116,7 @@ def test_eager_stream_equals_offline_on_random_stacks(layers, c_in, batch, sizes
     model = random_stack(layers, c_in, seed).train()  # train mode on purpose: the stream must use eval mode
     x = torch.randn(batch, c_in, length, generator=torch.Generator().manual_seed(seed))
     expected = offline(model, x)
-    got = run_in_chunks(Stream(model, batch), x, sizes)
+    got = run_in_chunks(EagerStream(model, batch), x, sizes)
     assert got.shape == expected.shape
     torch.testing.assert_close(got, expected, atol=TOL, rtol=TOL)
     assert model.training  # untouched
@@ -140,7 +140,7 @@ def test_fast_stream_equals_eager_and_offline_on_random_stacks(layers, c_in, bat
     fast.chunk = 1 if fast.lanes > 1 else 4
     assert fast.lanes == {70: 64, 130: 128}.get(batch, 1)
     got = run_in_chunks(fast, x, sizes)
-    eager = run_in_chunks(Stream(model, batch), x, sizes)
+    eager = run_in_chunks(EagerStream(model, batch), x, sizes)
     torch.testing.assert_close(got, eager, atol=TOL, rtol=TOL)
     torch.testing.assert_close(got, offline(model, x), atol=TOL, rtol=TOL)
 
@@ -149,7 +149,7 @@ def test_first_steps_equal_causal_zero_padding():
     torch.manual_seed(0)
     model = nn.Sequential(Conv1d(2, 3, 4, dilation=3), nn.Tanh(), Conv1d(3, 2, 3, dilation=5))
     x = torch.randn(1, 2, 3)  # much shorter than the receptive field (1 + 9 + 10 = 20)
-    s = Stream(model, 1)
+    s = EagerStream(model, 1)
     for t in range(3):
         torch.testing.assert_close(s.step(x[..., t]), offline(model, x)[..., t], atol=TOL, rtol=TOL)
 
@@ -158,9 +158,9 @@ def test_streams_of_a_batch_are_independent():
     torch.manual_seed(1)
     model = nn.Sequential(Residual(2, 4, 3, 2), Residual(4, 4, 3, 4))
     x = torch.randn(3, 2, 20)
-    batched = Stream(model, 3).step_many(x)
+    batched = EagerStream(model, 3).step_many(x)
     for b in range(3):
-        alone = Stream(model, 1).step_many(x[b : b + 1])
+        alone = EagerStream(model, 1).step_many(x[b : b + 1])
         torch.testing.assert_close(batched[b : b + 1], alone, atol=TOL, rtol=TOL)
 
 
@@ -171,7 +171,7 @@ def test_streams_of_a_batch_are_independent():
 
 def engines(model: nn.Module, batch: int):
     """The eager engine and the compiled one, with one stream per lane and with groups of 128 lanes."""
-    yield Stream(model, batch)
+    yield EagerStream(model, batch)
     yield FastStream(model, batch, fallback="raise")
     yield FastStream(model, batch, fallback="raise", lanes=128)
 
@@ -268,7 +268,7 @@ def test_state_restore_mid_stream_continues_identically(split, batch, seed):
     model = nn.Sequential(Residual(2, 4, 3, 3), Gated(4, 2, 5), Conv1d(4, 3, 4, dilation=2))
     x = torch.randn(batch, 2, 40)
     kinds = [
-        Stream,
+        EagerStream,
         lambda m, b: FastStream(m, b, fallback="raise"),
         lambda m, b: FastStream(m, b, fallback="raise", lanes=128),
     ]
@@ -287,13 +287,13 @@ def test_state_restore_mid_stream_continues_identically(split, batch, seed):
 def test_state_is_plain_tensors_and_safetensors_compatible():
     safetensors = pytest.importorskip("safetensors.torch")
     model = build_model("tcn", input_channels=2, num_channels=(4, 4), kernel_size=2)
-    s = Stream(model, 3)
+    s = EagerStream(model, 3)
     s.step_many(torch.randn(3, 2, 9))
     state = s.state_dict()
     assert all(isinstance(v, torch.Tensor) for v in state.values())
     assert state["steps"].item() == 9 and state["blocks.1.conv2"].shape == (3, 4, 2)
     restored = safetensors.load(safetensors.save(state))
-    t = Stream(model, 3)
+    t = EagerStream(model, 3)
     t.load_state_dict(restored)
     x = torch.randn(3, 2)
     torch.testing.assert_close(t.step(x), s.step(x), atol=0, rtol=0)
@@ -324,7 +324,7 @@ def test_model_is_not_modified_and_weights_are_read_live():
     model = build_model("tcn", input_channels=2, num_channels=(4, 4), kernel_size=3, dropout=0.5).train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     modules = dict(model.named_modules())
-    s = Stream(model, 2)
+    s = EagerStream(model, 2)
     s.step_many(torch.randn(2, 2, 12))
     assert model.training and all(m.training for m in model.modules())
     assert dict(model.named_modules()) == modules
@@ -349,17 +349,17 @@ def test_model_is_not_modified_and_weights_are_read_live():
 def test_refuses_layers_that_mix_time_otherwise(layer, name):
     model = nn.Sequential(Conv1d(2, 2, 2), layer)
     with pytest.raises(ValueError, match=r"cannot stream layer '1'"):
-        Stream(model, 1)
-    s = Stream(model, 1, strict=False)  # deferred to the call
+        EagerStream(model, 1)
+    s = EagerStream(model, 1, strict=False)  # deferred to the call
     with pytest.raises(ValueError, match=r"cannot stream layer '1'"):
         s.step(torch.randn(1, 2))
 
 
 def test_refuses_attention_and_rnn_models():
     with pytest.raises(ValueError, match=r"cannot stream layer 'blocks.0' \(TransformerBlock\)"):
-        Stream(build_model("translob"), 1)
+        EagerStream(build_model("translob"), 1)
     with pytest.raises(ValueError, match="cannot stream layer"):
-        Stream(build_model("deeplob"), 1)
+        EagerStream(build_model("deeplob"), 1)
 
     class Recurrent(nn.Module):
         def __init__(self):
@@ -367,7 +367,7 @@ def test_refuses_attention_and_rnn_models():
             self.conv, self.rnn = Conv1d(2, 2, 2), nn.GRU(2, 2, batch_first=True)
 
     with pytest.raises(ValueError, match=r"'rnn' \(GRU\).*every time step"):
-        Stream(Recurrent(), 1)
+        EagerStream(Recurrent(), 1)
 
 
 def test_conv_called_twice_per_step_is_refused():
@@ -380,7 +380,7 @@ def test_conv_called_twice_per_step_is_refused():
             return self.conv(self.conv(x))
 
     with pytest.raises(ValueError, match="more than once per forward"):
-        Stream(Twice(), 1).step(torch.randn(1, 2))
+        EagerStream(Twice(), 1).step(torch.randn(1, 2))
 
 
 def test_fast_path_falls_back_to_eager_with_a_message():
@@ -429,7 +429,7 @@ def test_step_function_is_pure():
     fn = StepFunction(model, 2)
     state = fn.initial_state()
     x = torch.randn(2, 2, 10)
-    ref = Stream(model, 2)
+    ref = EagerStream(model, 2)
     for t in range(10):
         y, *state = fn(x[..., t], *state)
         torch.testing.assert_close(y, ref.step(x[..., t]), atol=TOL, rtol=TOL)
@@ -459,7 +459,7 @@ def test_onnx_export_reproduces_the_stream(tmp_path):
     names = [i.name for i in session.get_inputs()]
     assert names[0] == "x" and len(names) == 1 + len(fn.state_names)
     state = [s.numpy() for s in fn.initial_state()]
-    ref = Stream(model, 2)
+    ref = EagerStream(model, 2)
     for t in range(12):
         y, *state = session.run(None, {"x": x[..., t].numpy(), **dict(zip(names[1:], state))})
         torch.testing.assert_close(torch.from_numpy(y), ref.step(x[..., t], global_condition=g), atol=TOL, rtol=TOL)
@@ -582,7 +582,7 @@ def test_fast_path_covers_norms_moves_reductions_and_integer_inputs(lanes):
     torch.testing.assert_close(run_in_chunks(fast, x, [1, 6, 2]), offline(model, x), atol=TOL, rtol=TOL)
     codes = torch.randint(0, 10, (3, 20))
     model = Codes()
-    for s in [Stream(model, 3), FastStream(model, 3, fallback="raise", lanes=lanes)]:
+    for s in [EagerStream(model, 3), FastStream(model, 3, fallback="raise", lanes=lanes)]:
         outs = [s.step(codes[:, t]).unsqueeze(-1) if t % 2 else s.step_many(codes[:, t : t + 1]) for t in range(20)]
         torch.testing.assert_close(torch.cat(outs, -1), offline(model, codes), atol=TOL, rtol=TOL)
 

@@ -20,8 +20,8 @@ from torch.nn.utils import spectral_norm
 from torch.nn.utils import weight_norm as old_weight_norm
 from torch.nn.utils.parametrizations import weight_norm
 
-from dilated.streaming import StatefulConv, Stream, stream
-from dilated.streaming.interface import Backend
+from dilated.streaming import EagerStream, StatefulConv, stream
+from dilated.streaming._interface import Backend
 from streaming_helpers import Chomp1d, LocuslabTCN, offline, run_in_chunks, stepwise
 
 TOL = 1e-5
@@ -181,7 +181,7 @@ def test_pytorch_tcn_embeddings_stream_exactly(embedding):
 def test_non_causal_pytorch_tcn_is_refused_naming_the_layer_that_sees_the_future():
     future = r"layer 'network\.0\.conv1' sees the future.*right padding of 'network\.0\.conv1\.padder\.pad'"
     with pytest.raises(ValueError, match=future):
-        Stream(PytorchTCN(3, [8, 8], kernel_size=3, causal=False), 1)
+        EagerStream(PytorchTCN(3, [8, 8], kernel_size=3, causal=False), 1)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -259,17 +259,17 @@ def test_random_causal_torch_stacks_stream_exactly(spec, c_in, batch, sizes, len
 
 def test_conv_that_sees_the_future_is_refused_at_construction():
     with pytest.raises(ValueError, match=r"cannot stream layer '1' \(Conv1d\).*sees 1 future step"):
-        Stream(nn.Sequential(nn.Conv1d(2, 2, 1), nn.Conv1d(2, 2, 3, padding=1)), 1)
+        EagerStream(nn.Sequential(nn.Conv1d(2, 2, 1), nn.Conv1d(2, 2, 3, padding=1)), 1)
 
 
 def test_right_padding_that_nothing_trims_is_refused():
     with pytest.raises(ValueError, match=r"'0' pads the right by 1 step"):
-        Stream(nn.Sequential(nn.Conv1d(2, 3, 2, padding=1), nn.ReLU()), 1)
+        EagerStream(nn.Sequential(nn.Conv1d(2, 3, 2, padding=1), nn.ReLU()), 1)
 
 
 def test_a_corrupted_stream_is_caught_by_the_construction_check(monkeypatch):
     model = LocuslabTCN(2, [4, 4], kernel_size=3)
-    Stream(model, 1)  # passes as it is
+    EagerStream(model, 1)  # passes as it is
 
     def forgetful(self, x):  # a stream bug: the conv forgets its history between chunks
         h = torch.cat([torch.zeros_like(self.state), x], dim=2)
@@ -278,8 +278,8 @@ def test_a_corrupted_stream_is_caught_by_the_construction_check(monkeypatch):
 
     monkeypatch.setattr(StatefulConv, "forward", forgetful)
     with pytest.raises(ValueError, match=r"differs from the model's forward: first at layer 'network\.0\.conv1'"):
-        Stream(model, 1)
-    Stream(model, 1, verify=False)  # the opt-out builds it without the check
+        EagerStream(model, 1)
+    EagerStream(model, 1, verify=False)  # the opt-out builds it without the check
 
 
 def test_the_check_runs_at_the_first_step_when_the_input_cannot_be_inferred():
@@ -291,6 +291,6 @@ def test_the_check_runs_at_the_first_step_when_the_input_cannot_be_inferred():
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.conv(torch.cat([x, x], dim=1))[:, :, :-1].cumsum(-1)
 
-    s = Stream(Doubled(), 1)  # constructed: the check waits for the input's shape
+    s = EagerStream(Doubled(), 1)  # constructed: the check waits for the input's shape
     with pytest.raises(ValueError, match="mixes time steps outside the layers the stream makes stateful"):
         s.step(torch.randn(1, 2))

@@ -1,32 +1,32 @@
-"""dilated.summary on the seed question's models, in dilated and through the Keras adapter."""
+"""dilated.summary on the Keras question's models, in dilated and through the Keras adapter."""
 
 import pytest
 import torch
 from torch import nn
 
+from dilated._resolve import resolve_target
 from dilated.summaries import summary
-from dilated.targets import resolve_target
-from seed_models import check, seed_keras, seed_torch
+from example_models import check, example_keras, example_torch
 
 
 @pytest.mark.parametrize("kind", ["dilated", "strided"])
-def test_seed_models_in_dilated(kind):
-    check(summary(seed_torch(kind), (2, 200)), kind, "channels_first")
+def test_example_models_in_dilated(kind):
+    check(summary(example_torch(kind), (2, 200)), kind, "channels_first")
 
 
 @pytest.mark.parametrize("kind", ["dilated", "strided"])
-def test_seed_models_through_the_keras_adapter(kind):
-    check(summary(seed_keras(kind)), kind, "channels_last")
+def test_example_models_through_the_keras_adapter(kind):
+    check(summary(example_keras(kind)), kind, "channels_last")
 
 
 @pytest.mark.parametrize("kind", ["dilated", "strided"])
-def test_bundled_examples_are_the_seed_models(kind):
-    target = resolve_target(f"seed-{kind}")
+def test_bundled_examples_are_the_example_models(kind):
+    target = resolve_target(f"example-{kind}")
     check(summary(target.model, target.input_shape), kind, "channels_first")
 
 
 def test_table_looks_like_keras_and_adds_receptive_fields():
-    text = str(summary(seed_torch("dilated"), (2, 200)))
+    text = str(summary(example_torch("dilated"), (2, 200)))
     assert "Layer (type)" in text and "Output Shape" in text and "Param #" in text
     assert "Receptive field" in text and "Jump" in text
     assert "(None, 5, 200)" in text and "k=5 d=4 causal" in text
@@ -35,7 +35,7 @@ def test_table_looks_like_keras_and_adds_receptive_fields():
 
 
 def test_warns_when_the_input_is_shorter_than_the_receptive_field():
-    text = str(summary(seed_torch("dilated"), (2, 20)))
+    text = str(summary(example_torch("dilated"), (2, 20)))
     assert "WARNING: the input (20 steps) is shorter than the receptive field (25)" in text
 
 
@@ -66,7 +66,7 @@ def test_torch_layers_rnns_and_frozen_parameters():
 
 
 def test_summary_leaves_the_model_as_it_was():
-    model = seed_torch("dilated").train()
+    model = example_torch("dilated").train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     summary(model, (2, 200))
     assert model.training
@@ -75,6 +75,6 @@ def test_summary_leaves_the_model_as_it_was():
 
 def test_bad_input_shape_is_a_clear_error():
     with pytest.raises(ValueError, match="give the input shape"):
-        summary(seed_torch("dilated"))
+        summary(example_torch("dilated"))
     with pytest.raises(ValueError, match=r"expected input \(batch, 2, time\)"):
-        summary(seed_torch("dilated"), (3, 200))
+        summary(example_torch("dilated"), (3, 200))

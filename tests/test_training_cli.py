@@ -17,7 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from dilated.training.checkpoints import MANIFEST_FILE, WEIGHTS_FILE, find_checkpoints
+from dilated.training._checkpoints import MANIFEST_FILE, WEIGHTS_FILE, find_checkpoints
 from helpers import CLI_ENV, dilated_cli, plant_malicious_state
 
 TINY = """\

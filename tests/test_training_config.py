@@ -12,10 +12,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from dilated import experiment
 from dilated.models import DataShape, available_models, fitted_options, model_options
 from dilated.training import train
-from dilated.training.config import (
+from dilated.training._config import (
     TrainConfig,
     TrainingConfig,
     apply_overrides,
@@ -25,7 +24,7 @@ from dilated.training.config import (
     demo_config_path,
     load_config,
 )
-from dilated.training.sources import DATA_KINDS, AddingData, TableData, build_splits
+from dilated.training._sources import DATA_KINDS, AddingData, TableData, build_splits
 from helpers import TEST_DAYS, TRAIN, write_fi2010
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -66,7 +65,6 @@ def test_defaults_are_filled_in_and_numbers_parsed():
 def test_a_plain_mapping_and_the_typed_config_are_the_same_config():
     raw = _raw(training={"lr": 0.01})
     assert as_config(raw) == resolve_config(raw) and as_config(resolve_config(raw)) is not None
-    assert experiment.resolve_config(raw) == resolve_config(raw).to_dict()  # the old module's dict form
 
 
 @pytest.mark.parametrize("logger", ["none", "tensorboard"])
@@ -218,7 +216,6 @@ def test_the_demo_config_is_one_packaged_file_and_the_help_states_its_epochs():
     config = demo_config()
     assert config == resolve_config(yaml.safe_load(demo_config_path().read_text()))
     assert (config.model.name, config.data.kind, config.training.max_epochs) == ("translob", "lobster", 40)
-    assert experiment.DEMO_CONFIG["training"]["max_epochs"] == 40
     result = _cli("demo", "--help")
     assert result.returncode == 0 and "the demo config's 40" in " ".join(result.stdout.split())
 

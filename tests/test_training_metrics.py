@@ -8,21 +8,21 @@ import pandas as pd
 import pytest
 import torch
 
-from dilated.training import runs
-from dilated.training.baselines import MajorityClass, Persistence, TrainingMean, baseline_from_info
-from dilated.training.config import TrainConfig
-from dilated.training.datamodule import ResumableSampler
-from dilated.training.evaluate import evaluate_outputs, run_model
-from dilated.training.metric_table import METRICS, canonical_monitor, higher_is_better, metrics_for, monitors
-from dilated.training.metrics import (
+from dilated.training import _runs as runs
+from dilated.training._baselines import MajorityClass, Persistence, TrainingMean, baseline_from_info
+from dilated.training._config import TrainConfig
+from dilated.training._datamodule import ResumableSampler
+from dilated.training._evaluate import evaluate_outputs, run_model
+from dilated.training._metric_table import METRICS, canonical_monitor, higher_is_better, metrics_for, monitors
+from dilated.training._metrics import (
     TaskMetrics,
     classification_metrics,
     format_metrics,
     majority_baseline,
     regression_metrics,
 )
-from dilated.training.objective import LOB_CLASSES, Task, align_output, balanced_class_weights, task_loss
-from dilated.training.sources import build_splits
+from dilated.training._objective import LOB_CLASSES, Task, align_output, balanced_class_weights, task_loss
+from dilated.training._sources import build_splits
 
 # rows: true class (up, stationary, down), columns: predicted
 CONFUSION = [[5, 2, 1], [1, 6, 3], [0, 2, 4]]

@@ -5,7 +5,7 @@ Pure Python (no torch import); every length, field and tap comes from :mod:`dila
 **Holes.** Output ``t`` of a stride-1 causal stack of kernel-``k`` convs with dilations ``c_1 .. c_n`` reads input
 ``t - s`` for exactly the offsets ``s`` in the sumset ``{j_1 c_1 + ... + j_n c_n : 0 <= j_i <= k - 1}``; its
 receptive field is ``F = 1 + (k - 1) (c_1 + ... + c_n)``. A *hole* is an offset below ``F`` that is not in the
-sumset: a step inside the field that feeds nothing (the seed's ``k=5, d=2, 4`` stack reads the 13 even offsets of
+sumset: a step inside the field that feeds nothing (the example's ``k=5, d=2, 4`` stack reads the 13 even offsets of
 its 25). A sumset does not depend on the order of its terms, so neither do the fed set nor the holes.
 
 **Theorem** (hole-free condition). With ``k >= 2`` and the dilations sorted ascending, the stack has no holes iff
@@ -56,10 +56,22 @@ import yaml
 
 from dilated.geometry import Layer, causal_stack, dependencies, receptive_field, stack_geometry
 
+__all__ = [
+    "BLOCKS",
+    "CRITERIA",
+    "MODEL_NAME",
+    "Coverage",
+    "Proposal",
+    "block_cost",
+    "design",
+    "explain_holes",
+    "is_hole_free",
+]
+
 Block = Literal["plain", "residual1", "residual2"]
 BLOCKS: dict[str, int] = {"plain": 1, "residual1": 1, "residual2": 2}  # convs per block
 CRITERIA = ("layers", "params", "flops", "overshoot")
-MODEL_NAME = "dilated_stack"  # the registered model a proposal's config builds (dilated.models.stack)
+MODEL_NAME = "dilated_stack"  # the registered model a proposal's config builds (dilated.models._stack)
 
 
 def block_cost(block: Block, in_channels: int, channels: int, kernel_size: int) -> tuple[int, int]:
@@ -123,7 +135,7 @@ class Proposal:
         return causal_stack(self.kernel_size, self.conv_dilations)
 
     def config(self) -> dict[str, Any]:
-        """A ``model:`` config (``dilated summary / draw / train``, :func:`dilated.targets.resolve_target`).
+        """A ``model:`` config (``dilated summary / draw / train``, :func:`dilated._resolve.resolve_target`).
 
         ``input_channels`` is written only when it is not 1, so that ``dilated train`` takes it from the data.
         """

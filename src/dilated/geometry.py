@@ -30,6 +30,21 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+__all__ = [
+    "KERAS_PADDINGS",
+    "TORCH_PADDINGS",
+    "Layer",
+    "LayerGeometry",
+    "causal_stack",
+    "dependencies",
+    "format_padding",
+    "output_length",
+    "padding_amounts",
+    "receptive_field",
+    "stack_geometry",
+    "validate",
+]
+
 Padding = str | int | tuple[int, int]
 Semantics = Literal["keras", "torch"]
 LayerKind = Literal["conv", "maxpool", "avgpool", "pointwise", "global"]

@@ -16,6 +16,15 @@ from torch import nn
 
 from dilated.geometry import Layer, LayerKind, Padding, padding_amounts
 
+__all__ = [
+    "AvgPool1d",
+    "Conv1d",
+    "Dense",
+    "MaxPool1d",
+    "channels_first",
+    "channels_last",
+]
+
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
     """``(batch, channels, time) -> (batch, time, channels)``: the layout of attention, LSTMs and Keras."""

@@ -3,7 +3,7 @@
 The receptive field of each row is that layer's output field over the model input, over every path, from the
 dataflow analysis (:func:`dilated.analysis.receptive_field`): parallel branches (a gated unit's two convs, an
 inception module) are not stacked, a residual or skip sum reads the widest of its inputs, padding and trimming
-count exactly. The ``Coverage`` column says how many steps inside the field actually feed the output (the seed's
+count exactly. The ``Coverage`` column says how many steps inside the field actually feed the output (the example's
 dilated stack reads 13 of its 25). The total is the model output's field. Rows whose field the analysis cannot
 follow are measured by the probe and marked ``*``, with a note naming the op.
 
@@ -22,9 +22,17 @@ from typing import Any
 from torch import nn
 
 from dilated.analysis import LayerField, ReceptiveField, geometry_of, receptive_field
-from dilated.analysis.keras_graph import is_keras_model, keras_input_shape
 from dilated.geometry import Layer, format_padding
-from dilated.keras_adapter import keras_geometry
+from dilated.keras_bridge import is_keras_model, keras_geometry, keras_input_shape
+
+__all__ = [
+    "Summary",
+    "SummaryRow",
+    "assemble",
+    "keras_summary",
+    "render",
+    "summary",
+]
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """The ``dilated`` command: thin wrappers that parse arguments and call the library, one module per command group
-(:mod:`.inspection`, :mod:`.training`, :mod:`.conversion`, :mod:`.design`, :mod:`.data`, :mod:`.replay`), each with
+(:mod:`._inspection`, :mod:`._training`, :mod:`._conversion`, :mod:`._design`, :mod:`._data`, :mod:`._replay`), each with
 its handlers and its ``add_..._commands``.
 
 Errors print one line (``dilated: error: ...``) and exit with status 2 (bad input) or 1 (other failures);
@@ -12,24 +12,26 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from dilated.cli.conversion import add_conversion_commands
-from dilated.cli.data import add_data_commands
-from dilated.cli.design import add_design_commands
-from dilated.cli.inspection import add_inspect_commands
-from dilated.cli.replay import add_replay_command
-from dilated.cli.shared import Handler, add_subcommand
-from dilated.cli.training import add_training_commands
+from dilated._version import __version__
+from dilated.cli._conversion import add_conversion_commands
+from dilated.cli._data import add_data_commands
+from dilated.cli._design import add_design_commands
+from dilated.cli._inspection import add_inspect_commands
+from dilated.cli._replay import add_replay_command
+from dilated.cli._shared import Epilog, Handler, Parser, add_subcommand
+from dilated.cli._training import add_training_commands
 
 __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for ``dilated``."""
-    parser = argparse.ArgumentParser(prog="dilated", description="Dilated causal convolutional sequence models.")
+    parser = Parser(prog="dilated", description="Dilated causal convolutional sequence models.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"dilated {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, handler: Handler, help_text: str, epilog: str | None = None) -> argparse.ArgumentParser:
+    def command(name: str, handler: Handler, help_text: str, epilog: Epilog | None = None) -> argparse.ArgumentParser:
         return add_subcommand(commands, name, handler, help_text, help_text, epilog)
 
     add_inspect_commands(command)

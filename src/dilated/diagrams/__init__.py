@@ -17,8 +17,8 @@ dataflow analysis) compute what is drawn (pure Python, no matplotlib) and return
 and :func:`compare` render it with matplotlib's Agg canvas (never a screen) to PNG, SVG or GIF (with Pillow),
 chosen by the file extension. The same drawing is ``dilated draw TARGET``.
 
-The package, lowest first: :mod:`.parts` (the data), :mod:`.window` (which output and input steps are shown),
-:mod:`.stack_layout`, :mod:`.graph_layout`, :mod:`.drawable` (what ``draw`` accepts), :mod:`.render`
+The package, lowest first: :mod:`._parts` (the data), :mod:`._window` (which output and input steps are shown),
+:mod:`._stack_layout`, :mod:`._graph_layout`, :mod:`._drawable` (what ``draw`` accepts), :mod:`._render`
 (matplotlib), and this module. The README images are made by one command, from the repository root::
 
     python -m dilated.diagrams docs/images
@@ -31,13 +31,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from dilated.diagrams.drawable import drawable, lay_out
-from dilated.diagrams.graph_layout import graph_layout
-from dilated.diagrams.parts import Diagram, Edge, Node, Row
-from dilated.diagrams.render import render
-from dilated.diagrams.stack_layout import layout
-from dilated.diagrams.window import MAX_STEPS, output_index
-from dilated.targets import resolve_target
+from dilated._resolve import resolve_target
+from dilated.diagrams._drawable import drawable, lay_out
+from dilated.diagrams._graph_layout import graph_layout
+from dilated.diagrams._parts import Diagram, DiagramNode, Edge, Row
+from dilated.diagrams._render import render
+from dilated.diagrams._stack_layout import layout
+from dilated.diagrams._window import MAX_STEPS, output_index
 
 FORMATS = (".png", ".svg", ".gif")
 README_IMAGES = Path("docs/images")
@@ -48,7 +48,7 @@ __all__ = [
     "README_IMAGES",
     "Diagram",
     "Edge",
-    "Node",
+    "DiagramNode",
     "Row",
     "compare",
     "draw",
@@ -74,7 +74,7 @@ def draw(
 
     Args:
         model_or_layers: a list of :class:`dilated.geometry.Layer`, a torch module (its geometry is read with
-            :func:`dilated.receptive_field`), a Keras model or a :class:`dilated.targets.Target` (``Any``: Keras
+            :func:`dilated.receptive_field`), a Keras model or a :class:`dilated._resolve.Target` (``Any``: Keras
             models are untyped).
         input_length: input steps to draw (default: the model's input shape). Beyond ``max_steps`` only a window
             that covers the output's field is drawn, and the title says so.
@@ -130,14 +130,14 @@ def compare(
 def readme_images(folder: str | Path = README_IMAGES, input_length: int = 32) -> list[Path]:
     """Write the README's diagrams of the bundled seed stacks into ``folder``; returns the files written.
 
-    ``seed_compare.png`` (the dilated stack beside the strided one), ``seed_dilated.gif`` (its outputs lighting
-    up one after another) and ``seed_dilated.svg``. Run ``python -m dilated.diagrams docs/images``.
+    ``example_compare.png`` (the dilated stack beside the strided one), ``example_dilated.gif`` (its outputs lighting
+    up one after another) and ``example_dilated.svg``. Run ``python -m dilated.diagrams docs/images``.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    dilated = resolve_target("seed-dilated", (2, input_length))
-    strided = resolve_target("seed-strided", (2, input_length))
-    written = [folder / "seed_compare.png", folder / "seed_dilated.gif", folder / "seed_dilated.svg"]
+    dilated = resolve_target("example-dilated", (2, input_length))
+    strided = resolve_target("example-strided", (2, input_length))
+    written = [folder / "example_compare.png", folder / "example_dilated.gif", folder / "example_dilated.svg"]
     compare(dilated, strided, path=written[0])
     draw(dilated, path=written[1], animate=True)
     draw(dilated, path=written[2])

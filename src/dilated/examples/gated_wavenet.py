@@ -63,7 +63,7 @@ def unit() -> GatedWaveNet:
 
 def build_keras(channels: int = 16, dilations: Sequence[int] = DILATIONS) -> Any:
     """The same model in Keras 3 with the functional API, on any input length: ``keras.Input((None, 1))``."""
-    from dilated.keras_adapter import import_keras  # Keras is optional
+    from dilated.keras_bridge import import_keras  # Keras is optional
 
     keras = import_keras()
     layers = keras.layers

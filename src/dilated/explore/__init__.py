@@ -3,11 +3,11 @@
 The page (``template.html`` + ``explorer.js``, shipped as package data and inlined: no network, no server) draws
 the tree of the highlighted output with its receptive field and holes, lets a person edit, add, remove and reorder
 layers (kernel, dilation, stride, padding, channels), shows the receptive field, jump, output length and parameter
-count as they change, swaps dilations for strides (the seed comparison), runs the design search of
-:mod:`dilated.design` for a typed target, and exports the stack as a :mod:`dilated.targets` config.
+count as they change, swaps dilations for strides (the dilated-vs-strided comparison), runs the design search of
+:mod:`dilated.design` for a typed target, and exports the stack as a :mod:`dilated._resolve` config.
 
     from dilated.explore import write_explorer
-    write_explorer("explorer.html", "seed-dilated")      # any target `dilated summary` takes
+    write_explorer("explorer.html", "example-dilated")      # any target `dilated summary` takes
 
 The page's arithmetic is a JavaScript port of :mod:`dilated.geometry` and :mod:`dilated.design`, exposed as
 ``window.dilatedGeometry`` and ``window.dilatedDesign``; the tests run random stacks through both.
@@ -21,11 +21,20 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from dilated._resolve import Target, resolve_target
 from dilated.geometry import Layer, padding_amounts
 from dilated.summaries import Summary, summary
-from dilated.targets import Target, resolve_target
 
-DEFAULT_TARGET = "seed-dilated"
+__all__ = [
+    "DEFAULT_TARGET",
+    "page",
+    "stack_state",
+    "target_state",
+    "target_summary",
+    "write_explorer",
+]
+
+DEFAULT_TARGET = "example-dilated"
 
 
 def _page_padding(layer: Layer, where: str) -> str | int:
@@ -116,7 +125,7 @@ def _pointwise(layers: tuple[Layer, ...]) -> bool:
 
 def target_summary(target: Target) -> Summary:
     """The summary of a resolved target: a built Keras model, or a torch model with its input shape."""
-    from dilated.keras_adapter import is_keras_model  # no Keras import happens here
+    from dilated.keras_bridge import is_keras_model  # no Keras import happens here
 
     if is_keras_model(target.model):
         return summary(target.model)
@@ -147,7 +156,7 @@ def page(state: dict[str, Any]) -> str:
 
 
 def write_explorer(path: str | Path, target: str | None = None, input_shape: tuple[int, ...] | None = None) -> Path:
-    """Write the explorer page opening on ``target`` (default: the seed's dilated stack) to ``path``."""
+    """Write the explorer page opening on ``target`` (default: the example's dilated stack) to ``path``."""
     path = Path(path)
     if path.suffix.lower() not in (".html", ".htm"):
         raise ValueError(f"explorer page must be written to a .html file, got {path}")

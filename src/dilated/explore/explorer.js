@@ -236,7 +236,7 @@ const design = (() => {
   return {BLOCKS, blockCost, isHoleFree, maxSum, schedule, propose};
 })();
 
-// ---- YAML export (dilated.targets stack config, or a dilated_stack model config) ------------------------------
+// ---- YAML export (dilated._resolve stack config, or a dilated_stack model config) ------------------------------
 function stackYaml(state) {
   const lines = [`name: ${state.name || "explorer"}`, `input: [${state.inputChannels}, ${state.inputLength}]` +
     "          # (channels, time)", "layers:"];
@@ -510,7 +510,7 @@ function createExplorer(root, initial) {
     renderTable(); update();
   });
 
-  // The numbers of the stack with every layer's stride and dilation swapped (the seed's comparison).
+  // The numbers of the stack with every layer's stride and dilation swapped (the example's comparison).
   function counterpart(state, label) {
     const swapped = state.layers.map((l) => ({...l, stride: l.dilation, dilation: l.stride}));
     try {

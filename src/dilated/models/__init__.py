@@ -9,6 +9,8 @@ The registry lives in :mod:`dilated.models._registry`; importing this package im
 registers it.
 """
 
+from dilated.models._deeplob import DeepLOB, DeepLOBConfig
+from dilated.models._mulaw import mu_law_compress, mu_law_decode, mu_law_encode, mu_law_expand, one_hot
 from dilated.models._registry import (
     DataFit,
     DataShape,
@@ -21,11 +23,10 @@ from dilated.models._registry import (
     model_options,
     register_model,
 )
-from dilated.models.deeplob import DeepLOB, DeepLOBConfig
-from dilated.models.stack import DilatedStack, DilatedStackConfig
-from dilated.models.tcn import TCN, TCNConfig
-from dilated.models.translob import TransLOB, TransLOBConfig
-from dilated.models.wavenet import WaveNet, WaveNetConfig
+from dilated.models._stack import DilatedStack, DilatedStackConfig
+from dilated.models._tcn import TCN, TCNConfig
+from dilated.models._translob import TransLOB, TransLOBConfig
+from dilated.models._wavenet import WaveNet, WaveNetConfig
 
 __all__ = [
     "TCN",
@@ -47,5 +48,10 @@ __all__ = [
     "fitted_options",
     "model_config",
     "model_options",
+    "mu_law_compress",
+    "mu_law_decode",
+    "mu_law_encode",
+    "mu_law_expand",
+    "one_hot",
     "register_model",
 ]

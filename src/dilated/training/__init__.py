@@ -4,7 +4,7 @@
     config = load_config("configs/tcn_adding.yaml", ["training.max_epochs=2"])   # a TrainConfig
     result = train(config, "runs/adding")                                        # a plain mapping works too
 
-One concept per module, dependencies pointing down the list:
+One concept per private module (``_name.py``), dependencies pointing down the list:
 
     metric_table   the one table of metrics (name, task kind, direction, how computed); no torch
     schema         config sections as frozen dataclasses from YAML mappings
@@ -25,78 +25,177 @@ One concept per module, dependencies pointing down the list:
     fit            train(), prepare_run()
     demo           `dilated demo`
 
-The names that need Lightning or torchmetrics (``train``, ``demo``, ``evaluate_run``, ``SequenceModule``, ...) are
-imported on first use (PEP 562), so that reading a config, and every ``dilated`` command, do not pay their import
-time (seconds) before they need them.
+Every name is imported on first use (PEP 562), so that reading a config does not pay for Lightning and
+torchmetrics, and the ``dilated`` command's ``--help`` pays for nothing.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from typing import TYPE_CHECKING
 
-from dilated.training.atomic import atomic_write_json
-from dilated.training.config import (
-    ModelSpec,
-    TrainConfig,
-    TrainerConfig,
-    TrainingConfig,
-    apply_overrides,
-    as_config,
-    config_help,
-    demo_config,
-    load_config,
-)
-from dilated.training.interrupt import TrainingInterrupted
-from dilated.training.objective import Task
-from dilated.training.sources import DATA_KINDS, DataSource, Splits, build_splits, data_kind
+from dilated._lazy import lazy_exports
 
-_HEAVY_NAMES = {  # name -> the module that defines it
-    "train": "fit",
-    "prepare_run": "fit",
-    "TrainResult": "fit",
-    "resolve_precision": "fit",
-    "demo": "demo",
-    "SequenceModule": "module",
-    "check_finite": "module",
-    "ResumableSampler": "datamodule",
-    "SplitsData": "datamodule",
-    "SafeCheckpointIO": "checkpoint_io",
-    "RunCheckpoint": "callbacks",
-    "EpochHistory": "callbacks",
-    "evaluate_run": "evaluate",
-    "write_predictions": "evaluate",
-    "format_metrics": "metrics",
-    "scalar_metrics": "metrics",
-    "RunDir": "runs",
-    "locate": "runs",
-    "report": "runs",
+_EXPORTS = {  # public name -> the private module that defines it, imported on first use
+    "atomic_write_csv": "._atomic",
+    "atomic_write_json": "._atomic",
+    "EpochHistory": "._callbacks",
+    "RunCheckpoint": "._callbacks",
+    "SafeCheckpointIO": "._checkpoint_io",
+    "load_checkpoint": "._checkpoints",
+    "load_weights": "._checkpoints",
+    "save_checkpoint": "._checkpoints",
+    "ModelSpec": "._config",
+    "TrainConfig": "._config",
+    "TrainerConfig": "._config",
+    "TrainingConfig": "._config",
+    "apply_overrides": "._config",
+    "as_config": "._config",
+    "config_help": "._config",
+    "data_override": "._config",
+    "demo_config": "._config",
+    "demo_config_path": "._packaged",
+    "load_config": "._config",
+    "read_data": "._config",
+    "ResumableSampler": "._datamodule",
+    "SplitsData": "._datamodule",
+    "demo": "._demo",
+    "Outputs": "._evaluate",
+    "evaluate_run": "._evaluate",
+    "prediction_rows": "._evaluate",
+    "write_predictions": "._evaluate",
+    "TrainResult": "._fit",
+    "prepare_run": "._fit",
+    "resolve_precision": "._fit",
+    "train": "._fit",
+    "TrainingInterrupted": "._interrupt",
+    "format_metrics": "._metrics",
+    "scalar_metrics": "._metrics",
+    "SequenceModule": "._module",
+    "check_finite": "._module",
+    "LOB_CLASSES": "._objective",
+    "Task": "._objective",
+    "align_output": "._objective",
+    "predictions": "._objective",
+    "RunDir": "._runs",
+    "locate": "._runs",
+    "report": "._runs",
+    "DATA_KINDS": "._sources",
+    "DataSource": "._sources",
+    "Splits": "._sources",
+    "build_splits": "._sources",
+    "data_kind": "._sources",
 }
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _HEAVY_NAMES:
-        return getattr(importlib.import_module(f"dilated.training.{_HEAVY_NAMES[name]}"), name)
-    raise AttributeError(f"module 'dilated.training' has no attribute {name!r}")
-
-
-__all__ = [
-    "DATA_KINDS",
-    "DataSource",
-    "ModelSpec",
-    "Splits",
-    "Task",
-    "TrainConfig",
-    "TrainerConfig",
-    "TrainingConfig",
-    "TrainingInterrupted",
-    "apply_overrides",
-    "as_config",
-    "build_splits",
-    "config_help",
-    "data_kind",
-    "demo_config",
-    "atomic_write_json",
-    "load_config",
-    *_HEAVY_NAMES,
-]
+if TYPE_CHECKING:  # the names as type checkers see them
+    from dilated.training._atomic import atomic_write_csv as atomic_write_csv
+    from dilated.training._atomic import atomic_write_json as atomic_write_json
+    from dilated.training._callbacks import EpochHistory as EpochHistory
+    from dilated.training._callbacks import RunCheckpoint as RunCheckpoint
+    from dilated.training._checkpoint_io import SafeCheckpointIO as SafeCheckpointIO
+    from dilated.training._checkpoints import (
+        load_checkpoint as load_checkpoint,
+    )
+    from dilated.training._checkpoints import (
+        load_weights as load_weights,
+    )
+    from dilated.training._checkpoints import (
+        save_checkpoint as save_checkpoint,
+    )
+    from dilated.training._config import (
+        ModelSpec as ModelSpec,
+    )
+    from dilated.training._config import (
+        TrainConfig as TrainConfig,
+    )
+    from dilated.training._config import (
+        TrainerConfig as TrainerConfig,
+    )
+    from dilated.training._config import (
+        TrainingConfig as TrainingConfig,
+    )
+    from dilated.training._config import (
+        apply_overrides as apply_overrides,
+    )
+    from dilated.training._config import (
+        as_config as as_config,
+    )
+    from dilated.training._config import (
+        config_help as config_help,
+    )
+    from dilated.training._config import (
+        data_override as data_override,
+    )
+    from dilated.training._config import (
+        demo_config as demo_config,
+    )
+    from dilated.training._config import (
+        load_config as load_config,
+    )
+    from dilated.training._config import (
+        read_data as read_data,
+    )
+    from dilated.training._datamodule import ResumableSampler as ResumableSampler
+    from dilated.training._datamodule import SplitsData as SplitsData
+    from dilated.training._demo import demo as demo
+    from dilated.training._evaluate import (
+        Outputs as Outputs,
+    )
+    from dilated.training._evaluate import (
+        evaluate_run as evaluate_run,
+    )
+    from dilated.training._evaluate import (
+        prediction_rows as prediction_rows,
+    )
+    from dilated.training._evaluate import (
+        write_predictions as write_predictions,
+    )
+    from dilated.training._fit import (
+        TrainResult as TrainResult,
+    )
+    from dilated.training._fit import (
+        prepare_run as prepare_run,
+    )
+    from dilated.training._fit import (
+        resolve_precision as resolve_precision,
+    )
+    from dilated.training._fit import (
+        train as train,
+    )
+    from dilated.training._interrupt import TrainingInterrupted as TrainingInterrupted
+    from dilated.training._metrics import format_metrics as format_metrics
+    from dilated.training._metrics import scalar_metrics as scalar_metrics
+    from dilated.training._module import SequenceModule as SequenceModule
+    from dilated.training._module import check_finite as check_finite
+    from dilated.training._objective import (
+        LOB_CLASSES as LOB_CLASSES,
+    )
+    from dilated.training._objective import (
+        Task as Task,
+    )
+    from dilated.training._objective import (
+        align_output as align_output,
+    )
+    from dilated.training._objective import (
+        predictions as predictions,
+    )
+    from dilated.training._packaged import demo_config_path as demo_config_path
+    from dilated.training._runs import RunDir as RunDir
+    from dilated.training._runs import locate as locate
+    from dilated.training._runs import report as report
+    from dilated.training._sources import (
+        DATA_KINDS as DATA_KINDS,
+    )
+    from dilated.training._sources import (
+        DataSource as DataSource,
+    )
+    from dilated.training._sources import (
+        Splits as Splits,
+    )
+    from dilated.training._sources import (
+        build_splits as build_splits,
+    )
+    from dilated.training._sources import (
+        data_kind as data_kind,
+    )

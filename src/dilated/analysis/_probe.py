@@ -1,0 +1,260 @@
+"""The empirical receptive field: which input steps change an output step, measured on the model itself.
+
+The independent check of the dataflow analysis, and what it falls back to where the analysis cannot follow an op.
+The model is copied to float64 with random positive weights (``[0.25, 0.75] / fan_in``) and fed positive inputs, so
+that ReLUs stay active and sums of paths never cancel; then two measurements are united:
+
+* perturbation: every input step in turn (all channels) gets ``+1000``, then ``-1000``; an output element that
+  changes (by more than float64 rounding) depends on that step (this also catches max-pooling, whose gradient
+  reaches only the winner, and a difference of two paths feeding a max);
+* gradients: the gradient of a positive combination of one output step's elements, for every output step (up
+  to 256 of them, spread out) at eight random inputs; a non-zero entry is a dependency, however small (this also
+  catches saturating ops, which a perturbation may flatten below rounding, and max-pool windows whose winner
+  changes with the input).
+
+Both only ever find real dependencies; together, with such weights, they find all of them. The output's time axis
+is found from the measurements themselves: the axis along which the dependencies move.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+import torch
+from torch import nn
+
+from dilated.analysis._readers import reader_for
+
+PERTURBATION = 1000.0
+CHUNK = 64  # perturbed inputs per forward pass
+TOLERANCE = 1e-9  # relative change that counts (float64 noise is ~1e-16; the gradient sees smaller effects)
+GRADIENT_STEPS = 256  # output steps that also get a gradient (all of them up to this many, else spread out)
+TRIALS = 8  # random inputs the gradients are taken at (a max passes its gradient to one winner per input)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Measured dependencies of an output on the input's steps.
+
+    ``axis`` is the output's time axis (``None``: it has none, and ``fed[-1]`` is what the whole output depends
+    on); ``fed[t]`` lists the input steps output step ``t`` depends on.
+    """
+
+    input_length: int
+    output_shape: tuple[int, ...]
+    axis: int | None
+    fed: dict[int, tuple[int, ...]]
+
+    @property
+    def length(self) -> int:
+        """Output steps along the time axis (1 without one)."""
+        return self.output_shape[self.axis] if self.axis is not None else 1
+
+    def steps(self, t: int | None = None) -> tuple[int, ...]:
+        """Input steps output step ``t`` depends on (default: a step in the middle)."""
+        if self.axis is None:
+            return self.fed[-1]
+        return self.fed[self.reference if t is None else t % self.length]
+
+    @property
+    def reference(self) -> int:
+        """The step the summary numbers describe: the middle one (its field is the least clipped)."""
+        return -1 if self.axis is None else self.length // 2
+
+    @property
+    def jump(self) -> Fraction:
+        """Input steps between neighbouring output steps, from the first fed steps of the middle half."""
+        if self.axis is None:
+            return Fraction(0)
+        middle = self.length // 2
+
+        def inside(t: int) -> bool:  # a field that touches an end of the input may be cut there
+            return bool(self.fed[t]) and self.fed[t][0] > 0 and self.fed[t][-1] < self.input_length - 1
+
+        candidates: list[tuple[int, list[int | None]]] = []
+        for period in range(1, 9):  # the shift that maps every step's steps onto the step period later's
+            shifts: list[int | None] = []
+            for t in range(max(0, middle - 8), min(self.length - period, middle + 8)):
+                if not (inside(t) and inside(t + period)):
+                    continue
+                a, b = self.fed[t], self.fed[t + period]
+                gaps = {y - x for x, y in zip(a, b)}
+                shifts.append(gaps.pop() if a and len(a) == len(b) and len(gaps) == 1 else None)
+            candidates.append((period, shifts))
+        # First the smallest period whose shift holds for every step (a 4x upsampling moves by 1 every 4 steps, and
+        # by 0 three times in four), then, for fields a probe cannot see whole, the one that holds for nearly all.
+        for share in (1.0, 0.75):
+            for period, shifts in candidates:
+                common = max(set(shifts), key=shifts.count) if shifts else None
+                if common is not None and shifts.count(common) >= share * len(shifts):
+                    return Fraction(common, period)
+        lo, hi = 0, self.length - 1  # fields wider than the input: the newest steps still move
+        if hi == lo or not self.fed[lo] or not self.fed[hi]:
+            return Fraction(1)
+        return Fraction(self.fed[hi][-1] - self.fed[lo][-1], hi - lo)
+
+    @property
+    def size(self) -> int:
+        steps = self.steps()
+        return steps[-1] - steps[0] + 1 if steps else 0
+
+    @property
+    def whole_input(self) -> bool:
+        return self.steps() == tuple(range(self.input_length))
+
+    @property
+    def causal(self) -> bool | None:
+        """No output step depends on an input step after its own position ``t * jump`` (``None``: no time axis)."""
+        if self.axis is None:
+            return None
+        jump = self.jump
+        return all(not steps or steps[-1] <= t * jump for t, steps in self.fed.items())
+
+
+def _randomise(model: nn.Module, generator: torch.Generator) -> None:
+    """Positive weights in ``[0.25, 0.75] / fan_in``, so activations stay small (tanh and sigmoid far from
+    saturation) and no ReLU is dead."""
+    with torch.no_grad():
+        for p in model.parameters():
+            if not p.is_floating_point():
+                continue
+            fan_in = p[0].numel() if p.dim() >= 2 else 10
+            p.copy_((0.25 + 0.5 * torch.rand(p.shape, generator=generator, dtype=p.dtype)) / fan_in)
+
+
+def torch_probe_function(
+    model: nn.Module, module: str | None = None, seed: int = 0
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A float64 copy of ``model`` with positive random weights, as a function of its input returning the model
+    output's first tensor, or that of submodule ``module`` (a name from ``model.named_modules()``)."""
+    shadow = copy.deepcopy(model).double().eval()
+    _randomise(shadow, torch.Generator().manual_seed(seed))
+    target = dict(shadow.named_modules()).get(module) if module else None
+    if module and target is None:
+        raise ValueError(f"no module named {module!r} in the model; names are those of model.named_modules()")
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        seen: list[torch.Tensor] = []
+        handle = target.register_forward_hook(lambda _m, _a, out: seen.append(_first_tensor(out))) if target else None
+        try:
+            out = shadow(x)
+        finally:
+            if handle is not None:
+                handle.remove()
+        return seen[0] if target is not None else _first_tensor(out)
+
+    return run
+
+
+def _first_tensor(value: object) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, tuple | list):
+        for v in value:
+            if isinstance(v, torch.Tensor):
+                return v
+    raise ValueError(f"the probed output is not a tensor (got {type(value).__name__})")
+
+
+def probe_function(
+    run: Callable[[torch.Tensor], torch.Tensor], input_shape: Sequence[int], time_axis: int = -1, seed: int = 0
+) -> Probe:
+    """Measure the dependencies of ``run``'s output on the steps of its input ``(1, *input_shape)`` along
+    ``time_axis`` (of the batched input); see the module docstring."""
+    generator = torch.Generator().manual_seed(seed)
+    shape = (1, *(int(n) for n in input_shape))
+    time_axis = time_axis % len(shape)
+    length = shape[time_axis]
+    x0 = 0.5 + torch.rand(shape, generator=generator, dtype=torch.float64)
+    with torch.no_grad():
+        base = run(x0)
+        changed = []
+        for start in range(0, length, CHUNK):
+            perturbed = range(start, min(length, start + CHUNK))
+            moved = torch.zeros((len(perturbed), *base.shape[1:]), dtype=torch.bool)
+            for sign in (1.0, -1.0):  # both ways: a difference of paths can lower what a max pools
+                batch = x0.repeat(len(perturbed), *([1] * (len(shape) - 1)))
+                for i, s in enumerate(perturbed):
+                    batch.select(time_axis, s)[i] += sign * PERTURBATION
+                out = run(batch)
+                moved |= ((out - base).abs() > TOLERANCE * (1 + base.abs())).reshape(moved.shape)  # BLAS rounding
+            changed.append(moved)
+    depends = torch.cat(changed)  # (input steps, *output shape without batch)
+    axis = _output_axis(depends)
+    out_shape = tuple(base.shape[1:])
+    fed: dict[int, set[int]] = {}
+    if axis is None:
+        fed[-1] = set(torch.nonzero(depends.reshape(length, -1).any(1)).flatten().tolist())
+    else:
+        per_step = depends.movedim(axis + 1, 1).reshape(length, out_shape[axis], -1).any(2)  # (input, output)
+        for t in range(out_shape[axis]):
+            fed[t] = set(torch.nonzero(per_step[:, t]).flatten().tolist())
+    weights = torch.rand(base.shape, generator=generator, dtype=torch.float64) + 0.5
+    steps = 1 if axis is None else out_shape[axis]
+    targets = (
+        [-1]
+        if axis is None
+        else sorted(
+            {round(i * (steps - 1) / max(1, min(steps, GRADIENT_STEPS) - 1)) for i in range(min(steps, GRADIENT_STEPS))}
+        )
+    )
+    inputs = torch.cat([x0, 0.5 + torch.rand((TRIALS - 1, *shape[1:]), generator=generator, dtype=torch.float64)])
+    jobs = [(t, trial) for t in targets for trial in range(TRIALS)]
+    for start in range(0, len(jobs), CHUNK):  # one batch row per (output step, input): its gradient is that step's
+        chunk = [t for t, _ in jobs[start : start + CHUNK]]
+        x = inputs[[trial for _, trial in jobs[start : start + CHUNK]]].clone().requires_grad_(True)
+        out = run(x) * weights
+        if axis is None:
+            chosen = out.sum()
+        else:
+            pick = torch.zeros(len(chunk), out.shape[axis + 1], dtype=out.dtype)
+            pick[range(len(chunk)), [max(t, 0) for t in chunk]] = 1.0
+            chosen = (out * pick.view(len(chunk), *([1] * axis), -1, *([1] * (out.dim() - axis - 2)))).sum()
+        (grad,) = torch.autograd.grad(chosen, x, allow_unused=True)
+        if grad is None:
+            continue
+        moved = (grad != 0).movedim(time_axis, 1).reshape(len(chunk), length, -1).any(2)
+        for i, t in enumerate(chunk):
+            fed[t] |= set(torch.nonzero(moved[i]).flatten().tolist())
+    return Probe(length, out_shape, axis, {t: tuple(sorted(s)) for t, s in fed.items()})
+
+
+def _output_axis(depends: torch.Tensor) -> int | None:
+    """The output axis (of the unbatched output) along which the dependencies move: the one whose steps, each
+    taken over all its other elements, depend on the fewest input steps; ``None`` if every element depends on
+    the same steps."""
+    flat = depends.reshape(depends.shape[0], -1)
+    if bool((flat == flat.any(1, keepdim=True)).all()):
+        return None
+    counts: dict[int, float] = {}
+    for axis in range(depends.dim() - 1):
+        moved = depends.movedim(axis + 1, 1)
+        counts[axis] = int(moved.reshape(*moved.shape[:2], -1).any(2).sum()) / moved.shape[1]
+    best = min(counts, key=counts.__getitem__)
+    return best if counts[best] < int(flat.any(1).sum()) else None
+
+
+def probe_receptive_field(
+    model: object, input_shape: Sequence[int] | None = None, *, module: str | None = None, seed: int = 0
+) -> Probe:
+    """The measured receptive field of a torch module (``input_shape`` without the batch axis, time last) or a
+    built Keras 3 model (``input_shape`` ``(channels, time)`` needed only for a variable-length input).
+
+    Returns a :class:`Probe`: ``probe.steps(t)`` lists the input steps output step ``t`` depends on, with
+    ``size``, ``jump``, ``causal`` and ``whole_input`` for the middle step. ``module`` probes a submodule's output
+    instead of the model's (torch).
+    """
+    reader = reader_for(model)
+    if reader is not None:
+        run, shape = reader.probe_function(model, input_shape, seed)
+        return probe_function(run, shape, time_axis=1, seed=seed)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"probe_receptive_field() takes a torch.nn.Module or a Keras model, got {type(model).__name__}")
+    if input_shape is None:
+        raise ValueError(
+            "probe_receptive_field(model, input_shape): give the input shape without the batch axis, e.g. (2, 200)"
+        )
+    return probe_function(torch_probe_function(model, module, seed), input_shape, seed=seed)

@@ -1,0 +1,319 @@
+"""The dataflow graph of a torch module, traced: which input steps every tensor's steps see, from one forward pass.
+
+:func:`trace` runs the model once in eval mode under a :class:`torch.overrides.TorchFunctionMode` and follows every
+tensor that depends on the input. Each carries its time axis and, per *source* (the model input or an earlier
+module), a :class:`~dilated.analysis._fields.Field`: the source steps each of its steps sees. Every leaf module
+(plus RNNs and ``nn.MultiheadAttention``, taken whole) is a :class:`Node` whose output becomes a new source, so the
+graph keeps its branches: the edges of a node are the fields of its output over the nodes it reads directly, and
+:meth:`Graph.field` composes them down to the model input.
+
+How each op acts on time is read from what it does, never from a module's class name:
+
+* convs, pools and transposed convs (1-D, 2-D, 3-D; time on any spatial axis, e.g. DeepLOB's height) by their
+  kernel, stride, dilation and padding; adaptive pools;
+* data movement (``F.pad``, slicing, ``narrow``, ``cat``/``stack``/``chunk``, ``view``/``reshape``/``permute``,
+  nearest upsampling, ``repeat_interleave``, assignment into slices): the op is run again on a tensor holding
+  each element's time index, so the result says where every element comes from, and the time axis is followed
+  wherever it goes;
+* elementwise ops with broadcasting (activations, gates, residual sums; a constant 0 factor or a ``-inf`` mask
+  cuts the dependency), normalisations and reductions (over time: every step), cumulative ops (the past),
+  ``linear``/``matmul``/``einsum`` (over time: every step), RNNs (the past, or everything if bidirectional), and
+  attention (``scaled_dot_product_attention``, ``nn.MultiheadAttention``: every step, or the past under a causal
+  mask).
+
+An op it cannot follow makes the tensors it produces *opaque*, naming the op and the module it ran in; a
+node downstream of one has no field from the analysis (the caller then measures it with the probe).
+
+The rules live in one module per op family (``ops_pointwise``, ``ops_moves``, ``ops_contractions``,
+``ops_attention``); :class:`_Tracer` here combines them and dispatches each op by its name (:mod:`~dilated.analysis._op_names`).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+from dilated.analysis._fields import IDENTITY, SELF, Field, FieldError
+from dilated.analysis._graph import Graph, Node, Unfollowed, tensors_in
+from dilated.analysis._op_names import (
+    ADAPTIVE,
+    ATOMIC,
+    CONSTANT,
+    CONVS,
+    ELEMENTWISE,
+    MOVES,
+    NORMALISE_OVER_DIM,
+    POOLS,
+    PREFIX,
+    REDUCTIONS,
+    TRANSPOSED,
+    arg,
+    base_name,
+    dims_of,
+    op_name,
+)
+from dilated.analysis._ops_attention import AttentionOps
+from dilated.analysis._ops_moves import MoveOps
+from dilated.analysis._values import Traced, concrete, everything_seen
+
+
+class _Tracer(MoveOps, AttentionOps):
+    """Follows one forward pass (see the module docstring): the rules of every op family, dispatched by op name."""
+
+    def __init__(self, rows: dict[nn.Module, str]) -> None:
+        super().__init__()
+        self.rows = rows  # the modules that become nodes, with their names
+        self.nodes: list[Node] = []
+        self.atomic: tuple[nn.Module, tuple[Any, ...], dict[str, Any]] | None = None  # the module taken whole now
+        self.depth = 0  # modules entered inside the atomic one
+        self.calls: dict[int, int] = {}  # times each row module ran
+
+    def add_node(self, name: str, module: nn.Module | None, out: Any) -> None:
+        """A new source: ``out``'s current fields become the node's edges, and ``out`` now sees the node."""
+        tensors = tensors_in(out)
+        index = len(self.nodes)
+        first = tensors[0] if tensors else None
+        v = self.value(first)
+        shape = (None, *first.shape[1:]) if first is not None else ()
+        type_name = type(module).__name__ if module is not None else "output"
+        if first is None or v is None:
+            self.nodes.append(Node(index, name, type_name, module, shape, None, constant=True))
+            return
+        if v.opaque:
+            self.nodes.append(Node(index, name, type_name, module, shape, None, unfollowed=v.opaque))
+            self.lengths[index] = None
+            self.register(Traced(first, axis=None, groups=({index: Field.constant(SELF)},)))  # later ops: relative
+            return
+        if v.tau is not None or len(v.groups) > 1:
+            # per-element fields (a merged time axis, channels of different paths): the node is shown with the
+            # union, and the tensor keeps its own fields (it is not made a new source, so nothing is lost)
+            tau = v.tau
+            axis = v.axis if tau is None else None
+            edges = (
+                v.sources
+                if tau is None
+                else {s: Field.constant(everything_seen(f, tau, self.lengths.get(s))) for s, f in v.sources.items()}
+            )
+            self.nodes.append(Node(index, name, type_name, module, shape, axis, edges))
+            self.lengths[index] = None
+            return
+        node = Node(index, name, type_name, module, shape, v.axis, dict(v.groups[0]))
+        self.nodes.append(node)
+        self.lengths[index] = node.length
+        fresh = IDENTITY if v.axis is not None else Field.constant(SELF)
+        self.register(Traced(first, axis=v.axis, groups=({index: fresh},), group_of=v.group_of))
+
+    # -- torch functions --------------------------------------------------------------------------------------------
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Collection[type],
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if self.atomic is not None:
+            return out
+        inputs = [v for v in map(self.value, tensors_in(args) + tensors_in(kwargs)) if v is not None]
+        if not inputs:
+            return out
+        name = op_name(func)
+        base = base_name(name)
+        if base in CONSTANT:
+            return out
+        outputs = tensors_in(out)
+        if not outputs and base != "setitem":
+            return out  # a size, a dtype, a Python number
+        opaque = next((v.opaque for v in inputs if v.opaque), None)
+        try:
+            if opaque:
+                raise Unfollowed(opaque)
+            self.follow(base, func, args, kwargs, out)
+        except (Unfollowed, FieldError) as error:
+            reason = str(error) if opaque else f"{name}: {error}{self.where()}"
+            targets = outputs if base != "setitem" else tensors_in(args[:1])
+            for t in targets:
+                self.register(Traced(t, opaque=reason))
+        return out
+
+    def follow(self, base: str, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        if base == "mul" and self.masking_mul(args, kwargs, out):
+            return
+        if base in ("add", "sub") and self.masking_add(args, kwargs, out):
+            return
+        if base == "where" and self.value(args[0]) is None and len(args) == 3:
+            cond = concrete(args[0])
+            self.move(lambda a, b: torch.where(cond, a, b), [args[1], args[2]], out)
+            return
+        if base == "masked_fill" and self.value(arg(args, kwargs, 1, "mask")) is not None:
+            self.elementwise(args, kwargs, out)
+            return
+        if base in ELEMENTWISE:
+            self.elementwise(args, kwargs, out)
+        elif base in MOVES or base == "setitem":
+            self.data_move(base, func, args, kwargs, out)
+        elif base in REDUCTIONS:
+            self.reduction(base, args, kwargs, out)
+        elif base in NORMALISE_OVER_DIM:
+            default = 1 if base == "normalize" else None
+            dim = arg(args, kwargs, 2 if base == "normalize" else 1, "dim", default)
+            self.mixing(args[0], dims_of(dim, args[0].dim()) if dim is not None else (args[0].dim() - 1,), out)
+        elif base in ("layer_norm", "rms_norm"):
+            shape = arg(args, kwargs, 1, "normalized_shape")
+            n = len(shape) if isinstance(shape, tuple | list | torch.Size) else 1
+            self.mixing(args[0], tuple(range(args[0].dim() - n, args[0].dim())), out)
+        elif base in ("group_norm", "instance_norm"):
+            first = 1 if base == "group_norm" else 2
+            self.mixing(args[0], tuple(range(first, args[0].dim())), out)
+        elif base == "batch_norm":
+            running = arg(args, kwargs, 1, "running_mean") is not None
+            training = arg(args, kwargs, 5, "training", False)
+            x = args[0]
+            dims = (0, *range(2, x.dim())) if training or not running else ()
+            self.mixing(x, dims, out)
+        elif base == "local_response_norm":
+            self.mixing(args[0], (1,), out)
+        elif base in PREFIX:
+            self.prefix(args[0], arg(args, kwargs, 1, "dim"), out)
+        elif base == "linear":
+            self.linear(args, kwargs, out)
+        elif base in ("matmul", "mm", "bmm", "baddbmm", "addmm", "addbmm", "mv", "dot", "inner"):
+            self.matmul(base, args, kwargs, out)
+        elif base == "einsum":
+            self.einsum(args, out)
+        elif base in CONVS:
+            self.conv(CONVS[base], args, kwargs, out)
+        elif base in TRANSPOSED:
+            self.conv_transpose(TRANSPOSED[base], args, kwargs, out)
+        elif base in POOLS:
+            self.pool(base, POOLS[base], args, kwargs, out)
+        elif base in ADAPTIVE:
+            self.adaptive_pool(ADAPTIVE[base], args, kwargs, out)
+        elif base == "scaled_dot_product_attention":
+            self.sdpa(args, kwargs, out)
+        elif base in ("embedding", "one_hot"):
+            self.append_dim(args[0], out)
+        else:
+            raise Unfollowed("not an op the receptive-field analysis follows")
+
+
+# --- running the trace -----------------------------------------------------------------------------------------------
+
+
+def _row_modules(model: nn.Module) -> dict[nn.Module, str]:
+    """Modules that become nodes: leaves (parametrisations aside) and the modules taken whole; the model itself
+    when it is one of those (a bare ``nn.Conv1d``), named after its type."""
+    rows: dict[nn.Module, str] = {}
+    hidden: list[str] = []
+    for name, module in model.named_modules():
+        if any(name.startswith(prefix + ".") for prefix in hidden):
+            continue
+        children = [n for n, _ in module.named_children() if n != "parametrizations"]
+        if isinstance(module, ATOMIC) or not children:
+            rows.setdefault(module, name or type(module).__name__.lower())
+            hidden.append(name)
+    return rows
+
+
+@contextmanager
+def _hooks(model: nn.Module, tracer: _Tracer) -> Iterator[None]:
+    names = {m: n for n, m in model.named_modules()}
+    handles = []
+
+    def pre(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        tracer.stack.append(names.get(module, ""))
+        if tracer.atomic is not None:
+            tracer.depth += 1
+        elif isinstance(module, ATOMIC):
+            tracer.atomic, tracer.depth = (module, args, kwargs), 0
+
+    def post(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
+        if tracer.atomic is not None:
+            if tracer.depth:
+                tracer.depth -= 1
+                tracer.stack.pop()
+                return
+            tracer.atomic = None
+            tracer.atomic_module(module, args, kwargs, output)
+        if module in tracer.rows:
+            call = tracer.calls.get(id(module), 0)
+            tracer.calls[id(module)] = call + 1
+            tracer.add_node(tracer.rows[module] + (f"#{call + 1}" if call else ""), module, output)
+        tracer.stack.pop()
+
+    for module in model.modules():
+        if module is model and module not in tracer.rows:
+            continue
+        handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
+        handles.append(module.register_forward_hook(post, with_kwargs=True))
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def trace(model: nn.Module, input_shape: Sequence[int], **kwargs: Any) -> Graph:
+    """The dataflow :class:`LayerGraph` of ``model`` on one input of shape ``(1, *input_shape)`` (time last), in
+    eval mode. Extra keyword arguments go to ``model.forward``; the model is left as it was.
+
+    The pass first runs on a copy of the model on torch's ``meta`` device (shapes only: a 25-level TCN's padding
+    of 2**24 steps costs nothing); where the model needs real values (a mask to read, data-dependent control
+    flow, a module that cannot be copied) it runs again on the model itself.
+    """
+    input_shape = tuple(int(n) for n in input_shape)
+    if not kwargs:
+        try:
+            shadow = _meta_copy(model)
+            graph = _trace(shadow, input_shape, {}, torch.device("meta"))
+        except Exception:  # noqa: BLE001 - the meta pass is only a shortcut; the real pass below raises real errors
+            pass
+        else:
+            originals = dict(model.named_modules())
+            names = {m: n for n, m in shadow.named_modules()}
+            for node in graph.nodes:
+                if node.module is not None:
+                    node.module = originals[names[node.module]]
+            return graph
+    parameter = next(model.parameters(), None)
+    return _trace(model, input_shape, kwargs, parameter.device if parameter is not None else None)
+
+
+def _meta_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose parameters and buffers are meta tensors (their data is never copied)."""
+    memo: dict[int, Any] = {}
+    for p in model.parameters():
+        memo[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=p.requires_grad)
+    for b in model.buffers():
+        memo[id(b)] = torch.empty_like(b, device="meta")
+    return copy.deepcopy(model, memo)
+
+
+def _trace(
+    model: nn.Module, input_shape: tuple[int, ...], kwargs: dict[str, Any], device: torch.device | None
+) -> Graph:
+    tracer = _Tracer(_row_modules(model))
+    parameter = next(model.parameters(), None)
+    x = torch.zeros(
+        (1, *input_shape),
+        dtype=parameter.dtype if parameter is not None and parameter.is_floating_point() else torch.float32,
+        device=device,
+    )
+    tracer.nodes.append(Node(0, "<input>", "input", None, (None, *input_shape), len(input_shape)))
+    tracer.lengths[0] = input_shape[-1]
+    tracer.register(Traced(x, axis=x.dim() - 1, groups=({0: IDENTITY},)))
+    was_training = model.training
+    try:
+        model.eval()
+        with _hooks(model, tracer), tracer:  # grad stays on: torch's fused eval-mode transformer paths stay off
+            out = model(x, **kwargs)
+    finally:
+        model.train(was_training)
+    tracer.add_node("<output>", None, out)
+    return Graph(tracer.nodes, input_shape)

@@ -1,0 +1,71 @@
+"""Order books from market-data feeds: ``dilated data convert`` and ``dilated data info``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from dilated.cli._shared import Command, add_subcommand
+
+DATA_HELP = """\
+Rebuild limit order books from market-data feeds (Databento DBN MBO / MBP-10, Binance depth recordings,
+Bitstamp order streams, LOBSTER) into Parquet: one row per book event, columns ts (ns), then ask_price_i,
+ask_size_i, bid_price_i, bid_size_i per level i (empty levels NaN).
+
+Examples:
+  dilated data convert esh4-glbx-mdp3-20231224.mbo.dbn.zst esh4-glbx-mdp3-20231225.mbo.dbn.zst -o esh4.parquet
+  dilated data convert btcusd_perp_20240808.gz btcusd_perp_20240809.gz -o btc.parquet --gaps truncate
+  dilated data info esh4.parquet --horizons 50,100,200
+"""
+
+
+def _data_convert(args: argparse.Namespace) -> int:
+    from dilated.data import book_summary, convert_book, format_book_info, write_book
+
+    options = {"gaps": args.gaps} if args.gaps else {}
+    book = convert_book(args.sources, args.format, args.levels, progress=not args.no_progress, **options)
+    path = write_book(book, args.output)
+    print(format_book_info(book_summary(book)))
+    details = ", ".join(f"{k} {v}" for k, v in book.stats.items() if k not in ("events",))
+    print(f"  conversion: {details}")
+    print(f"wrote {path}: {len(book):,} events x {book.levels} levels")
+    return 0
+
+
+def _data_info(args: argparse.Namespace) -> int:
+    from dilated.data import book_summary, convert_book, format_book_info, label_balance, read_book
+
+    path = Path(args.file)
+    book = read_book(path) if path.suffix.lower() in (".parquet", ".pq") else convert_book(path, progress=False)
+    horizons = [int(h) for h in args.horizons.split(",") if h.strip()] if args.horizons else []
+    balance = label_balance(book, horizons, args.threshold, args.smoothing) if horizons else None
+    print(format_book_info(book_summary(book), balance))
+    return 0
+
+
+def add_data_commands(command: Command) -> None:
+    """The `dilated data convert` and `dilated data info` subcommands."""
+    from dilated.data import BOOK_FORMATS, GAP_POLICIES, SMOOTHINGS
+
+    data = command("data", _data_info, "Rebuild order books from market-data feeds (convert, info).", DATA_HELP)
+    actions = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    convert = add_subcommand(actions, "convert", _data_convert, "feed files -> a Parquet book", DATA_HELP)
+    convert.add_argument("sources", metavar="SOURCE", nargs="+", help="feed files of one instrument, in time order")
+    convert.add_argument("-o", "--output", required=True, metavar="BOOK.parquet", help="Parquet file to write")
+    convert.add_argument("--format", choices=BOOK_FORMATS, help="feed format (default: detected from the file)")
+    convert.add_argument("--levels", type=int, default=10, help="price levels per side (default 10)")
+    convert.add_argument(
+        "--gaps",
+        choices=GAP_POLICIES,
+        help="Binance: at a sequence gap, raise (default) or keep the book up to it (truncate)",
+    )
+    convert.add_argument("--no-progress", action="store_true", help="no progress bar")
+    info = add_subcommand(actions, "info", _data_info, "describe a book (Parquet or feed file)", DATA_HELP)
+    info.add_argument("file", metavar="FILE", help="a Parquet book, or a feed file (converted first)")
+    info.add_argument(
+        "--horizons",
+        default="10,50,100",
+        help="label horizons in events, comma-separated (default 10,50,100; empty: none)",
+    )
+    info.add_argument("--threshold", type=float, help="label threshold (default: balanced on the first 70%%)")
+    info.add_argument("--smoothing", choices=SMOOTHINGS, default="future", help="label rule (default future)")

@@ -1,0 +1,93 @@
+"""What several command groups share: the :class:`Command` factory each ``add_..._commands`` takes, the TARGET
+help of the commands that read a model, and the arguments that name a trained run and its checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Protocol
+
+Handler = Callable[[argparse.Namespace], int]
+Epilog = str | Callable[[], str]  # a callable is called when the help is printed (it may import what it describes)
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose epilog may be a function, called only when the help is printed: the text of
+    ``dilated train --help`` comes from the config schema, which no other command needs to import."""
+
+    late_epilog: Callable[[], str] | None = None
+
+    def format_help(self) -> str:
+        if self.late_epilog is not None:
+            self.epilog, self.late_epilog = self.late_epilog(), None
+        return super().format_help()
+
+
+class Command(Protocol):
+    """Adds the subcommand ``name`` (help and description ``help_text``, ``epilog`` shown after the arguments)
+    that runs ``handler``, and returns its parser for the command's arguments."""
+
+    def __call__(
+        self, name: str, handler: Handler, help_text: str, epilog: Epilog | None = None
+    ) -> argparse.ArgumentParser: ...
+
+
+def add_subcommand(
+    commands: argparse._SubParsersAction,
+    name: str,
+    handler: Handler,
+    help_text: str,
+    description: str,
+    epilog: Epilog | None = None,
+) -> argparse.ArgumentParser:
+    """The subcommand ``name`` of ``commands`` (``help_text`` in its parent's list), running ``handler``; its
+    description and epilog are printed as written."""
+    sub = commands.add_parser(
+        name,
+        help=help_text,
+        description=description,
+        epilog=None if callable(epilog) else epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    if callable(epilog) and isinstance(sub, Parser):
+        sub.late_epilog = epilog
+    sub.set_defaults(handler=handler)
+    return sub
+
+
+TARGET_HELP = """\
+TARGET is one of:
+  a saved Keras model           model.keras            (loaded in Keras safe mode)
+  a converted model             model.yaml             (written by `dilated convert`, or a hand-written graph)
+  a model config file (YAML)    my_stack.yaml          (a 'layers:' stack or 'model: NAME')
+  a Python factory              mypkg.models:build     (a function returning a torch or Keras model)
+  a bundled example             example-dilated, example-strided
+  a registered model            wavenet, tcn, translob, deeplob   (see `dilated models`)
+
+A stack config looks like:
+  input: [2, 200]            # (channels, time)
+  layers:
+    - {type: conv1d, channels: 5, kernel_size: 5, padding: causal, dilation: 2}
+    - {type: conv1d, channels: 5, kernel_size: 5, padding: causal, dilation: 4}
+    - {type: dense, units: 1}
+Layer types: conv1d, dense, maxpool1d, avgpool1d, dropout, relu, tanh, sigmoid, gelu, elu, silu.
+Keras spellings work too: filters, strides, dilation_rate, pool_size.
+"""
+
+
+def is_keras(model: object) -> bool:
+    """Whether ``model`` is a Keras model (the adapter is imported on first use, as each command imports its part)."""
+    from dilated.keras_bridge import is_keras_model
+
+    return is_keras_model(model)
+
+
+def add_run_arguments(sub: argparse.ArgumentParser, dest: str, metavar: str) -> None:
+    """The trained run a command reads (positional ``dest``) and ``--checkpoint``: best or last."""
+    sub.add_argument(dest, metavar=metavar, help="a run folder, or a checkpoint folder inside one")
+    sub.add_argument(
+        "--checkpoint",
+        default="best",
+        choices=("best", "last"),
+        help="for a run folder: the best checkpoint by the run's monitor, or the last",
+    )

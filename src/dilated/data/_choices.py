@@ -1,0 +1,5 @@
+"""The names that the data readers accept as choices: feed formats and label rules. Torch-free, so that the
+``dilated`` command offers them in ``--help`` without importing the readers."""
+
+BOOK_FORMATS = ("databento-mbo", "databento-mbp10", "binance", "bitstamp", "lobster")  # dilated data convert --format
+SMOOTHINGS = ("future", "past")  # label rules of books (dilated.data.book_labels)
