@@ -4,7 +4,6 @@ real feeds from ../shared/data (skipped where absent); the Parquet format; label
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,35 +31,18 @@ from dilated.data import (
     smoothed_change,
     write_book,
 )
+from dilated.data._book_readers import ENGINES
 from dilated.data.orderbook import PriceLevels
 from dilated.data.windows import WindowDataset
 from dilated.training.config import TrainConfig
 from dilated.training.lob_baseline import LogisticRegression, lob_baselines, lob_features
 from dilated.training.sources import build_splits, dataset_size
-from helpers import synthetic_book
+from helpers import shared, synthetic_book
 
-ROOT = Path(__file__).resolve().parent.parent
 # databento_dbn's stubs declare its enum members as ``str``: the members used here, typed as what they are
 MBO, MBP_10 = cast(dbn.Schema, dbn.Schema.MBO), cast(dbn.Schema, dbn.Schema.MBP_10)
 RAW_SYMBOL, INSTRUMENT_ID = cast(dbn.SType, dbn.SType.RAW_SYMBOL), cast(dbn.SType, dbn.SType.INSTRUMENT_ID)
 ADD, BID = cast(dbn.Action, dbn.Action.ADD), cast(dbn.Side, dbn.Side.BID)
-
-
-def _shared_data() -> Path | None:
-    """$DILATED_SHARED_DATA, else shared/data next to the checkout or one of its parents (worktrees)."""
-    if os.environ.get("DILATED_SHARED_DATA"):
-        return Path(os.environ["DILATED_SHARED_DATA"])
-    return next((p / "shared" / "data" for p in ROOT.parents if (p / "shared" / "data").is_dir()), None)
-
-
-SHARED = _shared_data()
-
-
-def shared(relative: str) -> Path:
-    """A file of the shared real-data folder, or skip the test (a fresh clone has no ../shared/data)."""
-    if SHARED is None or not (SHARED / relative).is_file():
-        pytest.skip(f"real data {relative} not found: ../shared/data (or $DILATED_SHARED_DATA) is absent")
-    return SHARED / relative
 
 
 # ------------------------------------------------------------------------------------------ the reference book
@@ -169,11 +151,14 @@ def write_mbo(path: Path, messages: list[tuple]) -> Path:
     return path
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @given(messages=MBO_MESSAGES)
 @settings(max_examples=40)
-def test_databento_mbo_equals_reference(messages: list[tuple], tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_databento_mbo_equals_reference(
+    engine: str, messages: list[tuple], tmp_path_factory: pytest.TempPathFactory
+) -> None:
     path = write_mbo(tmp_path_factory.mktemp("mbo") / "x.mbo.dbn", messages)
-    book = databento_mbo_book(path, levels=3)
+    book = databento_mbo_book(path, levels=3, engine=engine)
     orders: dict[int, tuple[str, int, int]] = {}
     expected_ts, expected = [], []
     for number, (action, order_id, side, price, size, last) in enumerate(messages):

@@ -114,13 +114,22 @@ def databento_mbo_book(
     levels: int = DEFAULT_LEVELS,
     instrument_id: int | None = None,
     progress: bool = False,
+    engine: str = "compiled",
 ) -> Book:
     """Replay Databento MBO files (in the order given: e.g. the snapshot file, then the day) into a book.
+
+    Args:
+        engine: ``"compiled"`` (the Numba book engine, reading records as NumPy arrays) or ``"python"`` (the
+            pure-Python book, its reference); both return the same book, bit for bit.
 
     Returns: a :class:`~dilated.data.orderbook.Book` with one row per book event (see the module notes).
     """
     from tqdm import tqdm
 
+    from dilated.data._book_readers import check_engine, mbo_rows
+
+    if check_engine(engine) == "compiled":
+        return mbo_rows(paths, levels, instrument_id, progress).book()
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     files = _records(paths, "mbo", instrument_id)
     book, recorder = OrderBook(), BookRecorder(check_levels(levels), price_scale=PRICE_SCALE)
