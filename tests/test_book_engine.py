@@ -5,17 +5,24 @@ DBN record layouts against databento-dbn's own decoder."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import databento_dbn as dbn
 import numpy as np
 import pytest
 import zstandard
 
-from dilated.data import Book, databento_mbo_book
-from dilated.data._dbn_records import MBO_DTYPE, DbnRecords
+from dilated.data import Book, binance_book, bitstamp_book, databento_mbo_book
+from dilated.data._dbn_records import MBO_DTYPE, MBP10_DTYPE, DbnRecords
 from helpers import shared
 
 DATABENTO = ("databento/esh4-glbx-mdp3-20231224.mbo.dbn.zst", "databento/esh4-glbx-mdp3-20231225.mbo.dbn.zst")
+BINANCE = {  # instrument: its day files, in order (one of each market; the oracle takes seconds per file)
+    "cm/ethusd_perp": ("20240808", "20240809"),
+    "spot/btcusdt": ("20240808", "20240809"),  # the diff bridging the snapshot is on the line before it
+    "usdm/ethusdt": ("20240808",),  # a gap right after the snapshot
+}
+BITSTAMP = ("bitstamp/2026-05-02/orders.csv.gz", "bitstamp/2015-05-01/orders.csv.xz")
 
 
 def assert_identical(compiled: Book, python: Book) -> None:
@@ -57,3 +64,55 @@ def test_mbo_engines_identical_on_real_files(levels: int) -> None:
     assert_identical(databento_mbo_book(files, levels), databento_mbo_book(files, levels, engine="python"))
     day = files[1]
     assert_identical(databento_mbo_book(day, levels), databento_mbo_book(day, levels, engine="python"))
+
+
+def test_mbp10_record_layout_matches_databento_dbn(tmp_path: Path) -> None:
+    pairs = [
+        dbn.BidAskPair(bid_px=-i - 1, ask_px=10**12 + i, bid_sz=i, ask_sz=2 * i, bid_ct=3 * i, ask_ct=4 * i)
+        for i in range(10)
+    ]
+    message = dbn.MBP10Msg(
+        publisher_id=2,
+        instrument_id=3,
+        ts_event=4,
+        ts_recv=5,
+        price=6,
+        size=7,
+        action=cast(dbn.Action, dbn.Action.ADD),  # the stubs declare enum members as str
+        side=cast(dbn.Side, dbn.Side.ASK),
+        depth=8,
+        flags=0x81,
+        sequence=9,
+        ts_in_delta=-10,
+        levels=pairs,
+    )
+    record = np.frombuffer(bytes(message), dtype=MBP10_DTYPE)[0]
+    assert MBP10_DTYPE.itemsize == len(bytes(message)) == 368
+    assert [int(record[n]) for n in ("publisher_id", "instrument_id", "ts_event", "ts_recv", "price", "size")] == [
+        2,
+        3,
+        4,
+        5,
+        6,
+        7,
+    ]
+    assert (chr(record["action"]), chr(record["side"]), record["depth"], record["flags"]) == ("A", "A", 8, 0x81)
+    assert (record["sequence"], record["ts_in_delta"]) == (9, -10)
+    for name in ("bid_px", "ask_px", "bid_sz", "ask_sz", "bid_ct", "ask_ct"):
+        np.testing.assert_array_equal(record["levels"][name], [getattr(p, name) for p in pairs], err_msg=name)
+
+
+@pytest.mark.parametrize("name", sorted(BINANCE))
+def test_binance_engines_identical_on_real_files(name: str) -> None:
+    files = [shared(f"binance/{name}_{day}.gz") for day in BINANCE[name]]
+    compiled = binance_book(files, levels=5, gaps="truncate")
+    assert_identical(compiled, binance_book(files, levels=5, gaps="truncate", engine="python"))
+    assert compiled.stats["gaps"] == (name == "usdm/ethusdt")
+
+
+@pytest.mark.parametrize(("relative", "uncross"), [(BITSTAMP[0], True), (BITSTAMP[1], True), (BITSTAMP[1], False)])
+def test_bitstamp_engines_identical_on_real_files(relative: str, uncross: bool) -> None:
+    path = shared(relative)
+    compiled = bitstamp_book(path, uncross=uncross)
+    assert_identical(compiled, bitstamp_book(path, uncross=uncross, engine="python"))
+    assert (compiled.stats["uncross_orders"] > 0) == uncross

@@ -194,7 +194,8 @@ def test_databento_snapshot_replaces_the_book(tmp_path: Path) -> None:
     assert book.column("ask_price")[2] == 101.0 and book.column("bid_size")[2] == 2
 
 
-def test_databento_mbp10_rows(tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_databento_mbp10_rows(tmp_path: Path, engine: str) -> None:
     undefined = dbn.UNDEF_PRICE
     pairs = [
         dbn.BidAskPair(
@@ -227,7 +228,7 @@ def test_databento_mbp10_rows(tmp_path: Path) -> None:
     path = tmp_path / "x.mbp10.dbn"
     path.write_bytes(metadata(MBP_10) + b"".join(bytes(r) for r in records))
     assert detect_format(path) == "databento-mbp10"
-    book = databento_mbp10_book(path, levels=3)
+    book = databento_mbp10_book(path, levels=3, engine=engine)
     assert book.ts.tolist() == [5, 7]  # the record without F_LAST is inside an event
     np.testing.assert_array_equal(book.values[0], [101, 3, 100, 5, 102, 3, 99, 6, 103, 3, np.nan, np.nan])
 
@@ -268,9 +269,12 @@ def write_binance(path: Path, snapshot: dict, diffs: list[dict], futures: bool) 
     return path
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @given(updates=st.lists(st.tuples(LEVEL_UPDATES, LEVEL_UPDATES), min_size=1, max_size=30), futures=st.booleans())
 @settings(max_examples=40)
-def test_binance_equals_reference(updates: list, futures: bool, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_binance_equals_reference(
+    engine: str, updates: list, futures: bool, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     snapshot = {"lastUpdateId": 10, "bids": [["95.0", "1.5"], ["94.0", "2"]], "asks": [["105.0", "1"]]}
     diffs, previous, expected, expected_ts = [], 10, [], []
     bids, asks = {95.0: 1.5, 94.0: 2.0}, {105.0: 1.0}
@@ -293,13 +297,15 @@ def test_binance_equals_reference(updates: list, futures: bool, tmp_path_factory
                 side[float(price + offset)] = float(quantity)
         expected_ts.append((100 + number) * 10**6)
         expected.append(reference_row(asks, bids, 2))
-    book = binance_book(write_binance(tmp_path_factory.mktemp("bn") / "x.txt", snapshot, diffs, futures), levels=2)
+    path = write_binance(tmp_path_factory.mktemp("bn") / "x.txt", snapshot, diffs, futures)
+    book = binance_book(path, levels=2, engine=engine)
     assert_same_book(book, expected_ts, expected)
     assert book.stats["gaps"] == 0 and book.stats["diffs_before_snapshot_line"] == 1
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("futures", [False, True])
-def test_binance_gap_raises_or_truncates(tmp_path: Path, futures: bool) -> None:
+def test_binance_gap_raises_or_truncates(tmp_path: Path, futures: bool, engine: str) -> None:
     snapshot = {"lastUpdateId": 10, "bids": [["95", "1"]], "asks": [["105", "1"]]}
     diffs = [
         {"E": 1, "U": 9, "u": 12, "pu": 8, "b": [], "a": []},
@@ -308,8 +314,8 @@ def test_binance_gap_raises_or_truncates(tmp_path: Path, futures: bool) -> None:
     ]  # 15 is missing
     path = write_binance(tmp_path / "x.txt", snapshot, diffs, futures)
     with pytest.raises(ValueError, match=r"x.txt:4: sequence gap after update id 14"):
-        binance_book(path)
-    book = binance_book(path, gaps="truncate")
+        binance_book(path, engine=engine)
+    book = binance_book(path, gaps="truncate", engine=engine)
     assert len(book) == 2 and book.stats["gaps"] == 1 and book.column("bid_price")[-1] == 96.0
     assert book.stats["first_gap"]["where"].endswith("x.txt:4")
 
@@ -353,9 +359,10 @@ def write_bitstamp(path: Path, rows: list[tuple]) -> Path:
     return path
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @given(rows=BITSTAMP_ROWS)
 @settings(max_examples=40)
-def test_bitstamp_equals_reference(rows: list[tuple], tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_bitstamp_equals_reference(engine: str, rows: list[tuple], tmp_path_factory: pytest.TempPathFactory) -> None:
     """Odd order ids bid below 100, even ones ask above it: the book never crosses, so nothing is uncrossed."""
     feed, expected, expected_ts = [], [], []
     orders: dict[int, tuple[str, int, int]] = {}
@@ -372,12 +379,13 @@ def test_bitstamp_equals_reference(rows: list[tuple], tmp_path_factory: pytest.T
         expected_ts.append((1000 + ms) * 10**6)
         expected.append(reference_row(levels["ask"], levels["bid"], 3, size_scale=1e-8))
     path = write_bitstamp(tmp_path_factory.mktemp("bs") / "orders.csv", feed)
-    book = bitstamp_book(path, levels=3, volume_unit="coin")
+    book = bitstamp_book(path, levels=3, volume_unit="coin", engine=engine)
     assert_same_book(book, expected_ts, expected)
     assert book.stats["uncross_orders"] == 0
 
 
-def test_bitstamp_uncrossing_removes_the_stale_side(tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_bitstamp_uncrossing_removes_the_stale_side(tmp_path: Path, engine: str) -> None:
     rows = [
         (1, 101, 10**8, "created", "ask"),
         (2, 102, 10**8, "created", "ask"),
@@ -385,12 +393,12 @@ def test_bitstamp_uncrossing_removes_the_stale_side(tmp_path: Path) -> None:
         (4, 103, 10**8, "created", "bid"),  # a newer bid above both asks: the two asks are stale
         (5, 100, 10**8, "created", "ask"),
     ]
-    book = bitstamp_book(write_bitstamp(tmp_path / "orders.csv", rows), levels=2)
+    book = bitstamp_book(write_bitstamp(tmp_path / "orders.csv", rows), levels=2, engine=engine)
     # then the ask at 100, below the bid at 103, is newer: the bid goes
     assert book.stats["uncross_orders"] == 3 and book.stats["uncross_events"] == 2
     assert book.stats["crossed_events"] == 0
     np.testing.assert_array_equal(book.values[-1], [100, 1, 99, 1, np.nan, np.nan, np.nan, np.nan])
-    raw = bitstamp_book(tmp_path / "orders.csv", levels=2, uncross=False)
+    raw = bitstamp_book(tmp_path / "orders.csv", levels=2, uncross=False, engine=engine)
     assert raw.stats["crossed_events"] == 2
 
 

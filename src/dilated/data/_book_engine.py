@@ -557,3 +557,90 @@ class OrderBookArrays:
             self.tails,
             self.n_side,
         )
+
+
+# ------------------------------------------------------------------------------------ aggregated level books
+
+
+@njit(cache=True)
+def _set_level(prices: np.ndarray, sizes: np.ndarray, n_side: np.ndarray, side: int, price: float, size: float) -> None:
+    """The size at ``price`` becomes ``size``; 0 or less (or NaN) removes the level."""
+    n = n_side[side]
+    i = _search(prices, side, n, price)
+    found = i < n and prices[side, i] == price
+    if size > 0:
+        if found:
+            sizes[side, i] = size
+            return
+        for j in range(n, i, -1):
+            prices[side, j] = prices[side, j - 1]
+            sizes[side, j] = sizes[side, j - 1]
+        prices[side, i], sizes[side, i] = price, size
+        n_side[side] = n + 1
+    elif found:
+        for j in range(i, n - 1):
+            prices[side, j] = prices[side, j + 1]
+            sizes[side, j] = sizes[side, j + 1]
+        n_side[side] = n - 1
+
+
+@njit(cache=True)
+def set_levels(
+    side: np.ndarray, price: np.ndarray, size: np.ndarray, prices: np.ndarray, sizes: np.ndarray, n_side: np.ndarray
+) -> None:
+    """Set ``(updates,)`` levels in order (a depth snapshot)."""
+    for k in range(len(side)):
+        _set_level(prices, sizes, n_side, side[k], price[k], size[k])
+
+
+# binance state: the snapshot's lastUpdateId, the previous applied u, whether one was applied
+BN_LAST_ID, BN_PREVIOUS, BN_STARTED = 0, 1, 2
+BN_OLDER, BN_APPLIED = 1, 2  # counts (CROSSED = 0)
+
+
+@njit(cache=True)
+def binance_chunk(
+    event_ms: np.ndarray,
+    first: np.ndarray,
+    final: np.ndarray,
+    previous_final: np.ndarray,
+    futures: np.ndarray,
+    offsets: np.ndarray,
+    side: np.ndarray,
+    price: np.ndarray,
+    size: np.ndarray,
+    state: np.ndarray,
+    counts: np.ndarray,
+    prices: np.ndarray,
+    sizes: np.ndarray,
+    n_side: np.ndarray,
+    levels: int,
+    out_ts: np.ndarray,
+    out_values: np.ndarray,
+) -> tuple[int, int]:
+    """Apply ``(diffs,)`` Binance depth diffs (levels ``offsets[d]:offsets[d + 1]`` of ``side``/``price``/``size``)
+    with the sequence rules of :mod:`dilated.data.binance`, recording a row per applied diff. Returns the rows
+    written and the index of the first diff that breaks the sequence (-1: none; the caller stops there)."""
+    row = 0
+    for d in range(len(first)):
+        if final[d] <= state[BN_LAST_ID]:
+            counts[BN_OLDER] += 1
+            continue
+        if not state[BN_STARTED]:
+            bridge = state[BN_LAST_ID] if futures[d] else state[BN_LAST_ID] + 1
+            follows = first[d] <= bridge <= final[d]
+        elif futures[d]:
+            follows = previous_final[d] == state[BN_PREVIOUS]
+        else:
+            follows = first[d] == state[BN_PREVIOUS] + 1
+        if not follows:
+            return row, d
+        state[BN_PREVIOUS], state[BN_STARTED] = final[d], 1
+        for k in range(offsets[d], offsets[d + 1]):
+            _set_level(prices, sizes, n_side, side[k], price[k], size[k])
+        counts[CROSSED] += _record(
+            event_ms[d] * 1_000_000, prices, sizes, n_side, levels, 1.0, 1.0, out_ts, out_values, row
+        )
+        counts[BN_APPLIED] += 1
+        row += 1
+    return row, -1

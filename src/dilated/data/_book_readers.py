@@ -163,3 +163,271 @@ def mbo_rows(
     stats: dict[str, Any] = {"messages": 0}
     chunks = _mbo_chunks(files, levels, instrument_id, progress, stats, chunk)
     return BookRows(describe_sources(files), "databento-mbo", levels, chunks, stats)
+
+
+def mbp10_rows(
+    paths: str | Path | Sequence[str | Path], levels: int, instrument_id: int | None = None, chunk: int = CHUNK
+) -> BookRows:
+    """Databento MBP-10 files read as NumPy records (:func:`~dilated.data.databento_mbp10_book`'s rules)."""
+    files = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+    stats: dict[str, Any] = {"messages": 0}
+    return BookRows(
+        describe_sources(files),
+        "databento-mbp10",
+        levels,
+        _mbp10_chunks(files, levels, instrument_id, stats, chunk),
+        stats,
+    )
+
+
+def _mbp10_chunks(
+    paths: list[Path], levels: int, instrument_id: int | None, stats: dict[str, Any], chunk: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    from databento_dbn import UNDEF_PRICE
+
+    events, crossed = 0, 0
+    for path in paths:
+        with DbnRecords(path) as reader:
+            _check_schema(reader, "mbp-10")
+            instruments: set[int] = set()
+            for records in reader.chunks(chunk):
+                if instrument_id is None:
+                    instruments.update(np.unique(records["instrument_id"]).tolist())
+                    if len(instruments) > 1:
+                        _many_instruments(path, instruments)
+                else:
+                    records = records[records["instrument_id"] == instrument_id]
+                stats["messages"] += len(records)
+                last = records[records["flags"] & engine.F_LAST != 0]
+                by_level = np.full((len(last), levels, 4), np.nan)  # (events, level, ask px/sz, bid px/sz)
+                pairs = last["levels"][:, :levels]
+                for offset, price, size in ((0, "ask_px", "ask_sz"), (2, "bid_px", "bid_sz")):
+                    quoted = (pairs[price] != UNDEF_PRICE) & (pairs[size] > 0)
+                    by_level[..., offset] = np.where(quoted, pairs[price] * PRICE_SCALE, np.nan)
+                    by_level[..., offset + 1] = np.where(quoted, pairs[size], np.nan)
+                values = by_level.reshape(len(last), 4 * levels)
+                crossed += int(np.sum(values[:, 2] >= values[:, 0]))
+                events += len(last)
+                yield last["ts_recv"].astype(np.int64), values
+    stats.update(events=events, crossed_events=crossed)
+
+
+# -------------------------------------------------------------------------------------------------- Bitstamp
+
+
+def bitstamp_rows(
+    frame: Any,
+    units: np.ndarray,
+    times: np.ndarray,
+    ends: np.ndarray,
+    levels: int,
+    uncross: bool,
+    stats: dict[str, Any],
+    source: str,
+    chunk: int = CHUNK,
+) -> BookRows:
+    """A Bitstamp order stream, as :func:`~dilated.data.bitstamp_book` prepared it (the frame of checked rows, the
+    volumes in satoshi ``(rows,)``, the event times ``(rows,)`` in ms and each event's last row ``(events,)``),
+    replayed on the compiled engine."""
+    import pandas as pd
+
+    ids = frame["id"]
+    order_id = ids.to_numpy(np.int64) if pd.api.types.is_integer_dtype(ids) else pd.factorize(ids)[0].astype(np.int64)
+    action = frame["action"].to_numpy()
+    codes = np.where(action == "deleted", engine.BS_DELETED, np.where(action == "changed", engine.BS_CHANGED, 0))
+    side = np.where(frame["direction"].to_numpy() == "ask", engine.ASK, engine.BID)
+    price = frame["price"].to_numpy(np.float64)
+    arrays = (times.astype(np.int64), order_id, codes.astype(np.int64), side.astype(np.int64), price, units)
+    chunks = _bitstamp_chunks(arrays, ends, check_levels(levels), uncross, stats, chunk)
+    return BookRows(source, "bitstamp", levels, chunks, stats)
+
+
+def _bitstamp_chunks(
+    arrays: tuple[np.ndarray, ...], ends: np.ndarray, levels: int, uncross: bool, stats: dict[str, Any], chunk: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    from dilated.data.bitstamp import SATOSHI
+
+    book = engine.OrderBookArrays(np.float64)
+    first_event, first_row = 0, 0
+    while first_event < len(ends):
+        last_event = max(int(np.searchsorted(ends, first_row + chunk, side="right")), first_event + 1)
+        stop = int(ends[last_event - 1]) + 1
+        times, order_id, action, side, price, units = (a[first_row:stop] for a in arrays)
+        events = last_event - first_event
+        book.reserve(stop - first_row)
+        out_ts, out_values = np.empty(events, np.int64), np.empty((events, 4 * levels))
+        engine.bitstamp_chunk(
+            ends[first_event:last_event] - first_row,
+            times,
+            order_id,
+            action,
+            side,
+            price,
+            units,
+            uncross,
+            *book.book_arrays(),
+            levels,
+            SATOSHI,
+            out_ts,
+            out_values,
+        )
+        yield out_ts, out_values
+        first_event, first_row = last_event, stop
+    counts = book.counts
+    stats.update(
+        unknown_deletes=int(counts[engine.BS_UNKNOWN_DELETES]),
+        unknown_changes=int(counts[engine.BS_UNKNOWN_CHANGES]),
+        uncross_events=int(counts[engine.BS_UNCROSS_EVENTS]),
+        uncross_orders=int(counts[engine.BS_UNCROSS_ORDERS]),
+        uncross_levels=int(counts[engine.BS_UNCROSS_LEVELS]),
+        uncross_volume=round(int(counts[engine.BS_UNCROSS_VOLUME]) * SATOSHI, 8),
+    )
+    _finish(stats, counts, len(ends))
+
+
+# --------------------------------------------------------------------------------------------------- Binance
+
+
+@dataclass
+class _Diffs:
+    """A Binance recording parsed: the first snapshot, and per depth diff its fields and its levels in order."""
+
+    snapshot: dict[str, Any] | None = None
+    ints: list[tuple[int, int, int, int, int]] = field(default_factory=list)  # E, U, u, pu (-1: spot), futures
+    where: list[tuple[int, int]] = field(default_factory=list)  # file index, line number
+    counts: list[int] = field(default_factory=list)  # bids, asks of each diff
+    levels: list[Any] = field(default_factory=list)  # [price, quantity] pairs, bids then asks of each diff
+
+
+def _parse_binance(paths: list[Path], stats: dict[str, Any]) -> _Diffs:
+    """Every line of the recordings, as :mod:`dilated.data.binance` reads them (orjson, the garbage collector
+    paused while millions of small lists are made: it would otherwise walk them again and again)."""
+    import gc
+    import gzip
+
+    import orjson
+
+    from dilated.data.binance import check_stream
+
+    parsed, symbols = _Diffs(), set()
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for index, path in enumerate(paths):
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: no such file")
+            try:
+                raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+            except (OSError, EOFError) as error:
+                raise ValueError(f"{path}: not a Binance depth recording ({error})") from None
+            for number, line in enumerate(raw.splitlines(), start=1):
+                stats["lines"] += 1
+                stamp, _, text = line.partition(b" ")
+                if b"depthUpdate" not in text and b"lastUpdateId" not in text and stamp.isdigit():
+                    stats["other_messages"] += 1
+                    continue
+                try:
+                    int(stamp)
+                    message = orjson.loads(text)
+                except ValueError:
+                    raise ValueError(
+                        f"{path}:{number}: not a '<receive time ns> <json>' line of a Binance depth recording"
+                    ) from None
+                if "lastUpdateId" in message:
+                    stats["snapshots"] += 1
+                    parsed.snapshot = parsed.snapshot or message
+                    continue
+                data = message.get("data", message)
+                if data.get("e") != "depthUpdate":
+                    stats["other_messages"] += 1
+                    continue
+                symbols.add(data.get("s", ""))
+                stats["diffs_before_snapshot_line"] += parsed.snapshot is None
+                futures = "pu" in data
+                pu = int(data["pu"]) if futures else -1
+                parsed.ints.append((int(data["E"]), int(data["U"]), int(data["u"]), pu, futures))
+                parsed.where.append((index, number))
+                bids, asks = data["b"], data["a"]
+                parsed.counts += (len(bids), len(asks))
+                parsed.levels += bids
+                parsed.levels += asks
+    finally:
+        if collecting:
+            gc.enable()
+    check_stream(paths, symbols, parsed.snapshot is not None, len(parsed.ints))
+    return parsed
+
+
+def binance_rows(paths: Sequence[Path], levels: int, gaps: str, progress: bool = False, chunk: int = CHUNK) -> BookRows:
+    """Binance depth recordings replayed on the compiled engine (:func:`~dilated.data.binance_book`'s rules)."""
+    files = list(paths)
+    stats: dict[str, Any] = {"lines": 0, "snapshots": 0, "other_messages": 0, "diffs_before_snapshot_line": 0}
+    parsed = _parse_binance(files, stats)
+    chunks = _binance_chunks(files, parsed, check_levels(levels), gaps, stats, chunk)
+    return BookRows(describe_sources(files), "binance", levels, chunks, stats)
+
+
+def _binance_chunks(
+    paths: list[Path], parsed: _Diffs, levels: int, gaps: str, stats: dict[str, Any], chunk: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    from dilated.data.binance import gap_reason, note_gap
+
+    ints = np.array(parsed.ints, dtype=np.int64).reshape(-1, 5)
+    event_ms, first, final, previous_final, futures = ints.T
+    diffs = len(ints)
+    per_side = np.array(parsed.counts, dtype=np.int64)  # bids, asks of diff 0, then of diff 1, ...
+    offsets = np.concatenate([[0], np.cumsum(per_side.reshape(-1, 2).sum(axis=1))])
+    side = np.repeat(np.tile([engine.BID, engine.ASK], diffs), per_side)
+    price, size = np.array(parsed.levels, dtype=np.float64).reshape(-1, 2).T
+    snapshot = parsed.snapshot or {}
+    book_prices, book_sizes, n_side = _level_book(snapshot, len(price))
+    state = np.array([int(snapshot["lastUpdateId"]), 0, 0], dtype=np.int64)
+    counts = np.zeros(3, dtype=np.int64)
+    stats.update(diffs=diffs, older_than_snapshot=0, applied=0, gaps=0, first_gap=None)
+    for start in range(0, diffs, chunk):
+        stop = min(start + chunk, diffs)
+        out_ts, out_values = np.empty(stop - start, np.int64), np.empty((stop - start, 4 * levels))
+        rows, broken = engine.binance_chunk(
+            event_ms[start:stop],
+            first[start:stop],
+            final[start:stop],
+            previous_final[start:stop],
+            futures[start:stop],
+            offsets[start : stop + 1],
+            side,
+            price,
+            size,
+            state,
+            counts,
+            book_prices,
+            book_sizes,
+            n_side,
+            levels,
+            out_ts,
+            out_values,
+        )
+        yield out_ts[:rows], out_values[:rows]
+        if broken >= 0:
+            d = start + broken
+            data = {"u": int(final[d]), **({"pu": int(previous_final[d])} if futures[d] else {})}
+            previous = int(state[engine.BN_PREVIOUS]) if state[engine.BN_STARTED] else None
+            reason = gap_reason(data, int(first[d]), previous, int(state[engine.BN_LAST_ID]))
+            assert reason is not None  # the kernel and gap_reason apply the same rules
+            file, line = parsed.where[d]
+            stats.update(older_than_snapshot=int(counts[engine.BN_OLDER]), applied=int(counts[engine.BN_APPLIED]))
+            note_gap(stats, f"{paths[file]}:{line}", reason, previous or int(state[engine.BN_LAST_ID]), gaps)
+            break
+    stats.update(older_than_snapshot=int(counts[engine.BN_OLDER]), applied=int(counts[engine.BN_APPLIED]))
+    _finish(stats, counts, int(counts[engine.BN_APPLIED]))
+
+
+def _level_book(snapshot: dict[str, Any], updates: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A level book holding ``snapshot``'s bids and asks, with room for ``updates`` more levels per side:
+    prices and sizes ``(2, capacity)`` worst first, and the level count per side ``(2,)``."""
+    bids, asks = snapshot.get("bids", []), snapshot.get("asks", [])
+    pairs = np.array([*bids, *asks], dtype=np.float64).reshape(-1, 2)
+    capacity = len(pairs) + updates
+    prices, sizes, n_side = np.zeros((2, capacity)), np.zeros((2, capacity)), np.zeros(2, dtype=np.int64)
+    side = np.repeat([engine.BID, engine.ASK], [len(bids), len(asks)])
+    engine.set_levels(side, pairs[:, 0], pairs[:, 1], prices, sizes, n_side)
+    return prices, sizes, n_side

@@ -79,12 +79,25 @@ def _read_stream(paths: Sequence[Path]) -> tuple[dict[str, Any] | None, list[_Di
                     diffs.append(_Diff(f"{path}:{number}", data))
         except (OSError, EOFError, UnicodeDecodeError) as error:
             raise ValueError(f"{path}: not a Binance depth recording ({error})") from None
+    check_stream(paths, symbols, snapshot is not None, len(diffs))
+    return snapshot, diffs, counts
+
+
+def check_stream(paths: Sequence[Path], symbols: set[str], snapshot: bool, diffs: int) -> None:
+    """Refuse a recording of several symbols, without a snapshot, or without diffs."""
+    source = describe_sources(paths)
     if len(symbols) > 1:
         raise ValueError(
-            f"{describe_sources(paths)}: depth diffs of {len(symbols)} symbols ({sorted(symbols)}); "
+            f"{source}: depth diffs of {len(symbols)} symbols ({sorted(symbols)}); "
             "a book is one symbol: give one instrument's files"
         )
-    return snapshot, diffs, counts
+    if not snapshot:
+        raise ValueError(
+            f"{source}: no REST depth snapshot (a line with lastUpdateId); the book's starting state "
+            "is unknown: give the file that holds the snapshot first"
+        )
+    if not diffs:
+        raise ValueError(f"{source}: no depthUpdate messages after the snapshot; nothing to replay")
 
 
 def binance_book(
@@ -92,26 +105,28 @@ def binance_book(
     levels: int = DEFAULT_LEVELS,
     gaps: Literal["raise", "truncate"] = "raise",
     progress: bool = False,
+    engine: str = "compiled",
 ) -> Book:
     """Replay Binance depth recordings (snapshot + diffs, files in order) into a book (module notes).
+
+    ``engine``: ``"compiled"`` (lines parsed with orjson, the book in the Numba engine) or ``"python"`` (the
+    pure-Python book, its reference); both return the same book, bit for bit.
 
     Returns: a :class:`~dilated.data.orderbook.Book`; ``stats`` holds the line counts, the diffs dropped as older
     than the snapshot, and ``gaps`` (number) with ``first_gap`` (where, expected and found update ids).
     """
     from tqdm import tqdm
 
+    from dilated.data._book_readers import binance_rows, check_engine
+
     if gaps not in GAP_POLICIES:
         raise ValueError(f"gaps must be one of {', '.join(GAP_POLICIES)}; got {gaps!r}")
     files = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     source = describe_sources(files)
+    if check_engine(engine) == "compiled":
+        return binance_rows(files, levels, gaps, progress).book()
     snapshot, diffs, stats = _read_stream(files)
-    if snapshot is None:
-        raise ValueError(
-            f"{source}: no REST depth snapshot (a line with lastUpdateId); the book's starting state "
-            "is unknown: give the file that holds the snapshot first"
-        )
-    if not diffs:
-        raise ValueError(f"{source}: no depthUpdate messages after the snapshot; nothing to replay")
+    assert snapshot is not None  # checked by _read_stream
     book, recorder = OrderBook(), BookRecorder(check_levels(levels), capacity=len(diffs))
     for side, key in (("bid", "bids"), ("ask", "asks")):
         for price, quantity in snapshot[key]:
@@ -125,16 +140,9 @@ def binance_book(
         if final <= last_id:
             stats["older_than_snapshot"] += 1
             continue
-        gap = _gap(data, first, previous, last_id)
+        gap = gap_reason(data, first, previous, last_id)
         if gap is not None:
-            stats["gaps"] += 1
-            stats["first_gap"] = {"where": diff.where, **gap}
-            if gaps == "raise":
-                raise ValueError(
-                    f"{diff.where}: sequence gap after update id {previous or last_id} ({gap['rule']}: "
-                    f"expected {gap['expected']}, found {gap['found']}); the book is unknown from "
-                    "here: use gaps='truncate' (--gaps truncate) to keep the book up to the gap"
-                )
+            note_gap(stats, diff.where, gap, previous or last_id, gaps)
             break
         previous = final
         for side, key in (("bid", "b"), ("ask", "a")):
@@ -145,7 +153,19 @@ def binance_book(
     return recorder.book(source, "binance", stats)
 
 
-def _gap(data: dict[str, Any], first: int, previous: int | None, last_id: int) -> dict[str, Any] | None:
+def note_gap(stats: dict[str, Any], where: str, gap: dict[str, Any], previous: int, gaps: str) -> None:
+    """Count the first gap in ``stats``; raise for ``gaps="raise"``."""
+    stats["gaps"] += 1
+    stats["first_gap"] = {"where": where, **gap}
+    if gaps == "raise":
+        raise ValueError(
+            f"{where}: sequence gap after update id {previous} ({gap['rule']}: expected {gap['expected']}, found "
+            f"{gap['found']}); the book is unknown from here: use gaps='truncate' (--gaps truncate) to keep the "
+            "book up to the gap"
+        )
+
+
+def gap_reason(data: dict[str, Any], first: int, previous: int | None, last_id: int) -> dict[str, Any] | None:
     """Why this diff does not follow the previous one (or bridge the snapshot), or None when it does."""
     futures = "pu" in data
     if previous is None:

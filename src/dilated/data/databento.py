@@ -195,8 +195,14 @@ def databento_mbp10_book(
     levels: int = MBP10_LEVELS,
     instrument_id: int | None = None,
     progress: bool = False,
+    engine: str = "compiled",
 ) -> Book:
-    """Read Databento MBP-10 files: one row per record with ``F_LAST``, its first ``levels`` (<= 10) levels."""
+    """Read Databento MBP-10 files: one row per record with ``F_LAST``, its first ``levels`` (<= 10) levels.
+
+    ``engine``: ``"compiled"`` reads the records as NumPy arrays, ``"python"`` as databento-dbn objects (the
+    reference); both return the same book, bit for bit."""
+    from dilated.data._book_readers import check_engine, mbp10_rows
+
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     levels = check_levels(levels)
     if levels > MBP10_LEVELS:
@@ -204,6 +210,8 @@ def databento_mbp10_book(
             f"MBP-10 files hold {MBP10_LEVELS} levels per side; {levels} asked: use --levels 10 or "
             "fewer, or convert the MBO file"
         )
+    if check_engine(engine) == "compiled":
+        return mbp10_rows(paths, levels, instrument_id).book()
     files = _records(paths, "mbp-10", instrument_id)
     last = [r for records in files for r in records if r.flags & F_LAST]
     ts = np.array([r.ts_recv for r in last], dtype=np.int64)
