@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import zstandard
 
-from dilated.data import Book, binance_book, bitstamp_book, databento_mbo_book
+from dilated.data import Book, binance_book, bitstamp_book, databento_mbo_book, read_book, synthetic_feed, write_book
+from dilated.data._book_readers import mbo_rows
 from dilated.data._dbn_records import MBO_DTYPE, MBP10_DTYPE, DbnRecords
 from helpers import shared
 
@@ -116,3 +117,63 @@ def test_bitstamp_engines_identical_on_real_files(relative: str, uncross: bool) 
     compiled = bitstamp_book(path, uncross=uncross)
     assert_identical(compiled, bitstamp_book(path, uncross=uncross, engine="python"))
     assert (compiled.stats["uncross_orders"] > 0) == uncross
+
+
+@pytest.mark.parametrize("edge_cases", [False, True])
+def test_engines_identical_on_generated_mbo(tmp_path: Path, edge_cases: bool) -> None:
+    path = synthetic_feed("databento-mbo", tmp_path / "day.mbo.dbn.zst", 6_000, seed=3, edge_cases=edge_cases)
+    reference = decoded(path)
+    assert len(reference) == 6_000 and {str(r.action) for r in reference} >= {"A", "C", "M", "T", "F"}
+    compiled = databento_mbo_book(path, levels=5)
+    assert_identical(compiled, databento_mbo_book(path, levels=5, engine="python"))
+    stats = compiled.stats
+    assert stats["snapshots"] == 1 and stats["crossed_events"] == 0 and not np.isnan(compiled.values[-1]).any()
+    edges = (stats["clears"], stats["unknown_cancels"], stats["modify_adds"], stats["sideless"])
+    assert all(edges) if edge_cases else not any(edges)
+    small = mbo_rows(path, levels=5, chunk=777).book()  # chunk boundaries inside events change nothing
+    assert_identical(small, compiled)
+
+
+@pytest.mark.parametrize("edge_cases", [False, True])
+def test_engines_identical_on_generated_bitstamp(tmp_path: Path, edge_cases: bool) -> None:
+    path = synthetic_feed("bitstamp", tmp_path / "orders.csv", 6_000, seed=4, edge_cases=edge_cases)
+    for uncross in (True, False):
+        compiled = bitstamp_book(path, levels=5, uncross=uncross)
+        assert_identical(compiled, bitstamp_book(path, levels=5, uncross=uncross, engine="python"))
+    assert (compiled.stats["crossed_events"] > 0) == edge_cases  # missed deletions leave stale crossing orders
+
+
+@pytest.mark.parametrize("edge_cases", [False, True])
+def test_engines_identical_on_generated_binance(tmp_path: Path, edge_cases: bool) -> None:
+    path = synthetic_feed("binance", tmp_path / "x.txt", 6_000, seed=5, edge_cases=edge_cases)
+    compiled = binance_book(path, levels=5, gaps="truncate")
+    assert_identical(compiled, binance_book(path, levels=5, gaps="truncate", engine="python"))
+    stats = compiled.stats
+    assert stats["diffs_before_snapshot_line"] > stats["older_than_snapshot"] > 0 and stats["gaps"] == edge_cases
+    if edge_cases:
+        message = r"x.txt:\d+: sequence gap after update id \d+ \(pu must equal the previous u"
+        for engine in ("compiled", "python"):
+            with pytest.raises(ValueError, match=message):
+                binance_book(path, engine=engine)
+
+
+def test_chunked_parquet_equals_write_book(tmp_path: Path) -> None:
+    path = synthetic_feed("databento-mbo", tmp_path / "day.mbo.dbn", 3_000, seed=6, edge_cases=True)
+    book = databento_mbo_book(path, levels=4)
+    written, rows = mbo_rows(path, levels=4, chunk=500).write_parquet(tmp_path / "chunked.parquet")
+    assert rows == len(book)
+    assert_identical(read_book(written), read_book(write_book(book, tmp_path / "whole.parquet")))
+
+
+def test_bad_dbn_records_name_the_record(tmp_path: Path) -> None:
+    path = synthetic_feed("databento-mbo", tmp_path / "day.mbo.dbn", 100, seed=7)
+    (tmp_path / "cut.dbn").write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(ValueError, match=r"cut.dbn: record 99 is truncated \(46 of 56 bytes\)"):
+        databento_mbo_book(tmp_path / "cut.dbn")
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) - 56 * 3 + 1] = 0x0A  # record 97 claims to be an MBP-10 record
+    (tmp_path / "mixed.dbn").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=r"mixed.dbn: record 97 has rtype 0x0a"):
+        databento_mbo_book(tmp_path / "mixed.dbn")
+    with pytest.raises(ValueError, match="engine must be one of compiled, python"):
+        databento_mbo_book(path, engine="numba")

@@ -4,6 +4,7 @@ over CSV/Parquet series and books, and the TCN synthetic tasks.
 Every dataset yields `(x, y)` with `x` float32 `(channels, time)`; class labels are int64 0 up / 1 stationary / 2 down.
 """
 
+from dilated.data._synthetic_feeds import FEED_FORMATS, synthetic_feed
 from dilated.data.binance import binance_book
 from dilated.data.bitstamp import bitstamp_book
 from dilated.data.convert import BOOK_FORMATS, book_summary, convert_book, detect_format
@@ -39,6 +40,7 @@ from dilated.data.windows import (
 __all__ = [
     "BOOK_FORMATS",
     "DEFAULT_FRACTIONS",
+    "FEED_FORMATS",
     "FI2010_HORIZONS",
     "FI2010_NORMALISATIONS",
     "LOBSTER_EMPTY_ASK",
@@ -77,6 +79,7 @@ __all__ = [
     "smoothed_change",
     "smoothed_returns",
     "split_bounds",
+    "synthetic_feed",
     "table_dataset",
     "write_book",
 ]
