@@ -15,6 +15,7 @@ import zstandard
 from dilated.data import Book, binance_book, bitstamp_book, databento_mbo_book, read_book, synthetic_feed, write_book
 from dilated.data._book_readers import mbo_rows
 from dilated.data._dbn_records import MBO_DTYPE, MBP10_DTYPE, DbnRecords
+from dilated.data.convert import convert_book_file
 from helpers import shared
 
 DATABENTO = ("databento/esh4-glbx-mdp3-20231224.mbo.dbn.zst", "databento/esh4-glbx-mdp3-20231225.mbo.dbn.zst")
@@ -163,6 +164,8 @@ def test_chunked_parquet_equals_write_book(tmp_path: Path) -> None:
     written, rows = mbo_rows(path, levels=4, chunk=500).write_parquet(tmp_path / "chunked.parquet")
     assert rows == len(book)
     assert_identical(read_book(written), read_book(write_book(book, tmp_path / "whole.parquet")))
+    converted, rows = convert_book_file(path, tmp_path / "converted.parquet", levels=4)
+    assert rows == len(book) and read_book(converted).stats == book.stats
 
 
 def test_bad_dbn_records_name_the_record(tmp_path: Path) -> None:
