@@ -82,9 +82,12 @@ def read_dbn(path: str | Path) -> tuple[Any, list[Any]]:
 
 
 def dbn_schema(path: str | Path) -> str:
-    """The schema name of a DBN file, e.g. ``mbo`` or ``mbp-10``."""
-    metadata, _ = read_dbn(path)
-    return str(metadata.schema.value if hasattr(metadata.schema, "value") else metadata.schema)
+    """The schema name of a DBN file, e.g. ``mbo`` or ``mbp-10`` (from its header alone)."""
+    from dilated.data._dbn_records import DbnRecords
+
+    _dbn()  # the friendly ImportError when databento-dbn is missing
+    with DbnRecords(path) as reader:
+        return reader.schema
 
 
 def _records(paths: Sequence[str | Path], schema: str, instrument_id: int | None) -> list[list[Any]]:
