@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 import dilated
@@ -79,6 +80,27 @@ class _Exploit:
 
     def __reduce__(self):
         return os.system, (f"touch {self.marker}",)
+
+
+# ------------------------------------------------------------------------------------------ the shared real data
+
+
+def _shared_data() -> Path | None:
+    """$DILATED_SHARED_DATA, else shared/data next to the checkout or one of its parents (worktrees)."""
+    if os.environ.get("DILATED_SHARED_DATA"):
+        return Path(os.environ["DILATED_SHARED_DATA"])
+    root = Path(__file__).resolve().parent.parent
+    return next((p / "shared" / "data" for p in root.parents if (p / "shared" / "data").is_dir()), None)
+
+
+SHARED = _shared_data()
+
+
+def shared(relative: str) -> Path:
+    """A file of the shared real-data folder, or skip the test (a fresh clone has no ../shared/data)."""
+    if SHARED is None or not (SHARED / relative).is_file():
+        pytest.skip(f"real data {relative} not found: ../shared/data (or $DILATED_SHARED_DATA) is absent")
+    return SHARED / relative
 
 
 def plant_malicious_state(folder, marker, raw_pickle=False):

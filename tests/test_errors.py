@@ -32,6 +32,7 @@ from dilated.data import (
     read_book,
     read_fi2010,
     read_lobster,
+    synthetic_feed,
     table_dataset,
     write_book,
 )
@@ -201,6 +202,13 @@ def _any_length_keras() -> object:
     return keras.Model(inputs, keras.layers.Conv1D(2, 3, padding="causal")(inputs))
 
 
+def _truncated_dbn(tmp: Path) -> Path:
+    """A generated 100-message DBN MBO file whose last record lost all but 20 bytes."""
+    path = synthetic_feed("databento-mbo", tmp / "day.dbn", 100, seed=0)
+    path.write_bytes(path.read_bytes()[:-36])  # an MBO record is 56 bytes
+    return path
+
+
 CASES: dict[str, Callable[[Path], object]] = {
     "conv-channels": lambda _: Conv1d(2, 4, 3)(torch.zeros(1, 3, 10)),
     "conv-rank": lambda _: Conv1d(2, 4, 3)(torch.zeros(2, 10)),
@@ -252,6 +260,9 @@ CASES: dict[str, Callable[[Path], object]] = {
     "book-format-undetected": lambda tmp: convert_book(write(tmp, "notes.txt", "hello\n")),
     "book-levels": lambda tmp: convert_book(write(tmp, "f.csv", "a\n"), format="bitstamp", levels=0),
     "book-not-dbn": lambda tmp: databento_mbo_book(write(tmp, "x.dbn", "id,price\n")),
+    "book-engine": lambda tmp: databento_mbo_book(tmp / "x.dbn", engine="rust"),
+    "book-dbn-truncated": lambda tmp: databento_mbo_book(_truncated_dbn(tmp)),
+    "feed-format": lambda tmp: synthetic_feed("csv", tmp / "f.csv", 10),
     "book-mbp10-levels": lambda tmp: databento_mbp10_book(tmp / "x.dbn", levels=20),
     "book-binance-no-snapshot": lambda tmp: binance_book(write(tmp, "b.txt", BINANCE_DIFFS)),
     "book-binance-gap": lambda tmp: binance_book(write(tmp, "b.txt", BINANCE_SNAPSHOT + BINANCE_DIFFS)),

@@ -11,10 +11,13 @@ from typing import TYPE_CHECKING
 from dilated._lazy import lazy_exports
 
 _EXPORTS = {  # public name -> the private module that defines it, imported on first use
-    "GAP_POLICIES": "._binance",
+    "GAP_POLICIES": "._choices",
     "binance_book": "._binance",
     "bitstamp_book": "._bitstamp",
     "BOOK_FORMATS": "._choices",
+    "FEED_FORMATS": "._synthetic_feeds",
+    "synthetic_feed": "._synthetic_feeds",
+    "convert_book_file": "._convert",
     "SMOOTHINGS": "._choices",
     "book_summary": "._convert",
     "convert_book": "._convert",
@@ -66,10 +69,10 @@ __all__ = sorted(_EXPORTS)  # names imported on first use (PEP 562)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # the names as type checkers see them
-    from dilated.data._binance import GAP_POLICIES as GAP_POLICIES
     from dilated.data._binance import binance_book as binance_book
     from dilated.data._bitstamp import bitstamp_book as bitstamp_book
     from dilated.data._choices import BOOK_FORMATS as BOOK_FORMATS
+    from dilated.data._choices import GAP_POLICIES as GAP_POLICIES
     from dilated.data._choices import SMOOTHINGS as SMOOTHINGS
     from dilated.data._convert import (
         book_summary as book_summary,
@@ -77,6 +80,7 @@ if TYPE_CHECKING:  # the names as type checkers see them
     from dilated.data._convert import (
         convert_book as convert_book,
     )
+    from dilated.data._convert import convert_book_file as convert_book_file
     from dilated.data._convert import (
         detect_format as detect_format,
     )
@@ -184,6 +188,8 @@ if TYPE_CHECKING:  # the names as type checkers see them
     )
     from dilated.data._synthetic import AddingProblem as AddingProblem
     from dilated.data._synthetic import CopyMemory as CopyMemory
+    from dilated.data._synthetic_feeds import FEED_FORMATS as FEED_FORMATS
+    from dilated.data._synthetic_feeds import synthetic_feed as synthetic_feed
     from dilated.data._windows import (
         DEFAULT_FRACTIONS as DEFAULT_FRACTIONS,
     )

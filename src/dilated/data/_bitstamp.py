@@ -33,10 +33,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from dilated.data._feed_rules import SATOSHI
 from dilated.data._orderbook import DEFAULT_LEVELS, Book, BookRecorder, OrderBook, check_levels, describe_sources
 
 BITSTAMP_COLUMNS = ("id", "timestamp", "price", "volume", "action", "direction")
-SATOSHI = 1e-8
 _ACTIONS = ("created", "changed", "deleted")
 
 
@@ -75,6 +75,7 @@ def bitstamp_book(
     volume_unit: Literal["auto", "coin", "satoshi"] = "auto",
     uncross: bool = True,
     progress: bool = False,
+    engine: str = "compiled",
 ) -> Book:
     """Replay Bitstamp order-stream CSV files (in the order given) into a book, uncrossed as the module notes say.
 
@@ -82,6 +83,8 @@ def bitstamp_book(
         volume_unit: ``coin``, ``satoshi`` (1e-8 coin), or ``auto``: satoshi when the volume column holds integers
             only (no decimal point anywhere), else coin.
         uncross: apply the uncrossing rule (``False`` replays the raw stream, for comparison).
+        engine: ``"compiled"`` (the Numba book engine) or ``"python"`` (the pure-Python book, its reference); both
+            return the same book, bit for bit.
 
     Returns: a :class:`~dilated.data._orderbook.Book`; its ``stats`` count the rows, the unknown ids and what the
     uncrossing removed.
@@ -89,6 +92,9 @@ def bitstamp_book(
     import pandas as pd
     from tqdm import tqdm
 
+    from dilated.data._book_readers import bitstamp_rows, check_engine
+
+    check_engine(engine)
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     frame = pd.concat([_read_orders(Path(p)) for p in paths], ignore_index=True)
     volume = frame["volume"].to_numpy(np.float64)
@@ -102,10 +108,6 @@ def bitstamp_book(
         time_column = "exchange_timestamp"
     times = frame[time_column].to_numpy(np.int64)
     ends = np.flatnonzero(np.append(times[1:] != times[:-1], True))  # last row of each event
-    ids, prices = frame["id"].tolist(), frame["price"].tolist()
-    actions, sides, volumes = frame["action"].tolist(), frame["direction"].tolist(), units.tolist()
-
-    book, recorder = OrderBook(), BookRecorder(check_levels(levels), size_scale=SATOSHI, capacity=len(ends))
     stats: dict[str, Any] = {
         "messages": len(frame),
         "time_column": time_column,
@@ -117,6 +119,11 @@ def bitstamp_book(
         "uncross_levels": 0,
         "uncross_volume": 0.0,
     }
+    if engine == "compiled":
+        return bitstamp_rows(frame, units, times, ends, levels, uncross, stats, describe_sources(paths)).book()
+    ids, prices = frame["id"].tolist(), frame["price"].tolist()
+    actions, sides, volumes = frame["action"].tolist(), frame["direction"].tolist(), units.tolist()
+    book, recorder = OrderBook(), BookRecorder(check_levels(levels), size_scale=SATOSHI, capacity=len(ends))
     start = 0
     for end in tqdm(ends.tolist(), desc="bitstamp", unit="event", disable=not progress, leave=False):
         for row in range(start, end + 1):

@@ -97,7 +97,8 @@ def convert_book(
         sources: the feed's files, e.g. Databento's snapshot file then the day's file, or Binance's day files.
         format: one of :data:`BOOK_FORMATS`; default: detected from the first file.
         options: passed to the reader (``gaps`` for Binance, ``uncross`` / ``volume_unit`` for Bitstamp,
-            ``instrument_id`` for Databento).
+            ``instrument_id`` for Databento; ``engine="python"`` for the pure-Python book instead of the compiled
+            one, every format but LOBSTER).
     """
     paths = [Path(sources)] if isinstance(sources, (str, Path)) else [Path(s) for s in sources]
     if not paths:
@@ -117,6 +118,34 @@ def convert_book(
     if format not in readers:
         raise ValueError(f"unknown book format {format!r}; use one of {', '.join(BOOK_FORMATS)}")
     return readers[format](paths, levels=levels, progress=progress, **options)
+
+
+def convert_book_file(
+    sources: str | Path | Sequence[str | Path],
+    output: str | Path,
+    format: str | None = None,
+    levels: int = DEFAULT_LEVELS,
+    progress: bool = False,
+    **options: Any,
+) -> tuple[Path, int]:
+    """:func:`convert_book` straight into a Parquet file (:func:`~dilated.data._orderbook.write_book`'s format).
+
+    Databento MBO on the compiled engine streams: files are read, replayed and written a chunk at a time, so memory
+    stays flat however long the day. Other formats are rebuilt in memory, then written.
+
+    Returns: the path written and its number of events.
+    """
+    from dilated.data._book_readers import mbo_rows
+    from dilated.data._orderbook import write_book
+
+    paths = [Path(sources)] if isinstance(sources, (str, Path)) else [Path(s) for s in sources]
+    if paths and (format or detect_format(paths[0])) == "databento-mbo" and options.get("engine") != "python":
+        extra = sorted(set(options) - {"engine", "instrument_id"})
+        if extra:
+            raise ValueError(f"the databento-mbo reader takes engine and instrument_id; got {extra}")
+        return mbo_rows(paths, levels, options.get("instrument_id"), progress).write_parquet(output)
+    book = convert_book(paths, format, levels, progress, **options)
+    return write_book(book, output), len(book)
 
 
 def _quantiles(values: np.ndarray) -> dict[str, float]:
