@@ -19,6 +19,7 @@ import dilated.streaming
 from dilated._layer_graph import LayerGraphSpec
 from dilated._resolve import build_stack, parse_input_shape, read_yaml, resolve_target
 from dilated.analysis import first_noncausal_layer
+from dilated.cli import main
 from dilated.data import (
     Book,
     binance_book,
@@ -230,6 +231,7 @@ CASES: dict[str, Callable[[Path], object]] = {
     "config-layer-type": lambda _: build_stack([{"type": "conv2d", "channels": 3}], 2),
     "config-layer-option": lambda _: build_stack([{"type": "conv1d", "channels": 3, "kernal_size": 3}], 2),
     "config-input": lambda _: parse_input_shape("2,abc", "--input"),
+    "config-input-rank": lambda _: parse_input_shape("2", "--input"),
     "keras-missing-file": lambda _: resolve_target("missing.keras"),
     "fi2010-truncated": lambda tmp: read_fi2010(fi2010_file(tmp, lambda lines: lines[:120]), progress=False),
     "fi2010-cell": lambda tmp: read_fi2010(fi2010_file(tmp, replace_first_cell(5, "abc")), progress=False),
@@ -248,6 +250,7 @@ CASES: dict[str, Callable[[Path], object]] = {
     ),
     # design and explore (issue 16)
     "design-unreachable": lambda _: design(1000, 2, max_layers=5),
+    "design-no-field": lambda _: main(["--debug", "design"]),  # --debug raises instead of printing
     "design-kernel": lambda _: design(100, 1),
     "design-target": lambda _: design(1, 2),
     "design-block": lambda _: design(100, 2, block="residual3"),  # type: ignore[arg-type]  # the refusal under test
@@ -456,6 +459,8 @@ def test_documented_error(row, tmp_path):
     [
         (["summary", "missing.yaml"], ROWS["config-missing"][1]),
         (["summary", "example-dilated", "--input", "2,abc"], ROWS["config-input"][1]),
+        (["summary", "tcn", "--input", "2"], ROWS["config-input-rank"][1]),
+        (["design"], ROWS["design-no-field"][1]),
     ],
 )
 def test_cli_prints_the_same_message_on_one_line(args, message):
