@@ -198,7 +198,7 @@ def train(
 def _train(
     config: TrainConfig, run_dir: Path, resume: bool, progress: bool, echo: Callable[[str], None], started: float
 ) -> TrainResult | None:
-    training, trainer_config = config.training, config.trainer
+    training = config.training
     rank_zero = _global_rank_zero()
     say = echo if rank_zero else (lambda _message: None)
     L.seed_everything(training.seed, workers=True, verbose=False)
@@ -214,18 +214,7 @@ def _train(
             return _finish(
                 run, model, splits, config, progress, say, started, epochs=len(run.metrics().get("history", []))
             )
-        RunDir.create(run.path, config)
-        model_info = describe_model(model)
-        run.update_metrics(model=model_info, data=splits.info, status="running")
-        sizes = splits.info["sizes"]
-        counts = splits.info.get("class_counts")
-        say(f"run folder: {run.path}")
-        say(
-            f"data: train {sizes['train']}, val {sizes['val']}, test {sizes['test']} samples of "
-            f"{splits.channels} x {splits.length}" + (f"; class counts (train) {counts['train']}" if counts else "")
-        )
-        rf = f", receptive field {model_info['receptive_field']}" if model_info["receptive_field"] else ""
-        say(f"model: {config.model.name}, {model_info['parameters']:,} parameters{rf}")
+        _start_run(run, config, model, splits, say)
     ckpt_path = None
     if resume:  # rank zero renames damaged checkpoints; every process then picks the same newest good one
         ckpt_path = resume_checkpoint(run, say) if rank_zero else latest_checkpoint(run.checkpoints)
@@ -237,12 +226,62 @@ def _train(
     )
     history = EpochHistory(tuple(VALIDATION_PREFIX + m.name for m in metrics_for(splits.task.kind)))
     checkpointing = RunCheckpoint(run, history, training.monitor, training.keep_checkpoints)
-    callbacks: list[L.Callback] = [history, checkpointing]
     early = ResumableEarlyStopping(training.monitor, training.patience) if training.patience else None
-    if early is not None:
-        callbacks.append(early)
+    callbacks: list[L.Callback] = [history, checkpointing, *([early] if early is not None else [])]
+    trainer = _trainer(config, run, callbacks, progress, ckpt_path)
+    _fit(trainer, module, datamodule, ckpt_path, checkpointing)
+    if not trainer.is_global_zero:
+        return None
+    stopped = "early stopping" if early is not None and early.stopped_run else "max_epochs"
+    run.update_metrics(history=history.rows, best=checkpointing.best, status="finished", stopped_by=stopped)
+    return _finish(run, model, splits, config, progress, say, started, epochs=len(history.rows))
+
+
+def _fit(
+    trainer: L.Trainer,
+    module: SequenceModule,
+    datamodule: SplitsData,
+    ckpt_path: Path | None,
+    checkpointing: RunCheckpoint,
+) -> None:
+    """``trainer.fit``, with the run folder in the environment for the extra processes Lightning launches; on Ctrl-C
+    the run's metrics say ``interrupted`` (with the epochs so far) before :class:`TrainingInterrupted` goes on."""
+    run = checkpointing.run
+    os.environ[RUN_DIR_ENV] = str(run.path)  # extra processes launched by Lightning write to the same folder
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except TrainingInterrupted:
+        if trainer.is_global_zero:
+            run.update_metrics(status="interrupted", history=checkpointing.history.rows, best=checkpointing.best)
+        raise
+    finally:
+        os.environ.pop(RUN_DIR_ENV, None)
+
+
+def _start_run(run: RunDir, config: TrainConfig, model: nn.Module, splits: Splits, say: Callable[[str], None]) -> None:
+    """Create the run folder (config written, status ``running``) and print its data and model."""
+    RunDir.create(run.path, config)
+    model_info = describe_model(model)
+    run.update_metrics(model=model_info, data=splits.info, status="running")
+    sizes = splits.info["sizes"]
+    counts = splits.info.get("class_counts")
+    say(f"run folder: {run.path}")
+    say(
+        f"data: train {sizes['train']}, val {sizes['val']}, test {sizes['test']} samples of "
+        f"{splits.channels} x {splits.length}" + (f"; class counts (train) {counts['train']}" if counts else "")
+    )
+    rf = f", receptive field {model_info['receptive_field']}" if model_info["receptive_field"] else ""
+    say(f"model: {config.model.name}, {model_info['parameters']:,} parameters{rf}")
+
+
+def _trainer(
+    config: TrainConfig, run: RunDir, callbacks: list[L.Callback], progress: bool, ckpt_path: Path | None
+) -> L.Trainer:
+    """The Lightning Trainer of a config's ``trainer`` and ``training`` sections (a progress bar added to
+    ``callbacks`` if ``progress``); CPU runs are deterministic unless the config says otherwise."""
+    training, trainer_config = config.training, config.trainer
     if progress:
-        callbacks.append(TQDMProgressBar(refresh_rate=max(1, min(trainer_config.log_every_n_steps, 20))))
+        callbacks = [*callbacks, TQDMProgressBar(refresh_rate=max(1, min(trainer_config.log_every_n_steps, 20)))]
     deterministic = trainer_config.deterministic
     if deterministic is None:
         deterministic = not _is_gpu(trainer_config.accelerator)
@@ -253,7 +292,7 @@ def _train(
     }
     devices = list(trainer_config.devices) if isinstance(trainer_config.devices, tuple) else trainer_config.devices
     clip = training.clip if training.clip and training.clip > 0 else None
-    trainer = L.Trainer(
+    return L.Trainer(
         accelerator=trainer_config.accelerator,
         devices=devices,
         num_nodes=trainer_config.num_nodes,
@@ -273,20 +312,6 @@ def _train(
         num_sanity_val_steps=0 if ckpt_path else 2,
         **limits,
     )
-    os.environ[RUN_DIR_ENV] = str(run.path)  # extra processes launched by Lightning write to the same folder
-    try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-    except TrainingInterrupted:
-        if trainer.is_global_zero:
-            run.update_metrics(status="interrupted", history=history.rows, best=checkpointing.best)
-        raise
-    finally:
-        os.environ.pop(RUN_DIR_ENV, None)
-    if not trainer.is_global_zero:
-        return None
-    stopped = "early stopping" if early is not None and early.stopped_run else "max_epochs"
-    run.update_metrics(history=history.rows, best=checkpointing.best, status="finished", stopped_by=stopped)
-    return _finish(run, model, splits, config, progress, say, started, epochs=len(history.rows))
 
 
 def _finish(
