@@ -2,14 +2,19 @@
 LOBSTER sample with a tiny TCN; resuming after SIGKILL and Ctrl-C; damaged and malicious checkpoints; DDP on CPU."""
 
 import csv
+import fcntl
 import json
 import math
+import os
+import pty
 import random
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -94,11 +99,44 @@ def reference(workdir):
     return workdir / "reference"
 
 
+def test_on_a_terminal_the_progress_bar_counts_epochs_from_one(workdir):
+    """Lightning's bar says "Epoch 0" for the first epoch; every other place (history, checkpoints, messages)
+    counts from 1, and so does the bar here. The command runs in a pseudo-terminal, where bars are drawn."""
+    main, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # tqdm draws nothing at width 0
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dilated.cli", "train", "tiny.yaml", "--run-dir", "tty", "--max-epochs", "2"],
+        stdout=follower,
+        stderr=follower,
+        cwd=workdir,
+        env=CLI_ENV,
+    )
+    os.close(follower)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # the terminal closed: the process ended
+            break
+        if not chunk:
+            break
+        screen += chunk
+    assert process.wait(timeout=300) == 0, screen.decode(errors="replace")[-2000:]
+    text = screen.decode(errors="replace")
+    assert "Epoch 1/2" in text and "Epoch 2/2" in text and "Epoch 0" not in text
+    assert "\nepoch 1/2:" not in text  # the plain per-epoch lines are for logs only
+
+
 def test_train_evaluate_predict_resume_report(workdir):
     run = workdir / "e2e"
-    result = dilated_cli("train", "tiny.yaml", "--run-dir", "e2e", "--max-epochs", "2", cwd=workdir)  # progress bars on
+    # progress bars asked for, but stdout and stderr are pipes: one plain line per epoch, no bar frames
+    result = dilated_cli("train", "tiny.yaml", "--run-dir", "e2e", "--max-epochs", "2", cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert "test metrics (121 samples)" in result.stdout and "plots:" in result.stdout
+    epoch_lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in epoch_lines] == ["epoch 1/2", "epoch 2/2"]
+    assert all("train_loss" in line and "val_loss" in line and line.endswith(" s)") for line in epoch_lines)
+    assert not any(code in result.stdout + result.stderr for code in ("\r", "\x1b[", "it/s]"))
     assert "baseline: always 'down', the most frequent class of the training split" in result.stdout
     for name in (
         "config.yaml",

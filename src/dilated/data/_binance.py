@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from dilated._progress import bar_disabled
 from dilated.data._choices import GAP_POLICIES
 from dilated.data._feed_rules import check_stream, gap_reason, note_gap
 from dilated.data._orderbook import DEFAULT_LEVELS, Book, BookRecorder, OrderBook, check_levels, describe_sources
@@ -117,7 +118,7 @@ def binance_book(
     last_id = int(snapshot["lastUpdateId"])
     stats.update(diffs=len(diffs), older_than_snapshot=0, applied=0, gaps=0, first_gap=None)
     previous = None
-    for diff in tqdm(diffs, desc="binance", unit="diff", disable=not progress, leave=False):
+    for diff in tqdm(diffs, desc="binance", unit="diff", disable=bar_disabled(progress), leave=False):
         data = diff.data
         first, final = int(data["U"]), int(data["u"])
         if final <= last_id:

@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from dilated._progress import bar_disabled
 from dilated.data._feed_rules import SATOSHI
 from dilated.data._orderbook import DEFAULT_LEVELS, Book, BookRecorder, OrderBook, check_levels, describe_sources
 
@@ -125,7 +126,7 @@ def bitstamp_book(
     actions, sides, volumes = frame["action"].tolist(), frame["direction"].tolist(), units.tolist()
     book, recorder = OrderBook(), BookRecorder(check_levels(levels), size_scale=SATOSHI, capacity=len(ends))
     start = 0
-    for end in tqdm(ends.tolist(), desc="bitstamp", unit="event", disable=not progress, leave=False):
+    for end in tqdm(ends.tolist(), desc="bitstamp", unit="event", disable=bar_disabled(progress), leave=False):
         for row in range(start, end + 1):
             order_id, action = ids[row], actions[row]
             if action == "deleted":

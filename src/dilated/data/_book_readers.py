@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from dilated._progress import bar_disabled
 from dilated.data import _book_engine as engine
 from dilated.data._dbn_records import DbnRecords
 from dilated.data._feed_rules import SATOSHI, check_stream, gap_reason, note_gap
@@ -85,7 +86,7 @@ def _mbo_chunks(
 
     book = engine.OrderBookArrays(np.int64)
     events, instruments = 0, set()
-    bar = tqdm(desc="databento mbo", unit="msg", disable=not progress, leave=False)
+    bar = tqdm(desc="databento mbo", unit="msg", disable=bar_disabled(progress), leave=False)
     for path in paths:
         with DbnRecords(path) as reader:
             _check_schema(reader, "mbo")

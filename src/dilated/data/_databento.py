@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from dilated._progress import bar_disabled
 from dilated.data._orderbook import (
     DEFAULT_LEVELS,
     Book,
@@ -137,7 +138,9 @@ def databento_mbo_book(
     files = _records(paths, "mbo", instrument_id)
     book, recorder = OrderBook(), BookRecorder(check_levels(levels), price_scale=PRICE_SCALE)
     stats = {"messages": 0, "snapshots": 0, "clears": 0, "unknown_cancels": 0, "modify_adds": 0, "sideless": 0}
-    bar = tqdm(total=sum(map(len, files)), desc="databento mbo", unit="msg", disable=not progress, leave=False)
+    bar = tqdm(
+        total=sum(map(len, files)), desc="databento mbo", unit="msg", disable=bar_disabled(progress), leave=False
+    )
     for records in files:
         pending, snapshot_open, ts = False, False, 0
         for record in records:

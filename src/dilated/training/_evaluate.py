@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from dilated._progress import bar_disabled
 from dilated.models import build_model
 from dilated.training._atomic import atomic_write_text
 from dilated.training._baselines import Baseline, baseline_from_info
@@ -64,7 +65,7 @@ def run_model(
     model = model.to(device).eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     outputs, targets, rule = [], [], []
-    for x, y in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False):
+    for x, y in tqdm(loader, desc=desc, unit="batch", disable=bar_disabled(progress), leave=False):
         output = align_output(model(x.to(device)), y.to(device), task)
         outputs.append(output.float().cpu())
         targets.append(y)

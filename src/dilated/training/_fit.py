@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -33,13 +34,12 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from torch import Tensor, nn
 
 from dilated._resolve import read_yaml
 from dilated.models import build_model
-from dilated.training._callbacks import EpochHistory, ResumableEarlyStopping, RunCheckpoint
+from dilated.training._callbacks import EpochBar, EpochHistory, EpochLines, ResumableEarlyStopping, RunCheckpoint
 from dilated.training._checkpoint_io import SafeCheckpointIO
 from dilated.training._checkpoints import CheckpointError, find_checkpoints, latest_checkpoint, load_weights, quarantine
 from dilated.training._config import Precision, TrainConfig, TrainerConfig, apply_overrides, as_config, load_config
@@ -228,6 +228,9 @@ def _train(
     checkpointing = RunCheckpoint(run, history, training.monitor, training.keep_checkpoints)
     early = ResumableEarlyStopping(training.monitor, training.patience) if training.patience else None
     callbacks: list[L.Callback] = [history, checkpointing, *([early] if early is not None else [])]
+    progress = progress and sys.stdout.isatty()  # Lightning's bar writes to stdout; a log gets one line per epoch
+    if not progress:
+        callbacks.append(EpochLines(history, say))
     trainer = _trainer(config, run, callbacks, progress, ckpt_path)
     _fit(trainer, module, datamodule, ckpt_path, checkpointing)
     if not trainer.is_global_zero:
@@ -281,7 +284,7 @@ def _trainer(
     ``callbacks`` if ``progress``); CPU runs are deterministic unless the config says otherwise."""
     training, trainer_config = config.training, config.trainer
     if progress:
-        callbacks = [*callbacks, TQDMProgressBar(refresh_rate=max(1, min(trainer_config.log_every_n_steps, 20)))]
+        callbacks = [*callbacks, EpochBar(refresh_rate=max(1, min(trainer_config.log_every_n_steps, 20)))]
     deterministic = trainer_config.deterministic
     if deterministic is None:
         deterministic = not _is_gpu(trainer_config.accelerator)
