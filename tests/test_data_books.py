@@ -35,8 +35,8 @@ from dilated.data import (
 from dilated.data._orderbook import PriceLevels
 from dilated.data._windows import WindowDataset
 from dilated.training._config import TrainConfig
+from dilated.training._datasets import build_splits, dataset_size
 from dilated.training._lob_baseline import LogisticRegression, lob_baselines, lob_features
-from dilated.training._sources import build_splits, dataset_size
 from helpers import synthetic_book
 
 ROOT = Path(__file__).resolve().parent.parent
