@@ -185,9 +185,9 @@ class Predictor:
         return kind.read_events(source, by)
 
     def prepare(self, rows: np.ndarray | Tensor, previous: np.ndarray | None = None) -> np.ndarray:
-        """Raw rows ``(..., time, channels)`` as the run's data source prepares them (LOBSTER: empty levels filled
-        from ``previous`` ``(..., channels)``, each book's last prepared event; tables: float32; books: empty
-        deeper levels filled)."""
+        """Raw rows ``(..., time, channels)`` as the run's data kind prepares them (:meth:`DataSource.prepare`;
+        LOBSTER: empty levels filled from ``previous`` ``(..., channels)``, each book's last prepared event; tables:
+        float32; books: empty deeper levels filled; FI-2010 and the synthetic tasks refuse)."""
         rows = np.asarray(rows, dtype=np.float64)
         if rows.ndim < 2 or rows.shape[-1] != self.channels:
             raise ValueError(
