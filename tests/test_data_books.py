@@ -35,8 +35,8 @@ from dilated.data._book_readers import ENGINES
 from dilated.data._orderbook import PriceLevels
 from dilated.data._windows import WindowDataset
 from dilated.training._config import TrainConfig
+from dilated.training._datasets import build_splits, dataset_size
 from dilated.training._lob_baseline import LogisticRegression, lob_baselines, lob_features
-from dilated.training._sources import build_splits, dataset_size
 from helpers import shared, synthetic_book
 
 # databento_dbn's stubs declare its enum members as ``str``: the members used here, typed as what they are

@@ -292,8 +292,11 @@ CASES: dict[str, Callable[[Path], object]] = {
     "predictor-features": lambda tmp: lobster_predictor(tmp).predict(np.zeros((38, 50))),
     "predictor-short": lambda tmp: lobster_predictor(tmp).predict(np.zeros((40, 5))),
     "predictor-format": lambda tmp: lobster_predictor(tmp).predict(prices_table(tmp / "prices.parquet")),
-    "predictor-no-reader": lambda tmp: load_run(untrained_run(tmp / "run", {"kind": "adding", "seq_len": 20})).predict(
-        "adding.csv"
+    "predictor-no-reader": lambda tmp: load_run(
+        untrained_run(tmp / "run", {"kind": "fi2010", "root": str(tmp)})
+    ).predict(np.zeros((1, 150))),
+    "predictor-data-kind": lambda tmp: lobster_predictor(tmp).predict(
+        write(tmp, "other.yaml", f"data: {{kind: table, path: {prices_table(tmp / 'p.csv')}, target: price}}\n")
     ),
     "predictor-stream-shape": lambda tmp: lobster_predictor(tmp).stream(2).step(np.zeros((3, 40))),
     "replay-by-lobster": lambda tmp: replay(lobster_predictor(tmp), by="symbol", progress=False),

@@ -26,9 +26,9 @@ from tqdm import tqdm
 
 from dilated._progress import bar_disabled
 from dilated.live._engines import PARITY
-from dilated.live._feeds import Feed, usable_windows
+from dilated.live._feeds import usable_windows
 from dilated.live._predictor import Predictions, Predictor
-from dilated.training import Outputs, Task, atomic_write_csv, prediction_rows
+from dilated.training import Feed, Outputs, Task, atomic_write_csv, prediction_rows
 
 
 @dataclass

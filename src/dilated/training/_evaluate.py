@@ -27,10 +27,10 @@ from dilated.training._atomic import atomic_write_text
 from dilated.training._baselines import Baseline, baseline_from_info
 from dilated.training._checkpoints import load_weights
 from dilated.training._config import data_override
+from dilated.training._datasets import build_splits, sample_ids
 from dilated.training._metrics import scalar_metrics, score
 from dilated.training._objective import Task, align_output, predictions, task_loss
 from dilated.training._runs import locate
-from dilated.training._sources import build_splits, sample_ids
 
 
 @dataclass

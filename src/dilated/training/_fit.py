@@ -1,6 +1,6 @@
 """``train()``: a config and a run folder in, a trained, tested run folder out (the wiring of the Trainer).
 
-The pieces (each in its own module): the data (:mod:`~dilated.training._sources`, :mod:`~dilated.training._datamodule`),
+The pieces (each in its own module): the data (:mod:`~dilated.training._kinds`, :mod:`~dilated.training._datamodule`),
 the loop and its optimizer and LR schedule (:mod:`~dilated.training._module`), the checkpoint format
 (:mod:`~dilated.training._checkpoint_io`), the run folder's callbacks (:mod:`~dilated.training._callbacks`), and the
 test of the best checkpoint against the trivial baseline (:mod:`~dilated.training._evaluate`):
@@ -44,15 +44,16 @@ from dilated.training._checkpoint_io import SafeCheckpointIO
 from dilated.training._checkpoints import CheckpointError, find_checkpoints, latest_checkpoint, load_weights, quarantine
 from dilated.training._config import Precision, TrainConfig, TrainerConfig, apply_overrides, as_config, load_config
 from dilated.training._datamodule import SplitsData
+from dilated.training._datasets import build_splits
 from dilated.training._evaluate import evaluate_outputs, run_model
 from dilated.training._interrupt import TrainingInterrupted
+from dilated.training._kinds import Splits
 from dilated.training._metric_table import VALIDATION_PREFIX, metrics_for
 from dilated.training._metrics import format_metrics
 from dilated.training._module import SequenceModule
 from dilated.training._objective import balanced_class_weights, predictions
 from dilated.training._plots import plot_confusion_matrix, plot_curves, plot_per_class, plot_regression
 from dilated.training._runs import RunDir, default_run_dir
-from dilated.training._sources import Splits, build_splits
 
 TrainerPrecision = Literal["32-true", "64-true", "16-mixed", "bf16-mixed"]  # what resolve_precision gives Lightning
 RUN_DIR_ENV = "DILATED_RUN_DIR"  # where the extra processes of a multi-process run find the run folder
