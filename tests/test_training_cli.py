@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from dilated.training._checkpoints import MANIFEST_FILE, WEIGHTS_FILE, find_checkpoints
@@ -97,6 +98,18 @@ def reference(workdir):
     result = dilated_cli("train", "tiny.yaml", "--run-dir", "reference", "--no-progress", cwd=workdir)
     assert result.returncode == 0, result.stderr
     return workdir / "reference"
+
+
+def test_check_prints_the_resolved_config_data_and_model_without_training(workdir):
+    result = dilated_cli("train", "--check", "tiny.yaml", "--max-epochs", "7", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    resolved = yaml.safe_load(result.stdout.split("\ndata: ")[0])
+    assert resolved["training"]["max_epochs"] == 7 and resolved["options"]["input_channels"] == 40
+    assert "data: train 670, val 121, test 121 samples of 40 x 20" in result.stdout
+    assert "Total params: 1,955" in result.stdout and "Receptive field: 13 input steps" in result.stdout
+    assert not (workdir / "runs").exists(), "a check writes no run folder"
+    typo = dilated_cli("train", "--check", "tiny.yaml", "--override", "trainig.lr=1", cwd=workdir)
+    assert typo.returncode == 2 and typo.stderr.count("\n") == 1 and "trainig" in typo.stderr
 
 
 def test_on_a_terminal_the_progress_bar_counts_epochs_from_one(workdir):

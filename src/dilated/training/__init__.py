@@ -69,6 +69,7 @@ _EXPORTS = {  # public name -> the private module that defines it, imported on f
     "write_predictions": "._evaluate",
     "TrainResult": "._fit",
     "prepare_run": "._fit",
+    "check_config": "._fit",
     "resolve_precision": "._fit",
     "train": "._fit",
     "TrainingInterrupted": "._interrupt",
@@ -159,6 +160,7 @@ if TYPE_CHECKING:  # the names as type checkers see them
     from dilated.training._fit import (
         TrainResult as TrainResult,
     )
+    from dilated.training._fit import check_config as check_config
     from dilated.training._fit import (
         prepare_run as prepare_run,
     )

@@ -34,11 +34,13 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
+import yaml
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from torch import Tensor, nn
 
 from dilated._resolve import read_yaml
 from dilated.models import build_model
+from dilated.summaries import summary
 from dilated.training._callbacks import EpochBar, EpochHistory, EpochLines, ResumableEarlyStopping, RunCheckpoint
 from dilated.training._checkpoint_io import SafeCheckpointIO
 from dilated.training._checkpoints import CheckpointError, find_checkpoints, latest_checkpoint, load_weights, quarantine
@@ -267,15 +269,38 @@ def _start_run(run: RunDir, config: TrainConfig, model: nn.Module, splits: Split
     RunDir.create(run.path, config)
     model_info = describe_model(model)
     run.update_metrics(model=model_info, data=splits.info, status="running")
+    say(f"run folder: {run.path}")
+    for line in _data_and_model(config, model_info, splits):
+        say(line)
+
+
+def _data_and_model(config: TrainConfig, model_info: dict[str, Any], splits: Splits) -> list[str]:
+    """The lines that describe a run's data (sizes, shape, class counts) and model (parameters, field)."""
     sizes = splits.info["sizes"]
     counts = splits.info.get("class_counts")
-    say(f"run folder: {run.path}")
-    say(
-        f"data: train {sizes['train']}, val {sizes['val']}, test {sizes['test']} samples of "
-        f"{splits.channels} x {splits.length}" + (f"; class counts (train) {counts['train']}" if counts else "")
-    )
     rf = f", receptive field {model_info['receptive_field']}" if model_info["receptive_field"] else ""
-    say(f"model: {config.model.name}, {model_info['parameters']:,} parameters{rf}")
+    return [
+        f"data: train {sizes['train']}, val {sizes['val']}, test {sizes['test']} samples of "
+        f"{splits.channels} x {splits.length}" + (f"; class counts (train) {counts['train']}" if counts else ""),
+        f"model: {config.model.name}, {model_info['parameters']:,} parameters{rf}",
+    ]
+
+
+def check_config(config: TrainConfig | Mapping[str, Any], echo: Callable[[str], None] = _echo) -> TrainConfig:
+    """What ``dilated train --check`` prints, without training or writing anything: the resolved config (every
+    default written out, the options the data fixes filled in), the data sizes and the model's summary.
+
+    Returns: the config as training would run it.
+    """
+    config = as_config(config)
+    splits = build_splits(config.data, progress=False)
+    config = config.fitted(splits.shape)
+    model = build_model(config.model.name, **config.model.options)
+    echo(yaml.safe_dump(config.to_dict(), sort_keys=False).rstrip())
+    for line in _data_and_model(config, describe_model(model), splits):
+        echo(line)
+    echo(str(summary(model, (splits.channels, splits.length))))
+    return config
 
 
 def _trainer(
