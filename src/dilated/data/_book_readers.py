@@ -54,21 +54,38 @@ class BookRows:
         """Write the rows to ``path`` chunk by chunk (memory stays at one chunk), as
         :func:`~dilated.data._orderbook.write_book` would (empty levels are nulls, read back as NaN); returns the
         path and the number of rows."""
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
         path = Path(path)
-        names = ["ts", *book_columns(self.levels)]
-        schema = pa.schema([("ts", pa.int64()), *((name, pa.float64()) for name in names[1:])])
+        schema = book_schema(self.levels)
         rows = 0
         with pq.ParquetWriter(path, schema) as writer:
             for ts, values in self.chunks:
-                columns = [pa.array(ts)] + [pa.array(column, from_pandas=True) for column in values.T]
-                writer.write_table(pa.Table.from_arrays(columns, schema=schema))
+                writer.write_table(book_table(ts, values, schema))
                 rows += len(ts)
-            info = {"source": self.source, "format": self.format, "levels": self.levels, "stats": self.stats}
-            writer.add_key_value_metadata({_METADATA_KEY: json.dumps(info)})
+            writer.add_key_value_metadata(self.metadata())
         return path, rows
+
+    def metadata(self) -> dict[bytes, str]:
+        """The Parquet key-value metadata :func:`~dilated.data.read_book` reads: source, format, levels, stats."""
+        info = {"source": self.source, "format": self.format, "levels": self.levels, "stats": self.stats}
+        return {_METADATA_KEY: json.dumps(info)}
+
+
+def book_schema(levels: int) -> Any:
+    """The Arrow schema of a book's Parquet file: ``ts`` int64, then the float64 columns of
+    :func:`~dilated.data.book_columns`."""
+    import pyarrow as pa
+
+    return pa.schema([("ts", pa.int64()), *((name, pa.float64()) for name in book_columns(levels))])
+
+
+def book_table(ts: np.ndarray, values: np.ndarray, schema: Any) -> Any:
+    """Rows ``ts (rows,)``, ``values (rows, 4 * levels)`` as an Arrow table of ``schema`` (NaN written as null)."""
+    import pyarrow as pa
+
+    columns = [pa.array(ts)] + [pa.array(column, from_pandas=True) for column in values.T]
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _finish(stats: dict[str, Any], counts: np.ndarray, events: int) -> None:
