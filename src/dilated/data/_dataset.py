@@ -412,7 +412,7 @@ def dataset_info(root: str | Path) -> dict[str, Any]:
     and the files that could not be grouped (JSON-ready)."""
     root = Path(root)
     if not (root / MANIFEST).is_file():
-        raise FileNotFoundError(f"{root}: no {MANIFEST}; not a dataset written by dilated data convert -o DIR/")
+        raise ValueError(f"{root}: no {MANIFEST}; not a dataset written by dilated data convert -o DIR/")
     manifest = read_manifest(root)
     instruments = {}
     for name, entry in sorted(manifest["instruments"].items()):
