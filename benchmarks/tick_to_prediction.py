@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -58,10 +59,10 @@ def replay(
     out_ts, out_values = np.empty(1, np.int64), np.empty((1, 4 * LEVELS))
     arrays = book.book_arrays()
     times, events = np.empty(len(fields[0]), np.int64), np.zeros(len(fields[0]), bool)
-    clock = time.perf_counter_ns
+    clock, apply = time.perf_counter_ns, cast(Any, engine.mbo_chunk)  # (Numba's dispatcher stubs fix its arity)
     for m in range(len(fields[0])):
         begin = clock()
-        rows = engine.mbo_chunk(*(f[m : m + 1] for f in fields), *arrays, LEVELS, PRICE_SCALE, out_ts, out_values)
+        rows = apply(*(f[m : m + 1] for f in fields), *arrays, LEVELS, PRICE_SCALE, out_ts, out_values)
         if rows and step is not None:
             step(out_values[0])
         times[m] = clock() - begin
@@ -121,8 +122,8 @@ def main() -> None:
     inside = latency(day, len(records))
     inside_row = [f"{inside[k] / 1000:.2f}" for k in ("p50", "p99", "p99.9")]
     rows.insert(0, ["book only (timed inside compiled code)", *inside_row, "", "", ""])
-    events = int(results["book only (Python call per message)"][1].sum())
-    print(f"## Tick to prediction, ESH4 ({len(records):,} messages, {events:,} end a book event; untrained models)\n")
+    ended = int(results["book only (Python call per message)"][1].sum())
+    print(f"## Tick to prediction, ESH4 ({len(records):,} messages, {ended:,} end a book event; untrained models)\n")
     header = ["path", "p50 µs", "p99 µs", "p99.9 µs", "event p50 µs", "event p99 µs", "event p99.9 µs"]
     print(markdown_table(header, rows))
     print(f"\n{environment(threads=1)}", file=sys.stderr)
