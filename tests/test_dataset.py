@@ -36,7 +36,7 @@ def dataset_rows(root: Path, instrument: str) -> tuple[np.ndarray, np.ndarray]:
     table = ds.dataset(root, format="parquet", partitioning="hive").to_table(
         filter=ds.field("instrument") == instrument
     )
-    table = table.sort_by([("date", "ascending"), ("ts", "ascending")])
+    table = table.sort_by([("date", "ascending")])  # a stable sort: rows keep their order within a date
     frame = table.drop_columns(["instrument", "date"]).to_pandas()
     return frame["ts"].to_numpy(), frame.drop(columns="ts").to_numpy()
 
@@ -182,3 +182,65 @@ def test_dask_cluster_writes_the_same_bytes(tmp_path: Path, feeds: dict) -> None
         assert (tmp_path / "dask" / part).read_bytes() == (tmp_path / "local" / part).read_bytes()
     manifests = [json.loads((tmp_path / name / "_manifest.json").read_text()) for name in ("local", "dask")]
     assert manifests[0]["instruments"] == manifests[1]["instruments"]
+
+
+@pytest.mark.parametrize("format", ["binance", "bitstamp"])
+def test_day_two_continues_day_one(tmp_path: Path, format: str) -> None:
+    """A recording cut in two files (Binance: day 2 has no snapshot, its update ids follow day 1's) converts as
+    the one file does."""
+    whole = synthetic_feed(format, tmp_path / "btcusd_whole.txt", 3_000, seed=4)
+    lines = whole.read_text().splitlines(keepends=True)
+    header = lines[:1] if format == "bitstamp" else []
+    cut = len(lines) // 2
+    while format == "bitstamp" and lines[cut].split(",")[1] == lines[cut - 1].split(",")[1]:
+        cut += 1  # not inside an event (rows of one timestamp)
+    first, second = tmp_path / "btcusd_1.txt", tmp_path / "btcusd_2.txt"
+    first.write_text("".join(lines[:cut]))
+    second.write_text("".join(header + lines[cut:]))
+    convert_dataset([second, first], tmp_path / "books", format=format, levels=4, instrument="X", processes=1)
+    book = convert_book(whole, format=format, levels=4)
+    ts, values = dataset_rows(tmp_path / "books", "X")
+    np.testing.assert_array_equal(ts, book.ts)
+    np.testing.assert_array_equal(values, book.values)
+    assert len(ts) > 100
+
+
+def test_tick_size_from_instrument_definitions(tmp_path: Path, feeds: dict) -> None:
+    """A Databento definition file among the sources gives the tick size (read, not converted); --tick-size wins."""
+    from typing import Any, cast
+
+    import databento_dbn as dbn
+
+    header = dbn.Metadata(
+        dataset="GLBX.MDP3",
+        schema=cast(dbn.Schema, dbn.Schema.DEFINITION),
+        start=0,
+        stype_in=cast(dbn.SType, dbn.SType.RAW_SYMBOL),
+        stype_out=cast(dbn.SType, dbn.SType.INSTRUMENT_ID),
+        symbols=["AAA"],
+        partial=[],
+        not_found=[],
+        mappings=[],
+    ).encode()
+    definition = dbn.InstrumentDefMsg(
+        publisher_id=1,
+        instrument_id=1,
+        ts_event=0,
+        ts_recv=0,
+        min_price_increment=125_000_000,  # 0.125 in DBN's 1e-9 units
+        display_factor=1,
+        raw_symbol="AAA",
+        asset="AA",
+        security_type="FUT",
+        instrument_class=cast(Any, dbn.InstrumentClass.FUTURE),
+        security_update_action=cast(Any, dbn.SecurityUpdateAction.ADD),
+    )
+    path = tmp_path / "definitions.dbn"
+    path.write_bytes(header + bytes(definition))
+    report = convert_dataset([path, *day_files(feeds)], tmp_path / "books", processes=1)
+    assert sorted(report["converted"]) == ["AAA", "BBB"] and not report["failed"]
+    rows = dataset_info(tmp_path / "books")["instruments"]
+    assert (rows["AAA"]["tick_size"], rows["AAA"]["tick_source"]) == (0.125, "definition")
+    assert (rows["BBB"]["tick_size"], rows["BBB"]["tick_source"]) == (0.25, "observed")
+    convert_dataset([path, *day_files(feeds)], tmp_path / "books", processes=1, tick_size=0.5)
+    assert dataset_info(tmp_path / "books")["instruments"]["AAA"]["tick_source"] == "option"

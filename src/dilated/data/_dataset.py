@@ -24,8 +24,10 @@ Resume: a group whose files (path, size, mtime) and settings equal the manifest'
 skipped. Because an instrument's book flows through all its files, a changed or added file redoes its whole group.
 Every file is written under a temporary name then renamed; the manifest is rewritten (atomically) after each group.
 
-Tick size per instrument: ``tick_size=`` if given, else the smallest gap between adjacent quoted levels seen in the
-book (``tick_source`` says which).
+Tick size per instrument (``tick_source`` says which): ``tick_size=`` if given; else the feed's instrument
+definitions, where a Databento ``definition`` file is among the sources (its ``min_price_increment`` per
+``raw_symbol``; such files are read, not converted); else the smallest gap between adjacent quoted levels seen in the
+book (``observed_tick_size``, always recorded).
 """
 
 from __future__ import annotations
@@ -131,20 +133,41 @@ def _probe(path: Path, format: str | None, instrument: str | None) -> SourceFile
     )
 
 
+def _definitions(path: Path) -> dict[str, float] | None:
+    """The tick size per raw symbol of a Databento instrument-definition file; None for any other file."""
+    from dilated.data._databento import dbn_schema, read_dbn
+
+    with open(path, "rb") as raw:
+        head = raw.read(4)
+    if head[:3] != b"DBN" and head != b"\x28\xb5\x2f\xfd":
+        return None
+    if dbn_schema(path) != "definition":
+        return None
+    _, records = read_dbn(path)
+    return {str(r.raw_symbol): float(f"{r.min_price_increment * 1e-9:.10g}") for r in records}
+
+
 def group_sources(
     sources: Sequence[str | Path], format: str | None = None, instrument: str | None = None
-) -> tuple[dict[str, list[SourceFile]], list[dict[str, str]]]:
-    """The files by instrument, each group in time order; and the files that could not be read (source, error)."""
+) -> tuple[dict[str, list[SourceFile]], dict[str, float], list[dict[str, str]]]:
+    """The files by instrument, each group in time order; the tick sizes of the instrument definitions among them;
+    and the files that could not be read (source, error)."""
     groups: dict[str, list[SourceFile]] = {}
+    ticks: dict[str, float] = {}
     failures = []
     for source in sources:
         try:
+            defined = _definitions(Path(source)) if Path(source).is_file() else None
+            if defined is not None:
+                ticks.update(defined)
+                continue
             found = _probe(Path(source), format, instrument)
         except (OSError, ValueError) as error:
             failures.append({"source": str(source), "error": _one_line(error)})
             continue
         groups.setdefault(found.instrument, []).append(found)
-    return {key: sorted(files, key=lambda f: (f.start, f.path)) for key, files in sorted(groups.items())}, failures
+    ordered = {key: sorted(files, key=lambda f: (f.start, f.path)) for key, files in sorted(groups.items())}
+    return ordered, ticks, failures
 
 
 def _one_line(error: BaseException) -> str:
@@ -192,8 +215,7 @@ def convert_group(job: GroupJob) -> dict[str, Any]:
         "rows": 0,
         "dates": {},
         "stats": {},
-        "tick_size": None,
-        "tick_source": None,
+        "observed_tick_size": None,
         "error": None,
     }
     temporary = f".{PART}.tmp-{uuid.uuid4().hex[:12]}"
@@ -223,7 +245,7 @@ def convert_group(job: GroupJob) -> dict[str, Any]:
         entry.update(rows=sum(counts.values()), stats=rows.stats)
         entry["dates"] = {_date(day): counts[day] for day in sorted(counts)}
         if np.isfinite(step):
-            entry.update(tick_size=float(f"{step:.10g}"), tick_source="observed")
+            entry["observed_tick_size"] = float(f"{step:.10g}")
         _remove_stale(folder, set(entry["dates"]))
     except Exception as error:  # noqa: BLE001 - any failure stops this group only; it is reported, not raised
         for writer in writers.values():
@@ -334,7 +356,8 @@ def convert_dataset(
         sources: feed files of any number of instruments and days.
         format: one of :data:`DATASET_FORMATS` for every file; default: detected per file.
         instrument: put every file in this one instrument (default: each file's own, module notes).
-        tick_size: every instrument's tick size (default: the smallest observed level gap).
+        tick_size: every instrument's tick size (default: from the Databento instrument-definition files among
+            ``sources``, else the smallest observed level gap).
         processes: groups converted at once in local processes (default: the CPU count).
         scheduler: the address of a Dask distributed scheduler to run the groups on; ``workers``: start a local
             Dask cluster of that many worker processes instead (``pip install "dilated[dask]"``).
@@ -359,7 +382,7 @@ def convert_dataset(
     manifest = read_manifest(root)
     root.mkdir(parents=True, exist_ok=True)
     settings = {"levels": check_levels(levels), "options": dict(sorted(options.items())), "date": DATE_RULE}
-    groups, failures = group_sources(sources, format, instrument)
+    groups, ticks, failures = group_sources(sources, format, instrument)
     manifest["failures"] = failures
     report: dict[str, Any] = {"manifest": str(root / MANIFEST), "converted": [], "skipped": [], "failed": {}}
     report["failed"].update({f["source"]: f["error"] for f in failures})
@@ -377,7 +400,7 @@ def convert_dataset(
         else:
             jobs.append(job)
     for name in report["skipped"]:
-        _set_tick(manifest["instruments"][name], tick_size)
+        manifest["instruments"][name] = _set_tick(manifest["instruments"][name], tick_size, ticks.get(name))
     _write_json(root / MANIFEST, manifest)
     run = (
         _run_dask(jobs, scheduler, workers)
@@ -387,7 +410,7 @@ def convert_dataset(
     bar = tqdm(total=len(jobs), desc="instruments", unit="group", disable=not (progress and sys.stderr.isatty()))
     for entry in run:
         name = entry["instrument"]
-        manifest["instruments"][name] = _set_tick(entry, tick_size)
+        manifest["instruments"][name] = _set_tick(entry, tick_size, ticks.get(name))
         if entry["error"]:
             report["failed"][name] = entry["error"]
         else:
@@ -398,10 +421,13 @@ def convert_dataset(
     return report
 
 
-def _set_tick(entry: dict[str, Any], tick_size: float | None) -> dict[str, Any]:
-    if tick_size is not None:
-        entry.update(tick_size=float(tick_size), tick_source="option")
-    return entry
+def _set_tick(entry: dict[str, Any], option: float | None, defined: float | None) -> dict[str, Any]:
+    """The entry with its tick size from the option, else the definitions, else the observed one (module notes)."""
+    observed = entry.get("observed_tick_size")
+    for value, source in ((option, "option"), (defined, "definition"), (observed, "observed")):
+        if value is not None:
+            return {**entry, "tick_size": float(value), "tick_source": source}
+    return {**entry, "tick_size": None, "tick_source": None}
 
 
 # ------------------------------------------------------------------------------------------------ info
