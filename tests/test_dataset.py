@@ -45,14 +45,17 @@ def test_partitioned_by_instrument_and_date_with_a_manifest(tmp_path: Path, feed
     root = tmp_path / "books"
     report = convert_dataset(day_files(feeds), f"{root}/", levels=5, processes=1)
     assert sorted(report["converted"]) == ["AAA", "BBB"] and not report["failed"]
-    parts = sorted(str(p.relative_to(root)) for p in root.rglob("*.parquet"))
-    assert parts == [f"instrument={s}/date={d}/part-0.parquet" for s in ("AAA", "BBB") for d in DAYS]
     manifest = json.loads((root / "_manifest.json").read_text())
+    parts = sorted(str(p.relative_to(root)) for p in root.rglob("*.parquet"))
+    assert parts == sorted(p for e in manifest["instruments"].values() for f in e["files"] for p in f["parts"])
+    assert [p.split("/")[:2] for p in parts] == [[f"instrument={s}", f"date={d}"] for s in ("AAA", "BBB") for d in DAYS]
     for symbol, (files, _) in feeds.items():
         entry = manifest["instruments"][symbol]
-        assert [s["path"] for s in entry["sources"]] == [str(f.resolve()) for f in files]  # in time order
-        assert [s["size"] for s in entry["sources"]] == [f.stat().st_size for f in files]
-        assert [s["mtime_ns"] for s in entry["sources"]] == [f.stat().st_mtime_ns for f in files]
+        sources = [f["source"] for f in entry["files"]]
+        assert [s["path"] for s in sources] == [str(f.resolve()) for f in files]  # in time order
+        assert [s["size"] for s in sources] == [f.stat().st_size for f in files]
+        assert [s["mtime_ns"] for s in sources] == [f.stat().st_mtime_ns for f in files]
+        assert [list(f["dates"]) for f in entry["files"]] == [[d] for d in DAYS]  # one day per file
         assert entry["settings"]["levels"] == 5 and entry["format"] == "databento-mbo"
         assert entry["tick_size"] == 0.25 and entry["tick_source"] == "observed"  # the synthetic ES-like tick
         assert entry["stats"]["messages"] == sum(map(_records, files))  # every message read
@@ -80,17 +83,24 @@ def test_resume_skips_what_is_done_and_redoes_a_changed_file(tmp_path: Path, fee
     for source, copy in zip(day_files(feeds), files):
         copy.write_bytes(source.read_bytes())
     convert_dataset(files, root, processes=1)
-    written = {p: p.stat().st_mtime_ns for p in root.rglob("part-0.parquet")}
+    written = {p: p.stat().st_mtime_ns for p in root.rglob("part-*.parquet")}
     again = convert_dataset(files, root, processes=1)
     assert again["converted"] == [] and sorted(again["skipped"]) == ["AAA", "BBB"]
-    assert {p: p.stat().st_mtime_ns for p in root.rglob("part-0.parquet")} == written  # nothing rewritten
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("part-*.parquet")} == written  # nothing rewritten
     changed = files[1]  # AAA's second day, one record fewer (the last event of that day)
     changed.write_bytes(changed.read_bytes()[:-56])
     redo = convert_dataset(files, root, processes=1)
     assert redo["converted"] == ["AAA"] and redo["skipped"] == ["BBB"]
+    now = {p: p.stat().st_mtime_ns for p in root.rglob("part-*.parquet")}
+    rewritten = sorted(str(p.parent.relative_to(root)) for p in now if now[p] != written.get(p))
+    assert rewritten == [f"instrument=AAA/date={d}" for d in DAYS[1:]]  # day 1 kept; day 2 and the days after it
     manifest = json.loads((root / "_manifest.json").read_text())
-    assert manifest["instruments"]["AAA"]["sources"][1]["size"] == changed.stat().st_size
+    assert manifest["instruments"]["AAA"]["files"][1]["source"]["size"] == changed.stat().st_size
     assert not list(root.rglob(".*tmp*"))  # no temporary file left
+    ts, values = dataset_rows(root, "AAA")  # the book still flows from day 1 into the redone days
+    book = convert_book(files[:3], levels=10)
+    np.testing.assert_array_equal(ts, book.ts)
+    np.testing.assert_array_equal(values, book.values)
 
 
 def test_a_corrupt_file_fails_its_instrument_only(tmp_path: Path, feeds: dict) -> None:
@@ -108,7 +118,8 @@ def test_a_corrupt_file_fails_its_instrument_only(tmp_path: Path, feeds: dict) -
     assert info["instruments"]["AAA"]["dates"] == 3 and info["instruments"]["AAA"]["error"] is None
     assert info["instruments"]["BBB"]["error"] is not None and str(bad.resolve()) in info["instruments"]["BBB"]["error"]
     assert [f["source"] for f in info["failures"]] == ["BBB"]
-    assert not list((tmp_path / "books").glob("instrument=BBB/*/part-0.parquet"))  # nothing half-written
+    kept = sorted(p.parent.name for p in (tmp_path / "books").glob("instrument=BBB/*/part-*.parquet"))
+    assert kept == [f"date={DAYS[0]}"] and info["instruments"]["BBB"]["files"] == 1  # the day before the bad one
     shown = dilated_cli("data", "info", "books", cwd=tmp_path)
     assert shown.returncode == 1 and "failed: BBB:" in shown.stdout and "AAA: databento-mbo, 3 files" in shown.stdout
 
@@ -176,7 +187,7 @@ def test_dask_cluster_writes_the_same_bytes(tmp_path: Path, feeds: dict) -> None
     with LocalCluster(processes=True, n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
         remote = convert_dataset(day_files(feeds), tmp_path / "dask", scheduler=cluster.scheduler_address)
     assert sorted(remote["converted"]) == sorted(local["converted"]) == ["AAA", "BBB"]
-    parts = sorted(p.relative_to(tmp_path / "local") for p in (tmp_path / "local").rglob("part-0.parquet"))
+    parts = sorted(p.relative_to(tmp_path / "local") for p in (tmp_path / "local").rglob("part-*.parquet"))
     assert len(parts) == 6
     for part in parts:
         assert (tmp_path / "dask" / part).read_bytes() == (tmp_path / "local" / part).read_bytes()

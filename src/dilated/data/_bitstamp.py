@@ -95,7 +95,7 @@ def bitstamp_book(
 
     check_engine(engine)
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    frame, units, times, ends, stats = read_order_stream(paths, volume_unit)
+    frame, units, times, ends, stats, _ = read_order_stream(paths, volume_unit)
     if engine == "compiled":
         return bitstamp_rows(frame, units, times, ends, levels, uncross, stats, describe_sources(paths)).book()
     ids, prices = frame["id"].tolist(), frame["price"].tolist()
@@ -136,12 +136,13 @@ def _uncross(book: OrderBook, stats: dict[str, Any]) -> None:
 
 def read_order_stream(
     paths: Sequence[str | Path], volume_unit: str = "auto"
-) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any], list[int]]:
     """Bitstamp CSV files (in the order given) read and checked: the frame of rows, the volumes in satoshi
-    ``(rows,)``, the event times ``(rows,)`` in ms, each event's last row ``(events,)`` and the stats so far (pandas is imported here only)."""
+    ``(rows,)``, the event times ``(rows,)`` in ms, each event's last row ``(events,)``, the stats so far and the rows of each file (pandas is imported here only)."""
     import pandas as pd
 
-    frame = pd.concat([_read_orders(Path(p)) for p in paths], ignore_index=True)
+    frames = [_read_orders(Path(p)) for p in paths]
+    frame = pd.concat(frames, ignore_index=True)
     volume = frame["volume"].to_numpy(np.float64)
     if volume_unit == "auto":
         volume_unit = "satoshi" if pd.api.types.is_integer_dtype(frame["volume"]) else "coin"
@@ -164,4 +165,4 @@ def read_order_stream(
         "uncross_levels": 0,
         "uncross_volume": 0.0,
     }
-    return frame, units, times, ends, stats
+    return frame, units, times, ends, stats, [len(f) for f in frames]

@@ -182,9 +182,9 @@ def book_rows(paths: Sequence[Path], format: str, levels: int, **options: Any) -
         if gaps not in GAP_POLICIES:
             raise ValueError(f"gaps must be one of {', '.join(GAP_POLICIES)}; got {gaps!r}")
         return binance_rows(paths, levels, gaps)
-    frame, units, times, ends, stats = read_order_stream(paths, options.get("volume_unit", "auto"))
+    frame, units, times, ends, stats, file_rows = read_order_stream(paths, options.get("volume_unit", "auto"))
     uncross = bool(options.get("uncross", True))
-    return bitstamp_rows(frame, units, times, ends, levels, uncross, stats, describe_sources(paths))
+    return bitstamp_rows(frame, units, times, ends, levels, uncross, stats, describe_sources(paths), file_rows)
 
 
 def _quantiles(values: np.ndarray) -> dict[str, float]:

@@ -2,9 +2,11 @@
 
 Layout (hive partitioning, read by ``pyarrow.dataset.dataset(DIR, partitioning="hive")``)::
 
-    DIR/instrument=ESH4/date=2023-12-24/part-0.parquet   one book (write_book's columns) per instrument and date
-    DIR/_manifest.json                                   what was converted from what (names starting with "_" or
-                                                         "." are skipped by pyarrow.dataset, temporary files too)
+    DIR/instrument=ESH4/date=2023-12-24/part-<first ts>-<digest>.parquet   the rows of one source file on one date
+    DIR/_manifest.json         what was converted from what (pyarrow.dataset skips names starting with "_" or ".",
+                               temporary files too)
+
+Each part has :func:`~dilated.data.write_book`'s columns; part names sort in time order within a date folder.
 
 Instrument of a file: ``instrument=`` if given (every file one instrument), else the feed's own symbol (a DBN
 header naming one symbol; the ``s`` field of a Binance diff), else the file name up to its first ``-``, ``_`` or
@@ -20,9 +22,12 @@ opens the next session; Binance day 2 continues day 1); its rows are split by da
 parallel, in processes here or on Dask distributed workers (:func:`convert_dataset`); a group that fails (a bad
 file: its error names it) stops, the others go on.
 
-Resume: a group whose files (path, size, mtime) and settings equal the manifest's, with every part on disk, is
-skipped. Because an instrument's book flows through all its files, a changed or added file redoes its whole group.
-Every file is written under a temporary name then renamed; the manifest is rewritten (atomically) after each group.
+Resume: a file whose path, size, mtime and settings equal the manifest's, with its parts on disk, and every earlier
+file of its group too, is not written again; a group whose files are all such is skipped without reading anything.
+Otherwise the group's book is rebuilt from its first file, the unchanged files only replayed (their book state is
+needed, their rows are not written) and the files from the first changed or new one on written anew: a changed
+file is redone with every later file of its instrument, since the book flows through them. Every file is written
+under a temporary name then renamed; the manifest is rewritten (atomically) after each group.
 
 Tick size per instrument (``tick_source`` says which): ``tick_size=`` if given; else the feed's instrument
 definitions, where a Databento ``definition`` file is among the sources (its ``min_price_increment`` per
@@ -33,13 +38,14 @@ book (``observed_tick_size``, always recorded).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
 import sys
 import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -49,7 +55,6 @@ import numpy as np
 DATASET_FORMATS = ("databento-mbo", "databento-mbp10", "binance", "bitstamp")
 DATE_RULE = "the UTC date of each row's receive time ts (no feed rebuilt here states an exchange session date)"
 MANIFEST = "_manifest.json"
-PART = "part-0.parquet"
 _DAY_NS = 86_400 * 10**9
 _MANIFEST_VERSION = 1
 
@@ -73,13 +78,16 @@ class SourceFile:
 
 @dataclass
 class GroupJob:
-    """One instrument's conversion: its files in time order, the dataset root, the settings that decide its rows."""
+    """One instrument's conversion: its files in time order, the dataset root, the settings that decide its rows,
+    the files already converted (a prefix of ``files``) and the parts that are no longer valid."""
 
     instrument: str
     format: str
     files: list[SourceFile]
     root: str
     settings: dict[str, Any] = field(default_factory=dict)
+    kept: list[dict[str, Any]] = field(default_factory=list)  # manifest records of files[:len(kept)]: replayed only
+    stale: list[str] = field(default_factory=list)  # parts (relative to root) to remove first
 
 
 # ------------------------------------------------------------------------------------------------ grouping
@@ -194,80 +202,125 @@ def _date(day: int) -> str:
     return str(np.datetime64(day, "D"))
 
 
+def part_name(source: SourceFile) -> str:
+    """The Parquet file of one source's rows in a date folder: its first receive time (so names sort in time
+    order), then a digest of its path."""
+    digest = hashlib.sha1(source.path.encode()).hexdigest()[:8]
+    return f"part-{max(source.start, 0):020d}-{digest}.parquet"
+
+
+class _FileWriter:
+    """One source file's rows, split by date into ``folder/date=D/part-...parquet``, written under temporary names
+    and renamed by :meth:`finish`."""
+
+    def __init__(self, folder: Path, source: SourceFile, schema: Any) -> None:
+        self.folder, self.source, self.schema = folder, source, schema
+        self.name, self.temporary = part_name(source), f".{part_name(source)}.tmp-{uuid.uuid4().hex[:12]}"
+        self.writers: dict[int, Any] = {}
+        self.counts: dict[int, int] = {}
+
+    def write(self, ts: np.ndarray, values: np.ndarray) -> None:
+        import pyarrow.parquet as pq
+
+        from dilated.data._book_readers import book_table
+
+        days = ts // _DAY_NS
+        for day in np.unique(days).tolist():
+            take = days == day
+            if day not in self.writers:
+                (self.folder / f"date={_date(day)}").mkdir(parents=True, exist_ok=True)
+                self.writers[day] = pq.ParquetWriter(self.folder / f"date={_date(day)}" / self.temporary, self.schema)
+            self.writers[day].write_table(book_table(ts[take], values[take], self.schema))
+            self.counts[day] = self.counts.get(day, 0) + int(take.sum())
+
+    def finish(self, metadata: dict[bytes, str]) -> dict[str, Any]:
+        """Close and rename the parts; the file's manifest record (source, rows, dates {date: rows}, parts)."""
+        for day, writer in self.writers.items():
+            writer.add_key_value_metadata(metadata)
+            writer.close()
+            os.replace(
+                self.folder / f"date={_date(day)}" / self.temporary, self.folder / f"date={_date(day)}" / self.name
+            )
+        days = sorted(self.counts)
+        return {
+            "source": asdict(self.source),
+            "rows": sum(self.counts.values()),
+            "dates": {_date(day): self.counts[day] for day in days},
+            "parts": [f"{self.folder.name}/date={_date(day)}/{self.name}" for day in days],
+        }
+
+    def discard(self) -> None:
+        for day, writer in self.writers.items():
+            with contextlib.suppress(Exception):
+                writer.close()
+            (self.folder / f"date={_date(day)}" / self.temporary).unlink(missing_ok=True)
+
+
 def convert_group(job: GroupJob) -> dict[str, Any]:
-    """Convert one group (module notes); never raises: a failure is the entry's ``error`` (one line naming the file).
+    """Convert one group (module notes): replay its first ``job.keep`` files (converted before) without writing them,
+    write the others. Never raises: a failure is the entry's ``error`` (one line naming the file).
 
-    Returns: the group's manifest entry (format, sources, settings, rows, dates {date: rows}, stats, tick size).
+    Returns: the group's manifest entry (format, settings, files: per source file its rows, dates and parts; rows,
+    dates {date: rows} and the reader's stats over the group; the smallest level gap seen).
     """
-    import pyarrow.parquet as pq
-
-    from dilated.data._book_readers import book_schema, book_table
+    from dilated.data._book_readers import book_schema
     from dilated.data._convert import book_rows
     from dilated.data._orderbook import describe_sources
 
-    folder = _instrument_dir(Path(job.root), job.instrument)
+    root = Path(job.root)
+    folder = _instrument_dir(root, job.instrument)
+    for part in job.stale:  # parts of files to redo, or no longer among the sources
+        (root / part).unlink(missing_ok=True)
     levels = int(job.settings["levels"])
+    files: list[dict[str, Any]] = list(job.kept)
     entry: dict[str, Any] = {
         "instrument": job.instrument,
         "format": job.format,
-        "sources": [asdict(f) for f in job.files],
         "settings": job.settings,
-        "rows": 0,
-        "dates": {},
+        "files": files,
         "stats": {},
         "observed_tick_size": None,
         "error": None,
     }
-    temporary = f".{PART}.tmp-{uuid.uuid4().hex[:12]}"
-    writers: dict[int, Any] = {}
-    counts: dict[int, int] = {}
     paths = [Path(f.path) for f in job.files]
+    writer: _FileWriter | None = None
     try:
         rows = book_rows(paths, job.format, levels, **job.settings["options"])
         schema, step = book_schema(levels), float("inf")
-        for ts, values in rows.chunks:
-            if not len(ts):
-                continue
+        for index, ts, values in rows.chunks:
             step = min(step, _smallest_step(values))
-            days = ts // _DAY_NS
-            for day in np.unique(days).tolist():
-                take = days == day
-                if day not in writers:
-                    (folder / f"date={_date(day)}").mkdir(parents=True, exist_ok=True)
-                    writers[day] = pq.ParquetWriter(folder / f"date={_date(day)}" / temporary, schema)
-                writers[day].write_table(book_table(ts[take], values[take], schema))
-                counts[day] = counts.get(day, 0) + int(take.sum())
-        for writer in writers.values():
-            writer.add_key_value_metadata(rows.metadata())
-            writer.close()
-        for day in writers:
-            os.replace(folder / f"date={_date(day)}" / temporary, folder / f"date={_date(day)}" / PART)
-        entry.update(rows=sum(counts.values()), stats=rows.stats)
-        entry["dates"] = {_date(day): counts[day] for day in sorted(counts)}
+            while len(files) < index:  # the files before this one are complete
+                files.append((writer or _FileWriter(folder, job.files[len(files)], schema)).finish(rows.metadata()))
+                writer = None
+            if index >= len(job.kept):  # not a file replayed only
+                writer = writer or _FileWriter(folder, job.files[index], schema)
+                if len(ts):
+                    writer.write(ts, values)
+        while len(files) < len(job.files):  # the last file, and any that gave no rows
+            files.append((writer or _FileWriter(folder, job.files[len(files)], schema)).finish(rows.metadata()))
+            writer = None
+        entry["stats"] = rows.stats
         if np.isfinite(step):
             entry["observed_tick_size"] = float(f"{step:.10g}")
-        _remove_stale(folder, set(entry["dates"]))
     except Exception as error:  # noqa: BLE001 - any failure stops this group only; it is reported, not raised
-        for writer in writers.values():
-            with contextlib.suppress(Exception):
-                writer.close()
         message = _one_line(error)
-        if not any(str(p) in message or p.name in message for p in paths):
-            message = f"{describe_sources(paths)}: {message}"
-        entry["error"] = message
-    finally:
-        for day in writers:
-            (folder / f"date={_date(day)}" / temporary).unlink(missing_ok=True)
+        failed = next((i for i, path in enumerate(paths) if str(path) in message), -1)
+        if writer is not None and len(files) < failed:  # the error names a later file: this one was read whole
+            files.append(writer.finish(rows.metadata()))
+        elif writer is not None:
+            writer.discard()
+        entry["error"] = message if failed >= 0 else f"{describe_sources(paths)}: {message}"
+    entry["rows"] = sum(f["rows"] for f in files)
+    entry["dates"] = _merge(f["dates"] for f in files)
     return entry
 
 
-def _remove_stale(folder: Path, dates: set[str]) -> None:
-    """Remove the date partitions of ``folder`` that the group no longer produces."""
-    for part in folder.glob(f"date=*/{PART}"):
-        if part.parent.name.removeprefix("date=") not in dates:
-            part.unlink()
-            with contextlib.suppress(OSError):
-                part.parent.rmdir()
+def _merge(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for part in counts:
+        for date, rows in part.items():
+            total[date] = total.get(date, 0) + rows
+    return dict(sorted(total.items()))
 
 
 # ------------------------------------------------------------------------------------------------ many groups
@@ -293,14 +346,17 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(temporary, path)
 
 
-def _done(entry: dict[str, Any] | None, job: GroupJob) -> bool:
-    """Whether a manifest entry already holds ``job``'s conversion, with its parts on disk."""
-    if not entry or entry.get("error") or entry.get("settings") != job.settings:
-        return False
-    if entry.get("sources") != [asdict(f) for f in job.files]:
-        return False
-    folder = _instrument_dir(Path(job.root), job.instrument)
-    return all((folder / f"date={date}" / PART).is_file() for date in entry.get("dates", {}))
+def _resume(entry: dict[str, Any] | None, job: GroupJob) -> GroupJob:
+    """``job`` with the files the manifest ``entry`` already holds (same source, size, mtime and settings, parts on
+    disk, every earlier file too) as ``kept``, and the parts of the others as ``stale``."""
+    old = entry.get("files", []) if entry and entry.get("settings") == job.settings else []
+    kept: list[dict[str, Any]] = []
+    for source, record in zip(job.files, old):
+        if record["source"] != asdict(source) or not all((Path(job.root) / p).is_file() for p in record["parts"]):
+            break
+        kept.append(record)
+    stale = [part for record in (entry or {}).get("files", [])[len(kept) :] for part in record.get("parts", [])]
+    return replace(job, kept=kept, stale=stale)
 
 
 def _run_local(jobs: list[GroupJob], processes: int) -> Iterator[dict[str, Any]]:
@@ -391,11 +447,12 @@ def convert_dataset(
         kinds = sorted({f.format for f in files})
         if len(kinds) > 1:
             error = f"instrument {name}: files of {len(kinds)} formats ({', '.join(kinds)}); one feed per instrument"
-            manifest["instruments"][name] = {"sources": [asdict(f) for f in files], "error": error}
+            manifest["instruments"][name] = {"files": [], "error": error}
             report["failed"][name] = error
             continue
-        job = GroupJob(name, kinds[0], files, str(root), settings)
-        if _done(manifest["instruments"].get(name), job):
+        job = _resume(manifest["instruments"].get(name), GroupJob(name, kinds[0], files, str(root), settings))
+        old = manifest["instruments"].get(name, {})
+        if len(job.kept) == len(files) == len(old.get("files", [])) and not old.get("error"):
             report["skipped"].append(name)
         else:
             jobs.append(job)
@@ -445,7 +502,7 @@ def dataset_info(root: str | Path) -> dict[str, Any]:
         dates = sorted(entry.get("dates", {}))
         instruments[name] = {
             "format": entry.get("format"),
-            "files": len(entry.get("sources", [])),
+            "files": len(entry.get("files", [])),
             "dates": len(dates),
             "first_date": dates[0] if dates else None,
             "last_date": dates[-1] if dates else None,
