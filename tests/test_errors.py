@@ -19,7 +19,7 @@ import dilated.streaming
 from dilated._layer_graph import LayerGraphSpec
 from dilated._resolve import build_stack, parse_input_shape, read_yaml, resolve_target
 from dilated.analysis import first_noncausal_layer
-from dilated.cli import main
+from dilated.cli import build_parser, main
 from dilated.data import (
     Book,
     binance_book,
@@ -27,8 +27,10 @@ from dilated.data import (
     book_splits,
     bundled_lobster_sample,
     convert_book,
+    convert_dataset,
     databento_mbo_book,
     databento_mbp10_book,
+    dataset_info,
     load_fi2010,
     read_book,
     read_fi2010,
@@ -210,6 +212,26 @@ def _truncated_dbn(tmp: Path) -> Path:
     return path
 
 
+def _without_dask(tmp: Path) -> object:
+    """convert_dataset(workers=2) as if Dask distributed were not installed."""
+    saved = sys.modules.get("distributed")
+    sys.modules["distributed"] = None  # type: ignore[assignment]  # makes `import distributed` raise ImportError
+    try:
+        feed = synthetic_feed("databento-mbo", tmp / "a.dbn", 100)
+        return convert_dataset([feed], tmp / "books", workers=2)
+    finally:
+        if saved is None:
+            del sys.modules["distributed"]
+        else:
+            sys.modules["distributed"] = saved
+
+
+def _cli_raises(argv: list[str]) -> object:
+    """Run a `dilated` command's handler directly, so that its refusal propagates."""
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
 CASES: dict[str, Callable[[Path], object]] = {
     "conv-channels": lambda _: Conv1d(2, 4, 3)(torch.zeros(1, 3, 10)),
     "conv-rank": lambda _: Conv1d(2, 4, 3)(torch.zeros(2, 10)),
@@ -266,6 +288,16 @@ CASES: dict[str, Callable[[Path], object]] = {
     "book-engine": lambda tmp: databento_mbo_book(tmp / "x.dbn", engine="rust"),
     "book-dbn-truncated": lambda tmp: databento_mbo_book(_truncated_dbn(tmp)),
     "feed-format": lambda tmp: synthetic_feed("csv", tmp / "f.csv", 10),
+    "dataset-no-sources": lambda tmp: convert_dataset([], tmp / "books"),
+    "dataset-not-folder": lambda tmp: convert_dataset([tmp / "a.dbn"], write(tmp, "books", "")),
+    "dataset-tick-size": lambda tmp: convert_dataset([tmp / "a.dbn"], tmp / "books", tick_size=0.0),
+    "dataset-workers": lambda tmp: convert_dataset([tmp / "a.dbn"], tmp / "books", workers=0),
+    "dataset-manifest": lambda tmp: convert_dataset([tmp / "a.dbn"], write(tmp, "_manifest.json", "{").parent),
+    "dataset-info-no-manifest": lambda tmp: dataset_info(tmp),
+    "dataset-dask-missing": lambda tmp: _without_dask(tmp),
+    "dataset-options-file-target": lambda tmp: _cli_raises(
+        ["data", "convert", "a.dbn", "-o", "b.parquet", "--jobs", "2"]
+    ),
     "book-mbp10-levels": lambda tmp: databento_mbp10_book(tmp / "x.dbn", levels=20),
     "book-binance-no-snapshot": lambda tmp: binance_book(write(tmp, "b.txt", BINANCE_DIFFS)),
     "book-binance-gap": lambda tmp: binance_book(write(tmp, "b.txt", BINANCE_SNAPSHOT + BINANCE_DIFFS)),

@@ -18,6 +18,12 @@ _EXPORTS = {  # public name -> the private module that defines it, imported on f
     "FEED_FORMATS": "._synthetic_feeds",
     "synthetic_feed": "._synthetic_feeds",
     "convert_book_file": "._convert",
+    "DATASET_FORMATS": "._dataset",
+    "DATE_RULE": "._dataset",
+    "convert_dataset": "._dataset",
+    "dataset_info": "._dataset",
+    "format_dataset_info": "._dataset",
+    "is_dataset_target": "._dataset",
     "SMOOTHINGS": "._choices",
     "book_summary": "._convert",
     "convert_book": "._convert",
@@ -93,6 +99,12 @@ if TYPE_CHECKING:  # the names as type checkers see them
     from dilated.data._databento import (
         databento_mbp10_book as databento_mbp10_book,
     )
+    from dilated.data._dataset import DATASET_FORMATS as DATASET_FORMATS
+    from dilated.data._dataset import DATE_RULE as DATE_RULE
+    from dilated.data._dataset import convert_dataset as convert_dataset
+    from dilated.data._dataset import dataset_info as dataset_info
+    from dilated.data._dataset import format_dataset_info as format_dataset_info
+    from dilated.data._dataset import is_dataset_target as is_dataset_target
     from dilated.data._fi2010 import (
         FI2010_HORIZONS as FI2010_HORIZONS,
     )

@@ -23,6 +23,7 @@ from dilated.data._feed_rules import SATOSHI, check_stream, gap_reason, note_gap
 from dilated.data._orderbook import _METADATA_KEY, Book, book_columns, check_levels, describe_sources
 
 ENGINES = ("compiled", "python")
+Piece = tuple[int, np.ndarray, np.ndarray]  # a source file's index, then rows: ts (rows,), values (rows, 4 * levels)
 CHUNK = 1 << 16  # messages per kernel call: bounds the working memory, large enough that calls cost nothing
 PRICE_SCALE = 1e-9
 
@@ -35,41 +36,64 @@ def check_engine(engine: str) -> str:
 
 @dataclass
 class BookRows:
-    """A book being rebuilt: ``chunks`` yields ``(ts (rows,), values (rows, 4 * levels))`` pieces in order;
+    """A book being rebuilt: ``chunks`` yields ``(file, ts (rows,), values (rows, 4 * levels))`` pieces in order,
+    ``file`` the index of the source file whose messages made the rows (a piece never spans two files);
     ``stats`` is complete once ``chunks`` is exhausted."""
 
     source: str
     format: str
     levels: int
-    chunks: Iterator[tuple[np.ndarray, np.ndarray]]
+    chunks: Iterator[Piece]
     stats: dict[str, Any] = field(default_factory=dict)
 
     def book(self) -> Book:
         """All rows as one :class:`Book`."""
         pieces = list(self.chunks)
-        ts = np.concatenate([p[0] for p in pieces]) if pieces else np.empty(0, np.int64)
-        values = np.concatenate([p[1] for p in pieces]) if pieces else np.empty((0, 4 * self.levels))
+        ts = np.concatenate([p[1] for p in pieces]) if pieces else np.empty(0, np.int64)
+        values = np.concatenate([p[2] for p in pieces]) if pieces else np.empty((0, 4 * self.levels))
         return Book(ts, values, self.source, self.format, self.stats)
 
     def write_parquet(self, path: str | Path) -> tuple[Path, int]:
         """Write the rows to ``path`` chunk by chunk (memory stays at one chunk), as
         :func:`~dilated.data._orderbook.write_book` would (empty levels are nulls, read back as NaN); returns the
         path and the number of rows."""
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
         path = Path(path)
-        names = ["ts", *book_columns(self.levels)]
-        schema = pa.schema([("ts", pa.int64()), *((name, pa.float64()) for name in names[1:])])
+        schema = book_schema(self.levels)
         rows = 0
         with pq.ParquetWriter(path, schema) as writer:
-            for ts, values in self.chunks:
-                columns = [pa.array(ts)] + [pa.array(column, from_pandas=True) for column in values.T]
-                writer.write_table(pa.Table.from_arrays(columns, schema=schema))
+            for _, ts, values in self.chunks:
+                writer.write_table(book_table(ts, values, schema))
                 rows += len(ts)
-            info = {"source": self.source, "format": self.format, "levels": self.levels, "stats": self.stats}
-            writer.add_key_value_metadata({_METADATA_KEY: json.dumps(info)})
+            writer.add_key_value_metadata(self.metadata())
         return path, rows
+
+    def metadata(self) -> dict[bytes, str]:
+        """The Parquet key-value metadata :func:`~dilated.data.read_book` reads: source, format, levels, stats."""
+        info = {"source": self.source, "format": self.format, "levels": self.levels, "stats": self.stats}
+        return {_METADATA_KEY: json.dumps(info)}
+
+
+def book_schema(levels: int) -> Any:
+    """The Arrow schema of a book's Parquet file: ``ts`` int64, then the float64 columns of
+    :func:`~dilated.data.book_columns`."""
+    import pyarrow as pa
+
+    return pa.schema([("ts", pa.int64()), *((name, pa.float64()) for name in book_columns(levels))])
+
+
+def book_table(ts: np.ndarray, values: np.ndarray, schema: Any) -> Any:
+    """Rows ``ts (rows,)``, ``values (rows, 4 * levels)`` as an Arrow table of ``schema`` (NaN written as null)."""
+    import pyarrow as pa
+
+    columns = [pa.array(ts)] + [pa.array(column, from_pandas=True) for column in values.T]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _file_end(file_of: np.ndarray, item: int) -> int:
+    """One past the last item of ``item``'s file, ``file_of`` ``(items,)`` being each item's file (non-decreasing)."""
+    return int(np.searchsorted(file_of, file_of[item], side="right"))
 
 
 def _finish(stats: dict[str, Any], counts: np.ndarray, events: int) -> None:
@@ -81,13 +105,13 @@ def _finish(stats: dict[str, Any], counts: np.ndarray, events: int) -> None:
 
 def _mbo_chunks(
     paths: list[Path], levels: int, instrument_id: int | None, progress: bool, stats: dict[str, Any], chunk: int
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+) -> Iterator[Piece]:
     from tqdm import tqdm
 
     book = engine.OrderBookArrays(np.int64)
     events, instruments = 0, set()
     bar = tqdm(desc="databento mbo", unit="msg", disable=bar_disabled(progress), leave=False)
-    for path in paths:
+    for index, path in enumerate(paths):
         with DbnRecords(path) as reader:
             _check_schema(reader, "mbo")
             for records in reader.chunks(chunk):
@@ -117,14 +141,14 @@ def _mbo_chunks(
                 stats["messages"] += n
                 events += rows
                 bar.update(n)
-                yield out_ts[:rows], out_values[:rows]
+                yield index, out_ts[:rows], out_values[:rows]
         instruments.clear()  # the Python reader checks each file on its own
         out_ts, out_values = np.empty(1, np.int64), np.empty((1, 4 * levels))
         rows = engine.mbo_flush(
             book.state, book.counts, book.prices, book.sizes, book.n_side, levels, PRICE_SCALE, out_ts, out_values
         )
         events += rows
-        yield out_ts[:rows], out_values[:rows]
+        yield index, out_ts[:rows], out_values[:rows]
     bar.close()
     counts = book.counts
     stats.update(
@@ -184,11 +208,11 @@ def mbp10_rows(
 
 def _mbp10_chunks(
     paths: list[Path], levels: int, instrument_id: int | None, stats: dict[str, Any], chunk: int
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+) -> Iterator[Piece]:
     from databento_dbn import UNDEF_PRICE
 
     events, crossed = 0, 0
-    for path in paths:
+    for index, path in enumerate(paths):
         with DbnRecords(path) as reader:
             _check_schema(reader, "mbp-10")
             instruments: set[int] = set()
@@ -210,7 +234,7 @@ def _mbp10_chunks(
                 values = by_level.reshape(len(last), 4 * levels)
                 crossed += int(np.sum(values[:, 2] >= values[:, 0]))
                 events += len(last)
-                yield last["ts_recv"].astype(np.int64), values
+                yield index, last["ts_recv"].astype(np.int64), values
     stats.update(events=events, crossed_events=crossed)
 
 
@@ -226,11 +250,12 @@ def bitstamp_rows(
     uncross: bool,
     stats: dict[str, Any],
     source: str,
+    file_rows: Sequence[int] | None = None,
     chunk: int = CHUNK,
 ) -> BookRows:
-    """A Bitstamp order stream, as :func:`~dilated.data.bitstamp_book` prepared it (the frame of checked rows, the
-    volumes in satoshi ``(rows,)``, the event times ``(rows,)`` in ms and each event's last row ``(events,)``),
-    replayed on the compiled engine."""
+    """A Bitstamp order stream, as :func:`~dilated.data._bitstamp.read_order_stream` prepared it (the frame of checked
+    rows, the volumes in satoshi ``(rows,)``, the event times ``(rows,)`` in ms, each event's last row ``(events,)``
+    and the rows of each file, default one file), replayed on the compiled engine."""
     import pandas as pd
 
     ids = frame["id"]
@@ -240,18 +265,26 @@ def bitstamp_rows(
     side = np.where(frame["direction"].to_numpy() == "ask", engine.ASK, engine.BID)
     price = frame["price"].to_numpy(np.float64)
     arrays = (times.astype(np.int64), order_id, codes.astype(np.int64), side.astype(np.int64), price, units)
-    chunks = _bitstamp_chunks(arrays, ends, check_levels(levels), uncross, stats, chunk)
+    file_of = np.searchsorted(np.cumsum(file_rows if file_rows is not None else [len(frame)]), ends, side="right")
+    chunks = _bitstamp_chunks(arrays, ends, file_of, check_levels(levels), uncross, stats, chunk)
     return BookRows(source, "bitstamp", levels, chunks, stats)
 
 
 def _bitstamp_chunks(
-    arrays: tuple[np.ndarray, ...], ends: np.ndarray, levels: int, uncross: bool, stats: dict[str, Any], chunk: int
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-
+    arrays: tuple[np.ndarray, ...],
+    ends: np.ndarray,
+    file_of: np.ndarray,
+    levels: int,
+    uncross: bool,
+    stats: dict[str, Any],
+    chunk: int,
+) -> Iterator[Piece]:
+    """The rows, a chunk of events at a time, never across files (``file_of``: each event's file, ``(events,)``)."""
     book = engine.OrderBookArrays(np.float64)
     first_event, first_row = 0, 0
     while first_event < len(ends):
         last_event = max(int(np.searchsorted(ends, first_row + chunk, side="right")), first_event + 1)
+        last_event = min(last_event, _file_end(file_of, first_event))
         stop = int(ends[last_event - 1]) + 1
         times, order_id, action, side, price, units = (a[first_row:stop] for a in arrays)
         events = last_event - first_event
@@ -272,7 +305,7 @@ def _bitstamp_chunks(
             out_ts,
             out_values,
         )
-        yield out_ts, out_values
+        yield int(file_of[first_event]), out_ts, out_values
         first_event, first_row = last_event, stop
     counts = book.counts
     stats.update(
@@ -368,7 +401,7 @@ def binance_rows(paths: Sequence[Path], levels: int, gaps: str, progress: bool =
 
 def _binance_chunks(
     paths: list[Path], parsed: _Diffs, levels: int, gaps: str, stats: dict[str, Any], chunk: int
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+) -> Iterator[Piece]:
 
     ints = np.array(parsed.ints, dtype=np.int64).reshape(-1, 5)
     event_ms, first, final, previous_final, futures = ints.T
@@ -382,8 +415,10 @@ def _binance_chunks(
     state = np.array([int(snapshot["lastUpdateId"]), 0, 0], dtype=np.int64)
     counts = np.zeros(3, dtype=np.int64)
     stats.update(diffs=diffs, older_than_snapshot=0, applied=0, gaps=0, first_gap=None)
-    for start in range(0, diffs, chunk):
-        stop = min(start + chunk, diffs)
+    file_of = np.array([file for file, _ in parsed.where], dtype=np.int64)  # each diff's file
+    start = 0
+    while start < diffs:
+        stop = min(start + chunk, _file_end(file_of, start))
         out_ts, out_values = np.empty(stop - start, np.int64), np.empty((stop - start, 4 * levels))
         rows, broken = engine.binance_chunk(
             event_ms[start:stop],
@@ -404,7 +439,7 @@ def _binance_chunks(
             out_ts,
             out_values,
         )
-        yield out_ts[:rows], out_values[:rows]
+        yield int(file_of[start]), out_ts[:rows], out_values[:rows]
         if broken >= 0:
             d = start + broken
             data = {"u": int(final[d]), **({"pu": int(previous_final[d])} if futures[d] else {})}
@@ -415,6 +450,7 @@ def _binance_chunks(
             stats.update(older_than_snapshot=int(counts[engine.BN_OLDER]), applied=int(counts[engine.BN_APPLIED]))
             note_gap(stats, f"{paths[file]}:{line}", reason, previous or int(state[engine.BN_LAST_ID]), gaps)
             break
+        start = stop
     stats.update(older_than_snapshot=int(counts[engine.BN_OLDER]), applied=int(counts[engine.BN_APPLIED]))
     _finish(stats, counts, int(counts[engine.BN_APPLIED]))
 

@@ -14,16 +14,19 @@ import lzma
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dilated.data._binance import binance_book
 from dilated.data._bitstamp import bitstamp_book
-from dilated.data._choices import BOOK_FORMATS
+from dilated.data._choices import BOOK_FORMATS, GAP_POLICIES
 from dilated.data._databento import databento_mbo_book, databento_mbp10_book, dbn_schema
 from dilated.data._lobster import lobster_book
-from dilated.data._orderbook import DEFAULT_LEVELS, Book, check_levels
+from dilated.data._orderbook import DEFAULT_LEVELS, Book, check_levels, describe_sources
+
+if TYPE_CHECKING:
+    from dilated.data._book_readers import BookRows
 
 _ZSTD = b"\x28\xb5\x2f\xfd"
 _LOBSTER_NAME = re.compile(r"_(message|orderbook)_(\d+)\.csv$")
@@ -146,6 +149,42 @@ def convert_book_file(
         return mbo_rows(paths, levels, options.get("instrument_id"), progress).write_parquet(output)
     book = convert_book(paths, format, levels, progress, **options)
     return write_book(book, output), len(book)
+
+
+ROW_OPTIONS = {  # the reader options each format takes on the compiled engine (book_rows)
+    "databento-mbo": ("instrument_id",),
+    "databento-mbp10": ("instrument_id",),
+    "binance": ("gaps",),
+    "bitstamp": ("uncross", "volume_unit"),
+}
+
+
+def book_rows(paths: Sequence[Path], format: str, levels: int, **options: Any) -> BookRows:
+    """The book of ``paths`` (one instrument, in time order) on the compiled engine, yielded chunk by chunk.
+
+    ``format``: one of :data:`ROW_OPTIONS`' keys (LOBSTER ships its books: nothing to rebuild); ``options``: the
+    ones it lists, as :func:`convert_book` takes them.
+    """
+    from dilated.data._bitstamp import read_order_stream
+    from dilated.data._book_readers import binance_rows, bitstamp_rows, mbo_rows, mbp10_rows
+
+    if format not in ROW_OPTIONS:
+        raise ValueError(f"format {format!r} cannot be rebuilt chunk by chunk; use one of {', '.join(ROW_OPTIONS)}")
+    extra = sorted(set(options) - set(ROW_OPTIONS[format]))
+    if extra:
+        raise ValueError(f"the {format} reader takes {', '.join(ROW_OPTIONS[format])}; got {extra}")
+    if format == "databento-mbo":
+        return mbo_rows(paths, levels, options.get("instrument_id"))
+    if format == "databento-mbp10":
+        return mbp10_rows(paths, levels, options.get("instrument_id"))
+    if format == "binance":
+        gaps = options.get("gaps", "raise")
+        if gaps not in GAP_POLICIES:
+            raise ValueError(f"gaps must be one of {', '.join(GAP_POLICIES)}; got {gaps!r}")
+        return binance_rows(paths, levels, gaps)
+    frame, units, times, ends, stats, file_rows = read_order_stream(paths, options.get("volume_unit", "auto"))
+    uncross = bool(options.get("uncross", True))
+    return bitstamp_rows(frame, units, times, ends, levels, uncross, stats, describe_sources(paths), file_rows)
 
 
 def _quantiles(values: np.ndarray) -> dict[str, float]:

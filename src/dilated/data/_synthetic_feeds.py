@@ -256,7 +256,14 @@ PRICE_BASE, PRICE_TICK = 4_000 * 10**9, 250_000_000  # Databento: ES-like, 0.25 
 
 
 def synthetic_feed(
-    format: str, path: str | Path, messages: int, seed: int = 0, edge_cases: bool = False, per_diff: int = 8
+    format: str,
+    path: str | Path,
+    messages: int,
+    seed: int = 0,
+    edge_cases: bool = False,
+    per_diff: int = 8,
+    start: int | None = None,
+    symbol: str = "SYN",
 ) -> Path:
     """Write a synthetic feed of ``messages`` simulated order-flow messages (module notes) to ``path``.
 
@@ -265,6 +272,8 @@ def synthetic_feed(
         messages: MBO messages simulated; the Bitstamp file holds the book-changing ones (trades only as fills),
             the Binance file one depth diff per ``per_diff`` of them.
         edge_cases: add clears, unknown ids and sideless messages (module notes).
+        start: the receive time of the first message, ns since the epoch (default 2023-11-14 22:13:20 UTC).
+        symbol: the instrument's symbol (the DBN header's; Binance's is ``symbol + "USDT"``).
 
     Returns: ``path``.
     """
@@ -272,15 +281,16 @@ def synthetic_feed(
         raise ValueError(f"format must be one of {', '.join(FEED_FORMATS)}; got {format!r}")
     if messages < 1:
         raise ValueError(f"messages must be >= 1; got {messages}")
-    flow = _simulate(int(messages), int(seed), bool(edge_cases))
+    ts, *rest = _simulate(int(messages), int(seed), bool(edge_cases))
+    flow = (ts if start is None else ts - ts[0] + int(start), *rest)
     path = Path(path)
     {"databento-mbo": _write_mbo, "bitstamp": _write_bitstamp, "binance": _write_binance}[format](
-        path, flow, edge_cases, per_diff
+        path, flow, edge_cases, per_diff, symbol
     )
     return path
 
 
-def _write_mbo(path: Path, flow: tuple[np.ndarray, ...], edge_cases: bool, per_diff: int) -> None:
+def _write_mbo(path: Path, flow: tuple[np.ndarray, ...], edge_cases: bool, per_diff: int, symbol: str) -> None:
     import databento_dbn as dbn
 
     from dilated.data._dbn_records import MBO_DTYPE, RTYPES
@@ -292,7 +302,7 @@ def _write_mbo(path: Path, flow: tuple[np.ndarray, ...], edge_cases: bool, per_d
         start=int(ts[0]),
         stype_in=cast(dbn.SType, dbn.SType.RAW_SYMBOL),
         stype_out=cast(dbn.SType, dbn.SType.INSTRUMENT_ID),
-        symbols=["SYN"],
+        symbols=[symbol],
         partial=[],
         not_found=[],
         mappings=[],
@@ -320,7 +330,7 @@ def _write_mbo(path: Path, flow: tuple[np.ndarray, ...], edge_cases: bool, per_d
             out.close()
 
 
-def _write_bitstamp(path: Path, flow: tuple[np.ndarray, ...], edge_cases: bool, per_diff: int) -> None:
+def _write_bitstamp(path: Path, flow: tuple[np.ndarray, ...], edge_cases: bool, per_diff: int, symbol: str) -> None:
     import pandas as pd
 
     ts, action, side, order_id, tick, size, _, left = flow
@@ -348,7 +358,7 @@ def _write_bitstamp(path: Path, flow: tuple[np.ndarray, ...], edge_cases: bool, 
     frame.to_csv(path, index=False, float_format="%.8f")
 
 
-def _write_binance(path: Path, flow: tuple[np.ndarray, ...], edge_cases: bool, per_diff: int) -> None:
+def _write_binance(path: Path, flow: tuple[np.ndarray, ...], edge_cases: bool, per_diff: int, symbol: str) -> None:
     import orjson
 
     ts, action, side, order_id, tick, size, _, _ = flow
@@ -379,7 +389,7 @@ def _write_binance(path: Path, flow: tuple[np.ndarray, ...], edge_cases: bool, p
             "e": "depthUpdate",
             "E": event_ms,
             "T": event_ms,
-            "s": "SYNUSDT",
+            "s": f"{symbol}USDT",
             "U": first,
             "u": u,
             "pu": previous,
@@ -387,7 +397,7 @@ def _write_binance(path: Path, flow: tuple[np.ndarray, ...], edge_cases: bool, p
             "a": pairs(level_side[part] == 0, level_tick[part], qty[part]),
         }
         received = event_ms * 1_000_000 + 7_000_000
-        lines.append(f"{received} ".encode() + orjson.dumps({"stream": "synusdt@depth", "data": data}))
+        lines.append(f"{received} ".encode() + orjson.dumps({"stream": f"{symbol.lower()}usdt@depth", "data": data}))
         if d >= snapshot_diff and not last_id:  # the REST reply arrives after the diff that bridges it
             last_id = first
             rest = {
@@ -397,6 +407,8 @@ def _write_binance(path: Path, flow: tuple[np.ndarray, ...], edge_cases: bool, p
             }
             lines.append(f"{received} ".encode() + orjson.dumps(rest))
         if number % 3 == 2:
-            ticker = {"e": "bookTicker", "u": u, "s": "SYNUSDT", "b": "1", "B": "1", "a": "2", "A": "1"}
-            lines.append(f"{received} ".encode() + orjson.dumps({"stream": "synusdt@bookTicker", "data": ticker}))
+            ticker = {"e": "bookTicker", "u": u, "s": f"{symbol}USDT", "b": "1", "B": "1", "a": "2", "A": "1"}
+            lines.append(
+                f"{received} ".encode() + orjson.dumps({"stream": f"{symbol.lower()}usdt@bookTicker", "data": ticker})
+            )
     path.write_bytes(b"\n".join(lines) + b"\n")
