@@ -51,6 +51,8 @@ from urllib.parse import quote
 
 import numpy as np
 
+from dilated._progress import bar_disabled
+
 DATASET_FORMATS = ("databento-mbo", "databento-mbp10", "binance", "bitstamp")
 DATE_RULE = "the UTC date of each row's receive time ts (no feed rebuilt here states an exchange session date)"
 MANIFEST = "_manifest.json"
