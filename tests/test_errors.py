@@ -31,6 +31,7 @@ from dilated.data import (
     databento_mbo_book,
     databento_mbp10_book,
     dataset_info,
+    dataset_splits,
     load_fi2010,
     read_book,
     read_fi2010,
@@ -50,8 +51,9 @@ from dilated.streaming._export import export_step
 from dilated.training import TrainConfig, apply_overrides, check_finite
 from dilated.training._checkpoints import load_checkpoint, save_checkpoint
 from dilated.training._config import demo_config_path
+from dilated.training._kinds.book import BookData
 from dilated.training._runs import RunDir
-from helpers import prices_table, untrained_run
+from helpers import book_dataset, prices_table, untrained_run
 
 DOC = Path(__file__).parent.parent / "docs" / "errors.md"
 
@@ -310,6 +312,14 @@ CASES: dict[str, Callable[[Path], object]] = {
     "book-parquet-levels": lambda tmp: read_book(write_book(small_book(), tmp / "b.parquet"), levels=10),
     "book-no-window": lambda _: book_splits(small_book(), levels=1, window=50, horizon=10),
     "book-time": lambda _: book_splits(small_book(), levels=1, window=2, horizon=1, start="yesterday"),
+    "book-dataset-empty": lambda tmp: dataset_splits(tmp),
+    "book-dataset-instrument": lambda tmp: dataset_splits(book_dataset(book_dataset(tmp, "AAA", 3, 50), "BBB", 3, 50)),
+    "book-dataset-unknown-instrument": lambda tmp: dataset_splits(book_dataset(tmp, "AAA", 3, 50), "ZZZ"),
+    "book-dataset-days": lambda tmp: dataset_splits(book_dataset(tmp, "AAA", 2, 50), levels=3),
+    "book-instrument-file": lambda tmp: BookData(str(write_book(small_book(), tmp / "b.parquet")), "AAA").build(
+        None, False
+    ),
+    "book-dataset-live": lambda tmp: BookData(str(book_dataset(tmp, "AAA", 3, 50))).read_events(None, None),
     # ---- training (dilated.training): typed config, run folders
     "train-config-nearest": lambda _: TrainConfig.from_dict(demo_config_with(max_epoch=3)),
     "train-data-kind": lambda _: TrainConfig.from_dict({**DEMO_CONFIG, "data": {"kind": "lobsters"}}),
