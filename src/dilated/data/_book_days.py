@@ -214,6 +214,105 @@ def _mapped(folder: str, array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(mapped)
 
 
+@dataclass
+class _DayReader:
+    """Reads the selected days one at a time (one day's book in memory), advancing the progress bar."""
+
+    levels: int
+    start: Any
+    end: Any
+    bar: Any  # a tqdm bar
+
+    def books(self, selected: list[BookDay]) -> Iterator[tuple[Book, np.ndarray]]:
+        """Each day's book and usable events."""
+        for day in selected:
+            book = read_day(day, self.levels, self.start, self.end)
+            yield book, usable_events(book)
+            self.bar.update()
+
+
+def _select_days(
+    root: str | Path, instrument: str | None, start: Any, end: Any, parts: int
+) -> tuple[str, list[BookDay], str]:
+    """The instrument, its days between ``start`` and ``end`` (at least one per part) and its name for errors."""
+    instrument, days = dataset_days(root, instrument)
+    first = -math.inf if start is None else time_ns(start, "start") // _DAY_NS
+    last = math.inf if end is None else (time_ns(end, "end") - 1) // _DAY_NS
+    days = [d for d in days if first <= np.datetime64(d.date, "D").astype(np.int64) <= last]
+    name = f"{root} ({instrument})"
+    if len(days) < parts:
+        raise ValueError(
+            f"{name}: {len(days)} day(s) between start and end; a dataset is split by days and needs at least "
+            f"{parts}, one per part of fractions"
+        )
+    return instrument, days, name
+
+
+def _changes(book: Book, usable: np.ndarray, horizon: int, smoothing: str) -> np.ndarray:
+    """The finite |smoothed mid change| of a day's usable events (what the label threshold is a quantile of)."""
+    change = np.abs(smoothed_change(np.where(usable, book.mid, np.nan), horizon, smoothing))
+    return change[np.isfinite(change)]
+
+
+def _fit_training_days(
+    reader: _DayReader,
+    train_days: list[BookDay],
+    zscore: ZScore | None,
+    threshold: float | None,
+    horizon: int,
+    smoothing: str,
+    name: str,
+) -> tuple[ZScore, float, str]:
+    """The z-score and label threshold of the training days (those not given), streamed one day at a time."""
+    moments, quantile = Moments(), StreamedQuantile(1 / 3)
+    if zscore is None or threshold is None:
+        for book, usable in reader.books(train_days):
+            if zscore is None:
+                moments.add(fill_book_levels(book.values)[usable])
+            if threshold is None:
+                quantile.count(_changes(book, usable, horizon, smoothing))
+    if zscore is None:
+        if moments.count == 0:
+            raise ValueError(f"{name}: the training days hold no usable event (two-sided, uncrossed book)")
+        zscore = moments.zscore()
+    if threshold is not None:
+        return zscore, threshold, "given"
+    if quantile.total == 0:
+        raise ValueError(f"{name}: no smoothed change on the training days; use more days or a shorter horizon")
+    for book, usable in reader.books(train_days):
+        quantile.collect(_changes(book, usable, horizon, smoothing))
+    threshold = quantile.result()
+    return zscore, threshold, threshold_rule(threshold)
+
+
+def _part_windows(
+    reader: _DayReader,
+    days: list[BookDay],
+    folder: str,
+    zscore: ZScore,
+    threshold: float,
+    horizon: int,
+    smoothing: str,
+    window: int,
+    stride: int,
+) -> tuple[list[WindowDataset], np.ndarray, int, int]:
+    """One part's windows (one memory-mapped :class:`WindowDataset` per day), its label counts, events and usable
+    events."""
+    windows, count, events, usable_count = [], np.zeros(3, dtype=np.int64), 0, 0
+    for book, usable in reader.books(days):
+        events, usable_count = events + len(book), usable_count + int(usable.sum())
+        labels = book_labels(book, horizon, threshold, smoothing)
+        ends = window_ends(usable, labels, window, horizon, smoothing, stride)
+        if len(ends) == 0:
+            continue
+        count += np.bincount(labels[ends], minlength=3)
+        features = fill_book_levels(book.values)
+        normalised = zscore(np.where(np.isfinite(features), features, zscore.mean)).T  # (channels, events)
+        mapped = (_mapped(folder, normalised), _mapped(folder, labels), _mapped(folder, ends))
+        windows.append(WindowDataset(mapped[0], mapped[1], window, mapped[2], lookahead=horizon))
+    return windows, count, events, usable_count
+
+
 def dataset_splits(
     root: str | Path,
     instrument: str | None = None,
@@ -235,16 +334,7 @@ def dataset_splits(
     if window < 1 or horizon < 1 or stride < 1:
         raise ValueError(f"window, horizon and stride must be >= 1; got {window}, {horizon}, {stride}")
     fractions = tuple(float(f) for f in fractions)
-    instrument, days = dataset_days(root, instrument)
-    first = -math.inf if start is None else time_ns(start, "start") // _DAY_NS
-    last = math.inf if end is None else (time_ns(end, "end") - 1) // _DAY_NS
-    days = [d for d in days if first <= np.datetime64(d.date, "D").astype(np.int64) <= last]
-    name = f"{root} ({instrument})"
-    if len(days) < len(fractions):
-        raise ValueError(
-            f"{name}: {len(days)} day(s) between start and end; a dataset is split by days and needs at least "
-            f"{len(fractions)}, one per part of fractions {fractions}"
-        )
+    instrument, days, name = _select_days(root, instrument, start, end, len(fractions))
     bounds = day_bounds(len(days), fractions)
     train_days = days[slice(*bounds[0])]
     passes = (zscore is None or threshold is None) + (threshold is None)
@@ -255,60 +345,21 @@ def dataset_splits(
         disable=bar_disabled(progress),
         leave=False,
     )
-
-    def books(selected: list[BookDay]) -> Iterator[tuple[Book, np.ndarray]]:
-        """Each day's book and usable events, one day in memory at a time."""
-        for day in selected:
-            book = read_day(day, levels, start, end)
-            yield book, usable_events(book)
-            bar.update()
-
-    def changes(book: Book, usable: np.ndarray) -> np.ndarray:
-        change = np.abs(smoothed_change(np.where(usable, book.mid, np.nan), horizon, smoothing))
-        return change[np.isfinite(change)]
-
-    moments, quantile = Moments(), StreamedQuantile(1 / 3)
-    if passes:
-        for book, usable in books(train_days):
-            if zscore is None:
-                moments.add(fill_book_levels(book.values)[usable])
-            if threshold is None:
-                quantile.count(changes(book, usable))
-    if zscore is None:
-        if moments.count == 0:
-            raise ValueError(f"{name}: the training days hold no usable event (two-sided, uncrossed book)")
-        zscore = moments.zscore()
-    rule = "given"
-    if threshold is None:
-        if quantile.total == 0:
-            raise ValueError(f"{name}: no smoothed change on the training days; use more days or a shorter horizon")
-        for book, usable in books(train_days):
-            quantile.collect(changes(book, usable))
-        threshold = quantile.result()
-        rule = threshold_rule(threshold)
-
+    reader = _DayReader(levels, start, end, bar)
+    zscore, threshold, rule = _fit_training_days(reader, train_days, zscore, threshold, horizon, smoothing, name)
     parts: list[ConcatDataset] = []
     counts: dict[str, list[int]] = {}
     events = usable_count = 0
     with tempfile.TemporaryDirectory(prefix="dilated-days-") as folder:
         for part, (lo, hi) in zip(("train", "val", "test"), bounds, strict=True):
-            windows, count = [], np.zeros(3, dtype=np.int64)
-            for book, usable in books(days[lo:hi]):
-                events, usable_count = events + len(book), usable_count + int(usable.sum())
-                labels = book_labels(book, horizon, threshold, smoothing)
-                ends = window_ends(usable, labels, window, horizon, smoothing, stride)
-                if len(ends) == 0:
-                    continue
-                count += np.bincount(labels[ends], minlength=3)
-                features = fill_book_levels(book.values)
-                normalised = zscore(np.where(np.isfinite(features), features, zscore.mean)).T  # (channels, events)
-                mapped = (_mapped(folder, normalised), _mapped(folder, labels), _mapped(folder, ends))
-                windows.append(WindowDataset(mapped[0], mapped[1], window, mapped[2], lookahead=horizon))
-            dates = [d.date for d in days[lo:hi]]
+            windows, count, part_events, part_usable = _part_windows(
+                reader, days[lo:hi], folder, zscore, threshold, horizon, smoothing, window, stride
+            )
+            events, usable_count = events + part_events, usable_count + part_usable
             if not windows:
                 raise ValueError(
-                    f"{name}: the {part} days {', '.join(dates)} hold no window of {window} usable events with a "
-                    f"{horizon}-event horizon; use a smaller window or horizon, or other fractions"
+                    f"{name}: the {part} days {', '.join(d.date for d in days[lo:hi])} hold no window of {window} "
+                    f"usable events with a {horizon}-event horizon; use a smaller window or horizon, or other fractions"
                 )
             parts.append(ConcatDataset(windows))
             counts[part] = count.tolist()
