@@ -352,6 +352,18 @@ class Shadow:
         reason = _other_refusal(module)
         return Refused(where, module, reason) if reason else None
 
+    def resync(self) -> None:
+        """Point every shadow module (and each stateful conv's copy of the user's conv) at the user's current
+        parameter and buffer tensors, after one was reassigned."""
+        for original in self.originals.values():
+            shadow = self._memo[id(original)]
+            if isinstance(shadow, StatefulConv):
+                shadow = shadow.inner
+            elif isinstance(shadow, _Stateful | Refused):
+                continue
+            shadow.__dict__["_parameters"] = dict(original._parameters)
+            shadow.__dict__["_buffers"] = dict(original._buffers)
+
     def adopt(self, other: Shadow) -> None:
         """Take what a twin (the same model, another batch size) learnt from running: the channels of padding
         modules and the ``F.pad`` calls of forwards."""
