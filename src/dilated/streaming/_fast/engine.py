@@ -303,6 +303,8 @@ class FastStream:
     def _weights_changed(self) -> None:
         """A parameter or buffer changed: compile (and check) the program again at the next step."""
         self.weights.read()
+        self._engine.tree.resync()  # (the program is traced on the reference engine: a reassigned tensor too)
+        self._engine.weights.read()
         if self._eager is None and self._programs:
             self._programs.clear()
             self._current = None
