@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -179,7 +180,7 @@ def test_layers_that_need_more_steps_are_refused_in_one_line_naming_them(layer, 
 # -- the weights contract: both engines follow the model's weights ---------------------------------------------------
 
 
-def _updates() -> dict[str, object]:
+def _updates() -> dict[str, Callable[[nn.Module], None]]:
     def optimizer_step(model: nn.Module) -> None:
         optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
         model(torch.randn(2, 3, 16)).square().mean().backward()
@@ -191,7 +192,8 @@ def _updates() -> dict[str, object]:
                 p.mul_(0.5).add_(torch.randn_like(p), alpha=0.5)
 
     def reassigned(model: nn.Module) -> None:
-        model.b.weight = nn.Parameter(torch.randn_like(model.b.weight))
+        conv = model.get_submodule("b")
+        conv.weight = nn.Parameter(torch.randn_like(conv.get_parameter("weight")))
 
     return {"optimizer-step": optimizer_step, "ema-no-grad": ema, "reassigned-parameter": reassigned}
 
@@ -209,7 +211,7 @@ def test_streams_follow_weights_changed_between_steps(update, backend):
     s.step_many(x[..., :6])
     stale.step_many(x[..., :6])
     state = s.state_dict()
-    _updates()[update](model)  # type: ignore[operator]
+    _updates()[update](model)
     rest = s.step_many(x[..., 6:])
     reference = _stream(model, 2, "eager")
     reference.load_state_dict(state)
