@@ -213,10 +213,9 @@ def reference(
         except Exception as error:
             if inferred:
                 raise NotAnInput(str(error)) from error
-            cause = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise ValueError(
                 f"cannot check the stream against the model: its forward fails on a random input of shape "
-                f"{tuple(x.shape)} ({cause})"
+                f"{tuple(x.shape)} ({_cause(error)})"
             ) from error
     return Case(x, args, kwargs, out, layers)
 
@@ -253,6 +252,14 @@ def _differs(a: torch.Tensor, b: torch.Tensor) -> bool:
     return excess > 0 or bool((torch.isnan(a) != torch.isnan(b)).any())
 
 
+def _cause(error: BaseException) -> str:
+    """One line of an exception: its first (TorchScript: its last, the original error's) line, or its type."""
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    return (lines[-1] if isinstance(error, torch.jit.Error) else lines[0]).strip()
+
+
 def _cut(value: Any, a: int, b: int, length: int) -> Any:
     """Steps ``a:b`` of a per-step tensor (last axis ``length``); other values as they are."""
     return (
@@ -278,11 +285,10 @@ def _run_twin(
                     *(_cut(v, a, b, length) for v in case.args),
                     **{k: _cut(v, a, b, length) for k, v in case.kwargs.items()},
                 )
-        except (RuntimeError, ValueError, IndexError) as error:
+        except (RuntimeError, ValueError, IndexError, torch.jit.Error) as error:
             where = f"layer {running[-1]!r}" if running else "the model"
-            cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise ValueError(
-                f"cannot stream {where}: on a chunk of {b - a} step(s) it fails ({cause}); it needs more steps "
+                f"cannot stream {where}: on a chunk of {b - a} step(s) it fails ({_cause(error)}); it needs more steps "
                 "than it is given (an unpadded 'valid' conv, or a norm over time: InstanceNorm, a norm without "
                 "running statistics)"
             ) from error
