@@ -36,6 +36,7 @@ def ops(draw: st.DrawFn) -> tuple[Callable[[torch.Tensor], torch.Tensor], bool, 
     keyword = draw(st.booleans())
     a, b = draw(value), draw(st.floats(0.5, 25.0).map(lambda v: round(v, 2)))
     name = draw(st.sampled_from(["leaky", "elu", "gelu", "softplus", "sum", "mean", "dropout", "clamp"]))
+    op: Callable[[torch.Tensor], torch.Tensor]
     if name == "leaky":
         module = draw(st.booleans())
         if module:
