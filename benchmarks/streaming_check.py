@@ -46,8 +46,9 @@ def measure(name: str) -> dict[str, float]:
     start = time.perf_counter()
     EagerStream(model, 1, verify=False)
     unchecked = time.perf_counter() - start
-    channels = next(m for m in model.modules() if isinstance(m, torch.nn.Conv1d)).in_channels
-    x = torch.randn(1, channels, longest)
+    from dilated.streaming._verify import example_inputs
+
+    x = torch.randn(1, example_inputs(model)[0].shape[1], longest)
     start = time.perf_counter()
     with torch.inference_mode():
         model(x)
