@@ -220,6 +220,15 @@ def reference(
     return Case(x, args, kwargs, out, layers)
 
 
+def _train_forward(model: nn.Module, case: Case, outputs: dict[str, torch.Tensor] | None) -> torch.Tensor | None:
+    """The model's train-mode output on ``case`` (on a deep copy: batch norm updates its statistics in train
+    mode), with every layer's output in ``outputs`` unless it is ``None``."""
+    trained = copy.deepcopy(model)
+    paths = {id(m): n or type(m).__name__ for n, m in trained.named_modules()}
+    with torch.no_grad(), _recording(paths, outputs, []):
+        return _first_tensor(trained(case.x, *case.args, **case.kwargs))
+
+
 def mode_dependence(model: nn.Module, case: Case) -> str | None:
     """Why a model left in train mode cannot be streamed as its eval copy (``None`` if it is in eval mode or its
     output does not depend on the mode): the first layer whose train-mode output differs from ``case``'s."""
@@ -227,15 +236,13 @@ def mode_dependence(model: nn.Module, case: Case) -> str | None:
         return None
     fix = "call model.eval() before streaming"
     try:
-        trained = copy.deepcopy(model)  # a copy: batch norm updates its running statistics in train mode
-    except Exception as error:  # noqa: BLE001 - whatever refuses the copy, the cause is named
-        return f"cannot stream this model in train mode: it cannot be copied to compare the modes ({error}); {fix}"
-    outputs: dict[str, torch.Tensor] = {}
-    paths = {id(m): n or type(m).__name__ for n, m in trained.named_modules()}
-    with torch.no_grad(), _recording(paths, outputs, []):
-        out = _first_tensor(trained(case.x, *case.args, **case.kwargs))
+        out = _train_forward(model, case, None)
+    except Exception as error:  # noqa: BLE001 - whatever fails (the copy, the forward), the cause is named
+        return f"cannot stream this model in train mode: its train-mode forward fails ({_cause(error)}); {fix}"
     if out is not None and case.expected is not None and not _differs(case.expected, out):
         return None
+    outputs: dict[str, torch.Tensor] = {}
+    _train_forward(model, case, outputs)
     layers = reference(model, case.x, case.args, case.kwargs, record=True).layers
     differs = [p for p, y in outputs.items() if p in layers and _differs(layers[p], y)]
     where = f"layer {differs[0]!r}" if differs else f"the model ({type(model).__name__})"
