@@ -22,7 +22,6 @@ layers' outputs are recorded only to name the layer where it fails.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -221,12 +220,19 @@ def reference(
 
 
 def _train_forward(model: nn.Module, case: Case, outputs: dict[str, torch.Tensor] | None) -> torch.Tensor | None:
-    """The model's train-mode output on ``case`` (on a deep copy: batch norm updates its statistics in train
-    mode), with every layer's output in ``outputs`` unless it is ``None``."""
-    trained = copy.deepcopy(model)
-    paths = {id(m): n or type(m).__name__ for n, m in trained.named_modules()}
-    with torch.no_grad(), _recording(paths, outputs, []):
-        return _first_tensor(trained(case.x, *case.args, **case.kwargs))
+    """The model's train-mode output on ``case``, with every layer's output in ``outputs`` unless it is ``None``.
+    Runs the model itself (a deep copy fails on the old ``weight_norm``), then restores its buffers (batch norm's
+    running statistics) and the random state (dropout draws from it)."""
+    buffers = list(model.buffers())
+    saved = [b.clone() for b in buffers]
+    paths = {id(m): n or type(m).__name__ for n, m in model.named_modules()}
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]), _recording(paths, outputs, []):
+            return _first_tensor(model(case.x, *case.args, **case.kwargs))
+    finally:
+        with torch.no_grad():
+            for buffer, value in zip(buffers, saved):
+                buffer.copy_(value)
 
 
 def mode_dependence(model: nn.Module, case: Case) -> str | None:
@@ -237,7 +243,7 @@ def mode_dependence(model: nn.Module, case: Case) -> str | None:
     fix = "call model.eval() before streaming"
     try:
         out = _train_forward(model, case, None)
-    except Exception as error:  # noqa: BLE001 - whatever fails (the copy, the forward), the cause is named
+    except Exception as error:  # noqa: BLE001 - whatever fails, the cause is named
         return f"cannot stream this model in train mode: its train-mode forward fails ({_cause(error)}); {fix}"
     if out is not None and case.expected is not None and not _differs(case.expected, out):
         return None
