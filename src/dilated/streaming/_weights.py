@@ -58,4 +58,6 @@ class Weights:
 
     def changed(self) -> bool:
         """Whether a tensor was reassigned or changed in place since :meth:`read`."""
-        return self.reassigned() is not None or sum(map(_VERSION, self.tensors)) != self.version
+        if self.registrations != _registrations[0] and self.reassigned() is not None:
+            return True
+        return sum(map(_VERSION, self.tensors)) != self.version
