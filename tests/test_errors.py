@@ -457,8 +457,29 @@ class _Twice(torch.nn.Module):
         return self.conv(self.conv(x)[:, :, :-1])[:, :, :-1]
 
 
-def _stream(*layers: torch.nn.Module) -> object:
-    return dilated.streaming.EagerStream(torch.nn.Sequential(*layers), 1)
+class _LengthBranch(torch.nn.Module):
+    """A cumsum only on inputs longer than 60 steps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv1d(2, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        return x.cumsum(-1) if x.shape[-1] > 60 else x
+
+
+class _EightSteps(torch.nn.Module):
+    """A forward that takes windows of 8 steps only."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != 8:
+            raise RuntimeError(f"expects 8 steps, got {x.shape[-1]}")
+        return x
+
+
+def _stream(*layers: torch.nn.Module) -> dilated.streaming.EagerStream:
+    return dilated.streaming.EagerStream(torch.nn.Sequential(*layers).eval(), 1)
 
 
 STREAM_CASES: dict[str, Callable[[Path], object]] = {
@@ -470,13 +491,21 @@ STREAM_CASES: dict[str, Callable[[Path], object]] = {
     "stream-fpad-mode": lambda _: dilated.streaming.EagerStream(_ReplicatePadded(), 1),
     "stream-pooling": lambda _: _stream(torch.nn.Conv1d(2, 2, 1), torch.nn.MaxPool1d(2)),
     "stream-global": lambda _: _stream(torch.nn.Conv1d(2, 2, 1), torch.nn.Flatten()),
-    "stream-sees-future": lambda _: dilated.streaming.EagerStream(PytorchTCN(3, [4], kernel_size=3, causal=False), 1),
+    "stream-sees-future": lambda _: dilated.streaming.EagerStream(
+        PytorchTCN(3, [4], kernel_size=3, causal=False).eval(), 1
+    ),
     "stream-untrimmed": lambda _: _stream(torch.nn.Conv1d(2, 2, 2, padding=1)),
     "stream-forward-mixing": lambda _: dilated.streaming.EagerStream(_Cumulative(), 1),
     "stream-double-pad": lambda _: _stream(
         torch.nn.ConstantPad1d((1, 0), 0.0), torch.nn.Conv1d(2, 2, 2, padding=1), _Trim()
     ),
     "stream-called-twice": lambda _: dilated.streaming.EagerStream(_Twice(), 1),
+    "stream-train-mode": lambda _: dilated.streaming.EagerStream(
+        torch.nn.Sequential(torch.nn.Conv1d(2, 2, 1), torch.nn.Dropout(0.5)).train(), 1
+    ),
+    "stream-needs-more-steps": lambda _: _stream(torch.nn.Conv1d(2, 2, 1), torch.nn.Conv1d(2, 2, 3)),
+    "stream-long-mixing": lambda _: dilated.streaming.EagerStream(_LengthBranch(), 1),
+    "stream-forward-fails": lambda _: dilated.streaming.EagerStream(_EightSteps(), 1, example=torch.zeros(1, 2, 8)),
     "fast-state-layout": lambda _: dilated.streaming.FastStream(
         torch.nn.Sequential(torch.nn.ConstantPad1d((2, 0), 0.0), torch.nn.Conv1d(2, 2, 3)), 1, verify=False
     ).state_dict(),
