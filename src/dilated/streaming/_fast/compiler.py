@@ -21,7 +21,7 @@ from dilated.analysis import tensors_in
 from dilated.layers import Conv1d
 from dilated.streaming._eager import EagerStream
 from dilated.streaming._fast import layers
-from dilated.streaming._fast.builder import ProgramBuilder, Traced, Unsupported
+from dilated.streaming._fast.builder import Placed, ProgramBuilder, Unsupported
 from dilated.streaming._fast.instructions import (
     ABS,
     ADD,
@@ -116,7 +116,7 @@ def bound(func: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
     return {}
 
 
-class _Tracer(TorchFunctionMode):
+class _StepTracer(TorchFunctionMode):
     """Records one forward step as instructions (see the module docstring)."""
 
     LEAVES = (StatefulConv, StatefulPad, Conv1d, nn.Conv1d, nn.Linear, nn.Embedding, nn.BatchNorm1d, nn.LayerNorm)
@@ -125,9 +125,9 @@ class _Tracer(TorchFunctionMode):
         super().__init__()
         self.p, self.rings = program, rings
         self.leaf: nn.Module | None = None
-        self.pads: dict[int, tuple[StatefulPad, Traced]] = {}  # id(padded output) -> the pad and its input
-        self.inner_pads: list[tuple[StatefulPad, Traced | None]] = []  # pads run inside the current leaf
-        self.leaf_input: Traced | None = None
+        self.pads: dict[int, tuple[StatefulPad, Placed]] = {}  # id(padded output) -> the pad and its input
+        self.inner_pads: list[tuple[StatefulPad, Placed | None]] = []  # pads run inside the current leaf
+        self.leaf_input: Placed | None = None
 
     # -- torch functions ---------------------------------------------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -277,7 +277,7 @@ class _Tracer(TorchFunctionMode):
         with torch.no_grad():
             self.compile_module(module, x, out)
 
-    def compile_pad(self, pad: StatefulPad, x: Traced, out: torch.Tensor) -> None:
+    def compile_pad(self, pad: StatefulPad, x: Placed, out: torch.Tensor) -> None:
         """A stateful pad emits nothing: its history lives in its ring, read by the unpadded conv after it."""
         if any(pad.other) or out.dim() != 3:
             raise Unsupported(f"layer {pad.path!r} pads more than the time axis of (batch, channels, time)")
@@ -286,7 +286,7 @@ class _Tracer(TorchFunctionMode):
         self.pads[id(out)] = (pad, x)
         self.p.register(out, addr)
 
-    def padded_input(self, conv: nn.Module, x: Traced, k: int) -> tuple[Traced, tuple[int, int, int]]:
+    def padded_input(self, conv: nn.Module, x: Placed, k: int) -> tuple[Placed, tuple[int, int, int]]:
         """An unpadded conv of ``k`` taps reads a stateful pad's ring: the pad's input and (ring offset, rows,
         dilation), if the pad holds exactly the conv's span (e.g. ``F.pad(x, (k - 1, 0))`` then ``nn.Conv1d``)."""
         layer = time_layer(conv)
@@ -305,7 +305,7 @@ class _Tracer(TorchFunctionMode):
         ring, rows = self.rings[pad.path]
         return source, (ring, rows, layer.dilation)
 
-    def compile_module(self, module: nn.Module, x: Traced, out: torch.Tensor) -> None:
+    def compile_module(self, module: nn.Module, x: Placed, out: torch.Tensor) -> None:
         name = type(module).__name__
         if isinstance(module, StatefulPad):
             self.compile_pad(module, x, out)
@@ -344,7 +344,7 @@ def compile_step(
     ``rings`` maps each stateful conv's path to ``(ring offset, rows)``. Raises :class:`Unsupported`.
     """
     program = ProgramBuilder()
-    tracer = _Tracer(program, rings)
+    tracer = _StepTracer(program, rings)
     inputs: list[tuple[str, tuple[int, ...], int]] = []
     n_in = 0
     traced_kwargs = {}
