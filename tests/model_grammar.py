@@ -64,7 +64,8 @@ class Delay(nn.Module):
         self.steps = steps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([torch.zeros_like(x[..., : self.steps]), x[..., : x.shape[-1] - self.steps]], dim=-1)
+        zeros = x.new_zeros(*x.shape[:-1], self.steps)
+        return torch.cat([zeros, x], dim=-1)[..., : x.shape[-1]]  # any length, shorter than the delay too
 
 
 class TimeOp(nn.Module):
