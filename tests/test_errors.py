@@ -183,6 +183,13 @@ class _Spectrum(torch.nn.Module):
         return torch.fft.rfft(x, dim=-1).abs()
 
 
+class _HandDelay(torch.nn.Module):
+    """A one-step delay written as a cat along time: causal, but not followed (steps read different paths)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x[..., :1], x[..., :-1]], -1)
+
+
 class _Quantised(torch.nn.Module):
     """A conv whose output is rounded to 0: the probe sees no dependency, the analysis does."""
 
@@ -223,6 +230,7 @@ CASES: dict[str, Callable[[Path], object]] = {
     "config-layer-option": lambda _: build_stack([{"type": "conv1d", "channels": 3, "kernal_size": 3}], 2),
     "config-input": lambda _: parse_input_shape("2,abc", "--input"),
     "keras-missing-file": lambda _: resolve_target("missing.keras"),
+    "keras-custom-layer": lambda tmp: resolve_target(str(_unregistered_keras_file(tmp))),
     "fi2010-truncated": lambda tmp: read_fi2010(fi2010_file(tmp, lambda lines: lines[:120]), progress=False),
     "fi2010-cell": lambda tmp: read_fi2010(fi2010_file(tmp, replace_first_cell(5, "abc")), progress=False),
     "fi2010-nan": lambda tmp: read_fi2010(fi2010_file(tmp, replace_first_cell(7, "nan")), progress=False),
@@ -299,7 +307,8 @@ CASES: dict[str, Callable[[Path], object]] = {
     "rf-keras-shape": lambda _: dilated.receptive_field(_any_length_keras(), (3, 64)),
     "rf-measured-steps": lambda _: dilated.receptive_field(_Spectrum(), (1, 32)).steps(0),
     "rf-probe-disagrees": lambda _: dilated.receptive_field(_Quantised(), (1, 32), probe=True),
-    "rf-unfollowed": lambda _: first_noncausal_layer(torch.nn.Sequential(Conv1d(1, 1, 2), _Spectrum()), (1, 32)),
+    "rf-unfollowed": lambda _: first_noncausal_layer(torch.nn.Sequential(Conv1d(1, 1, 2), _HandDelay()), (1, 32)),
+    "rf-probe-step": lambda _: dilated.probe_receptive_field(Conv1d(1, 1, 2), (1, 200)).steps(50),
     "rf-probe-module": lambda _: dilated.probe_receptive_field(Conv1d(1, 1, 2), (1, 8), module="decoder"),
     "rf-draw-nothing": lambda tmp: dilated.draw(
         torch.nn.Sequential(torch.nn.AdaptiveAvgPool1d(1)), 8, input_shape=(1, 8), path=tmp / "x.png"
@@ -309,6 +318,22 @@ CASES: dict[str, Callable[[Path], object]] = {
 
 
 # ---- Keras conversion, graph specs and step export -------------------------------------------------------------
+
+
+def _unregistered_keras_file(tmp):
+    """A ``.keras`` file holding a Conv1D subclass, its registration dropped before it is read back."""
+    keras = import_keras()
+
+    @keras.saving.register_keras_serializable(package="errors")
+    class Reversed(keras.layers.Conv1D):
+        def call(self, x):
+            return super().call(keras.ops.flip(x, 1))
+
+    x = keras.Input((16, 1))
+    path = tmp / "custom.keras"
+    keras.Model(x, Reversed(2, 3)(x)).save(path)
+    del keras.saving.get_custom_objects()["errors>Reversed"]
+    return path
 
 
 def keras_stack(*layers: object):

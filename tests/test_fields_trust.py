@@ -101,3 +101,26 @@ def test_a_dense_linear_over_time_still_reads_every_step():
     model = After(nn.Linear(LENGTH, 4))
     rf = receptive_field(model, (1, LENGTH))
     assert not rf.measured and rf.whole_input
+
+
+def test_keras_nested_sequential_is_analysed_inside_and_a_subclass_is_measured():
+    keras = pytest.importorskip("keras")
+    inner = keras.Sequential(
+        [
+            keras.Input((None, 4)),
+            keras.layers.Conv1D(4, 3, padding="causal"),
+            keras.layers.Conv1D(4, 3, padding="causal", dilation_rate=2),
+        ]
+    )
+    x = keras.Input((64, 2))
+    nested = keras.Model(x, inner(keras.layers.Conv1D(4, 1)(x)))
+    rf = receptive_field(nested)
+    assert (rf.size, rf.causal, rf.measured) == (7, True, False)
+
+    class Reversed(keras.layers.Conv1D):
+        def call(self, x):
+            return super().call(keras.ops.flip(x, 1))
+
+    x = keras.Input((64, 2))
+    rf = receptive_field(keras.Model(x, Reversed(4, 3, padding="causal")(x)))
+    assert rf.measured and rf.causal is False and "not a Keras layer class" in rf.unfollowed

@@ -95,14 +95,22 @@ class _Tracer(MoveOps, AttentionOps):
             # union, and the tensor keeps its own fields (it is not made a new source, so nothing is lost)
             tau = v.tau
             axis = v.axis if tau is None else None
-            edges = (
-                v.sources
-                if tau is None
-                else {s: Field.constant(everything_seen(f, tau, self.lengths.get(s))) for s, f in v.sources.items()}
-            )
-            varies = _varies_along_time(v)
-            reason = f"{name}: {varies}" if varies else None
-            self.nodes.append(Node(index, name, type_name, module, shape, axis, edges, unfollowed=reason))
+            reason = _varies_along_time(v)
+            edges: dict[int, Field] = {}
+            if reason is None:
+                try:
+                    edges = (
+                        v.sources
+                        if tau is None
+                        else {
+                            s: Field.constant(everything_seen(f, tau, self.lengths.get(s)))
+                            for s, f in v.sources.items()
+                        }
+                    )
+                except FieldError as error:
+                    reason = str(error)
+            unfollowed = f"{name}: {reason}" if reason else None
+            self.nodes.append(Node(index, name, type_name, module, shape, axis, edges, unfollowed=unfollowed))
             self.lengths[index] = None
             return
         node = Node(index, name, type_name, module, shape, v.axis, dict(v.groups[0]))
@@ -239,7 +247,7 @@ def _varies_along_time(v: Traced) -> str | None:
     axis = v.axis - (v.tensor.dim() - g.dim())
     if axis < 0 or g.shape[axis] == 1:
         return None
-    return "its steps read different paths along time (a cat along time, then a strided slice)"
+    return "its steps read different paths along time (a cat along time, e.g. a delay or a strided slice after one)"
 
 
 # --- running the trace -----------------------------------------------------------------------------------------------
