@@ -75,7 +75,7 @@ class MoveOps(TracerBase):
             self.pad(data, args, kwargs, out)
         elif base == "masked_fill":
             mask = concrete(arg(args, kwargs, 1, "mask"))
-            self.move(lambda codes: codes.masked_fill(mask, 0.0), [data], out)
+            self.move(lambda codes: codes.masked_fill(mask, 0.0), [data], out, merges=True)
         elif not self.fast_move(base, args, kwargs, out):
             self.replay(base, func, data, args, kwargs, out)
 

@@ -172,7 +172,7 @@ class _Tracer(MoveOps, AttentionOps):
         traced condition or mask they are elementwise."""
         if base == "where" and len(args) == 3 and self.value(args[0]) is None:
             cond = concrete(args[0])
-            self.move(lambda a, b: torch.where(cond, a, b), [args[1], args[2]], out)
+            self.move(lambda a, b: torch.where(cond, a, b), [args[1], args[2]], out, merges=True)
         elif base == "masked_fill" and self.value(arg(args, kwargs, 1, "mask")) is None:
             self.data_move(base, func, args, kwargs, out)
         else:
