@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 import dilated
@@ -79,6 +80,27 @@ class _Exploit:
 
     def __reduce__(self):
         return os.system, (f"touch {self.marker}",)
+
+
+# ------------------------------------------------------------------------------------------ the shared real data
+
+
+def _shared_data() -> Path | None:
+    """$DILATED_SHARED_DATA, else shared/data next to the checkout or one of its parents (worktrees)."""
+    if os.environ.get("DILATED_SHARED_DATA"):
+        return Path(os.environ["DILATED_SHARED_DATA"])
+    root = Path(__file__).resolve().parent.parent
+    return next((p / "shared" / "data" for p in root.parents if (p / "shared" / "data").is_dir()), None)
+
+
+SHARED = _shared_data()
+
+
+def shared(relative: str) -> Path:
+    """A file of the shared real-data folder, or skip the test (a fresh clone has no ../shared/data)."""
+    if SHARED is None or not (SHARED / relative).is_file():
+        pytest.skip(f"real data {relative} not found: ../shared/data (or $DILATED_SHARED_DATA) is absent")
+    return SHARED / relative
 
 
 def plant_malicious_state(folder, marker, raw_pickle=False):
@@ -197,3 +219,58 @@ def dilated_cli(*args: str, cwd: Path | str, timeout: float = 300) -> subprocess
         timeout=timeout,
         check=False,
     )
+
+
+# -- synthetic multi-day feeds ---------------------------------------------------------------------------------------
+DAY_NS = 86_400 * 10**9
+FIRST_DAY = 1_704_196_800 * 10**9  # 2024-01-02 12:00 UTC
+
+
+def mbo_days(folder: Path, symbol: str, days: int, messages: int, seed: int = 0) -> tuple[list[Path], Path]:
+    """One synthetic Databento MBO stream of ``days * messages`` messages cut into ``days`` day files (at event
+    ends, day k moved k days later: 2024-01-02, -03, ...), and the same records as one file.
+
+    Returns: the day files (named ``SYMBOL-YYYYMMDD.mbo.dbn``) and the whole file (``SYMBOL-all.mbo.dbn``).
+    """
+    import struct
+    from typing import cast
+
+    import databento_dbn as dbn
+
+    from dilated.data import synthetic_feed
+    from dilated.data._dbn_records import DbnRecords
+
+    folder.mkdir(parents=True, exist_ok=True)
+    raw = synthetic_feed("databento-mbo", folder / f".{symbol}-raw.dbn", days * messages, seed, start=FIRST_DAY)
+    with DbnRecords(raw) as reader:
+        records = np.concatenate(list(reader.chunks(1 << 20))).copy()
+    raw.unlink()
+    ends = np.flatnonzero(records["flags"] & 0x80) + 1  # F_LAST: the end of an event
+    cuts = [0, *(int(ends[np.searchsorted(ends, k * messages)]) for k in range(1, days)), len(records)]
+    for k in range(days):
+        for name in ("ts_recv", "ts_event"):
+            records[name][cuts[k] : cuts[k + 1]] += k * DAY_NS
+
+    def write(path: Path, part: np.ndarray, start: int) -> Path:
+        header = dbn.Metadata(
+            dataset="GLBX.MDP3",
+            schema=cast(dbn.Schema, dbn.Schema.MBO),  # the stubs declare enum members as str
+            start=start,
+            stype_in=cast(dbn.SType, dbn.SType.RAW_SYMBOL),
+            stype_out=cast(dbn.SType, dbn.SType.INSTRUMENT_ID),
+            symbols=[symbol],
+            partial=[],
+            not_found=[],
+            mappings=[],
+        ).encode()
+        assert struct.unpack("<I", header[4:8])[0] + 8 == len(header)
+        path.write_bytes(header + part.tobytes())
+        return path
+
+    files = []
+    for k in range(days):
+        day = str(np.datetime64(FIRST_DAY + k * DAY_NS, "ns"))[:10].replace("-", "")
+        start = FIRST_DAY - 12 * 3600 * 10**9 + k * DAY_NS  # midnight of the day
+        files.append(write(folder / f"{symbol}-{day}.mbo.dbn", records[cuts[k] : cuts[k + 1]], start))
+    whole = write(folder / f"{symbol}-all.mbo.dbn", records, FIRST_DAY)
+    return files, whole

@@ -13,6 +13,7 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 RANKS: dict[str, int] = {
     "_lazy": 0,
     "_version": 0,
+    "_progress": 0,
     "geometry": 0,
     "layers": 1,
     "design": 1,

@@ -63,6 +63,23 @@ def test_summary_of_a_python_factory(tmp_path):
     assert "Receptive field: 25 input steps" in result.stdout
 
 
+def test_summary_of_a_model_instance_takes_it_as_it_is(tmp_path):
+    """``module:attr`` naming an ``nn.Module`` (callable, but not a factory) is not called with no arguments."""
+    (tmp_path / "mymodel.py").write_text(
+        "from torch import nn\nfrom dilated.layers import Conv1d\n"
+        "model = nn.Sequential(Conv1d(1, 4, 3, dilation=3), nn.ReLU(), Conv1d(4, 1, 3, dilation=9))\n"
+    )
+    result = run("summary", "mymodel:model", "--input", "1,50", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Receptive field: 25 input steps" in result.stdout
+
+
+def test_design_takes_the_field_as_its_argument():
+    positional, spelled = run("design", "100", "--top", "2"), run("design", "--receptive-field", "100", "--top", "2")
+    assert positional.returncode == 0, positional.stderr
+    assert positional.stdout == spelled.stdout and "reaching >= 100 steps" in positional.stdout
+
+
 def test_help_explains_the_target_formats_with_an_example():
     result = run("summary", "--help")
     assert result.returncode == 0

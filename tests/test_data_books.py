@@ -4,7 +4,6 @@ real feeds from ../shared/data (skipped where absent); the Parquet format; label
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,35 +31,18 @@ from dilated.data import (
     smoothed_change,
     write_book,
 )
+from dilated.data._book_readers import ENGINES
 from dilated.data._orderbook import PriceLevels
 from dilated.data._windows import WindowDataset
 from dilated.training._config import TrainConfig
+from dilated.training._datasets import build_splits, dataset_size
 from dilated.training._lob_baseline import LogisticRegression, lob_baselines, lob_features
-from dilated.training._sources import build_splits, dataset_size
-from helpers import synthetic_book
+from helpers import shared, synthetic_book
 
-ROOT = Path(__file__).resolve().parent.parent
 # databento_dbn's stubs declare its enum members as ``str``: the members used here, typed as what they are
 MBO, MBP_10 = cast(dbn.Schema, dbn.Schema.MBO), cast(dbn.Schema, dbn.Schema.MBP_10)
 RAW_SYMBOL, INSTRUMENT_ID = cast(dbn.SType, dbn.SType.RAW_SYMBOL), cast(dbn.SType, dbn.SType.INSTRUMENT_ID)
 ADD, BID = cast(dbn.Action, dbn.Action.ADD), cast(dbn.Side, dbn.Side.BID)
-
-
-def _shared_data() -> Path | None:
-    """$DILATED_SHARED_DATA, else shared/data next to the checkout or one of its parents (worktrees)."""
-    if os.environ.get("DILATED_SHARED_DATA"):
-        return Path(os.environ["DILATED_SHARED_DATA"])
-    return next((p / "shared" / "data" for p in ROOT.parents if (p / "shared" / "data").is_dir()), None)
-
-
-SHARED = _shared_data()
-
-
-def shared(relative: str) -> Path:
-    """A file of the shared real-data folder, or skip the test (a fresh clone has no ../shared/data)."""
-    if SHARED is None or not (SHARED / relative).is_file():
-        pytest.skip(f"real data {relative} not found: ../shared/data (or $DILATED_SHARED_DATA) is absent")
-    return SHARED / relative
 
 
 # ------------------------------------------------------------------------------------------ the reference book
@@ -169,11 +151,14 @@ def write_mbo(path: Path, messages: list[tuple]) -> Path:
     return path
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @given(messages=MBO_MESSAGES)
 @settings(max_examples=40)
-def test_databento_mbo_equals_reference(messages: list[tuple], tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_databento_mbo_equals_reference(
+    engine: str, messages: list[tuple], tmp_path_factory: pytest.TempPathFactory
+) -> None:
     path = write_mbo(tmp_path_factory.mktemp("mbo") / "x.mbo.dbn", messages)
-    book = databento_mbo_book(path, levels=3)
+    book = databento_mbo_book(path, levels=3, engine=engine)
     orders: dict[int, tuple[str, int, int]] = {}
     expected_ts, expected = [], []
     for number, (action, order_id, side, price, size, last) in enumerate(messages):
@@ -209,7 +194,8 @@ def test_databento_snapshot_replaces_the_book(tmp_path: Path) -> None:
     assert book.column("ask_price")[2] == 101.0 and book.column("bid_size")[2] == 2
 
 
-def test_databento_mbp10_rows(tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_databento_mbp10_rows(tmp_path: Path, engine: str) -> None:
     undefined = dbn.UNDEF_PRICE
     pairs = [
         dbn.BidAskPair(
@@ -242,7 +228,7 @@ def test_databento_mbp10_rows(tmp_path: Path) -> None:
     path = tmp_path / "x.mbp10.dbn"
     path.write_bytes(metadata(MBP_10) + b"".join(bytes(r) for r in records))
     assert detect_format(path) == "databento-mbp10"
-    book = databento_mbp10_book(path, levels=3)
+    book = databento_mbp10_book(path, levels=3, engine=engine)
     assert book.ts.tolist() == [5, 7]  # the record without F_LAST is inside an event
     np.testing.assert_array_equal(book.values[0], [101, 3, 100, 5, 102, 3, 99, 6, 103, 3, np.nan, np.nan])
 
@@ -283,9 +269,12 @@ def write_binance(path: Path, snapshot: dict, diffs: list[dict], futures: bool) 
     return path
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @given(updates=st.lists(st.tuples(LEVEL_UPDATES, LEVEL_UPDATES), min_size=1, max_size=30), futures=st.booleans())
 @settings(max_examples=40)
-def test_binance_equals_reference(updates: list, futures: bool, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_binance_equals_reference(
+    engine: str, updates: list, futures: bool, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     snapshot = {"lastUpdateId": 10, "bids": [["95.0", "1.5"], ["94.0", "2"]], "asks": [["105.0", "1"]]}
     diffs, previous, expected, expected_ts = [], 10, [], []
     bids, asks = {95.0: 1.5, 94.0: 2.0}, {105.0: 1.0}
@@ -308,13 +297,15 @@ def test_binance_equals_reference(updates: list, futures: bool, tmp_path_factory
                 side[float(price + offset)] = float(quantity)
         expected_ts.append((100 + number) * 10**6)
         expected.append(reference_row(asks, bids, 2))
-    book = binance_book(write_binance(tmp_path_factory.mktemp("bn") / "x.txt", snapshot, diffs, futures), levels=2)
+    path = write_binance(tmp_path_factory.mktemp("bn") / "x.txt", snapshot, diffs, futures)
+    book = binance_book(path, levels=2, engine=engine)
     assert_same_book(book, expected_ts, expected)
     assert book.stats["gaps"] == 0 and book.stats["diffs_before_snapshot_line"] == 1
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("futures", [False, True])
-def test_binance_gap_raises_or_truncates(tmp_path: Path, futures: bool) -> None:
+def test_binance_gap_raises_or_truncates(tmp_path: Path, futures: bool, engine: str) -> None:
     snapshot = {"lastUpdateId": 10, "bids": [["95", "1"]], "asks": [["105", "1"]]}
     diffs = [
         {"E": 1, "U": 9, "u": 12, "pu": 8, "b": [], "a": []},
@@ -323,8 +314,8 @@ def test_binance_gap_raises_or_truncates(tmp_path: Path, futures: bool) -> None:
     ]  # 15 is missing
     path = write_binance(tmp_path / "x.txt", snapshot, diffs, futures)
     with pytest.raises(ValueError, match=r"x.txt:4: sequence gap after update id 14"):
-        binance_book(path)
-    book = binance_book(path, gaps="truncate")
+        binance_book(path, engine=engine)
+    book = binance_book(path, gaps="truncate", engine=engine)
     assert len(book) == 2 and book.stats["gaps"] == 1 and book.column("bid_price")[-1] == 96.0
     assert book.stats["first_gap"]["where"].endswith("x.txt:4")
 
@@ -368,9 +359,10 @@ def write_bitstamp(path: Path, rows: list[tuple]) -> Path:
     return path
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @given(rows=BITSTAMP_ROWS)
 @settings(max_examples=40)
-def test_bitstamp_equals_reference(rows: list[tuple], tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_bitstamp_equals_reference(engine: str, rows: list[tuple], tmp_path_factory: pytest.TempPathFactory) -> None:
     """Odd order ids bid below 100, even ones ask above it: the book never crosses, so nothing is uncrossed."""
     feed, expected, expected_ts = [], [], []
     orders: dict[int, tuple[str, int, int]] = {}
@@ -387,12 +379,13 @@ def test_bitstamp_equals_reference(rows: list[tuple], tmp_path_factory: pytest.T
         expected_ts.append((1000 + ms) * 10**6)
         expected.append(reference_row(levels["ask"], levels["bid"], 3, size_scale=1e-8))
     path = write_bitstamp(tmp_path_factory.mktemp("bs") / "orders.csv", feed)
-    book = bitstamp_book(path, levels=3, volume_unit="coin")
+    book = bitstamp_book(path, levels=3, volume_unit="coin", engine=engine)
     assert_same_book(book, expected_ts, expected)
     assert book.stats["uncross_orders"] == 0
 
 
-def test_bitstamp_uncrossing_removes_the_stale_side(tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_bitstamp_uncrossing_removes_the_stale_side(tmp_path: Path, engine: str) -> None:
     rows = [
         (1, 101, 10**8, "created", "ask"),
         (2, 102, 10**8, "created", "ask"),
@@ -400,12 +393,12 @@ def test_bitstamp_uncrossing_removes_the_stale_side(tmp_path: Path) -> None:
         (4, 103, 10**8, "created", "bid"),  # a newer bid above both asks: the two asks are stale
         (5, 100, 10**8, "created", "ask"),
     ]
-    book = bitstamp_book(write_bitstamp(tmp_path / "orders.csv", rows), levels=2)
+    book = bitstamp_book(write_bitstamp(tmp_path / "orders.csv", rows), levels=2, engine=engine)
     # then the ask at 100, below the bid at 103, is newer: the bid goes
     assert book.stats["uncross_orders"] == 3 and book.stats["uncross_events"] == 2
     assert book.stats["crossed_events"] == 0
     np.testing.assert_array_equal(book.values[-1], [100, 1, 99, 1, np.nan, np.nan, np.nan, np.nan])
-    raw = bitstamp_book(tmp_path / "orders.csv", levels=2, uncross=False)
+    raw = bitstamp_book(tmp_path / "orders.csv", levels=2, uncross=False, engine=engine)
     assert raw.stats["crossed_events"] == 2
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -159,6 +160,9 @@ def test_progress_bar_for_large_files(root: Path, monkeypatch: pytest.MonkeyPatc
     read_fi2010(path, cache_dir=root / "quiet", progress=True)
     assert "parsing" not in capsys.readouterr().err  # a small file parses without a bar
     monkeypatch.setattr(fi2010, "_PROGRESS_MIN_BYTES", 0)
+    read_fi2010(path, cache_dir=root / "log", progress=True)
+    assert "parsing" not in capsys.readouterr().err  # stderr is not a terminal (a log): no bar frames
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     read_fi2010(path, cache_dir=root / "shown", progress=True)
     assert f"parsing {TRAIN}" in capsys.readouterr().err
     read_fi2010(path, cache_dir=root / "off", progress=False)

@@ -19,6 +19,7 @@ import dilated.streaming
 from dilated._layer_graph import LayerGraphSpec
 from dilated._resolve import build_stack, parse_input_shape, read_yaml, resolve_target
 from dilated.analysis import first_noncausal_layer
+from dilated.cli import build_parser, main
 from dilated.data import (
     Book,
     binance_book,
@@ -26,12 +27,15 @@ from dilated.data import (
     book_splits,
     bundled_lobster_sample,
     convert_book,
+    convert_dataset,
     databento_mbo_book,
     databento_mbp10_book,
+    dataset_info,
     load_fi2010,
     read_book,
     read_fi2010,
     read_lobster,
+    synthetic_feed,
     table_dataset,
     write_book,
 )
@@ -208,6 +212,33 @@ def _any_length_keras() -> object:
     return keras.Model(inputs, keras.layers.Conv1D(2, 3, padding="causal")(inputs))
 
 
+def _truncated_dbn(tmp: Path) -> Path:
+    """A generated 100-message DBN MBO file whose last record lost all but 20 bytes."""
+    path = synthetic_feed("databento-mbo", tmp / "day.dbn", 100, seed=0)
+    path.write_bytes(path.read_bytes()[:-36])  # an MBO record is 56 bytes
+    return path
+
+
+def _without_dask(tmp: Path) -> object:
+    """convert_dataset(workers=2) as if Dask distributed were not installed."""
+    saved = sys.modules.get("distributed")
+    sys.modules["distributed"] = None  # type: ignore[assignment]  # makes `import distributed` raise ImportError
+    try:
+        feed = synthetic_feed("databento-mbo", tmp / "a.dbn", 100)
+        return convert_dataset([feed], tmp / "books", workers=2)
+    finally:
+        if saved is None:
+            del sys.modules["distributed"]
+        else:
+            sys.modules["distributed"] = saved
+
+
+def _cli_raises(argv: list[str]) -> object:
+    """Run a `dilated` command's handler directly, so that its refusal propagates."""
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
 CASES: dict[str, Callable[[Path], object]] = {
     "conv-channels": lambda _: Conv1d(2, 4, 3)(torch.zeros(1, 3, 10)),
     "conv-rank": lambda _: Conv1d(2, 4, 3)(torch.zeros(2, 10)),
@@ -229,6 +260,7 @@ CASES: dict[str, Callable[[Path], object]] = {
     "config-layer-type": lambda _: build_stack([{"type": "conv2d", "channels": 3}], 2),
     "config-layer-option": lambda _: build_stack([{"type": "conv1d", "channels": 3, "kernal_size": 3}], 2),
     "config-input": lambda _: parse_input_shape("2,abc", "--input"),
+    "config-input-rank": lambda _: parse_input_shape("2", "--input"),
     "keras-missing-file": lambda _: resolve_target("missing.keras"),
     "keras-custom-layer": lambda tmp: resolve_target(str(_unregistered_keras_file(tmp))),
     "fi2010-truncated": lambda tmp: read_fi2010(fi2010_file(tmp, lambda lines: lines[:120]), progress=False),
@@ -248,6 +280,7 @@ CASES: dict[str, Callable[[Path], object]] = {
     ),
     # design and explore (issue 16)
     "design-unreachable": lambda _: design(1000, 2, max_layers=5),
+    "design-no-field": lambda _: main(["--debug", "design"]),  # --debug raises instead of printing
     "design-kernel": lambda _: design(100, 1),
     "design-target": lambda _: design(1, 2),
     "design-block": lambda _: design(100, 2, block="residual3"),  # type: ignore[arg-type]  # the refusal under test
@@ -260,6 +293,19 @@ CASES: dict[str, Callable[[Path], object]] = {
     "book-format-undetected": lambda tmp: convert_book(write(tmp, "notes.txt", "hello\n")),
     "book-levels": lambda tmp: convert_book(write(tmp, "f.csv", "a\n"), format="bitstamp", levels=0),
     "book-not-dbn": lambda tmp: databento_mbo_book(write(tmp, "x.dbn", "id,price\n")),
+    "book-engine": lambda tmp: databento_mbo_book(tmp / "x.dbn", engine="rust"),
+    "book-dbn-truncated": lambda tmp: databento_mbo_book(_truncated_dbn(tmp)),
+    "feed-format": lambda tmp: synthetic_feed("csv", tmp / "f.csv", 10),
+    "dataset-no-sources": lambda tmp: convert_dataset([], tmp / "books"),
+    "dataset-not-folder": lambda tmp: convert_dataset([tmp / "a.dbn"], write(tmp, "books", "")),
+    "dataset-tick-size": lambda tmp: convert_dataset([tmp / "a.dbn"], tmp / "books", tick_size=0.0),
+    "dataset-workers": lambda tmp: convert_dataset([tmp / "a.dbn"], tmp / "books", workers=0),
+    "dataset-manifest": lambda tmp: convert_dataset([tmp / "a.dbn"], write(tmp, "_manifest.json", "{").parent),
+    "dataset-info-no-manifest": lambda tmp: dataset_info(tmp),
+    "dataset-dask-missing": lambda tmp: _without_dask(tmp),
+    "dataset-options-file-target": lambda tmp: _cli_raises(
+        ["data", "convert", "a.dbn", "-o", "b.parquet", "--jobs", "2"]
+    ),
     "book-mbp10-levels": lambda tmp: databento_mbp10_book(tmp / "x.dbn", levels=20),
     "book-binance-no-snapshot": lambda tmp: binance_book(write(tmp, "b.txt", BINANCE_DIFFS)),
     "book-binance-gap": lambda tmp: binance_book(write(tmp, "b.txt", BINANCE_SNAPSHOT + BINANCE_DIFFS)),
@@ -286,8 +332,11 @@ CASES: dict[str, Callable[[Path], object]] = {
     "predictor-features": lambda tmp: lobster_predictor(tmp).predict(np.zeros((38, 50))),
     "predictor-short": lambda tmp: lobster_predictor(tmp).predict(np.zeros((40, 5))),
     "predictor-format": lambda tmp: lobster_predictor(tmp).predict(prices_table(tmp / "prices.parquet")),
-    "predictor-no-reader": lambda tmp: load_run(untrained_run(tmp / "run", {"kind": "adding", "seq_len": 20})).predict(
-        "adding.csv"
+    "predictor-no-reader": lambda tmp: load_run(
+        untrained_run(tmp / "run", {"kind": "fi2010", "root": str(tmp)})
+    ).predict(np.zeros((1, 150))),
+    "predictor-data-kind": lambda tmp: lobster_predictor(tmp).predict(
+        write(tmp, "other.yaml", f"data: {{kind: table, path: {prices_table(tmp / 'p.csv')}, target: price}}\n")
     ),
     "predictor-stream-shape": lambda tmp: lobster_predictor(tmp).stream(2).step(np.zeros((3, 40))),
     "replay-by-lobster": lambda tmp: replay(lobster_predictor(tmp), by="symbol", progress=False),
@@ -470,6 +519,8 @@ def test_documented_error(row, tmp_path):
     [
         (["summary", "missing.yaml"], ROWS["config-missing"][1]),
         (["summary", "example-dilated", "--input", "2,abc"], ROWS["config-input"][1]),
+        (["summary", "tcn", "--input", "2"], ROWS["config-input-rank"][1]),
+        (["design"], ROWS["design-no-field"][1]),
     ],
 )
 def test_cli_prints_the_same_message_on_one_line(args, message):

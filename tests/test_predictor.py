@@ -13,6 +13,7 @@ import torch
 import dilated
 from dilated.data import LOBSTER_EMPTY_ASK, LOBSTER_EMPTY_BID, Book, book_splits, bundled_lobster_sample, write_book
 from dilated.live import PARITY, replay
+from dilated.training import DATA_KINDS, DataSource
 from dilated.training._evaluate import evaluate_run
 from dilated.training._objective import LOB_CLASSES
 from helpers import dilated_cli, prices_table, synthetic_book, untrained_run
@@ -189,6 +190,38 @@ def test_a_run_folder_without_checkpoints_gives_one_line_on_the_command_line(tmp
     assert "run: no usable checkpoint (none written yet, or all damaged)" in result.stderr
 
 
+@pytest.mark.parametrize("kind", list(DATA_KINDS))
+def test_every_data_kind_serves_its_whole_live_half_or_none_of_it(kind):
+    """A kind overrides all of read_events, prepare and event_features, or none (and then refuses them)."""
+    cls = DATA_KINDS[kind]
+    overridden = {getattr(cls, m) is not getattr(DataSource, m) for m in ("read_events", "prepare", "event_features")}
+    assert len(overridden) == 1
+    assert overridden.pop() == (kind in ("lobster", "table", "book"))
+
+
+def test_a_run_on_data_without_raw_events_refuses_files_arrays_and_live_events(tmp_path):
+    predictor = dilated.load_run(untrained_run(tmp_path / "run", {"kind": "adding", "seq_len": 20}))
+    assert predictor.task.kind == "regression" and predictor.channels == 2  # the model itself loads
+    refusal = "data kind 'adding' has no live reading: raw events are read for lobster, table, book runs"
+    with pytest.raises(ValueError, match=refusal):
+        predictor.predict("adding.csv")
+    with pytest.raises(ValueError, match=refusal):
+        predictor.predict(np.zeros((2, 30)))  # no catch-all passing the rows through unprepared
+    with pytest.raises(ValueError, match=refusal):
+        predictor.stream(1).step(np.zeros((1, 2)))
+
+
+def test_a_yaml_data_section_is_read_with_the_run_s_label_threshold(tmp_path):
+    """``--data`` YAML: the section's files, labelled with the alpha the run stored (metrics.json), not the YAML's."""
+    predictor = dilated.load_run(untrained_run(tmp_path / "run", {"kind": "lobster", "window": 20}))
+    message, orderbook = bundled_lobster_sample()
+    spec = tmp_path / "data.yaml"
+    spec.write_text(f"data: {{message: {message}, orderbook: {orderbook}, alpha: 0.5}}\n")
+    own, other = predictor.read(), predictor.read(spec)
+    assert torch.equal(own.raw, other.raw) and torch.equal(own.targets, other.targets)  # alpha 1e-4, not 0.5
+    assert 0 < int((own.targets == 1).sum()) < len(own)
+
+
 def test_stream_engines_are_chosen_by_what_the_model_does(tmp_path):
     lobster = {"kind": "lobster", "window": 100}
     translob = dilated.load_run(untrained_run(tmp_path / "translob", lobster, model="translob", options={}))
@@ -304,7 +337,7 @@ def test_windows_holding_events_training_never_served_are_left_out_or_withheld(b
     replayed = replay(predictor, tmp_path / "crossed.parquet", check=True, progress=False)
     assert replayed.withheld == 41 and replayed.passed and replayed.streamed[None].steps.tolist() == kept
     thin = Book(book.ts, book.values[:, :4], "one level")
-    with pytest.raises(ValueError, match="the book holds 1 levels per side; run .* was trained on 2"):
+    with pytest.raises(ValueError, match="the book holds 1 levels per side; the run was trained on 2"):
         predictor.predict(thin)
 
 

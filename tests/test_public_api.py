@@ -106,6 +106,7 @@ COMMANDS = [
     ["models", "--help"],
     ["design", "--help"],
     ["demo", "--help"],
+    ["train", "--help"],
     ["evaluate", "--help"],
     ["predict", "--help"],
     ["report", "--help"],

@@ -2,19 +2,25 @@
 LOBSTER sample with a tiny TCN; resuming after SIGKILL and Ctrl-C; damaged and malicious checkpoints; DDP on CPU."""
 
 import csv
+import fcntl
 import json
 import math
+import os
+import pty
 import random
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from dilated.training._checkpoints import MANIFEST_FILE, WEIGHTS_FILE, find_checkpoints
@@ -94,11 +100,56 @@ def reference(workdir):
     return workdir / "reference"
 
 
+def test_check_prints_the_resolved_config_data_and_model_without_training(workdir):
+    result = dilated_cli("train", "--check", "tiny.yaml", "--max-epochs", "7", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    resolved = yaml.safe_load(result.stdout.split("\ndata: ")[0])
+    assert resolved["training"]["max_epochs"] == 7 and resolved["options"]["input_channels"] == 40
+    assert "data: train 670, val 121, test 121 samples of 40 x 20" in result.stdout
+    assert "Total params: 1,955" in result.stdout and "Receptive field: 13 input steps" in result.stdout
+    assert not (workdir / "runs").exists(), "a check writes no run folder"
+    typo = dilated_cli("train", "--check", "tiny.yaml", "--override", "trainig.lr=1", cwd=workdir)
+    assert typo.returncode == 2 and typo.stderr.count("\n") == 1 and "trainig" in typo.stderr
+
+
+def test_on_a_terminal_the_progress_bar_counts_epochs_from_one(workdir):
+    """Lightning's bar says "Epoch 0" for the first epoch; every other place (history, checkpoints, messages)
+    counts from 1, and so does the bar here. The command runs in a pseudo-terminal, where bars are drawn."""
+    main, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # tqdm draws nothing at width 0
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dilated.cli", "train", "tiny.yaml", "--run-dir", "tty", "--max-epochs", "2"],
+        stdout=follower,
+        stderr=follower,
+        cwd=workdir,
+        env=CLI_ENV,
+    )
+    os.close(follower)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # the terminal closed: the process ended
+            break
+        if not chunk:
+            break
+        screen += chunk
+    assert process.wait(timeout=300) == 0, screen.decode(errors="replace")[-2000:]
+    text = screen.decode(errors="replace")
+    assert "Epoch 1/2" in text and "Epoch 2/2" in text and "Epoch 0" not in text
+    assert "\nepoch 1/2:" not in text  # the plain per-epoch lines are for logs only
+
+
 def test_train_evaluate_predict_resume_report(workdir):
     run = workdir / "e2e"
-    result = dilated_cli("train", "tiny.yaml", "--run-dir", "e2e", "--max-epochs", "2", cwd=workdir)  # progress bars on
+    # progress bars asked for, but stdout and stderr are pipes: one plain line per epoch, no bar frames
+    result = dilated_cli("train", "tiny.yaml", "--run-dir", "e2e", "--max-epochs", "2", cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert "test metrics (121 samples)" in result.stdout and "plots:" in result.stdout
+    epoch_lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in epoch_lines] == ["epoch 1/2", "epoch 2/2"]
+    assert all("train_loss" in line and "val_loss" in line and line.endswith(" s)") for line in epoch_lines)
+    assert not any(code in result.stdout + result.stderr for code in ("\r", "\x1b[", "it/s]"))
     assert "baseline: always 'down', the most frequent class of the training split" in result.stdout
     for name in (
         "config.yaml",

@@ -24,7 +24,8 @@ from dilated.training._config import (
     demo_config_path,
     load_config,
 )
-from dilated.training._sources import DATA_KINDS, AddingData, TableData, build_splits
+from dilated.training._datasets import build_splits
+from dilated.training._kinds import DATA_KINDS, AddingData, TableData
 from helpers import TEST_DAYS, TRAIN, write_fi2010
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

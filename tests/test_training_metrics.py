@@ -12,6 +12,7 @@ from dilated.training import _runs as runs
 from dilated.training._baselines import MajorityClass, Persistence, TrainingMean, baseline_from_info
 from dilated.training._config import TrainConfig
 from dilated.training._datamodule import ResumableSampler
+from dilated.training._datasets import build_splits
 from dilated.training._evaluate import evaluate_outputs, run_model
 from dilated.training._metric_table import METRICS, canonical_monitor, higher_is_better, metrics_for, monitors
 from dilated.training._metrics import (
@@ -22,7 +23,6 @@ from dilated.training._metrics import (
     regression_metrics,
 )
 from dilated.training._objective import LOB_CLASSES, Task, align_output, balanced_class_weights, task_loss
-from dilated.training._sources import build_splits
 
 # rows: true class (up, stationary, down), columns: predicted
 CONFUSION = [[5, 2, 1], [1, 6, 3], [0, 2, 4]]

@@ -27,6 +27,7 @@ import yaml
 from torch import nn
 
 from dilated._layer_graph import LayerGraph, graph_from_config, load_graph
+from dilated.keras_bridge import is_keras_model, load_keras_model
 from dilated.layers import AvgPool1d, Conv1d, Dense, MaxPool1d
 
 ALIASES = {
@@ -151,7 +152,9 @@ def parse_input_shape(value: Any, where: str = "input") -> tuple[int, ...]:
         shape = tuple(int(n) for n in items)
     except (TypeError, ValueError):
         raise ValueError(f"{where}: expected an input shape like 2,200 (channels, time); got {value!r}") from None
-    if not shape or min(shape) < 1:
+    if len(shape) != 2:
+        raise ValueError(f"{where} needs CHANNELS,TIME, e.g. 2,200 (no batch axis); got {value!r}")
+    if min(shape) < 1:
         raise ValueError(f"{where}: sizes must be positive, like 2,200 (channels, time); got {value!r}")
     return shape
 
@@ -222,8 +225,6 @@ def resolve_target(target: str, input_shape: tuple[int, ...] | None = None) -> T
     if target.endswith(".keras"):
         if not Path(target).is_file():
             raise ValueError(f"Keras model file not found: {target}")
-        from dilated.keras_bridge import load_keras_model
-
         return Target(load_keras_model(target), input_shape, Path(target).stem)
     if target.endswith(".safetensors"):
         resolved = _graph_target(load_graph(target))
@@ -263,9 +264,12 @@ def _from_function(target: str) -> Target:
         module = importlib.import_module(module_name)
     except ImportError as error:
         raise ValueError(f"cannot import {module_name!r} from {target!r}: {error}") from None
-    factory = getattr(module, attribute, None)
-    if not callable(factory):
-        raise ValueError(f"{target!r}: {module_name} has no callable {attribute!r}")
-    model = factory()
+    found = getattr(module, attribute, None)
+    if isinstance(found, nn.Module) or is_keras_model(found):
+        model = found  # a model instance is taken as it is
+    elif callable(found):
+        model = found()  # a factory
+    else:
+        raise ValueError(f"{target!r}: {module_name} has no model or model factory named {attribute!r}")
     shape = getattr(model, "example_input_shape", None)
     return Target(model, tuple(shape) if shape else None, attribute)

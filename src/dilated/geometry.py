@@ -114,12 +114,7 @@ def format_padding(padding: Padding) -> str:
 def validate(layer: Layer) -> None:
     """Raise ``ValueError`` naming ``layer`` and what to change if its settings are impossible."""
     where = f"layer {layer.name!r} ({layer.kind})"
-    for field_name in ("kernel_size", "stride", "dilation"):
-        value = getattr(layer, field_name)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{where}: {field_name} must be an int, got {value!r}")
-        if value < 1:
-            raise ValueError(f"{where}: {field_name} must be >= 1, got {value}; use 1 or more")
+    _check_sizes(layer, where)
     if layer.semantics not in ("keras", "torch"):
         raise ValueError(f"{where}: semantics must be 'keras' or 'torch', got {layer.semantics!r}")
     if layer.kind in ("pointwise", "global"):
@@ -128,6 +123,27 @@ def validate(layer: Layer) -> None:
         return
     if layer.kind not in ("conv", "maxpool", "avgpool"):
         raise ValueError(f"{where}: kind must be conv, maxpool, avgpool, pointwise or global, got {layer.kind!r}")
+    _check_padding(layer, where)
+    if layer.semantics == "keras":
+        _check_keras(layer, where)
+    else:
+        _check_torch(layer, where)
+    if layer.ceil_mode and layer.kind == "conv":
+        raise ValueError(f"{where}: ceil_mode applies to pooling only; remove it")
+
+
+def _check_sizes(layer: Layer, where: str) -> None:
+    """``kernel_size``, ``stride`` and ``dilation`` are ints >= 1."""
+    for field_name in ("kernel_size", "stride", "dilation"):
+        value = getattr(layer, field_name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{where}: {field_name} must be an int, got {value!r}")
+        if value < 1:
+            raise ValueError(f"{where}: {field_name} must be >= 1, got {value}; use 1 or more")
+
+
+def _check_padding(layer: Layer, where: str) -> None:
+    """The padding of a conv or pooling layer is a name its semantics knows, an int >= 0 or a (left, right) pair."""
     padding = layer.padding
     if isinstance(padding, str):
         allowed: tuple[str, ...] = KERAS_PADDINGS if layer.semantics == "keras" else TORCH_PADDINGS
@@ -140,27 +156,34 @@ def validate(layer: Layer) -> None:
             )
     elif isinstance(padding, bool) or not _is_padding_amount(padding):
         raise ValueError(f"{where}: padding must be a string, an int >= 0 or a (left, right) pair, got {padding!r}")
-    if layer.kind != "conv" and layer.dilation != 1 and layer.semantics == "keras":
+
+
+def _check_keras(layer: Layer, where: str) -> None:
+    """What Keras refuses: dilated pooling, and stride together with dilation."""
+    if layer.kind != "conv" and layer.dilation != 1:
         raise ValueError(f"{where}: Keras pooling has no dilation; set dilation=1")
-    if layer.semantics == "keras" and layer.stride > 1 and layer.dilation > 1:
+    if layer.stride > 1 and layer.dilation > 1:
         raise ValueError(
             f"{where}: Keras refuses stride={layer.stride} together with dilation={layer.dilation}; "
             "set one of them to 1 (or stack a strided layer after a dilated one)"
         )
-    if layer.semantics == "torch" and padding == "same" and layer.stride > 1:
+
+
+def _check_torch(layer: Layer, where: str) -> None:
+    """What torch refuses: ``padding='same'`` with a stride, and pooling padded past half its kernel."""
+    padding = layer.padding
+    if padding == "same" and layer.stride > 1:
         raise ValueError(
             f"{where}: torch refuses padding='same' with stride={layer.stride}; "
             "use Keras semantics (dilated.Conv1d) or explicit padding"
         )
-    if layer.semantics == "torch" and layer.kind != "conv" and isinstance(padding, int | tuple):
+    if layer.kind != "conv" and isinstance(padding, int | tuple):
         left, right = _explicit(padding)
         if max(left, right) > layer.kernel_size // 2:
             raise ValueError(
                 f"{where}: torch pooling allows padding up to kernel_size // 2 = {layer.kernel_size // 2}, "
                 f"got {padding!r}; reduce the padding or grow the kernel"
             )
-    if layer.ceil_mode and layer.kind == "conv":
-        raise ValueError(f"{where}: ceil_mode applies to pooling only; remove it")
 
 
 def _is_padding_amount(padding: object) -> bool:

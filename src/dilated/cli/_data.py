@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from dilated.cli._shared import Command, add_subcommand
@@ -16,12 +17,25 @@ Examples:
   dilated data convert esh4-glbx-mdp3-20231224.mbo.dbn.zst esh4-glbx-mdp3-20231225.mbo.dbn.zst -o esh4.parquet
   dilated data convert btcusd_perp_20240808.gz btcusd_perp_20240809.gz -o btc.parquet --gaps truncate
   dilated data info esh4.parquet --horizons 50,100,200
+
+A folder target (-o DIR/: a trailing slash or an existing folder) converts the files of many instruments and days
+into a partitioned dataset, DIR/instrument=SYMBOL/date=YYYY-MM-DD/part-0.parquet, each instrument's files replayed in
+time order with the book carried across them, instruments in parallel, resumable (a manifest, DIR/_manifest.json):
+  dilated data convert feeds/*.mbo.dbn.zst -o esh4-month/ --jobs 4
+  dilated data convert feeds/*.mbo.dbn.zst -o esh4-month/ --workers 8       (a local Dask cluster)
+  dilated data info esh4-month/
 """
+_DATASET_ONLY = ("jobs", "instrument", "tick_size", "scheduler", "workers")
 
 
 def _data_convert(args: argparse.Namespace) -> int:
-    from dilated.data import book_summary, convert_book, format_book_info, write_book
+    from dilated.data import book_summary, convert_book, format_book_info, is_dataset_target, write_book
 
+    if is_dataset_target(args.output):
+        return _convert_dataset(args)
+    given = [f"--{name.replace('_', '-')}" for name in _DATASET_ONLY if getattr(args, name) is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)} apply to a dataset folder (-o DIR/), not to the file {args.output}")
     options = {"gaps": args.gaps} if args.gaps else {}
     book = convert_book(args.sources, args.format, args.levels, progress=not args.no_progress, **options)
     path = write_book(book, args.output)
@@ -32,10 +46,45 @@ def _data_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _convert_dataset(args: argparse.Namespace) -> int:
+    import sys
+
+    from dilated.data import convert_dataset, dataset_info, format_dataset_info
+
+    options = {"gaps": args.gaps} if args.gaps else {}
+    report = convert_dataset(
+        args.sources,
+        args.output,
+        args.format,
+        args.levels,
+        instrument=args.instrument,
+        tick_size=args.tick_size,
+        processes=args.jobs,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        progress=not args.no_progress,
+        **options,
+    )
+    for name, error in report["failed"].items():
+        print(f"error: {name}: {error}", file=sys.stderr)
+    print(format_dataset_info(dataset_info(args.output)))
+    print(
+        f"converted {len(report['converted'])} instruments, skipped {len(report['skipped'])} already converted, "
+        f"{len(report['failed'])} failed"
+    )
+    return 1 if report["failed"] else 0
+
+
 def _data_info(args: argparse.Namespace) -> int:
     from dilated.data import book_summary, convert_book, format_book_info, label_balance, read_book
 
     path = Path(args.file)
+    if path.is_dir():
+        from dilated.data import dataset_info, format_dataset_info
+
+        info = dataset_info(path)
+        print(json.dumps(info, indent=1) if args.json else format_dataset_info(info))
+        return 1 if info["failures"] else 0
     book = read_book(path) if path.suffix.lower() in (".parquet", ".pq") else convert_book(path, progress=False)
     horizons = [int(h) for h in args.horizons.split(",") if h.strip()] if args.horizons else []
     balance = label_balance(book, horizons, args.threshold, args.smoothing) if horizons else None
@@ -50,8 +99,16 @@ def add_data_commands(command: Command) -> None:
     data = command("data", _data_info, "Rebuild order books from market-data feeds (convert, info).", DATA_HELP)
     actions = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     convert = add_subcommand(actions, "convert", _data_convert, "feed files -> a Parquet book", DATA_HELP)
-    convert.add_argument("sources", metavar="SOURCE", nargs="+", help="feed files of one instrument, in time order")
-    convert.add_argument("-o", "--output", required=True, metavar="BOOK.parquet", help="Parquet file to write")
+    convert.add_argument(
+        "sources", metavar="SOURCE", nargs="+", help="feed files: of one instrument in time order for a .parquet target"
+    )
+    convert.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="BOOK.parquet|DIR/",
+        help="Parquet file to write, or a dataset folder (a trailing slash or an existing folder)",
+    )
     convert.add_argument("--format", choices=BOOK_FORMATS, help="feed format (default: detected from the file)")
     convert.add_argument("--levels", type=int, default=10, help="price levels per side (default 10)")
     convert.add_argument(
@@ -60,8 +117,16 @@ def add_data_commands(command: Command) -> None:
         help="Binance: at a sequence gap, raise (default) or keep the book up to it (truncate)",
     )
     convert.add_argument("--no-progress", action="store_true", help="no progress bar")
+    convert.add_argument("--jobs", type=int, help="dataset: instruments converted at once (default: the CPU count)")
+    convert.add_argument("--instrument", help="dataset: every file is this instrument (default: the feed's symbol)")
+    convert.add_argument(
+        "--tick-size", type=float, help="dataset: every instrument's tick size (default: the smallest level gap seen)"
+    )
+    convert.add_argument("--scheduler", metavar="ADDRESS", help="dataset: run on this Dask distributed scheduler")
+    convert.add_argument("--workers", type=int, help="dataset: run on a local Dask cluster of N worker processes")
     info = add_subcommand(actions, "info", _data_info, "describe a book (Parquet or feed file)", DATA_HELP)
-    info.add_argument("file", metavar="FILE", help="a Parquet book, or a feed file (converted first)")
+    info.add_argument("file", metavar="FILE", help="a Parquet book, a feed file (converted first) or a dataset folder")
+    info.add_argument("--json", action="store_true", help="a dataset folder's summary as JSON")
     info.add_argument(
         "--horizons",
         default="10,50,100",

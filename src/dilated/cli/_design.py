@@ -13,6 +13,7 @@ parameters at --channels, FLOPs per step and overshoot beyond N. -o writes the c
 `dilated summary`, `draw`, `explore` and `train` read (train takes input channels and the head from its data).
 
 Examples:
+  dilated design 1000
   dilated design --receptive-field 1000 --kernel-size 3
   dilated design --receptive-field 4096 --kernel-size 2,3 --max-dilation 512 --block residual2 -o stack.yaml
   dilated design --explain example-dilated          # which steps the example's stack never reads, and why
@@ -29,8 +30,11 @@ def _design(args: argparse.Namespace) -> int:
         target = resolve_target(args.explain, parse_input_shape(args.input, "--input") if args.input else None)
         print(f"{target.name}: {explain_holes(target_summary(target).geometry)}")
         return 0
-    if args.receptive_field is None or args.kernel_size is None:
-        raise ValueError("design needs --receptive-field N and --kernel-size K (or --explain TARGET)")
+    if args.field is not None and args.receptive_field is not None and args.field != args.receptive_field:
+        raise ValueError(f"design: N {args.field} and --receptive-field {args.receptive_field} differ; give one")
+    args.receptive_field = args.receptive_field if args.field is None else args.field
+    if args.receptive_field is None:
+        raise ValueError("design needs the receptive field N (dilated design 1000), or --explain TARGET")
     kernels = [int(k) for k in args.kernel_size.split(",")] if args.kernel_size.replace(",", "").isdigit() else None
     if not kernels:
         raise ValueError(f"--kernel-size: expected an int or a list like 2,3; got {args.kernel_size!r}")
@@ -104,8 +108,11 @@ def add_design_commands(command: Command) -> None:
     sub = command(
         "design", _design, "Propose dilation schedules with no holes for a target receptive field.", DESIGN_HELP
     )
-    sub.add_argument("--receptive-field", type=int, metavar="N", help="target field in input steps")
-    sub.add_argument("--kernel-size", metavar="K", help="taps per conv, or several to compare (e.g. 2,3)")
+    sub.add_argument("field", nargs="?", type=int, metavar="N", help="target field in input steps")
+    sub.add_argument("--receptive-field", type=int, metavar="N", help="the same as N, spelled out")
+    sub.add_argument(
+        "--kernel-size", default="2,3", metavar="K", help="taps per conv, or several to compare (default 2,3)"
+    )
     sub.add_argument("--max-layers", type=int, metavar="M", help="most blocks allowed")
     sub.add_argument("--channels", type=int, default=32, metavar="C", help="width of every conv (default 32)")
     sub.add_argument("--input-channels", type=int, default=1, metavar="C", help="channels of the input (default 1)")

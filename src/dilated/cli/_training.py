@@ -45,6 +45,7 @@ Examples:
   dilated train configs/tcn_adding.yaml --override training.max_epochs=2 --run-dir runs/adding
   dilated train configs/translob_fi2010_h10.yaml --devices 4 --strategy ddp --accelerator gpu
   dilated train --resume runs/adding --override training.max_epochs=20
+  dilated train --check configs/tcn_adding.yaml      # validate: resolved config, data sizes, model summary
 
 """
 
@@ -62,6 +63,11 @@ def _train(args: argparse.Namespace) -> int:
         *args.override,
         *(f"{key}={getattr(args, flag)}" for flag, key in TRAIN_FLAGS if getattr(args, flag) is not None),
     ]
+    if args.check:
+        if not args.config:
+            raise ValueError("--check needs CONFIG: dilated train --check CONFIG")
+        training.check_config(training.load_config(args.config, overrides))
+        return 0
     config, run_dir, resume = training.prepare_run(args.config, overrides, args.run_dir, args.resume)
     try:
         training.train(config, run_dir, resume=resume, progress=not args.no_progress)
@@ -174,6 +180,11 @@ def add_training_commands(command: Command) -> None:
     train.add_argument("--accelerator", help="cpu, gpu, mps or auto")
     train.add_argument("--max-epochs", type=int, help="shortcut for --override training.max_epochs=N")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.add_argument(
+        "--check",
+        action="store_true",
+        help="validate CONFIG and print the resolved config, data sizes and model summary, then stop (no training)",
+    )
 
     evaluate = command(
         "evaluate",

@@ -11,10 +11,19 @@ from typing import TYPE_CHECKING
 from dilated._lazy import lazy_exports
 
 _EXPORTS = {  # public name -> the private module that defines it, imported on first use
-    "GAP_POLICIES": "._binance",
+    "GAP_POLICIES": "._choices",
     "binance_book": "._binance",
     "bitstamp_book": "._bitstamp",
     "BOOK_FORMATS": "._choices",
+    "FEED_FORMATS": "._synthetic_feeds",
+    "synthetic_feed": "._synthetic_feeds",
+    "convert_book_file": "._convert",
+    "DATASET_FORMATS": "._dataset",
+    "DATE_RULE": "._dataset",
+    "convert_dataset": "._dataset",
+    "dataset_info": "._dataset",
+    "format_dataset_info": "._dataset",
+    "is_dataset_target": "._dataset",
     "SMOOTHINGS": "._choices",
     "book_summary": "._convert",
     "convert_book": "._convert",
@@ -66,10 +75,10 @@ __all__ = sorted(_EXPORTS)  # names imported on first use (PEP 562)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # the names as type checkers see them
-    from dilated.data._binance import GAP_POLICIES as GAP_POLICIES
     from dilated.data._binance import binance_book as binance_book
     from dilated.data._bitstamp import bitstamp_book as bitstamp_book
     from dilated.data._choices import BOOK_FORMATS as BOOK_FORMATS
+    from dilated.data._choices import GAP_POLICIES as GAP_POLICIES
     from dilated.data._choices import SMOOTHINGS as SMOOTHINGS
     from dilated.data._convert import (
         book_summary as book_summary,
@@ -77,6 +86,7 @@ if TYPE_CHECKING:  # the names as type checkers see them
     from dilated.data._convert import (
         convert_book as convert_book,
     )
+    from dilated.data._convert import convert_book_file as convert_book_file
     from dilated.data._convert import (
         detect_format as detect_format,
     )
@@ -89,6 +99,12 @@ if TYPE_CHECKING:  # the names as type checkers see them
     from dilated.data._databento import (
         databento_mbp10_book as databento_mbp10_book,
     )
+    from dilated.data._dataset import DATASET_FORMATS as DATASET_FORMATS
+    from dilated.data._dataset import DATE_RULE as DATE_RULE
+    from dilated.data._dataset import convert_dataset as convert_dataset
+    from dilated.data._dataset import dataset_info as dataset_info
+    from dilated.data._dataset import format_dataset_info as format_dataset_info
+    from dilated.data._dataset import is_dataset_target as is_dataset_target
     from dilated.data._fi2010 import (
         FI2010_HORIZONS as FI2010_HORIZONS,
     )
@@ -184,6 +200,8 @@ if TYPE_CHECKING:  # the names as type checkers see them
     )
     from dilated.data._synthetic import AddingProblem as AddingProblem
     from dilated.data._synthetic import CopyMemory as CopyMemory
+    from dilated.data._synthetic_feeds import FEED_FORMATS as FEED_FORMATS
+    from dilated.data._synthetic_feeds import synthetic_feed as synthetic_feed
     from dilated.data._windows import (
         DEFAULT_FRACTIONS as DEFAULT_FRACTIONS,
     )

@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from dilated._progress import bar_disabled
+from dilated.data._choices import GAP_POLICIES
+from dilated.data._feed_rules import check_stream, gap_reason, note_gap
 from dilated.data._orderbook import DEFAULT_LEVELS, Book, BookRecorder, OrderBook, check_levels, describe_sources
-
-GAP_POLICIES = ("raise", "truncate")
 
 
 @dataclass(frozen=True)
@@ -79,11 +80,7 @@ def _read_stream(paths: Sequence[Path]) -> tuple[dict[str, Any] | None, list[_Di
                     diffs.append(_Diff(f"{path}:{number}", data))
         except (OSError, EOFError, UnicodeDecodeError) as error:
             raise ValueError(f"{path}: not a Binance depth recording ({error})") from None
-    if len(symbols) > 1:
-        raise ValueError(
-            f"{describe_sources(paths)}: depth diffs of {len(symbols)} symbols ({sorted(symbols)}); "
-            "a book is one symbol: give one instrument's files"
-        )
+    check_stream(paths, symbols, snapshot is not None, len(diffs))
     return snapshot, diffs, counts
 
 
@@ -92,26 +89,28 @@ def binance_book(
     levels: int = DEFAULT_LEVELS,
     gaps: Literal["raise", "truncate"] = "raise",
     progress: bool = False,
+    engine: str = "compiled",
 ) -> Book:
     """Replay Binance depth recordings (snapshot + diffs, files in order) into a book (module notes).
+
+    ``engine``: ``"compiled"`` (lines parsed with orjson, the book in the Numba engine) or ``"python"`` (the
+    pure-Python book, its reference); both return the same book, bit for bit.
 
     Returns: a :class:`~dilated.data._orderbook.Book`; ``stats`` holds the line counts, the diffs dropped as older
     than the snapshot, and ``gaps`` (number) with ``first_gap`` (where, expected and found update ids).
     """
     from tqdm import tqdm
 
+    from dilated.data._book_readers import binance_rows, check_engine
+
     if gaps not in GAP_POLICIES:
         raise ValueError(f"gaps must be one of {', '.join(GAP_POLICIES)}; got {gaps!r}")
     files = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     source = describe_sources(files)
+    if check_engine(engine) == "compiled":
+        return binance_rows(files, levels, gaps, progress).book()
     snapshot, diffs, stats = _read_stream(files)
-    if snapshot is None:
-        raise ValueError(
-            f"{source}: no REST depth snapshot (a line with lastUpdateId); the book's starting state "
-            "is unknown: give the file that holds the snapshot first"
-        )
-    if not diffs:
-        raise ValueError(f"{source}: no depthUpdate messages after the snapshot; nothing to replay")
+    assert snapshot is not None  # checked by _read_stream
     book, recorder = OrderBook(), BookRecorder(check_levels(levels), capacity=len(diffs))
     for side, key in (("bid", "bids"), ("ask", "asks")):
         for price, quantity in snapshot[key]:
@@ -119,22 +118,15 @@ def binance_book(
     last_id = int(snapshot["lastUpdateId"])
     stats.update(diffs=len(diffs), older_than_snapshot=0, applied=0, gaps=0, first_gap=None)
     previous = None
-    for diff in tqdm(diffs, desc="binance", unit="diff", disable=not progress, leave=False):
+    for diff in tqdm(diffs, desc="binance", unit="diff", disable=bar_disabled(progress), leave=False):
         data = diff.data
         first, final = int(data["U"]), int(data["u"])
         if final <= last_id:
             stats["older_than_snapshot"] += 1
             continue
-        gap = _gap(data, first, previous, last_id)
+        gap = gap_reason(data, first, previous, last_id)
         if gap is not None:
-            stats["gaps"] += 1
-            stats["first_gap"] = {"where": diff.where, **gap}
-            if gaps == "raise":
-                raise ValueError(
-                    f"{diff.where}: sequence gap after update id {previous or last_id} ({gap['rule']}: "
-                    f"expected {gap['expected']}, found {gap['found']}); the book is unknown from "
-                    "here: use gaps='truncate' (--gaps truncate) to keep the book up to the gap"
-                )
+            note_gap(stats, diff.where, gap, previous or last_id, gaps)
             break
         previous = final
         for side, key in (("bid", "b"), ("ask", "a")):
@@ -143,24 +135,3 @@ def binance_book(
         recorder.record(int(data["E"]) * 1_000_000, book)
         stats["applied"] += 1
     return recorder.book(source, "binance", stats)
-
-
-def _gap(data: dict[str, Any], first: int, previous: int | None, last_id: int) -> dict[str, Any] | None:
-    """Why this diff does not follow the previous one (or bridge the snapshot), or None when it does."""
-    futures = "pu" in data
-    if previous is None:
-        bridge = last_id if futures else last_id + 1
-        if first <= bridge <= int(data["u"]):
-            return None
-        return {
-            "rule": "first diff must bridge the snapshot",
-            "expected": f"U <= {bridge} <= u",
-            "found": f"U={first}, u={data['u']}",
-        }
-    if futures:
-        if int(data["pu"]) == previous:
-            return None
-        return {"rule": "pu must equal the previous u", "expected": previous, "found": int(data["pu"])}
-    if first == previous + 1:
-        return None
-    return {"rule": "U must be the previous u + 1", "expected": previous + 1, "found": first}

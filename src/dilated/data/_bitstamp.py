@@ -33,10 +33,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+from dilated._progress import bar_disabled
+from dilated.data._feed_rules import SATOSHI
 from dilated.data._orderbook import DEFAULT_LEVELS, Book, BookRecorder, OrderBook, check_levels, describe_sources
 
 BITSTAMP_COLUMNS = ("id", "timestamp", "price", "volume", "action", "direction")
-SATOSHI = 1e-8
 _ACTIONS = ("created", "changed", "deleted")
 
 
@@ -75,6 +76,7 @@ def bitstamp_book(
     volume_unit: Literal["auto", "coin", "satoshi"] = "auto",
     uncross: bool = True,
     progress: bool = False,
+    engine: str = "compiled",
 ) -> Book:
     """Replay Bitstamp order-stream CSV files (in the order given) into a book, uncrossed as the module notes say.
 
@@ -82,43 +84,26 @@ def bitstamp_book(
         volume_unit: ``coin``, ``satoshi`` (1e-8 coin), or ``auto``: satoshi when the volume column holds integers
             only (no decimal point anywhere), else coin.
         uncross: apply the uncrossing rule (``False`` replays the raw stream, for comparison).
+        engine: ``"compiled"`` (the Numba book engine) or ``"python"`` (the pure-Python book, its reference); both
+            return the same book, bit for bit.
 
     Returns: a :class:`~dilated.data._orderbook.Book`; its ``stats`` count the rows, the unknown ids and what the
     uncrossing removed.
     """
-    import pandas as pd
     from tqdm import tqdm
 
+    from dilated.data._book_readers import bitstamp_rows, check_engine
+
+    check_engine(engine)
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    frame = pd.concat([_read_orders(Path(p)) for p in paths], ignore_index=True)
-    volume = frame["volume"].to_numpy(np.float64)
-    if volume_unit == "auto":
-        volume_unit = "satoshi" if pd.api.types.is_integer_dtype(frame["volume"]) else "coin"
-    if volume_unit not in ("coin", "satoshi"):
-        raise ValueError(f"volume_unit must be 'auto', 'coin' or 'satoshi'; got {volume_unit!r}")
-    units = np.round(volume if volume_unit == "satoshi" else volume / SATOSHI).astype(np.int64)  # exact sums
-    time_column = "timestamp"
-    if "exchange_timestamp" in frame.columns and bool(np.all(np.diff(frame["exchange_timestamp"]) >= 0)):
-        time_column = "exchange_timestamp"
-    times = frame[time_column].to_numpy(np.int64)
-    ends = np.flatnonzero(np.append(times[1:] != times[:-1], True))  # last row of each event
+    frame, units, times, ends, stats, _ = read_order_stream(paths, volume_unit)
+    if engine == "compiled":
+        return bitstamp_rows(frame, units, times, ends, levels, uncross, stats, describe_sources(paths)).book()
     ids, prices = frame["id"].tolist(), frame["price"].tolist()
     actions, sides, volumes = frame["action"].tolist(), frame["direction"].tolist(), units.tolist()
-
     book, recorder = OrderBook(), BookRecorder(check_levels(levels), size_scale=SATOSHI, capacity=len(ends))
-    stats: dict[str, Any] = {
-        "messages": len(frame),
-        "time_column": time_column,
-        "volume_unit": volume_unit,
-        "unknown_deletes": 0,
-        "unknown_changes": 0,
-        "uncross_events": 0,
-        "uncross_orders": 0,
-        "uncross_levels": 0,
-        "uncross_volume": 0.0,
-    }
     start = 0
-    for end in tqdm(ends.tolist(), desc="bitstamp", unit="event", disable=not progress, leave=False):
+    for end in tqdm(ends.tolist(), desc="bitstamp", unit="event", disable=bar_disabled(progress), leave=False):
         for row in range(start, end + 1):
             order_id, action = ids[row], actions[row]
             if action == "deleted":
@@ -148,3 +133,37 @@ def _uncross(book: OrderBook, stats: dict[str, Any]) -> None:
             stats["uncross_volume"] += book.remove_order(order_id).size
             stats["uncross_orders"] += 1
         stats["uncross_levels"] += 1
+
+
+def read_order_stream(
+    paths: Sequence[str | Path], volume_unit: str = "auto"
+) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any], list[int]]:
+    """Bitstamp CSV files (in the order given) read and checked: the frame of rows, the volumes in satoshi
+    ``(rows,)``, the event times ``(rows,)`` in ms, each event's last row ``(events,)``, the stats so far and the rows of each file (pandas is imported here only)."""
+    import pandas as pd
+
+    frames = [_read_orders(Path(p)) for p in paths]
+    frame = pd.concat(frames, ignore_index=True)
+    volume = frame["volume"].to_numpy(np.float64)
+    if volume_unit == "auto":
+        volume_unit = "satoshi" if pd.api.types.is_integer_dtype(frame["volume"]) else "coin"
+    if volume_unit not in ("coin", "satoshi"):
+        raise ValueError(f"volume_unit must be 'auto', 'coin' or 'satoshi'; got {volume_unit!r}")
+    units = np.round(volume if volume_unit == "satoshi" else volume / SATOSHI).astype(np.int64)  # exact sums
+    time_column = "timestamp"
+    if "exchange_timestamp" in frame.columns and bool(np.all(np.diff(frame["exchange_timestamp"]) >= 0)):
+        time_column = "exchange_timestamp"
+    times = frame[time_column].to_numpy(np.int64)
+    ends = np.flatnonzero(np.append(times[1:] != times[:-1], True))  # last row of each event
+    stats: dict[str, Any] = {
+        "messages": len(frame),
+        "time_column": time_column,
+        "volume_unit": volume_unit,
+        "unknown_deletes": 0,
+        "unknown_changes": 0,
+        "uncross_events": 0,
+        "uncross_orders": 0,
+        "uncross_levels": 0,
+        "uncross_volume": 0.0,
+    }
+    return frame, units, times, ends, stats, [len(f) for f in frames]

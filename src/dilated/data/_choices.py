@@ -2,4 +2,5 @@
 ``dilated`` command offers them in ``--help`` without importing the readers."""
 
 BOOK_FORMATS = ("databento-mbo", "databento-mbp10", "binance", "bitstamp", "lobster")  # dilated data convert --format
+GAP_POLICIES = ("raise", "truncate")  # binance_book(gaps=...): what a sequence gap in depth diffs does
 SMOOTHINGS = ("future", "past")  # label rules of books (dilated.data.book_labels)

@@ -14,16 +14,19 @@ import lzma
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dilated.data._binance import binance_book
 from dilated.data._bitstamp import bitstamp_book
-from dilated.data._choices import BOOK_FORMATS
+from dilated.data._choices import BOOK_FORMATS, GAP_POLICIES
 from dilated.data._databento import databento_mbo_book, databento_mbp10_book, dbn_schema
 from dilated.data._lobster import lobster_book
-from dilated.data._orderbook import DEFAULT_LEVELS, Book, check_levels
+from dilated.data._orderbook import DEFAULT_LEVELS, Book, check_levels, describe_sources
+
+if TYPE_CHECKING:
+    from dilated.data._book_readers import BookRows
 
 _ZSTD = b"\x28\xb5\x2f\xfd"
 _LOBSTER_NAME = re.compile(r"_(message|orderbook)_(\d+)\.csv$")
@@ -97,7 +100,8 @@ def convert_book(
         sources: the feed's files, e.g. Databento's snapshot file then the day's file, or Binance's day files.
         format: one of :data:`BOOK_FORMATS`; default: detected from the first file.
         options: passed to the reader (``gaps`` for Binance, ``uncross`` / ``volume_unit`` for Bitstamp,
-            ``instrument_id`` for Databento).
+            ``instrument_id`` for Databento; ``engine="python"`` for the pure-Python book instead of the compiled
+            one, every format but LOBSTER).
     """
     paths = [Path(sources)] if isinstance(sources, (str, Path)) else [Path(s) for s in sources]
     if not paths:
@@ -117,6 +121,70 @@ def convert_book(
     if format not in readers:
         raise ValueError(f"unknown book format {format!r}; use one of {', '.join(BOOK_FORMATS)}")
     return readers[format](paths, levels=levels, progress=progress, **options)
+
+
+def convert_book_file(
+    sources: str | Path | Sequence[str | Path],
+    output: str | Path,
+    format: str | None = None,
+    levels: int = DEFAULT_LEVELS,
+    progress: bool = False,
+    **options: Any,
+) -> tuple[Path, int]:
+    """:func:`convert_book` straight into a Parquet file (:func:`~dilated.data._orderbook.write_book`'s format).
+
+    Databento MBO on the compiled engine streams: files are read, replayed and written a chunk at a time, so memory
+    stays flat however long the day. Other formats are rebuilt in memory, then written.
+
+    Returns: the path written and its number of events.
+    """
+    from dilated.data._book_readers import mbo_rows
+    from dilated.data._orderbook import write_book
+
+    paths = [Path(sources)] if isinstance(sources, (str, Path)) else [Path(s) for s in sources]
+    if paths and (format or detect_format(paths[0])) == "databento-mbo" and options.get("engine") != "python":
+        extra = sorted(set(options) - {"engine", "instrument_id"})
+        if extra:
+            raise ValueError(f"the databento-mbo reader takes engine and instrument_id; got {extra}")
+        return mbo_rows(paths, levels, options.get("instrument_id"), progress).write_parquet(output)
+    book = convert_book(paths, format, levels, progress, **options)
+    return write_book(book, output), len(book)
+
+
+ROW_OPTIONS = {  # the reader options each format takes on the compiled engine (book_rows)
+    "databento-mbo": ("instrument_id",),
+    "databento-mbp10": ("instrument_id",),
+    "binance": ("gaps",),
+    "bitstamp": ("uncross", "volume_unit"),
+}
+
+
+def book_rows(paths: Sequence[Path], format: str, levels: int, **options: Any) -> BookRows:
+    """The book of ``paths`` (one instrument, in time order) on the compiled engine, yielded chunk by chunk.
+
+    ``format``: one of :data:`ROW_OPTIONS`' keys (LOBSTER ships its books: nothing to rebuild); ``options``: the
+    ones it lists, as :func:`convert_book` takes them.
+    """
+    from dilated.data._bitstamp import read_order_stream
+    from dilated.data._book_readers import binance_rows, bitstamp_rows, mbo_rows, mbp10_rows
+
+    if format not in ROW_OPTIONS:
+        raise ValueError(f"format {format!r} cannot be rebuilt chunk by chunk; use one of {', '.join(ROW_OPTIONS)}")
+    extra = sorted(set(options) - set(ROW_OPTIONS[format]))
+    if extra:
+        raise ValueError(f"the {format} reader takes {', '.join(ROW_OPTIONS[format])}; got {extra}")
+    if format == "databento-mbo":
+        return mbo_rows(paths, levels, options.get("instrument_id"))
+    if format == "databento-mbp10":
+        return mbp10_rows(paths, levels, options.get("instrument_id"))
+    if format == "binance":
+        gaps = options.get("gaps", "raise")
+        if gaps not in GAP_POLICIES:
+            raise ValueError(f"gaps must be one of {', '.join(GAP_POLICIES)}; got {gaps!r}")
+        return binance_rows(paths, levels, gaps)
+    frame, units, times, ends, stats, file_rows = read_order_stream(paths, options.get("volume_unit", "auto"))
+    uncross = bool(options.get("uncross", True))
+    return bitstamp_rows(frame, units, times, ends, levels, uncross, stats, describe_sources(paths), file_rows)
 
 
 def _quantiles(values: np.ndarray) -> dict[str, float]:

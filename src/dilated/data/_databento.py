@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from dilated._progress import bar_disabled
 from dilated.data._orderbook import (
     DEFAULT_LEVELS,
     Book,
@@ -82,9 +83,12 @@ def read_dbn(path: str | Path) -> tuple[Any, list[Any]]:
 
 
 def dbn_schema(path: str | Path) -> str:
-    """The schema name of a DBN file, e.g. ``mbo`` or ``mbp-10``."""
-    metadata, _ = read_dbn(path)
-    return str(metadata.schema.value if hasattr(metadata.schema, "value") else metadata.schema)
+    """The schema name of a DBN file, e.g. ``mbo`` or ``mbp-10`` (from its header alone)."""
+    from dilated.data._dbn_records import DbnRecords
+
+    _dbn()  # the friendly ImportError when databento-dbn is missing
+    with DbnRecords(path) as reader:
+        return reader.schema
 
 
 def _records(paths: Sequence[str | Path], schema: str, instrument_id: int | None) -> list[list[Any]]:
@@ -114,18 +118,29 @@ def databento_mbo_book(
     levels: int = DEFAULT_LEVELS,
     instrument_id: int | None = None,
     progress: bool = False,
+    engine: str = "compiled",
 ) -> Book:
     """Replay Databento MBO files (in the order given: e.g. the snapshot file, then the day) into a book.
+
+    Args:
+        engine: ``"compiled"`` (the Numba book engine, reading records as NumPy arrays) or ``"python"`` (the
+            pure-Python book, its reference); both return the same book, bit for bit.
 
     Returns: a :class:`~dilated.data._orderbook.Book` with one row per book event (see the module notes).
     """
     from tqdm import tqdm
 
+    from dilated.data._book_readers import check_engine, mbo_rows
+
+    if check_engine(engine) == "compiled":
+        return mbo_rows(paths, levels, instrument_id, progress).book()
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     files = _records(paths, "mbo", instrument_id)
     book, recorder = OrderBook(), BookRecorder(check_levels(levels), price_scale=PRICE_SCALE)
     stats = {"messages": 0, "snapshots": 0, "clears": 0, "unknown_cancels": 0, "modify_adds": 0, "sideless": 0}
-    bar = tqdm(total=sum(map(len, files)), desc="databento mbo", unit="msg", disable=not progress, leave=False)
+    bar = tqdm(
+        total=sum(map(len, files)), desc="databento mbo", unit="msg", disable=bar_disabled(progress), leave=False
+    )
     for records in files:
         pending, snapshot_open, ts = False, False, 0
         for record in records:
@@ -186,8 +201,14 @@ def databento_mbp10_book(
     levels: int = MBP10_LEVELS,
     instrument_id: int | None = None,
     progress: bool = False,
+    engine: str = "compiled",
 ) -> Book:
-    """Read Databento MBP-10 files: one row per record with ``F_LAST``, its first ``levels`` (<= 10) levels."""
+    """Read Databento MBP-10 files: one row per record with ``F_LAST``, its first ``levels`` (<= 10) levels.
+
+    ``engine``: ``"compiled"`` reads the records as NumPy arrays, ``"python"`` as databento-dbn objects (the
+    reference); both return the same book, bit for bit."""
+    from dilated.data._book_readers import check_engine, mbp10_rows
+
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     levels = check_levels(levels)
     if levels > MBP10_LEVELS:
@@ -195,6 +216,8 @@ def databento_mbp10_book(
             f"MBP-10 files hold {MBP10_LEVELS} levels per side; {levels} asked: use --levels 10 or "
             "fewer, or convert the MBO file"
         )
+    if check_engine(engine) == "compiled":
+        return mbp10_rows(paths, levels, instrument_id).book()
     files = _records(paths, "mbp-10", instrument_id)
     last = [r for records in files for r in records if r.flags & F_LAST]
     ts = np.array([r.ts_recv for r in last], dtype=np.int64)

@@ -40,6 +40,7 @@ from typing import Literal
 import numpy as np
 from tqdm import tqdm
 
+from dilated._progress import bar_disabled
 from dilated.data._checks import first_non_finite, first_non_number
 from dilated.data._windows import WindowDataset
 
@@ -154,7 +155,11 @@ def _parse(path: Path, progress: bool) -> np.ndarray:
     with (
         open(path) as lines,
         tqdm(
-            total=path.stat().st_size, unit="B", unit_scale=True, desc=f"parsing {path.name}", disable=not progress
+            total=path.stat().st_size,
+            unit="B",
+            unit_scale=True,
+            desc=f"parsing {path.name}",
+            disable=bar_disabled(progress),
         ) as bar,
     ):
         for line in lines:

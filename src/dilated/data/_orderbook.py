@@ -143,7 +143,10 @@ def read_book(path: str | Path, levels: int | None = None) -> Book:
         )
     keep = levels or available
     values = np.column_stack([table.column(c).to_numpy().astype(np.float64) for c in book_columns(keep)])
-    info = json.loads((table.schema.metadata or {}).get(_METADATA_KEY, b"{}"))
+    found = (table.schema.metadata or {}).get(_METADATA_KEY)
+    if found is None:  # a chunked writer adds it to the file's footer once the stats are known
+        found = (pq.read_metadata(path).metadata or {}).get(_METADATA_KEY, b"{}")
+    info = json.loads(found)
     return Book(
         table.column("ts").to_numpy().astype(np.int64),
         values,

@@ -12,7 +12,7 @@ from dilated.analysis import Field, LayerField, ReceptiveField, Steps, geometry_
 from dilated.analysis import Node as TracedNode
 from dilated.diagrams._parts import Diagram, DiagramNode, Edge, Row
 from dilated.diagrams._stack_layout import op_text
-from dilated.diagrams._window import MAX_STEPS, input_window, output_index
+from dilated.diagrams._window import MAX_STEPS, Window, input_window, output_index
 from dilated.geometry import Layer, format_padding
 from dilated.keras_bridge import keras_geometry
 
@@ -66,11 +66,45 @@ def graph_layout(
     if graph is None:
         raise ValueError("graph_layout() draws a traced model: pass it dilated.receptive_field(model, input_shape)")
     input_length = rf.input_length
-    by_name = {row.name: row for row in rf.layers}
+    kept, notes = _kept(graph.nodes, rf.layers)
+    shown = _shown(kept)
+    shown_ids = {0, *(d.node.index for d in shown)}
+    local = {d.node.index: dict(d.node.edges) for d in kept}
+    plan = _Plan(
+        [_Drawn(graph.nodes[0], Field.identity(), input_length, 1, 1), *shown],  # row 0: the input
+        [{}, *(_through(local, d.node.index, shown_ids) for d in shown)],
+    )
+    top = plan.order[-1]
+    index = output_index(output, top.length)
+    lit = plan.lit(index)
+    span = _ends(top.field.at(index))
+    clipped = (max(span[0], 0), min(span[1], input_length - 1))
+    window_drawn = input_window(clipped, input_length, max_steps, window)
+    rows, visible = plan.rows(window_drawn, lit, details)
+    all_notes = (*window_drawn.notes(clipped), *notes)
+    head = title if title is not None else f"{name}: receptive field {top.size} steps, output t={index} highlighted"
+    return Diagram(
+        "\n".join([head, *all_notes]),
+        rows,
+        plan.edges(visible, lit),
+        index,
+        top.size,
+        clipped,
+        span,
+        window_drawn.steps,
+        window_drawn.windowed,
+        all_notes,
+    )
+
+
+def _kept(nodes: Sequence[TracedNode], layers: Sequence[LayerField]) -> tuple[list[_Drawn], list[str]]:
+    """The traced ``nodes`` drawn as rows, in order, up to the first one with no per-step field (and the note
+    saying why the drawing stops there, if it does)."""
+    by_name = {row.name: row for row in layers}
     kept: list[_Drawn] = []
     drawn_ids = {0}
     notes = []
-    for node in graph.nodes[1:-1]:
+    for node in nodes[1:-1]:
         row = by_name.get(node.name)
         if node.constant or row is None:
             continue
@@ -83,8 +117,12 @@ def graph_layout(
         drawn_ids.add(node.index)
     if not kept:
         raise ValueError("nothing to draw: the model has no layer with a per-step receptive field")
-    local = {d.node.index: dict(d.node.edges) for d in kept}
-    shown = [
+    return kept, notes
+
+
+def _shown(kept: list[_Drawn]) -> list[_Drawn]:
+    """The rows worth a line of their own: the last, and those with weights, that move time or join branches."""
+    return [
         d
         for d in kept
         if d is kept[-1]
@@ -92,70 +130,81 @@ def graph_layout(
         or any(e != Field.identity() for e in d.node.edges.values())
         or len(d.node.edges) > 1
     ]
-    shown_ids = {0, *(d.node.index for d in shown)}
-    order = [_Drawn(graph.nodes[0], Field.identity(), input_length, 1, 1), *shown]  # row 0: the input
-    # per row: the fields over the nodes it reads (node index -> field), none for the input
-    edges_of: list[dict[int, Field]] = [{}, *(_through(local, d.node.index, shown_ids) for d in shown)]
-    row_of = {d.node.index: r for r, d in enumerate(order)}
-    top = order[-1]
-    index = output_index(output, top.length)
-    lit: list[set[int]] = [set() for _ in order]
-    lit[-1] = {index}
-    for r in range(len(order) - 1, 0, -1):
-        for source, e in edges_of[r].items():
-            for t in lit[r]:
-                if 0 <= t < order[r].length:
-                    lit[row_of[source]].update(e.at(t).values())
-    span = _ends(top.field.at(index))
-    clipped = (max(span[0], 0), min(span[1], input_length - 1))
-    window_drawn = input_window(clipped, input_length, max_steps, window)
-    reads: list[tuple[int, int]] = [(0, -1) for _ in order]  # lowest and highest step read of every row
-    for r in range(1, len(order)):
-        for source, e in edges_of[r].items():
-            for t in (0, order[r].length - 1):
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The rows drawn (row 0: the input) and, per row, the fields over the nodes it reads (node index -> field;
+    none for the input)."""
+
+    order: list[_Drawn]
+    edges_of: list[dict[int, Field]]
+
+    @property
+    def row_of(self) -> dict[int, int]:
+        return {d.node.index: r for r, d in enumerate(self.order)}
+
+    def _links(self) -> list[tuple[int, int, Field]]:
+        """``(row, row it reads, field)`` for every edge, top rows' order kept."""
+        row_of = self.row_of
+        return [(r, row_of[source], e) for r in range(1, len(self.order)) for source, e in self.edges_of[r].items()]
+
+    def lit(self, index: int) -> list[set[int]]:
+        """Per row, the steps that feed output ``index`` of the top row."""
+        lit: list[set[int]] = [set() for _ in self.order]
+        lit[-1] = {index}
+        row_of = self.row_of
+        for r in range(len(self.order) - 1, 0, -1):
+            for source, e in self.edges_of[r].items():
+                for t in lit[r]:
+                    if 0 <= t < self.order[r].length:
+                        lit[row_of[source]].update(e.at(t).values())
+        return lit
+
+    def reads(self) -> list[tuple[int, int]]:
+        """Per row, the lowest and highest step the rows above read (``(0, -1)`` where none)."""
+        reads: list[tuple[int, int]] = [(0, -1) for _ in self.order]
+        for r, below, e in self._links():
+            for t in (0, self.order[r].length - 1):
                 first, last = _ends(e.at(t))
-                low, high = reads[row_of[source]]
-                reads[row_of[source]] = (min(low, first), max(high, last))
-    rows: list[Row] = []
-    visible: list[range] = []
-    for r, d in enumerate(order):
-        pad_left = max(0, -reads[r][0])
-        pad_right = max(0, reads[r][1] - d.length + 1) if r < len(order) - 1 else 0
-        x0, dx = _position(d.field)
-        seen = window_drawn.visible(x0, dx, -pad_left, d.length + pad_right - 1)
-        visible.append(seen)
-        nodes = tuple(DiagramNode(r, i, x0 + dx * i, not 0 <= i < d.length, i in lit[r]) for i in seen)
-        if r == 0:
-            label, detail = "input", ""
-        else:
-            op = details(d.node.module)
-            label = f"{d.node.name}: {d.node.type_name}"
-            detail = (f"{op}\n" if op else "") + f"RF {d.size} · jump {d.jump} · T={d.length}"
-        rows.append(Row(label, detail, d.length, d.size, d.jump, pad_left, pad_right, x0, dx, nodes))
-    edges = []
-    for r in range(1, len(order)):
-        for source, e in edges_of[r].items():
-            below = row_of[source]
+                low, high = reads[below]
+                reads[below] = (min(low, first), max(high, last))
+        return reads
+
+    def rows(self, window: Window, lit: list[set[int]], details: Details) -> tuple[tuple[Row, ...], list[range]]:
+        """The drawn rows, with their padding and the steps inside ``window``, and those steps per row."""
+        reads = self.reads()
+        rows: list[Row] = []
+        visible: list[range] = []
+        for r, d in enumerate(self.order):
+            pad_left = max(0, -reads[r][0])
+            pad_right = max(0, reads[r][1] - d.length + 1) if r < len(self.order) - 1 else 0
+            x0, dx = _position(d.field)
+            seen = window.visible(x0, dx, -pad_left, d.length + pad_right - 1)
+            visible.append(seen)
+            nodes = tuple(DiagramNode(r, i, x0 + dx * i, not 0 <= i < d.length, i in lit[r]) for i in seen)
+            label, detail = _label(d, details) if r else ("input", "")
+            rows.append(Row(label, detail, d.length, d.size, d.jump, pad_left, pad_right, x0, dx, nodes))
+        return tuple(rows), visible
+
+    def edges(self, visible: list[range], lit: list[set[int]]) -> tuple[Edge, ...]:
+        """The edges between visible steps (from real steps of the row above), lit where they feed the output."""
+        edges = []
+        for r, below, e in self._links():
             for target in visible[r]:
-                if not 0 <= target < order[r].length:
+                if not 0 <= target < self.order[r].length:
                     continue
                 for step in e.at(target).values():
                     if step in visible[below]:
                         edges.append(Edge(r, step, target, target in lit[r], below))
-    all_notes = (*window_drawn.notes(clipped), *notes)
-    head = title if title is not None else f"{name}: receptive field {top.size} steps, output t={index} highlighted"
-    return Diagram(
-        "\n".join([head, *all_notes]),
-        tuple(rows),
-        tuple(edges),
-        index,
-        top.size,
-        clipped,
-        span,
-        window_drawn.steps,
-        window_drawn.windowed,
-        all_notes,
-    )
+        return tuple(edges)
+
+
+def _label(d: _Drawn, details: Details) -> tuple[str, str]:
+    """A drawn row's label (``name: Type``) and detail (its ops, field size, jump and length)."""
+    op = details(d.node.module)
+    detail = (f"{op}\n" if op else "") + f"RF {d.size} · jump {d.jump} · T={d.length}"
+    return f"{d.node.name}: {d.node.type_name}", detail
 
 
 def _drawable(node: TracedNode, row: LayerField, drawn: set[int]) -> _Drawn | None:

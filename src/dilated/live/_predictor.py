@@ -9,11 +9,11 @@
             print(out.labels, out.probabilities)          # (2,) class names, (2, 3) probabilities
 
 A run folder holds what inference needs: the model (``config.yaml`` and a checkpoint), the input normalisation and
-the task (``metrics.json``'s ``data``), the window. Raw data is read as the run's data source reads it
-(:mod:`dilated.live._feeds`: LOBSTER snapshots with empty levels filled, table rows as float32, book rows with empty
-levels filled; windows holding a one-sided or crossed book, which training never served, are left out or withheld),
-z-scored with the training statistics in float64 as training
-did, so ``predict(data)`` equals ``dilated predict`` on the same data.
+the task (``metrics.json``'s ``data``), the window. Raw data is read and prepared by the run's data kind, the class
+of its ``data:`` section (:mod:`dilated.training._kinds`: LOBSTER snapshots with empty levels filled, table rows as
+float32, book rows with empty levels filled; windows holding a one-sided or crossed book, which training never
+served, are left out or withheld; FI-2010 and the synthetic tasks have no raw events and refuse), z-scored with the
+training statistics in float64 as training did, so ``predict(data)`` equals ``dilated predict`` on the same data.
 Every streamed prediction equals ``predict`` for the same window within :data:`~dilated.live._engines.PARITY`; the
 stream runs on the first engine that applies (:mod:`dilated.live._engines`), checked against ``model(window)`` on
 random windows when it is chosen:
@@ -28,7 +28,7 @@ random windows when it is chosen:
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -38,10 +38,21 @@ import torch
 from torch import Tensor
 
 from dilated.live._engines import Engine, StepEngine, choose_engine, make_engine, window_output
-from dilated.live._feeds import Feed, Normalisation, data_kind, usable_windows
+from dilated.live._feeds import Normalisation, usable_windows
 from dilated.models import build_model
 from dilated.streaming import Backend
-from dilated.training import LOB_CLASSES, RunDir, Task, build_splits, load_weights, locate, predictions, read_data
+from dilated.training import (
+    DataSource,
+    Feed,
+    RunDir,
+    Task,
+    build_splits,
+    data_override,
+    load_weights,
+    locate,
+    predictions,
+    read_data,
+)
 
 
 @dataclass(frozen=True)
@@ -95,23 +106,6 @@ class Predictions:
             raise ValueError(f"{what} exist for {kind} runs; this run's task is {self.task.kind}")
 
 
-def _task(config: Mapping[str, Any], info: Mapping[str, Any]) -> Task:
-    """The run's task from its config and ``metrics.json``'s ``data`` (no data needs to be read)."""
-    data = config["data"]
-    if data["kind"] == "copy_memory":
-        raise ValueError(
-            "this run predicts every step of a sequence (copy_memory), not a window: stream its model "
-            "with dilated.stream"
-        )
-    if data["kind"] in ("lobster", "fi2010", "book"):
-        return Task("classification", len(LOB_CLASSES), LOB_CLASSES)
-    if data.get("task") == "classification":
-        return Task("classification", len(info["class_counts"]["train"]))
-    stats = info.get("normalisation") or {}
-    scale = {k: stats[k] for k in ("target_mean", "target_std") if k in stats}
-    return Task("regression", **scale)
-
-
 # ---------------------------------------------------------------------------------------------------- predictor
 
 
@@ -120,6 +114,8 @@ class Predictor:
 
     Attributes:
         model: the plain ``nn.Module``, in eval mode, on the CPU.
+        data: the run's ``data:`` section, an instance of its data kind (e.g. ``LobsterData``), which reads and
+            prepares raw events.
         task: the class names (``task.class_names``), or the target's z-score for regression (forecasts are given
             in the data's units).
         normalisation: the training z-score of the inputs.
@@ -134,10 +130,16 @@ class Predictor:
         self.run, self.checkpoint = run, checkpoint
         self.config = config = run.config().to_dict()
         data = config["data"]
+        self.data: DataSource = read_data(data)
         info = run.metrics().get("data") or {}
-        if info.get("normalisation") is None and data["kind"] in ("lobster", "book"):  # a run trained before the
-            info = build_splits(read_data(data), progress=False).info  # statistics were stored: rebuilt
-        self.task = _task(config, info)
+        if info.get("normalisation") is None and self.data.normalises:  # a run trained before the statistics were
+            info = build_splits(self.data, progress=False).info  # stored: rebuilt
+        self.task = self.data.run_task(info)
+        if self.task.per_step:
+            raise ValueError(
+                f"this run predicts every step of a sequence ({self.data.kind}), not a window: stream its model "
+                "with dilated.stream"
+            )
         self.model = build_model(config["model"], **config["options"])
         self.model.load_state_dict(load_weights(checkpoint))
         self.model.eval()
@@ -146,12 +148,13 @@ class Predictor:
         options = config["options"]
         self.channels = int(next(options[k] for k in ("input_channels", "num_features") if k in options))
         self.normalisation = Normalisation.from_stats(info.get("normalisation"), self.channels)
-        self._data = data_kind(data, info, str(run.path))
+        self._info = info
+        self._kind = self.data.as_trained(info)
         self._engine: tuple[Engine, float] | None = None
 
     def __repr__(self) -> str:
         return (
-            f"Predictor({self.config['model']}, {self.config['data']['kind']} data, window {self.window}, "
+            f"Predictor({self.config['model']}, {self.data.kind} data, window {self.window}, "
             f"checkpoint {self.checkpoint.name})"
         )
 
@@ -165,28 +168,38 @@ class Predictor:
                 Parquet book (``dilated data convert``) or a :class:`~dilated.data.Book`; for all a YAML file with a
                 ``data:`` section (as ``dilated predict --data``; for books its ``start``/``end`` apply too).
         """
-        return self._data.read(source, None)[None]
+        return self.read_many(source, None)[None]
 
-    def read_many(self, source: Any, by: str) -> dict[Hashable, Feed]:
-        """One feed per value of the column ``by`` (instruments of one table file), in order of appearance."""
-        return self._data.read(source, by)
+    def read_many(self, source: Any, by: str | None) -> dict[Hashable, Feed]:
+        """One feed per value of the column ``by`` (instruments of one table file), in order of appearance; None:
+        one feed, key None."""
+        kind = self._kind
+        if isinstance(source, (str, Path)) and str(source).lower().endswith((".yaml", ".yml")):
+            section = data_override(self.data, str(source))
+            if section.kind != self.data.kind:
+                raise ValueError(
+                    f"{source}: its data section is of kind {section.kind!r}; the run was trained on "
+                    f"{self.data.kind!r} data"
+                )
+            kind, source = section.as_trained(self._info), None
+        return kind.read_events(source, by)
 
     def prepare(self, rows: np.ndarray | Tensor, previous: np.ndarray | None = None) -> np.ndarray:
-        """Raw rows ``(..., time, channels)`` as the run's data source prepares them (LOBSTER: empty levels filled
-        from ``previous`` ``(..., channels)``, each book's last prepared event; tables: float32; books: empty
-        deeper levels filled)."""
+        """Raw rows ``(..., time, channels)`` as the run's data kind prepares them (:meth:`DataSource.prepare`;
+        LOBSTER: empty levels filled from ``previous`` ``(..., channels)``, each book's last prepared event; tables:
+        float32; books: empty deeper levels filled; FI-2010 and the synthetic tasks refuse)."""
         rows = np.asarray(rows, dtype=np.float64)
         if rows.ndim < 2 or rows.shape[-1] != self.channels:
             raise ValueError(
-                f"the run's model takes {self.channels} features per event ({self._data.describe()}); got "
+                f"the run's model takes {self.channels} features per event ({self._kind.event_features}); got "
                 f"{rows.shape[-1] if rows.ndim else 0} (raw data of shape {tuple(rows.shape)})"
             )
-        return self._data.prepare(rows, previous)
+        return self._kind.prepare(rows, previous)
 
     def unusable(self, prepared: np.ndarray) -> np.ndarray | None:
         """Prepared rows ``(..., channels)`` -> ``(...)`` bool: events no window the model was trained on held
         (books: one-sided or crossed, a price level without a size); None: every event is usable."""
-        return self._data.unusable(prepared)
+        return self._kind.unusable(prepared)
 
     # -- offline ---------------------------------------------------------------------------------------------------
     def predict(self, data: Any = None, batch_size: int = 256) -> Predictions:
@@ -200,7 +213,7 @@ class Predictor:
         if len(kept) == 0:
             raise ValueError(
                 f"no window of {self.window} events that the run can read: every one holds an event training never "
-                f"served ({self._data.describe()}: one-sided or crossed books, levels without a size)"
+                f"served ({self._kind.event_features}: one-sided or crossed books, levels without a size)"
             )
         inputs = self.normalisation(feed.raw)  # (C, T)
         windows = inputs.unfold(1, self.window, 1).transpose(0, 1)  # (N, C, window), a view

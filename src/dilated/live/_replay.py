@@ -24,10 +24,11 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from dilated._progress import bar_disabled
 from dilated.live._engines import PARITY
-from dilated.live._feeds import Feed, usable_windows
+from dilated.live._feeds import usable_windows
 from dilated.live._predictor import Predictions, Predictor
-from dilated.training import Outputs, Task, atomic_write_csv, prediction_rows
+from dilated.training import Feed, Outputs, Task, atomic_write_csv, prediction_rows
 
 
 @dataclass
@@ -93,7 +94,7 @@ def replay(
     live = predictor.stream(len(keys))
     step_ns = np.empty(len(events), dtype=np.int64)
     outputs: list[Tensor] = []
-    for t in tqdm(range(len(events)), desc="replaying", unit="event", disable=not progress, leave=False):
+    for t in tqdm(range(len(events)), desc="replaying", unit="event", disable=bar_disabled(progress), leave=False):
         started = time.perf_counter_ns()
         out = live.step(events[t])
         step_ns[t] = time.perf_counter_ns() - started

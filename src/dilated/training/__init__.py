@@ -10,7 +10,9 @@ One concept per private module (``_name.py``), dependencies pointing down the li
     schema         config sections as frozen dataclasses from YAML mappings
     objective      Task: what the targets are, output alignment, loss
     baselines      trivial baselines (majority class, persistence, training mean)
-    sources        data kinds: one DataSource class per kind of ``data:`` section, each building its Splits
+    kinds/         data kinds: one DataSource class per kind of ``data:`` section (a module each), serving training
+                   (its Splits) and the live predictor (raw events read and prepared as training did); no torch
+    datasets       build_splits: the splits with sizes, class counts and trivial baseline; labels of datasets
     config         TrainConfig (model, data, training, trainer), load_config, --override, demo config
     atomic, checkpoints   durable writes; the safe checkpoint format (no Lightning)
     metrics        torchmetrics collections from the table, format_metrics
@@ -26,7 +28,8 @@ One concept per private module (``_name.py``), dependencies pointing down the li
     demo           `dilated demo`
 
 Every name is imported on first use (PEP 562), so that reading a config does not pay for Lightning and
-torchmetrics, and the ``dilated`` command's ``--help`` pays for nothing.
+torchmetrics, and the ``dilated`` command's ``--help`` pays for nothing (the config schema and the data kinds import
+no torch, so ``dilated train --help`` lists every option without it).
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ _EXPORTS = {  # public name -> the private module that defines it, imported on f
     "read_data": "._config",
     "ResumableSampler": "._datamodule",
     "SplitsData": "._datamodule",
+    "build_splits": "._datasets",
     "demo": "._demo",
     "Outputs": "._evaluate",
     "evaluate_run": "._evaluate",
@@ -65,6 +69,7 @@ _EXPORTS = {  # public name -> the private module that defines it, imported on f
     "write_predictions": "._evaluate",
     "TrainResult": "._fit",
     "prepare_run": "._fit",
+    "check_config": "._fit",
     "resolve_precision": "._fit",
     "train": "._fit",
     "TrainingInterrupted": "._interrupt",
@@ -79,11 +84,11 @@ _EXPORTS = {  # public name -> the private module that defines it, imported on f
     "RunDir": "._runs",
     "locate": "._runs",
     "report": "._runs",
-    "DATA_KINDS": "._sources",
-    "DataSource": "._sources",
-    "Splits": "._sources",
-    "build_splits": "._sources",
-    "data_kind": "._sources",
+    "DATA_KINDS": "._kinds",
+    "DataSource": "._kinds",
+    "Feed": "._kinds",
+    "Splits": "._kinds",
+    "data_kind": "._kinds",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
@@ -138,6 +143,7 @@ if TYPE_CHECKING:  # the names as type checkers see them
     )
     from dilated.training._datamodule import ResumableSampler as ResumableSampler
     from dilated.training._datamodule import SplitsData as SplitsData
+    from dilated.training._datasets import build_splits as build_splits
     from dilated.training._demo import demo as demo
     from dilated.training._evaluate import (
         Outputs as Outputs,
@@ -154,6 +160,7 @@ if TYPE_CHECKING:  # the names as type checkers see them
     from dilated.training._fit import (
         TrainResult as TrainResult,
     )
+    from dilated.training._fit import check_config as check_config
     from dilated.training._fit import (
         prepare_run as prepare_run,
     )
@@ -164,6 +171,11 @@ if TYPE_CHECKING:  # the names as type checkers see them
         train as train,
     )
     from dilated.training._interrupt import TrainingInterrupted as TrainingInterrupted
+    from dilated.training._kinds import DATA_KINDS as DATA_KINDS
+    from dilated.training._kinds import DataSource as DataSource
+    from dilated.training._kinds import Feed as Feed
+    from dilated.training._kinds import Splits as Splits
+    from dilated.training._kinds import data_kind as data_kind
     from dilated.training._metrics import format_metrics as format_metrics
     from dilated.training._metrics import scalar_metrics as scalar_metrics
     from dilated.training._module import SequenceModule as SequenceModule
@@ -184,18 +196,3 @@ if TYPE_CHECKING:  # the names as type checkers see them
     from dilated.training._runs import RunDir as RunDir
     from dilated.training._runs import locate as locate
     from dilated.training._runs import report as report
-    from dilated.training._sources import (
-        DATA_KINDS as DATA_KINDS,
-    )
-    from dilated.training._sources import (
-        DataSource as DataSource,
-    )
-    from dilated.training._sources import (
-        Splits as Splits,
-    )
-    from dilated.training._sources import (
-        build_splits as build_splits,
-    )
-    from dilated.training._sources import (
-        data_kind as data_kind,
-    )

@@ -17,7 +17,7 @@ A config is a YAML mapping with five sections (everything but ``model`` and ``da
       devices: 1
 
 In Python it is a :class:`TrainConfig` of frozen dataclasses: ``model`` (:class:`ModelSpec`: name and options),
-``data`` (one :class:`~dilated.training._sources.DataSource` subclass per kind, e.g. ``LobsterData``),
+``data`` (one :class:`~dilated.training.DataSource` subclass per kind, e.g. ``LobsterData``),
 ``training`` (:class:`TrainingConfig`) and ``trainer`` (:class:`TrainerConfig`)::
 
     config = load_config("configs/tcn_adding.yaml", ["training.lr=0.01"])   # file + --override values
@@ -35,7 +35,8 @@ are part of the CLI's contract. Pydantic would need its error texts translated b
 lines of checks; LightningCLI/jsonargparse would replace the CLI and the config layout (``class_path`` /
 ``init_args``, its own subcommands) and the run folders written from it. Dataclasses keep the schema readable as
 code (nanoGPT style), typed for the editor and type checker, and need nothing beyond the standard library. A data
-kind is one class and its builder in :mod:`dilated.training._sources`.
+kind is one class in :mod:`dilated.training._kinds`. Reading the schema imports no torch (``dilated train --help``
+prints it): the model registry and YAML stacks are imported where a config is checked or read.
 """
 
 from __future__ import annotations
@@ -45,16 +46,17 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
-from dilated._resolve import read_yaml
-from dilated.models import DataShape, available_models, fitted_options, model_options
+from dilated.training._kinds import DATA_KINDS, DataSource, TableData
 from dilated.training._metric_table import canonical_monitor, metric, monitors
 from dilated.training._packaged import demo_config_path
 from dilated.training._schema import option, read_section, section_help, unknown_key, write_section
-from dilated.training._sources import DATA_KINDS, DataSource, TableData
+
+if TYPE_CHECKING:
+    from dilated.models import DataShape
 
 Precision = Literal["auto", "32", "32-true", "16-mixed", "bf16-mixed", "64", "64-true"]  # training.precision
 
@@ -176,6 +178,8 @@ class TrainConfig:
         for key in raw:
             if key not in SECTIONS:
                 raise unknown_key(source, key, SECTIONS)
+        from dilated.models import available_models, model_options
+
         name = raw.get("model")
         if not isinstance(name, str):
             raise ValueError(f"{source}: 'model' must name a registered model: {', '.join(available_models())}")
@@ -211,12 +215,14 @@ class TrainConfig:
     def fitted(self, shape: DataShape) -> TrainConfig:
         """The config with the model options the data fixes filled in (the model's :class:`DataFit`); options the
         config gives win."""
+        from dilated.models import fitted_options
+
         options = fitted_options(self.model.name, self.model.options, shape)
         return dataclasses.replace(self, model=ModelSpec(self.model.name, options))
 
 
 def read_data(values: Any, source: str = "config") -> DataSource:
-    """A ``data:`` section: its ``kind`` picks the class (:data:`~dilated.training._sources.DATA_KINDS`)."""
+    """A ``data:`` section: its ``kind`` picks the class (:data:`~dilated.training.DATA_KINDS`)."""
     if not isinstance(values, Mapping) or "kind" not in values:
         raise ValueError(f"{source}: 'data' needs a 'kind': {', '.join(DATA_KINDS)}")
     kind = values["kind"]
@@ -272,6 +278,8 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[st
 
 def _section_keys(section: str, raw: Mapping[str, Any], kind: Any) -> list[str]:
     if section == "options":
+        from dilated.models import model_options
+
         return list(model_options(str(raw.get("model"))))
     if section == "data":
         if kind not in DATA_KINDS:
@@ -282,6 +290,8 @@ def _section_keys(section: str, raw: Mapping[str, Any], kind: Any) -> list[str]:
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> TrainConfig:
     """Read a training config file, apply ``--override`` values and check it (see the module docstring)."""
+    from dilated._resolve import read_yaml
+
     return TrainConfig.from_dict(apply_overrides(read_yaml(path), overrides), str(path))
 
 
@@ -297,6 +307,8 @@ def data_override(base: DataSource, spec: str) -> DataSource:
     run's values when the kind is the same) or, for a run trained on ``table`` data, a .csv/.parquet file with
     the same columns.
     """
+    from dilated._resolve import read_yaml
+
     lowered = spec.lower()
     if lowered.endswith((".yaml", ".yml")):
         raw = read_yaml(spec)

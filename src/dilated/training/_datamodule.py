@@ -1,4 +1,4 @@
-"""The data module: DataLoaders over a :class:`~dilated.training._sources.Splits`, in an order that resumes mid-epoch.
+"""The data module: DataLoaders over a :class:`~dilated.training.Splits`, in an order that resumes mid-epoch.
 
 Why a hand-written sampler rather than Lightning's :class:`torch.utils.data.DistributedSampler` (which Lightning
 installs with ``use_distributed_sampler``): a run stopped by Ctrl-C resumes *inside* an epoch, and to end with the
@@ -18,7 +18,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from dilated.training._sources import Splits, dataset_size
+from dilated.training._datasets import dataset_size
+from dilated.training._kinds import Splits
 
 
 class ResumableSampler(Sampler[int]):
@@ -72,7 +73,7 @@ class ResumableSampler(Sampler[int]):
 
 
 class SplitsData(L.LightningDataModule):
-    """DataLoaders over a :class:`~dilated.training._sources.Splits`: shuffled training order from
+    """DataLoaders over a :class:`~dilated.training.Splits`: shuffled training order from
     :class:`ResumableSampler`, validation in order, each process its own shard. Its state (saved in checkpoints) is
     where the data order resumes: the next epoch and the samples of it already trained on (``position``, set by
     whoever writes a checkpoint)."""

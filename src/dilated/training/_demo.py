@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dilated.training._config import demo_config
 from dilated.training._fit import TrainResult, train
-from dilated.training._sources import LobsterData
+from dilated.training._kinds import LobsterData
 
 DEMO_MARKER = ".dilated-demo"
 

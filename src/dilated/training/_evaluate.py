@@ -21,15 +21,16 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from dilated._progress import bar_disabled
 from dilated.models import build_model
 from dilated.training._atomic import atomic_write_text
 from dilated.training._baselines import Baseline, baseline_from_info
 from dilated.training._checkpoints import load_weights
 from dilated.training._config import data_override
+from dilated.training._datasets import build_splits, sample_ids
 from dilated.training._metrics import scalar_metrics, score
 from dilated.training._objective import Task, align_output, predictions, task_loss
 from dilated.training._runs import locate
-from dilated.training._sources import build_splits, sample_ids
 
 
 @dataclass
@@ -64,7 +65,7 @@ def run_model(
     model = model.to(device).eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     outputs, targets, rule = [], [], []
-    for x, y in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False):
+    for x, y in tqdm(loader, desc=desc, unit="batch", disable=bar_disabled(progress), leave=False):
         output = align_output(model(x.to(device)), y.to(device), task)
         outputs.append(output.float().cpu())
         targets.append(y)

@@ -1,6 +1,6 @@
 """``train()``: a config and a run folder in, a trained, tested run folder out (the wiring of the Trainer).
 
-The pieces (each in its own module): the data (:mod:`~dilated.training._sources`, :mod:`~dilated.training._datamodule`),
+The pieces (each in its own module): the data (:mod:`~dilated.training._kinds`, :mod:`~dilated.training._datamodule`),
 the loop and its optimizer and LR schedule (:mod:`~dilated.training._module`), the checkpoint format
 (:mod:`~dilated.training._checkpoint_io`), the run folder's callbacks (:mod:`~dilated.training._callbacks`), and the
 test of the best checkpoint against the trivial baseline (:mod:`~dilated.training._evaluate`):
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -33,26 +34,28 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import TQDMProgressBar
+import yaml
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from torch import Tensor, nn
 
 from dilated._resolve import read_yaml
 from dilated.models import build_model
-from dilated.training._callbacks import EpochHistory, ResumableEarlyStopping, RunCheckpoint
+from dilated.summaries import summary
+from dilated.training._callbacks import EpochBar, EpochHistory, EpochLines, ResumableEarlyStopping, RunCheckpoint
 from dilated.training._checkpoint_io import SafeCheckpointIO
 from dilated.training._checkpoints import CheckpointError, find_checkpoints, latest_checkpoint, load_weights, quarantine
 from dilated.training._config import Precision, TrainConfig, TrainerConfig, apply_overrides, as_config, load_config
 from dilated.training._datamodule import SplitsData
+from dilated.training._datasets import build_splits
 from dilated.training._evaluate import evaluate_outputs, run_model
 from dilated.training._interrupt import TrainingInterrupted
+from dilated.training._kinds import Splits
 from dilated.training._metric_table import VALIDATION_PREFIX, metrics_for
 from dilated.training._metrics import format_metrics
 from dilated.training._module import SequenceModule
 from dilated.training._objective import balanced_class_weights, predictions
 from dilated.training._plots import plot_confusion_matrix, plot_curves, plot_per_class, plot_regression
 from dilated.training._runs import RunDir, default_run_dir
-from dilated.training._sources import Splits, build_splits
 
 TrainerPrecision = Literal["32-true", "64-true", "16-mixed", "bf16-mixed"]  # what resolve_precision gives Lightning
 RUN_DIR_ENV = "DILATED_RUN_DIR"  # where the extra processes of a multi-process run find the run folder
@@ -198,7 +201,7 @@ def train(
 def _train(
     config: TrainConfig, run_dir: Path, resume: bool, progress: bool, echo: Callable[[str], None], started: float
 ) -> TrainResult | None:
-    training, trainer_config = config.training, config.trainer
+    training = config.training
     rank_zero = _global_rank_zero()
     say = echo if rank_zero else (lambda _message: None)
     L.seed_everything(training.seed, workers=True, verbose=False)
@@ -214,18 +217,7 @@ def _train(
             return _finish(
                 run, model, splits, config, progress, say, started, epochs=len(run.metrics().get("history", []))
             )
-        RunDir.create(run.path, config)
-        model_info = describe_model(model)
-        run.update_metrics(model=model_info, data=splits.info, status="running")
-        sizes = splits.info["sizes"]
-        counts = splits.info.get("class_counts")
-        say(f"run folder: {run.path}")
-        say(
-            f"data: train {sizes['train']}, val {sizes['val']}, test {sizes['test']} samples of "
-            f"{splits.channels} x {splits.length}" + (f"; class counts (train) {counts['train']}" if counts else "")
-        )
-        rf = f", receptive field {model_info['receptive_field']}" if model_info["receptive_field"] else ""
-        say(f"model: {config.model.name}, {model_info['parameters']:,} parameters{rf}")
+        _start_run(run, config, model, splits, say)
     ckpt_path = None
     if resume:  # rank zero renames damaged checkpoints; every process then picks the same newest good one
         ckpt_path = resume_checkpoint(run, say) if rank_zero else latest_checkpoint(run.checkpoints)
@@ -237,12 +229,88 @@ def _train(
     )
     history = EpochHistory(tuple(VALIDATION_PREFIX + m.name for m in metrics_for(splits.task.kind)))
     checkpointing = RunCheckpoint(run, history, training.monitor, training.keep_checkpoints)
-    callbacks: list[L.Callback] = [history, checkpointing]
     early = ResumableEarlyStopping(training.monitor, training.patience) if training.patience else None
-    if early is not None:
-        callbacks.append(early)
+    callbacks: list[L.Callback] = [history, checkpointing, *([early] if early is not None else [])]
+    progress = progress and sys.stdout.isatty()  # Lightning's bar writes to stdout; a log gets one line per epoch
+    if not progress:
+        callbacks.append(EpochLines(history, say))
+    trainer = _trainer(config, run, callbacks, progress, ckpt_path)
+    _fit(trainer, module, datamodule, ckpt_path, checkpointing)
+    if not trainer.is_global_zero:
+        return None
+    stopped = "early stopping" if early is not None and early.stopped_run else "max_epochs"
+    run.update_metrics(history=history.rows, best=checkpointing.best, status="finished", stopped_by=stopped)
+    return _finish(run, model, splits, config, progress, say, started, epochs=len(history.rows))
+
+
+def _fit(
+    trainer: L.Trainer,
+    module: SequenceModule,
+    datamodule: SplitsData,
+    ckpt_path: Path | None,
+    checkpointing: RunCheckpoint,
+) -> None:
+    """``trainer.fit``, with the run folder in the environment for the extra processes Lightning launches; on Ctrl-C
+    the run's metrics say ``interrupted`` (with the epochs so far) before :class:`TrainingInterrupted` goes on."""
+    run = checkpointing.run
+    os.environ[RUN_DIR_ENV] = str(run.path)  # extra processes launched by Lightning write to the same folder
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except TrainingInterrupted:
+        if trainer.is_global_zero:
+            run.update_metrics(status="interrupted", history=checkpointing.history.rows, best=checkpointing.best)
+        raise
+    finally:
+        os.environ.pop(RUN_DIR_ENV, None)
+
+
+def _start_run(run: RunDir, config: TrainConfig, model: nn.Module, splits: Splits, say: Callable[[str], None]) -> None:
+    """Create the run folder (config written, status ``running``) and print its data and model."""
+    RunDir.create(run.path, config)
+    model_info = describe_model(model)
+    run.update_metrics(model=model_info, data=splits.info, status="running")
+    say(f"run folder: {run.path}")
+    for line in _data_and_model(config, model_info, splits):
+        say(line)
+
+
+def _data_and_model(config: TrainConfig, model_info: dict[str, Any], splits: Splits) -> list[str]:
+    """The lines that describe a run's data (sizes, shape, class counts) and model (parameters, field)."""
+    sizes = splits.info["sizes"]
+    counts = splits.info.get("class_counts")
+    rf = f", receptive field {model_info['receptive_field']}" if model_info["receptive_field"] else ""
+    return [
+        f"data: train {sizes['train']}, val {sizes['val']}, test {sizes['test']} samples of "
+        f"{splits.channels} x {splits.length}" + (f"; class counts (train) {counts['train']}" if counts else ""),
+        f"model: {config.model.name}, {model_info['parameters']:,} parameters{rf}",
+    ]
+
+
+def check_config(config: TrainConfig | Mapping[str, Any], echo: Callable[[str], None] = _echo) -> TrainConfig:
+    """What ``dilated train --check`` prints, without training or writing anything: the resolved config (every
+    default written out, the options the data fixes filled in), the data sizes and the model's summary.
+
+    Returns: the config as training would run it.
+    """
+    config = as_config(config)
+    splits = build_splits(config.data, progress=False)
+    config = config.fitted(splits.shape)
+    model = build_model(config.model.name, **config.model.options)
+    echo(yaml.safe_dump(config.to_dict(), sort_keys=False).rstrip())
+    for line in _data_and_model(config, describe_model(model), splits):
+        echo(line)
+    echo(str(summary(model, (splits.channels, splits.length))))
+    return config
+
+
+def _trainer(
+    config: TrainConfig, run: RunDir, callbacks: list[L.Callback], progress: bool, ckpt_path: Path | None
+) -> L.Trainer:
+    """The Lightning Trainer of a config's ``trainer`` and ``training`` sections (a progress bar added to
+    ``callbacks`` if ``progress``); CPU runs are deterministic unless the config says otherwise."""
+    training, trainer_config = config.training, config.trainer
     if progress:
-        callbacks.append(TQDMProgressBar(refresh_rate=max(1, min(trainer_config.log_every_n_steps, 20))))
+        callbacks = [*callbacks, EpochBar(refresh_rate=max(1, min(trainer_config.log_every_n_steps, 20)))]
     deterministic = trainer_config.deterministic
     if deterministic is None:
         deterministic = not _is_gpu(trainer_config.accelerator)
@@ -253,7 +321,7 @@ def _train(
     }
     devices = list(trainer_config.devices) if isinstance(trainer_config.devices, tuple) else trainer_config.devices
     clip = training.clip if training.clip and training.clip > 0 else None
-    trainer = L.Trainer(
+    return L.Trainer(
         accelerator=trainer_config.accelerator,
         devices=devices,
         num_nodes=trainer_config.num_nodes,
@@ -273,20 +341,6 @@ def _train(
         num_sanity_val_steps=0 if ckpt_path else 2,
         **limits,
     )
-    os.environ[RUN_DIR_ENV] = str(run.path)  # extra processes launched by Lightning write to the same folder
-    try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-    except TrainingInterrupted:
-        if trainer.is_global_zero:
-            run.update_metrics(status="interrupted", history=history.rows, best=checkpointing.best)
-        raise
-    finally:
-        os.environ.pop(RUN_DIR_ENV, None)
-    if not trainer.is_global_zero:
-        return None
-    stopped = "early stopping" if early is not None and early.stopped_run else "max_epochs"
-    run.update_metrics(history=history.rows, best=checkpointing.best, status="finished", stopped_by=stopped)
-    return _finish(run, model, splits, config, progress, say, started, epochs=len(history.rows))
 
 
 def _finish(

@@ -196,13 +196,37 @@ def report(run: RunDir) -> str:
     """A plain-text summary of a run: config, data, epochs, best epoch, checkpoints, test metrics, plots."""
     config = run.config()
     metrics = run.metrics()
-    training, trainer = write_section(config.training), config.trainer
+    lines = [
+        f"run          {run.path}",
+        *_setup_lines(config, metrics),
+        *_progress_lines(run, metrics),
+        *_result_lines(run, metrics),
+    ]
+    return "\n".join(lines)
+
+
+# the training options a report shows, in order
+_REPORTED_TRAINING = (
+    "optimizer",
+    "lr",
+    "batch_size",
+    "max_epochs",
+    "patience",
+    "scheduler",
+    "clip",
+    "class_weights",
+    "seed",
+    "precision",
+)
+
+
+def _setup_lines(config: TrainConfig, metrics: Mapping[str, Any]) -> list[str]:
+    """The report's model, data, samples, training and trainer lines."""
     model_info = metrics.get("model", {})
-    lines = [f"run          {run.path}"]
     options = ", ".join(f"{k}={v}" for k, v in config.model.options.items())
     params = f", {model_info['parameters']:,} parameters" if "parameters" in model_info else ""
     receptive = f", receptive field {model_info['receptive_field']}" if model_info.get("receptive_field") else ""
-    lines.append(f"model        {config.model.name}{params}{receptive}" + (f"  ({options})" if options else ""))
+    lines = [f"model        {config.model.name}{params}{receptive}" + (f"  ({options})" if options else "")]
     data = config.data.to_dict()
     data_options = ", ".join(f"{k}={_fmt(v)}" for k, v in data.items() if k != "kind" and v is not None)
     lines.append(f"data         {data['kind']}: {data_options}")
@@ -211,33 +235,22 @@ def report(run: RunDir) -> str:
         sizes = data_info["sizes"]
         alpha = f", alpha {data_info['alpha']:.3g}" if "alpha" in data_info else ""
         lines.append(f"samples      train {sizes['train']}, val {sizes['val']}, test {sizes['test']}{alpha}")
-    lines.append(
-        "training     "
-        + ", ".join(
-            f"{k}={_fmt(training[k])}"
-            for k in (
-                "optimizer",
-                "lr",
-                "batch_size",
-                "max_epochs",
-                "patience",
-                "scheduler",
-                "clip",
-                "class_weights",
-                "seed",
-                "precision",
-            )
-        )
-    )
+    training, trainer = write_section(config.training), config.trainer
+    lines.append("training     " + ", ".join(f"{k}={_fmt(training[k])}" for k in _REPORTED_TRAINING))
     lines.append(
         f"trainer      accelerator={trainer.accelerator}, devices={trainer.devices}, "
         f"num_nodes={trainer.num_nodes}, strategy={trainer.strategy}"
     )
+    return lines
+
+
+def _progress_lines(run: RunDir, metrics: Mapping[str, Any]) -> list[str]:
+    """The report's status, best and last epoch, checkpoints, and how to continue an unfinished run."""
     history = metrics.get("history", [])
     best = metrics.get("best") or {}
     status = metrics.get("status", "not started" if not history else "running or stopped")
     wall = f", {metrics['wall_time_s']:.0f} s" if metrics.get("wall_time_s") else ""
-    lines.append(f"status       {status}: {len(history)} epoch(s){wall}")
+    lines = [f"status       {status}: {len(history)} epoch(s){wall}"]
     if best:
         lines.append(f"best epoch   {best['epoch']} ({best['monitor']} {_fmt(best['value'])})")
     if history:
@@ -252,11 +265,15 @@ def report(run: RunDir) -> str:
     )
     if latest and status != "finished":
         lines.append(f"continue     dilated train --resume {run.path}")
+    return lines
+
+
+def _result_lines(run: RunDir, metrics: Mapping[str, Any]) -> list[str]:
+    """The report's test metrics and plots, each after a blank line (none: nothing)."""
+    lines = []
     if "test" in metrics:
-        lines.append("")
-        lines.append(format_metrics(metrics["test"], "test metrics"))
+        lines += ["", format_metrics(metrics["test"], "test metrics")]
     plots = sorted(run.plots.glob("*.png")) if run.plots.is_dir() else []
     if plots:
-        lines.append("")
-        lines.append("plots        " + "\n             ".join(str(p) for p in plots))
-    return "\n".join(lines)
+        lines += ["", "plots        " + "\n             ".join(str(p) for p in plots)]
+    return lines

@@ -18,7 +18,7 @@ import dataclasses
 import difflib
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, dataclass
 from typing import Any, Literal, Union, get_args, get_origin
 
@@ -89,47 +89,72 @@ def _kind(annotation: Any, special: str | None) -> _Kind:
 
 def _coerce(value: Any, kind: _Kind) -> Any:
     """``value`` as ``kind``; ``TypeError`` or ``ValueError`` if it is not one."""
-    name = kind.name
-    if name in ("int", "float", "number") and isinstance(value, bool):
+    if kind.name in ("int", "float", "number") and isinstance(value, bool):
         raise TypeError
-    if name == "int":
-        number = float(value) if isinstance(value, str) else value
-        if not float(number).is_integer():
-            raise TypeError
-        return int(number)
-    if name == "float":
-        return float(value)
-    if name == "number":
-        if isinstance(value, str):  # "10" -> 10 batches, "0.5" -> half of them
-            return float(value) if any(c in value for c in ".eE") else int(value)
-        if not isinstance(value, (int, float)):
-            raise TypeError
-        return value
-    if name == "bool":
-        if not isinstance(value, bool):
-            raise TypeError
-        return value
-    if name == "str":
-        if isinstance(value, (dict, list, tuple, bool)):
-            raise TypeError
-        return str(value)
-    if name == "list":
-        if not isinstance(value, (list, tuple)):
-            raise TypeError
-        return tuple(value)
-    if name == "devices":
-        if isinstance(value, bool) or not isinstance(value, (int, str, list, tuple)):
-            raise TypeError
-        return tuple(value) if isinstance(value, (list, tuple)) else value
-    if name == "class_weights":
-        if value == "balanced":
-            return value
-        if isinstance(value, (list, tuple)) and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
-        ):
-            return tuple(float(v) for v in value)
+    coerce = _COERCE.get(kind.name)
+    if coerce is None:
+        raise AssertionError(kind.name)
+    return coerce(value)
+
+
+def _int(value: Any) -> int:
+    number = float(value) if isinstance(value, str) else value
+    if not float(number).is_integer():
         raise TypeError
-    raise AssertionError(name)
+    return int(number)
+
+
+def _number(value: Any) -> int | float:
+    if isinstance(value, str):  # "10" -> 10 batches, "0.5" -> half of them
+        return float(value) if any(c in value for c in ".eE") else int(value)
+    if not isinstance(value, (int, float)):
+        raise TypeError
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError
+    return value
+
+
+def _str(value: Any) -> str:
+    if isinstance(value, (dict, list, tuple, bool)):
+        raise TypeError
+    return str(value)
+
+
+def _list(value: Any) -> tuple[Any, ...]:
+    if not isinstance(value, (list, tuple)):
+        raise TypeError
+    return tuple(value)
+
+
+def _devices(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, str, list, tuple)):
+        raise TypeError
+    return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
+def _class_weights(value: Any) -> str | tuple[float, ...]:
+    if value == "balanced":
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return tuple(float(v) for v in value)
+    raise TypeError
+
+
+# kind name -> the function reading a (non-null) value as that kind
+_COERCE: dict[str, Callable[[Any], Any]] = {
+    "int": _int,
+    "float": float,
+    "number": _number,
+    "bool": _bool,
+    "str": _str,
+    "list": _list,
+    "devices": _devices,
+    "class_weights": _class_weights,
+}
 
 
 def fields_of(cls: type) -> dict[str, tuple[dataclasses.Field, _Kind]]:

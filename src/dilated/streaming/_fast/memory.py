@@ -3,6 +3,8 @@ memory), both read from the instruction declarations (:mod:`.instructions`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from dilated.streaming._fast.instructions import RELU, UNARY, op_of
@@ -45,57 +47,13 @@ def compact(
     kept together, in order. ``blocks``: every allocation ``(offset, size)`` in address order, ``allocated``
     values in all; ``constants``: ``(address, values)`` written once into every stream's memory. Returns the
     remapped rows, index table and constants, and the compacted values per stream."""
-    starts = np.array([b[0] for b in blocks] + [allocated], dtype=np.int64)
-    n_blocks = len(blocks)
-
-    def block_of(addresses: np.ndarray) -> np.ndarray:
-        return np.searchsorted(starts, addresses, side="right") - 1
-
-    joined = np.zeros(n_blocks, dtype=bool)  # joined[b]: block b and b + 1 move together
-    for row in rows:
-        for start, n in op_of(row).ranges(row):
-            first_block, last_block = block_of(np.array([start, start + max(n, 1) - 1]))
-            joined[first_block:last_block] = True
-    group = np.concatenate([[0], np.cumsum(~joined[:-1])]) if n_blocks else np.zeros(0, dtype=np.int64)
-    n_groups = int(group[-1]) + 1 if n_blocks else 0
-    group_start = np.array([starts[np.argmax(group == g)] for g in range(n_groups)], dtype=np.int64)
-    group_end = np.array([starts[np.nonzero(group == g)[0][-1] + 1] for g in range(n_groups)], dtype=np.int64)
-
-    def group_of(addresses: np.ndarray) -> np.ndarray:
-        return group[block_of(addresses)]
-
-    first = np.full(n_groups, -1, dtype=np.int64)  # first instruction writing the group
-    last = np.full(n_groups, -1, dtype=np.int64)  # last instruction reading it
-    for i, row in enumerate(rows):
-        for start, n in op_of(row).writes(row):
-            for g in np.unique(group_of(np.arange(start, start + max(n, 1)))):
-                first[g] = i if first[g] < 0 else min(first[g], i)
-        for g in np.unique(group_of(op_of(row).reads(row, idx))):
-            last[g] = max(last[g], i)
-    for base, _ in constants:  # constants live throughout
-        g = group_of(np.array([base]))[0]
-        first[g], last[g] = 0, len(rows)
-    new_start = np.zeros(n_groups, dtype=np.int64)
-    active: list[tuple[int, int, int]] = []  # (start, size, last use)
-    size = 0
-    for g in sorted(range(n_groups), key=lambda g: (first[g] if first[g] >= 0 else last[g], g)):
-        if first[g] < 0 and last[g] < 0:
-            continue  # never used: no memory
-        begin = first[g] if first[g] >= 0 else last[g]
-        need = -(-(group_end[g] - group_start[g]) // 16) * 16
-        active = [a for a in active if a[2] >= begin]
-        offset = 0
-        for start, length, _ in sorted(active):
-            if offset + need <= start:
-                break
-            offset = max(offset, start + length)
-        new_start[g] = offset
-        active.append((offset, need, max(last[g], begin)))
-        size = max(size, offset + need)
+    groups = _Groups.of(rows, blocks, allocated)
+    first, last = groups.lifetimes(rows, idx, constants)
+    new_start, size = groups.place(first, last)
 
     def remap(addresses: np.ndarray) -> np.ndarray:
-        g = group_of(addresses)
-        return new_start[g] + addresses - group_start[g]
+        g = groups.of_addresses(addresses)
+        return new_start[g] + addresses - groups.start[g]
 
     rows = rows.copy()
     for row in rows:
@@ -105,3 +63,79 @@ def compact(
     idx[1:] = remap(idx[1:])
     constants = [(int(remap(np.array([base]))[0]), values) for base, values in constants]
     return rows, idx, constants, int(max(size, 1))
+
+
+@dataclass(frozen=True)
+class _Groups:
+    """Allocations that move together: ``block_starts`` (every block's first address, then the end of memory),
+    ``group`` (each block's group), and each group's ``start`` and ``end`` address."""
+
+    block_starts: np.ndarray
+    group: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+
+    @classmethod
+    def of(cls, rows: np.ndarray, blocks: list[tuple[int, int]], allocated: int) -> _Groups:
+        """The groups of ``blocks``: neighbouring blocks that some instruction of ``rows`` reads or writes as one
+        range join one group."""
+        starts = np.array([b[0] for b in blocks] + [allocated], dtype=np.int64)
+        n_blocks = len(blocks)
+        joined = np.zeros(n_blocks, dtype=bool)  # joined[b]: block b and b + 1 move together
+        for row in rows:
+            for start, n in op_of(row).ranges(row):
+                first_block, last_block = _block_of(starts, np.array([start, start + max(n, 1) - 1]))
+                joined[first_block:last_block] = True
+        group = np.concatenate([[0], np.cumsum(~joined[:-1])]) if n_blocks else np.zeros(0, dtype=np.int64)
+        n_groups = int(group[-1]) + 1 if n_blocks else 0
+        group_start = np.array([starts[np.argmax(group == g)] for g in range(n_groups)], dtype=np.int64)
+        group_end = np.array([starts[np.nonzero(group == g)[0][-1] + 1] for g in range(n_groups)], dtype=np.int64)
+        return cls(starts, group, group_start, group_end)
+
+    def of_addresses(self, addresses: np.ndarray) -> np.ndarray:
+        """The group of each address."""
+        return self.group[_block_of(self.block_starts, addresses)]
+
+    def lifetimes(self, rows: np.ndarray, idx: np.ndarray, constants: Constants) -> tuple[np.ndarray, np.ndarray]:
+        """Per group, the first instruction writing it and the last reading it (-1: none); constants live
+        throughout."""
+        n_groups = len(self.start)
+        first = np.full(n_groups, -1, dtype=np.int64)
+        last = np.full(n_groups, -1, dtype=np.int64)
+        for i, row in enumerate(rows):
+            for start, n in op_of(row).writes(row):
+                for g in np.unique(self.of_addresses(np.arange(start, start + max(n, 1)))):
+                    first[g] = i if first[g] < 0 else min(first[g], i)
+            for g in np.unique(self.of_addresses(op_of(row).reads(row, idx))):
+                last[g] = max(last[g], i)
+        for base, _ in constants:
+            g = self.of_addresses(np.array([base]))[0]
+            first[g], last[g] = 0, len(rows)
+        return first, last
+
+    def place(self, first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, int]:
+        """Each group's new start (16 values aligned; groups never used get no memory) by a linear scan in order of
+        first use, placing a group in the lowest gap between the groups still live; and the memory used."""
+        new_start = np.zeros(len(self.start), dtype=np.int64)
+        active: list[tuple[int, int, int]] = []  # (start, size, last use)
+        size = 0
+        for g in sorted(range(len(self.start)), key=lambda g: (first[g] if first[g] >= 0 else last[g], g)):
+            if first[g] < 0 and last[g] < 0:
+                continue  # never used: no memory
+            begin = first[g] if first[g] >= 0 else last[g]
+            need = -(-(self.end[g] - self.start[g]) // 16) * 16
+            active = [a for a in active if a[2] >= begin]
+            offset = 0
+            for start, length, _ in sorted(active):
+                if offset + need <= start:
+                    break
+                offset = max(offset, start + length)
+            new_start[g] = offset
+            active.append((offset, need, max(last[g], begin)))
+            size = max(size, offset + need)
+        return new_start, size
+
+
+def _block_of(starts: np.ndarray, addresses: np.ndarray) -> np.ndarray:
+    """The block of each address, of blocks beginning at ``starts``."""
+    return np.searchsorted(starts, addresses, side="right") - 1

@@ -1,0 +1,467 @@
+"""The feed readers on the compiled engine (:mod:`dilated.data._book_engine`): each yields a book's rows chunk by
+chunk, then either collects them into a :class:`~dilated.data._orderbook.Book` or writes them to Parquet as they come.
+
+Every reader follows the rules in its format's module notes (:mod:`~dilated.data._databento`,
+:mod:`~dilated.data._binance`, :mod:`~dilated.data._bitstamp`) and returns what the pure-Python reader returns, bit for
+bit, stats included; that reader stays as the oracle (``engine="python"``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dilated._progress import bar_disabled
+from dilated.data import _book_engine as engine
+from dilated.data._dbn_records import DbnRecords
+from dilated.data._feed_rules import SATOSHI, check_stream, gap_reason, note_gap
+from dilated.data._orderbook import _METADATA_KEY, Book, book_columns, check_levels, describe_sources
+
+ENGINES = ("compiled", "python")
+Piece = tuple[int, np.ndarray, np.ndarray]  # a source file's index, then rows: ts (rows,), values (rows, 4 * levels)
+CHUNK = 1 << 16  # messages per kernel call: bounds the working memory, large enough that calls cost nothing
+PRICE_SCALE = 1e-9
+
+
+def check_engine(engine: str) -> str:
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+    return engine
+
+
+@dataclass
+class BookRows:
+    """A book being rebuilt: ``chunks`` yields ``(file, ts (rows,), values (rows, 4 * levels))`` pieces in order,
+    ``file`` the index of the source file whose messages made the rows (a piece never spans two files);
+    ``stats`` is complete once ``chunks`` is exhausted."""
+
+    source: str
+    format: str
+    levels: int
+    chunks: Iterator[Piece]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def book(self) -> Book:
+        """All rows as one :class:`Book`."""
+        pieces = list(self.chunks)
+        ts = np.concatenate([p[1] for p in pieces]) if pieces else np.empty(0, np.int64)
+        values = np.concatenate([p[2] for p in pieces]) if pieces else np.empty((0, 4 * self.levels))
+        return Book(ts, values, self.source, self.format, self.stats)
+
+    def write_parquet(self, path: str | Path) -> tuple[Path, int]:
+        """Write the rows to ``path`` chunk by chunk (memory stays at one chunk), as
+        :func:`~dilated.data._orderbook.write_book` would (empty levels are nulls, read back as NaN); returns the
+        path and the number of rows."""
+        import pyarrow.parquet as pq
+
+        path = Path(path)
+        schema = book_schema(self.levels)
+        rows = 0
+        with pq.ParquetWriter(path, schema) as writer:
+            for _, ts, values in self.chunks:
+                writer.write_table(book_table(ts, values, schema))
+                rows += len(ts)
+            writer.add_key_value_metadata(self.metadata())
+        return path, rows
+
+    def metadata(self) -> dict[bytes, str]:
+        """The Parquet key-value metadata :func:`~dilated.data.read_book` reads: source, format, levels, stats."""
+        info = {"source": self.source, "format": self.format, "levels": self.levels, "stats": self.stats}
+        return {_METADATA_KEY: json.dumps(info)}
+
+
+def book_schema(levels: int) -> Any:
+    """The Arrow schema of a book's Parquet file: ``ts`` int64, then the float64 columns of
+    :func:`~dilated.data.book_columns`."""
+    import pyarrow as pa
+
+    return pa.schema([("ts", pa.int64()), *((name, pa.float64()) for name in book_columns(levels))])
+
+
+def book_table(ts: np.ndarray, values: np.ndarray, schema: Any) -> Any:
+    """Rows ``ts (rows,)``, ``values (rows, 4 * levels)`` as an Arrow table of ``schema`` (NaN written as null)."""
+    import pyarrow as pa
+
+    columns = [pa.array(ts)] + [pa.array(column, from_pandas=True) for column in values.T]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _file_end(file_of: np.ndarray, item: int) -> int:
+    """One past the last item of ``item``'s file, ``file_of`` ``(items,)`` being each item's file (non-decreasing)."""
+    return int(np.searchsorted(file_of, file_of[item], side="right"))
+
+
+def _finish(stats: dict[str, Any], counts: np.ndarray, events: int) -> None:
+    stats.update(events=events, crossed_events=int(counts[engine.CROSSED]))
+
+
+# ------------------------------------------------------------------------------------------------- Databento
+
+
+def _mbo_chunks(
+    paths: list[Path], levels: int, instrument_id: int | None, progress: bool, stats: dict[str, Any], chunk: int
+) -> Iterator[Piece]:
+    from tqdm import tqdm
+
+    book = engine.OrderBookArrays(np.int64)
+    events, instruments = 0, set()
+    bar = tqdm(desc="databento mbo", unit="msg", disable=bar_disabled(progress), leave=False)
+    for index, path in enumerate(paths):
+        with DbnRecords(path) as reader:
+            _check_schema(reader, "mbo")
+            for records in reader.chunks(chunk):
+                if instrument_id is None:
+                    instruments.update(np.unique(records["instrument_id"]).tolist())
+                    if len(instruments) > 1:
+                        _many_instruments(path, instruments)
+                else:
+                    records = records[records["instrument_id"] == instrument_id]
+                n = len(records)
+                book.reserve(n)
+                out_ts, out_values = np.empty(n, np.int64), np.empty((n, 4 * levels))
+                rows = engine.mbo_chunk(
+                    records["ts_recv"],
+                    records["order_id"],
+                    records["price"],
+                    records["size"],
+                    records["action"],
+                    records["side"],
+                    records["flags"],
+                    *book.book_arrays(),
+                    levels,
+                    PRICE_SCALE,
+                    out_ts,
+                    out_values,
+                )
+                stats["messages"] += n
+                events += rows
+                bar.update(n)
+                yield index, out_ts[:rows], out_values[:rows]
+        instruments.clear()  # the Python reader checks each file on its own
+        out_ts, out_values = np.empty(1, np.int64), np.empty((1, 4 * levels))
+        rows = engine.mbo_flush(
+            book.state, book.counts, book.prices, book.sizes, book.n_side, levels, PRICE_SCALE, out_ts, out_values
+        )
+        events += rows
+        yield index, out_ts[:rows], out_values[:rows]
+    bar.close()
+    counts = book.counts
+    stats.update(
+        snapshots=int(counts[engine.MBO_SNAPSHOTS]),
+        clears=int(counts[engine.MBO_CLEARS]),
+        unknown_cancels=int(counts[engine.MBO_UNKNOWN_CANCELS]),
+        modify_adds=int(counts[engine.MBO_MODIFY_ADDS]),
+        sideless=int(counts[engine.MBO_SIDELESS]),
+    )
+    _finish(stats, counts, events)
+
+
+def _check_schema(reader: DbnRecords, schema: str) -> None:
+    if reader.schema != schema:
+        other = {"mbo": "databento-mbo", "mbp-10": "databento-mbp10"}.get(reader.schema)
+        hint = f"use --format {other}" if other else "convert MBO or MBP-10 files"
+        raise ValueError(f"{reader.path}: DBN schema {reader.schema!r}, this reader takes {schema!r}: {hint}")
+
+
+def _many_instruments(path: Path, instruments: set[int]) -> None:
+    found = sorted(instruments)
+    raise ValueError(
+        f"{path}: records of {len(found)} or more instruments ({found[:5]}); a book is one instrument: pass "
+        "instrument_id"
+    )
+
+
+def mbo_rows(
+    paths: str | Path | Sequence[str | Path],
+    levels: int,
+    instrument_id: int | None = None,
+    progress: bool = False,
+    chunk: int = CHUNK,
+) -> BookRows:
+    """Databento MBO files replayed on the compiled engine (:func:`~dilated.data.databento_mbo_book`'s rules)."""
+    files = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+    levels = check_levels(levels)
+    stats: dict[str, Any] = {"messages": 0}
+    chunks = _mbo_chunks(files, levels, instrument_id, progress, stats, chunk)
+    return BookRows(describe_sources(files), "databento-mbo", levels, chunks, stats)
+
+
+def mbp10_rows(
+    paths: str | Path | Sequence[str | Path], levels: int, instrument_id: int | None = None, chunk: int = CHUNK
+) -> BookRows:
+    """Databento MBP-10 files read as NumPy records (:func:`~dilated.data.databento_mbp10_book`'s rules)."""
+    files = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+    stats: dict[str, Any] = {"messages": 0}
+    return BookRows(
+        describe_sources(files),
+        "databento-mbp10",
+        levels,
+        _mbp10_chunks(files, levels, instrument_id, stats, chunk),
+        stats,
+    )
+
+
+def _mbp10_chunks(
+    paths: list[Path], levels: int, instrument_id: int | None, stats: dict[str, Any], chunk: int
+) -> Iterator[Piece]:
+    from databento_dbn import UNDEF_PRICE
+
+    events, crossed = 0, 0
+    for index, path in enumerate(paths):
+        with DbnRecords(path) as reader:
+            _check_schema(reader, "mbp-10")
+            instruments: set[int] = set()
+            for records in reader.chunks(chunk):
+                if instrument_id is None:
+                    instruments.update(np.unique(records["instrument_id"]).tolist())
+                    if len(instruments) > 1:
+                        _many_instruments(path, instruments)
+                else:
+                    records = records[records["instrument_id"] == instrument_id]
+                stats["messages"] += len(records)
+                last = records[records["flags"] & engine.F_LAST != 0]
+                by_level = np.full((len(last), levels, 4), np.nan)  # (events, level, ask px/sz, bid px/sz)
+                pairs = last["levels"][:, :levels]
+                for offset, price, size in ((0, "ask_px", "ask_sz"), (2, "bid_px", "bid_sz")):
+                    quoted = (pairs[price] != UNDEF_PRICE) & (pairs[size] > 0)
+                    by_level[..., offset] = np.where(quoted, pairs[price] * PRICE_SCALE, np.nan)
+                    by_level[..., offset + 1] = np.where(quoted, pairs[size], np.nan)
+                values = by_level.reshape(len(last), 4 * levels)
+                crossed += int(np.sum(values[:, 2] >= values[:, 0]))
+                events += len(last)
+                yield index, last["ts_recv"].astype(np.int64), values
+    stats.update(events=events, crossed_events=crossed)
+
+
+# -------------------------------------------------------------------------------------------------- Bitstamp
+
+
+def bitstamp_rows(
+    frame: Any,
+    units: np.ndarray,
+    times: np.ndarray,
+    ends: np.ndarray,
+    levels: int,
+    uncross: bool,
+    stats: dict[str, Any],
+    source: str,
+    file_rows: Sequence[int] | None = None,
+    chunk: int = CHUNK,
+) -> BookRows:
+    """A Bitstamp order stream, as :func:`~dilated.data._bitstamp.read_order_stream` prepared it (the frame of checked
+    rows, the volumes in satoshi ``(rows,)``, the event times ``(rows,)`` in ms, each event's last row ``(events,)``
+    and the rows of each file, default one file), replayed on the compiled engine."""
+    import pandas as pd
+
+    ids = frame["id"]
+    order_id = ids.to_numpy(np.int64) if pd.api.types.is_integer_dtype(ids) else pd.factorize(ids)[0].astype(np.int64)
+    action = frame["action"].to_numpy()
+    codes = np.where(action == "deleted", engine.BS_DELETED, np.where(action == "changed", engine.BS_CHANGED, 0))
+    side = np.where(frame["direction"].to_numpy() == "ask", engine.ASK, engine.BID)
+    price = frame["price"].to_numpy(np.float64)
+    arrays = (times.astype(np.int64), order_id, codes.astype(np.int64), side.astype(np.int64), price, units)
+    file_of = np.searchsorted(np.cumsum(file_rows if file_rows is not None else [len(frame)]), ends, side="right")
+    chunks = _bitstamp_chunks(arrays, ends, file_of, check_levels(levels), uncross, stats, chunk)
+    return BookRows(source, "bitstamp", levels, chunks, stats)
+
+
+def _bitstamp_chunks(
+    arrays: tuple[np.ndarray, ...],
+    ends: np.ndarray,
+    file_of: np.ndarray,
+    levels: int,
+    uncross: bool,
+    stats: dict[str, Any],
+    chunk: int,
+) -> Iterator[Piece]:
+    """The rows, a chunk of events at a time, never across files (``file_of``: each event's file, ``(events,)``)."""
+    book = engine.OrderBookArrays(np.float64)
+    first_event, first_row = 0, 0
+    while first_event < len(ends):
+        last_event = max(int(np.searchsorted(ends, first_row + chunk, side="right")), first_event + 1)
+        last_event = min(last_event, _file_end(file_of, first_event))
+        stop = int(ends[last_event - 1]) + 1
+        times, order_id, action, side, price, units = (a[first_row:stop] for a in arrays)
+        events = last_event - first_event
+        book.reserve(stop - first_row)
+        out_ts, out_values = np.empty(events, np.int64), np.empty((events, 4 * levels))
+        engine.bitstamp_chunk(
+            ends[first_event:last_event] - first_row,
+            times,
+            order_id,
+            action,
+            side,
+            price,
+            units,
+            uncross,
+            *book.book_arrays(),
+            levels,
+            SATOSHI,
+            out_ts,
+            out_values,
+        )
+        yield int(file_of[first_event]), out_ts, out_values
+        first_event, first_row = last_event, stop
+    counts = book.counts
+    stats.update(
+        unknown_deletes=int(counts[engine.BS_UNKNOWN_DELETES]),
+        unknown_changes=int(counts[engine.BS_UNKNOWN_CHANGES]),
+        uncross_events=int(counts[engine.BS_UNCROSS_EVENTS]),
+        uncross_orders=int(counts[engine.BS_UNCROSS_ORDERS]),
+        uncross_levels=int(counts[engine.BS_UNCROSS_LEVELS]),
+        uncross_volume=round(int(counts[engine.BS_UNCROSS_VOLUME]) * SATOSHI, 8),
+    )
+    _finish(stats, counts, len(ends))
+
+
+# --------------------------------------------------------------------------------------------------- Binance
+
+
+@dataclass
+class _Diffs:
+    """A Binance recording parsed: the first snapshot, and per depth diff its fields and its levels in order."""
+
+    snapshot: dict[str, Any] | None = None
+    ints: list[tuple[int, int, int, int, int]] = field(default_factory=list)  # E, U, u, pu (-1: spot), futures
+    where: list[tuple[int, int]] = field(default_factory=list)  # file index, line number
+    counts: list[int] = field(default_factory=list)  # bids, asks of each diff
+    levels: list[Any] = field(default_factory=list)  # [price, quantity] pairs, bids then asks of each diff
+
+
+def _parse_binance(paths: list[Path], stats: dict[str, Any]) -> _Diffs:
+    """Every line of the recordings, as :mod:`dilated.data._binance` reads them (orjson, the garbage collector
+    paused while millions of small lists are made: it would otherwise walk them again and again)."""
+    import gc
+    import gzip
+
+    import orjson
+
+    parsed, symbols = _Diffs(), set()
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for index, path in enumerate(paths):
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: no such file")
+            try:
+                raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+            except (OSError, EOFError) as error:
+                raise ValueError(f"{path}: not a Binance depth recording ({error})") from None
+            for number, line in enumerate(raw.splitlines(), start=1):
+                stats["lines"] += 1
+                stamp, _, text = line.partition(b" ")
+                if b"depthUpdate" not in text and b"lastUpdateId" not in text and stamp.isdigit():
+                    stats["other_messages"] += 1
+                    continue
+                try:
+                    int(stamp)
+                    message = orjson.loads(text)
+                except ValueError:
+                    raise ValueError(
+                        f"{path}:{number}: not a '<receive time ns> <json>' line of a Binance depth recording"
+                    ) from None
+                if "lastUpdateId" in message:
+                    stats["snapshots"] += 1
+                    parsed.snapshot = parsed.snapshot or message
+                    continue
+                data = message.get("data", message)
+                if data.get("e") != "depthUpdate":
+                    stats["other_messages"] += 1
+                    continue
+                symbols.add(data.get("s", ""))
+                stats["diffs_before_snapshot_line"] += parsed.snapshot is None
+                futures = "pu" in data
+                pu = int(data["pu"]) if futures else -1
+                parsed.ints.append((int(data["E"]), int(data["U"]), int(data["u"]), pu, futures))
+                parsed.where.append((index, number))
+                bids, asks = data["b"], data["a"]
+                parsed.counts += (len(bids), len(asks))
+                parsed.levels += bids
+                parsed.levels += asks
+    finally:
+        if collecting:
+            gc.enable()
+    check_stream(paths, symbols, parsed.snapshot is not None, len(parsed.ints))
+    return parsed
+
+
+def binance_rows(paths: Sequence[Path], levels: int, gaps: str, progress: bool = False, chunk: int = CHUNK) -> BookRows:
+    """Binance depth recordings replayed on the compiled engine (:func:`~dilated.data.binance_book`'s rules)."""
+    files = list(paths)
+    stats: dict[str, Any] = {"lines": 0, "snapshots": 0, "other_messages": 0, "diffs_before_snapshot_line": 0}
+    parsed = _parse_binance(files, stats)
+    chunks = _binance_chunks(files, parsed, check_levels(levels), gaps, stats, chunk)
+    return BookRows(describe_sources(files), "binance", levels, chunks, stats)
+
+
+def _binance_chunks(
+    paths: list[Path], parsed: _Diffs, levels: int, gaps: str, stats: dict[str, Any], chunk: int
+) -> Iterator[Piece]:
+
+    ints = np.array(parsed.ints, dtype=np.int64).reshape(-1, 5)
+    event_ms, first, final, previous_final, futures = ints.T
+    diffs = len(ints)
+    per_side = np.array(parsed.counts, dtype=np.int64)  # bids, asks of diff 0, then of diff 1, ...
+    offsets = np.concatenate([[0], np.cumsum(per_side.reshape(-1, 2).sum(axis=1))])
+    side = np.repeat(np.tile([engine.BID, engine.ASK], diffs), per_side)
+    price, size = np.array(parsed.levels, dtype=np.float64).reshape(-1, 2).T
+    snapshot = parsed.snapshot or {}
+    book_prices, book_sizes, n_side = _level_book(snapshot, len(price))
+    state = np.array([int(snapshot["lastUpdateId"]), 0, 0], dtype=np.int64)
+    counts = np.zeros(3, dtype=np.int64)
+    stats.update(diffs=diffs, older_than_snapshot=0, applied=0, gaps=0, first_gap=None)
+    file_of = np.array([file for file, _ in parsed.where], dtype=np.int64)  # each diff's file
+    start = 0
+    while start < diffs:
+        stop = min(start + chunk, _file_end(file_of, start))
+        out_ts, out_values = np.empty(stop - start, np.int64), np.empty((stop - start, 4 * levels))
+        rows, broken = engine.binance_chunk(
+            event_ms[start:stop],
+            first[start:stop],
+            final[start:stop],
+            previous_final[start:stop],
+            futures[start:stop],
+            offsets[start : stop + 1],
+            side,
+            price,
+            size,
+            state,
+            counts,
+            book_prices,
+            book_sizes,
+            n_side,
+            levels,
+            out_ts,
+            out_values,
+        )
+        yield int(file_of[start]), out_ts[:rows], out_values[:rows]
+        if broken >= 0:
+            d = start + broken
+            data = {"u": int(final[d]), **({"pu": int(previous_final[d])} if futures[d] else {})}
+            previous = int(state[engine.BN_PREVIOUS]) if state[engine.BN_STARTED] else None
+            reason = gap_reason(data, int(first[d]), previous, int(state[engine.BN_LAST_ID]))
+            assert reason is not None  # the kernel and gap_reason apply the same rules
+            file, line = parsed.where[d]
+            stats.update(older_than_snapshot=int(counts[engine.BN_OLDER]), applied=int(counts[engine.BN_APPLIED]))
+            note_gap(stats, f"{paths[file]}:{line}", reason, previous or int(state[engine.BN_LAST_ID]), gaps)
+            break
+        start = stop
+    stats.update(older_than_snapshot=int(counts[engine.BN_OLDER]), applied=int(counts[engine.BN_APPLIED]))
+    _finish(stats, counts, int(counts[engine.BN_APPLIED]))
+
+
+def _level_book(snapshot: dict[str, Any], updates: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A level book holding ``snapshot``'s bids and asks, with room for ``updates`` more levels per side:
+    prices and sizes ``(2, capacity)`` worst first, and the level count per side ``(2,)``."""
+    bids, asks = snapshot.get("bids", []), snapshot.get("asks", [])
+    pairs = np.array([*bids, *asks], dtype=np.float64).reshape(-1, 2)
+    capacity = len(pairs) + updates
+    prices, sizes, n_side = np.zeros((2, capacity)), np.zeros((2, capacity)), np.zeros(2, dtype=np.int64)
+    side = np.repeat([engine.BID, engine.ASK], [len(bids), len(asks)])
+    engine.set_levels(side, pairs[:, 0], pairs[:, 1], prices, sizes, n_side)
+    return prices, sizes, n_side

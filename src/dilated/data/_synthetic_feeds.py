@@ -1,0 +1,414 @@
+"""Synthetic market-data feeds in the real file formats, sized by message count: for tests and benchmarks of the
+book readers without real data.
+
+One simulated order flow (:func:`_simulate`, Numba) drives every format: orders arrive on either side of a
+mid price that walks in ticks, are partly or fully cancelled, modified (new price and size, losing their queue
+place), and filled by trades (Databento's T / F messages then the resting order's C). Every cancel, modify and
+fill refers to an order that is resting, so the lifecycle is consistent; ``edge_cases=True`` adds, at a small rate,
+what real feeds hold too: book clears (R), cancels of unknown orders, modifies of unknown orders (an add), and
+messages without a side.
+
+Formats (:func:`synthetic_feed`):
+- ``databento-mbo``: a DBN file (header encoded by ``databento-dbn``; records written with the MBO layout of
+  :mod:`dilated.data._dbn_records`, which tests check against ``databento-dbn``'s decoder), starting with a
+  snapshot (``F_SNAPSHOT``) of the book; ``.zst`` paths are zstd-compressed.
+- ``bitstamp``: an order-stream CSV (created / changed / deleted); trades show only as the resting order's change
+  or deletion, as on Bitstamp; with ``edge_cases`` some deletions are left out, so stale orders cross the book.
+- ``binance``: ``<ns> <json>`` lines: depth diffs of the aggregated levels (one per few messages), a REST snapshot
+  line after the diff that bridges it (two older diffs before it), and ``bookTicker`` lines between; futures-style
+  diffs (``pu``); with ``edge_cases`` one update id is skipped near the end (a gap).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+from numba import njit
+
+FEED_FORMATS = ("databento-mbo", "bitstamp", "binance")
+TICKS = 4096  # price ticks the simulated mid walks within
+_A, _B, _C, _F, _M, _N, _R, _T = (ord(c) for c in "ABCFMNRT")
+_LAST, _SNAPSHOT = 0x80, 0x20
+
+
+@njit(cache=True)
+def _best(totals: np.ndarray, side: int, start: int) -> int:
+    """The best tick of a side (0 ask: lowest; 1 bid: highest) at or beyond ``start``; TICKS / -1 when empty."""
+    if side == 0:
+        t = max(start, 0)
+        while t < TICKS and totals[0, t] == 0:
+            t += 1
+        return t
+    t = min(start, TICKS - 1)
+    while t >= 0 and totals[1, t] == 0:
+        t -= 1
+    return t
+
+
+@njit(cache=True)
+def _place(totals: np.ndarray, side: int) -> int:
+    """A tick for a new order of ``side``: at or behind its best, sometimes inside the spread; never crossing."""
+    ask, bid = _best(totals, 0, 0), _best(totals, 1, TICKS - 1)
+    if ask == TICKS and bid < 0:
+        ask, bid = TICKS // 2 + 1, TICKS // 2 - 1
+    elif ask == TICKS:
+        ask = bid + 2
+    elif bid < 0:
+        bid = ask - 2
+    if ask - bid > 1 and np.random.random() < 0.15:  # improve the best
+        return ask - 1 if side == 0 else bid + 1
+    distance = int(np.random.exponential(4.0))
+    t = ask + distance if side == 0 else bid - distance
+    return min(max(t, 1), TICKS - 2)
+
+
+@njit(cache=True)
+def _simulate(messages: int, seed: int, edge_cases: bool) -> tuple[np.ndarray, ...]:
+    """``messages`` MBO messages: ts (ns), action, side, order id, price tick, size, flags, and the order's size
+    left after it (``(messages,)`` each)."""
+    np.random.seed(seed)
+    ts, action, side = np.zeros(messages, np.int64), np.zeros(messages, np.uint8), np.zeros(messages, np.uint8)
+    order_id, tick, size = np.zeros(messages, np.int64), np.zeros(messages, np.int64), np.zeros(messages, np.int64)
+    flags, left = np.zeros(messages, np.uint8), np.zeros(messages, np.int64)
+    live_id, live_side, live_tick = (
+        np.zeros(messages, np.int64),
+        np.zeros(messages, np.int64),
+        np.zeros(messages, np.int64),
+    )
+    live_size = np.zeros(messages, np.int64)
+    totals = np.zeros((2, TICKS), np.int64)  # resting size per side (0 ask, 1 bid) and tick
+    live, next_id, now, m = 0, 1, 1_700_000_000_000_000_000, 0
+    snapshot = min(200, messages // 10)
+    codes = np.array([_A, _B], np.uint8)
+    while m < messages:
+        now += 1 + int(np.random.exponential(200_000.0))
+        u = np.random.random()
+        first = m
+        adds = 0.45 if live < 600 else 0.3
+        if m < snapshot or live < 20 or u < adds:  # a new order
+            sd = np.random.randint(0, 2)
+            t, q = _place(totals, sd), 1 + int(np.random.exponential(4.0))
+            live_id[live], live_side[live], live_tick[live], live_size[live] = next_id, sd, t, q
+            live += 1
+            totals[sd, t] += q
+            ts[m], action[m], side[m], order_id[m], tick[m], size[m], left[m] = now, _A, codes[sd], next_id, t, q, q
+            next_id += 1
+            m += 1
+        elif edge_cases and u > 0.995:  # the rare ones: a clear, an unknown cancel or modify, no side
+            kind = np.random.randint(0, 4)
+            t = _place(totals, 1)
+            ts[m], order_id[m], tick[m], size[m], left[m] = now, next_id, t, 1, 1
+            action[m] = (_R, _C, _M, _A)[kind]
+            side[m] = _N if kind == 0 or kind == 3 else _B
+            if kind == 0:
+                live = 0
+                totals[:] = 0
+            elif kind == 2:  # an M of an unknown order rests like an add
+                live_id[live], live_side[live], live_tick[live], live_size[live] = next_id, 1, t, 1
+                live += 1
+                totals[1, t] += 1
+            next_id += 1
+            m += 1
+        else:
+            if u < 0.85:  # cancel (part or all) or modify a random resting order
+                k = np.random.randint(0, live)
+            else:  # a trade: the aggressor takes (part of) the first order at the other side's best tick
+                sd = np.random.randint(0, 2)
+                best = _best(totals, sd, 0 if sd == 0 else TICKS - 1)
+                k = 0
+                while k < live - 1 and not (live_side[k] == sd and live_tick[k] == best):
+                    k += 1
+            oid, sd, t, q = live_id[k], live_side[k], live_tick[k], live_size[k]
+            totals[sd, t] -= q
+            if u < 0.72:
+                cut = q if np.random.random() < 0.7 else 1 + np.random.randint(0, q)
+                ts[m], action[m], side[m], order_id[m], tick[m], size[m], left[m] = (
+                    now,
+                    _C,
+                    codes[sd],
+                    oid,
+                    t,
+                    cut,
+                    q - cut,
+                )
+                q -= cut
+                m += 1
+            elif u < 0.85:
+                t, q = _place(totals, sd), 1 + int(np.random.exponential(4.0))
+                ts[m], action[m], side[m], order_id[m], tick[m], size[m], left[m] = now, _M, codes[sd], oid, t, q, q
+                m += 1
+            else:
+                fill = min(q, 1 + int(np.random.exponential(2.0)))
+                for step in range(3):  # T (the aggressor's side, no order id), F, then C of the resting order
+                    if m < messages:
+                        ts[m], action[m], tick[m], size[m], left[m] = now, (_T, _F, _C)[step], t, fill, q - fill
+                        side[m], order_id[m] = (codes[1 - sd], 0) if step == 0 else (codes[sd], oid)
+                        m += 1
+                q -= fill
+            live_tick[k], live_size[k] = t, q
+            totals[sd, t] += q
+            if q == 0:
+                live -= 1
+                live_id[k], live_side[k], live_tick[k], live_size[k] = (
+                    live_id[live],
+                    live_side[live],
+                    live_tick[live],
+                    live_size[live],
+                )
+        for j in range(first, m):
+            flags[j] = _SNAPSHOT if j < snapshot else 0
+        if m >= snapshot:  # a snapshot is one event: F_LAST on its last record only
+            flags[m - 1] |= _LAST
+    return ts, action, side, order_id, tick, size, flags, left
+
+
+@njit(cache=True)
+def _level_diffs(
+    action: np.ndarray,
+    side: np.ndarray,
+    order_id: np.ndarray,
+    tick: np.ndarray,
+    size: np.ndarray,
+    per_diff: int,
+    snapshot_diff: int,
+) -> tuple[np.ndarray, ...]:
+    """The simulated flow as aggregated depth diffs, one per ``per_diff`` messages: for every changed level its
+    diff, side (0 ask, 1 bid), tick and new total (0: gone); and the levels before diff ``snapshot_diff``."""
+    n = len(action)
+    totals = np.zeros((2, TICKS), np.int64)
+    seen = np.full((2, TICKS), -1, np.int64)
+    ids = np.max(order_id) + 1 if n else 1
+    o_side, o_tick, o_size = np.zeros(ids, np.int64), np.zeros(ids, np.int64), np.zeros(ids, np.int64)
+    out_diff, out_side = np.zeros(2 * n + 2 * TICKS, np.int64), np.zeros(2 * n + 2 * TICKS, np.int64)
+    out_tick = np.zeros(2 * n + 2 * TICKS, np.int64)
+    count = 0
+    snap_side, snap_tick, snap_qty = (
+        np.zeros(2 * TICKS, np.int64),
+        np.zeros(2 * TICKS, np.int64),
+        np.zeros(2 * TICKS, np.int64),
+    )
+    out_qty = np.zeros(2 * n + 2 * TICKS, np.int64)
+    snapped, start = 0, 0
+    for m in range(n):
+        d = m // per_diff
+        if m % per_diff == 0:  # the previous diff is complete: its levels' totals are final
+            for e in range(start, count):
+                out_qty[e] = totals[out_side[e], out_tick[e]]
+            start = count
+        if d == snapshot_diff and m % per_diff == 0:
+            for s in range(2):
+                for t in range(TICKS):
+                    if totals[s, t] > 0:
+                        snap_side[snapped], snap_tick[snapped], snap_qty[snapped] = s, t, totals[s, t]
+                        snapped += 1
+        a, oid = action[m], order_id[m]
+        if a == _R:
+            for s in range(2):
+                for t in range(TICKS):
+                    if totals[s, t] > 0 and seen[s, t] != d:
+                        seen[s, t] = d
+                        out_diff[count], out_side[count], out_tick[count] = d, s, t
+                        count += 1
+            totals[:] = 0
+            o_size[:] = 0
+            continue
+        if side[m] == _N or not (a == _A or a == _C or a == _M):
+            continue
+        if a == _C and o_size[oid] == 0:
+            continue  # an unknown order
+        if o_size[oid] > 0:  # its old place goes (a modify, or a cancel before it is put back smaller)
+            s, t = o_side[oid], o_tick[oid]
+            totals[s, t] -= o_size[oid]
+            if seen[s, t] != d:
+                seen[s, t] = d
+                out_diff[count], out_side[count], out_tick[count] = d, s, t
+                count += 1
+        if a == _C:
+            o_size[oid] -= size[m]
+            if o_size[oid] <= 0:
+                o_size[oid] = 0
+                continue
+            q, s, t = o_size[oid], o_side[oid], o_tick[oid]
+        else:
+            q, s, t = size[m], 0 if side[m] == _A else 1, tick[m]
+        o_side[oid], o_tick[oid], o_size[oid] = s, t, q
+        totals[s, t] += q
+        if seen[s, t] != d:
+            seen[s, t] = d
+            out_diff[count], out_side[count], out_tick[count] = d, s, t
+            count += 1
+    for e in range(start, count):
+        out_qty[e] = totals[out_side[e], out_tick[e]]
+    return (
+        out_diff[:count],
+        out_side[:count],
+        out_tick[:count],
+        out_qty[:count],
+        snap_side[:snapped],
+        snap_tick[:snapped],
+        snap_qty[:snapped],
+    )
+
+
+PRICE_BASE, PRICE_TICK = 4_000 * 10**9, 250_000_000  # Databento: ES-like, 0.25 points a tick (1e-9 units)
+
+
+def synthetic_feed(
+    format: str,
+    path: str | Path,
+    messages: int,
+    seed: int = 0,
+    edge_cases: bool = False,
+    per_diff: int = 8,
+    start: int | None = None,
+    symbol: str = "SYN",
+) -> Path:
+    """Write a synthetic feed of ``messages`` simulated order-flow messages (module notes) to ``path``.
+
+    Args:
+        format: ``databento-mbo`` (``.dbn`` or ``.dbn.zst``), ``bitstamp`` (CSV) or ``binance`` (text lines).
+        messages: MBO messages simulated; the Bitstamp file holds the book-changing ones (trades only as fills),
+            the Binance file one depth diff per ``per_diff`` of them.
+        edge_cases: add clears, unknown ids and sideless messages (module notes).
+        start: the receive time of the first message, ns since the epoch (default 2023-11-14 22:13:20 UTC).
+        symbol: the instrument's symbol (the DBN header's; Binance's is ``symbol + "USDT"``).
+
+    Returns: ``path``.
+    """
+    if format not in FEED_FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FEED_FORMATS)}; got {format!r}")
+    if messages < 1:
+        raise ValueError(f"messages must be >= 1; got {messages}")
+    ts, *rest = _simulate(int(messages), int(seed), bool(edge_cases))
+    flow = (ts if start is None else ts - ts[0] + int(start), *rest)
+    path = Path(path)
+    {"databento-mbo": _write_mbo, "bitstamp": _write_bitstamp, "binance": _write_binance}[format](
+        path, flow, edge_cases, per_diff, symbol
+    )
+    return path
+
+
+def _write_mbo(path: Path, flow: tuple[np.ndarray, ...], edge_cases: bool, per_diff: int, symbol: str) -> None:
+    import databento_dbn as dbn
+
+    from dilated.data._dbn_records import MBO_DTYPE, RTYPES
+
+    ts, action, side, order_id, tick, size, flags, _ = flow
+    header = dbn.Metadata(
+        dataset="GLBX.MDP3",
+        schema=cast(dbn.Schema, dbn.Schema.MBO),  # the stubs declare enum members as str
+        start=int(ts[0]),
+        stype_in=cast(dbn.SType, dbn.SType.RAW_SYMBOL),
+        stype_out=cast(dbn.SType, dbn.SType.INSTRUMENT_ID),
+        symbols=[symbol],
+        partial=[],
+        not_found=[],
+        mappings=[],
+    ).encode()
+    with open(path, "wb") as raw:
+        out: Any = raw
+        if path.suffix == ".zst":
+            import zstandard
+
+            out = zstandard.ZstdCompressor(level=3).stream_writer(raw, closefd=False)
+        out.write(header)
+        step = 1 << 20
+        for start in range(0, len(ts), step):
+            part = slice(start, start + step)
+            records = np.zeros(len(ts[part]), MBO_DTYPE)
+            records["length"], records["rtype"] = MBO_DTYPE.itemsize // 4, RTYPES["mbo"]
+            records["publisher_id"], records["instrument_id"] = 1, 1
+            records["ts_event"], records["ts_recv"] = ts[part] - 5_000, ts[part]
+            records["order_id"], records["price"] = order_id[part], PRICE_BASE + tick[part] * PRICE_TICK
+            records["size"], records["flags"] = size[part], flags[part]
+            records["action"], records["side"] = action[part], side[part]
+            records["sequence"] = np.arange(start, start + len(records))
+            out.write(records.tobytes())
+        if out is not raw:
+            out.close()
+
+
+def _write_bitstamp(path: Path, flow: tuple[np.ndarray, ...], edge_cases: bool, per_diff: int, symbol: str) -> None:
+    import pandas as pd
+
+    ts, action, side, order_id, tick, size, _, left = flow
+    booked = (side != _N) & ((action == _A) | (action == _M) | (action == _C))
+    if edge_cases:  # the feed misses some deletions: those orders stay, stale, until uncrossing removes them
+        rng = np.random.default_rng(int(ts[0]) % 2**32)
+        booked &= ~((action == _C) & (left == 0) & (rng.random(len(action)) < 0.02))
+    rows = np.flatnonzero(booked)
+    kind = np.where(action[rows] == _A, "created", np.where(left[rows] == 0, "deleted", "changed"))
+    volume = np.where(action[rows] == _C, left[rows], size[rows])  # the order's remaining volume
+    deleted = kind == "deleted"
+    volume = np.where(deleted, size[rows], volume)  # a deletion shows the volume it had
+    exchange = ts[rows] // 1_000_000
+    frame = pd.DataFrame(
+        {
+            "id": order_id[rows],
+            "timestamp": exchange + 40,
+            "exchange_timestamp": exchange,
+            "price": (60_000 + tick[rows]).astype(np.float64),
+            "volume": volume / 1000,
+            "action": kind,
+            "direction": np.where(side[rows] == _A, "ask", "bid"),
+        }
+    )
+    frame.to_csv(path, index=False, float_format="%.8f")
+
+
+def _write_binance(path: Path, flow: tuple[np.ndarray, ...], edge_cases: bool, per_diff: int, symbol: str) -> None:
+    import orjson
+
+    ts, action, side, order_id, tick, size, _, _ = flow
+    bounds_ms = [int(t) // 1_000_000 for t in ts[per_diff - 1 :: per_diff]] + [int(ts[-1]) // 1_000_000]
+    snapshot_diff = 3
+    diff, level_side, level_tick, qty, snap_side, snap_tick, snap_qty = _level_diffs(
+        action, side, order_id, tick, size, per_diff, snapshot_diff
+    )
+
+    def price(t: int) -> str:
+        return f"{60_000 + t // 10}.{t % 10}"
+
+    def pairs(mask: np.ndarray, ticks: np.ndarray, sizes: np.ndarray) -> list[list[str]]:
+        return [[price(t), str(q)] for t, q in zip(ticks[mask].tolist(), sizes[mask].tolist())]
+
+    bounds = np.searchsorted(diff, np.arange(diff[-1] + 2 if len(diff) else 1))
+    emitted = [d for d in range(len(bounds) - 1) if bounds[d + 1] > bounds[d]]  # Binance sends no empty diff
+    gap_at = int(0.9 * len(emitted)) if edge_cases and len(emitted) > 10 else -1
+    lines, u, last_id = [], 1_000, 0
+    for number, d in enumerate(emitted):
+        part = slice(bounds[d], bounds[d + 1])
+        lost = 3 if number == gap_at else 0
+        previous, first = u + lost, u + lost + 1
+        first, previous = int(first), int(previous)
+        u = first + int(bounds[d + 1] - bounds[d])  # u > U: a futures snapshot can sit inside the range
+        event_ms = bounds_ms[d]
+        data = {
+            "e": "depthUpdate",
+            "E": event_ms,
+            "T": event_ms,
+            "s": f"{symbol}USDT",
+            "U": first,
+            "u": u,
+            "pu": previous,
+            "b": pairs(level_side[part] == 1, level_tick[part], qty[part]),
+            "a": pairs(level_side[part] == 0, level_tick[part], qty[part]),
+        }
+        received = event_ms * 1_000_000 + 7_000_000
+        lines.append(f"{received} ".encode() + orjson.dumps({"stream": f"{symbol.lower()}usdt@depth", "data": data}))
+        if d >= snapshot_diff and not last_id:  # the REST reply arrives after the diff that bridges it
+            last_id = first
+            rest = {
+                "lastUpdateId": last_id,
+                "bids": pairs(snap_side == 1, snap_tick, snap_qty),
+                "asks": pairs(snap_side == 0, snap_tick, snap_qty),
+            }
+            lines.append(f"{received} ".encode() + orjson.dumps(rest))
+        if number % 3 == 2:
+            ticker = {"e": "bookTicker", "u": u, "s": f"{symbol}USDT", "b": "1", "B": "1", "a": "2", "A": "1"}
+            lines.append(
+                f"{received} ".encode() + orjson.dumps({"stream": f"{symbol.lower()}usdt@bookTicker", "data": ticker})
+            )
+    path.write_bytes(b"\n".join(lines) + b"\n")

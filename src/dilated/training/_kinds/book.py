@@ -1,0 +1,133 @@
+"""``book``: a Parquet order book of ``dilated data convert`` (:func:`dilated.data.book_splits`: smoothed mid-price
+labels, chronological parts with a gap of window + horizon events, z-scores of the training part); an event is a
+book row's first ``levels`` levels (4 values each, prices in currency units), empty deeper levels filled as training
+fills them. Training serves no window holding a one-sided or crossed book: such events are unusable."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from dilated import data
+from dilated.training._kinds.base import FRACTIONS_HELP, DataSource, Feed, Splits, data_kind, lob_task, shape_of
+from dilated.training._schema import option
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from dilated.data import Book
+    from dilated.training._metric_table import TaskKind
+    from dilated.training._objective import Task
+
+
+@data_kind
+@dataclass(frozen=True)
+class BookData(DataSource):
+    """A Parquet order book written by ``dilated data convert``: FI-2010-style features, smoothed mid-price labels."""
+
+    kind: ClassVar[str] = "book"
+    path: str = option(help="a Parquet book (dilated data convert)")
+    levels: int = option(10, "book levels used as features (4 per level)")
+    window: int = option(100, "events per input window")
+    horizon: int = option(10, "label horizon k in events")
+    threshold: float | None = option(
+        None, "label threshold on the smoothed change; null: a third of the training labels stationary"
+    )
+    smoothing: Literal["future", "past"] = option(
+        "future", "label rule: mean of the next k mids vs the current (future) or vs the mean of the past k (past)"
+    )
+    fractions: tuple[float, ...] = option((0.7, 0.15, 0.15), FRACTIONS_HELP)
+    stride: int = option(1, "serve window ends at multiples of this many events only")
+    start: str | None = option(None, "first event time kept (ISO, UTC), e.g. the session open")
+    end: str | None = option(None, "events before this time are kept (ISO, UTC)")
+
+    @property
+    def task_kind(self) -> TaskKind:
+        return "classification"
+
+    def build(self, stats: dict[str, Any] | None, progress: bool) -> Splits:
+        import numpy as np
+
+        parts = data.book_splits(
+            self.path,
+            levels=self.levels,
+            window=self.window,
+            horizon=self.horizon,
+            threshold=self.threshold,
+            smoothing=self.smoothing,
+            fractions=tuple(float(f) for f in self.fractions),
+            stride=self.stride,
+            start=self.start,
+            end=self.end,
+            zscore=None if stats is None else data.ZScore(np.array(stats["mean"]), np.array(stats["std"])),  # a run's
+        )
+        channels, length = shape_of(parts.train)
+        info = {k: v for k, v in parts.info.items() if k != "zscore"} | {"normalisation": parts.info["zscore"]}
+        return Splits(parts.train, parts.val, parts.test, lob_task(), channels, length, parts.full, info)
+
+    @property
+    def normalises(self) -> bool:
+        return True
+
+    def as_trained(self, info: Mapping[str, Any]) -> BookData:
+        """The run's label threshold (balanced on its training part where the config left it null)."""
+        return dataclasses.replace(self, threshold=float(info["threshold"]))
+
+    def run_task(self, info: Mapping[str, Any]) -> Task:
+        return lob_task()
+
+    def read_events(self, source: Any, by: str | None) -> dict[Hashable, Feed]:
+        """``source``: a Parquet book or a :class:`~dilated.data.Book` (None: the section's book between its
+        ``start`` and ``end``, the rows of ``dilated predict``). Labelled with ``threshold`` (a run's: :meth:`as_trained`);
+        unlabelled where it is null."""
+        import torch
+
+        if by is not None:
+            raise ValueError(f"--by {by}: one book file holds one instrument; --by splits table files")
+        book = self._book(source)
+        features = data.fill_book_levels(book.values)  # (events, 4 * levels)
+        raw = torch.from_numpy(features.T.copy())  # (4 * levels, events) float64
+        usable = torch.from_numpy(~_unusable(book, features))
+        if self.threshold is None:  # no threshold to label with
+            return {None: Feed(raw, torch.arange(len(book)), usable=usable)}
+        labels = torch.from_numpy(data.book_labels(book, self.horizon, self.threshold, self.smoothing))
+        return {None: Feed(raw, torch.arange(len(book)), labels, labels >= 0, usable)}
+
+    def _book(self, source: Any) -> Book:
+        """The section's levels of a Book, a Parquet book or (None) the section's own book."""
+        if isinstance(source, data.Book):
+            book, name = source, source.source or "the book"
+        elif source is not None:
+            book, name = data.read_book(source), str(source)
+        else:
+            book, name = data.select_events(data.read_book(self.path), self.start, self.end), self.path
+        if book.levels < self.levels:
+            raise ValueError(
+                f"{name}: the book holds {book.levels} levels per side; the run was trained on "
+                f"{self.levels}: convert it with `dilated data convert --levels {self.levels}`"
+            )
+        return data.Book(book.ts, book.values[:, : 4 * self.levels], str(name))
+
+    def prepare(self, rows: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
+        """Empty deeper levels filled."""
+        return data.fill_book_levels(rows.reshape(-1, rows.shape[-1])).reshape(rows.shape)
+
+    def unusable(self, rows: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        flat = rows.reshape(-1, rows.shape[-1])
+        return _unusable(data.Book(np.zeros(len(flat), dtype=np.int64), flat), flat).reshape(rows.shape[:-1])
+
+    @property
+    def event_features(self) -> str:
+        return f"book, {self.levels} levels x ask price, ask size, bid price, bid size"
+
+
+def _unusable(book: Book, features: np.ndarray) -> np.ndarray:
+    """``(events,)`` bool: one-sided, crossed (training serves no window holding them), or a price level without a
+    size after filling (no feature to z-score)."""
+    import numpy as np
+
+    return ~data.usable_events(book) | ~np.isfinite(features).all(axis=1)
