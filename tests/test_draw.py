@@ -8,6 +8,7 @@ import sys
 from xml.etree import ElementTree
 
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -285,3 +286,16 @@ def test_cli_draw_errors_are_one_line(tmp_path, capsys):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("dilated: error: unknown target 'no-such-target'")
     assert not list(tmp_path.iterdir())
+
+
+class _HandDelay(nn.Module):
+    """A one-step delay written as a cat along time: causal, but not followed (its steps read different paths)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x[..., :1], x[..., :-1]], -1)
+
+
+def test_a_model_of_unknown_causality_says_so_in_the_title(tmp_path):
+    diagram = draw(nn.Sequential(Conv1d(1, 2, 3), _HandDelay()), 16, path=tmp_path / "delay.png")
+    assert [row.label for row in diagram.rows] == ["input", "0: Conv1d"]
+    assert diagram.title.splitlines()[-1].startswith("Causal: unknown (layer 1 is not followed: 1: its steps read")

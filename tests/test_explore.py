@@ -337,3 +337,14 @@ def test_cli_writes_the_page(tmp_path, capsys):
     )
     assert state == target_state(resolve_target("tcn"))
     assert page(state) == (tmp_path / "t.html").read_text()
+
+
+def test_the_page_state_carries_the_causality_line():
+    class HandDelay(nn.Module):  # a one-step delay as a cat along time: causal, but not followed
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.cat([x[..., :1], x[..., :-1]], -1)
+
+    model = nn.Sequential(nn.Conv1d(1, 2, 3, padding=2), HandDelay())
+    state = stack_state(summary(model, (1, 20)), "m", (1, 20))
+    assert state["notes"][-1].startswith("Causal: unknown (layer 1 is not followed")
+    assert json.dumps(state["notes"][-1]) in page(state)

@@ -124,3 +124,43 @@ def test_keras_nested_sequential_is_analysed_inside_and_a_subclass_is_measured()
     x = keras.Input((64, 2))
     rf = receptive_field(keras.Model(x, Reversed(4, 3, padding="causal")(x)))
     assert rf.measured and rf.causal is False and "not a Keras layer class" in rf.unfollowed
+
+
+def test_keras_layer_of_a_nested_model_is_probed_by_its_outer_inner_name():
+    keras = pytest.importorskip("keras")
+
+    class Plain(keras.layers.Conv1D):
+        """A subclass that changes nothing: not followed, so measured inside the nested model."""
+
+    inner = keras.Sequential(
+        [keras.Input((None, 4)), keras.layers.Conv1D(4, 3, padding="causal"), Plain(4, 3, padding="causal")],
+        name="inner",
+    )
+    x = keras.Input((64, 2))
+    rf = receptive_field(keras.Model(x, inner(keras.layers.Conv1D(4, 1)(x))))
+    row = next(r for r in rf.layers if r.name == "inner.plain")
+    assert (row.measured, row.size, row.causal) == (True, 5, "unknown")
+    assert rf.causality.startswith("Causal: unknown (layer inner.plain is not followed")
+
+
+class _HandDelay(nn.Module):
+    """A one-step delay written as a cat along time: causal, but not followed (its steps read different paths)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x[..., :1], x[..., :-1]], -1)
+
+
+def test_a_field_still_growing_at_the_cap_is_at_least_its_size():
+    """A cumsum after a measured layer: the probe doubles the input up to 8192 steps and reports ">=" there."""
+    model = nn.Sequential(nn.Conv1d(1, 1, 1), _HandDelay(), After(lambda x: x.cumsum(-1)))
+    rf = receptive_field(model, (1, LENGTH))
+    assert rf.measured and rf.at_least and rf.size == 4096 and rf.causal == "unknown"
+    assert "Receptive field: at least 4096 input steps" in str(dilated.summary(model, (1, LENGTH)))
+
+
+def test_a_probe_lengthens_only_when_a_number_needs_it():
+    probe = probe_receptive_field(nn.Conv1d(1, 1, 5, padding=2), (1, LENGTH))
+    assert probe.steps(16) == tuple(range(14, 19)) and "_lengthened" not in probe.__dict__
+    assert (probe.size, probe.longer, probe.at_least) == (5, None, False)  # the middle field does not reach an end
+    cumsum = probe_receptive_field(After(lambda x: x.cumsum(-1)), (1, LENGTH))
+    assert cumsum.steps(16) == tuple(range(17)) and cumsum.at_least and cumsum.longer.input_length == 8192

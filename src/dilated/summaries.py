@@ -234,11 +234,16 @@ def render(s: Summary) -> str:
     if s.receptive_field > s.input_length:
         out.append(
             f" WARNING: the input ({s.input_length} steps) is shorter than the receptive field "
-            f"({s.receptive_field}); outputs see zero padding instead of history. Feed at least "
+            f"({_bound(s)}{s.receptive_field}); outputs see zero padding instead of history. Feed at least "
             f"{s.receptive_field} steps."
         )
     out += [f" {note}" for note in s.notes]
     return "\n".join(out)
+
+
+def _bound(s: Summary) -> str:
+    """``"at least "`` where the measured field was still growing on the longest input the probe tried."""
+    return "at least " if s.field is not None and s.field.at_least else ""
 
 
 def _field_line(s: Summary) -> str:
@@ -248,7 +253,7 @@ def _field_line(s: Summary) -> str:
     first_global = first_past or first_whole
     if rf is None or first_global is None or not (rf.whole_input or rf.past or rf.size is None):
         holes = f"; {rf.fed} of them feed each output" if rf is not None and rf.holes else ""
-        return f" Receptive field: {s.receptive_field} input steps (input length {s.input_length}){holes}"
+        return f" Receptive field: {_bound(s)}{s.receptive_field} input steps (input length {s.input_length}){holes}"
     local = [
         row.receptive_field
         for row in s.layers[: s.layers.index(first_global)]

@@ -17,15 +17,19 @@ that does not grow with the input, so its cost is linear in the input length:
 
 Both only ever find real dependencies; together, with such weights, they find all of them. Where the middle output
 step's field reaches an end of the input, the input is lengthened (doubled) until the field stops growing, up to
-:data:`LENGTH_CAP` steps, beyond which the field is reported as "at least" its size there (a cumsum, an RNN).
+:data:`LENGTH_CAP` steps, beyond which the field is reported as "at least" its size there (a cumsum, an RNN). The
+lengthening runs only when a number that needs it is read (``size``, ``start``, ``causal``, ``at_least``), and on
+the longer inputs only the steps around the middle are measured: comparing steps on the input given costs one
+measurement.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from functools import cached_property
 
 import torch
 from torch import nn
@@ -48,17 +52,30 @@ class Probe:
 
     ``axis`` is the output's time axis (``None``: it has none, and ``fed[-1]`` is what the whole output depends
     on); ``fed[t]`` lists the input steps output step ``t`` depends on, for the steps measured (the first, the
-    last, those around the middle and some spread out). ``longer`` is the same measured on the longest input the
-    probe lengthened to (where the middle step's field reached an end of this one), and ``at_least`` says the field
-    was still growing at :data:`LENGTH_CAP` steps.
+    last, those around the middle and some spread out). ``longer`` is the steps around the middle measured on the
+    longest input the probe lengthened to (where the middle step's field reached an end of this one; measured when
+    first read), and ``at_least`` says the field was still growing at :data:`LENGTH_CAP` steps.
     """
 
     input_length: int
     output_shape: tuple[int, ...]
     axis: int | None
     fed: dict[int, tuple[int, ...]]
-    longer: Probe | None = None
-    at_least: bool = False
+    lengthen: Callable[[Probe], tuple[Probe | None, bool]] | None = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def _lengthened(self) -> tuple[Probe | None, bool]:
+        return self.lengthen(self) if self.lengthen is not None else (None, False)
+
+    @property
+    def longer(self) -> Probe | None:
+        """The steps around the middle, measured on the longest input probed (``None``: this one was enough)."""
+        return self._lengthened[0]
+
+    @property
+    def at_least(self) -> bool:
+        """Whether the field was still growing on an input of :data:`LENGTH_CAP` steps (its size is a bound)."""
+        return self._lengthened[1]
 
     @property
     def length(self) -> int:
@@ -108,7 +125,7 @@ class Probe:
                 common = max(set(shifts), key=shifts.count) if shifts else None
                 if common is not None and shifts.count(common) >= share * len(shifts):
                     return Fraction(common, period)
-        lo, hi = 0, self.length - 1  # fields wider than the input: the newest steps still move
+        lo, hi = min(self.fed), max(self.fed)  # fields wider than the input: the newest steps still move
         if hi == lo or not self.fed[lo] or not self.fed[hi]:
             return Fraction(1)
         return Fraction(self.fed[hi][-1] - self.fed[lo][-1], hi - lo)
@@ -207,27 +224,41 @@ def probe_function(
     see the module docstring."""
     shape = (1, *(int(n) for n in input_shape))
     time_axis = time_axis % len(shape)
-    probe = measure(run, shape, time_axis, seed)
-    longer, length = probe, shape[time_axis]
-    while longer.clipped and not longer.whole_input and length < LENGTH_CAP:
-        length = min(2 * length, LENGTH_CAP)
-        try:
-            wider = measure(run, (*shape[:time_axis], length, *shape[time_axis + 1 :]), time_axis, seed)
-        except (RuntimeError, ValueError):  # a model of one input length (a linear map over time)
-            break
-        grew = wider.size > longer.size
-        longer = wider
-        if not grew:
-            break
-    else:
-        if longer is not probe and longer.clipped:
-            return replace(probe, longer=longer, at_least=True)
-    return replace(probe, longer=longer) if longer is not probe else probe
+
+    def lengthen(probe: Probe) -> tuple[Probe | None, bool]:
+        """The middle steps on inputs doubled while the middle field reaches an end and grows; whether it was
+        still growing at the cap."""
+        longer, length, growing = probe, shape[time_axis], False
+        while longer.clipped and not longer.whole_input and length < LENGTH_CAP:
+            length = min(2 * length, LENGTH_CAP)
+            try:
+                wider = measure(run, (*shape[:time_axis], length, *shape[time_axis + 1 :]), time_axis, seed, True)
+            except (RuntimeError, ValueError):  # a model of one input length (a linear map over time)
+                break
+            growing = _span(wider) > _span(longer)  # not .size: this probe's own would lengthen it again
+            longer = wider
+            if not growing:
+                break
+        return (None if longer is probe else longer), growing and longer.clipped
+
+    return replace(measure(run, shape, time_axis, seed), lengthen=lengthen)
 
 
-def measure(run: Callable[[torch.Tensor], torch.Tensor], shape: tuple[int, ...], time_axis: int, seed: int) -> Probe:
+def _span(probe: Probe) -> int:
+    """The span of the middle step's field on the probe's own input."""
+    steps = probe.steps()
+    return steps[-1] - steps[0] + 1 if steps else 0
+
+
+def measure(
+    run: Callable[[torch.Tensor], torch.Tensor],
+    shape: tuple[int, ...],
+    time_axis: int,
+    seed: int,
+    middle_only: bool = False,
+) -> Probe:
     """One measurement on inputs of ``shape`` (batch 1, time on ``time_axis``): the output's time axis, then the
-    fields of the output steps measured (see the module docstring)."""
+    fields of the output steps measured (see the module docstring; ``middle_only``: those around the middle)."""
     generator = torch.Generator().manual_seed(seed)
     length = shape[time_axis]
     x0 = 0.5 + torch.rand(shape, generator=generator, dtype=torch.float64)
@@ -236,16 +267,16 @@ def measure(run: Callable[[torch.Tensor], torch.Tensor], shape: tuple[int, ...],
     out_shape = tuple(base.shape[1:])
     spread = sorted({round(i * (length - 1) / max(1, min(length, SPREAD) - 1)) for i in range(min(length, SPREAD))})
     axis = _output_axis(_perturbed(run, x0, base, [[s] for s in spread], time_axis))
-    targets = _targets(out_shape[axis]) if axis is not None else [-1]
+    targets = _targets(out_shape[axis], middle_only) if axis is not None else [-1]
     inputs = torch.cat([x0, 0.5 + torch.rand((TRIALS - 1, *shape[1:]), generator=generator, dtype=torch.float64)])
     weights = torch.rand(base.shape, generator=generator, dtype=torch.float64) + 0.5
     fed = _gradients(run, inputs, axis, targets, time_axis, weights)
     residues = min(length, RESIDUES)
     groups = [list(range(j, length, residues)) for j in range(residues)]
     changed = _per_step(_perturbed(run, x0, base, groups, time_axis), axis)  # (residue, output step)
-    missed = sorted(
-        {j for t in targets for j in range(residues) if changed[j, t] and all(s % residues != j for s in fed[t])}
-    )
+    found = {t: {s % residues for s in fed[t]} for t in targets}
+    hit = changed.tolist()
+    missed = sorted({j for t in targets for j in range(residues) if hit[j][t] and j not in found[t]})
     alone = [s for j in missed for s in groups[j]]
     if alone:
         hits = _per_step(_perturbed(run, x0, base, [[s] for s in alone], time_axis), axis)
@@ -254,12 +285,14 @@ def measure(run: Callable[[torch.Tensor], torch.Tensor], shape: tuple[int, ...],
     return Probe(length, out_shape, axis, {t: tuple(sorted(s)) for t, s in fed.items()})
 
 
-def _targets(steps: int) -> list[int]:
+def _targets(steps: int, middle_only: bool = False) -> list[int]:
     """The output steps measured: all of a short output; else the first and last eight, sixteen around the
-    middle and sixteen spread out."""
+    middle and sixteen spread out (``middle_only``: the seventeen around the middle)."""
+    middle = steps // 2
+    if middle_only:
+        return list(range(max(0, middle - 8), min(steps, middle + 9)))
     if steps <= ALL_STEPS:
         return list(range(steps))
-    middle = steps // 2
     chosen = {*range(8), *range(steps - 8, steps), *range(middle - 8, middle + 9)}
     chosen |= {round(i * (steps - 1) / 15) for i in range(16)}
     return sorted(chosen)

@@ -259,7 +259,7 @@ def foreign_measure(reader: ModelReader, model: Any, input_shape: Sequence[int] 
     probes: dict[str | None, Probe] = {}
 
     def measure(node: Node) -> Probe:
-        key = None if node.module is None else node.module.name
+        key = None if node.module is None else node.name  # a nested model's layer: "outer.inner"
         if key not in probes:
             run, shape = reader.probe_function(model, input_shape, layer=key)
             probes[key] = probe_function(run, shape, time_axis=1)

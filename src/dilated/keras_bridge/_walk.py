@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -416,7 +416,7 @@ def _keras_float64(keras: Any, model: Any, seed: int) -> Any:
 
     # the model is already in memory (not read from a file), so rebuilding its own Lambda layers runs no new code
     with SafeModeScope(False):
-        shadow = keras.models.clone_model(functional(model), clone_function=clone)
+        shadow = keras.models.clone_model(functional(model), clone_function=clone, recursive=True)
     rng = np.random.default_rng(seed)
     for w in shadow.weights:
         shape = tuple(int(n) for n in w.shape)
@@ -433,10 +433,25 @@ def keras_probe_function(
     keras = import_keras()
     time, channels = keras_input_shape(model, input_shape)
     shadow = _keras_float64(keras, model, seed)
-    shadow = keras.Model(shadow.inputs, shadow.get_layer(layer).output if layer is not None else shadow.outputs[0])
+    part = _output_of(keras, shadow, layer) if layer is not None else keras.Model(shadow.inputs, shadow.outputs[0])
 
     def run(x: torch.Tensor) -> torch.Tensor:
-        out = shadow([x])
+        out = part([x])
         return out[0] if isinstance(out, list | tuple) else out
 
     return run, (time, channels)
+
+
+def _output_of(keras: Any, model: Any, name: str) -> Callable[[list[Any]], Any]:
+    """A function of ``model``'s inputs returning the output of its layer ``name``; a layer of a nested model is
+    named ``outer.inner`` (as the graph names it), reached through the nested model's input in the outer graph."""
+    fn = functional(model)
+    layers = {layer.name: layer for layer in fn.layers}
+    if name in layers:
+        return cast(Callable[[list[Any]], Any], keras.Model(fn.inputs, layers[name].output))
+    for outer, layer in layers.items():
+        if is_keras_model(layer) and name.startswith(outer + "."):
+            feed = keras.Model(fn.inputs, layer.input)  # the nested model's input in this graph
+            rest = _output_of(keras, layer, name[len(outer) + 1 :])
+            return lambda x: rest([feed(x)])
+    raise ValueError(f"no layer named {name!r} in the Keras model; nested models' layers are named outer.inner")
