@@ -8,7 +8,6 @@ import sys
 from xml.etree import ElementTree
 
 import pytest
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -19,6 +18,7 @@ from dilated.cli import main
 from dilated.diagrams import MAX_STEPS, compare, draw, layout
 from dilated.geometry import Layer, LayerKind, Padding, Semantics, causal_stack, dependencies, stack_geometry
 from dilated.layers import Conv1d, Dense
+from helpers import HandDelay
 
 PADDINGS = st.one_of(
     st.sampled_from(["valid", "same", "causal"]), st.integers(0, 3), st.tuples(st.integers(0, 4), st.integers(0, 4))
@@ -288,14 +288,7 @@ def test_cli_draw_errors_are_one_line(tmp_path, capsys):
     assert not list(tmp_path.iterdir())
 
 
-class _HandDelay(nn.Module):
-    """A one-step delay written as a cat along time: causal, but not followed (its steps read different paths)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([x[..., :1], x[..., :-1]], -1)
-
-
 def test_a_model_of_unknown_causality_says_so_in_the_title(tmp_path):
-    diagram = draw(nn.Sequential(Conv1d(1, 2, 3), _HandDelay()), 16, path=tmp_path / "delay.png")
+    diagram = draw(nn.Sequential(Conv1d(1, 2, 3), HandDelay()), 16, path=tmp_path / "delay.png")
     assert [row.label for row in diagram.rows] == ["input", "0: Conv1d"]
     assert diagram.title.splitlines()[-1].startswith("Causal: unknown (layer 1 is not followed: 1: its steps read")

@@ -51,7 +51,7 @@ from dilated.training import TrainConfig, apply_overrides, check_finite
 from dilated.training._checkpoints import load_checkpoint, save_checkpoint
 from dilated.training._config import demo_config_path
 from dilated.training._runs import RunDir
-from helpers import prices_table, untrained_run
+from helpers import HandDelay, prices_table, untrained_run
 
 DOC = Path(__file__).parent.parent / "docs" / "errors.md"
 
@@ -185,13 +185,6 @@ class _Spectrum(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.fft.rfft(x, dim=-1).abs()
-
-
-class _HandDelay(torch.nn.Module):
-    """A one-step delay written as a cat along time: causal, but not followed (steps read different paths)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([x[..., :1], x[..., :-1]], -1)
 
 
 class _Quantised(torch.nn.Module):
@@ -356,7 +349,7 @@ CASES: dict[str, Callable[[Path], object]] = {
     "rf-keras-shape": lambda _: dilated.receptive_field(_any_length_keras(), (3, 64)),
     "rf-measured-steps": lambda _: dilated.receptive_field(_Spectrum(), (1, 32)).steps(0),
     "rf-probe-disagrees": lambda _: dilated.receptive_field(_Quantised(), (1, 32), probe=True),
-    "rf-unfollowed": lambda _: first_noncausal_layer(torch.nn.Sequential(Conv1d(1, 1, 2), _HandDelay()), (1, 32)),
+    "rf-unfollowed": lambda _: first_noncausal_layer(torch.nn.Sequential(Conv1d(1, 1, 2), HandDelay()), (1, 32)),
     "rf-probe-step": lambda _: dilated.probe_receptive_field(Conv1d(1, 1, 2), (1, 200)).steps(50),
     "rf-probe-module": lambda _: dilated.probe_receptive_field(Conv1d(1, 1, 2), (1, 8), module="decoder"),
     "rf-draw-nothing": lambda tmp: dilated.draw(

@@ -9,6 +9,7 @@ from torch import nn
 
 import dilated
 from dilated.analysis import first_noncausal_layer, probe_receptive_field, receptive_field
+from helpers import HandDelay
 
 LENGTH = 32
 
@@ -143,16 +144,9 @@ def test_keras_layer_of_a_nested_model_is_probed_by_its_outer_inner_name():
     assert rf.causality.startswith("Causal: unknown (layer inner.plain is not followed")
 
 
-class _HandDelay(nn.Module):
-    """A one-step delay written as a cat along time: causal, but not followed (its steps read different paths)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([x[..., :1], x[..., :-1]], -1)
-
-
 def test_a_field_still_growing_at_the_cap_is_at_least_its_size():
     """A cumsum after a measured layer: the probe doubles the input up to 8192 steps and reports ">=" there."""
-    model = nn.Sequential(nn.Conv1d(1, 1, 1), _HandDelay(), After(lambda x: x.cumsum(-1)))
+    model = nn.Sequential(nn.Conv1d(1, 1, 1), HandDelay(), After(lambda x: x.cumsum(-1)))
     rf = receptive_field(model, (1, LENGTH))
     assert rf.measured and rf.at_least and rf.size == 4096 and rf.causal == "unknown"
     assert "Receptive field: at least 4096 input steps" in str(dilated.summary(model, (1, LENGTH)))
