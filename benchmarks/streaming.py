@@ -48,6 +48,7 @@ from dilated.models import build_model
 from dilated.models._blocks import TemporalBlock
 from dilated.models._mulaw import one_hot
 from dilated.streaming import EagerStream, FastStream, StepFunction
+from dilated.streaming._verify import check_lengths
 from streaming_helpers import LocuslabTCN
 
 
@@ -101,9 +102,9 @@ def pytorch_tcn_twin(model: nn.Module, channels: int, levels: int, kernel_size: 
 
 def check_cost(model: nn.Module, x_t: torch.Tensor, repeats: int) -> tuple[float, float, int]:
     """Milliseconds of the construction check (a stream built with and without it) and of one offline forward of
-    the checked length."""
+    the longest checked input."""
     verified = EagerStream(model, 1)
-    length = 1 + sum(layer.history for layer in verified.convs.values()) + 8  # as EagerStream.prepare checks
+    length = max(check_lengths(1 + sum(layer.history for layer in verified.convs.values())))  # as prepare checks
     window = torch.randn(1, x_t.shape[1], length)
 
     def forward() -> None:
@@ -268,7 +269,7 @@ def main() -> None:
     )
 
     # -- the construction check ------------------------------------------------------------------------------------
-    print("\nConstruction check (the stream against the model's forward, one receptive field + 8 steps):")
+    print("\nConstruction check (the stream against the model's forward; its longest input, max(4 x field, 512)):")
     for name, model in (("TCN 10x32 k=2", tcn), ("locuslab-style TCN", locuslab), ("pytorch-tcn TCN", theirs)):
         check_ms, forward_ms, length = check_cost(model, torch.randn(1, channels), max(3, args.repeats // 2))
         print(

@@ -69,6 +69,21 @@ def synthetic_book(events: int = 3000, seed: int = 0) -> Book:
     return Book(np.arange(events, dtype=np.int64) * 10**6, values, "synthetic", "test")
 
 
+def book_dataset(root: Path, instrument: str, days: int, events: int, seed: int = 0) -> Path:
+    """A dataset folder as ``dilated data convert -o DIR/`` lays it out, of :func:`synthetic_book` days (3 levels,
+    ``events`` per day, a seed per day) from 2024-01-02 12:00 UTC on, written directly (no feed to convert)."""
+    from dilated.data import write_book
+
+    for day in range(days):
+        book = synthetic_book(events, seed * 1000 + day)
+        ts = FIRST_DAY + day * DAY_NS + book.ts
+        date = np.datetime64(int(ts[0]), "ns").astype("datetime64[D]")
+        folder = root / f"instrument={instrument}" / f"date={date}"
+        folder.mkdir(parents=True, exist_ok=True)
+        write_book(Book(ts, book.values, "synthetic", "test"), folder / f"part-{int(ts[0]):020d}-synthetic.parquet")
+    return root
+
+
 # ---------------------------------------------------------------------------------- checkpoints holding a pickle
 
 

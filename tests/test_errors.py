@@ -31,6 +31,7 @@ from dilated.data import (
     databento_mbo_book,
     databento_mbp10_book,
     dataset_info,
+    dataset_splits,
     load_fi2010,
     read_book,
     read_fi2010,
@@ -50,8 +51,9 @@ from dilated.streaming._export import export_step
 from dilated.training import TrainConfig, apply_overrides, check_finite
 from dilated.training._checkpoints import load_checkpoint, save_checkpoint
 from dilated.training._config import demo_config_path
+from dilated.training._kinds.book import BookData
 from dilated.training._runs import RunDir
-from helpers import HandDelay, prices_table, untrained_run
+from helpers import HandDelay, book_dataset, prices_table, untrained_run
 
 DOC = Path(__file__).parent.parent / "docs" / "errors.md"
 
@@ -311,6 +313,14 @@ CASES: dict[str, Callable[[Path], object]] = {
     "book-parquet-levels": lambda tmp: read_book(write_book(small_book(), tmp / "b.parquet"), levels=10),
     "book-no-window": lambda _: book_splits(small_book(), levels=1, window=50, horizon=10),
     "book-time": lambda _: book_splits(small_book(), levels=1, window=2, horizon=1, start="yesterday"),
+    "book-dataset-empty": lambda tmp: dataset_splits(tmp),
+    "book-dataset-instrument": lambda tmp: dataset_splits(book_dataset(book_dataset(tmp, "AAA", 3, 50), "BBB", 3, 50)),
+    "book-dataset-unknown-instrument": lambda tmp: dataset_splits(book_dataset(tmp, "AAA", 3, 50), "ZZZ"),
+    "book-dataset-days": lambda tmp: dataset_splits(book_dataset(tmp, "AAA", 2, 50), levels=3),
+    "book-instrument-file": lambda tmp: BookData(str(write_book(small_book(), tmp / "b.parquet")), "AAA").build(
+        None, False
+    ),
+    "book-dataset-live": lambda tmp: BookData(str(book_dataset(tmp, "AAA", 3, 50))).read_events(None, None),
     # ---- training (dilated.training): typed config, run folders
     "train-config-nearest": lambda _: TrainConfig.from_dict(demo_config_with(max_epoch=3)),
     "train-data-kind": lambda _: TrainConfig.from_dict({**DEMO_CONFIG, "data": {"kind": "lobsters"}}),
@@ -465,8 +475,29 @@ class _Twice(torch.nn.Module):
         return self.conv(self.conv(x)[:, :, :-1])[:, :, :-1]
 
 
-def _stream(*layers: torch.nn.Module) -> object:
-    return dilated.streaming.EagerStream(torch.nn.Sequential(*layers), 1)
+class _LengthBranch(torch.nn.Module):
+    """A cumsum only on inputs longer than 60 steps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv1d(2, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        return x.cumsum(-1) if x.shape[-1] > 60 else x
+
+
+class _EightSteps(torch.nn.Module):
+    """A forward that takes windows of 8 steps only."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != 8:
+            raise RuntimeError(f"expects 8 steps, got {x.shape[-1]}")
+        return x
+
+
+def _stream(*layers: torch.nn.Module) -> dilated.streaming.EagerStream:
+    return dilated.streaming.EagerStream(torch.nn.Sequential(*layers).eval(), 1)
 
 
 STREAM_CASES: dict[str, Callable[[Path], object]] = {
@@ -478,13 +509,21 @@ STREAM_CASES: dict[str, Callable[[Path], object]] = {
     "stream-fpad-mode": lambda _: dilated.streaming.EagerStream(_ReplicatePadded(), 1),
     "stream-pooling": lambda _: _stream(torch.nn.Conv1d(2, 2, 1), torch.nn.MaxPool1d(2)),
     "stream-global": lambda _: _stream(torch.nn.Conv1d(2, 2, 1), torch.nn.Flatten()),
-    "stream-sees-future": lambda _: dilated.streaming.EagerStream(PytorchTCN(3, [4], kernel_size=3, causal=False), 1),
+    "stream-sees-future": lambda _: dilated.streaming.EagerStream(
+        PytorchTCN(3, [4], kernel_size=3, causal=False).eval(), 1
+    ),
     "stream-untrimmed": lambda _: _stream(torch.nn.Conv1d(2, 2, 2, padding=1)),
     "stream-forward-mixing": lambda _: dilated.streaming.EagerStream(_Cumulative(), 1),
     "stream-double-pad": lambda _: _stream(
         torch.nn.ConstantPad1d((1, 0), 0.0), torch.nn.Conv1d(2, 2, 2, padding=1), _Trim()
     ),
     "stream-called-twice": lambda _: dilated.streaming.EagerStream(_Twice(), 1),
+    "stream-train-mode": lambda _: dilated.streaming.EagerStream(
+        torch.nn.Sequential(torch.nn.Conv1d(2, 2, 1), torch.nn.Dropout(0.5)).train(), 1
+    ),
+    "stream-needs-more-steps": lambda _: _stream(torch.nn.Conv1d(2, 2, 1), torch.nn.Conv1d(2, 2, 3)),
+    "stream-long-mixing": lambda _: dilated.streaming.EagerStream(_LengthBranch(), 1),
+    "stream-forward-fails": lambda _: dilated.streaming.EagerStream(_EightSteps(), 1, example=torch.zeros(1, 2, 8)),
     "fast-state-layout": lambda _: dilated.streaming.FastStream(
         torch.nn.Sequential(torch.nn.ConstantPad1d((2, 0), 0.0), torch.nn.Conv1d(2, 2, 3)), 1, verify=False
     ).state_dict(),

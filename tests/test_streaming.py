@@ -86,7 +86,7 @@ def random_stack(draw_layers: list[tuple], c_in: int, seed: int) -> nn.Module:
             c = width
         else:
             layers.append(Gated(c, k, d))
-    return nn.Sequential(*layers)
+    return nn.Sequential(*layers).eval()  # (dropout: train mode is refused)
 
 
 layer_spec = st.tuples(
@@ -113,13 +113,13 @@ layer_spec = st.tuples(
     st.integers(0, 10**6),
 )
 def test_eager_stream_equals_offline_on_random_stacks(layers, c_in, batch, sizes, length, seed):
-    model = random_stack(layers, c_in, seed).train()  # train mode on purpose: the stream must use eval mode
+    model = random_stack(layers, c_in, seed)
     x = torch.randn(batch, c_in, length, generator=torch.Generator().manual_seed(seed))
     expected = offline(model, x)
     got = run_in_chunks(EagerStream(model, batch), x, sizes)
     assert got.shape == expected.shape
     torch.testing.assert_close(got, expected, atol=TOL, rtol=TOL)
-    assert model.training  # untouched
+    assert not model.training  # untouched (eval, as random_stack made it)
 
 
 @settings(max_examples=20)
@@ -156,7 +156,7 @@ def test_first_steps_equal_causal_zero_padding():
 
 def test_streams_of_a_batch_are_independent():
     torch.manual_seed(1)
-    model = nn.Sequential(Residual(2, 4, 3, 2), Residual(4, 4, 3, 4))
+    model = nn.Sequential(Residual(2, 4, 3, 2), Residual(4, 4, 3, 4)).eval()
     x = torch.randn(3, 2, 20)
     batched = EagerStream(model, 3).step_many(x)
     for b in range(3):
@@ -181,7 +181,7 @@ def test_tcn_streams_exactly(head):
     options = {"input_channels": 3, "num_channels": (6, 6, 4), "kernel_size": 3, "dropout": 0.2}
     if head:
         options.update(output_size=2, last_step_only=head == "last_step")
-    model = build_model("tcn", **options).train()
+    model = build_model("tcn", **options).eval()
     x = torch.randn(2, 3, 24)
     if head == "last_step":  # the model returns (B, out) for the last step: compare with every prefix
         expected = torch.stack([offline(model, x[..., : t + 1]) for t in range(x.shape[-1])], dim=-1)
@@ -205,11 +205,11 @@ def test_wavenet_streams_exactly(conditioning: str) -> None:
     if conditioning == "global":
         options["global_channels"] = 5
         kwargs["global_condition"] = torch.randn(2, 5)
-    model = build_model("wavenet", **options)
+    model = build_model("wavenet", **options).eval()
     codes = torch.randint(0, 16, (2, 45))
     x = one_hot(codes, 16)
     if conditioning == "local":
-        model = build_model("wavenet", **options, local_channels=3)
+        model = build_model("wavenet", **options, local_channels=3).eval()
         local = torch.randn(2, 3, 45)
         expected = offline(model, x, local_condition=local)
         for s in engines(model, 2):
@@ -265,7 +265,7 @@ def roundtrip(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 @given(st.integers(1, 30), st.integers(1, 3), st.integers(0, 10**6))
 def test_state_restore_mid_stream_continues_identically(split, batch, seed):
     torch.manual_seed(seed)
-    model = nn.Sequential(Residual(2, 4, 3, 3), Gated(4, 2, 5), Conv1d(4, 3, 4, dilation=2))
+    model = nn.Sequential(Residual(2, 4, 3, 3), Gated(4, 2, 5), Conv1d(4, 3, 4, dilation=2)).eval()
     x = torch.randn(batch, 2, 40)
     kinds = [
         EagerStream,
@@ -286,7 +286,7 @@ def test_state_restore_mid_stream_continues_identically(split, batch, seed):
 
 def test_state_is_plain_tensors_and_safetensors_compatible():
     safetensors = pytest.importorskip("safetensors.torch")
-    model = build_model("tcn", input_channels=2, num_channels=(4, 4), kernel_size=2)
+    model = build_model("tcn", input_channels=2, num_channels=(4, 4), kernel_size=2).eval()
     s = EagerStream(model, 3)
     s.step_many(torch.randn(3, 2, 9))
     state = s.state_dict()
@@ -321,12 +321,12 @@ def test_reset_and_state_errors():
 
 
 def test_model_is_not_modified_and_weights_are_read_live():
-    model = build_model("tcn", input_channels=2, num_channels=(4, 4), kernel_size=3, dropout=0.5).train()
+    model = build_model("tcn", input_channels=2, num_channels=(4, 4), kernel_size=3, dropout=0.5).eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     modules = dict(model.named_modules())
     s = EagerStream(model, 2)
     s.step_many(torch.randn(2, 2, 12))
-    assert model.training and all(m.training for m in model.modules())
+    assert not any(m.training for m in model.modules())
     assert dict(model.named_modules()) == modules
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
@@ -408,7 +408,7 @@ def test_fast_path_falls_back_to_eager_with_a_message():
 
 
 def test_auto_backend_is_fast_for_supported_models_and_numpy_step_matches():
-    model = build_model("tcn", input_channels=3, num_channels=(8, 8), kernel_size=2)
+    model = build_model("tcn", input_channels=3, num_channels=(8, 8), kernel_size=2).eval()
     s = stream(model, 1)
     x = torch.randn(1, 3, 6)
     first = s.step(x[..., 0])
@@ -425,7 +425,7 @@ def test_auto_backend_is_fast_for_supported_models_and_numpy_step_matches():
 
 
 def test_step_function_is_pure():
-    model = build_model("tcn", input_channels=2, num_channels=(4, 4), kernel_size=3)
+    model = build_model("tcn", input_channels=2, num_channels=(4, 4), kernel_size=3).eval()
     fn = StepFunction(model, 2)
     state = fn.initial_state()
     x = torch.randn(2, 2, 10)
@@ -514,7 +514,7 @@ def test_sampled_generation_is_reproducible_and_in_range():
     )
     assert torch.equal(a, b) and int(a.min()) >= 0 and int(a.max()) < 8
     with pytest.raises(ValueError, match="categorical"):
-        generate(build_model("wavenet", output="gaussian", layers_per_stack=2, stacks=1), 3)
+        generate(build_model("wavenet", output="gaussian", layers_per_stack=2, stacks=1).eval(), 3)
 
 
 def test_check_finds_time_mixing_the_stream_cannot_see():
@@ -529,7 +529,7 @@ def test_check_finds_time_mixing_the_stream_cannot_see():
             return self.conv(x).cumsum(-1)  # mixes time outside any conv
 
     x = torch.randn(2, 2, 20)
-    assert check(build_model("tcn", input_channels=2, num_channels=(4, 4), kernel_size=3), x) <= TOL
+    assert check(build_model("tcn", input_channels=2, num_channels=(4, 4), kernel_size=3).eval(), x) <= TOL
     with pytest.raises(ValueError, match="mixes time steps outside"):
         check(Cumulative(), x)
 
@@ -549,6 +549,7 @@ class Mixed(nn.Module):
         with torch.no_grad():
             running_mean.uniform_(-1, 1)
             running_var.uniform_(0.5, 2)
+        self.eval()  # streamed with its running statistics (train mode is refused)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.bn(self.conv1(x))

@@ -60,7 +60,7 @@ def test_padded_conv_with_right_trim_streams_exactly(norm, backend):
     """The case that used to be accepted and wrong by 1.1: a weight-normed nn.Conv1d(1, 4, 2, padding=1) + trim."""
     torch.manual_seed(0)
     conv = nn.Conv1d(1, 4, 2, padding=1)
-    model = nn.Sequential(norm(conv) if norm else conv, Chomp1d(1))
+    model = nn.Sequential(norm(conv) if norm else conv, Chomp1d(1)).eval()  # (spectral norm iterates in train mode)
     x = torch.randn(1, 1, 20)
     s = stream(model, 1, backend=backend)
     torch.testing.assert_close(stepwise(s, x), offline(model, x), atol=TOL, rtol=TOL)
@@ -70,10 +70,10 @@ def test_padded_conv_with_right_trim_streams_exactly(norm, backend):
 @pytest.mark.parametrize("backend", ENGINES)
 def test_locuslab_tcn_streams_exactly(backend):
     torch.manual_seed(1)
-    model = LocuslabTCN(3, [32] * 10, kernel_size=2, dropout=0.2).train()  # the stream runs it in eval mode
+    model = LocuslabTCN(3, [32] * 10, kernel_size=2, dropout=0.2).eval()  # (train mode: dropout is refused)
     x = torch.randn(2, 3, 40)
     assert_streams_exactly(model, x, backend, sizes=(1, 13, 3))
-    assert model.training
+    assert not model.training  # untouched
 
 
 @pytest.mark.parametrize("norm", [old_weight_norm, spectral_norm])
@@ -84,6 +84,7 @@ def test_locuslab_tcn_with_old_weight_norm_and_spectral_norm(norm):
     with torch.no_grad():  # a few training-mode forwards: spectral norm's power iteration settles (weights ~1)
         for _ in range(5):
             model(x)
+    model.eval()  # (in train mode spectral norm iterates at every forward: the stream refuses it)
     for backend in ENGINES:
         assert_streams_exactly(model, x, backend)
 
@@ -128,7 +129,7 @@ class NormedResidual(nn.Module):
 @pytest.mark.parametrize("backend", ENGINES)
 def test_batchnorm_dropout_and_downsample_stream_exactly(backend):
     torch.manual_seed(4)
-    assert_streams_exactly(NormedResidual().train(), torch.randn(2, 3, 30), backend)
+    assert_streams_exactly(NormedResidual().eval(), torch.randn(2, 3, 30), backend)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -151,7 +152,7 @@ PYTORCH_TCN = {
 def test_pytorch_tcn_streams_exactly(variant):
     torch.manual_seed(5)
     options = {"num_channels": [8, 8, 8], "dropout": 0.1, "causal": True, **PYTORCH_TCN[variant]}
-    model = PytorchTCN(3, **options)
+    model = PytorchTCN(3, **options).eval()
     if variant == "batch_norm":
         for m in model.modules():
             if isinstance(m, nn.BatchNorm1d):
@@ -166,7 +167,7 @@ def test_pytorch_tcn_streams_exactly(variant):
 def test_pytorch_tcn_embeddings_stream_exactly(embedding):
     torch.manual_seed(6)
     shape = (4,) if embedding == "constant" else (4, 30)
-    model = PytorchTCN(3, [8, 8], kernel_size=3, embedding_shapes=[shape], embedding_mode="add")
+    model = PytorchTCN(3, [8, 8], kernel_size=3, embedding_shapes=[shape], embedding_mode="add").eval()
     x = torch.randn(2, 3, 30)
     e = torch.randn(2, 4) if embedding == "constant" else torch.randn(2, 4, 30)
     expected = offline(model, x, embeddings=e)
@@ -181,7 +182,7 @@ def test_pytorch_tcn_embeddings_stream_exactly(embedding):
 def test_non_causal_pytorch_tcn_is_refused_naming_the_layer_that_sees_the_future():
     future = r"layer 'network\.0\.conv1' sees the future.*right padding of 'network\.0\.conv1\.padder\.pad'"
     with pytest.raises(ValueError, match=future):
-        EagerStream(PytorchTCN(3, [8, 8], kernel_size=3, causal=False), 1)
+        EagerStream(PytorchTCN(3, [8, 8], kernel_size=3, causal=False).eval(), 1)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -268,7 +269,7 @@ def test_right_padding_that_nothing_trims_is_refused():
 
 
 def test_a_corrupted_stream_is_caught_by_the_construction_check(monkeypatch):
-    model = LocuslabTCN(2, [4, 4], kernel_size=3)
+    model = LocuslabTCN(2, [4, 4], kernel_size=3).eval()
     EagerStream(model, 1)  # passes as it is
 
     def forgetful(self, x):  # a stream bug: the conv forgets its history between chunks

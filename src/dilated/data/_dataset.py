@@ -43,7 +43,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -266,7 +266,6 @@ def convert_group(job: GroupJob) -> dict[str, Any]:
     """
     from dilated.data._book_readers import book_schema
     from dilated.data._convert import book_rows
-    from dilated.data._orderbook import describe_sources
 
     root = Path(job.root)
     folder = _instrument_dir(root, job.instrument)
@@ -304,16 +303,30 @@ def convert_group(job: GroupJob) -> dict[str, Any]:
         if np.isfinite(step):
             entry["observed_tick_size"] = float(f"{step:.10g}")
     except Exception as error:  # noqa: BLE001 - any failure stops this group only; it is reported, not raised
-        message = _one_line(error)
-        failed = next((i for i, path in enumerate(paths) if str(path) in message), -1)
-        if writer is not None and len(files) < failed:  # the error names a later file: this one was read whole
-            files.append(writer.finish(rows.metadata()))
-        elif writer is not None:
-            writer.discard()
-        entry["error"] = message if failed >= 0 else f"{describe_sources(paths)}: {message}"
+        entry["error"] = _failure(error, paths, files, writer, rows.metadata if writer is not None else dict)
     entry["rows"] = sum(f["rows"] for f in files)
     entry["dates"] = _merge(f["dates"] for f in files)
     return entry
+
+
+def _failure(
+    error: BaseException,
+    paths: list[Path],
+    files: list[dict[str, Any]],
+    writer: _FileWriter | None,
+    metadata: Callable[[], dict[bytes, str]],
+) -> str:
+    """The one-line error of a failed group, naming its file; the part being written is kept if the error names a
+    later file (this one was read whole), else discarded."""
+    from dilated.data._orderbook import describe_sources
+
+    message = _one_line(error)
+    failed = next((i for i, path in enumerate(paths) if str(path) in message), -1)
+    if writer is not None and len(files) < failed:
+        files.append(writer.finish(metadata()))
+    elif writer is not None:
+        writer.discard()
+    return message if failed >= 0 else f"{describe_sources(paths)}: {message}"
 
 
 def _merge(counts: Iterable[dict[str, int]]) -> dict[str, int]:
@@ -427,15 +440,8 @@ def convert_dataset(
 
     from dilated.data._orderbook import check_levels
 
-    if not sources:
-        raise ValueError("no feed file given")
-    if tick_size is not None and not tick_size > 0:
-        raise ValueError(f"tick_size must be > 0; got {tick_size}")
-    if workers is not None and workers < 1:
-        raise ValueError(f"workers must be >= 1; got {workers}")
     root = Path(output)
-    if root.exists() and not root.is_dir():
-        raise ValueError(f"{root}: exists and is not a folder; a dataset is written into a folder")
+    _check_arguments(sources, root, tick_size, workers)
     manifest = read_manifest(root)
     root.mkdir(parents=True, exist_ok=True)
     settings = {"levels": check_levels(levels), "options": dict(sorted(options.items())), "date": DATE_RULE}
@@ -443,20 +449,7 @@ def convert_dataset(
     manifest["failures"] = failures
     report: dict[str, Any] = {"manifest": str(root / MANIFEST), "converted": [], "skipped": [], "failed": {}}
     report["failed"].update({f["source"]: f["error"] for f in failures})
-    jobs = []
-    for name, files in groups.items():
-        kinds = sorted({f.format for f in files})
-        if len(kinds) > 1:
-            error = f"instrument {name}: files of {len(kinds)} formats ({', '.join(kinds)}); one feed per instrument"
-            manifest["instruments"][name] = {"files": [], "error": error}
-            report["failed"][name] = error
-            continue
-        job = _resume(manifest["instruments"].get(name), GroupJob(name, kinds[0], files, str(root), settings))
-        old = manifest["instruments"].get(name, {})
-        if len(job.kept) == len(files) == len(old.get("files", [])) and not old.get("error"):
-            report["skipped"].append(name)
-        else:
-            jobs.append(job)
+    jobs = _plan(groups, manifest, root, settings, report)
     for name in report["skipped"]:
         manifest["instruments"][name] = _set_tick(manifest["instruments"][name], tick_size, ticks.get(name))
     _write_json(root / MANIFEST, manifest)
@@ -477,6 +470,43 @@ def convert_dataset(
         bar.update(1)
     bar.close()
     return report
+
+
+def _check_arguments(sources: Sequence[str | Path], root: Path, tick_size: float | None, workers: int | None) -> None:
+    """The one-line refusals of :func:`convert_dataset`'s arguments."""
+    if not sources:
+        raise ValueError("no feed file given")
+    if tick_size is not None and not tick_size > 0:
+        raise ValueError(f"tick_size must be > 0; got {tick_size}")
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be >= 1; got {workers}")
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"{root}: exists and is not a folder; a dataset is written into a folder")
+
+
+def _plan(
+    groups: dict[str, list[SourceFile]],
+    manifest: dict[str, Any],
+    root: Path,
+    settings: dict[str, Any],
+    report: dict[str, Any],
+) -> list[GroupJob]:
+    """The groups to convert (what the manifest says is done is skipped); a group mixing formats fails here."""
+    jobs = []
+    for name, files in groups.items():
+        kinds = sorted({f.format for f in files})
+        if len(kinds) > 1:
+            error = f"instrument {name}: files of {len(kinds)} formats ({', '.join(kinds)}); one feed per instrument"
+            manifest["instruments"][name] = {"files": [], "error": error}
+            report["failed"][name] = error
+            continue
+        job = _resume(manifest["instruments"].get(name), GroupJob(name, kinds[0], files, str(root), settings))
+        old = manifest["instruments"].get(name, {})
+        if len(job.kept) == len(files) == len(old.get("files", [])) and not old.get("error"):
+            report["skipped"].append(name)
+        else:
+            jobs.append(job)
+    return jobs
 
 
 def _set_tick(entry: dict[str, Any], option: float | None, defined: float | None) -> dict[str, Any]:

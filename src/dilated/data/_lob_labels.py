@@ -61,9 +61,14 @@ def balanced_threshold(train_returns: np.ndarray) -> tuple[float, str]:
     """The threshold that leaves a third of the training labels stationary, and how it was chosen: where more than a
     third of the smoothed changes are exactly 0 (a tick-bound market), it is 0 and more stay stationary."""
     alpha = balanced_alpha(train_returns)
+    return alpha, threshold_rule(alpha)
+
+
+def threshold_rule(alpha: float) -> str:
+    """How a balanced threshold ``alpha`` was chosen (:func:`balanced_threshold`)."""
     if alpha > 0:
-        return alpha, "a third of the training labels stationary"
-    return alpha, "over a third of the training changes are exactly 0"
+        return "a third of the training labels stationary"
+    return "over a third of the training changes are exactly 0"
 
 
 def usable_events(book: Book) -> np.ndarray:
@@ -94,26 +99,31 @@ def fill_book_levels(values: np.ndarray) -> np.ndarray:
     return filled
 
 
+def time_ns(value: Any, name: str) -> int:
+    """``value`` (an ISO time like ``2023-12-25T23:00``, UTC, or nanoseconds) in nanoseconds; ``name`` for errors."""
+    try:
+        return (
+            int(value)
+            if isinstance(value, (int, np.integer))
+            else int(np.datetime64(str(value), "ns").astype(np.int64))
+        )
+    except ValueError:
+        raise ValueError(f"{name} must be an ISO time (e.g. 2023-12-25T23:00) or nanoseconds; got {value!r}") from None
+
+
+def in_time(ts: np.ndarray, start: Any = None, end: Any = None) -> np.ndarray:
+    """``(events,)`` bool: ``start <= ts < end`` (:func:`time_ns` values; None: unbounded)."""
+    keep = np.ones(len(ts), dtype=bool)
+    if start is not None:
+        keep &= ts >= time_ns(start, "start")
+    if end is not None:
+        keep &= ts < time_ns(end, "end")
+    return keep
+
+
 def select_events(book: Book, start: Any = None, end: Any = None) -> Book:
     """The events with ``start <= ts < end`` (ISO times like ``2023-12-25T23:00`` (UTC) or nanoseconds)."""
-
-    def nanoseconds(value: Any, name: str) -> int:
-        try:
-            return (
-                int(value)
-                if isinstance(value, (int, np.integer))
-                else int(np.datetime64(str(value), "ns").astype(np.int64))
-            )
-        except ValueError:
-            raise ValueError(
-                f"{name} must be an ISO time (e.g. 2023-12-25T23:00) or nanoseconds; got {value!r}"
-            ) from None
-
-    keep = np.ones(len(book), dtype=bool)
-    if start is not None:
-        keep &= book.ts >= nanoseconds(start, "start")
-    if end is not None:
-        keep &= book.ts < nanoseconds(end, "end")
+    keep = in_time(book.ts, start, end)
     if not keep.any():
         raise ValueError(
             f"{book.source}: no event between start {start} and end {end}; the book spans "
@@ -151,6 +161,16 @@ def _window_ok(usable: np.ndarray, window: int, before: int, after: int) -> np.n
     ends = np.arange(before - 1, len(usable) - after)
     ok[ends] = bad[ends + after + 1] - bad[ends - before + 1] == 0
     return ok
+
+
+def window_ends(
+    usable: np.ndarray, labels: np.ndarray, window: int, horizon: int, smoothing: str, stride: int
+) -> np.ndarray:
+    """``(windows,)`` int64 event numbers where a window may end: its events and those its label reads all usable,
+    a label, and a multiple of ``stride``."""
+    before = max(window, horizon) if smoothing == "past" else window
+    ends = np.flatnonzero(_window_ok(usable, window, before, horizon) & (labels >= 0))
+    return ends[ends % stride == 0]
 
 
 def book_splits(
@@ -197,10 +217,7 @@ def book_splits(
         train_mid = np.where(usable, book.mid, np.nan)[train_start:train_stop]
         threshold, rule = balanced_threshold(smoothed_change(train_mid, horizon, smoothing))
     labels = book_labels(book, horizon, float(threshold), smoothing)
-    before = max(window, horizon) if smoothing == "past" else window
-    ok = _window_ok(usable, window, before, horizon) & (labels >= 0)
-    ends = np.flatnonzero(ok)
-    ends = ends[ends % stride == 0]
+    ends = window_ends(usable, labels, window, horizon, smoothing, stride)
     features = fill_book_levels(values)
     if zscore is None:
         fit = features[train_start:train_stop][usable[train_start:train_stop]]

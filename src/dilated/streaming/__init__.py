@@ -12,7 +12,7 @@ the step as a pure function for export (:func:`export_step` writes it as ONNX ch
     >>> torch.save(s.state_dict(), "state.pt"); s.load_state_dict(torch.load("state.pt", weights_only=True))
 
 Its modules, lowest first: ``_shadow`` (stateful twins of the time-mixing layers), ``_eager``, ``_verify`` (the
-construction check), ``_fast`` (the compiled path: instruction set, compiler, Numba kernel, engine), ``_interface``
+construction check), ``_weights`` (whether the model's weights changed), ``_fast`` (the compiled path: instruction set, compiler, Numba kernel, engine), ``_interface``
 (:class:`StreamEngine`, :func:`stream`), ``_window``, ``_export``, ``_generation``.
 """
 

@@ -9,7 +9,8 @@ Zero history is exactly the zero padding, so step ``t`` equals ``model(x)[..., t
 per-model code is needed.
 
 The user's model is never modified: the stream runs on a *shadow* of its module tree (shallow copies in eval mode
-that share the parameters), so a stream reads the model's current weights at every step.
+that share the parameters), so a stream reads the model's current weights at every step (a reassigned parameter
+too: :mod:`dilated.streaming._weights`).
 
 Refused with a ``ValueError`` naming the layer (at construction; see ``strict``): convs that see the future,
 strided convs, pooling, non-zero padding, and layers that mix every step (attention, RNNs, flatten). At
@@ -26,7 +27,8 @@ import torch
 from torch import nn
 
 from dilated.streaming._shadow import Clock, PadMode, Refused, Shadow, StatefulPad
-from dilated.streaming._verify import VERIFY_MARGIN, NotAnInput, example_inputs, like_input, verify
+from dilated.streaming._verify import Case, NotAnInput, example_inputs, verify
+from dilated.streaming._weights import Weights
 
 STEPS_KEY = "steps"
 
@@ -62,15 +64,17 @@ class EagerStream:
         model: a causal module: its time mixing is causal stride-1 convs (``dilated.layers.Conv1d``, or torch convs
             padded on the left, or padded on both sides and trimmed on the right) and zero pads before unpadded
             convs; everything else acts on each step alone (WaveNet, TCN, locuslab's and pytorch-tcn's TCNs, conv
-            stacks). It is not modified; the stream reads its current weights.
+            stacks). It is not modified; the stream follows its weights, changed in place or reassigned. A model in
+            train mode is refused only where the mode changes its output (dropout, batch statistics).
         batch_size: number of independent streams stepped together.
         strict: raise ``ValueError`` at construction if the model holds a layer that cannot be streamed
             (a conv that sees the future, strided conv, pooling, attention, RNN, flatten); with ``strict=False`` the
             error is raised only if such a layer is called (for models holding layers they skip while streaming).
-        verify: check the stream against the model's own ``forward`` on a random input one receptive field long
-            (plus a margin) before the first step, and raise ``ValueError`` naming the first layer that disagrees
-            (see :func:`dilated.streaming._verify.verify`). On by default; turn it off only for a model whose
-            stream has been checked already (e.g. when building thousands of streams of it).
+        verify: check the stream against the model's own ``forward`` before its first output (random inputs of
+            several lengths, scales and batch sizes in the model's dtype, see :mod:`dilated.streaming._verify`),
+            and raise ``ValueError`` naming the first layer that disagrees. ``verify=False`` is the only way to
+            skip it: then nothing proves the stream equal to the model; use it only for a model whose stream has
+            been checked already (e.g. when building thousands of streams of it).
         example: an input like the model's ``(batch, channels, time)`` (any batch and length) for the check at
             construction; by default the input is inferred from the model's first conv or embedding, and where
             that fails (or with ``strict=False``) the check runs at the first step, on the real input's shape.
@@ -117,7 +121,9 @@ class EagerStream:
         self.steps = 0
         self._per_step_output: bool | None = None
         self.verified: float | None = None  # the check's largest difference, once it has passed
+        self.cases: list[Case] = []  # the check's inputs and the forward's outputs (the long one last)
         self._pending = verify
+        self.weights = Weights(model)
         if like is not None:
             self.tree.adopt(like.tree)
         if verify and strict:  # (strict=False: the model holds layers it may skip; the first step checks it)
@@ -126,7 +132,7 @@ class EagerStream:
                     self.prepare(candidate, inferred=example is None)
                     break
                 except NotAnInput:  # the forward refuses this inferred input: the next one, else the first step
-                    self._pending = True
+                    pass
 
     # -- the construction check ---------------------------------------------------------------------------------
     def prepare(self, x: torch.Tensor, *args: Any, inferred: bool = False, **kwargs: Any) -> None:
@@ -136,11 +142,19 @@ class EagerStream:
         if not self._pending:
             return
         self._pending = False
-        twin = EagerStream(self.model, 1, strict=self.strict, verify=False)
-        length = 1 + sum(layer.history for layer in twin.convs.values()) + VERIFY_MARGIN
-        x1, args1, kwargs1 = like_input(x, args, kwargs, length)
-        self.verified = verify(self.model, twin, x1, args1, kwargs1, inferred)
-        self.tree.adopt(twin.tree)
+        twins: list[EagerStream] = []
+
+        def twin(streams: int) -> EagerStream:
+            twins.append(EagerStream(self.model, streams, strict=self.strict, verify=False, like=self))
+            return twins[-1]
+
+        field = 1 + sum(layer.history for layer in self.convs.values())
+        try:
+            self.verified, self.cases = verify(self.model, twin, x, args, kwargs, field, inferred)
+        except NotAnInput:
+            self._pending = True
+            raise
+        self.tree.adopt(twins[-1].tree)
 
     # -- stepping ---------------------------------------------------------------------------------------------------
     @property
@@ -176,6 +190,9 @@ class EagerStream:
                 hook.remove()
 
     def _forward(self, x: torch.Tensor, args: tuple, kwargs: dict) -> Any:
+        if self.weights.reassigned() is not None:  # (in-place changes need nothing: the shadow shares the tensors)
+            self.tree.resync()
+            self.weights.read()
         with torch.inference_mode():
             return self.run(x, *args, **kwargs)
 

@@ -70,7 +70,16 @@ def stream(
             :class:`~dilated.streaming._fast.FastStream`; it warns and runs the eager engine when the model uses an
             op the kernel does not cover), or ``"auto"``: fast where it applies, otherwise eager without a warning.
         verify, example: the construction check against the model's own forward, see
-            :class:`~dilated.streaming.EagerStream` (``verify=False`` skips it for a model already checked).
+            :class:`~dilated.streaming.EagerStream`: whatever the backend (the compiled kernel, the eager engine,
+            the fallback from one to the other, a TorchScript module), no stream gives an output before it has
+            been proven equal to the forward on random inputs of several lengths, scales and batch sizes in the
+            model's dtype (:mod:`dilated.streaming._verify`). ``verify=False`` is the only way to skip it, and then
+            nothing proves the stream right: only for a model whose stream has been checked already.
+
+    Weights: the stream follows the model's parameters and buffers, changed in place or reassigned, on both
+    engines (:mod:`dilated.streaming._weights`); after a change it goes on from its state (histories computed
+    with the old weights) with the new ones. A model in train mode is refused only where the mode changes its
+    output (call ``model.eval()``).
     """
     if backend not in ("auto", "eager", "fast"):
         raise ValueError(f"backend must be 'auto', 'eager' or 'fast', got {backend!r}")

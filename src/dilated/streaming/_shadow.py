@@ -352,6 +352,18 @@ class Shadow:
         reason = _other_refusal(module)
         return Refused(where, module, reason) if reason else None
 
+    def resync(self) -> None:
+        """Point every shadow module (and each stateful conv's copy of the user's conv) at the user's current
+        parameter and buffer tensors, after one was reassigned."""
+        for original in self.originals.values():
+            shadow = self._memo[id(original)]
+            if isinstance(shadow, StatefulConv):
+                shadow = shadow.inner
+            elif isinstance(shadow, _Stateful | Refused):
+                continue
+            shadow.__dict__["_parameters"] = dict(original._parameters)
+            shadow.__dict__["_buffers"] = dict(original._buffers)
+
     def adopt(self, other: Shadow) -> None:
         """Take what a twin (the same model, another batch size) learnt from running: the channels of padding
         modules and the ``F.pad`` calls of forwards."""
@@ -360,7 +372,7 @@ class Shadow:
             if isinstance(mine, StatefulPad) and layer.in_channels is not None:
                 mine.learn_channels(layer.in_channels, layer.state.dtype)
         if other.sites is not None and self.sites is None:
-            self.sites = [self.add_site(p.path, p.in_channels, p.history, p.right, p.other) for p in other.sites]
+            self.sites = [self._pad(p.path, p.in_channels, p.history, p.right, p.other) for p in other.sites]
 
     def add_site(self, path: str, channels: int | None, left: int, right: int, other: tuple[int, ...]) -> StatefulPad:
         """A stateful pad for an ``F.pad`` call made by the module at ``path`` (state key ``path + ".pad"``,
@@ -368,6 +380,10 @@ class Shadow:
         key, i = f"{path}.pad", 1
         while key in self.stateful:
             key, i = f"{path}.pad{i}", i + 1
+        return self._pad(key, channels, left, right, other)
+
+    def _pad(self, key: str, channels: int | None, left: int, right: int, other: tuple[int, ...]) -> StatefulPad:
+        """The stateful pad of state key ``key`` (a twin's site keeps its key)."""
         pad = StatefulPad(key, channels, left, right, other, self.batch_size, self.clock)
         self.stateful[key] = pad
         return pad

@@ -83,7 +83,13 @@ def targets(dataset: Dataset, progress: bool = True) -> Tensor:
 
 
 def class_counts(dataset: Dataset, num_classes: int, progress: bool = True) -> Tensor:
-    """Samples (or steps, for per-step labels) per class."""
+    """Samples (or steps, for per-step labels) per class; a concatenation part by part (one part's labels in memory
+    at a time)."""
+    if isinstance(dataset, ConcatDataset):
+        counts = torch.zeros(num_classes, dtype=torch.long)
+        for part in dataset.datasets:
+            counts += class_counts(part, num_classes, progress)
+        return counts
     return torch.bincount(targets(dataset, progress).long(), minlength=num_classes)[:num_classes]
 
 

@@ -1,6 +1,6 @@
 """The program being compiled: instructions, parameters, index tables, memory, and where each traced tensor lives.
 
-Every traced tensor is a :class:`Traced`: the memory address of each of its elements, an int64 array of the
+Every traced tensor is a :class:`Placed`: the memory address of each of its elements, an int64 array of the
 tensor's shape. Address -1 marks a step that only padding provides; computing with it is :class:`Unsupported`.
 """
 
@@ -19,7 +19,7 @@ class Unsupported(Exception):
     """The model's step uses something the instruction set does not cover."""
 
 
-class Traced:
+class Placed:
     """A traced tensor: the memory address of each of its elements (an int64 array of the tensor's shape)."""
 
     __slots__ = ("addr", "tensor")
@@ -50,7 +50,7 @@ class ProgramBuilder:
         self.mem = 0
         self.blocks: list[tuple[int, int]] = []  # every allocation (offset, size), in address order
         self.constants: list[tuple[int, np.ndarray]] = []  # (address, values) written once into every stream's mem
-        self.values: TensorTable[Traced] = TensorTable()
+        self.values: TensorTable[Placed] = TensorTable()
 
     # -- the program -------------------------------------------------------------------------------------------------
     def emit(self, op: Op, **fields: int) -> None:
@@ -88,11 +88,11 @@ class ProgramBuilder:
         return base + np.arange(array.size, dtype=np.int64).reshape(array.shape)
 
     # -- traced tensors ----------------------------------------------------------------------------------------------
-    def value(self, t: Any) -> Traced | None:
+    def value(self, t: Any) -> Placed | None:
         return self.values.get(t)
 
-    def register(self, t: torch.Tensor, addr: np.ndarray) -> Traced:
-        v = Traced(np.asarray(addr, dtype=np.int64).reshape(tuple(t.shape)), t)
+    def register(self, t: torch.Tensor, addr: np.ndarray) -> Placed:
+        v = Placed(np.asarray(addr, dtype=np.int64).reshape(tuple(t.shape)), t)
         self.values.put(t, v)
         return v
 

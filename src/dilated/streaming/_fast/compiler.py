@@ -9,6 +9,7 @@ into the instruction before them and values whose lifetimes do not overlap share
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from dilated.analysis import tensors_in
 from dilated.layers import Conv1d
 from dilated.streaming._eager import EagerStream
 from dilated.streaming._fast import layers
-from dilated.streaming._fast.builder import ProgramBuilder, Traced, Unsupported
+from dilated.streaming._fast.builder import Placed, ProgramBuilder, Unsupported
 from dilated.streaming._fast.instructions import (
     ABS,
     ADD,
@@ -96,7 +97,26 @@ def _name(func: Any) -> str:
     return name
 
 
-class _Tracer(TorchFunctionMode):
+def bound(func: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
+    """The arguments of a torch call by name, as torch binds them (positional and keyword, defaults filled in):
+    by the Python signature where the function has one (``F.elu``, ``F.dropout``), else by the first of torch's
+    own ``aten`` schemas for its name that takes them (``softplus``, ``Tensor.sum``). ``{}`` if none does."""
+    try:
+        binding = inspect.signature(func).bind(*args, **kwargs)
+        binding.apply_defaults()
+        return dict(binding.arguments)
+    except (TypeError, ValueError):  # a builtin without a Python signature
+        pass
+    for schema in torch._C._jit_get_schemas_for_operator(f"aten::{_name(func).strip('_')}"):
+        positional = [a for a in schema.arguments if not a.kwarg_only]
+        names = {a.name for a in schema.arguments}
+        if len(args) <= len(positional) and set(kwargs) <= names:
+            values = {a.name: a.default_value for a in schema.arguments if a.has_default_value()}
+            return {**values, **{a.name: v for a, v in zip(positional, args)}, **kwargs}
+    return {}
+
+
+class _StepTracer(TorchFunctionMode):
     """Records one forward step as instructions (see the module docstring)."""
 
     LEAVES = (StatefulConv, StatefulPad, Conv1d, nn.Conv1d, nn.Linear, nn.Embedding, nn.BatchNorm1d, nn.LayerNorm)
@@ -105,9 +125,9 @@ class _Tracer(TorchFunctionMode):
         super().__init__()
         self.p, self.rings = program, rings
         self.leaf: nn.Module | None = None
-        self.pads: dict[int, tuple[StatefulPad, Traced]] = {}  # id(padded output) -> the pad and its input
-        self.inner_pads: list[tuple[StatefulPad, Traced | None]] = []  # pads run inside the current leaf
-        self.leaf_input: Traced | None = None
+        self.pads: dict[int, tuple[StatefulPad, Placed]] = {}  # id(padded output) -> the pad and its input
+        self.inner_pads: list[tuple[StatefulPad, Placed | None]] = []  # pads run inside the current leaf
+        self.leaf_input: Placed | None = None
 
     # -- torch functions ---------------------------------------------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -125,25 +145,24 @@ class _Tracer(TorchFunctionMode):
     def compile_call(self, name: str, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
         p = self.p
         if name in _UNARY:
-            self.compile_unary(name, args, kwargs, out)
+            self.compile_unary(name, bound(func, args, kwargs), args, out)
         elif name in _BINARY:
             self.compile_binary(name, args, kwargs, out)
         elif name in _IDENTITY:
             if "dropout" in name:
-                training = kwargs.get("training", args[2] if len(args) > 2 else True)
-                if training:
+                if bound(func, args, kwargs).get("training", True):
                     raise Unsupported("dropout in training mode")
             elif not out.is_floating_point() and out.dtype != args[0].dtype:
                 raise Unsupported(f"{name} to {out.dtype}")
             p.register(out, p.addresses(args[0]).reshape(tuple(out.shape)))
-        elif name == "pad" and not any(args[1] if len(args) > 1 else kwargs.get("pad", ())):
+        elif name == "pad" and not any(bound(func, args, kwargs).get("pad", (1,))):
             p.register(out, p.addresses(args[0]).reshape(tuple(out.shape)))  # a pad of zero steps
         elif name in _MOVES:
             self.compile_move(func, args, kwargs, out)
         elif name in _REDUCTIONS:
-            self.compile_reduction(name, args, kwargs, out)
+            self.compile_reduction(name, bound(func, args, kwargs), args, out)
         elif name == "one_hot":
-            num = kwargs.get("num_classes", args[1] if len(args) > 1 else -1)
+            num = bound(func, args, kwargs).get("num_classes", -1)
             if num < 1:
                 raise Unsupported("one_hot without num_classes")
             if args[0].numel() != 1:
@@ -153,17 +172,22 @@ class _Tracer(TorchFunctionMode):
         else:
             raise Unsupported(f"torch function {name!r}")
 
-    def compile_unary(self, name: str, args: tuple, kwargs: dict, out: torch.Tensor) -> None:
+    def compile_unary(self, name: str, arguments: dict[str, Any], args: tuple, out: torch.Tensor) -> None:
+        """An elementwise function; its arguments (``arguments``, as torch binds them) become the instruction's."""
         p = self.p
         kind = _UNARY[name]
         alpha = 0  # params[0] is zero
+        if not arguments:
+            raise Unsupported(f"{name} called with arguments the compiler cannot bind")
         if kind == ELU:
-            alpha = p.param([kwargs.get("alpha", args[1] if len(args) > 1 else 1.0)])
+            if arguments.get("scale", 1.0) != 1.0 or arguments.get("input_scale", 1.0) != 1.0:
+                raise Unsupported("elu with scale or input_scale other than 1")
+            alpha = p.param([float(arguments.get("alpha", 1.0))])
         elif kind == LEAKY:
-            alpha = p.param([kwargs.get("negative_slope", args[1] if len(args) > 1 else 0.01)])
-        elif kind == GELU and kwargs.get("approximate", "none") == "tanh":
+            alpha = p.param([float(arguments.get("negative_slope", 0.01))])
+        elif kind == GELU and arguments.get("approximate", "none") == "tanh":
             kind = GELU_TANH
-        elif kind == SOFTPLUS and (kwargs.get("beta", 1.0) != 1.0 or kwargs.get("threshold", 20.0) != 20.0):
+        elif kind == SOFTPLUS and (arguments.get("beta", 1.0) != 1.0 or arguments.get("threshold", 20.0) != 20.0):
             raise Unsupported("softplus with beta or threshold other than the defaults")
         base_in = p.contiguous(p.operand(args[0]))
         p.emit(UNARY, out=p.fresh(out), inp=base_in, n=out.numel(), kind=kind, alpha=alpha)
@@ -218,10 +242,10 @@ class _Tracer(TorchFunctionMode):
         for r, a in zip(real, addr):
             self.p.register(r, a.numpy().copy())
 
-    def compile_reduction(self, name: str, args: tuple, kwargs: dict, out: torch.Tensor) -> None:
+    def compile_reduction(self, name: str, arguments: dict[str, Any], args: tuple, out: torch.Tensor) -> None:
         x = self.p.operand(args[0])
-        dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
-        if kwargs.get("dtype") is not None:
+        dim = arguments.get("dim")
+        if arguments.get("dtype") is not None:
             raise Unsupported(f"{name} with dtype")
         dims = tuple(range(x.ndim)) if dim is None else ((dim,) if isinstance(dim, int) else tuple(dim))
         dims = tuple(d % x.ndim for d in dims)
@@ -253,7 +277,7 @@ class _Tracer(TorchFunctionMode):
         with torch.no_grad():
             self.compile_module(module, x, out)
 
-    def compile_pad(self, pad: StatefulPad, x: Traced, out: torch.Tensor) -> None:
+    def compile_pad(self, pad: StatefulPad, x: Placed, out: torch.Tensor) -> None:
         """A stateful pad emits nothing: its history lives in its ring, read by the unpadded conv after it."""
         if any(pad.other) or out.dim() != 3:
             raise Unsupported(f"layer {pad.path!r} pads more than the time axis of (batch, channels, time)")
@@ -262,7 +286,7 @@ class _Tracer(TorchFunctionMode):
         self.pads[id(out)] = (pad, x)
         self.p.register(out, addr)
 
-    def padded_input(self, conv: nn.Module, x: Traced, k: int) -> tuple[Traced, tuple[int, int, int]]:
+    def padded_input(self, conv: nn.Module, x: Placed, k: int) -> tuple[Placed, tuple[int, int, int]]:
         """An unpadded conv of ``k`` taps reads a stateful pad's ring: the pad's input and (ring offset, rows,
         dilation), if the pad holds exactly the conv's span (e.g. ``F.pad(x, (k - 1, 0))`` then ``nn.Conv1d``)."""
         layer = time_layer(conv)
@@ -281,7 +305,7 @@ class _Tracer(TorchFunctionMode):
         ring, rows = self.rings[pad.path]
         return source, (ring, rows, layer.dilation)
 
-    def compile_module(self, module: nn.Module, x: Traced, out: torch.Tensor) -> None:
+    def compile_module(self, module: nn.Module, x: Placed, out: torch.Tensor) -> None:
         name = type(module).__name__
         if isinstance(module, StatefulPad):
             self.compile_pad(module, x, out)
@@ -320,7 +344,7 @@ def compile_step(
     ``rings`` maps each stateful conv's path to ``(ring offset, rows)``. Raises :class:`Unsupported`.
     """
     program = ProgramBuilder()
-    tracer = _Tracer(program, rings)
+    tracer = _StepTracer(program, rings)
     inputs: list[tuple[str, tuple[int, ...], int]] = []
     n_in = 0
     traced_kwargs = {}

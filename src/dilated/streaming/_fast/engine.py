@@ -17,8 +17,10 @@ convs are. Here the model's step is compiled once (:mod:`.compiler`) into a shor
 
 Models need no per-model code: stacks of causal convs with pointwise activations, TCN temporal blocks and WaveNet
 residual blocks all compile. Anything the instruction set does not cover makes :class:`FastStream` run the eager
-engine instead, with a warning that names the op; :attr:`FastStream.backend` says which one runs. The compiled
-program is checked against the eager engine on a few random steps before use.
+engine instead, with a warning that names the op; :attr:`FastStream.backend` says which one runs. Before its first
+step the eager engine passes the construction check against the model's forward (:mod:`dilated.streaming._verify`),
+and then the compiled program is checked against the same forward outputs on the check's longest input; a program
+that disagrees is not used (the eager engine runs, as for an op the compiler does not cover).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from dilated.streaming._eager import STEPS_KEY, EagerStream, check_state
 from dilated.streaming._fast.compiler import Unsupported, compile_step
 from dilated.streaming._fast.kernel import LANES
 from dilated.streaming._fast.program import Compiled
+from dilated.streaming._verify import Case, disagreement, model_dtype, reference
+from dilated.streaming._weights import Weights
 
 Fallback = Literal["warn", "silent", "raise"]
 
@@ -61,11 +65,13 @@ class FastStream:
     naming the op when ``fallback="warn"``; ``"raise"`` raises :class:`Unsupported`); :attr:`backend` says which
     one runs.
 
-    The weights are copied into the program when it is compiled (weight norm folded in): after changing the
-    model's weights, build a new stream (the state carries over through :meth:`state_dict`).
+    The weights are copied into the program when it is compiled (weight norm folded in); the stream follows them
+    all the same (:mod:`dilated.streaming._weights`): after any change, in place or reassigned, the next step
+    compiles the program again and checks it against the model's forward on the check's one-receptive-field input.
 
     Args:
-        model: as for :class:`~dilated.streaming.EagerStream`; float32 models.
+        model: as for :class:`~dilated.streaming.EagerStream`; the kernel computes in float32, so a model of another
+            dtype runs on the eager engine (in its own dtype).
         batch_size: independent streams.
         fallback: ``"warn"``, ``"silent"`` or ``"raise"``, see above.
         parallel_threshold: from this many streams on, they are split over ``threads`` threads (default: one per
@@ -107,6 +113,8 @@ class FastStream:
         self._current: Compiled | None = None
         self._eager: EagerStream | None = None
         self.reason: str | None = None
+        self.weights = Weights(model)
+        self._recheck = False  # a weight change: check the next program on the short input
 
     def _lay_out(self) -> None:
         """One ring per stateful layer, ``(rows, groups, in_channels, lanes)`` with ``rows = history + 1``."""
@@ -158,13 +166,17 @@ class FastStream:
         if compiled is not None:
             self._current = compiled
             return compiled
+        example = x_t[:1].unsqueeze(-1)
+        example_kwargs: dict[str, Any] = {k: (v[:1] if isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()}
+        self._engine.prepare(example, **example_kwargs)  # the construction check: no path skips it
         if not self.rings and self._engine.convs:
             self._learn_layout(x_t, kwargs)
         try:
-            example = x_t[:1].unsqueeze(-1)
-            example_kwargs = {k: (v[:1] if isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()}
+            dtype = model_dtype(self.model)
+            if dtype != torch.float32:
+                raise Unsupported(f"a {str(dtype)[6:]} model (the kernel computes in float32)")
             compiled = compile_step(self._engine, self.rings, example, example_kwargs)
-            self._verify(compiled, example, example_kwargs)
+            self._check(compiled)
         except Unsupported as error:
             self._fall_back(str(error))
             return None
@@ -172,30 +184,38 @@ class FastStream:
         self._programs[key] = self._current = compiled
         return compiled
 
-    def _verify(self, compiled: Compiled, example: torch.Tensor, kwargs: dict[str, Any], steps: int = 3) -> None:
-        """Compare the kernel with the eager engine on a few random steps from zero state (one group of streams,
-        all given the same input)."""
-        generator = torch.Generator().manual_seed(0)
-        engine = EagerStream(self.model, 1, verify=False, like=self._engine)
-        lanes = self.lanes
-        ring = np.zeros(max(self.ring.size // self.padded * lanes, 1), dtype=np.float32)
-        mem = compiled.fresh_memory(lanes, lanes)
-        worst = 0.0
-        for t in range(steps):
-            if example.is_floating_point():
-                x = torch.randn(example.shape, generator=generator)
-            else:
-                x = example.clone()
-            expected = engine.step_many(x, **kwargs)
-            xin = np.repeat(self._pack(compiled, x, kwargs, 1, 1), lanes, axis=1)
-            yout = compiled.run(mem, ring, t, xin, lanes, 1, lanes=lanes)
-            got = torch.from_numpy(yout[0, lanes - 1]).reshape(expected.shape)
-            worst = max(worst, float(((got - expected).abs() / (1.0 + expected.abs())).max()))
-        if not worst <= 1e-4:
+    def _check(self, compiled: Compiled) -> None:
+        """Run the program over the construction check's longest input (after a weight change: its short input,
+        against the forward with the new weights) and compare with the model's forward; :class:`Unsupported` where
+        they differ. Nothing to compare with when the stream was built with ``verify=False``."""
+        cases = self._engine.cases
+        if not cases:
+            return
+        case = cases[-1]
+        if self._recheck:
+            case = reference(self.model, cases[0].x, cases[0].args, cases[0].kwargs)
+            self._recheck = False
+        got = self._kernel_outputs(compiled, case)
+        excess, future = disagreement(case.expected, got) if case.expected is not None else (1.0, False)
+        if excess or future:
             raise Unsupported(
-                f"the compiled step disagrees with the eager engine (relative error {worst:.2e}); "
+                f"the compiled step differs from the model's forward (by {excess:.3g}); "
                 "the model probably does something the tracer cannot see"
             )
+
+    def _kernel_outputs(self, compiled: Compiled, case: Case) -> torch.Tensor:
+        """The program's outputs for ``case`` from zero state, shaped like the forward's output."""
+        streams, n = case.x.shape[0], case.x.shape[-1]
+        padded = -(-streams // self.lanes) * self.lanes
+        ring = np.zeros(max(self.ring.size // self.padded, 1) * padded, dtype=np.float32)
+        xin = self._pack(compiled, case.x, case.kwargs, streams, n)
+        xin = np.concatenate([xin, np.zeros((n, padded - streams, xin.shape[2]), np.float32)], axis=1)
+        mem = compiled.fresh_memory(padded, self.lanes)
+        yout = compiled.run(mem, ring, 0, xin, padded, self._chunk(compiled), 1, self.lanes)[:, :streams]
+        got = torch.from_numpy(yout).reshape(n, streams, *compiled.output_shape[1:])
+        got = (got.squeeze(-1) if len(compiled.output_shape) >= 3 else got).movedim(0, -1)
+        expected = case.expected
+        return got[..., -1] if expected is not None and expected.dim() < got.dim() else got
 
     def _fall_back(self, reason: str) -> None:
         if self.fallback == "raise":
@@ -203,9 +223,10 @@ class FastStream:
         if self.fallback == "warn":
             warnings.warn(f"dilated.streaming: falling back to the eager engine: {reason}", stacklevel=4)
         self.reason = reason
-        state = self.state_dict()
+        state = self.state_dict() if self.steps else None  # (no step yet: nothing to carry over)
         self._eager = EagerStream(self.model, self.batch_size, verify=False, like=self._engine)
-        self._eager.load_state_dict(state)
+        if state is not None:
+            self._eager.load_state_dict(state)
 
     # -- stepping ----------------------------------------------------------------------------------------------------
     @staticmethod
@@ -247,8 +268,6 @@ class FastStream:
         """Advance by the ``n`` steps of ``x`` ``(batch, C, n)``: outputs ``(n, batch, *output shape)``, or ``None``
         after falling back to the eager engine."""
         n = x.shape[-1]
-        if x.is_floating_point() and x.dtype != torch.float32:
-            x = x.float()  # the kernel computes in float32, as the model does
         first = {k: (v[..., :1] if _per_step(v, n) else v) for k, v in kwargs.items()}  # one step's arguments
         compiled = self._program(x[..., 0], first)
         if compiled is None:
@@ -258,6 +277,8 @@ class FastStream:
 
     def step(self, x_t: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         """One step for every stream: ``(batch, channels) -> (batch, out_channels)``."""
+        if self.weights.changed():
+            self._weights_changed()
         compiled = self._current
         if (
             compiled is not None and not kwargs and compiled.plain_key == (x_t.dtype, x_t.shape) and self._eager is None
@@ -279,8 +300,20 @@ class FastStream:
         assert self._eager is not None  # _run fell back to it
         return self._eager.step(x_t, **kwargs)
 
+    def _weights_changed(self) -> None:
+        """A parameter or buffer changed: compile (and check) the program again at the next step."""
+        self.weights.read()
+        self._engine.tree.resync()  # (the program is traced on the reference engine: a reassigned tensor too)
+        self._engine.weights.read()
+        if self._eager is None and self._programs:
+            self._programs.clear()
+            self._current = None
+            self._recheck = True
+
     def step_many(self, x: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         """A chunk of ``n`` steps: ``(batch, channels, n) -> (batch, out_channels, n)``."""
+        if self.weights.changed():
+            self._weights_changed()
         if self._eager is None:
             self._check_batch(x)
             y = self._run(x, kwargs)
@@ -295,7 +328,7 @@ class FastStream:
         """The lowest-overhead single step, once compiled, for a model whose only input is ``x``: float32
         ``(batch, C)`` in, ``(batch, out)`` out (a new array)."""
         compiled = self._current
-        if compiled is None or len(compiled.inputs) != 1 or self._eager is not None:
+        if compiled is None or len(compiled.inputs) != 1 or self._eager is not None or self.weights.changed():
             return self.step(torch.from_numpy(np.asarray(x_t, np.float32))).numpy()
         xin = np.asarray(x_t, np.float32).reshape(1, self.batch_size, compiled.n_in)
         return self._advance(compiled, xin)[0]

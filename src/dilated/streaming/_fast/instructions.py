@@ -34,7 +34,7 @@ Length = str | Callable[[Any], int]
 
 
 @dataclass(frozen=True)
-class Field:
+class OperandField:
     """One named integer of an instruction; ``length`` (for address roles) is a field name or a function."""
 
     name: str
@@ -42,28 +42,28 @@ class Field:
     length: Length | None = None
 
 
-def Int(name: str) -> Field:  # noqa: N802 - reads as a declaration
-    return Field(name)
+def Int(name: str) -> OperandField:  # noqa: N802 - reads as a declaration
+    return OperandField(name)
 
 
-def Param(name: str) -> Field:  # noqa: N802
-    return Field(name, "param")
+def Param(name: str) -> OperandField:  # noqa: N802
+    return OperandField(name, "param")
 
 
-def Write(name: str, length: Length) -> Field:  # noqa: N802
-    return Field(name, "write", length)
+def Write(name: str, length: Length) -> OperandField:  # noqa: N802
+    return OperandField(name, "write", length)
 
 
-def Read(name: str, length: Length) -> Field:  # noqa: N802
-    return Field(name, "read", length)
+def Read(name: str, length: Length) -> OperandField:  # noqa: N802
+    return OperandField(name, "read", length)
 
 
-def Scratch(name: str, length: Length) -> Field:  # noqa: N802
-    return Field(name, "scratch", length)
+def Scratch(name: str, length: Length) -> OperandField:  # noqa: N802
+    return OperandField(name, "scratch", length)
 
 
-def Table(name: str, length: Length) -> Field:  # noqa: N802
-    return Field(name, "table", length)
+def Table(name: str, length: Length) -> OperandField:  # noqa: N802
+    return OperandField(name, "table", length)
 
 
 class Op:
@@ -73,7 +73,7 @@ class Op:
         relu: the flag field that makes the op apply a ReLU to its result (set by the ReLU fusion), if any.
     """
 
-    def __init__(self, name: str, code: int, fields: Sequence[Field], relu: str | None = None) -> None:
+    def __init__(self, name: str, code: int, fields: Sequence[OperandField], relu: str | None = None) -> None:
         self.name, self.code, self.fields, self.relu_field = name, code, tuple(fields), relu
         names = [f.name for f in self.fields]
         self.at = _record_type(f"{name.title()}Fields", names)(*range(1, len(names) + 1))
@@ -96,7 +96,7 @@ class Op:
         """The row's fields by name."""
         return self._view(*(int(v) for v in row[1 : len(self.fields) + 1]))
 
-    def _spans(self, row: Sequence[int], roles: tuple[Role, ...]) -> list[tuple[Field, int, int]]:
+    def _spans(self, row: Sequence[int], roles: tuple[Role, ...]) -> list[tuple[OperandField, int, int]]:
         """``(field, address, length)`` of the fields with these roles whose length is not zero."""
         fields = self.view(row)
         spans = []

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dilated.streaming._fast.builder import ProgramBuilder, Traced, Unsupported
+from dilated.streaming._fast.builder import Placed, ProgramBuilder, Unsupported
 from dilated.streaming._fast.instructions import AFFINE, CONV, EMBED, LAYERNORM
 
 
@@ -30,7 +30,7 @@ def dense(weight: torch.Tensor, groups: int) -> torch.Tensor:
 def conv(
     p: ProgramBuilder,
     name: str,
-    x: Traced,
+    x: Placed,
     out: torch.Tensor,
     weight: torch.Tensor,
     bias: torch.Tensor | None,
@@ -72,7 +72,7 @@ def conv(
     )
 
 
-def embedding(p: ProgramBuilder, module: nn.Embedding, x: Traced, out: torch.Tensor) -> None:
+def embedding(p: ProgramBuilder, module: nn.Embedding, x: Placed, out: torch.Tensor) -> None:
     if x.addr.size != 1:
         raise Unsupported("an embedding of more than one code per step")
     if module.max_norm is not None:
@@ -88,7 +88,7 @@ def embedding(p: ProgramBuilder, module: nn.Embedding, x: Traced, out: torch.Ten
     )
 
 
-def batch_norm(p: ProgramBuilder, module: nn.BatchNorm1d, x: Traced, out: torch.Tensor) -> None:
+def batch_norm(p: ProgramBuilder, module: nn.BatchNorm1d, x: Placed, out: torch.Tensor) -> None:
     """Batch norm with running statistics: a per-channel affine map."""
     mean, var = module.running_mean, module.running_var
     if module.training or not module.track_running_stats or mean is None or var is None:
@@ -106,7 +106,7 @@ def batch_norm(p: ProgramBuilder, module: nn.BatchNorm1d, x: Traced, out: torch.
     )
 
 
-def layer_norm(p: ProgramBuilder, module: nn.LayerNorm, x: Traced, out: torch.Tensor) -> None:
+def layer_norm(p: ProgramBuilder, module: nn.LayerNorm, x: Placed, out: torch.Tensor) -> None:
     n = int(np.prod(module.normalized_shape))
     if n != x.addr.size:
         raise Unsupported("LayerNorm over more than one step per stream")

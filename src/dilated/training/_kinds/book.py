@@ -1,7 +1,10 @@
 """``book``: a Parquet order book of ``dilated data convert`` (:func:`dilated.data.book_splits`: smoothed mid-price
-labels, chronological parts with a gap of window + horizon events, z-scores of the training part); an event is a
-book row's first ``levels`` levels (4 values each, prices in currency units), empty deeper levels filled as training
-fills them. Training serves no window holding a one-sided or crossed book: such events are unusable."""
+labels, chronological parts with a gap of window + horizon events, z-scores of the training part), or one instrument
+of a dataset folder of ``dilated data convert -o DIR/`` (:func:`dilated.data.dataset_splits`: the parts are days,
+windows never cross a day, statistics streamed over the training days, each day memory-mapped, so memory does not
+grow with the days); an event is a book row's first ``levels`` levels (4 values each, prices in currency units),
+empty deeper levels filled as training fills them. Training serves no window holding a one-sided or crossed book:
+such events are unusable."""
 
 from __future__ import annotations
 
@@ -28,7 +31,8 @@ class BookData(DataSource):
     """A Parquet order book written by ``dilated data convert``: FI-2010-style features, smoothed mid-price labels."""
 
     kind: ClassVar[str] = "book"
-    path: str = option(help="a Parquet book (dilated data convert)")
+    path: str = option(help="a Parquet book (dilated data convert), or a dataset folder (dilated data convert -o DIR/)")
+    instrument: str | None = option(None, "the instrument of a dataset folder (null: its only one)")
     levels: int = option(10, "book levels used as features (4 per level)")
     window: int = option(100, "events per input window")
     horizon: int = option(10, "label horizon k in events")
@@ -38,7 +42,9 @@ class BookData(DataSource):
     smoothing: Literal["future", "past"] = option(
         "future", "label rule: mean of the next k mids vs the current (future) or vs the mean of the past k (past)"
     )
-    fractions: tuple[float, ...] = option((0.7, 0.15, 0.15), FRACTIONS_HELP)
+    fractions: tuple[float, ...] = option(
+        (0.7, 0.15, 0.15), f"{FRACTIONS_HELP}; of a dataset folder's days (each part at least one day)"
+    )
     stride: int = option(1, "serve window ends at multiples of this many events only")
     start: str | None = option(None, "first event time kept (ISO, UTC), e.g. the session open")
     end: str | None = option(None, "events before this time are kept (ISO, UTC)")
@@ -50,19 +56,28 @@ class BookData(DataSource):
     def build(self, stats: dict[str, Any] | None, progress: bool) -> Splits:
         import numpy as np
 
-        parts = data.book_splits(
-            self.path,
-            levels=self.levels,
-            window=self.window,
-            horizon=self.horizon,
-            threshold=self.threshold,
-            smoothing=self.smoothing,
-            fractions=tuple(float(f) for f in self.fractions),
-            stride=self.stride,
-            start=self.start,
-            end=self.end,
-            zscore=None if stats is None else data.ZScore(np.array(stats["mean"]), np.array(stats["std"])),  # a run's
-        )
+        options: dict[str, Any] = {
+            "levels": self.levels,
+            "window": self.window,
+            "horizon": self.horizon,
+            "threshold": self.threshold,
+            "smoothing": self.smoothing,
+            "fractions": tuple(float(f) for f in self.fractions),
+            "stride": self.stride,
+            "start": self.start,
+            "end": self.end,
+            "zscore": None
+            if stats is None
+            else data.ZScore(np.array(stats["mean"]), np.array(stats["std"])),  # a run's
+        }
+        if data.is_book_dataset(self.path):
+            parts: data.BookSplits | data.DaySplits = data.dataset_splits(
+                self.path, self.instrument, progress=progress, **options
+            )
+        else:
+            if self.instrument is not None:
+                raise ValueError(f"{self.path}: instrument applies to a dataset folder, not to a book file")
+            parts = data.book_splits(self.path, **options)
         channels, length = shape_of(parts.train)
         info = {k: v for k, v in parts.info.items() if k != "zscore"} | {"normalisation": parts.info["zscore"]}
         return Splits(parts.train, parts.val, parts.test, lob_task(), channels, length, parts.full, info)
@@ -101,6 +116,8 @@ class BookData(DataSource):
             book, name = source, source.source or "the book"
         elif source is not None:
             book, name = data.read_book(source), str(source)
+        elif data.is_book_dataset(self.path):
+            raise ValueError(f"{self.path}: a dataset folder; give a book file (one of its days' parts) to read events")
         else:
             book, name = data.select_events(data.read_book(self.path), self.start, self.end), self.path
         if book.levels < self.levels:
