@@ -289,3 +289,11 @@ def mbo_days(folder: Path, symbol: str, days: int, messages: int, seed: int = 0)
         files.append(write(folder / f"{symbol}-{day}.mbo.dbn", records[cuts[k] : cuts[k + 1]], start))
     whole = write(folder / f"{symbol}-all.mbo.dbn", records, FIRST_DAY)
     return files, whole
+
+
+class HandDelay(torch.nn.Module):
+    """A one-step delay written as a cat along time ``(batch, channels, time)``: causal, but not followed by the
+    receptive-field analysis (its steps read different paths), so its causality is "unknown"."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x[..., :1], x[..., :-1]], -1)

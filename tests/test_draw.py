@@ -18,6 +18,7 @@ from dilated.cli import main
 from dilated.diagrams import MAX_STEPS, compare, draw, layout
 from dilated.geometry import Layer, LayerKind, Padding, Semantics, causal_stack, dependencies, stack_geometry
 from dilated.layers import Conv1d, Dense
+from helpers import HandDelay
 
 PADDINGS = st.one_of(
     st.sampled_from(["valid", "same", "causal"]), st.integers(0, 3), st.tuples(st.integers(0, 4), st.integers(0, 4))
@@ -285,3 +286,9 @@ def test_cli_draw_errors_are_one_line(tmp_path, capsys):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("dilated: error: unknown target 'no-such-target'")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_model_of_unknown_causality_says_so_in_the_title(tmp_path):
+    diagram = draw(nn.Sequential(Conv1d(1, 2, 3), HandDelay()), 16, path=tmp_path / "delay.png")
+    assert [row.label for row in diagram.rows] == ["input", "0: Conv1d"]
+    assert diagram.title.splitlines()[-1].startswith("Causal: unknown (layer 1 is not followed: 1: its steps read")

@@ -53,7 +53,7 @@ from dilated.training._checkpoints import load_checkpoint, save_checkpoint
 from dilated.training._config import demo_config_path
 from dilated.training._kinds.book import BookData
 from dilated.training._runs import RunDir
-from helpers import book_dataset, prices_table, untrained_run
+from helpers import HandDelay, book_dataset, prices_table, untrained_run
 
 DOC = Path(__file__).parent.parent / "docs" / "errors.md"
 
@@ -257,6 +257,7 @@ CASES: dict[str, Callable[[Path], object]] = {
     "config-input": lambda _: parse_input_shape("2,abc", "--input"),
     "config-input-rank": lambda _: parse_input_shape("2", "--input"),
     "keras-missing-file": lambda _: resolve_target("missing.keras"),
+    "keras-custom-layer": lambda tmp: resolve_target(str(_unregistered_keras_file(tmp))),
     "fi2010-truncated": lambda tmp: read_fi2010(fi2010_file(tmp, lambda lines: lines[:120]), progress=False),
     "fi2010-cell": lambda tmp: read_fi2010(fi2010_file(tmp, replace_first_cell(5, "abc")), progress=False),
     "fi2010-nan": lambda tmp: read_fi2010(fi2010_file(tmp, replace_first_cell(7, "nan")), progress=False),
@@ -358,7 +359,8 @@ CASES: dict[str, Callable[[Path], object]] = {
     "rf-keras-shape": lambda _: dilated.receptive_field(_any_length_keras(), (3, 64)),
     "rf-measured-steps": lambda _: dilated.receptive_field(_Spectrum(), (1, 32)).steps(0),
     "rf-probe-disagrees": lambda _: dilated.receptive_field(_Quantised(), (1, 32), probe=True),
-    "rf-unfollowed": lambda _: first_noncausal_layer(torch.nn.Sequential(Conv1d(1, 1, 2), _Spectrum()), (1, 32)),
+    "rf-unfollowed": lambda _: first_noncausal_layer(torch.nn.Sequential(Conv1d(1, 1, 2), HandDelay()), (1, 32)),
+    "rf-probe-step": lambda _: dilated.probe_receptive_field(Conv1d(1, 1, 2), (1, 200)).steps(50),
     "rf-probe-module": lambda _: dilated.probe_receptive_field(Conv1d(1, 1, 2), (1, 8), module="decoder"),
     "rf-draw-nothing": lambda tmp: dilated.draw(
         torch.nn.Sequential(torch.nn.AdaptiveAvgPool1d(1)), 8, input_shape=(1, 8), path=tmp / "x.png"
@@ -368,6 +370,22 @@ CASES: dict[str, Callable[[Path], object]] = {
 
 
 # ---- Keras conversion, graph specs and step export -------------------------------------------------------------
+
+
+def _unregistered_keras_file(tmp):
+    """A ``.keras`` file holding a Conv1D subclass, its registration dropped before it is read back."""
+    keras = import_keras()
+
+    @keras.saving.register_keras_serializable(package="errors")
+    class Reversed(keras.layers.Conv1D):
+        def call(self, x):
+            return super().call(keras.ops.flip(x, 1))
+
+    x = keras.Input((16, 1))
+    path = tmp / "custom.keras"
+    keras.Model(x, Reversed(2, 3)(x)).save(path)
+    del keras.saving.get_custom_objects()["errors>Reversed"]
+    return path
 
 
 def keras_stack(*layers: object):

@@ -22,6 +22,7 @@ from dilated.design import design
 from dilated.explore import page, stack_state, target_state, write_explorer
 from dilated.geometry import Layer, dependencies, stack_geometry
 from dilated.summaries import summary
+from helpers import HandDelay
 
 ARTIFACTS = Path(__file__).parent.parent / "docs" / "images"
 
@@ -337,3 +338,10 @@ def test_cli_writes_the_page(tmp_path, capsys):
     )
     assert state == target_state(resolve_target("tcn"))
     assert page(state) == (tmp_path / "t.html").read_text()
+
+
+def test_the_page_state_carries_the_causality_line():
+    model = nn.Sequential(nn.Conv1d(1, 2, 3, padding=2), HandDelay())
+    state = stack_state(summary(model, (1, 20)), "m", (1, 20))
+    assert state["notes"][-1].startswith("Causal: unknown (layer 1 is not followed")
+    assert json.dumps(state["notes"][-1]) in page(state)

@@ -52,6 +52,7 @@ class SummaryRow:
     sees_whole_input: bool = False
     fed: int | None = None
     measured: bool = False
+    at_least: bool = False  # measured, and still growing on the longest input probed
 
     @property
     def coverage(self) -> str:
@@ -164,6 +165,7 @@ def assemble(
                 row.whole_input,
                 row.fed,
                 row.measured,
+                row.at_least,
             )
         )
     total = rf.input_length if rf.whole_input or rf.past or rf.size is None else rf.size
@@ -172,9 +174,8 @@ def assemble(
     if measured is not None or rf.measured:
         reason = measured.unfollowed if measured is not None else rf.unfollowed
         notes.append(f"* measured by the probe: the analysis cannot follow {reason}")
-    noncausal = rf.first_noncausal
-    if noncausal is not None:
-        notes.append(f"Not causal: from {noncausal.name} ({noncausal.type_name}) on, outputs read later input steps")
+    if rf.causality is not None:
+        notes.append(rf.causality)
     return Summary(title, input_shape, rf.input_length, table, total_params, trainable_params, total, layout, notes, rf)
 
 
@@ -184,7 +185,7 @@ def _field_text(row: SummaryRow) -> str:
     elif row.receptive_field is None:
         text = "past"
     else:
-        text = str(row.receptive_field)
+        text = (">=" if row.at_least else "") + str(row.receptive_field)
     return text + ("*" if row.measured else "")
 
 
@@ -233,11 +234,16 @@ def render(s: Summary) -> str:
     if s.receptive_field > s.input_length:
         out.append(
             f" WARNING: the input ({s.input_length} steps) is shorter than the receptive field "
-            f"({s.receptive_field}); outputs see zero padding instead of history. Feed at least "
+            f"({_bound(s)}{s.receptive_field}); outputs see zero padding instead of history. Feed at least "
             f"{s.receptive_field} steps."
         )
     out += [f" {note}" for note in s.notes]
     return "\n".join(out)
+
+
+def _bound(s: Summary) -> str:
+    """``"at least "`` where the measured field was still growing on the longest input the probe tried."""
+    return "at least " if s.field is not None and s.field.at_least else ""
 
 
 def _field_line(s: Summary) -> str:
@@ -247,7 +253,7 @@ def _field_line(s: Summary) -> str:
     first_global = first_past or first_whole
     if rf is None or first_global is None or not (rf.whole_input or rf.past or rf.size is None):
         holes = f"; {rf.fed} of them feed each output" if rf is not None and rf.holes else ""
-        return f" Receptive field: {s.receptive_field} input steps (input length {s.input_length}){holes}"
+        return f" Receptive field: {_bound(s)}{s.receptive_field} input steps (input length {s.input_length}){holes}"
     local = [
         row.receptive_field
         for row in s.layers[: s.layers.index(first_global)]

@@ -97,6 +97,8 @@ upsample_nearest pixel_shuffle pixel_unshuffle channel_shuffle narrow_copy selec
 T.__get__ mT.__get__ data.__get__
 """.split()
 )
+MATMULS = frozenset("matmul mm bmm baddbmm addmm addbmm mv dot inner".split())
+MERGES = frozenset("view view_as reshape reshape_as flatten unflatten".split())  # may merge time with another axis
 REDUCTIONS = frozenset(
     """
 sum mean nansum nanmean prod amax amin max min argmax argmin std var std_mean var_mean logsumexp norm all any

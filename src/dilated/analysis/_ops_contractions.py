@@ -11,7 +11,7 @@ from dilated.analysis._fields import Field, Steps
 from dilated.analysis._graph import Sources, Unfollowed, clip, tensors_in, union_sources
 from dilated.analysis._op_names import arg, per_axis
 from dilated.analysis._ops_pointwise import PointwiseOps
-from dilated.analysis._values import Traced, pool_group_of, swap_last_axes
+from dilated.analysis._values import Traced, concrete, pool_group_of, swap_last_axes
 
 
 class ContractionOps(PointwiseOps):
@@ -22,8 +22,18 @@ class ContractionOps(PointwiseOps):
         x, weight = args[0], arg(args, kwargs, 1, "weight")
         if self.value(weight) is not None or self.value(arg(args, kwargs, 2, "bias")) is not None:
             raise Unfollowed("a weight computed from the input")
+        if weight.device.type != "meta":  # TODO(issue 21): the meta pass cannot read weights
+            self.dense_over_time(x, x.dim() - 1, weight)
         self.contract(x, (x.dim() - 1,), tensors_in(out)[0], True)
         self._last_replaced(tensors_in(out)[0])
+
+    def dense_over_time(self, x: torch.Tensor, axis: int, matrix: torch.Tensor) -> None:
+        """A constant ``matrix`` contracted with ``x`` along ``axis``: where that is time, every output must read
+        every step (no zero entry), or the outputs read different steps (a triangular or banded matrix) and the
+        op is :class:`Unfollowed`."""
+        v = self.traced(x)
+        if v.axis == axis and not bool((concrete(matrix) != 0).all()):
+            raise Unfollowed("a constant matrix over the time axis whose outputs read different steps")
 
     def _last_replaced(self, result: torch.Tensor) -> None:
         """The last axis of ``result`` holds new features: it is no time axis."""
@@ -50,10 +60,12 @@ class ContractionOps(PointwiseOps):
         if bias is not None and self.value(bias) is not None:
             raise Unfollowed("a matrix product whose added term depends on the input")
         if va is not None:  # (..., n, k) @ const: k is contracted, n stays on axis -2
+            self.dense_over_time(a, a.dim() - 1, b)
             self.contract(a, (a.dim() - 1,), result, True)
             self._last_replaced(result)
         else:  # const @ (..., k, m): k (-2) is contracted, m stays last
             assert vb is not None, "a matrix product reaches its rule with a factor or the added term traced"
+            self.dense_over_time(b, b.dim() - 2, a)
             moved = b.transpose(-1, -2)
             self.register(swap_last_axes(vb, moved))
             self.contract(moved, (b.dim() - 1,), result, True)
@@ -87,12 +99,19 @@ class ContractionOps(PointwiseOps):
                         raise Unfollowed("an einsum between two time axes")
                     axis = output.index(letter)
                 else:
+                    self._einsum_dense(letter, inputs.split(","), operands)
                     sources = {
                         s: clip(Field.constant(f.union_of(operand.shape[v.axis])), self.lengths.get(s))
                         for s, f in sources.items()
                     }
             merged = union_sources(merged, sources, self.lengths)
         self.compact(result, axis, [merged])
+
+    def _einsum_dense(self, letter: str, letters: list[str], operands: list[Any]) -> None:
+        """A time axis (``letter``) summed out of an einsum: each constant operand over it must be dense."""
+        for spec, operand in zip(letters, operands):
+            if letter in spec and self.value(operand) is None and not bool((concrete(operand) != 0).all()):
+                raise Unfollowed("a constant matrix over the time axis whose outputs read different steps")
 
     # -- convolutions and pooling -------------------------------------------------------------------------------------
     def _spatial(self, x: torch.Tensor, n: int) -> tuple[Traced, int | None, int]:

@@ -96,7 +96,7 @@ class PointwiseOps(TracerBase):
         keep = concrete(torch.as_tensor(const)) != 0
         if bool(keep.all()):
             return False
-        self.move(lambda codes: codes * keep, [traced], out)
+        self.move(lambda codes: codes * keep, [traced], out, merges=True)
         return True
 
     def masking_add(self, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> bool:
@@ -108,7 +108,7 @@ class PointwiseOps(TracerBase):
         keep = torch.isfinite(concrete(const))
         if bool(keep.all()):
             return False
-        self.move(lambda codes: codes * keep, [traced], out)
+        self.move(lambda codes: codes * keep, [traced], out, merges=True)
         return True
 
     # -- reductions and mixing ---------------------------------------------------------------------------------------

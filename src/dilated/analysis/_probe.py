@@ -2,26 +2,34 @@
 
 The independent check of the dataflow analysis, and what it falls back to where the analysis cannot follow an op.
 The model is copied to float64 with random positive weights (``[0.25, 0.75] / fan_in``) and fed positive inputs, so
-that ReLUs stay active and sums of paths never cancel; then two measurements are united:
+that ReLUs stay active and sums of paths never cancel. Each measurement costs a number of forward and backward passes
+that does not grow with the input, so its cost is linear in the input length:
 
-* perturbation: every input step in turn (all channels) gets ``+1000``, then ``-1000``; an output element that
-  changes (by more than float64 rounding) depends on that step (this also catches max-pooling, whose gradient
-  reaches only the winner, and a difference of two paths feeding a max);
-* gradients: the gradient of a positive combination of one output step's elements, for every output step (up
-  to 256 of them, spread out) at eight random inputs; a non-zero entry is a dependency, however small (this also
-  catches saturating ops, which a perturbation may flatten below rounding, and max-pool windows whose winner
-  changes with the input).
+* the output's time axis: a few input steps spread over the input, each in turn (all channels) ``+1000`` then
+  ``-1000``; the axis along which the outputs that change move;
+* gradients: of a positive combination of one output step's elements at eight random inputs, for the output steps
+  measured (the first and last eight, sixteen around the middle, sixteen spread out; all of them for a short
+  output); a non-zero entry is a dependency, however small (this catches saturating ops, which a perturbation may
+  flatten below rounding, and max-pool windows whose winner changes with the input);
+* perturbation by residue: the input steps ``s = j mod P`` perturbed together, for each ``j``; where an output step
+  changes but its gradients found no step of that residue (a max whose winner never moved, a difference of two
+  paths feeding a max), every step of the residue is perturbed alone.
 
-Both only ever find real dependencies; together, with such weights, they find all of them. The output's time axis
-is found from the measurements themselves: the axis along which the dependencies move.
+Both only ever find real dependencies; together, with such weights, they find all of them. Where the middle output
+step's field reaches an end of the input, the input is lengthened (doubled) until the field stops growing, up to
+:data:`LENGTH_CAP` steps, beyond which the field is reported as "at least" its size there (a cumsum, an RNN). The
+lengthening runs only when a number that needs it is read (``size``, ``start``, ``causal``, ``at_least``), and on
+the longer inputs only the steps around the middle are measured: comparing steps on the input given costs one
+measurement.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from functools import cached_property
 
 import torch
 from torch import nn
@@ -31,8 +39,11 @@ from dilated.analysis._readers import reader_for
 PERTURBATION = 1000.0
 CHUNK = 64  # perturbed inputs per forward pass
 TOLERANCE = 1e-9  # relative change that counts (float64 noise is ~1e-16; the gradient sees smaller effects)
-GRADIENT_STEPS = 256  # output steps that also get a gradient (all of them up to this many, else spread out)
 TRIALS = 8  # random inputs the gradients are taken at (a max passes its gradient to one winner per input)
+SPREAD = 32  # input steps perturbed alone to find the output's time axis
+RESIDUES = 32  # groups of input steps perturbed together (steps s = j mod RESIDUES)
+ALL_STEPS = 64  # outputs up to this long are measured at every step
+LENGTH_CAP = 8192  # the longest input a probe lengthens to; a field still growing there is "at least" its size
 
 
 @dataclass(frozen=True)
@@ -40,13 +51,31 @@ class Probe:
     """Measured dependencies of an output on the input's steps.
 
     ``axis`` is the output's time axis (``None``: it has none, and ``fed[-1]`` is what the whole output depends
-    on); ``fed[t]`` lists the input steps output step ``t`` depends on.
+    on); ``fed[t]`` lists the input steps output step ``t`` depends on, for the steps measured (the first, the
+    last, those around the middle and some spread out). ``longer`` is the steps around the middle measured on the
+    longest input the probe lengthened to (where the middle step's field reached an end of this one; measured when
+    first read), and ``at_least`` says the field was still growing at :data:`LENGTH_CAP` steps.
     """
 
     input_length: int
     output_shape: tuple[int, ...]
     axis: int | None
     fed: dict[int, tuple[int, ...]]
+    lengthen: Callable[[Probe], tuple[Probe | None, bool]] | None = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def _lengthened(self) -> tuple[Probe | None, bool]:
+        return self.lengthen(self) if self.lengthen is not None else (None, False)
+
+    @property
+    def longer(self) -> Probe | None:
+        """The steps around the middle, measured on the longest input probed (``None``: this one was enough)."""
+        return self._lengthened[0]
+
+    @property
+    def at_least(self) -> bool:
+        """Whether the field was still growing on an input of :data:`LENGTH_CAP` steps (its size is a bound)."""
+        return self._lengthened[1]
 
     @property
     def length(self) -> int:
@@ -57,7 +86,10 @@ class Probe:
         """Input steps output step ``t`` depends on (default: a step in the middle)."""
         if self.axis is None:
             return self.fed[-1]
-        return self.fed[self.reference if t is None else t % self.length]
+        step = self.reference if t is None else t % self.length
+        if step not in self.fed:
+            raise ValueError(f"output step {step} was not measured; the probe measured steps {sorted(self.fed)}")
+        return self.fed[step]
 
     @property
     def reference(self) -> int:
@@ -72,7 +104,9 @@ class Probe:
         middle = self.length // 2
 
         def inside(t: int) -> bool:  # a field that touches an end of the input may be cut there
-            return bool(self.fed[t]) and self.fed[t][0] > 0 and self.fed[t][-1] < self.input_length - 1
+            return (
+                t in self.fed and bool(self.fed[t]) and self.fed[t][0] > 0 and self.fed[t][-1] < self.input_length - 1
+            )
 
         candidates: list[tuple[int, list[int | None]]] = []
         for period in range(1, 9):  # the shift that maps every step's steps onto the step period later's
@@ -91,15 +125,36 @@ class Probe:
                 common = max(set(shifts), key=shifts.count) if shifts else None
                 if common is not None and shifts.count(common) >= share * len(shifts):
                     return Fraction(common, period)
-        lo, hi = 0, self.length - 1  # fields wider than the input: the newest steps still move
+        lo, hi = min(self.fed), max(self.fed)  # fields wider than the input: the newest steps still move
         if hi == lo or not self.fed[lo] or not self.fed[hi]:
             return Fraction(1)
         return Fraction(self.fed[hi][-1] - self.fed[lo][-1], hi - lo)
 
     @property
+    def widest(self) -> Probe:
+        """This probe, or the one on the longest input it lengthened to: the one whose field is least clipped."""
+        return self.longer if self.longer is not None else self
+
+    @property
     def size(self) -> int:
-        steps = self.steps()
+        """The span of the middle step's field, on the longest input measured (a lower bound if ``at_least``)."""
+        steps = self.widest.steps()
         return steps[-1] - steps[0] + 1 if steps else 0
+
+    @property
+    def start(self) -> int | None:
+        """Where output step 0's field begins, from the middle step on the longest input measured."""
+        probe = self.widest
+        steps = probe.steps()
+        if not steps:
+            return None
+        return int(steps[0] - probe.reference * probe.jump) if probe.axis is not None else steps[0]
+
+    @property
+    def clipped(self) -> bool:
+        """Whether the middle step's field reaches an end of the input (a longer input may show more of it)."""
+        steps = self.steps()
+        return self.axis is not None and bool(steps) and (steps[0] == 0 or steps[-1] == self.input_length - 1)
 
     @property
     def whole_input(self) -> bool:
@@ -107,11 +162,13 @@ class Probe:
 
     @property
     def causal(self) -> bool | None:
-        """No output step depends on an input step after its own position ``t * jump`` (``None``: no time axis)."""
+        """No measured output step depends on an input step after its own position ``t * jump`` (``None``: no
+        time axis); on the longer input too."""
         if self.axis is None:
             return None
         jump = self.jump
-        return all(not steps or steps[-1] <= t * jump for t, steps in self.fed.items())
+        here = all(not steps or steps[-1] <= t * jump for t, steps in self.fed.items())
+        return here and (self.longer is None or bool(self.longer.causal))
 
 
 def _randomise(model: nn.Module, generator: torch.Generator) -> None:
@@ -163,46 +220,131 @@ def probe_function(
     run: Callable[[torch.Tensor], torch.Tensor], input_shape: Sequence[int], time_axis: int = -1, seed: int = 0
 ) -> Probe:
     """Measure the dependencies of ``run``'s output on the steps of its input ``(1, *input_shape)`` along
-    ``time_axis`` (of the batched input); see the module docstring."""
-    generator = torch.Generator().manual_seed(seed)
+    ``time_axis`` (of the batched input), lengthening the input while the middle step's field reaches its ends;
+    see the module docstring."""
     shape = (1, *(int(n) for n in input_shape))
     time_axis = time_axis % len(shape)
+
+    def lengthen(probe: Probe) -> tuple[Probe | None, bool]:
+        """The middle steps on inputs doubled while the middle field reaches an end and grows; whether it was
+        still growing at the cap."""
+        longer, length, growing = probe, shape[time_axis], False
+        while longer.clipped and not longer.whole_input and length < LENGTH_CAP:
+            length = min(2 * length, LENGTH_CAP)
+            try:
+                wider = measure(run, (*shape[:time_axis], length, *shape[time_axis + 1 :]), time_axis, seed, True)
+            except (RuntimeError, ValueError):  # a model of one input length (a linear map over time)
+                break
+            growing = _span(wider) > _span(longer)  # not .size: this probe's own would lengthen it again
+            longer = wider
+            if not growing:
+                break
+        return (None if longer is probe else longer), growing and longer.clipped
+
+    return replace(measure(run, shape, time_axis, seed), lengthen=lengthen)
+
+
+def _span(probe: Probe) -> int:
+    """The span of the middle step's field on the probe's own input."""
+    steps = probe.steps()
+    return steps[-1] - steps[0] + 1 if steps else 0
+
+
+def measure(
+    run: Callable[[torch.Tensor], torch.Tensor],
+    shape: tuple[int, ...],
+    time_axis: int,
+    seed: int,
+    middle_only: bool = False,
+) -> Probe:
+    """One measurement on inputs of ``shape`` (batch 1, time on ``time_axis``): the output's time axis, then the
+    fields of the output steps measured (see the module docstring; ``middle_only``: those around the middle)."""
+    generator = torch.Generator().manual_seed(seed)
     length = shape[time_axis]
     x0 = 0.5 + torch.rand(shape, generator=generator, dtype=torch.float64)
     with torch.no_grad():
         base = run(x0)
-        changed = []
-        for start in range(0, length, CHUNK):
-            perturbed = range(start, min(length, start + CHUNK))
-            moved = torch.zeros((len(perturbed), *base.shape[1:]), dtype=torch.bool)
+    out_shape = tuple(base.shape[1:])
+    spread = sorted({round(i * (length - 1) / max(1, min(length, SPREAD) - 1)) for i in range(min(length, SPREAD))})
+    axis = _output_axis(_perturbed(run, x0, base, [[s] for s in spread], time_axis))
+    targets = _targets(out_shape[axis], middle_only) if axis is not None else [-1]
+    inputs = torch.cat([x0, 0.5 + torch.rand((TRIALS - 1, *shape[1:]), generator=generator, dtype=torch.float64)])
+    weights = torch.rand(base.shape, generator=generator, dtype=torch.float64) + 0.5
+    fed = _gradients(run, inputs, axis, targets, time_axis, weights)
+    residues = min(length, RESIDUES)
+    groups = [list(range(j, length, residues)) for j in range(residues)]
+    changed = _per_step(_perturbed(run, x0, base, groups, time_axis), axis)  # (residue, output step)
+    found = {t: {s % residues for s in fed[t]} for t in targets}
+    hit = changed.tolist()
+    missed = sorted({j for t in targets for j in range(residues) if hit[j][t] and j not in found[t]})
+    alone = [s for j in missed for s in groups[j]]
+    if alone:
+        hits = _per_step(_perturbed(run, x0, base, [[s] for s in alone], time_axis), axis)
+        for t in targets:
+            fed[t] |= {s for i, s in enumerate(alone) if hits[i, t]}
+    return Probe(length, out_shape, axis, {t: tuple(sorted(s)) for t, s in fed.items()})
+
+
+def _targets(steps: int, middle_only: bool = False) -> list[int]:
+    """The output steps measured: all of a short output; else the first and last eight, sixteen around the
+    middle and sixteen spread out (``middle_only``: the seventeen around the middle)."""
+    middle = steps // 2
+    if middle_only:
+        return list(range(max(0, middle - 8), min(steps, middle + 9)))
+    if steps <= ALL_STEPS:
+        return list(range(steps))
+    chosen = {*range(8), *range(steps - 8, steps), *range(middle - 8, middle + 9)}
+    chosen |= {round(i * (steps - 1) / 15) for i in range(16)}
+    return sorted(chosen)
+
+
+def _perturbed(
+    run: Callable[[torch.Tensor], torch.Tensor],
+    x0: torch.Tensor,
+    base: torch.Tensor,
+    groups: Sequence[Sequence[int]],
+    time_axis: int,
+) -> torch.Tensor:
+    """For each group of input steps perturbed together (``+-1000``, all channels), which output elements change:
+    ``(groups, *output shape without batch)``."""
+    changed = []
+    with torch.no_grad():
+        for start in range(0, len(groups), CHUNK):
+            chunk = groups[start : start + CHUNK]
+            moved = torch.zeros((len(chunk), *base.shape[1:]), dtype=torch.bool)
+            where = [1] * x0.dim()
+            where[0], where[time_axis] = len(chunk), x0.shape[time_axis]
+            bump = torch.zeros(len(chunk), x0.shape[time_axis], dtype=x0.dtype)
+            for i, steps in enumerate(chunk):
+                bump[i, list(steps)] = PERTURBATION
             for sign in (1.0, -1.0):  # both ways: a difference of paths can lower what a max pools
-                batch = x0.repeat(len(perturbed), *([1] * (len(shape) - 1)))
-                for i, s in enumerate(perturbed):
-                    batch.select(time_axis, s)[i] += sign * PERTURBATION
+                batch = x0 + sign * bump.view(where)
                 out = run(batch)
                 moved |= ((out - base).abs() > TOLERANCE * (1 + base.abs())).reshape(moved.shape)  # BLAS rounding
             changed.append(moved)
-    depends = torch.cat(changed)  # (input steps, *output shape without batch)
-    axis = _output_axis(depends)
-    out_shape = tuple(base.shape[1:])
-    fed: dict[int, set[int]] = {}
+    return torch.cat(changed)
+
+
+def _per_step(depends: torch.Tensor, axis: int | None) -> torch.Tensor:
+    """``(groups, output steps)``: whether any element of each output step changed (one column without an axis)."""
     if axis is None:
-        fed[-1] = set(torch.nonzero(depends.reshape(length, -1).any(1)).flatten().tolist())
-    else:
-        per_step = depends.movedim(axis + 1, 1).reshape(length, out_shape[axis], -1).any(2)  # (input, output)
-        for t in range(out_shape[axis]):
-            fed[t] = set(torch.nonzero(per_step[:, t]).flatten().tolist())
-    weights = torch.rand(base.shape, generator=generator, dtype=torch.float64) + 0.5
-    steps = 1 if axis is None else out_shape[axis]
-    targets = (
-        [-1]
-        if axis is None
-        else sorted(
-            {round(i * (steps - 1) / max(1, min(steps, GRADIENT_STEPS) - 1)) for i in range(min(steps, GRADIENT_STEPS))}
-        )
-    )
-    inputs = torch.cat([x0, 0.5 + torch.rand((TRIALS - 1, *shape[1:]), generator=generator, dtype=torch.float64)])
-    jobs = [(t, trial) for t in targets for trial in range(TRIALS)]
+        return depends.reshape(depends.shape[0], -1).any(1, keepdim=True)
+    moved = depends.movedim(axis + 1, 1)
+    return moved.reshape(*moved.shape[:2], -1).any(2)
+
+
+def _gradients(
+    run: Callable[[torch.Tensor], torch.Tensor],
+    inputs: torch.Tensor,
+    axis: int | None,
+    targets: list[int],
+    time_axis: int,
+    weights: torch.Tensor,
+) -> dict[int, set[int]]:
+    """The input steps with a non-zero gradient of each target output step (``-1``: the whole output) at each of
+    the random ``inputs``."""
+    fed: dict[int, set[int]] = {t: set() for t in targets}
+    jobs = [(t, trial) for t in targets for trial in range(len(inputs))]
     for start in range(0, len(jobs), CHUNK):  # one batch row per (output step, input): its gradient is that step's
         chunk = [t for t, _ in jobs[start : start + CHUNK]]
         x = inputs[[trial for _, trial in jobs[start : start + CHUNK]]].clone().requires_grad_(True)
@@ -211,15 +353,16 @@ def probe_function(
             chosen = out.sum()
         else:
             pick = torch.zeros(len(chunk), out.shape[axis + 1], dtype=out.dtype)
-            pick[range(len(chunk)), [max(t, 0) for t in chunk]] = 1.0
+            pick[range(len(chunk)), chunk] = 1.0
             chosen = (out * pick.view(len(chunk), *([1] * axis), -1, *([1] * (out.dim() - axis - 2)))).sum()
         (grad,) = torch.autograd.grad(chosen, x, allow_unused=True)
         if grad is None:
             continue
+        length = x.shape[time_axis]
         moved = (grad != 0).movedim(time_axis, 1).reshape(len(chunk), length, -1).any(2)
         for i, t in enumerate(chunk):
             fed[t] |= set(torch.nonzero(moved[i]).flatten().tolist())
-    return Probe(length, out_shape, axis, {t: tuple(sorted(s)) for t, s in fed.items()})
+    return fed
 
 
 def _output_axis(depends: torch.Tensor) -> int | None:

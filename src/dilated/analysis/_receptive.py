@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, Literal
 
 from torch import nn
 
@@ -26,6 +26,9 @@ from dilated.analysis._graph import Graph, Node, Unfollowed
 from dilated.analysis._probe import Probe, probe_function, probe_receptive_field, torch_probe_function
 from dilated.analysis._readers import ModelReader, reader_for
 from dilated.analysis._tracer import trace
+
+UNKNOWN: Literal["unknown"] = "unknown"
+Causal = bool | None | Literal["unknown"]  # None: no time axis; "unknown": measured, not followed, no look-ahead found
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,9 @@ class LayerField:
     step, as after an RNN); ``start`` is where output step 0's field begins (negative: in the padding); ``jump``
     is input steps between neighbouring output steps (0: every step sees the same steps; a fraction after an
     upsampling); ``fed`` counts the steps inside the span that actually feed it; ``causal`` says no step reads
-    an input after its own (``None``: no time axis); ``whole_input`` that it reads every input step.
+    an input after its own (``None``: no time axis; ``"unknown"``: the field was measured, not followed, and the
+    probe found no look-ahead, which does not prove there is none); ``whole_input`` that it reads every input
+    step.
     """
 
     name: str
@@ -46,11 +51,12 @@ class LayerField:
     start: int | None
     jump: int | Fraction
     fed: int | None
-    causal: bool | None
+    causal: Causal
     whole_input: bool
     past: bool = False
     measured: bool = False
     unfollowed: str | None = None
+    at_least: bool = False  # measured: the field was still growing on the longest input probed
     field: Field | None = None
     axis: int | None = None
 
@@ -96,7 +102,26 @@ class ReceptiveField(LayerField):
     @property
     def first_noncausal(self) -> LayerField | None:
         """The first layer whose output reads an input step after its own, or ``None``."""
-        return next((row for row in self.layers if row.causal is False), None)
+        return next((row for row in (*self.layers, self) if row.causal is False), None)
+
+    @property
+    def first_unknown(self) -> LayerField | None:
+        """The first layer whose causality is unknown (measured, not followed, no look-ahead found), or ``None``."""
+        return next((row for row in (*self.layers, self) if row.causal == UNKNOWN), None)
+
+    @property
+    def causality(self) -> str | None:
+        """One line on causality where it is not plainly causal: the first layer that reads ahead, or the first
+        whose causality is unknown; ``None`` for a causal model (or one without a time axis)."""
+        ahead, unknown = self.first_noncausal, self.first_unknown
+        if ahead is not None and (unknown is None or self._order(ahead) <= self._order(unknown)):
+            return f"Not causal: from {ahead.name} ({ahead.type_name}) on, outputs read later input steps"
+        if unknown is not None:
+            return f"Causal: unknown (layer {unknown.name} is not followed: {unknown.unfollowed})"
+        return None
+
+    def _order(self, row: LayerField) -> int:
+        return len(self.layers) if row is self else self.layers.index(row)
 
 
 def _number(value: Fraction) -> int | Fraction:
@@ -150,24 +175,23 @@ def describe(
 def from_probe(
     name: str, type_name: str, shape: tuple[int | None, ...], probe: Probe, reason: str | None
 ) -> LayerField:
-    """The numbers of a measured field (its middle output step)."""
-    steps = probe.steps()
-    t = probe.reference
-    size = steps[-1] - steps[0] + 1 if steps else 0
-    start = steps[0] - t * probe.jump if steps and probe.axis is not None else (steps[0] if steps else None)
+    """The numbers of a measured field (its middle output step, on the longest input the probe measured); causal
+    ``False`` where the probe found a look-ahead, else ``"unknown"`` (a measurement does not prove there is none)."""
+    fed = probe.widest.steps()
     return LayerField(
         name,
         type_name,
         shape,
-        size,
-        int(start) if start is not None else None,
-        _number(probe.jump),
-        len(steps),
-        probe.causal,
+        probe.size,
+        probe.start,
+        _number(probe.widest.jump),
+        len(fed),
+        UNKNOWN if probe.causal else probe.causal,
         probe.whole_input,
         measured=True,
         unfollowed=reason,
         axis=None if probe.axis is None else probe.axis + 1,
+        at_least=probe.at_least,
     )
 
 
@@ -235,7 +259,7 @@ def foreign_measure(reader: ModelReader, model: Any, input_shape: Sequence[int] 
     probes: dict[str | None, Probe] = {}
 
     def measure(node: Node) -> Probe:
-        key = None if node.module is None else node.module.name
+        key = None if node.module is None else node.name  # a nested model's layer: "outer.inner"
         if key not in probes:
             run, shape = reader.probe_function(model, input_shape, layer=key)
             probes[key] = probe_function(run, shape, time_axis=1)
@@ -277,13 +301,11 @@ def check_against_probe(model: Any, result: ReceptiveField, input_shape: Sequenc
 
 def first_noncausal_layer(model: nn.Module, input_shape: Sequence[int], **kwargs: Any) -> str | None:
     """The name of the first layer whose output reads an input step later than its own (``None``: the model is
-    causal), for a streaming engine's check; layers without a time axis (a flatten, a pooled head) do not count.
-    Raises :class:`~dilated.analysis._graph.Unfollowed` naming the op where the analysis cannot tell."""
-    graph = trace(model, tuple(int(n) for n in input_shape), **kwargs)
-    for node in graph.nodes[1:-1]:
-        if node.constant or node.axis is None and not node.unfollowed:
-            continue
-        f = graph.field(node.index)
-        if node.axis is not None and not f.causal():
-            return node.name
-    return None
+    causal); layers without a time axis (a flatten, a pooled head) do not count. Where a layer is measured rather
+    than followed and the probe finds no look-ahead before it, causality is unknown: raises
+    :class:`~dilated.analysis._graph.Unfollowed` naming the layer and the op (the summary's "Causal: unknown")."""
+    rf = receptive_field(model, input_shape, **kwargs)
+    ahead, unknown = rf.first_noncausal, rf.first_unknown
+    if unknown is not None and (ahead is None or rf._order(unknown) < rf._order(ahead)):
+        raise Unfollowed(f"causal: unknown, layer {unknown.name} is not followed ({unknown.unfollowed})")
+    return None if ahead is None else ahead.name

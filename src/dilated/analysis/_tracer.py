@@ -46,6 +46,7 @@ from dilated.analysis._op_names import (
     CONSTANT,
     CONVS,
     ELEMENTWISE,
+    MATMULS,
     MOVES,
     NORMALISE_OVER_DIM,
     POOLS,
@@ -94,12 +95,22 @@ class _Tracer(MoveOps, AttentionOps):
             # union, and the tensor keeps its own fields (it is not made a new source, so nothing is lost)
             tau = v.tau
             axis = v.axis if tau is None else None
-            edges = (
-                v.sources
-                if tau is None
-                else {s: Field.constant(everything_seen(f, tau, self.lengths.get(s))) for s, f in v.sources.items()}
-            )
-            self.nodes.append(Node(index, name, type_name, module, shape, axis, edges))
+            reason = _varies_along_time(v)
+            edges: dict[int, Field] = {}
+            if reason is None:
+                try:
+                    edges = (
+                        v.sources
+                        if tau is None
+                        else {
+                            s: Field.constant(everything_seen(f, tau, self.lengths.get(s)))
+                            for s, f in v.sources.items()
+                        }
+                    )
+                except FieldError as error:
+                    reason = str(error)
+            unfollowed = f"{name}: {reason}" if reason else None
+            self.nodes.append(Node(index, name, type_name, module, shape, axis, edges, unfollowed=unfollowed))
             self.lengths[index] = None
             return
         node = Node(index, name, type_name, module, shape, v.axis, dict(v.groups[0]))
@@ -143,64 +154,100 @@ class _Tracer(MoveOps, AttentionOps):
         return out
 
     def follow(self, base: str, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
-        if base == "mul" and self.masking_mul(args, kwargs, out):
-            return
-        if base in ("add", "sub") and self.masking_add(args, kwargs, out):
-            return
-        if base == "where" and self.value(args[0]) is None and len(args) == 3:
+        """Apply the rule of op ``base`` (see :data:`_RULES`), or raise :class:`Unfollowed`."""
+        rule = _RULES.get(base)
+        if rule is None:
+            raise Unfollowed("not an op the receptive-field analysis follows")
+        rule(self, base, func, args, kwargs, out)
+
+    # -- rules that pick between families ----------------------------------------------------------------------------
+    def product(self, base: str, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        """``mul``/``add``/``sub``: a constant zero factor or infinite term cuts the dependency; else elementwise."""
+        masking = self.masking_mul if base == "mul" else self.masking_add
+        if not masking(args, kwargs, out):
+            self.elementwise(args, kwargs, out)
+
+    def select(self, base: str, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        """``where`` with a constant condition and ``masked_fill`` with a constant mask move elements; with a
+        traced condition or mask they are elementwise."""
+        if base == "where" and len(args) == 3 and self.value(args[0]) is None:
             cond = concrete(args[0])
-            self.move(lambda a, b: torch.where(cond, a, b), [args[1], args[2]], out)
-            return
-        if base == "masked_fill" and self.value(arg(args, kwargs, 1, "mask")) is not None:
-            self.elementwise(args, kwargs, out)
-            return
-        if base in ELEMENTWISE:
-            self.elementwise(args, kwargs, out)
-        elif base in MOVES or base == "setitem":
+            self.move(lambda a, b: torch.where(cond, a, b), [args[1], args[2]], out, merges=True)
+        elif base == "masked_fill" and self.value(arg(args, kwargs, 1, "mask")) is None:
             self.data_move(base, func, args, kwargs, out)
-        elif base in REDUCTIONS:
-            self.reduction(base, args, kwargs, out)
-        elif base in NORMALISE_OVER_DIM:
-            default = 1 if base == "normalize" else None
-            dim = arg(args, kwargs, 2 if base == "normalize" else 1, "dim", default)
-            self.mixing(args[0], dims_of(dim, args[0].dim()) if dim is not None else (args[0].dim() - 1,), out)
-        elif base in ("layer_norm", "rms_norm"):
+        else:
+            self.elementwise(args, kwargs, out)
+
+    def normalise_over_dim(self, base: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        """``softmax``/``normalize`` and the like mix the elements along ``dim``."""
+        default = 1 if base == "normalize" else None
+        dim = arg(args, kwargs, 2 if base == "normalize" else 1, "dim", default)
+        self.mixing(args[0], dims_of(dim, args[0].dim()) if dim is not None else (args[0].dim() - 1,), out)
+
+    def norm(self, base: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        """Layer, RMS, group, instance, batch and local response norms: the axes their statistics cover."""
+        x = args[0]
+        if base in ("layer_norm", "rms_norm"):
             shape = arg(args, kwargs, 1, "normalized_shape")
             n = len(shape) if isinstance(shape, tuple | list | torch.Size) else 1
-            self.mixing(args[0], tuple(range(args[0].dim() - n, args[0].dim())), out)
+            dims: tuple[int, ...] = tuple(range(x.dim() - n, x.dim()))
         elif base in ("group_norm", "instance_norm"):
-            first = 1 if base == "group_norm" else 2
-            self.mixing(args[0], tuple(range(first, args[0].dim())), out)
+            dims = tuple(range(1 if base == "group_norm" else 2, x.dim()))
         elif base == "batch_norm":
             running = arg(args, kwargs, 1, "running_mean") is not None
             training = arg(args, kwargs, 5, "training", False)
-            x = args[0]
             dims = (0, *range(2, x.dim())) if training or not running else ()
-            self.mixing(x, dims, out)
-        elif base == "local_response_norm":
-            self.mixing(args[0], (1,), out)
-        elif base in PREFIX:
-            self.prefix(args[0], arg(args, kwargs, 1, "dim"), out)
-        elif base == "linear":
-            self.linear(args, kwargs, out)
-        elif base in ("matmul", "mm", "bmm", "baddbmm", "addmm", "addbmm", "mv", "dot", "inner"):
-            self.matmul(base, args, kwargs, out)
-        elif base == "einsum":
-            self.einsum(args, out)
-        elif base in CONVS:
-            self.conv(CONVS[base], args, kwargs, out)
-        elif base in TRANSPOSED:
-            self.conv_transpose(TRANSPOSED[base], args, kwargs, out)
-        elif base in POOLS:
-            self.pool(base, POOLS[base], args, kwargs, out)
-        elif base in ADAPTIVE:
-            self.adaptive_pool(ADAPTIVE[base], args, kwargs, out)
-        elif base == "scaled_dot_product_attention":
-            self.sdpa(args, kwargs, out)
-        elif base in ("embedding", "one_hot"):
-            self.append_dim(args[0], out)
-        else:
-            raise Unfollowed("not an op the receptive-field analysis follows")
+        else:  # local_response_norm
+            dims = (1,)
+        self.mixing(x, dims, out)
+
+
+Rule = Callable[[_Tracer, str, Any, tuple[Any, ...], dict[str, Any], Any], None]
+
+
+def _rules() -> dict[str, Rule]:
+    """Op name -> its rule, family by family (the names of :mod:`~dilated.analysis._op_names`)."""
+    rules: dict[str, Rule] = {}
+
+    def family(names: Collection[str], rule: Rule) -> None:
+        rules.update(dict.fromkeys(names, rule))
+
+    family(ELEMENTWISE, lambda t, b, f, a, k, o: t.elementwise(a, k, o))
+    family(MOVES | {"setitem"}, lambda t, b, f, a, k, o: t.data_move(b, f, a, k, o))
+    family(REDUCTIONS, lambda t, b, f, a, k, o: t.reduction(b, a, k, o))
+    family(NORMALISE_OVER_DIM, lambda t, b, f, a, k, o: t.normalise_over_dim(b, a, k, o))
+    family(
+        ("layer_norm", "rms_norm", "group_norm", "instance_norm", "batch_norm", "local_response_norm"),
+        lambda t, b, f, a, k, o: t.norm(b, a, k, o),
+    )
+    family(PREFIX, lambda t, b, f, a, k, o: t.prefix(a[0], arg(a, k, 1, "dim"), o))
+    family(MATMULS, lambda t, b, f, a, k, o: t.matmul(b, a, k, o))
+    family(CONVS, lambda t, b, f, a, k, o: t.conv(CONVS[b], a, k, o))
+    family(TRANSPOSED, lambda t, b, f, a, k, o: t.conv_transpose(TRANSPOSED[b], a, k, o))
+    family(POOLS, lambda t, b, f, a, k, o: t.pool(b, POOLS[b], a, k, o))
+    family(ADAPTIVE, lambda t, b, f, a, k, o: t.adaptive_pool(ADAPTIVE[b], a, k, o))
+    family(("embedding", "one_hot"), lambda t, b, f, a, k, o: t.append_dim(a[0], o))
+    family(("mul", "add", "sub"), _Tracer.product)
+    family(("where", "masked_fill"), _Tracer.select)
+    rules["linear"] = lambda t, b, f, a, k, o: t.linear(a, k, o)
+    rules["einsum"] = lambda t, b, f, a, k, o: t.einsum(a, o)
+    rules["scaled_dot_product_attention"] = lambda t, b, f, a, k, o: t.sdpa(a, k, o)
+    return rules
+
+
+_RULES = _rules()
+
+
+def _varies_along_time(v: Traced) -> str | None:
+    """Why ``v``'s steps have no one field (they come from different places along time, as after a ``cat`` along
+    time and a strided slice), or ``None``."""
+    g = v.group_of
+    if v.tau is not None or g is None or v.axis is None:
+        return None
+    axis = v.axis - (v.tensor.dim() - g.dim())
+    if axis < 0 or g.shape[axis] == 1:
+        return None
+    return "its steps read different paths along time (a cat along time, e.g. a delay or a strided slice after one)"
 
 
 # --- running the trace -----------------------------------------------------------------------------------------------

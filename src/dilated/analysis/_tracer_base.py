@@ -49,9 +49,11 @@ class TracerBase(TorchFunctionMode):
         return f" (in {self.stack[-1]})" if self.stack and self.stack[-1] else ""
 
     # -- element codes -------------------------------------------------------------------------------------------
-    def move(self, fn: Callable[..., Any], inputs: list[Any], out: Any) -> None:
+    def move(self, fn: Callable[..., Any], inputs: list[Any], out: Any, merges: bool = False) -> None:
         """Run ``fn`` on element codes of ``inputs`` (tensors; untraced ones carry no source) and register what
-        every output element comes from."""
+        every output element comes from. Only a reshape (``merges``) may merge the time axis with another one; any
+        other op whose steps land out of order along an axis (a roll, a flip, an index or a window that reorders or
+        repeats steps) is :class:`Unfollowed`."""
         values = [self.value(t) for t in inputs]
         codes = [
             element_codes(v, k) if v is not None else torch.zeros(t.shape, dtype=torch.float64)
@@ -62,11 +64,13 @@ class TracerBase(TorchFunctionMode):
         results = tensors_in(out)
         if len(moved) != len(results) or any(m.shape != r.shape for m, r in zip(moved, results)):
             raise Unfollowed("the op does not give the same shapes on element codes")
+        merges = merges or any(v is not None and v.tau is not None for v in values)
         for real, code in zip(results, moved):
-            self.register(self.decode(real, code, values))
+            self.register(self.decode(real, code, values, merges))
 
-    def decode(self, real: torch.Tensor, codes: torch.Tensor, values: list[Traced | None]) -> Traced:
-        """What ``real``'s elements see, from the codes a move produced for them."""
+    def decode(self, real: torch.Tensor, codes: torch.Tensor, values: list[Traced | None], merges: bool) -> Traced:
+        """What ``real``'s elements see, from the codes a move produced for them (``merges``: the time axis may
+        end up merged with another one)."""
         valid = codes > 0
         flat = torch.where(valid, codes - 1, torch.zeros_like(codes))
         source = torch.floor(flat / BIG)
@@ -106,6 +110,8 @@ class TracerBase(TorchFunctionMode):
                 for i, (_, _, mask) in enumerate(parts):
                     group_of[mask] = i
                 return make_compact(real, out_axis, [s for _, s, _ in parts], group_of, fill_axis=out_axis)
+        if not merges:
+            raise Unfollowed("moves steps along the time axis out of order (reversed, rolled, repeated or windowed)")
         # the time axis merged with another one (a flatten): keep every element's own time index
         groups, group_of = [], torch.full(real.shape, -1, dtype=torch.int64)
         for i, code in enumerate(present):

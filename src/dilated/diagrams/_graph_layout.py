@@ -81,7 +81,8 @@ def graph_layout(
     clipped = (max(span[0], 0), min(span[1], input_length - 1))
     window_drawn = input_window(clipped, input_length, max_steps, window)
     rows, visible = plan.rows(window_drawn, lit, details)
-    all_notes = (*window_drawn.notes(clipped), *notes)
+    causality = () if rf.causality is None else (rf.causality,)
+    all_notes = (*window_drawn.notes(clipped), *notes, *causality)
     head = title if title is not None else f"{name}: receptive field {top.size} steps, output t={index} highlighted"
     return Diagram(
         "\n".join([head, *all_notes]),

@@ -58,7 +58,8 @@ def _page_padding(layer: Layer, where: str) -> str | int:
 def stack_state(result: Summary, name: str, input_shape: tuple[int, ...]) -> dict[str, Any]:
     """The page's starting stack from a model's summary: its time-axis layers up to the first global one.
 
-    Every layer gets the channels of its summary row's output; the notes say what the page leaves out.
+    Every layer gets the channels of its summary row's output; the notes say what the page leaves out, and last,
+    where the model is not plainly causal, the summary's causality line (e.g. ``Causal: unknown (...)``).
     """
     channels_first = result.layout.startswith("(batch, channels")
     layers: list[dict[str, Any]] = []
@@ -99,6 +100,8 @@ def stack_state(result: Summary, name: str, input_shape: tuple[int, ...]) -> dic
             f"the page counts {plain:,} parameters for these layers as plain convs; the model itself has "
             f"{result.total_params:,} (its skips, gates, norms and other layers)"
         )
+    if result.field is not None and result.field.causality is not None:
+        notes.append(result.field.causality)
     return {
         "name": name,
         "input_channels": int(input_channels),

@@ -9,6 +9,7 @@ the torch backend is chosen so that no TensorFlow is needed. Keras tensors are `
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,16 @@ def is_keras_model(obj: object) -> bool:
 def load_keras_model(path: str | Path) -> Any:
     """Load a ``.keras`` file with Keras's safe mode on (no arbitrary code from the file)."""
     keras = import_keras()
-    return keras.saving.load_model(str(path), compile=False, safe_mode=True)
+    try:
+        return keras.saving.load_model(str(path), compile=False, safe_mode=True)
+    except TypeError as error:
+        unknown = re.search(r"Could not locate class '([^']+)'", str(error))
+        if unknown is None:
+            raise
+        raise ValueError(
+            f"{path}: the model uses the custom layer class {unknown.group(1)!r}, which is not registered: import "
+            f"the module that defines it (decorated with @keras.saving.register_keras_serializable()) first"
+        ) from None
 
 
 def keras_geometry(layer: Any) -> tuple[tuple[Layer, ...], LayerKind]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -62,6 +62,9 @@ def _config_pair(value: Any) -> tuple[int, int]:
     return (int(value), int(value)) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
+Rule = tuple[int | None, dict[int, Field]]  # a layer's output time axis and its field over each input node
+
+
 def _first(value: Any) -> int:
     return int(value[0]) if isinstance(value, tuple | list) else int(value)
 
@@ -75,6 +78,7 @@ class _Walker:
         self.nodes: list[Node] = []
         self.source: dict[int, int] = {}  # id(Keras tensor) -> node index
         self.axes: dict[int, int | None] = {}
+        self.prefix = ""  # the names of the nested models being walked, e.g. "block."
 
     def add(
         self,
@@ -90,7 +94,7 @@ class _Walker:
         self.nodes.append(
             Node(
                 index,
-                name,
+                self.prefix + name if layer is not None else name,
                 type(layer).__name__ if layer is not None else "output",
                 layer,
                 (None, *shape[1:]),
@@ -125,15 +129,27 @@ class _Walker:
                 self.add(f"{layer.name}[{i}]", layer, t, None, state_edges)
 
     def rule(self, layer: Any, inputs: list[Any], kwargs: dict[str, Any]) -> tuple[int | None, dict[int, Field]]:
-        k = self.keras.layers
-        x = inputs[0]
-        src, axis = self.source[id(x)], self.axes[id(x)]
-        config = layer.get_config()
+        """The layer's output time axis and its field over each input node; :class:`Unfollowed` for a layer whose
+        class is not Keras's own (a subclass may change ``call``) or one the analysis does not follow."""
+        if not type(layer).__module__.startswith("keras."):
+            raise Unfollowed(
+                f"{type(layer).__name__} is not a Keras layer class (a subclass or a custom layer may change call)"
+            )
+        for family in (self.sliding_layer, self.global_layer, self.merge_layer, self.per_step_layer):
+            found = family(layer, inputs, kwargs)
+            if found is not None:
+                return found
+        raise Unfollowed("a layer the receptive-field analysis does not follow")
+
+    def sliding_layer(self, layer: Any, inputs: list[Any], kwargs: dict[str, Any]) -> Rule | None:
+        """Convs, transposed convs, pools, zero padding, cropping and upsampling along time."""
+        k, x, config = self.keras.layers, inputs[0], layer.get_config()
         steps_axis = 2 if config.get("data_format") == "channels_first" else 1
+        length = self.shapes[id(x)][steps_axis]
         if isinstance(layer, k.Conv1DTranspose):
-            return self.sliding(x, steps_axis, lambda f: _transposed(f, config, self.shapes[id(x)][steps_axis]))
+            return self.sliding(x, steps_axis, lambda f: _transposed(f, config, length))
         if isinstance(layer, k.Conv1D | k.SeparableConv1D | k.DepthwiseConv1D):
-            geometry = Layer(
+            g = Layer(
                 _first(config["kernel_size"]),
                 _first(config["strides"]),
                 _first(config["dilation_rate"]),
@@ -141,29 +157,27 @@ class _Walker:
                 "conv",
                 layer.name,
             )
-            return self.sliding(
-                x,
-                steps_axis,
-                lambda f: _conv(f, geometry, self.shapes[id(x)][steps_axis]),
-                mixes_channels=not isinstance(layer, k.DepthwiseConv1D),
-            )
+            depthwise = isinstance(layer, k.DepthwiseConv1D)
+            return self.sliding(x, steps_axis, lambda f: _conv(f, g, length), mixes_channels=not depthwise)
         if isinstance(layer, k.MaxPooling1D | k.AveragePooling1D):
             pool = _first(config["pool_size"])
             stride = _first(config["strides"]) if config.get("strides") else pool
             kind: LayerKind = "maxpool" if isinstance(layer, k.MaxPooling1D) else "avgpool"
-            geometry = Layer(pool, stride, 1, config["padding"], kind, layer.name)
-            return self.sliding(
-                x, steps_axis, lambda f: _conv(f, geometry, self.shapes[id(x)][steps_axis]), mixes_channels=False
-            )
-        if isinstance(layer, k.ZeroPadding1D):
-            left, _ = _config_pair(config["padding"])
-            return self.sliding(x, 1, lambda f: f.gather(1, 1, [Steps.of([-left])]), mixes_channels=False)
-        if isinstance(layer, k.Cropping1D):
-            left, _ = _config_pair(config["cropping"])
+            p = Layer(pool, stride, 1, config["padding"], kind, layer.name)
+            return self.sliding(x, steps_axis, lambda f: _conv(f, p, length), mixes_channels=False)
+        shift = _SHIFTS.get(type(layer).__name__)
+        if shift is not None:
+            left = _config_pair(config[shift[0]])[0] * shift[1]
             return self.sliding(x, 1, lambda f: f.gather(1, 1, [Steps.of([left])]), mixes_channels=False)
         if isinstance(layer, k.UpSampling1D):
             size = int(config["size"])
             return self.sliding(x, 1, lambda f: f.gather(size, 1, [Steps.of([0])] * size), mixes_channels=False)
+        return None
+
+    def global_layer(self, layer: Any, inputs: list[Any], kwargs: dict[str, Any]) -> Rule | None:
+        """Global pooling and flatten (every step), RNNs and attention."""
+        k, x = self.keras.layers, inputs[0]
+        src, axis = self.source[id(x)], self.axes[id(x)]
         if isinstance(layer, k.GlobalAveragePooling1D | k.GlobalMaxPooling1D | k.Flatten):
             return None, {src: self.whole(x)}
         if isinstance(layer, k.Bidirectional):
@@ -172,32 +186,75 @@ class _Walker:
             return self.rnn(layer, x, src, axis, bidirectional=False)
         if isinstance(layer, k.MultiHeadAttention | k.Attention):
             return self.attention(layer, inputs, kwargs)
+        return None
+
+    def merge_layer(self, layer: Any, inputs: list[Any], kwargs: dict[str, Any]) -> Rule | None:
+        """Concatenation along channels and elementwise merges."""
+        k = self.keras.layers
         if isinstance(layer, k.Concatenate):
             out_axis = self._merged_axis(inputs)
-            if out_axis is not None and config["axis"] % len(self.shapes[id(x)]) == out_axis:
+            if out_axis is not None and layer.get_config()["axis"] % len(self.shapes[id(inputs[0])]) == out_axis:
                 raise Unfollowed("a concatenation along the time axis")
             return out_axis, self._merge(inputs)
         if isinstance(layer, k.Add | k.Multiply | k.Subtract | k.Average | k.Maximum | k.Minimum):
             return self._merged_axis(inputs), self._merge(inputs)
+        return None
+
+    def per_step_layer(self, layer: Any, inputs: list[Any], kwargs: dict[str, Any]) -> Rule | None:
+        """``Permute``, ``Dense`` and normalisations (every step where they act along time), per-step layers."""
+        k, x, config = self.keras.layers, inputs[0], layer.get_config()
+        src, axis = self.source[id(x)], self.axes[id(x)]
+        same = {src: IDENTITY if axis is not None else IDENTITY_ABS}
+        rank = len(self.shapes[id(x)])
         if isinstance(layer, k.Permute):
-            dims = [0, *config["dims"]]
-            return (dims.index(axis) if axis is not None else None), {
-                src: IDENTITY if axis is not None else IDENTITY_ABS
-            }
+            return (None if axis is None else [0, *config["dims"]].index(axis)), same
         if isinstance(layer, k.Dense | k.EinsumDense):
-            if axis is not None and axis == len(self.shapes[id(x)]) - 1:
-                return None, {src: self.whole(x)}
-            return axis, {src: IDENTITY if axis is not None else IDENTITY_ABS}
+            return (None, {src: self.whole(x)}) if axis == rank - 1 else (axis, same)
         if isinstance(layer, k.LayerNormalization | k.Softmax | k.UnitNormalization):
             mixed = config.get("axis", -1)
             mixed = [mixed] if isinstance(mixed, int) else list(mixed)
-            rank = len(self.shapes[id(x)])
-            if axis is not None and axis in [m % rank for m in mixed]:
-                return axis, {src: self.whole(x)}
-            return axis, {src: IDENTITY if axis is not None else IDENTITY_ABS}
+            return (
+                (axis, {src: self.whole(x)}) if axis is not None and axis in [m % rank for m in mixed] else (axis, same)
+            )
         if isinstance(layer, POINTWISE(k)):
-            return axis, {src: IDENTITY if axis is not None else IDENTITY_ABS}
-        raise Unfollowed("a layer the receptive-field analysis does not follow")
+            return axis, same
+        return None
+
+    def walk(self, fn: Any) -> None:
+        """Every layer call of the functional graph ``fn``, a nested ``Sequential`` or ``Model`` walked inside (its
+        layers named ``outer.inner``)."""
+        for node in _nodes(fn):
+            layer = node.operation
+            if isinstance(layer, self.keras.layers.InputLayer):
+                continue
+            inputs = [t for t in node.input_tensors if id(t) in self.source]
+            if not inputs:
+                continue
+            if is_keras_model(layer):
+                self.nested(layer, inputs, list(node.outputs))
+                continue
+            kwargs = dict(node.arguments.kwargs) if node.arguments is not None else {}
+            self.call(layer, inputs, list(node.outputs), kwargs)
+
+    def nested(self, model: Any, inputs: list[Any], outputs: list[Any]) -> None:
+        """A nested model's graph, its inputs and outputs joined to the outer tensors."""
+        inner = functional(model)
+        shape = self.shapes[id(inputs[0])]
+        self.shapes.update(_concrete_shapes(self.keras, inner, shape[1], shape[2]))
+        for mine, outer in zip(inner.inputs, inputs):
+            self.alias(mine, outer)
+        prefix, self.prefix = self.prefix, f"{self.prefix}{model.name}."
+        try:
+            self.walk(inner)
+        finally:
+            self.prefix = prefix
+        for mine, outer in zip(inner.outputs, outputs):
+            self.alias(outer, mine)
+
+    def alias(self, tensor: Any, same: Any) -> None:
+        """``tensor`` is ``same``: the same node, time axis and shape."""
+        self.source[id(tensor)], self.axes[id(tensor)] = self.source[id(same)], self.axes[id(same)]
+        self.shapes[id(tensor)] = self.shapes[id(same)]
 
     def sliding(
         self, x: Any, steps_axis: int, op: Callable[[Field], Field], mixes_channels: bool = True
@@ -268,6 +325,7 @@ class _Walker:
 
 
 IDENTITY_ABS = Field.constant(Steps.of([0]))  # a tensor without time axis: its only "step"
+_SHIFTS = {"ZeroPadding1D": ("padding", -1), "Cropping1D": ("cropping", 1)}  # config key, sign of the left shift
 
 
 def POINTWISE(k: Any) -> tuple[type, ...]:  # noqa: N802 - a tuple of Keras classes, built once Keras is imported
@@ -334,19 +392,7 @@ def keras_graph(model: Any, input_shape: Sequence[int] | None = None) -> Graph:
     walker.add("<input>", None, fn.inputs[0], 1, {})
     walker.nodes[0].type_name = "input"
     walker.shapes[id(fn.inputs[0])] = (1, time, channels)
-    for node in _nodes(fn):
-        layer = node.operation
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        inputs = [t for t in node.input_tensors if id(t) in walker.source]
-        if not inputs:
-            continue
-        kwargs = dict(node.arguments.kwargs) if node.arguments is not None else {}
-        if is_keras_model(layer):
-            for t in node.outputs:
-                walker.add(layer.name, layer, t, None, None, f"{layer.name}: a nested model (probed whole)")
-            continue
-        walker.call(layer, inputs, list(node.outputs), kwargs)
+    walker.walk(fn)
     out = fn.outputs[0]
     walker.add(
         "<output>",
@@ -370,7 +416,7 @@ def _keras_float64(keras: Any, model: Any, seed: int) -> Any:
 
     # the model is already in memory (not read from a file), so rebuilding its own Lambda layers runs no new code
     with SafeModeScope(False):
-        shadow = keras.models.clone_model(functional(model), clone_function=clone)
+        shadow = keras.models.clone_model(functional(model), clone_function=clone, recursive=True)
     rng = np.random.default_rng(seed)
     for w in shadow.weights:
         shape = tuple(int(n) for n in w.shape)
@@ -387,10 +433,25 @@ def keras_probe_function(
     keras = import_keras()
     time, channels = keras_input_shape(model, input_shape)
     shadow = _keras_float64(keras, model, seed)
-    shadow = keras.Model(shadow.inputs, shadow.get_layer(layer).output if layer is not None else shadow.outputs[0])
+    part = _output_of(keras, shadow, layer) if layer is not None else keras.Model(shadow.inputs, shadow.outputs[0])
 
     def run(x: torch.Tensor) -> torch.Tensor:
-        out = shadow([x])
+        out = part([x])
         return out[0] if isinstance(out, list | tuple) else out
 
     return run, (time, channels)
+
+
+def _output_of(keras: Any, model: Any, name: str) -> Callable[[list[Any]], Any]:
+    """A function of ``model``'s inputs returning the output of its layer ``name``; a layer of a nested model is
+    named ``outer.inner`` (as the graph names it), reached through the nested model's input in the outer graph."""
+    fn = functional(model)
+    layers = {layer.name: layer for layer in fn.layers}
+    if name in layers:
+        return cast(Callable[[list[Any]], Any], keras.Model(fn.inputs, layers[name].output))
+    for outer, layer in layers.items():
+        if is_keras_model(layer) and name.startswith(outer + "."):
+            feed = keras.Model(fn.inputs, layer.input)  # the nested model's input in this graph
+            rest = _output_of(keras, layer, name[len(outer) + 1 :])
+            return lambda x: rest([feed(x)])
+    raise ValueError(f"no layer named {name!r} in the Keras model; nested models' layers are named outer.inner")
