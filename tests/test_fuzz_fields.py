@@ -51,6 +51,7 @@ def test_a_field_is_flagged_or_exactly_what_autograd_finds(drawn):
 
 
 @pytest.mark.slow
+@pytest.mark.soak  # off in CI (pyproject addopts); -m soak or -m slow runs it
 @settings(max_examples=2000)
 @given(models(max_parts=5, wrappers=False, modes=False))
 def test_a_field_is_flagged_or_exactly_what_autograd_finds_thousands(drawn):

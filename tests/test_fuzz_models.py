@@ -86,6 +86,7 @@ def test_stream_is_exact_or_refused(drawn: tuple[nn.Module, tuple[int, int, int]
 
 
 @pytest.mark.slow
+@pytest.mark.soak  # off in CI (pyproject addopts); -m soak or -m slow runs it
 @settings(max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck))
 @given(models())
 def test_stream_is_exact_or_refused_many(drawn: tuple[nn.Module, tuple[int, int, int], str]) -> None:
