@@ -109,18 +109,12 @@ def _mbo_chunks(
     from tqdm import tqdm
 
     book = engine.OrderBookArrays(np.int64)
-    events, instruments = 0, set()
+    events, instruments = 0, set[int]()  # instruments seen over all the files
     bar = tqdm(desc="databento mbo", unit="msg", disable=bar_disabled(progress), leave=False)
     for index, path in enumerate(paths):
         with DbnRecords(path) as reader:
             _check_schema(reader, "mbo")
-            for records in reader.chunks(chunk):
-                if instrument_id is None:
-                    instruments.update(np.unique(records["instrument_id"]).tolist())
-                    if len(instruments) > 1:
-                        _many_instruments(path, instruments)
-                else:
-                    records = records[records["instrument_id"] == instrument_id]
+            for records in _one_instrument(reader, path, chunk, instrument_id, instruments):
                 n = len(records)
                 book.reserve(n)
                 out_ts, out_values = np.empty(n, np.int64), np.empty((n, 4 * levels))
@@ -166,6 +160,21 @@ def _check_schema(reader: DbnRecords, schema: str) -> None:
         other = {"mbo": "databento-mbo", "mbp-10": "databento-mbp10"}.get(reader.schema)
         hint = f"use --format {other}" if other else "convert MBO or MBP-10 files"
         raise ValueError(f"{reader.path}: DBN schema {reader.schema!r}, this reader takes {schema!r}: {hint}")
+
+
+def _one_instrument(
+    reader: DbnRecords, path: Path, chunk: int, instrument_id: int | None, seen: set[int]
+) -> Iterator[np.ndarray]:
+    """The file's records, ``chunk`` at a time, of ``instrument_id``; with ``None``, all of them, refused (naming the
+    file) once ``seen`` (updated here, shared by the caller across the files it should cover) holds two instruments."""
+    for records in reader.chunks(chunk):
+        if instrument_id is not None:
+            yield records[records["instrument_id"] == instrument_id]
+            continue
+        seen.update(np.unique(records["instrument_id"]).tolist())
+        if len(seen) > 1:
+            _many_instruments(path, seen)
+        yield records
 
 
 def _many_instruments(path: Path, instruments: set[int]) -> None:
@@ -215,14 +224,7 @@ def _mbp10_chunks(
     for index, path in enumerate(paths):
         with DbnRecords(path) as reader:
             _check_schema(reader, "mbp-10")
-            instruments: set[int] = set()
-            for records in reader.chunks(chunk):
-                if instrument_id is None:
-                    instruments.update(np.unique(records["instrument_id"]).tolist())
-                    if len(instruments) > 1:
-                        _many_instruments(path, instruments)
-                else:
-                    records = records[records["instrument_id"] == instrument_id]
+            for records in _one_instrument(reader, path, chunk, instrument_id, set()):
                 stats["messages"] += len(records)
                 last = records[records["flags"] & engine.F_LAST != 0]
                 by_level = np.full((len(last), levels, 4), np.nan)  # (events, level, ask px/sz, bid px/sz)
