@@ -248,12 +248,10 @@ def mbo_days(folder: Path, symbol: str, days: int, messages: int, seed: int = 0)
     Returns: the day files (named ``SYMBOL-YYYYMMDD.mbo.dbn``) and the whole file (``SYMBOL-all.mbo.dbn``).
     """
     import struct
-    from typing import cast
-
-    import databento_dbn as dbn
 
     from dilated.data import synthetic_feed
     from dilated.data._dbn_records import DbnRecords
+    from dilated.data._synthetic_feeds import mbo_header
 
     folder.mkdir(parents=True, exist_ok=True)
     raw = synthetic_feed("databento-mbo", folder / f".{symbol}-raw.dbn", days * messages, seed, start=FIRST_DAY)
@@ -267,17 +265,7 @@ def mbo_days(folder: Path, symbol: str, days: int, messages: int, seed: int = 0)
             records[name][cuts[k] : cuts[k + 1]] += k * DAY_NS
 
     def write(path: Path, part: np.ndarray, start: int) -> Path:
-        header = dbn.Metadata(
-            dataset="GLBX.MDP3",
-            schema=cast(dbn.Schema, dbn.Schema.MBO),  # the stubs declare enum members as str
-            start=start,
-            stype_in=cast(dbn.SType, dbn.SType.RAW_SYMBOL),
-            stype_out=cast(dbn.SType, dbn.SType.INSTRUMENT_ID),
-            symbols=[symbol],
-            partial=[],
-            not_found=[],
-            mappings=[],
-        ).encode()
+        header = mbo_header(symbol, start)
         assert struct.unpack("<I", header[4:8])[0] + 8 == len(header)
         path.write_bytes(header + part.tobytes())
         return path

@@ -290,16 +290,14 @@ def synthetic_feed(
     return path
 
 
-def _write_mbo(path: Path, flow: tuple[np.ndarray, ...], edge_cases: bool, per_diff: int, symbol: str) -> None:
+def mbo_header(symbol: str, start: int) -> bytes:
+    """The DBN metadata of a CME Globex MBO file of ``symbol`` starting at ``start`` (ns), encoded by databento-dbn."""
     import databento_dbn as dbn
 
-    from dilated.data._dbn_records import MBO_DTYPE, RTYPES
-
-    ts, action, side, order_id, tick, size, flags, _ = flow
-    header = dbn.Metadata(
+    return dbn.Metadata(
         dataset="GLBX.MDP3",
         schema=cast(dbn.Schema, dbn.Schema.MBO),  # the stubs declare enum members as str
-        start=int(ts[0]),
+        start=start,
         stype_in=cast(dbn.SType, dbn.SType.RAW_SYMBOL),
         stype_out=cast(dbn.SType, dbn.SType.INSTRUMENT_ID),
         symbols=[symbol],
@@ -307,6 +305,14 @@ def _write_mbo(path: Path, flow: tuple[np.ndarray, ...], edge_cases: bool, per_d
         not_found=[],
         mappings=[],
     ).encode()
+
+
+def _write_mbo(path: Path, flow: tuple[np.ndarray, ...], edge_cases: bool, per_diff: int, symbol: str) -> None:
+
+    from dilated.data._dbn_records import MBO_DTYPE, RTYPES
+
+    ts, action, side, order_id, tick, size, flags, _ = flow
+    header = mbo_header(symbol, int(ts[0]))
     with open(path, "wb") as raw:
         out: Any = raw
         if path.suffix == ".zst":
