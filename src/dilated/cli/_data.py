@@ -76,7 +76,7 @@ def _convert_dataset(args: argparse.Namespace) -> int:
 
 
 def _data_info(args: argparse.Namespace) -> int:
-    from dilated.data import book_summary, convert_book, format_book_info, label_balance, read_book
+    from dilated.data import SMOOTHINGS, book_summary, convert_book, format_book_info, label_balance, read_book
 
     path = Path(args.file)
     if path.is_dir():
@@ -87,14 +87,21 @@ def _data_info(args: argparse.Namespace) -> int:
         return 1 if info["failures"] else 0
     book = read_book(path) if path.suffix.lower() in (".parquet", ".pq") else convert_book(path, progress=False)
     horizons = [int(h) for h in args.horizons.split(",") if h.strip()] if args.horizons else []
-    balance = label_balance(book, horizons, args.threshold, args.smoothing) if horizons else None
+    smoothings = [args.smoothing] if args.smoothing else SMOOTHINGS
+    balance = (
+        label_balance(
+            book, horizons, args.threshold, smoothings, threshold_unit=args.threshold_unit, tick_size=args.tick_size
+        )
+        if horizons
+        else None
+    )
     print(format_book_info(book_summary(book), balance))
     return 0
 
 
 def add_data_commands(command: Command) -> None:
     """The `dilated data convert` and `dilated data info` subcommands."""
-    from dilated.data import BOOK_FORMATS, GAP_POLICIES, SMOOTHINGS
+    from dilated.data import BOOK_FORMATS, GAP_POLICIES, SMOOTHINGS, THRESHOLD_UNITS
 
     data = command("data", _data_info, "Rebuild order books from market-data feeds (convert, info).", DATA_HELP)
     actions = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -132,5 +139,9 @@ def add_data_commands(command: Command) -> None:
         default="10,50,100",
         help="label horizons in events, comma-separated (default 10,50,100; empty: none)",
     )
-    info.add_argument("--threshold", type=float, help="label threshold (default: balanced on the first 70%%)")
-    info.add_argument("--smoothing", choices=SMOOTHINGS, default="future", help="label rule (default future)")
+    info.add_argument(
+        "--threshold", type=float, help="label threshold (default: balanced on the first 70%%; spread: 1 x the mean)"
+    )
+    info.add_argument("--threshold-unit", choices=THRESHOLD_UNITS, default="fraction", help="what --threshold counts")
+    info.add_argument("--tick-size", type=float, help="for --threshold-unit ticks (default: the smallest level gap)")
+    info.add_argument("--smoothing", choices=SMOOTHINGS, help="one label rule (default: each of them)")
