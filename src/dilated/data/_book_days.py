@@ -36,14 +36,7 @@ from torch.utils.data import ConcatDataset
 from tqdm import tqdm
 
 from dilated._progress import bar_disabled
-from dilated.data._book_features import (
-    SCALE_SAMPLE,
-    BookInputs,
-    RobustScale,
-    book_inputs,
-    observed_tick,
-    strided_sample,
-)
+from dilated.data._book_features import SCALE_SAMPLE, BookInputs, RobustScale, observed_tick, scaling_sample
 from dilated.data._dataset import read_manifest
 from dilated.data._lob_labels import (
     SMOOTHING_WINDOW,
@@ -301,8 +294,7 @@ def _fit_training_days(
             if scaling is None and representation == "raw":
                 moments.add(fill_book_levels(book.values)[usable])
             elif scaling is None:
-                rows = book_inputs(fill_book_levels(book.values), representation, tick)
-                samples.append(strided_sample(rows[usable], per_day))
+                samples.append(scaling_sample(fill_book_levels(book.values), usable, representation, tick, per_day))
             if balanced:
                 quantile.count(_changes(book, usable, rule))
             if unit == "spread":

@@ -108,6 +108,14 @@ def strided_sample(rows: np.ndarray, limit: int) -> np.ndarray:
     return rows if len(rows) <= limit else rows[np.arange(limit) * len(rows) // limit]
 
 
+def scaling_sample(
+    features: np.ndarray, usable: np.ndarray, representation: str, tick: float | None, limit: int = SCALE_SAMPLE
+) -> np.ndarray:
+    """The inputs of the ``usable`` events among consecutive filled ``features`` (the mid change reads the event
+    before), at most ``limit`` of them spread evenly: what :meth:`RobustScale.fit` is fitted on."""
+    return strided_sample(book_inputs(features, representation, tick)[usable], limit)
+
+
 @dataclass(frozen=True)
 class RobustScale:
     """``clip((x - center) / scale, -clip, clip)`` per feature, float32 (module notes): ``center``, ``scale``

@@ -43,14 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from dilated.data._book_features import (
-    SCALE_SAMPLE,
-    BookInputs,
-    RobustScale,
-    book_inputs,
-    observed_tick,
-    strided_sample,
-)
+from dilated.data._book_features import BookInputs, RobustScale, observed_tick, scaling_sample
 from dilated.data._choices import SMOOTHINGS, THRESHOLD_UNITS
 from dilated.data._lobster import MID_RESOLUTION, MidSums, ZScore, balanced_alpha, movement_labels, smoothed_returns
 from dilated.data._orderbook import Book, check_levels, read_book
@@ -306,9 +299,8 @@ def book_splits(
             raise ValueError(f"{book.source}: the training part holds no usable event (two-sided, uncrossed book)")
         if representation == "raw":
             scaling = ZScore.fit(features[train][usable[train]])
-        else:  # inputs of consecutive events (the mid change reads the previous one), then the usable ones
-            fit = book_inputs(features[train], representation, tick)[usable[train]]
-            scaling = RobustScale.fit(strided_sample(fit, SCALE_SAMPLE))
+        else:
+            scaling = RobustScale.fit(scaling_sample(features[train], usable[train], representation, tick))
     normalised = BookInputs(representation, tick, scaling)(features)  # (channels, events)
     if len(ends) == 0:
         raise ValueError(
