@@ -382,6 +382,8 @@ def label_balance(
     bounds = split_bounds(len(book), fractions)
     train = slice(*bounds[0])
     tick = tick_size if tick_size is not None else observed_tick(book.values[train])
+    if threshold_unit == "ticks" and tick is None:
+        raise ValueError(f"{book.source}: threshold_unit ticks needs a tick size: give tick_size")
     result: dict[int, dict[str, Any]] = {}
     for horizon in horizons:
         result[int(horizon)] = rows = {}
