@@ -389,6 +389,8 @@ def test_book_runs_in_every_representation_predict_stream_and_replay_as_training
         at = part.ends - 15
         assert float((offline.output[at] - expected).abs().max()) <= PARITY
         assert torch.equal(offline.targets[at], part.targets[part.ends])
+    evaluation = evaluate_run(folder / "run", split="test", progress=False)  # `dilated evaluate`'s report
+    assert set(evaluation.result["references"]) == {"logistic", "logistic_flow"}
     live = predictor.stream(1)
     rows = random_walk_book().values[:300, :8]  # the first 300 events: the previous event carried from step to step
     outs = [live.step(rows[t : t + 1]) for t in range(len(rows))]
