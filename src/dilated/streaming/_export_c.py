@@ -31,40 +31,12 @@ import torch
 from torch import nn
 
 from dilated.streaming._fast import FastStream, Unsupported
-from dilated.streaming._fast.instructions import (
-    ABS,
-    ADD,
-    AFFINE,
-    BINARY,
-    CONV,
-    DIV,
-    ELU,
-    EMBED,
-    EXP,
-    GATHER,
-    GELU,
-    GELU_TANH,
-    INPUT,
-    LAYERNORM,
-    LEAKY,
-    MUL,
-    NEG,
-    ONEHOT,
-    OUTPUT,
-    REDUCE,
-    RELU,
-    SIGMOID,
-    SILU,
-    SOFTPLUS,
-    SUB,
-    TANH,
-    UNARY,
-    Op,
-    op_of,
-)
+from dilated.streaming._fast import instructions as isa
+from dilated.streaming._fast.instructions import Op, op_of
 from dilated.streaming._fast.program import Compiled
 from dilated.streaming._verify import disagreement, model_dtype
 
+_TILE = 128  # outputs of a conv computed together: eight 16-float vectors of partial sums
 HEADER_BYTES = 64  # the step counter, padded so that the rings start on a cache line
 _PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # tanh as the Numba kernel computes it (Eigen's float32 rational approximation, |error| < 4e-7): arithmetic only,
@@ -89,20 +61,20 @@ static float tanh_r(float v) {
 """
 # C of each UNARY kind, of the float ``v`` (``alpha``: the op's parameter, a literal)
 _UNARY_C = {
-    RELU: "v > 0.0f ? v : 0.0f",
-    TANH: "tanh_r(v)",
-    SIGMOID: "0.5f + 0.5f * tanh_r(0.5f * v)",
-    ELU: "v > 0.0f ? v : {alpha} * (expf(v) - 1.0f)",
-    LEAKY: "v > 0.0f ? v : {alpha} * v",
-    GELU: "0.5f * v * (1.0f + erff(v * 0.70710678118654752f))",
-    GELU_TANH: "0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)))",
-    SILU: "v / (1.0f + expf(-v))",
-    EXP: "expf(v)",
-    NEG: "-v",
-    ABS: "fabsf(v)",
-    SOFTPLUS: "v > 20.0f ? v : log1pf(expf(v))",
+    isa.RELU: "v > 0.0f ? v : 0.0f",
+    isa.TANH: "tanh_r(v)",
+    isa.SIGMOID: "0.5f + 0.5f * tanh_r(0.5f * v)",
+    isa.ELU: "v > 0.0f ? v : {alpha} * (expf(v) - 1.0f)",
+    isa.LEAKY: "v > 0.0f ? v : {alpha} * v",
+    isa.GELU: "0.5f * v * (1.0f + erff(v * 0.70710678118654752f))",
+    isa.GELU_TANH: "0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)))",
+    isa.SILU: "v / (1.0f + expf(-v))",
+    isa.EXP: "expf(v)",
+    isa.NEG: "-v",
+    isa.ABS: "fabsf(v)",
+    isa.SOFTPLUS: "v > 20.0f ? v : log1pf(expf(v))",
 }
-_BINARY_C = {ADD: "+", SUB: "-", MUL: "*", DIV: "/"}
+_BINARY_C = {isa.ADD: "+", isa.SUB: "-", isa.MUL: "*", isa.DIV: "/"}
 
 
 def literal(value: float) -> str:
@@ -130,41 +102,63 @@ class _Emission:
 
 
 def _conv(f: Any, e: _Emission) -> list[str]:
+    """``cout`` sums over the ``k * cin`` taps side by side (``xs``), in tiles of outputs, each split over a few
+    partial sums that take every few taps: independent chains of multiply-adds keep the vector units busy (one
+    chain waits on each add's latency), in a fixed order, so no fast-math is needed."""
     n = f.k * f.cin
     if not f.saxpy:  # stored (out, taps * in): transpose in place to (taps * in, out), which vectorises over out
         e.params[f.weight : f.weight + n * f.cout] = (
             e.params[f.weight : f.weight + n * f.cout].reshape(f.cout, n).T.ravel()
         )
-    bias = f"P[{f.bias} + o]" if f.has_bias else "0.0f"
-    if f.has_bias:
-        e.uses.add("P")
-    lines = [f"float acc[{f.cout}];", f"for (int o = 0; o < {f.cout}; o++) acc[o] = {bias};"]
-    taps = [f"m + {f.inp}"]
-    if f.k > 1:  # push this step's input into the ring, then read the k rows dilation apart
+    lines = []
+    if f.k > 1:  # push this step's input into the ring, then gather the k rows dilation apart
         e.uses.add("t")
         lines += [
-            f"float *ring = r + {f.ring};",
+            f"float xs[{n}], *ring = r + {f.ring};",
             f"const unsigned now = (unsigned)(t % {f.rows}u);",
-            f"for (int i = 0; i < {f.cin}; i++) ring[now * {f.cin}u + i] = m[{f.inp} + i];",
+            f"memcpy(ring + now * {f.cin}u, m + {f.inp}, {4 * f.cin}u);",
         ]
-        taps = [
-            f"ring + (unsigned)((t + {f.rows - f.dilation * (f.k - 1 - j)}u) % {f.rows}u) * {f.cin}u"
-            for j in range(f.k - 1)
-        ]
-        taps.append(f"ring + now * {f.cin}u")
-    for j, tap in enumerate(taps):
-        lines += [
-            f"{{ const float *tap = {tap};",
-            f"  for (int i = 0; i < {f.cin}; i++) {{",
-            f"    const float v = tap[i]; const float *w = {e.p(f.weight + j * f.cin * f.cout)} + i * {f.cout};",
-            f"    for (int o = 0; o < {f.cout}; o++) acc[o] += w[o] * v; }} }}",
-        ]
-    value = "acc[o] > 0.0f ? acc[o] : 0.0f" if f.relu else "acc[o]"
-    return [*lines, f"for (int o = 0; o < {f.cout}; o++) m[{f.out} + o] = {value};"]
+        for j in range(f.k):
+            back = f.dilation * (f.k - 1 - j)
+            row = f"(unsigned)((t + {f.rows - back}u) % {f.rows}u)" if back else "now"
+            lines.append(f"memcpy(xs + {j * f.cin}, ring + {row} * {f.cin}u, {4 * f.cin}u);")
+    else:
+        lines.append(f"const float *xs = m + {f.inp};")
+    e.uses.add("P")
+    for start in range(0, f.cout, _TILE):  # outputs in tiles whose partial sums stay in registers
+        lines += _conv_tile(f, n, start, min(_TILE, f.cout - start))
+    return lines
+
+
+def _conv_tile(f: Any, n: int, start: int, width: int) -> list[str]:
+    """Outputs ``start .. start + width - 1`` of a conv over its ``n`` taps ``xs``, in ``chains`` partial sums."""
+    bias = f"P[{f.bias + start} + o]" if f.has_bias else "0.0f"
+    chains = max(1, min(4, _TILE // width, n))  # about eight 16-float vectors of partial sums
+    w = f"P + {f.weight + start}"
+    lines = [
+        f"{{ float {', '.join(f'a{c}[{width}]' for c in range(chains))};",
+        f"  for (int o = 0; o < {width}; o++) {{ a0[o] = {bias}; "
+        + "".join(f"a{c}[o] = 0.0f; " for c in range(1, chains))
+        + "}",
+        f"  for (int q = 0; q < {n // chains * chains}; q += {chains}) {{",
+        *(f"    const float v{c} = xs[q + {c}], *w{c} = {w} + (q + {c}) * {f.cout};" for c in range(chains)),
+        f"    for (int o = 0; o < {width}; o++) {{ "
+        + " ".join(f"a{c}[o] += w{c}[o] * v{c};" for c in range(chains))
+        + " } }",
+    ]
+    for q in range(n // chains * chains, n):  # the last n % chains taps
+        lines.append(f"  for (int o = 0; o < {width}; o++) a0[o] += ({w} + {q * f.cout})[o] * xs[{q}];")
+    total = " + ".join(f"a{c}[o]" for c in range(chains))
+    total = f"({total})" if chains > 1 else total
+    value = "v > 0.0f ? v : 0.0f" if f.relu else "v"
+    lines.append(
+        f"  for (int o = 0; o < {width}; o++) {{ const float v = {total}; m[{f.out + start} + o] = {value}; }} }}"
+    )
+    return lines
 
 
 def _unary(f: Any, e: _Emission) -> list[str]:
-    if f.kind in (TANH, SIGMOID):
+    if f.kind in (isa.TANH, isa.SIGMOID):
         e.uses.add("tanh")
     expr = _UNARY_C[f.kind].format(alpha=literal(e.params[f.alpha]))
     return [f"for (int i = 0; i < {f.n}; i++) {{ const float v = m[{f.inp} + i]; m[{f.out} + i] = {expr}; }}"]
@@ -243,17 +237,17 @@ def _output(f: Any, e: _Emission) -> list[str]:
 
 # The C of each instruction of the fast path (one function per op, given the row's fields by name).
 EMITTERS: dict[Op, Callable[[Any, _Emission], list[str]]] = {
-    CONV: _conv,
-    UNARY: _unary,
-    BINARY: _binary,
-    GATHER: _gather,
-    EMBED: _embed,
-    ONEHOT: _onehot,
-    AFFINE: _affine,
-    LAYERNORM: _layernorm,
-    REDUCE: _reduce,
-    INPUT: _input,
-    OUTPUT: _output,
+    isa.CONV: _conv,
+    isa.UNARY: _unary,
+    isa.BINARY: _binary,
+    isa.GATHER: _gather,
+    isa.EMBED: _embed,
+    isa.ONEHOT: _onehot,
+    isa.AFFINE: _affine,
+    isa.LAYERNORM: _layernorm,
+    isa.REDUCE: _reduce,
+    isa.INPUT: _input,
+    isa.OUTPUT: _output,
 }
 
 
