@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
 from pytorch_tcn import TCN as PytorchTCN
 from torch import nn
 
@@ -20,6 +23,7 @@ from dilated.streaming import ExportedC, export_c, export_step
 from dilated.streaming._export_c import EMITTERS, Library, build
 from dilated.streaming._fast.instructions import OPS
 from helpers import dilated_cli
+from model_grammar import models
 from streaming_helpers import LocuslabTCN, offline
 
 STRICT = ("-O2", "-std=c99", "-Wall", "-Werror", "-pedantic")
@@ -167,3 +171,21 @@ def test_cli_exports_a_plain_torch_model_with_input(tmp_path):
     assert (tmp_path / "out" / "step.h").is_file()
     refused = dilated_cli("export", "mymodels:build", "--input", "2,50", "-o", "step.bin", cwd=tmp_path)
     assert refused.returncode == 2 and "unknown format '.bin'" in refused.stderr
+
+
+@settings(max_examples=int(os.environ.get("FUZZ_C", "5")), deadline=None, suppress_health_check=list(HealthCheck))
+@given(drawn=models())
+def test_exported_step_equals_the_forward_or_refuses_in_one_line(drawn, tmp_path_factory):
+    """Random models (``model_grammar``): the C step is checked equal to the forward at export, or the export
+    refuses in one line for a reason other than a C step that differs (that would be a wrong C emission)."""
+    model, (_, channels, _), description = drawn
+    dtype = next((p.dtype for p in model.parameters()), torch.float32)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            exported = export_c(model, tmp_path_factory.mktemp("c") / "step.c", torch.zeros(1, channels, dtype=dtype))
+    except (ValueError, TypeError) as error:
+        message = str(error)
+        assert message and "\n" not in message and "C step differs" not in message, f"{description}: {message!r}"
+        return
+    assert exported.steps_checked >= 512 and np.isfinite(exported.max_abs_diff), description

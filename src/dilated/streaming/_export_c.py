@@ -112,7 +112,7 @@ def _conv(f: Any, e: _Emission) -> list[str]:
         )
     lines = []
     if f.k > 1:  # push this step's input into the ring, then gather the k rows dilation apart
-        e.uses.add("t")
+        e.uses |= {"t", "r"}
         lines += [
             f"float xs[{n}], *ring = r + {f.ring};",
             f"const unsigned now = (unsigned)(t % {f.rows}u);",
@@ -228,6 +228,7 @@ def _reduce(f: Any, e: _Emission) -> list[str]:
 
 def _input(f: Any, e: _Emission) -> list[str]:
     source = f"x[{f.src} + i]" if f.src < e.n_x else f"cond[{f.src - e.n_x} + i]"
+    e.uses.add(source[: source.index("[")])
     return [f"for (int i = 0; i < {f.n}; i++) m[{f.out} + i] = {source};"]
 
 
@@ -327,7 +328,7 @@ void {prefix}_step_batch(void *state, int batch, const float *x, const float *co
         parts.append(_array(f"K{base}", "float", values.astype(np.float32), literal))
     constants = "".join(f"    memcpy(m + {base}, K{base}, sizeof K{base});\n" for base, _ in compiled.constants)
     counter = "const uint64_t t = *(uint64_t *)state;\n    " if "t" in e.uses else ""
-    unused = "".join(f"    (void){name};\n" for name, n in (("x", n_x), ("cond", n_cond), ("r", ring_floats)) if not n)
+    unused = "".join(f"    (void){name};\n" for name in ("x", "cond", "r") if name not in e.uses)
     parts.append(f"""
 size_t {prefix}_state_size(void) {{ return {state_bytes}u; }}
 
