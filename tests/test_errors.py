@@ -585,6 +585,7 @@ def test_documented_error(row, tmp_path):
         (["summary", "example-dilated", "--input", "2,abc"], ROWS["config-input"][1]),
         (["summary", "tcn", "--input", "2"], ROWS["config-input-rank"][1]),
         (["design"], ROWS["design-no-field"][1]),
+        (["export", "tcn", "-o", "step.txt"], ROWS["export-format"][1]),
     ],
 )
 def test_cli_prints_the_same_message_on_one_line(args, message):
