@@ -89,6 +89,12 @@ MODELS: dict[str, Callable[[], tuple[nn.Module, torch.Tensor, dict[str, Any]]]] 
         {},
     ),
     "mu-law-codes": lambda: (Codes(), torch.zeros(1, dtype=torch.int64), {}),
+    # convs wider than one tile of 128 outputs, and tap counts that the partial sums do not divide
+    "wide-convs": lambda: (
+        nn.Sequential(Conv1d(3, 200, 3, dilation=2), nn.ReLU(), Conv1d(200, 130, 1)),
+        torch.zeros(1, 3),
+        {},
+    ),
 }
 
 

@@ -88,8 +88,8 @@ def literal(value: float) -> str:
 
 @dataclass
 class _Emission:
-    """What the instructions' C needs besides itself: the parameters (conv weights transposed to ``(taps *
-    in_channels, out_channels)`` in place), the index table, and which helpers and arrays it uses."""
+    """What the instructions' C needs besides itself: the parameters (each conv's weights rearranged in place, see
+    :func:`_conv`), the index table, and which helpers and arrays it uses."""
 
     params: np.ndarray
     index: np.ndarray
@@ -106,10 +106,10 @@ def _conv(f: Any, e: _Emission) -> list[str]:
     partial sums that take every few taps: independent chains of multiply-adds keep the vector units busy (one
     chain waits on each add's latency), in a fixed order, so no fast-math is needed."""
     n = f.k * f.cin
-    if not f.saxpy:  # stored (out, taps * in): transpose in place to (taps * in, out), which vectorises over out
-        e.params[f.weight : f.weight + n * f.cout] = (
-            e.params[f.weight : f.weight + n * f.cout].reshape(f.cout, n).T.ravel()
-        )
+    weight = e.params[f.weight : f.weight + n * f.cout]
+    weight = weight.reshape(n, f.cout) if f.saxpy else weight.reshape(f.cout, n).T  # (taps * in, out)
+    tiles = range(0, f.cout, _TILE)  # laid out tile after tile, each (taps * in, width): read front to back
+    e.params[f.weight : f.weight + n * f.cout] = np.concatenate([weight[:, o : o + _TILE].ravel() for o in tiles])
     lines = []
     if f.k > 1:  # push this step's input into the ring, then gather the k rows dilation apart
         e.uses |= {"t", "r"}
@@ -125,7 +125,7 @@ def _conv(f: Any, e: _Emission) -> list[str]:
     else:
         lines.append(f"const float *xs = m + {f.inp};")
     e.uses.add("P")
-    for start in range(0, f.cout, _TILE):  # outputs in tiles whose partial sums stay in registers
+    for start in tiles:  # outputs in tiles whose partial sums stay in registers
         lines += _conv_tile(f, n, start, min(_TILE, f.cout - start))
     return lines
 
@@ -134,20 +134,20 @@ def _conv_tile(f: Any, n: int, start: int, width: int) -> list[str]:
     """Outputs ``start .. start + width - 1`` of a conv over its ``n`` taps ``xs``, in ``chains`` partial sums."""
     bias = f"P[{f.bias + start} + o]" if f.has_bias else "0.0f"
     chains = max(1, min(4, _TILE // width, n))  # about eight 16-float vectors of partial sums
-    w = f"P + {f.weight + start}"
+    w = f"P + {f.weight + n * start}"
     lines = [
         f"{{ float {', '.join(f'a{c}[{width}]' for c in range(chains))};",
         f"  for (int o = 0; o < {width}; o++) {{ a0[o] = {bias}; "
         + "".join(f"a{c}[o] = 0.0f; " for c in range(1, chains))
         + "}",
         f"  for (int q = 0; q < {n // chains * chains}; q += {chains}) {{",
-        *(f"    const float v{c} = xs[q + {c}], *w{c} = {w} + (q + {c}) * {f.cout};" for c in range(chains)),
+        *(f"    const float v{c} = xs[q + {c}], *w{c} = {w} + (q + {c}) * {width};" for c in range(chains)),
         f"    for (int o = 0; o < {width}; o++) {{ "
         + " ".join(f"a{c}[o] += w{c}[o] * v{c};" for c in range(chains))
         + " } }",
     ]
     for q in range(n // chains * chains, n):  # the last n % chains taps
-        lines.append(f"  for (int o = 0; o < {width}; o++) a0[o] += ({w} + {q * f.cout})[o] * xs[{q}];")
+        lines.append(f"  for (int o = 0; o < {width}; o++) a0[o] += ({w} + {q * width})[o] * xs[{q}];")
     total = " + ".join(f"a{c}[o]" for c in range(chains))
     total = f"({total})" if chains > 1 else total
     value = "v > 0.0f ? v : 0.0f" if f.relu else "v"
