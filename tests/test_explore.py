@@ -291,7 +291,7 @@ def graph_numbers_equal_the_summary(browser, data: dict) -> int:
             assert (params, block_params) == (f" \u00b7 {row['params']:,} params", None), name
         else:
             total = sum(r["params"] for r in data["layers"] if r["name"].startswith(block + "."))
-            assert (params, block_params) == (None, f" \u00b7 {total:,} params in block"), name
+            assert (params, block_params) == (None, f" \u00b7 {total:,} params"), name
     return len(boxes)
 
 
@@ -578,3 +578,35 @@ def test_the_tree_zooms_and_pans_over_the_whole_field(browser, tmp_path, capsys)
     browser.click("#fit-input")
     whole = browser.evaluate(f"{tree}.visibleSteps()")
     assert whole[0] <= 0 and whole[1] >= 4095
+
+
+def test_an_edited_stack_shows_what_summary_says_of_its_export(browser, example_page, tmp_path, capsys):
+    browser.type("#design-target", "4096")  # a long hole-free stack, at 4,096 steps
+    browser.type("#design-kernel", "2")
+    browser.type("#design-channels", "16")
+    browser.click("#propose")
+    browser.click('#proposals button[data-proposal="0"]')
+    browser.type("#input-length", "4096")
+    exported = tmp_path / "stack.yaml"
+    exported.write_text(browser.value("#yaml"))
+    data = summary_json([str(exported)])
+    assert data["receptive_field"] == 4096 and data["layers"][1]["kind"] == "ReLU"  # conv + ReLU blocks, as designed
+    assert numbers(browser, STATS) == page_numbers(data, STATS)
+    assert graph_numbers_equal_the_summary(browser, data) == 12  # the convs, named as the exported stack names them
+    milliseconds = timed(
+        browser,
+        "const e = document.querySelector('#input-length'); e.value = String(4096 - 7 * i); "
+        "e.dispatchEvent(new Event('input', {bubbles: true}))",
+    )
+    with capsys.disabled():
+        print(
+            f"\nexplorer timing, 12-layer stack at 4,096 steps: change the input length {milliseconds:.1f} ms (median)"
+        )
+
+
+def test_unknown_causality_is_shown_as_such(browser, tmp_path):
+    path = tmp_path / "unknown.html"
+    path.write_text(page(target_state(Target(nn.Sequential(nn.Conv1d(1, 2, 3, padding=2), HandDelay()), (1, 20), "m"))))
+    browser.open(path.as_uri())
+    assert browser.errors == [] and browser.text("#causal") == "unknown"
+    assert "Causal: unknown (layer 1 is not followed" in browser.text("#notes")

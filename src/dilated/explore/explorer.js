@@ -541,7 +541,9 @@ function createTree(canvas, onChange) {
     ctx.strokeStyle = "#a93f06"; ctx.beginPath();
     ctx.moveTo(bx0, y0 + 14); ctx.lineTo(bx0, y0 + 20); ctx.lineTo(bx1, y0 + 20); ctx.lineTo(bx1, y0 + 14); ctx.stroke();
     ctx.fillStyle = "#a93f06"; ctx.textAlign = "center";
-    ctx.fillText(`receptive field = ${tree.view.numbers.receptive_field} steps`, (Math.max(bx0, LEFT) + Math.min(bx1, w)) / 2, y0 + 34);
+    const top = rows[rows.length - 1], whole = tree.view.numbers.receptive_field;
+    ctx.fillText(`receptive field = ${top.receptive_field} steps` + (top.receptive_field === whole ? "" :
+      ` (at ${top.name}, the last row drawn; the model's: ${whole})`), (Math.max(bx0, LEFT) + Math.min(bx1, w)) / 2, y0 + 34);
     ctx.textAlign = "left";
     // which steps of a row lie in view, padding included (the steps the shown rows above read)
     const range = (item) => {
@@ -685,7 +687,7 @@ function drawGraph(svg, shown, width) {
         if (item.index) {
           for (const [cls, text] of [["rf", `RF ${row.receptive_field}`], ["jump", ` \u00b7 jump ${row.jump}`],
             ["len", ` \u00b7 T=${row.length}`], item.collapsed ?
-              ["block-params", ` \u00b7 ${item.block_params.toLocaleString("en-US")} params in block`] :
+              ["block-params", ` \u00b7 ${item.block_params.toLocaleString("en-US")} params`] :
               ["params", ` \u00b7 ${row.params.toLocaleString("en-US")} params`]]) {
             const span = el("tspan", {class: cls}, c); span.textContent = text;
           }
