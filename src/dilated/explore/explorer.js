@@ -737,14 +737,13 @@ function createExplorer(root, initial) {
   function layerRow(layer, i) {
     const tr = document.createElement("tr");
     const cell = (node) => { const td = document.createElement("td"); td.append(node); tr.append(td); return td; };
-    const num = document.createElement("span"); num.textContent = String(i); cell(num);
     const kind = document.createElement("select");
     for (const k of ["conv", "maxpool", "avgpool"]) kind.add(new Option(k, k, false, layer.kind === k));
     kind.dataset.layer = i; kind.dataset.field = "kind"; cell(kind);
     for (const field of ["kernel_size", "dilation", "stride", "padding", "channels"]) {
       const input = document.createElement("input");
       input.value = String(layer[field] ?? ""); input.dataset.layer = i; input.dataset.field = field;
-      if (field === "padding") { input.style.width = "3.9em"; input.setAttribute("list", "paddings"); }
+      if (field === "padding") { input.style.width = "4.4em"; input.setAttribute("list", "paddings"); }
       if (field === "channels" && layer.kind !== "conv") input.disabled = true;
       cell(input);
     }
