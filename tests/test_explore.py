@@ -604,6 +604,28 @@ def test_an_edited_stack_shows_what_summary_says_of_its_export(browser, example_
         )
 
 
+class CumSum(nn.Module):
+    """Every step sees every past step: no per-step tree to draw."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.cumsum(-1)
+
+
+def test_a_model_without_a_per_step_tree_keeps_its_numbers_and_says_why(browser, tmp_path):
+    state = target_state(Target(nn.Sequential(CumSum(), nn.Conv1d(1, 2, 3)), (1, 20), "m"))
+    path = tmp_path / "past.html"
+    path.write_text(page(state))
+    browser.open(path.as_uri())
+    assert browser.errors == [] and browser.text("#error") == ""
+    assert numbers(browser, ("rf", "params")) == {"rf": "20", "params": "8"}
+    assert "from 0 (CumSum) on, outputs see every past step" in browser.text("#notes")
+    assert browser.evaluate("window.dilatedExplorer.tree.error") == f"no tree: {state['graph_error']}"
+    browser.click("#propose")  # a proposal turns the read-only page into an editable stack
+    browser.click('#proposals button[data-proposal="0"]')
+    assert browser.evaluate("document.querySelector('#editor').hidden") is False
+    assert browser.text("#rf") == "20" and browser.evaluate("window.dilatedExplorer.tree.error") is None
+
+
 def test_unknown_causality_is_shown_as_such(browser, tmp_path):
     path = tmp_path / "unknown.html"
     path.write_text(page(target_state(Target(nn.Sequential(nn.Conv1d(1, 2, 3, padding=2), HandDelay()), (1, 20), "m"))))

@@ -471,7 +471,7 @@ function litSteps(rows, index, bounds = readBounds(rows)) {
 const COLORS = {lit: "#e8590c", litEdge: "rgba(232,89,12,.75)", node: "#ced4da", edge: "rgba(134,142,150,.35)",
   hole: "#c92a2a", band: "#fff0e0", text: "#212529", muted: "#6c757d", pad: "#adb5bd"};
 
-function createTree(canvas, onChange) {
+function createTree(canvas) {
   const tree = {view: null, shown: [], lit: [], index: 0, from: 0, scale: 1, error: null, span: [0, 0]};
   const ctx = canvas.getContext("2d");
   const LEFT = 150, RIGHT = 14, TOP = 16, BOTTOM = 44;
@@ -616,7 +616,6 @@ function createTree(canvas, onChange) {
       ctx.font = "12px system-ui, sans-serif";
     });
     tree.drawn = {nodes, edges, ms: performance.now() - started};
-    if (onChange) onChange(tree);
   }
 
   // zoom with the wheel (around the pointer), pan by dragging
@@ -791,9 +790,7 @@ function createExplorer(root, initial) {
     const error = $("error");
     let view;
     try {
-      if (state.editable) view = stackView(state);
-      else view = modelView(initial);
-      if (!view.rows.length) throw new Error(initial.graph_error || "nothing to draw");
+      view = state.editable ? stackView(state) : modelView(initial);
       error.textContent = "";
     } catch (e) {
       error.textContent = e.message;
@@ -811,14 +808,6 @@ function createExplorer(root, initial) {
     $("holes-note").textContent = n.fed === null ? "" : n.fed < n.receptive_field ?
       `${n.receptive_field - n.fed} steps under the field never feed an output (holes, marked in red)` : "no holes";
     $("warning").textContent = view.warning || "";
-    $("notes").textContent = view.notes.filter((v, i, a) => v && a.indexOf(v) === i).join("; ");
-    const shown = shownRows(view.rows, state.collapsed, $("hide-pointwise").checked);
-    const params = {};
-    for (const r of view.rows) if (r.block) params[r.block] = (params[r.block] || 0) + r.params;
-    for (const item of shown) if (item.collapsed) item.block_params = params[item.block];
-    drawGraph($("graph"), shown, Math.max($("graph-panel").clientWidth - 26, 220));
-    state.shown = shown;
-    selectOutput(refit);
     if (state.editable) {
       $("yaml").value = stackYaml(state);
       const model = modelYaml(state);
@@ -830,6 +819,19 @@ function createExplorer(root, initial) {
       $("yaml").value = $("model-yaml").value = `# read-only: ${state.readOnly}`;
       $("compare").textContent = "";
     }
+    $("notes").textContent = view.notes.filter((v, i, a) => v && a.indexOf(v) === i).join("; ");
+    if (!view.rows.length) {  // the summary's numbers stand; there is no per-step tree to draw
+      $("graph").textContent = "";
+      tree.clear(`no tree: ${initial.graph_error}`);
+      return;
+    }
+    const shown = shownRows(view.rows, state.collapsed, $("hide-pointwise").checked);
+    const params = {};
+    for (const r of view.rows) if (r.block) params[r.block] = (params[r.block] || 0) + r.params;
+    for (const item of shown) if (item.collapsed) item.block_params = params[item.block];
+    drawGraph($("graph"), shown, Math.max($("graph-panel").clientWidth - 26, 220));
+    state.shown = shown;
+    selectOutput(refit);
   }
 
   function selectOutput(refit = false) {  // the tree of the chosen output (the rest of the page stays)
