@@ -492,6 +492,9 @@ def test_a_branched_keras_model_is_drawn_as_a_graph_with_the_summarys_numbers(br
     first_filter, first_gate = [layer.name for layer in model.layers if type(layer).__name__ == "Conv1D"][1:3]
     assert levels[first_filter] == levels[first_gate]  # the tanh and sigmoid convs side by side
     assert browser.evaluate("window.dilatedExplorer.tree.lit[0].size") == 17
+    browser.click("#hide-pointwise")  # the tree of the time-moving rows only: the input, 9 k=2 convs, the output
+    assert browser.evaluate("window.dilatedExplorer.tree.shown.length") == 11
+    assert browser.evaluate("window.dilatedExplorer.tree.holes.length") == 0
     assert browser.text("#read-only").startswith("Read-only: multiply reads 2 layers (a branch joins there)")
     assert browser.evaluate("document.querySelector('#editor').hidden") is True
     assert browser.value("#yaml").startswith("# read-only: multiply reads 2 layers")

@@ -384,13 +384,12 @@ function shownRows(rows, collapsed, hidePointwise = false) {
   rows.forEach((r, i) => { if (r.block) (members[r.block] = members[r.block] || []).push(i); });
   const readBy = rows.map(() => new Set());
   rows.forEach((r, i) => r.sources.forEach(([s]) => readBy[s].add(i)));
-  const stands = {};
+  const stands = {};  // the row a collapsed block shows: the last one another block reads, else one read outside
   for (const [block, list] of Object.entries(members)) {
-    const out = list.filter((i) => [...readBy[i]].some((j) => rows[j].block !== block));
-    stands[block] = out.length ? out[out.length - 1] : list[list.length - 1];
-    if (out.length && [...readBy[stands[block]]].every((j) => rows[j].block === null) && out.length > 1) {
-      stands[block] = out[0];  // prefer the row the next block reads over one only the head reads
-    }
+    const readers = (i) => [...readBy[i]].map((j) => rows[j].block);
+    const toBlocks = list.filter((i) => readers(i).some((b) => b && b !== block));
+    const out = list.filter((i) => readers(i).some((b) => b !== block));
+    stands[block] = (toBlocks.length ? toBlocks : out.length ? out : list).at(-1);
   }
   const last = rows.length - 1;
   const pointwise = (r) => r.sources.every(([, f]) => f.period === 1 && f.jump === 1 && f.phases[0].length === 1 &&
