@@ -548,34 +548,25 @@ def test_the_30_block_wavenet_fits_a_laptop_screen_with_the_summarys_numbers(bro
         )
 
 
-def test_the_tree_zooms_and_pans_over_the_whole_field(browser, tmp_path, capsys):
+def test_the_tree_zooms_and_pans_over_the_whole_field(browser, tmp_path):
     open_page(browser, tmp_path, ["wavenet"])
     tree = "window.dilatedExplorer.tree"
     first, last = browser.evaluate(f"{tree}.visibleSteps()")
     assert first <= 4095 - 3070 and last >= 4095 and last - first < 3300  # the whole field, fitted
     assert browser.evaluate(f"{tree}.drawn.edges") == 0  # too many steps for circles: ticks per pixel
-    box = browser.evaluate(
-        "(() => { const r = document.querySelector('#tree').getBoundingClientRect(); "
-        "return [r.x + r.width / 2, r.y + r.height / 2]; })()"
-    )
-    x = box[0] - browser.evaluate("document.querySelector('#tree').getBoundingClientRect().x")
+    x = browser.evaluate("document.querySelector('#tree').clientWidth / 2")  # the pointer, in the canvas
     under_pointer = browser.evaluate(f"{tree}.stepAt({x})")
-    for _ in range(12):  # the wheel zooms around the pointer
-        browser.send("Input.dispatchMouseEvent", type="mouseWheel", x=box[0], y=box[1], deltaX=0, deltaY=-100)
+    browser.wheel("#tree", -100, times=12)  # the wheel zooms around the pointer
     near_first, near_last = browser.evaluate(f"{tree}.visibleSteps()")
     assert (last - first) / (near_last - near_first) == pytest.approx(1.25**12)
-    assert browser.evaluate(f"{tree}.stepAt({x})") == pytest.approx(under_pointer)  # the step under the pointer stays
+    assert browser.evaluate(f"{tree}.stepAt({x})") == pytest.approx(under_pointer)  # the step under it stays
     for _ in range(3):
         browser.click("#zoom-in")
     near_first, near_last = browser.evaluate(f"{tree}.visibleSteps()")
     assert near_last - near_first < 40
     assert browser.evaluate(f"{tree}.drawn.edges") > 0 and browser.evaluate(f"{tree}.drawn.nodes") > 100  # circles
     scale = browser.evaluate(f"{tree}.scale")
-    browser.send("Input.dispatchMouseEvent", type="mousePressed", x=box[0], y=box[1], button="left", clickCount=1)
-    browser.send("Input.dispatchMouseEvent", type="mouseMoved", x=box[0] + 200, y=box[1], button="left", buttons=1)
-    browser.send(
-        "Input.dispatchMouseEvent", type="mouseReleased", x=box[0] + 200, y=box[1], button="left", clickCount=1
-    )
+    browser.drag("#tree", 200)
     panned = browser.evaluate(f"{tree}.visibleSteps()")
     assert panned[0] == pytest.approx(near_first - 200 / scale, abs=1e-6)  # dragging right shows older steps
     browser.click("#fit-input")
