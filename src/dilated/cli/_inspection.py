@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from dilated.cli._shared import TARGET_HELP, Command, is_keras
@@ -19,7 +20,7 @@ def _summary(args: argparse.Namespace) -> int:
         )
     result = summary(target.model, target.input_shape)  # a Keras model with Input((None, C)) needs --input too
     result.title = target.name
-    print(result)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else result)
     return 0
 
 
@@ -76,10 +77,14 @@ def add_inspect_commands(command: Command) -> None:
         _summary,
         "Print a layer table with output shapes, parameters and receptive fields.",
         TARGET_HELP + "\nExamples:\n  dilated summary example-dilated\n  dilated summary translob\n"
-        "  dilated summary model.keras\n  dilated summary my_stack.yaml --input 2,500\n",
+        "  dilated summary model.keras\n  dilated summary my_stack.yaml --input 2,500\n"
+        "  dilated summary tcn --json          # the same numbers for scripts\n",
     )
     summary_parser.add_argument("target", metavar="TARGET", help="model to summarise (see below)")
     summary_parser.add_argument("--input", metavar="C,T", help="input shape without batch: channels,time (e.g. 2,200)")
+    summary_parser.add_argument(
+        "--json", action="store_true", help="print the summary as JSON (schema dilated.summary/1) instead of a table"
+    )
     draw_parser = command(
         "draw",
         _draw,
