@@ -115,3 +115,19 @@ def test_unknown_layer_type_in_a_config(tmp_path):
 def test_debug_shows_the_traceback():
     result = run("--debug", "summary", "missing.yaml")
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_data_info_names_the_missing_columns_of_a_book_and_fails(tmp_path):
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from dilated.data import Book, write_book
+    from helpers import dilated_cli
+
+    book = Book(np.arange(5, dtype=np.int64), np.ones((5, 40)), "ten", "test")
+    table = pq.read_table(write_book(book, tmp_path / "whole.parquet")).drop_columns(["ask_size_3", "bid_price_7"])
+    pq.write_table(table, tmp_path / "book.parquet")
+    result = dilated_cli("data", "info", "book.parquet", cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    assert "book.parquet: missing columns ask_size_3, bid_price_7 (" in result.stderr
+    assert result.stderr.count("\n") == 1
