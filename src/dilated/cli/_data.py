@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from dilated.cli._shared import Command, add_subcommand
+from dilated.cli._shared import Command, add_json_argument, add_subcommand, print_json
 
 DATA_HELP = """\
 Rebuild limit order books from market-data feeds (Databento DBN MBO / MBP-10, Binance depth recordings,
@@ -25,6 +24,7 @@ time order with the book carried across them, instruments in parallel, resumable
   dilated data convert feeds/*.mbo.dbn.zst -o esh4-month/ --workers 8       (a local Dask cluster)
   dilated data info esh4-month/
 """
+DATA_INFO_SCHEMA = "dilated.data-info/1"
 _DATASET_ONLY = ("jobs", "instrument", "tick_size", "scheduler", "workers")
 
 
@@ -83,12 +83,20 @@ def _data_info(args: argparse.Namespace) -> int:
         from dilated.data import dataset_info, format_dataset_info
 
         info = dataset_info(path)
-        print(json.dumps(info, indent=1) if args.json else format_dataset_info(info))
+        if args.json:
+            print_json(DATA_INFO_SCHEMA, {"kind": "dataset", **info})
+        else:
+            print(format_dataset_info(info))
         return 1 if info["failures"] else 0
     book = read_book(path) if path.suffix.lower() in (".parquet", ".pq") else convert_book(path, progress=False)
     horizons = [int(h) for h in args.horizons.split(",") if h.strip()] if args.horizons else []
     balance = label_balance(book, horizons, args.threshold, args.smoothing) if horizons else None
-    print(format_book_info(book_summary(book), balance))
+    summary = book_summary(book)
+    if args.json:
+        labels = [{"horizon": horizon, **row} for horizon, row in (balance or {}).items()]
+        print_json(DATA_INFO_SCHEMA, {"kind": "book", **summary, "labels": labels})
+    else:
+        print(format_book_info(summary, balance))
     return 0
 
 
@@ -126,7 +134,7 @@ def add_data_commands(command: Command) -> None:
     convert.add_argument("--workers", type=int, help="dataset: run on a local Dask cluster of N worker processes")
     info = add_subcommand(actions, "info", _data_info, "describe a book (Parquet or feed file)", DATA_HELP)
     info.add_argument("file", metavar="FILE", help="a Parquet book, a feed file (converted first) or a dataset folder")
-    info.add_argument("--json", action="store_true", help="a dataset folder's summary as JSON")
+    add_json_argument(info, "the summary")
     info.add_argument(
         "--horizons",
         default="10,50,100",

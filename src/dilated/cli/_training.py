@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from dilated import training
-from dilated.cli._shared import Command, add_run_arguments
+from dilated.cli._shared import Command, add_json_argument, add_run_arguments, print_json
 from dilated.training import TrainingInterrupted
 
 
@@ -80,10 +80,17 @@ def _evaluate(args: argparse.Namespace) -> int:
     evaluation = training.evaluate_run(
         args.target, args.data, args.split, args.checkpoint, args.batch_size, progress=not args.no_progress
     )
-    print(training.format_metrics(evaluation.result, f"{evaluation.split} metrics, checkpoint {evaluation.checkpoint}"))
+    if args.json:
+        print_json("dilated.evaluate/1", evaluation.result)
+    else:
+        print(
+            training.format_metrics(
+                evaluation.result, f"{evaluation.split} metrics, checkpoint {evaluation.checkpoint}"
+            )
+        )
     if args.output:
         training.atomic_write_json(args.output, evaluation.result)
-        print(f"wrote {args.output}")
+        print(f"wrote {args.output}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
@@ -102,7 +109,10 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     run, _checkpoint = training.locate(args.run)
-    print(training.report(run))
+    if args.json:
+        print_json("dilated.report/1", training.run_report(run))
+    else:
+        print(training.report(run))
     return 0
 
 
@@ -196,6 +206,7 @@ def add_training_commands(command: Command) -> None:
     )
     _add_evaluation_arguments(evaluate)
     evaluate.add_argument("-o", "--output", metavar="FILE.json", help="also write the metrics as JSON")
+    add_json_argument(evaluate, "the metrics")
     predict = command(
         "predict",
         _predict,
@@ -213,3 +224,4 @@ def add_training_commands(command: Command) -> None:
         "Example:\n  dilated report runs/demo\n",
     )
     report.add_argument("run", metavar="RUN_DIR", help="a run folder")
+    add_json_argument(report, "the summary")
