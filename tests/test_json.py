@@ -3,6 +3,7 @@
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,8 @@ from dilated.models import available_models, build_model, example_input_shape
 from dilated.training import RunDir, run_report
 from helpers import dilated_cli
 
+DOC = (Path(__file__).parent.parent / "docs" / "json.md").read_text()
+
 TINY = """\
 model: tcn
 options: {num_channels: [4], kernel_size: 3}
@@ -34,10 +37,23 @@ trainer: {threads: 1}
 """
 
 
+def documented_keys(schema: str, kind: str | None = None) -> set[str]:
+    """The top-level keys docs/json.md lists for ``schema`` (its tables' first column; of one ``kind``'s table)."""
+    section = DOC.split(f'## `"{schema}"`')[1].split("\n## ")[0]
+    if kind is not None:
+        section = section.split(f'For `"kind": "{kind}"`')[1].split("For `")[0]
+    rows = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
+    return {key for row in rows for key in re.findall(r"`(\w+)`", row)}
+
+
 def cli_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
-    """``dilated ARGS --json`` run in this process: its stdout parsed (nothing else may be there)."""
+    """``dilated ARGS --json`` run in this process: its stdout parsed (nothing else may be there), every top-level
+    key documented in docs/json.md."""
     assert main([*args, "--json"]) == 0
-    return json.loads(capsys.readouterr().out)
+    payload = json.loads(capsys.readouterr().out)
+    assert list(payload)[0] == "schema"
+    assert set(payload) - {"schema"} <= documented_keys(payload["schema"], payload.get("kind")), payload["schema"]
+    return payload
 
 
 def cli_text(capsys: pytest.CaptureFixture[str], *args: str) -> str:
@@ -158,6 +174,7 @@ def test_evaluate_writes_only_json_on_stdout(run):
     result = dilated_cli("evaluate", "run", "--json", "-o", "eval.json", cwd=run.parent)
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
+    assert set(payload) - {"schema"} <= documented_keys("dilated.evaluate/1")
     assert result.stderr.strip().endswith("wrote eval.json")
     written = json.loads((run.parent / "eval.json").read_text())
     assert payload == {"schema": "dilated.evaluate/1", **written}
