@@ -131,3 +131,16 @@ def test_data_info_names_the_missing_columns_of_a_book_and_fails(tmp_path):
     assert result.returncode == 2 and result.stdout == ""
     assert "book.parquet: missing columns ask_size_3, bid_price_7 (" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_data_info_and_data_convert_each_have_their_own_help(capsys):
+    from dilated.cli import main
+
+    helps = {}
+    for action in ("info", "convert"):
+        with pytest.raises(SystemExit):
+            main(["data", action, "--help"])
+        helps[action] = capsys.readouterr().out
+    assert "Describe a book" in helps["info"] and "  dilated data info esh4.parquet --json" in helps["info"]
+    assert "  dilated data convert " not in helps["info"] and "Rebuild limit order books" not in helps["info"]
+    assert "Rebuild limit order books" in helps["convert"] and "dilated data info" not in helps["convert"]
