@@ -141,3 +141,8 @@ def test_help_version_and_argument_errors_import_no_torch(args: list[str]) -> No
 
 def test_summary_imports_torch_but_not_lightning() -> None:
     assert _heavy_imports(["summary", "example-dilated"]) == {"torch"}
+
+
+def test_a_config_typo_is_refused_before_lightning_is_imported() -> None:
+    config = str(ROOT / "configs" / "tcn_adding.yaml")
+    assert "lightning" not in _heavy_imports(["train", "--check", config, "--override", "trainig.lr=1"])

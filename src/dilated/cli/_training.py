@@ -66,7 +66,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.check:
         if not args.config:
             raise ValueError("--check needs CONFIG: dilated train --check CONFIG")
-        training.check_config(training.load_config(args.config, overrides))
+        config = training.load_config(args.config, overrides)  # before check_config's module imports Lightning
+        training.check_config(config)
         return 0
     config, run_dir, resume = training.prepare_run(args.config, overrides, args.run_dir, args.resume)
     try:
