@@ -74,6 +74,22 @@ def test_summary_of_a_model_instance_takes_it_as_it_is(tmp_path):
     assert "Receptive field: 25 input steps" in result.stdout
 
 
+def test_summary_of_a_model_in_a_python_file(tmp_path):
+    """``path/to/file.py:attr``: the file is imported as a module, its model taken as it is."""
+    from helpers import dilated_cli
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "mine.py").write_text(
+        "from torch import nn\nfrom dilated.layers import Conv1d\n"
+        "model = nn.Sequential(Conv1d(1, 4, 3, dilation=3), nn.ReLU(), Conv1d(4, 1, 3, dilation=9))\n"
+    )
+    result = dilated_cli("summary", "models/mine.py:model", "--input", "1,50", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Receptive field: 25 input steps" in result.stdout
+    missing = dilated_cli("summary", "models/none.py:model", cwd=tmp_path)
+    assert missing.returncode == 2 and "no Python file models/none.py" in missing.stderr
+
+
 def test_design_takes_the_field_as_its_argument():
     positional, spelled = run("design", "100", "--top", "2"), run("design", "--receptive-field", "100", "--top", "2")
     assert positional.returncode == 0, positional.stderr

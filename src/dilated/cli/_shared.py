@@ -64,6 +64,7 @@ TARGET is one of:
   a converted model             model.yaml             (written by `dilated convert`, or a hand-written graph)
   a model config file (YAML)    my_stack.yaml          (a 'layers:' stack or 'model: NAME')
   a Python factory              mypkg.models:build     (a function returning a torch or Keras model)
+  a Python model                mymodel.py:model       (a torch or Keras model, taken as it is)
   a bundled example             example-dilated, example-strided
   a registered model            wavenet, tcn, translob, deeplob   (see `dilated models`)
 
