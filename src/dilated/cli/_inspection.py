@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
-from dilated.cli._shared import TARGET_HELP, Command, is_keras
+from dilated.cli._shared import TARGET_HELP, Command, add_json_argument, is_keras, print_json
 
 
 def _summary(args: argparse.Namespace) -> int:
@@ -56,17 +57,30 @@ def _file_stem(name: str) -> str:
     return path.stem if path.suffix in (".yaml", ".yml", ".keras") else path.name
 
 
-def _models(_args: argparse.Namespace) -> int:
+def _models(args: argparse.Namespace) -> int:
     from dilated.analysis import receptive_field
     from dilated.models import available_models, build_model, example_input_shape
 
+    rows: list[dict[str, Any]] = []
     for name in available_models():
-        model = build_model(name)
-        params = sum(p.numel() for p in model.parameters())
-        shape = example_input_shape(name)
+        model, shape = build_model(name), example_input_shape(name)
         rf = receptive_field(model, shape)
-        field = f"the whole input ({shape[-1]} steps)" if rf.whole_input or rf.past else f"{rf.size}"
-        print(f"{name:10s} input {shape}  params {params:,}  receptive field {field}")
+        whole = bool(rf.whole_input or rf.past)
+        rows.append(
+            {
+                "name": name,
+                "input": list(shape),
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "receptive_field": None if whole else rf.size,
+                "whole_input": whole,
+            }
+        )
+    if args.json:
+        print_json("dilated.models/1", {"models": rows})
+        return 0
+    for row in rows:
+        field = f"the whole input ({row['input'][-1]} steps)" if row["whole_input"] else f"{row['receptive_field']}"
+        print(f"{row['name']:10s} input {tuple(row['input'])}  params {row['parameters']:,}  receptive field {field}")
     return 0
 
 
@@ -114,4 +128,5 @@ def add_inspect_commands(command: Command) -> None:
     )
     draw_parser.add_argument("--animate", action="store_true", help="animated GIF: each output lights up in turn")
     draw_parser.add_argument("--compare", metavar="B", help="draw TARGET and B side by side")
-    command("models", _models, "List the registered models with their parameters and receptive fields.")
+    models = command("models", _models, "List the registered models with their parameters and receptive fields.")
+    add_json_argument(models, "the list")
