@@ -1,4 +1,4 @@
-"""`--json` of `models`, `design`, `data info`, `report` and `evaluate` (docs/json.md): one JSON object on stdout,
+"""`--json` of `summary`, `models`, `design`, `data info`, `report` and `evaluate` (docs/json.md): one JSON object on stdout,
 ``"schema": "dilated.<command>/1"`` first, numbers as numbers, equal to the text output and to the library calls."""
 
 import json
@@ -182,3 +182,8 @@ def test_evaluate_writes_only_json_on_stdout(run):
     assert payload["split"] == "test" and payload["samples"] == 121
     assert payload["accuracy"] == test["accuracy"] and payload["confusion_matrix"] == test["confusion_matrix"]
     assert payload["baseline"]["accuracy"] == test["baseline"]["accuracy"]
+
+
+def test_summary_keys_are_documented(capsys):
+    payload = cli_json(capsys, "summary", "example-dilated", "--input", "2,20")
+    assert payload["schema"] == "dilated.summary/1" and payload["receptive_field"] == 25

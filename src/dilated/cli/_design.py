@@ -152,7 +152,7 @@ def add_design_commands(command: Command) -> None:
     sub = command(
         "explore",
         _explore,
-        "Write an interactive, self-contained HTML page to edit and design a stack.",
+        "Write an interactive, self-contained HTML page: any model's graph and receptive-field tree; stacks also editable.",
         TARGET_HELP + "\nExamples:\n  dilated explore -o explorer.html --open\n"
         "  dilated explore tcn -o tcn.html\n  dilated explore stack.yaml -o stack.html\n",
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ from dilated.cli._shared import TARGET_HELP, Command, add_json_argument, is_kera
 
 def _summary(args: argparse.Namespace) -> int:
     from dilated._resolve import parse_input_shape, resolve_target
-    from dilated.summaries import summary
+    from dilated.summaries import SCHEMA, summary
 
     target = resolve_target(args.target, parse_input_shape(args.input, "--input") if args.input else None)
     if target.input_shape is None and not is_keras(target.model):
@@ -21,7 +20,10 @@ def _summary(args: argparse.Namespace) -> int:
         )
     result = summary(target.model, target.input_shape)  # a Keras model with Input((None, C)) needs --input too
     result.title = target.name
-    print(json.dumps(result.to_dict(), indent=2) if args.json else result)
+    if args.json:
+        print_json(SCHEMA, result.to_dict())
+    else:
+        print(result)
     return 0
 
 
@@ -96,9 +98,7 @@ def add_inspect_commands(command: Command) -> None:
     )
     summary_parser.add_argument("target", metavar="TARGET", help="model to summarise (see below)")
     summary_parser.add_argument("--input", metavar="C,T", help="input shape without batch: channels,time (e.g. 2,200)")
-    summary_parser.add_argument(
-        "--json", action="store_true", help="print the summary as JSON (schema dilated.summary/1) instead of a table"
-    )
+    add_json_argument(summary_parser, "the summary")
     draw_parser = command(
         "draw",
         _draw,
