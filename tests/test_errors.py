@@ -123,6 +123,15 @@ def small_book() -> Book:
     return Book(np.arange(20, dtype=np.int64), values, "small", "test")
 
 
+def book_without(tmp_path: Path, *columns: str) -> Path:
+    """:func:`small_book` as Parquet with ``columns`` dropped."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(write_book(small_book(), tmp_path / "whole.parquet")).drop_columns(list(columns))
+    pq.write_table(table, tmp_path / "b.parquet")
+    return tmp_path / "b.parquet"
+
+
 def write(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name
     path.write_text(text)
@@ -314,6 +323,7 @@ CASES: dict[str, Callable[[Path], object]] = {
         write(tmp, "o.csv", "id,timestamp,price,volume,action,direction\n1,5,9.0,1.0,filled,bid\n")
     ),
     "book-not-parquet": lambda tmp: read_book(write(tmp, "b.parquet", "not parquet")),
+    "book-parquet-columns": lambda tmp: read_book(book_without(tmp, "ask_size_1", "bid_price_2")),
     "book-parquet-levels": lambda tmp: read_book(write_book(small_book(), tmp / "b.parquet"), levels=10),
     "book-no-window": lambda _: book_splits(small_book(), levels=1, window=50, horizon=10),
     "book-time": lambda _: book_splits(small_book(), levels=1, window=2, horizon=1, start="yesterday"),

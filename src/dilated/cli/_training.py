@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from dilated import training
-from dilated.cli._shared import Command, add_run_arguments
+from dilated.cli._shared import Command, add_json_argument, add_run_arguments, print_json
 from dilated.training import TrainingInterrupted
 
 
@@ -66,7 +66,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.check:
         if not args.config:
             raise ValueError("--check needs CONFIG: dilated train --check CONFIG")
-        training.check_config(training.load_config(args.config, overrides))
+        config = training.load_config(args.config, overrides)  # before check_config's module imports Lightning
+        training.check_config(config)
         return 0
     config, run_dir, resume = training.prepare_run(args.config, overrides, args.run_dir, args.resume)
     try:
@@ -80,10 +81,17 @@ def _evaluate(args: argparse.Namespace) -> int:
     evaluation = training.evaluate_run(
         args.target, args.data, args.split, args.checkpoint, args.batch_size, progress=not args.no_progress
     )
-    print(training.format_metrics(evaluation.result, f"{evaluation.split} metrics, checkpoint {evaluation.checkpoint}"))
+    if args.json:
+        print_json("dilated.evaluate/1", evaluation.result)
+    else:
+        print(
+            training.format_metrics(
+                evaluation.result, f"{evaluation.split} metrics, checkpoint {evaluation.checkpoint}"
+            )
+        )
     if args.output:
         training.atomic_write_json(args.output, evaluation.result)
-        print(f"wrote {args.output}")
+        print(f"wrote {args.output}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
@@ -102,7 +110,10 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     run, _checkpoint = training.locate(args.run)
-    print(training.report(run))
+    if args.json:
+        print_json("dilated.report/1", training.run_report(run))
+    else:
+        print(training.report(run))
     return 0
 
 
@@ -196,6 +207,7 @@ def add_training_commands(command: Command) -> None:
     )
     _add_evaluation_arguments(evaluate)
     evaluate.add_argument("-o", "--output", metavar="FILE.json", help="also write the metrics as JSON")
+    add_json_argument(evaluate, "the metrics")
     predict = command(
         "predict",
         _predict,
@@ -213,3 +225,4 @@ def add_training_commands(command: Command) -> None:
         "Example:\n  dilated report runs/demo\n",
     )
     report.add_argument("run", metavar="RUN_DIR", help="a run folder")
+    add_json_argument(report, "the summary")

@@ -84,6 +84,7 @@ _EXPORTS = {  # public name -> the private module that defines it, imported on f
     "RunDir": "._runs",
     "locate": "._runs",
     "report": "._runs",
+    "run_report": "._runs",
     "DATA_KINDS": "._kinds",
     "DataSource": "._kinds",
     "Feed": "._kinds",
@@ -196,3 +197,4 @@ if TYPE_CHECKING:  # the names as type checkers see them
     from dilated.training._runs import RunDir as RunDir
     from dilated.training._runs import locate as locate
     from dilated.training._runs import report as report
+    from dilated.training._runs import run_report as run_report
