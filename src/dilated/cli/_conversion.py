@@ -36,6 +36,7 @@ def _export(args: argparse.Namespace) -> int:
 
     target = resolve_target(args.target, parse_input_shape(args.input, "--input") if args.input else None)
     model = from_keras(target.model) if is_keras(target.model) else target.model
+    model.eval()  # the step is exported for inference (dropout off, norms on their running statistics)
     channels = target.input_shape[0] if target.input_shape else None
     exported = export_step(model, args.output, channels, args.batch_size, args.check_steps, prefix=args.prefix)
     if isinstance(exported, ExportedC):
