@@ -168,7 +168,8 @@ def test_cli_exports_a_plain_torch_model_with_input(tmp_path):
     """``--input`` gives a plain torch model its channels (the unknown-extension refusal: ``test_errors.py``)."""
     (tmp_path / "mymodels.py").write_text(
         "from torch import nn\nfrom dilated.layers import Conv1d\n"
-        "def build():\n    return nn.Sequential(Conv1d(2, 4, 3, dilation=3), nn.Tanh(), Conv1d(4, 1, 2, dilation=9))\n"
+        "def build():  # in train mode, with dropout: the export puts it in eval mode\n"
+        "    return nn.Sequential(Conv1d(2, 4, 3, dilation=3), nn.Tanh(), nn.Dropout(0.2), Conv1d(4, 1, 2, dilation=9))\n"
     )
     result = dilated_cli(
         "export", "mymodels:build", "--input", "2,50", "-o", "out/step.c", "--prefix", "mine", cwd=tmp_path
