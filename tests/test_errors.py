@@ -1,11 +1,13 @@
 """Every row of docs/errors.md: the documented exception and message, from the API (and the CLI for some)."""
 
 import copy
+import os
 import re
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -48,6 +50,8 @@ from dilated.keras_bridge._convert import check_conversion, load_converted
 from dilated.layers import Conv1d
 from dilated.live import Predictor, load_run, replay
 from dilated.streaming._export import export_step
+from dilated.streaming._export_c import EMITTERS, export_c
+from dilated.streaming._fast.instructions import UNARY
 from dilated.training import TrainConfig, apply_overrides, check_finite
 from dilated.training._checkpoints import load_checkpoint, save_checkpoint
 from dilated.training._config import demo_config_path
@@ -431,6 +435,28 @@ def graph_spec(*nodes: dict) -> None:
     LayerGraphSpec.from_dict({"inputs": {"x": [2]}, "outputs": ["x"], "graph": list(nodes)})
 
 
+def _c_step(tmp: Path, model: torch.nn.Module | None = None, **options: object) -> None:
+    """``export_c`` of a small causal stack (or ``model``) to ``tmp / "step.c"``."""
+    stack = torch.nn.Sequential(Conv1d(2, 2, 3), torch.nn.Tanh()) if model is None else model
+    export_c(stack.eval(), tmp / "step.c", torch.zeros(1, 2), **options)  # type: ignore[arg-type]
+
+
+def _without_c_emission(tmp: Path) -> None:
+    with mock.patch.dict(EMITTERS):
+        del EMITTERS[UNARY]
+        _c_step(tmp)
+
+
+def _without_compiler(tmp: Path) -> None:
+    with mock.patch.dict(os.environ, {"CC": "no-such-cc"}):
+        _c_step(tmp)
+
+
+class _Sine(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(x)
+
+
 KERAS_CASES: dict[str, Callable[[Path], object]] = {
     "keras-unknown-layer": lambda _: dilated.from_keras(keras_stack(keras_layer("LSTM", 3, return_sequences=True))),
     "keras-activation": lambda _: dilated.from_keras(keras_stack(keras_layer("Activation", "sparsemax"))),
@@ -448,6 +474,12 @@ KERAS_CASES: dict[str, Callable[[Path], object]] = {
     "graph-spec-missing": lambda tmp: load_converted(tmp / "model.safetensors"),
     "graph-weights-mismatch": mismatched_weights,
     "export-channels": lambda tmp: export_step(torch.nn.Sequential(Conv1d(2, 2, 3)), tmp / "step.onnx"),
+    "export-format": lambda tmp: export_step(torch.nn.Sequential(Conv1d(2, 2, 3)), tmp / "step.txt", 2),
+    "export-c-dtype": lambda tmp: _c_step(tmp, torch.nn.Sequential(Conv1d(2, 2, 3)).double()),
+    "export-c-unsupported": lambda tmp: _c_step(tmp, _Sine()),
+    "export-c-emission": _without_c_emission,
+    "export-c-prefix": lambda tmp: _c_step(tmp, prefix="2nd"),
+    "export-c-compiler": _without_compiler,
 }
 CASES.update(KERAS_CASES)
 
@@ -563,6 +595,7 @@ def test_documented_error(row, tmp_path):
         (["summary", "example-dilated", "--input", "2,abc"], ROWS["config-input"][1]),
         (["summary", "tcn", "--input", "2"], ROWS["config-input-rank"][1]),
         (["design"], ROWS["design-no-field"][1]),
+        (["export", "tcn", "-o", "step.txt"], ROWS["export-format"][1]),
     ],
 )
 def test_cli_prints_the_same_message_on_one_line(args, message):
