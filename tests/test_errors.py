@@ -2,7 +2,6 @@
 
 import copy
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -243,14 +242,6 @@ def _book_config(path: Path) -> dict:
     return {**DEMO_CONFIG, "data": {"kind": "book", "path": str(path), "levels": 3, "window": 10, "horizon": 2}}
 
 
-def _two_part_day(tmp: Path) -> Path:
-    """A two-day dataset whose first day is written as two parts."""
-    root = book_dataset(tmp, "AAA", 2, 50)
-    (part,) = (root / "instrument=AAA" / "date=2024-01-02").glob("part-*.parquet")
-    shutil.copy(part, part.with_name(part.stem + "-copy.parquet"))
-    return root
-
-
 CASES: dict[str, Callable[[Path], object]] = {
     "conv-channels": lambda _: Conv1d(2, 4, 3)(torch.zeros(1, 3, 10)),
     "conv-rank": lambda _: Conv1d(2, 4, 3)(torch.zeros(2, 10)),
@@ -346,7 +337,6 @@ CASES: dict[str, Callable[[Path], object]] = {
     "walk-forward-days": lambda tmp: walk_forward(_book_config(book_dataset(tmp, "AAA", 2, 50)), tmp / "w", 1),
     "walk-forward-data": lambda tmp: walk_forward(DEMO_CONFIG, tmp / "w", 1),
     "drift-days": lambda tmp: walk_forward(_book_config(book_dataset(tmp, "AAA", 2, 50)), tmp / "d", 2, drift=True),
-    "drift-parts": lambda tmp: walk_forward(_book_config(_two_part_day(tmp)), tmp / "d", 1, drift=True),
     # ---- training (dilated.training): typed config, run folders
     "train-config-nearest": lambda _: TrainConfig.from_dict(demo_config_with(max_epoch=3)),
     "train-data-kind": lambda _: TrainConfig.from_dict({**DEMO_CONFIG, "data": {"kind": "lobsters"}}),

@@ -9,11 +9,12 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 
 from dilated.cli import main
-from dilated.data import dataset_days, dataset_splits
+from dilated.data import dataset_days, dataset_splits, read_book, read_day
 from dilated.training import evaluate_run, walk_forward, walk_forward_folds
 from helpers import book_dataset
 
@@ -88,9 +89,11 @@ def test_drift_tests_each_later_day_with_the_runs_threshold(four_days: Path, tmp
     metrics = json.loads((out / "train" / "metrics.json").read_text())
     later = DATES[train_days:]
     assert [r["day"] for r in result.rows] == ([DATES[0]] if train_days == 1 else []) + later
-    if train_days == 1:  # one training day: that day's book, split in time
+    if train_days == 1:  # one training day: that day's book (its parts as one file), split in time
         _, days = dataset_days(four_days)
-        assert yaml.safe_load((out / "train" / "config.yaml").read_text())["data"]["path"] == str(days[0].parts[0])
+        written = out / "days" / f"{DATES[0]}.parquet"
+        assert yaml.safe_load((out / "train" / "config.yaml").read_text())["data"]["path"] == str(written)
+        np.testing.assert_array_equal(read_book(written).values, read_day(days[0], 3).values)
         assert result.rows[0]["mcc"] == metrics["test"]["mcc"]
     else:
         assert metrics["data"]["days"] == {"train": DATES[:1], "val": DATES[1:2], "test": DATES[2:]}

@@ -172,22 +172,24 @@ def _folds(config: TrainConfig, out: Path, train_days: int, progress: bool, echo
     return WalkResult(rows, _write_table(out, "walk_forward", title, rows), out / "walk_forward.md")
 
 
-def _drift_run(config: TrainConfig, dates: list[str], train_days: int) -> tuple[TrainConfig, str, dict[str, Path]]:
+def _drift_run(
+    config: TrainConfig, dates: list[str], train_days: int, out: Path
+) -> tuple[TrainConfig, str, dict[str, Path]]:
     """The drift run's config, how its training days are split, and the book file of each day where it trains on
-    one: that day's book split in time as a book file is (each day then read as its only part); more days: the last
-    of them the validation day and the later days the run's test part."""
+    one: that day's book split in time as a book file is, each day written as one book file (its parts one after
+    the other, the config's levels) to ``OUT/days/DATE.parquet``; more days: the last of them the validation day
+    and the later days the run's test part."""
     if train_days > 1:
         fold = Fold("drift", tuple(dates[: train_days - 1]), (dates[train_days - 1],), tuple(dates[train_days:]))
         return _fold_config(config, fold), f"validated on {fold.val[0]}", {}
-    instrument, days = data.dataset_days(config.data.path, config.data.instrument)  # type: ignore[attr-defined]
-    books = {}
-    for day in (d for d in days if d.date in dates):
-        if len(day.parts) != 1:
-            raise ValueError(
-                f"drift on one training day reads each day as one book file; {instrument} {day.date} has "
-                f"{len(day.parts)} parts: use --train-days 2 or more"
-            )
-        books[day.date] = day.parts[0]
+    source = config.data
+    _, days = data.dataset_days(source.path, source.instrument)  # type: ignore[attr-defined]
+    (out / "days").mkdir(parents=True, exist_ok=True)
+    books = {
+        day.date: data.write_book(data.read_day(day, source.levels), out / "days" / f"{day.date}.parquet")  # type: ignore[attr-defined]
+        for day in days
+        if day.date in dates
+    }
     run_config = _with_data(config, path=str(books[dates[0]]), instrument=None, days=None)
     return run_config, "its chronological split", books
 
@@ -198,7 +200,7 @@ def _drift(config: TrainConfig, out: Path, train_days: int, progress: bool, echo
         raise ValueError(
             f"drift on {train_days} training day(s) needs at least {train_days + 1} days; the dataset has {len(dates)}"
         )
-    run_config, split, books = _drift_run(config, dates, train_days)
+    run_config, split, books = _drift_run(config, dates, train_days, out)
     echo(f"drift: train on {dates[0]}..{dates[train_days - 1]} ({split}), test {len(dates) - train_days} day(s)")
     own = run_fold(run_config, out / "train", progress, echo)
     section = run_config.to_dict()["data"] | {"threshold": RunDir(out / "train").metrics()["data"]["threshold"]}
