@@ -68,8 +68,11 @@ class BookDay:
     parts: tuple[Path, ...]
 
 
-def dataset_days(root: str | Path, instrument: str | None = None) -> tuple[str, list[BookDay]]:
-    """The instrument (the only one where ``instrument`` is None) and its days in date order."""
+def dataset_days(
+    root: str | Path, instrument: str | None = None, start: Any = None, end: Any = None
+) -> tuple[str, list[BookDay]]:
+    """The instrument (the only one where ``instrument`` is None) and its days in date order (those holding a time
+    in ``[start, end)`` where given)."""
     root = Path(root)
     folders = sorted(p for p in root.glob("instrument=*") if p.is_dir())
     names = [unquote(p.name.partition("=")[2]) for p in folders]
@@ -86,7 +89,10 @@ def dataset_days(root: str | Path, instrument: str | None = None) -> tuple[str, 
     days = [
         BookDay(d.name.partition("=")[2], tuple(sorted(d.glob("part-*.parquet")))) for d in sorted(folder.iterdir())
     ]
-    return chosen, [day for day in days if day.date and day.parts]
+    first = -math.inf if start is None else time_ns(start, "start") // _DAY_NS
+    last = math.inf if end is None else (time_ns(end, "end") - 1) // _DAY_NS
+    dated = [d for d in days if d.date and d.parts]
+    return chosen, [d for d in dated if first <= np.datetime64(d.date, "D").astype(np.int64) <= last]
 
 
 def read_day(day: BookDay, levels: int, start: Any = None, end: Any = None) -> Book:
@@ -271,10 +277,7 @@ def _select_days(
     root: str | Path, instrument: str | None, start: Any, end: Any, parts: int
 ) -> tuple[str, list[BookDay], str]:
     """The instrument, its days between ``start`` and ``end`` (at least one per part) and its name for errors."""
-    instrument, days = dataset_days(root, instrument)
-    first = -math.inf if start is None else time_ns(start, "start") // _DAY_NS
-    last = math.inf if end is None else (time_ns(end, "end") - 1) // _DAY_NS
-    days = [d for d in days if first <= np.datetime64(d.date, "D").astype(np.int64) <= last]
+    instrument, days = dataset_days(root, instrument, start, end)
     name = f"{root} ({instrument})"
     if len(days) < parts:
         raise ValueError(

@@ -65,9 +65,8 @@ def _dataset_dates(config: TrainConfig) -> list[str]:
             f"walk-forward and drift need a book dataset folder (data.kind book, data.path a folder of "
             f"dilated data convert -o DIR/); got kind {source.kind!r}"
         )
-    _, days = data.dataset_days(source.path, source.instrument)  # type: ignore[attr-defined]
-    start, end = source.start, source.end  # type: ignore[attr-defined]
-    return [d.date for d in days if (start is None or d.date >= str(start)[:10]) and (end is None or d.date < end)]
+    _, days = data.dataset_days(source.path, source.instrument, source.start, source.end)  # type: ignore[attr-defined]
+    return [d.date for d in days]
 
 
 def _with_data(config: TrainConfig, **fields: Any) -> TrainConfig:
