@@ -52,7 +52,7 @@ from dilated.live import Predictor, load_run, replay
 from dilated.streaming._export import export_step
 from dilated.streaming._export_c import EMITTERS, export_c
 from dilated.streaming._fast.instructions import UNARY
-from dilated.training import TrainConfig, apply_overrides, check_finite
+from dilated.training import TrainConfig, apply_overrides, check_finite, walk_forward
 from dilated.training._checkpoints import load_checkpoint, save_checkpoint
 from dilated.training._config import demo_config_path
 from dilated.training._kinds.book import BookData
@@ -247,6 +247,14 @@ def _cli_raises(argv: list[str]) -> object:
     return args.handler(args)
 
 
+def _chosen(tmp: Path, selection: list[list]) -> object:
+    return dataset_splits(book_dataset(tmp, "AAA", 3, 50), levels=3, selection=selection)
+
+
+def _book_config(path: Path) -> dict:
+    return {**DEMO_CONFIG, "data": {"kind": "book", "path": str(path), "levels": 3, "window": 10, "horizon": 2}}
+
+
 CASES: dict[str, Callable[[Path], object]] = {
     "conv-channels": lambda _: Conv1d(2, 4, 3)(torch.zeros(1, 3, 10)),
     "conv-rank": lambda _: Conv1d(2, 4, 3)(torch.zeros(2, 10)),
@@ -335,6 +343,14 @@ CASES: dict[str, Callable[[Path], object]] = {
         None, False
     ),
     "book-dataset-live": lambda tmp: BookData(str(book_dataset(tmp, "AAA", 3, 50))).read_events(None, None),
+    "book-days-shape": lambda tmp: BookData(str(book_dataset(tmp, "AAA", 3, 50)), days=((0,),)).build(None, False),
+    "book-days-unknown": lambda tmp: _chosen(tmp, [["2024-02-30"], [1], [2]]),
+    "book-days-empty": lambda tmp: _chosen(tmp, [[0], [], [2]]),
+    "book-days-overlap": lambda tmp: _chosen(tmp, [[0, 1], [2], [1]]),
+    "book-days-order": lambda tmp: _chosen(tmp, [[1], [2], [0]]),
+    "walk-forward-days": lambda tmp: walk_forward(_book_config(book_dataset(tmp, "AAA", 2, 50)), tmp / "w", 1),
+    "walk-forward-data": lambda tmp: walk_forward(DEMO_CONFIG, tmp / "w", 1),
+    "drift-days": lambda tmp: walk_forward(_book_config(book_dataset(tmp, "AAA", 2, 50)), tmp / "d", 2, drift=True),
     # ---- training (dilated.training): typed config, run folders
     "train-config-nearest": lambda _: TrainConfig.from_dict(demo_config_with(max_epoch=3)),
     "train-data-kind": lambda _: TrainConfig.from_dict({**DEMO_CONFIG, "data": {"kind": "lobsters"}}),
