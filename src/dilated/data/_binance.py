@@ -93,7 +93,8 @@ def binance_book(
 ) -> Book:
     """Replay Binance depth recordings (snapshot + diffs, files in order) into a book (module notes).
 
-    ``engine``: ``"compiled"`` (lines parsed with orjson, the book in the Numba engine) or ``"python"`` (the
+    ``engine``: ``"compiled"`` (lines read by a Numba byte scanner, orjson for the others, a block at a time, the
+    book in the Numba engine: :mod:`~dilated.data._binance_lines`) or ``"python"`` (the
     pure-Python book, its reference); both return the same book, bit for bit.
 
     Returns: a :class:`~dilated.data._orderbook.Book`; ``stats`` holds the line counts, the diffs dropped as older

@@ -18,6 +18,7 @@ import numpy as np
 
 from dilated._progress import bar_disabled
 from dilated.data import _book_engine as engine
+from dilated.data._binance_lines import DiffBlock, Recording, diff_blocks
 from dilated.data._dbn_records import DbnRecords
 from dilated.data._feed_rules import SATOSHI, check_stream, gap_reason, note_gap
 from dilated.data._orderbook import _METADATA_KEY, Book, book_columns, check_levels, describe_sources
@@ -324,146 +325,100 @@ def _bitstamp_chunks(
 # --------------------------------------------------------------------------------------------------- Binance
 
 
-@dataclass
-class _Diffs:
-    """A Binance recording parsed: the first snapshot, and per depth diff its fields and its levels in order."""
+def binance_rows(paths: Sequence[Path], levels: int, gaps: str, progress: bool = False) -> BookRows:
+    """Binance depth recordings replayed on the compiled engine (:func:`~dilated.data.binance_book`'s rules), read
+    a block of lines at a time (:mod:`~dilated.data._binance_lines`): memory stays flat however long the stream.
+    Diffs before the snapshot wait for it; a second symbol is refused at the block that shows it."""
+    from tqdm import tqdm
 
-    snapshot: dict[str, Any] | None = None
-    ints: list[tuple[int, int, int, int, int]] = field(default_factory=list)  # E, U, u, pu (-1: spot), futures
-    where: list[tuple[int, int]] = field(default_factory=list)  # file index, line number
-    counts: list[int] = field(default_factory=list)  # bids, asks of each diff
-    levels: list[Any] = field(default_factory=list)  # [price, quantity] pairs, bids then asks of each diff
-
-
-def _parse_binance(paths: list[Path], stats: dict[str, Any]) -> _Diffs:
-    """Every line of the recordings, as :mod:`dilated.data._binance` reads them (orjson, the garbage collector
-    paused while millions of small lists are made: it would otherwise walk them again and again)."""
-    import gc
-    import gzip
-
-    import orjson
-
-    parsed, symbols = _Diffs(), set()
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        for index, path in enumerate(paths):
-            if not path.is_file():
-                raise FileNotFoundError(f"{path}: no such file")
-            try:
-                raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
-            except (OSError, EOFError) as error:
-                raise ValueError(f"{path}: not a Binance depth recording ({error})") from None
-            for number, line in enumerate(raw.splitlines(), start=1):
-                stats["lines"] += 1
-                stamp, _, text = line.partition(b" ")
-                if b"depthUpdate" not in text and b"lastUpdateId" not in text and stamp.isdigit():
-                    stats["other_messages"] += 1
-                    continue
-                try:
-                    int(stamp)
-                    message = orjson.loads(text)
-                except ValueError:
-                    raise ValueError(
-                        f"{path}:{number}: not a '<receive time ns> <json>' line of a Binance depth recording"
-                    ) from None
-                if "lastUpdateId" in message:
-                    stats["snapshots"] += 1
-                    parsed.snapshot = parsed.snapshot or message
-                    continue
-                data = message.get("data", message)
-                if data.get("e") != "depthUpdate":
-                    stats["other_messages"] += 1
-                    continue
-                symbols.add(data.get("s", ""))
-                stats["diffs_before_snapshot_line"] += parsed.snapshot is None
-                futures = "pu" in data
-                pu = int(data["pu"]) if futures else -1
-                parsed.ints.append((int(data["E"]), int(data["U"]), int(data["u"]), pu, futures))
-                parsed.where.append((index, number))
-                bids, asks = data["b"], data["a"]
-                parsed.counts += (len(bids), len(asks))
-                parsed.levels += bids
-                parsed.levels += asks
-    finally:
-        if collecting:
-            gc.enable()
-    check_stream(paths, symbols, parsed.snapshot is not None, len(parsed.ints))
-    return parsed
-
-
-def binance_rows(paths: Sequence[Path], levels: int, gaps: str, progress: bool = False, chunk: int = CHUNK) -> BookRows:
-    """Binance depth recordings replayed on the compiled engine (:func:`~dilated.data.binance_book`'s rules)."""
     files = list(paths)
-    stats: dict[str, Any] = {"lines": 0, "snapshots": 0, "other_messages": 0, "diffs_before_snapshot_line": 0}
-    parsed = _parse_binance(files, stats)
-    chunks = _binance_chunks(files, parsed, check_levels(levels), gaps, stats, chunk)
+    stats: dict[str, Any] = dict.fromkeys(
+        ("lines", "snapshots", "other_messages", "diffs_before_snapshot_line", "diffs", "older_than_snapshot"), 0
+    )
+    stats.update(applied=0, gaps=0, first_gap=None)
+    bar = tqdm(desc="binance", unit="diff", disable=bar_disabled(progress), leave=False)
+    chunks = _binance_chunks(files, Recording(stats), check_levels(levels), gaps, bar)
     return BookRows(describe_sources(files), "binance", levels, chunks, stats)
 
 
-def _binance_chunks(
-    paths: list[Path], parsed: _Diffs, levels: int, gaps: str, stats: dict[str, Any], chunk: int
-) -> Iterator[Piece]:
-
-    ints = np.array(parsed.ints, dtype=np.int64).reshape(-1, 5)
-    event_ms, first, final, previous_final, futures = ints.T
-    diffs = len(ints)
-    per_side = np.array(parsed.counts, dtype=np.int64)  # bids, asks of diff 0, then of diff 1, ...
-    offsets = np.concatenate([[0], np.cumsum(per_side.reshape(-1, 2).sum(axis=1))])
-    side = np.repeat(np.tile([engine.BID, engine.ASK], diffs), per_side)
-    price, size = np.array(parsed.levels, dtype=np.float64).reshape(-1, 2).T
-    snapshot = parsed.snapshot or {}
-    book_prices, book_sizes, n_side = _level_book(snapshot, len(price))
-    state = np.array([int(snapshot["lastUpdateId"]), 0, 0], dtype=np.int64)
-    counts = np.zeros(3, dtype=np.int64)
-    stats.update(diffs=diffs, older_than_snapshot=0, applied=0, gaps=0, first_gap=None)
-    file_of = np.array([file for file, _ in parsed.where], dtype=np.int64)  # each diff's file
-    start = 0
-    while start < diffs:
-        stop = min(start + chunk, _file_end(file_of, start))
-        out_ts, out_values = np.empty(stop - start, np.int64), np.empty((stop - start, 4 * levels))
-        rows, broken = engine.binance_chunk(
-            event_ms[start:stop],
-            first[start:stop],
-            final[start:stop],
-            previous_final[start:stop],
-            futures[start:stop],
-            offsets[start : stop + 1],
-            side,
-            price,
-            size,
-            state,
-            counts,
-            book_prices,
-            book_sizes,
-            n_side,
-            levels,
-            out_ts,
-            out_values,
-        )
-        yield int(file_of[start]), out_ts[:rows], out_values[:rows]
-        if broken >= 0:
-            d = start + broken
-            data = {"u": int(final[d]), **({"pu": int(previous_final[d])} if futures[d] else {})}
-            previous = int(state[engine.BN_PREVIOUS]) if state[engine.BN_STARTED] else None
-            reason = gap_reason(data, int(first[d]), previous, int(state[engine.BN_LAST_ID]))
-            assert reason is not None  # the kernel and gap_reason apply the same rules
-            file, line = parsed.where[d]
-            stats.update(older_than_snapshot=int(counts[engine.BN_OLDER]), applied=int(counts[engine.BN_APPLIED]))
-            note_gap(stats, f"{paths[file]}:{line}", reason, previous or int(state[engine.BN_LAST_ID]), gaps)
-            break
-        start = stop
-    stats.update(older_than_snapshot=int(counts[engine.BN_OLDER]), applied=int(counts[engine.BN_APPLIED]))
-    _finish(stats, counts, int(counts[engine.BN_APPLIED]))
+def _binance_chunks(paths: list[Path], recording: Recording, levels: int, gaps: str, bar: Any) -> Iterator[Piece]:
+    stats, waiting, book, stopped = recording.stats, list[DiffBlock](), None, False
+    for block in diff_blocks(paths, recording):
+        bar.update(len(block.lines))
+        if len(recording.symbols) > 1:
+            check_stream(paths, recording.symbols, True, 1)
+        if stopped:  # after a gap only the counts go on
+            continue
+        waiting.append(block)
+        if recording.snapshot is None:  # diffs before the snapshot line wait for it
+            continue
+        book = book or _level_book(recording.snapshot)
+        for ready in waiting:
+            piece, broken = _replay_diffs(ready, book, levels)
+            yield piece
+            if broken >= 0:
+                _binance_gap(paths, ready, broken, book, gaps, stats)
+                stopped = True
+                break
+        waiting = []
+    bar.close()
+    check_stream(paths, recording.symbols, recording.snapshot is not None, stats["diffs"])
+    assert book is not None  # a snapshot was found
+    stats.update(older_than_snapshot=int(book.counts[engine.BN_OLDER]), applied=int(book.counts[engine.BN_APPLIED]))
+    _finish(stats, book.counts, int(book.counts[engine.BN_APPLIED]))
 
 
-def _level_book(snapshot: dict[str, Any], updates: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A level book holding ``snapshot``'s bids and asks, with room for ``updates`` more levels per side:
-    prices and sizes ``(2, capacity)`` worst first, and the level count per side ``(2,)``."""
+def _replay_diffs(block: DiffBlock, book: engine.LevelBookArrays, levels: int) -> tuple[Piece, int]:
+    """A block's diffs applied to ``book``: its rows, and the index of the diff that breaks the sequence (-1: none;
+    the diffs after it are not applied)."""
+    diffs = len(block.lines)
+    event_ms, first, final, previous_final, futures = np.ascontiguousarray(block.ints.T)
+    offsets = np.concatenate([[0], np.cumsum(block.sides.sum(axis=1))])
+    side = np.repeat(np.tile([engine.BID, engine.ASK], diffs), block.sides.ravel())
+    book.reserve(len(block.price))
+    out_ts, out_values = np.empty(diffs, np.int64), np.empty((diffs, 4 * levels))
+    rows, broken = engine.binance_chunk(
+        event_ms,
+        first,
+        final,
+        previous_final,
+        futures,
+        offsets,
+        side,
+        block.price,
+        block.size,
+        book.state,
+        book.counts,
+        book.prices,
+        book.sizes,
+        book.n_side,
+        levels,
+        out_ts,
+        out_values,
+    )
+    return (block.file, out_ts[:rows], out_values[:rows]), broken
+
+
+def _binance_gap(
+    paths: list[Path], block: DiffBlock, d: int, book: engine.LevelBookArrays, gaps: str, stats: dict[str, Any]
+) -> None:
+    """Count (or raise, ``gaps="raise"``) the gap at diff ``d`` of ``block``, as the Python reader words it."""
+    _, first, final, previous_final, futures = (int(v) for v in block.ints[d])
+    data = {"u": final, **({"pu": previous_final} if futures else {})}
+    last_id = int(book.state[engine.BN_LAST_ID])
+    previous = int(book.state[engine.BN_PREVIOUS]) if book.state[engine.BN_STARTED] else None
+    reason = gap_reason(data, first, previous, last_id)
+    assert reason is not None  # the kernel and gap_reason apply the same rules
+    stats.update(older_than_snapshot=int(book.counts[engine.BN_OLDER]), applied=int(book.counts[engine.BN_APPLIED]))
+    note_gap(stats, f"{paths[block.file]}:{block.lines[d]}", reason, previous or last_id, gaps)
+
+
+def _level_book(snapshot: dict[str, Any]) -> engine.LevelBookArrays:
+    """A level book holding ``snapshot``'s bids and asks (its lastUpdateId the sequence's start)."""
     bids, asks = snapshot.get("bids", []), snapshot.get("asks", [])
     pairs = np.array([*bids, *asks], dtype=np.float64).reshape(-1, 2)
-    capacity = len(pairs) + updates
-    prices, sizes, n_side = np.zeros((2, capacity)), np.zeros((2, capacity)), np.zeros(2, dtype=np.int64)
+    book = engine.LevelBookArrays(int(snapshot["lastUpdateId"]))
+    book.reserve(len(pairs))
     side = np.repeat([engine.BID, engine.ASK], [len(bids), len(asks)])
-    engine.set_levels(side, pairs[:, 0], pairs[:, 1], prices, sizes, n_side)
-    return prices, sizes, n_side
+    engine.set_levels(side, pairs[:, 0], pairs[:, 1], book.prices, book.sizes, book.n_side)
+    return book
