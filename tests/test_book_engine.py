@@ -13,7 +13,7 @@ import pytest
 import zstandard
 
 from dilated.data import Book, binance_book, bitstamp_book, databento_mbo_book, read_book, synthetic_feed, write_book
-from dilated.data._book_readers import mbo_rows
+from dilated.data._book_readers import bitstamp_rows, mbo_rows
 from dilated.data._convert import convert_book, convert_book_file
 from dilated.data._dbn_records import MBO_DTYPE, MBP10_DTYPE, DbnRecords
 from helpers import shared
@@ -142,6 +142,19 @@ def test_engines_identical_on_generated_bitstamp(tmp_path: Path, edge_cases: boo
         compiled = bitstamp_book(path, levels=5, uncross=uncross)
         assert_identical(compiled, bitstamp_book(path, levels=5, uncross=uncross, engine="python"))
     assert (compiled.stats["crossed_events"] > 0) == edge_cases  # missed deletions leave stale crossing orders
+
+
+def test_bitstamp_stream_cut_anywhere_equals_the_python_book(tmp_path: Path) -> None:
+    """Files cut inside events and chunks of a few rows: events still span them, as in one concatenated stream."""
+    path = synthetic_feed("bitstamp", tmp_path / "orders.csv", 3_000, seed=9, edge_cases=True)
+    header, *lines = path.read_text().splitlines(keepends=True)
+    cuts = [0, 700, 701, 1500, len(lines)]
+    files = [tmp_path / f"part{k}.csv" for k in range(len(cuts) - 1)]
+    for file, start, stop in zip(files, cuts, cuts[1:]):
+        file.write_text(header + "".join(lines[start:stop]))
+    python = bitstamp_book(files, levels=5, engine="python")
+    for chunk in (7, 97, 10_000):
+        assert_identical(bitstamp_rows(files, 5, chunk=chunk).book(), python)
 
 
 @pytest.mark.parametrize("edge_cases", [False, True])

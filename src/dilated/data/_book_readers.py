@@ -19,6 +19,7 @@ import numpy as np
 from dilated._progress import bar_disabled
 from dilated.data import _book_engine as engine
 from dilated.data._binance_lines import DiffBlock, Recording, diff_blocks
+from dilated.data._bitstamp import StreamSettings, order_frames, order_stats, satoshis, stream_settings
 from dilated.data._dbn_records import DbnRecords
 from dilated.data._feed_rules import SATOSHI, check_stream, gap_reason, note_gap
 from dilated.data._orderbook import _METADATA_KEY, Book, book_columns, check_levels, describe_sources
@@ -90,11 +91,6 @@ def book_table(ts: np.ndarray, values: np.ndarray, schema: Any) -> Any:
 
     columns = [pa.array(ts)] + [pa.array(column, from_pandas=True) for column in values.T]
     return pa.Table.from_arrays(columns, schema=schema)
-
-
-def _file_end(file_of: np.ndarray, item: int) -> int:
-    """One past the last item of ``item``'s file, ``file_of`` ``(items,)`` being each item's file (non-decreasing)."""
-    return int(np.searchsorted(file_of, file_of[item], side="right"))
 
 
 def _finish(stats: dict[str, Any], counts: np.ndarray, events: int) -> None:
@@ -245,71 +241,64 @@ def _mbp10_chunks(
 
 
 def bitstamp_rows(
-    frame: Any,
-    units: np.ndarray,
-    times: np.ndarray,
-    ends: np.ndarray,
-    levels: int,
-    uncross: bool,
-    stats: dict[str, Any],
-    source: str,
-    file_rows: Sequence[int] | None = None,
-    chunk: int = CHUNK,
+    paths: Sequence[Path], levels: int, uncross: bool = True, volume_unit: str = "auto", chunk: int = CHUNK
 ) -> BookRows:
-    """A Bitstamp order stream, as :func:`~dilated.data._bitstamp.read_order_stream` prepared it (the frame of checked
-    rows, the volumes in satoshi ``(rows,)``, the event times ``(rows,)`` in ms, each event's last row ``(events,)``
-    and the rows of each file, default one file), replayed on the compiled engine."""
-    import pandas as pd
+    """Bitstamp order-stream CSV files (in order) replayed on the compiled engine
+    (:func:`~dilated.data.bitstamp_book`'s rules), read ``chunk`` rows at a time after a first pass that fixes what the
+    whole stream decides (:func:`~dilated.data._bitstamp.stream_settings`): memory stays flat however long the stream."""
+    files = [Path(p) for p in paths]
+    settings = stream_settings(files, volume_unit)
+    stats = order_stats(0, settings.time_column, settings.volume_unit)
+    chunks = _bitstamp_chunks(files, settings, check_levels(levels), uncross, stats, chunk)
+    return BookRows(describe_sources(files), "bitstamp", levels, chunks, stats)
 
-    ids = frame["id"]
-    order_id = ids.to_numpy(np.int64) if pd.api.types.is_integer_dtype(ids) else pd.factorize(ids)[0].astype(np.int64)
-    action = frame["action"].to_numpy()
-    codes = np.where(action == "deleted", engine.BS_DELETED, np.where(action == "changed", engine.BS_CHANGED, 0))
-    side = np.where(frame["direction"].to_numpy() == "ask", engine.ASK, engine.BID)
-    price = frame["price"].to_numpy(np.float64)
-    arrays = (times.astype(np.int64), order_id, codes.astype(np.int64), side.astype(np.int64), price, units)
-    file_of = np.searchsorted(np.cumsum(file_rows if file_rows is not None else [len(frame)]), ends, side="right")
-    chunks = _bitstamp_chunks(arrays, ends, file_of, check_levels(levels), uncross, stats, chunk)
-    return BookRows(source, "bitstamp", levels, chunks, stats)
+
+_ACTION_CODES = {"created": engine.BS_CREATED, "changed": engine.BS_CHANGED, "deleted": engine.BS_DELETED}
+_SIDE_CODES = {"ask": engine.ASK, "bid": engine.BID}
+Orders = tuple[np.ndarray, ...]  # (rows,) each: times (ms), order id, action code, side code, price, volume (satoshi)
+
+
+def _order_arrays(frame: Any, settings: StreamSettings, ids: dict[str, int]) -> Orders:
+    """A chunk of checked rows as the kernel's arrays; string ids numbered in order of appearance (``ids``)."""
+    if settings.integer_ids:
+        order_id = frame["id"].to_numpy(np.int64)
+    else:
+        order_id = np.array([ids.setdefault(v, len(ids)) for v in frame["id"].tolist()], dtype=np.int64)
+    action, side = (
+        np.array([codes[c] for c in frame[name].cat.categories], np.int64)[frame[name].cat.codes.to_numpy()]
+        for name, codes in (("action", _ACTION_CODES), ("direction", _SIDE_CODES))
+    )
+    times = frame[settings.time_column].to_numpy(np.int64)
+    units = satoshis(frame["volume"].to_numpy(np.float64), settings.volume_unit)
+    return times, order_id, action, side, frame["price"].to_numpy(np.float64), units
 
 
 def _bitstamp_chunks(
-    arrays: tuple[np.ndarray, ...],
-    ends: np.ndarray,
-    file_of: np.ndarray,
-    levels: int,
-    uncross: bool,
-    stats: dict[str, Any],
-    chunk: int,
+    paths: list[Path], settings: StreamSettings, levels: int, uncross: bool, stats: dict[str, Any], chunk: int
 ) -> Iterator[Piece]:
-    """The rows, a chunk of events at a time, never across files (``file_of``: each event's file, ``(events,)``)."""
-    book = engine.OrderBookArrays(np.float64)
-    first_event, first_row = 0, 0
-    while first_event < len(ends):
-        last_event = max(int(np.searchsorted(ends, first_row + chunk, side="right")), first_event + 1)
-        last_event = min(last_event, _file_end(file_of, first_event))
-        stop = int(ends[last_event - 1]) + 1
-        times, order_id, action, side, price, units = (a[first_row:stop] for a in arrays)
-        events = last_event - first_event
-        book.reserve(stop - first_row)
-        out_ts, out_values = np.empty(events, np.int64), np.empty((events, 4 * levels))
-        engine.bitstamp_chunk(
-            ends[first_event:last_event] - first_row,
-            times,
-            order_id,
-            action,
-            side,
-            price,
-            units,
-            uncross,
-            *book.book_arrays(),
-            levels,
-            SATOSHI,
-            out_ts,
-            out_values,
-        )
-        yield int(file_of[first_event]), out_ts, out_values
-        first_event, first_row = last_event, stop
+    """The rows, a chunk at a time, never across files; an event's rows (one time) are replayed together, the open
+    one carried into the next chunk (and into the next file, where that file's first row has its time)."""
+    book, ids = engine.OrderBookArrays(np.float64), dict[str, int]()
+    carried, carried_file, events = None, 0, 0
+    for file, frame in order_frames(paths, settings, chunk):
+        stats["messages"] += len(frame)
+        rows = _order_arrays(frame, settings, ids)
+        if carried is not None and file != carried_file and len(frame) and rows[0][0] != carried[0][-1]:
+            events += 1  # the open event ends with its file
+            yield carried_file, *_replay_orders(carried, np.array([len(carried[0]) - 1]), book, levels, uncross)
+            carried = None
+        if carried is not None:
+            rows = tuple(np.concatenate(pair) for pair in zip(carried, rows))
+        times = rows[0]
+        ends = np.flatnonzero(times[1:] != times[:-1])  # the events the next row closes
+        stop = int(ends[-1]) + 1 if len(ends) else 0
+        carried, carried_file = tuple(a[stop:] for a in rows), file
+        if len(ends):
+            events += len(ends)
+            yield file, *_replay_orders(tuple(a[:stop] for a in rows), ends, book, levels, uncross)
+    if carried is not None and len(carried[0]):
+        events += 1
+        yield carried_file, *_replay_orders(carried, np.array([len(carried[0]) - 1]), book, levels, uncross)
     counts = book.counts
     stats.update(
         unknown_deletes=int(counts[engine.BS_UNKNOWN_DELETES]),
@@ -319,7 +308,21 @@ def _bitstamp_chunks(
         uncross_levels=int(counts[engine.BS_UNCROSS_LEVELS]),
         uncross_volume=round(int(counts[engine.BS_UNCROSS_VOLUME]) * SATOSHI, 8),
     )
-    _finish(stats, counts, len(ends))
+    _finish(stats, counts, events)
+
+
+def _replay_orders(
+    rows: Orders, ends: np.ndarray, book: engine.OrderBookArrays, levels: int, uncross: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ending in whole events (``ends``: each event's last row) applied to ``book``: a book row per event."""
+    book.reserve(len(rows[0]))
+    out_ts, out_values = np.empty(len(ends), np.int64), np.empty((len(ends), 4 * levels))
+    times, order_id, action, side, price, units = rows
+    arrays = book.book_arrays()
+    engine.bitstamp_chunk(
+        ends, times, order_id, action, side, price, units, uncross, *arrays, levels, SATOSHI, out_ts, out_values
+    )
+    return out_ts, out_values
 
 
 # --------------------------------------------------------------------------------------------------- Binance

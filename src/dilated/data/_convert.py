@@ -23,7 +23,7 @@ from dilated.data._bitstamp import bitstamp_book
 from dilated.data._choices import BOOK_FORMATS, GAP_POLICIES
 from dilated.data._databento import databento_mbo_book, databento_mbp10_book, dbn_schema
 from dilated.data._lobster import lobster_book
-from dilated.data._orderbook import DEFAULT_LEVELS, Book, check_levels, describe_sources
+from dilated.data._orderbook import DEFAULT_LEVELS, Book, check_levels
 
 if TYPE_CHECKING:
     from dilated.data._book_readers import BookRows
@@ -164,7 +164,6 @@ def book_rows(paths: Sequence[Path], format: str, levels: int, progress: bool = 
     ``format``: one of :data:`ROW_OPTIONS`' keys (LOBSTER ships its books: nothing to rebuild); ``options``: the
     ones it lists, as :func:`convert_book` takes them.
     """
-    from dilated.data._bitstamp import read_order_stream
     from dilated.data._book_readers import binance_rows, bitstamp_rows, mbo_rows, mbp10_rows
 
     if format not in ROW_OPTIONS:
@@ -181,9 +180,7 @@ def book_rows(paths: Sequence[Path], format: str, levels: int, progress: bool = 
         if gaps not in GAP_POLICIES:
             raise ValueError(f"gaps must be one of {', '.join(GAP_POLICIES)}; got {gaps!r}")
         return binance_rows(paths, levels, gaps, progress)
-    frame, units, times, ends, stats, file_rows = read_order_stream(paths, options.get("volume_unit", "auto"))
-    uncross = bool(options.get("uncross", True))
-    return bitstamp_rows(frame, units, times, ends, levels, uncross, stats, describe_sources(paths), file_rows)
+    return bitstamp_rows(paths, levels, bool(options.get("uncross", True)), options.get("volume_unit", "auto"))
 
 
 def _quantiles(values: np.ndarray) -> dict[str, float]:
