@@ -254,3 +254,35 @@ def test_binance_byte_scanner_reads_its_lines_and_orjson_the_others(
     path.write_text(other)
     with pytest.raises(ValueError, match=r"depth diffs of 2 symbols \(\['XY', 'ZW'\]\)"):
         binance_book(path, levels=3)
+
+
+@pytest.mark.parametrize("format", ["binance", "bitstamp"])
+def test_streamed_memory_is_flat_in_the_number_of_days(
+    tmp_path: Path, format: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A feed cut into 8 day files: converting all 8 peaks at the memory of converting the first 2 (one block or
+    chunk of rows at a time; the small block and chunk make 2 days already many of them)."""
+    import tracemalloc
+
+    from dilated.data import _binance_lines
+    from dilated.data._book_readers import binance_rows
+
+    monkeypatch.setattr(_binance_lines, "BLOCK", 1 << 15)
+    whole = synthetic_feed(format, tmp_path / "whole.txt", 160_000, seed=10)
+    header, *lines = whole.read_text().splitlines(keepends=True)
+    header, lines = (header, lines) if format == "bitstamp" else ("", [header, *lines])
+    days = [tmp_path / f"day{k}.txt" for k in range(8)]
+    for k, day in enumerate(days):
+        day.write_text(header + "".join(lines[k * len(lines) // 8 : (k + 1) * len(lines) // 8]))
+
+    def convert(files: list[Path]) -> int:
+        tracemalloc.start()
+        rows = binance_rows(files, 5, "raise") if format == "binance" else bitstamp_rows(files, 5, chunk=1_000)
+        rows.write_parquet(tmp_path / "out.parquet")
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return peak
+
+    convert(days[:1])  # compile and import first
+    peaks = {n: convert(days[:n]) for n in (2, 8)}
+    assert peaks[8] < 1.25 * peaks[2] + 2**18, peaks  # about 0.3 MiB (binance), 0.9 MiB (bitstamp) here
