@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from dilated._progress import bar_disabled
 from dilated.data._choices import GAP_POLICIES
-from dilated.data._feed_rules import check_stream, gap_reason, note_gap
+from dilated.data._feed_rules import check_stream, gap_reason, note_gap, read_line
 from dilated.data._orderbook import DEFAULT_LEVELS, Book, BookRecorder, OrderBook, check_levels, describe_sources
 
 
@@ -56,24 +56,13 @@ def _read_stream(paths: Sequence[Path]) -> tuple[dict[str, Any] | None, list[_Di
             with _open_text(path) as lines:
                 for number, line in enumerate(lines, start=1):
                     counts["lines"] += 1
-                    stamp, _, text = line.partition(" ")
-                    if "depthUpdate" not in text and "lastUpdateId" not in text and stamp.isdigit():
-                        counts["other_messages"] += 1  # bookTicker, trade: not parsed
-                        continue
-                    try:
-                        int(stamp)
-                        message = json.loads(text)
-                    except ValueError:
-                        raise ValueError(
-                            f"{path}:{number}: not a '<receive time ns> <json>' line of a Binance depth recording"
-                        ) from None
-                    if "lastUpdateId" in message:
+                    kind, data = read_line(line.encode(), f"{path}:{number}", json.loads)
+                    if kind == "snapshot":
                         counts["snapshots"] += 1
-                        snapshot = snapshot or message
-                        continue
-                    data = message.get("data", message)
-                    if data.get("e") != "depthUpdate":
+                        snapshot = snapshot or data
+                    elif kind == "other":
                         counts["other_messages"] += 1
+                    if kind != "diff":
                         continue
                     symbols.add(data.get("s", ""))
                     counts["diffs_before_snapshot_line"] += snapshot is None

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from dilated.data._feed_rules import read_line
+
 BLOCK = 1 << 22  # bytes of text per block: bounds the memory of a recording however long
 _OTHER, _DIFF, _PYTHON = 0, 1, 2  # what a line is: skipped, a diff the scanner read, one for orjson
 _DEPTH = np.frombuffer(b"depthUpdate", np.uint8)
@@ -33,6 +35,9 @@ _TENS = np.array([float(10**k) for k in range(23)])  # exact doubles
 _Q, _COLON, _COMMA, _OPEN, _CLOSE, _LIST, _END = ord('"'), ord(":"), ord(","), ord("{"), ord("}"), ord("["), ord("]")
 # the members the scanner reads; _FOR_ORJSON: "data" or "lastUpdateId" in the diff's object
 _E_TYPE, _E_TIME, _FIRST, _FINAL, _PREVIOUS, _SYMBOL, _BIDS, _ASKS, _FOR_ORJSON, _OTHER_KEY = range(10)
+_ONE_BYTE_KEYS = np.full(256, _OTHER_KEY, np.int64)
+for _name, _code in zip("eEUusba", (_E_TYPE, _E_TIME, _FIRST, _FINAL, _SYMBOL, _BIDS, _ASKS)):
+    _ONE_BYTE_KEYS[ord(_name)] = _code
 
 
 @njit(cache=True, inline="always")
@@ -116,20 +121,7 @@ def _key(buf: np.ndarray, i: int, close: int) -> int:
     """Which member the key ``buf[i:close]`` names."""
     n, first = close - i, buf[i]
     if n == 1:
-        if first == 101:  # e
-            return _E_TYPE
-        if first == 69:  # E
-            return _E_TIME
-        if first == 85:  # U
-            return _FIRST
-        if first == 117:  # u
-            return _FINAL
-        if first == 115:  # s
-            return _SYMBOL
-        if first == 98:  # b
-            return _BIDS
-        if first == 97:  # a
-            return _ASKS
+        return _ONE_BYTE_KEYS[first]
     elif n == 2 and first == 112 and buf[i + 1] == 117:  # pu
         return _PREVIOUS
     elif (n == 4 and _starts(buf, i, close, _DATA_NAME)) or (n == 12 and _starts(buf, i, close, _LAST_ID)):
@@ -405,26 +397,12 @@ def _python_line(line: bytes, path: str, number: int, recording: Recording, bloc
 
     stats = recording.stats
     stats["lines"] += 1
-    stamp, _, text = line.partition(b" ")
-    if b"depthUpdate" not in text and b"lastUpdateId" not in text and stamp.isdigit():
-        stats["other_messages"] += 1
-        return
-    try:
-        int(stamp)
-        message = orjson.loads(text)
-    except ValueError:
-        raise ValueError(
-            f"{path}:{number}: not a '<receive time ns> <json>' line of a Binance depth recording"
-        ) from None
-    if "lastUpdateId" in message:
-        stats["snapshots"] += 1
-        if recording.snapshot is None:
-            recording.snapshot = message
-            stats["diffs_before_snapshot_line"] = stats["diffs"] + block.d
-        return
-    data = message.get("data", message)
-    if data.get("e") != "depthUpdate":
-        stats["other_messages"] += 1
+    kind, data = read_line(line, f"{path}:{number}", orjson.loads)
+    if kind == "snapshot" and recording.snapshot is None:
+        recording.snapshot = data
+        stats["diffs_before_snapshot_line"] = stats["diffs"] + block.d
+    if kind != "diff":
+        stats["snapshots" if kind == "snapshot" else "other_messages"] += 1
         return
     symbol = data.get("s", "")
     if not recording.symbols:

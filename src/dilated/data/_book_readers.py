@@ -19,7 +19,7 @@ import numpy as np
 from dilated._progress import bar_disabled
 from dilated.data import _book_engine as engine
 from dilated.data._binance_lines import DiffBlock, Recording, diff_blocks
-from dilated.data._bitstamp import StreamSettings, order_frames, order_stats, satoshis, stream_settings
+from dilated.data._bitstamp_csv import StreamSettings, order_frames, order_stats, satoshis, stream_settings
 from dilated.data._dbn_records import DbnRecords
 from dilated.data._feed_rules import SATOSHI, check_stream, gap_reason, note_gap
 from dilated.data._orderbook import _METADATA_KEY, Book, book_columns, check_levels, describe_sources
@@ -246,7 +246,7 @@ def bitstamp_rows(
 ) -> BookRows:
     """Bitstamp order-stream CSV files (in order) replayed on the compiled engine
     (:func:`~dilated.data.bitstamp_book`'s rules), read ``chunk`` rows at a time after a first pass that fixes what the
-    whole stream decides (:func:`~dilated.data._bitstamp.stream_settings`): memory stays flat however long the stream."""
+    whole stream decides (:func:`~dilated.data._bitstamp_csv.stream_settings`): memory stays flat however long the stream."""
     files = [Path(p) for p in paths]
     settings = stream_settings(files, volume_unit)
     stats = order_stats(0, settings.time_column, settings.volume_unit)
