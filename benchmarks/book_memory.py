@@ -7,7 +7,7 @@ the number of days. Generates (outside the timings) one Databento MBO day of ``-
 ``--days`` day files of ``--per-day`` messages (:func:`day_files`); then, each in a fresh process, converts
 them: the day with :func:`~dilated.data.convert_book_file`, the days with :func:`~dilated.data.convert_dataset`
 (one process, one instrument). Prints the peak traced allocations (tracemalloc: Python and NumPy; Arrow's pool
-added) and the peak RSS, with messages per second.
+added) and the peak RSS (above that of a warm-up conversion of a 2,000-message file), with messages per second.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ import json, resource, sys, time, tracemalloc
 import pyarrow as pa
 from pathlib import Path
 from dilated.data import convert_book_file, convert_dataset
-files, out = [Path(p) for p in json.loads(sys.argv[1])], sys.argv[2]
-warm = convert_book_file(files[0], out + "-warm.parquet")  # compile and import first
+files, out, warm = [Path(p) for p in json.loads(sys.argv[1])], sys.argv[2], sys.argv[3]
+convert_book_file(warm, out + "-warm.parquet")  # compile and import first, on a small file
 baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 tracemalloc.start()
 start = time.perf_counter()
@@ -46,9 +46,10 @@ print(json.dumps({"seconds": seconds, "traced": traced + pa.total_allocated_byte
 """
 
 
-def measure(files: list[Path], out: Path) -> dict[str, float]:
+def measure(files: list[Path], out: Path, format: str) -> dict[str, float]:
+    warm = synthetic_feed(format, out.with_name(f"warm-{format}.txt"), 2_000, seed=0)
     run = subprocess.run(
-        [sys.executable, "-c", MEASURE, json.dumps([str(f) for f in files]), str(out)],
+        [sys.executable, "-c", MEASURE, json.dumps([str(f) for f in files]), str(out), str(warm)],
         capture_output=True,
         text=True,
         check=True,
@@ -67,12 +68,12 @@ def main() -> None:
     rows = []
     if args.day:
         day = synthetic_feed("databento-mbo", work / "day.mbo.dbn.zst", args.day, seed=1, start=FIRST)
-        result = measure([day], work / "day")
+        result = measure([day], work / "day", "databento-mbo")
         rows.append(["databento-mbo", f"one day, {args.day:,} messages", *cells(result, args.day)])
     for format in args.formats:
         files = day_files(format, work, max(args.days), args.per_day)
         for days in args.days:
-            result = measure(files[:days], work / f"{format}-{days}")
+            result = measure(files[:days], work / f"{format}-{days}", format)
             messages = days * args.per_day
             rows.append([format, f"{days} days, {messages:,} simulated messages", *cells(result, messages)])
     print(markdown_table(["format", "input", "peak traced MiB", "peak RSS MiB (above start)", "msgs/s"], rows))
