@@ -125,6 +125,27 @@ class Chromium:
         for kind in ("mousePressed", "mouseReleased"):
             self.send("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
 
+    def centre(self, selector: str) -> tuple[float, float]:
+        """The viewport position of the centre of the first element matching ``selector``."""
+        x, y = self.evaluate(
+            f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect(); "
+            "return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+        )
+        return x, y
+
+    def wheel(self, selector: str, delta_y: float, times: int = 1) -> None:
+        """Turn the mouse wheel over the centre of ``selector`` (negative ``delta_y``: away from the user)."""
+        x, y = self.centre(selector)
+        for _ in range(times):
+            self.send("Input.dispatchMouseEvent", type="mouseWheel", x=x, y=y, deltaX=0, deltaY=delta_y)
+
+    def drag(self, selector: str, dx: float) -> None:
+        """Press the left button at the centre of ``selector``, move ``dx`` pixels right and release."""
+        x, y = self.centre(selector)
+        self.send("Input.dispatchMouseEvent", type="mousePressed", x=x, y=y, button="left", clickCount=1)
+        self.send("Input.dispatchMouseEvent", type="mouseMoved", x=x + dx, y=y, button="left", buttons=1)
+        self.send("Input.dispatchMouseEvent", type="mouseReleased", x=x + dx, y=y, button="left", clickCount=1)
+
     def type(self, selector: str, text: str) -> None:
         """Click into a text field, select what it holds (Ctrl+A) and type ``text`` over it."""
         self.click(selector)

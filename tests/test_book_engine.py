@@ -5,7 +5,7 @@ DBN record layouts against databento-dbn's own decoder."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import databento_dbn as dbn
 import numpy as np
@@ -13,8 +13,8 @@ import pytest
 import zstandard
 
 from dilated.data import Book, binance_book, bitstamp_book, databento_mbo_book, read_book, synthetic_feed, write_book
-from dilated.data._book_readers import mbo_rows
-from dilated.data._convert import convert_book_file
+from dilated.data._book_readers import bitstamp_rows, mbo_rows
+from dilated.data._convert import convert_book, convert_book_file
 from dilated.data._dbn_records import MBO_DTYPE, MBP10_DTYPE, DbnRecords
 from helpers import shared
 
@@ -144,6 +144,19 @@ def test_engines_identical_on_generated_bitstamp(tmp_path: Path, edge_cases: boo
     assert (compiled.stats["crossed_events"] > 0) == edge_cases  # missed deletions leave stale crossing orders
 
 
+def test_bitstamp_stream_cut_anywhere_equals_the_python_book(tmp_path: Path) -> None:
+    """Files cut inside events and chunks of a few rows: events still span them, as in one concatenated stream."""
+    path = synthetic_feed("bitstamp", tmp_path / "orders.csv", 3_000, seed=9, edge_cases=True)
+    header, *lines = path.read_text().splitlines(keepends=True)
+    cuts = [0, 700, 701, 1500, len(lines)]
+    files = [tmp_path / f"part{k}.csv" for k in range(len(cuts) - 1)]
+    for file, start, stop in zip(files, cuts, cuts[1:]):
+        file.write_text(header + "".join(lines[start:stop]))
+    python = bitstamp_book(files, levels=5, engine="python")
+    for chunk in (41, 10_000):
+        assert_identical(bitstamp_rows(files, 5, chunk=chunk).book(), python)
+
+
 @pytest.mark.parametrize("edge_cases", [False, True])
 def test_engines_identical_on_generated_binance(tmp_path: Path, edge_cases: bool) -> None:
     path = synthetic_feed("binance", tmp_path / "x.txt", 6_000, seed=5, edge_cases=edge_cases)
@@ -168,6 +181,16 @@ def test_chunked_parquet_equals_write_book(tmp_path: Path) -> None:
     assert rows == len(book) and read_book(converted).stats == book.stats
 
 
+@pytest.mark.parametrize("format", ["binance", "bitstamp"])
+def test_streamed_parquet_equals_the_python_book(tmp_path: Path, format: str) -> None:
+    path = synthetic_feed(format, tmp_path / "feed.txt", 3_000, seed=8, edge_cases=True)
+    options: dict[str, Any] = {"gaps": "truncate"} if format == "binance" else {}
+    streamed, rows = convert_book_file(path, tmp_path / "streamed.parquet", levels=4, **options)
+    whole = write_book(convert_book(path, levels=4, engine="python", **options), tmp_path / "whole.parquet")
+    assert rows == len(read_book(whole))
+    assert_identical(read_book(streamed), read_book(whole))
+
+
 def test_bad_dbn_records_name_the_record(tmp_path: Path) -> None:
     path = synthetic_feed("databento-mbo", tmp_path / "day.mbo.dbn", 100, seed=7)
     (tmp_path / "cut.dbn").write_bytes(path.read_bytes()[:-10])
@@ -180,3 +203,86 @@ def test_bad_dbn_records_name_the_record(tmp_path: Path) -> None:
         databento_mbo_book(tmp_path / "mixed.dbn")
     with pytest.raises(ValueError, match="engine must be one of compiled, python"):
         databento_mbo_book(path, engine="numba")
+
+
+SCANNED = (  # lines the byte scanner reads itself
+    '{"stream":"x@depth","data":{"e":"depthUpdate","E":5,"T":4,"s":"XY","U":9,"u":12,"pu":8,'
+    '"b":[["9.5","2"],["9.25","0.00100000"]],"a":[["10.5","3"]]}}',
+    '{"e":"depthUpdate","E":6,"s":"XY","U":13,"u":14,"pu":12,"b":[],"a":[["10.50","0.0"],["11","7"]]}',
+)
+ORJSON = (  # lines it hands to orjson: white space, an escape, asks first, exponents, long or numeric decimals
+    '{"stream": "x@depth", "data": {"e": "depthUpdate", "E": 7, "s": "XY", "U": 15, "u": 16, "pu": 14, '
+    '"b": [["9.5", "1"]], "a": []}}',
+    '{"stream":"x\\u0040depth","data":{"e":"depthUpdate","E":8,"s":"XY","U":17,"u":18,"pu":16,"b":[],"a":[]}}',
+    '{"e":"depthUpdate","E":9,"s":"XY","U":19,"u":20,"pu":18,"a":[["12","1"]],"b":[["9.75","4"]]}',
+    '{"e":"depthUpdate","E":10,"s":"XY","U":21,"u":22,"pu":20,"b":[["9.1e0","1"]],"a":[]}',
+    '{"e":"depthUpdate","E":11,"s":"XY","U":23,"u":24,"pu":22,"b":[["9.0000000000000000001","3"]],"a":[]}',
+    '{"e":"depthUpdate","E":12,"s":"XY","U":25,"u":26,"pu":24,"b":[[9.5,5]],"a":[]}',
+    '{"e":"depthUpdate","E":13,"s":"XY","U":27,"u":28,"pu":26,"b":[["0.30000000000000004441","1"]],"a":[]}',
+)
+
+
+def test_binance_byte_scanner_reads_its_lines_and_orjson_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dilated.data import _binance_lines
+
+    snapshot = '{"lastUpdateId":10,"bids":[["9","1"]],"asks":[["11","1"]]}'
+    ticker = '{"stream":"x@bookTicker","data":{"u":1,"s":"XY","b":"9","B":"1","a":"11","A":"1"}}'
+    lines = [snapshot, ticker, *SCANNED, ticker, *ORJSON]
+    path = tmp_path / "x.txt"
+    path.write_text("".join(f"{n} {line}\n" for n, line in enumerate(lines, start=100)))
+    read: list[bytes] = []
+    orjson_line = _binance_lines._python_line
+
+    def counted(line: bytes, *args: object) -> None:
+        read.append(line)
+        orjson_line(line, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_binance_lines, "_python_line", counted)
+    monkeypatch.setattr(_binance_lines, "BLOCK", 200)  # blocks end inside lines: they are cut at line ends
+    compiled = binance_book(path, levels=3)
+    assert_identical(compiled, binance_book(path, levels=3, engine="python"))
+    first_diff = 2  # the first diff is read by orjson: it names the symbol the scanner then expects
+    assert len(read) == 1 + 1 + len(ORJSON) and read[first_diff - 1].endswith(SCANNED[0].encode())
+    assert compiled.stats["applied"] == len(SCANNED) + len(ORJSON) and compiled.stats["other_messages"] == 2
+    np.testing.assert_array_equal(compiled.values[-1, :4], [11.0, 7.0, 9.75, 4.0])
+
+    path.write_text(path.read_text().replace("\n", "\r\n"))  # bytes.splitlines' line ends
+    assert_identical(binance_book(path, levels=3), binance_book(path, levels=3, engine="python"))
+    other = path.read_text().replace('"E":9,"s":"XY"', '"E":9,"s":"ZW"')
+    path.write_text(other)
+    with pytest.raises(ValueError, match=r"depth diffs of 2 symbols \(\['XY', 'ZW'\]\)"):
+        binance_book(path, levels=3)
+
+
+@pytest.mark.parametrize("format", ["binance", "bitstamp"])
+def test_streamed_memory_is_flat_in_the_number_of_days(
+    tmp_path: Path, format: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A feed cut into 8 day files: converting all 8 peaks at the memory of converting the first 2 (one block or
+    chunk of rows at a time; the small block and chunk make 2 days already many of them)."""
+    import tracemalloc
+
+    from dilated.data import _binance_lines
+    from dilated.data._book_readers import binance_rows
+
+    monkeypatch.setattr(_binance_lines, "BLOCK", 1 << 14)
+    whole = synthetic_feed(format, tmp_path / "whole.txt", 80_000, seed=10)
+    header, *lines = whole.read_text().splitlines(keepends=True)
+    header, lines = (header, lines) if format == "bitstamp" else ("", [header, *lines])
+    days = [tmp_path / f"day{k}.txt" for k in range(8)]
+    for k, day in enumerate(days):
+        day.write_text(header + "".join(lines[k * len(lines) // 8 : (k + 1) * len(lines) // 8]))
+
+    def convert(files: list[Path]) -> int:
+        tracemalloc.start()
+        rows = binance_rows(files, 5, "raise") if format == "binance" else bitstamp_rows(files, 5, chunk=2_000)
+        rows.write_parquet(tmp_path / "out.parquet")
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return peak
+
+    convert(days[:1])  # compile and import first
+    peaks = {n: convert(days[:n]) for n in (2, 8)}
+    assert peaks[8] < 1.25 * peaks[2] + 2**18, peaks  # about 0.3 MiB (binance), 0.9 MiB (bitstamp) here

@@ -74,6 +74,22 @@ def test_summary_of_a_model_instance_takes_it_as_it_is(tmp_path):
     assert "Receptive field: 25 input steps" in result.stdout
 
 
+def test_summary_of_a_model_in_a_python_file(tmp_path):
+    """``path/to/file.py:attr``: the file is imported as a module, its model taken as it is."""
+    from helpers import dilated_cli
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "mine.py").write_text(
+        "from torch import nn\nfrom dilated.layers import Conv1d\n"
+        "model = nn.Sequential(Conv1d(1, 4, 3, dilation=3), nn.ReLU(), Conv1d(4, 1, 3, dilation=9))\n"
+    )
+    result = dilated_cli("summary", "models/mine.py:model", "--input", "1,50", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Receptive field: 25 input steps" in result.stdout
+    missing = dilated_cli("summary", "models/none.py:model", cwd=tmp_path)
+    assert missing.returncode == 2 and "no Python file models/none.py" in missing.stderr
+
+
 def test_design_takes_the_field_as_its_argument():
     positional, spelled = run("design", "100", "--top", "2"), run("design", "--receptive-field", "100", "--top", "2")
     assert positional.returncode == 0, positional.stderr
@@ -115,3 +131,32 @@ def test_unknown_layer_type_in_a_config(tmp_path):
 def test_debug_shows_the_traceback():
     result = run("--debug", "summary", "missing.yaml")
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_data_info_names_the_missing_columns_of_a_book_and_fails(tmp_path):
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from dilated.data import Book, write_book
+    from helpers import dilated_cli
+
+    book = Book(np.arange(5, dtype=np.int64), np.ones((5, 40)), "ten", "test")
+    table = pq.read_table(write_book(book, tmp_path / "whole.parquet")).drop_columns(["ask_size_3", "bid_price_7"])
+    pq.write_table(table, tmp_path / "book.parquet")
+    result = dilated_cli("data", "info", "book.parquet", cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    assert "book.parquet: missing columns ask_size_3, bid_price_7 (" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_data_info_and_data_convert_each_have_their_own_help(capsys):
+    from dilated.cli import main
+
+    helps = {}
+    for action in ("info", "convert"):
+        with pytest.raises(SystemExit):
+            main(["data", action, "--help"])
+        helps[action] = capsys.readouterr().out
+    assert "Describe a book" in helps["info"] and "  dilated data info esh4.parquet --json" in helps["info"]
+    assert "  dilated data convert " not in helps["info"] and "Rebuild limit order books" not in helps["info"]
+    assert "Rebuild limit order books" in helps["convert"] and "dilated data info" not in helps["convert"]

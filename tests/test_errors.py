@@ -1,11 +1,13 @@
 """Every row of docs/errors.md: the documented exception and message, from the API (and the CLI for some)."""
 
 import copy
+import os
 import re
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -48,7 +50,9 @@ from dilated.keras_bridge._convert import check_conversion, load_converted
 from dilated.layers import Conv1d
 from dilated.live import Predictor, load_run, replay
 from dilated.streaming._export import export_step
-from dilated.training import TrainConfig, apply_overrides, check_finite
+from dilated.streaming._export_c import EMITTERS, export_c
+from dilated.streaming._fast.instructions import UNARY
+from dilated.training import TrainConfig, apply_overrides, check_finite, walk_forward
 from dilated.training._checkpoints import load_checkpoint, save_checkpoint
 from dilated.training._config import demo_config_path
 from dilated.training._kinds.book import BookData
@@ -117,6 +121,15 @@ def small_book() -> Book:
     values = np.tile([10.0, 1.0, 9.0, 1.0, 11.0, 1.0, 8.0, 1.0], (20, 1))
     values[::3, 0] = 10.5
     return Book(np.arange(20, dtype=np.int64), values, "small", "test")
+
+
+def book_without(tmp_path: Path, *columns: str) -> Path:
+    """:func:`small_book` as Parquet with ``columns`` dropped."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(write_book(small_book(), tmp_path / "whole.parquet")).drop_columns(list(columns))
+    pq.write_table(table, tmp_path / "b.parquet")
+    return tmp_path / "b.parquet"
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -234,6 +247,14 @@ def _cli_raises(argv: list[str]) -> object:
     return args.handler(args)
 
 
+def _chosen(tmp: Path, selection: list[list]) -> object:
+    return dataset_splits(book_dataset(tmp, "AAA", 3, 50), levels=3, selection=selection)
+
+
+def _book_config(path: Path) -> dict:
+    return {**DEMO_CONFIG, "data": {"kind": "book", "path": str(path), "levels": 3, "window": 10, "horizon": 2}}
+
+
 CASES: dict[str, Callable[[Path], object]] = {
     "conv-channels": lambda _: Conv1d(2, 4, 3)(torch.zeros(1, 3, 10)),
     "conv-rank": lambda _: Conv1d(2, 4, 3)(torch.zeros(2, 10)),
@@ -310,6 +331,7 @@ CASES: dict[str, Callable[[Path], object]] = {
         write(tmp, "o.csv", "id,timestamp,price,volume,action,direction\n1,5,9.0,1.0,filled,bid\n")
     ),
     "book-not-parquet": lambda tmp: read_book(write(tmp, "b.parquet", "not parquet")),
+    "book-parquet-columns": lambda tmp: read_book(book_without(tmp, "ask_size_1", "bid_price_2")),
     "book-parquet-levels": lambda tmp: read_book(write_book(small_book(), tmp / "b.parquet"), levels=10),
     "book-no-window": lambda _: book_splits(small_book(), levels=1, window=50, horizon=10),
     "book-time": lambda _: book_splits(small_book(), levels=1, window=2, horizon=1, start="yesterday"),
@@ -334,6 +356,14 @@ CASES: dict[str, Callable[[Path], object]] = {
         None, False
     ),
     "book-dataset-live": lambda tmp: BookData(str(book_dataset(tmp, "AAA", 3, 50))).read_events(None, None),
+    "book-days-shape": lambda tmp: BookData(str(book_dataset(tmp, "AAA", 3, 50)), days=((0,),)).build(None, False),
+    "book-days-unknown": lambda tmp: _chosen(tmp, [["2024-02-30"], [1], [2]]),
+    "book-days-empty": lambda tmp: _chosen(tmp, [[0], [], [2]]),
+    "book-days-overlap": lambda tmp: _chosen(tmp, [[0, 1], [2], [1]]),
+    "book-days-order": lambda tmp: _chosen(tmp, [[1], [2], [0]]),
+    "walk-forward-days": lambda tmp: walk_forward(_book_config(book_dataset(tmp, "AAA", 2, 50)), tmp / "w", 1),
+    "walk-forward-data": lambda tmp: walk_forward(DEMO_CONFIG, tmp / "w", 1),
+    "drift-days": lambda tmp: walk_forward(_book_config(book_dataset(tmp, "AAA", 2, 50)), tmp / "d", 2, drift=True),
     # ---- training (dilated.training): typed config, run folders
     "train-config-nearest": lambda _: TrainConfig.from_dict(demo_config_with(max_epoch=3)),
     "train-data-kind": lambda _: TrainConfig.from_dict({**DEMO_CONFIG, "data": {"kind": "lobsters"}}),
@@ -434,6 +464,28 @@ def graph_spec(*nodes: dict) -> None:
     LayerGraphSpec.from_dict({"inputs": {"x": [2]}, "outputs": ["x"], "graph": list(nodes)})
 
 
+def _c_step(tmp: Path, model: torch.nn.Module | None = None, **options: object) -> None:
+    """``export_c`` of a small causal stack (or ``model``) to ``tmp / "step.c"``."""
+    stack = torch.nn.Sequential(Conv1d(2, 2, 3), torch.nn.Tanh()) if model is None else model
+    export_c(stack.eval(), tmp / "step.c", torch.zeros(1, 2), **options)  # type: ignore[arg-type]
+
+
+def _without_c_emission(tmp: Path) -> None:
+    with mock.patch.dict(EMITTERS):
+        del EMITTERS[UNARY]
+        _c_step(tmp)
+
+
+def _without_compiler(tmp: Path) -> None:
+    with mock.patch.dict(os.environ, {"CC": "no-such-cc"}):
+        _c_step(tmp)
+
+
+class _Sine(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(x)
+
+
 KERAS_CASES: dict[str, Callable[[Path], object]] = {
     "keras-unknown-layer": lambda _: dilated.from_keras(keras_stack(keras_layer("LSTM", 3, return_sequences=True))),
     "keras-activation": lambda _: dilated.from_keras(keras_stack(keras_layer("Activation", "sparsemax"))),
@@ -451,6 +503,12 @@ KERAS_CASES: dict[str, Callable[[Path], object]] = {
     "graph-spec-missing": lambda tmp: load_converted(tmp / "model.safetensors"),
     "graph-weights-mismatch": mismatched_weights,
     "export-channels": lambda tmp: export_step(torch.nn.Sequential(Conv1d(2, 2, 3)), tmp / "step.onnx"),
+    "export-format": lambda tmp: export_step(torch.nn.Sequential(Conv1d(2, 2, 3)), tmp / "step.txt", 2),
+    "export-c-dtype": lambda tmp: _c_step(tmp, torch.nn.Sequential(Conv1d(2, 2, 3)).double()),
+    "export-c-unsupported": lambda tmp: _c_step(tmp, _Sine()),
+    "export-c-emission": _without_c_emission,
+    "export-c-prefix": lambda tmp: _c_step(tmp, prefix="2nd"),
+    "export-c-compiler": _without_compiler,
 }
 CASES.update(KERAS_CASES)
 
@@ -566,6 +624,7 @@ def test_documented_error(row, tmp_path):
         (["summary", "example-dilated", "--input", "2,abc"], ROWS["config-input"][1]),
         (["summary", "tcn", "--input", "2"], ROWS["config-input-rank"][1]),
         (["design"], ROWS["design-no-field"][1]),
+        (["export", "tcn", "-o", "step.txt"], ROWS["export-format"][1]),
     ],
 )
 def test_cli_prints_the_same_message_on_one_line(args, message):

@@ -1,7 +1,9 @@
 """The explorer page: self-contained, its JavaScript geometry and design equal to Python's, edited in a real
 headless Chromium (skipped, with the reason, where there is none)."""
 
+import contextlib
 import importlib.util
+import io
 import json
 import os
 import random
@@ -16,11 +18,12 @@ from torch import nn
 
 import dilated
 from browser import SCREEN, Chromium, explorer_screenshot, find_chromium
-from dilated._resolve import model_from_config, resolve_target
+from dilated._resolve import Target, model_from_config, resolve_target
 from dilated.cli import main
 from dilated.design import design
-from dilated.explore import page, stack_state, target_state, write_explorer
+from dilated.explore import ReadOnly, page, stack_state, target_state, write_explorer
 from dilated.geometry import Layer, dependencies, stack_geometry
+from dilated.layers import Conv1d
 from dilated.summaries import summary
 from helpers import HandDelay
 
@@ -29,7 +32,7 @@ ARTIFACTS = Path(__file__).parent.parent / "docs" / "images"
 
 def test_the_page_is_self_contained(tmp_path):
     text = write_explorer(tmp_path / "explorer.html").read_text()
-    assert "__STACK__" not in text and "__SCRIPT__" not in text and "__TITLE__" not in text
+    assert "__STATE__" not in text and "__SCRIPT__" not in text and "__TITLE__" not in text
     assert not re.search(r"<script[^>]+src=|<link|@import|url\(|fetch\(|XMLHttpRequest|WebSocket", text)
     assert set(re.findall(r"https?://[^\s\"'<>]+", text)) == {"http://www.w3.org/2000/svg"}  # a namespace name
     assert "default-src 'none'" in text  # the page's own policy forbids loading anything
@@ -37,18 +40,45 @@ def test_the_page_is_self_contained(tmp_path):
 
 def test_the_page_opens_on_existing_models():
     seed = target_state(resolve_target("example-dilated"))
-    assert (seed["input_channels"], seed["input_length"]) == (2, 200)
-    assert [(la["kernel_size"], la["dilation"], la["padding"], la["channels"]) for la in seed["layers"]] == [
+    assert (seed["stack"]["input_channels"], seed["stack"]["input_length"], seed["read_only"]) == (2, 200, None)
+    assert [(la["kernel_size"], la["dilation"], la["padding"], la["channels"]) for la in seed["stack"]["layers"]] == [
         (5, 2, "causal", 5),
         (5, 4, "causal", 5),
         (1, 1, "valid", 1),
     ]
-    assert seed["notes"] == []
-    tcn = target_state(resolve_target("tcn"))
-    assert [la["dilation"] for la in tcn["layers"]] == [2 ** (i // 2) for i in range(16)]
-    assert {la["channels"] for la in tcn["layers"]} == {25} and "66,650" in tcn["notes"][0]
+    assert seed["summary"] == summary(resolve_target("example-dilated").model, (2, 200)).to_dict() | {
+        "title": "example-dilated"
+    }
+    assert [row["name"] for row in seed["graph"]["rows"]] == ["input", "0", "1", "2"]
+    tcn = target_state(resolve_target("tcn"))  # residual blocks: drawn as a graph, not editable
+    assert tcn["stack"] is None and "reads 2 layers (a branch joins there)" in tcn["read_only"]
+    assert tcn["summary"]["total_params"] == 66_650 and len(tcn["graph"]["rows"]) > 16
+    assert {row["block"] for row in tcn["graph"]["rows"]} >= {f"blocks.{i}" for i in range(8)}
     translob = target_state(resolve_target("translob"))
-    assert len(translob["layers"]) == 5 and "whole input" in translob["notes"][0]
+    assert translob["stack"] is None and "whole input" in translob["summary"]["receptive_field_line"]
+    assert any("stops at" in note for note in translob["graph"]["notes"])
+
+
+def test_a_stack_with_activations_is_rebuilt_as_it_is():
+    stack = model_from_config(
+        {
+            "input": [3, 50],
+            "layers": [
+                {"type": "conv1d", "channels": 4, "kernel_size": 3, "dilation": 2, "activation": "relu"},
+                {"type": "maxpool1d", "kernel_size": 2},
+                {"type": "conv1d", "channels": 2, "kernel_size": 2, "activation": "tanh"},
+            ],
+        }
+    )
+    state = target_state(stack)
+    assert [(la["kind"], la.get("activation")) for la in state["stack"]["layers"]] == [
+        ("conv", "relu"),
+        ("maxpool", None),
+        ("conv", "tanh"),
+    ]
+    unplain = nn.Sequential(nn.Conv1d(1, 4, 3), nn.BatchNorm1d(4))
+    with pytest.raises(ReadOnly, match=r"1 \(BatchNorm1d\) is not a conv, pool, dense layer or activation"):
+        stack_state(summary(unplain, (1, 20)), "m", (1, 20))
 
 
 def test_the_page_opens_on_a_keras_model(tmp_path):
@@ -63,31 +93,19 @@ def test_the_page_opens_on_a_keras_model(tmp_path):
     )
     model.save(tmp_path / "m.keras")
     state = target_state(resolve_target(str(tmp_path / "m.keras")))
-    assert (state["input_channels"], state["input_length"]) == (3, 64)
-    assert [(la["kind"], la["kernel_size"], la["stride"], la["channels"]) for la in state["layers"]][:2] == [
+    assert (state["stack"]["input_channels"], state["stack"]["input_length"]) == (3, 64)
+    assert [(la["kind"], la["kernel_size"], la["stride"], la["channels"]) for la in state["stack"]["layers"]][:2] == [
         ("conv", 3, 1, 4),
         ("maxpool", 2, 2, None),
     ]
 
 
-class Padded(nn.Module):
-    """A module that declares its time-axis geometry: a k=3 conv with explicit (left, right) padding."""
-
-    def __init__(self, padding: tuple[int, int]) -> None:
-        super().__init__()
-        self.geometry = Layer(3, padding=padding)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-
 def test_explicit_paddings_become_the_pages_spellings():
-    state = stack_state(
-        summary(nn.Sequential(Padded((2, 0)), Padded((1, 1)), nn.Conv1d(1, 2, 3, padding=2)), (1, 20)), "m", (1, 20)
-    )
+    model = nn.Sequential(Conv1d(1, 1, 3, padding=(2, 0)), nn.Conv1d(1, 1, 3, padding=1), nn.Conv1d(1, 2, 3, padding=2))
+    state = stack_state(summary(model, (1, 20)), "m", (1, 20))
     assert [la["padding"] for la in state["layers"]] == ["causal", 1, 2]
-    with pytest.raises(ValueError, match="the explorer edits paddings causal, same, valid or one int"):
-        stack_state(summary(nn.Sequential(Padded((3, 1))), (1, 20)), "m", (1, 20))
+    with pytest.raises(ReadOnly, match="the explorer edits paddings causal, same, valid or one int"):
+        stack_state(summary(nn.Sequential(Conv1d(1, 1, 3, padding=(3, 1))), (1, 20)), "m", (1, 20))
 
 
 # --- in a real browser -------------------------------------------------------------------------------------------
@@ -222,8 +240,59 @@ def test_the_page_design_equals_dilated_design(browser, example_page):
         ] == [(p.kernel_size, p.dilations, p.receptive_field, p.params, p.flops) for p in expected], case
 
 
-def numbers(browser) -> dict:
-    return {key: browser.text(f"#{key}") for key in ("rf", "jump", "outlen", "params", "coverage")}
+STATS = ("rf", "jump", "outlen", "params", "coverage", "causal")
+
+
+def numbers(browser, keys: tuple[str, ...] = STATS[:5]) -> dict:
+    return {key: browser.text(f"#{key}") for key in keys}
+
+
+def summary_json(args: list[str]) -> dict:
+    """What `dilated summary ARGS --json` prints, parsed."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["summary", *args, "--json"]) == 0
+    return json.loads(out.getvalue())
+
+
+def page_numbers(data: dict, keys: tuple[str, ...] = STATS[:5]) -> dict:
+    """The header a page must show for a summary's JSON."""
+    causal = {True: "yes", False: "no", None: "-"}.get(data["causal"], data["causal"])
+    shown = {
+        "rf": str(data["receptive_field"]),
+        "jump": str(data["jump"]),
+        "outlen": str(data["output_length"]),
+        "params": f"{data['total_params']:,}",
+        "coverage": f"{data['fed']} of {data['receptive_field']}",
+        "causal": causal,
+    }
+    return {key: shown[key] for key in keys}
+
+
+GRAPH_NUMBERS = """[...document.querySelectorAll('#graph .gnode')].filter((g) => g.querySelector('.rf')).map((g) =>
+  [g.dataset.name, g.classList.contains('collapsed') ? g.dataset.block : null,
+   ...['rf', 'jump', 'len', 'params', 'block-params'].map((c) => g.querySelector('.' + c)?.textContent)])"""
+
+
+def graph_numbers_equal_the_summary(browser, data: dict) -> int:
+    """Every number on the graph's boxes equals the summary row of the same name (a collapsed block: its field,
+    jump and length are its output row's, its parameters the sum of its rows'); returns how many boxes."""
+    rows = {row["name"]: row for row in data["layers"]}
+    boxes = browser.evaluate(GRAPH_NUMBERS)
+    for name, block, rf, jump, length, params, block_params in boxes:
+        row = rows[name]
+        time = row["output_shape"][-1] if data["layout"].startswith("(batch, channels") else row["output_shape"][1]
+        assert (rf, jump, length) == (
+            f"RF {row['receptive_field']}",
+            f" \u00b7 jump {row['jump']}",
+            f" \u00b7 T={time}",
+        )
+        if block is None:
+            assert (params, block_params) == (f" \u00b7 {row['params']:,} params", None), name
+        else:
+            total = sum(r["params"] for r in data["layers"] if r["name"].startswith(block + "."))
+            assert (params, block_params) == (None, f" \u00b7 {total:,} params"), name
+    return len(boxes)
 
 
 def expected_numbers(layers: list[Layer], length: int, params: int) -> dict:
@@ -249,14 +318,14 @@ def conv(kernel_size: int, dilation: int = 1, stride: int = 1) -> Layer:
 def test_editing_the_seed_stack_in_the_page(browser, example_page, tmp_path):
     dense = Layer(1)
     assert numbers(browser) == expected_numbers([conv(5, 2), conv(5, 4), dense], 200, 191) | {"coverage": "13 of 25"}
-    assert browser.evaluate("document.querySelectorAll('#tree circle.hole').length") == 12
-    assert browser.evaluate("document.querySelectorAll('#tree circle.lit').length") >= 13 + 5 + 1
+    assert browser.evaluate("window.dilatedExplorer.tree.holes.length") == 12
+    assert browser.evaluate("window.dilatedExplorer.tree.lit.map((s) => s.size)") == [13, 5, 1, 1]
 
     browser.type('input[data-layer="0"][data-field="dilation"]', "1")  # the theorem's fix: dilation 1 first...
     assert numbers(browser) == expected_numbers([conv(5, 1), conv(5, 4), dense], 200, 191)
     browser.type('input[data-layer="1"][data-field="dilation"]', "5")  # ...then 5: 25 steps, all read
     assert numbers(browser) == expected_numbers([conv(5, 1), conv(5, 5), dense], 200, 191) | {"coverage": "25 of 25"}
-    assert browser.evaluate("document.querySelectorAll('#tree circle.hole').length") == 0
+    assert browser.evaluate("window.dilatedExplorer.tree.holes") == []
 
     browser.click('button[data-layer="2"][data-action="remove"]')  # drop the Dense, add a conv: k=5, d=10
     browser.click("#add")
@@ -311,10 +380,32 @@ def test_editing_the_seed_stack_in_the_page(browser, example_page, tmp_path):
     assert (width, height) == SCREEN
 
 
-def test_an_impossible_edit_shows_the_geometry_error(browser, example_page):
+def test_an_impossible_edit_clears_every_derived_view(browser, example_page):
     browser.type('input[data-layer="0"][data-field="stride"]', "2")  # stride 2 with dilation 2: Keras refuses
     assert "Keras refuses stride=2 together with dilation=2" in browser.text("#error")
-    assert browser.text("#rf") == "-"
+    assert [browser.text(f"#{key}") for key in STATS] == ["-"] * len(STATS)
+    assert [browser.text(f"#{key}") for key in ("holes-note", "compare", "warning", "graph")] == ["", "", "", ""]
+    assert (browser.value("#yaml"), browser.value("#model-yaml")) == ("", "")
+    assert browser.evaluate("window.dilatedExplorer.tree.error").startswith("layer 0 (conv k=5 d=2 s=2 causal)")
+    assert browser.evaluate("window.dilatedExplorer.tree.holes") == []
+    browser.type('input[data-layer="0"][data-field="stride"]', "1")  # fixed: every view is back
+    assert numbers(browser) == page_numbers(summary_json(["example-dilated"]))
+    assert browser.text("#holes-note").startswith("12 steps under the field") and browser.text("#compare")
+
+
+def test_the_strided_counterpart_says_when_striding_leaves_less_than_one_output(browser, example_page):
+    assert browser.text("#compare") == "strided: receptive field 13, jump 8, output length 25"
+    browser.type('input[data-layer="1"][data-field="dilation"]', "512")
+    assert browser.text("#compare") == (
+        "strided: striding leaves fewer outputs than one from layer 1 on (its input has 100 steps, its stride is 512)"
+    )
+
+
+def test_a_short_input_draws_the_clis_warning(browser, example_page):
+    assert browser.text("#warning") == ""
+    browser.type("#input-length", "20")
+    assert browser.text("#warning") == summary_json(["example-dilated", "--input", "2,20"])["warning"]
+    assert numbers(browser) == page_numbers(summary_json(["example-dilated", "--input", "2,20"]))
 
 
 def test_readme_screenshot(browser, tmp_path):
@@ -331,7 +422,7 @@ def test_cli_writes_the_page(tmp_path, capsys):
     assert capsys.readouterr().out.startswith(f"wrote {tmp_path / 't.html'} (opens on tcn")
     state = json.loads(
         re.search(
-            r'<script id="initial-stack" type="application/json">(.*?)</script>',
+            r'<script id="initial-state" type="application/json">(.*?)</script>',
             (tmp_path / "t.html").read_text(),
             re.S,
         ).group(1)
@@ -342,6 +433,196 @@ def test_cli_writes_the_page(tmp_path, capsys):
 
 def test_the_page_state_carries_the_causality_line():
     model = nn.Sequential(nn.Conv1d(1, 2, 3, padding=2), HandDelay())
-    state = stack_state(summary(model, (1, 20)), "m", (1, 20))
-    assert state["notes"][-1].startswith("Causal: unknown (layer 1 is not followed")
-    assert json.dumps(state["notes"][-1]) in page(state)
+    state = target_state(Target(model, (1, 20), "m"))
+    assert state["summary"]["causal"] == "unknown" and state["read_only"] is not None
+    assert state["summary"]["notes"][-1].startswith("Causal: unknown (layer 1 is not followed")
+    assert json.dumps(state["summary"]["notes"][-1]) in page(state)
+
+
+# --- real models: branched Keras, the 30-block WaveNet, zoom and pan -----------------------------------------------
+
+
+def open_page(browser, tmp_path, args: list[str]) -> Path:
+    """`dilated explore ARGS` written and opened in the browser (no errors, nothing fetched)."""
+    path = tmp_path / "page.html"
+    assert main(["explore", *args, "-o", str(path)]) == 0
+    browser.open(path.as_uri())
+    assert browser.errors == [] and browser.requests == [path.as_uri()]
+    return path
+
+
+def timed(browser, action: str, repeats: int = 5) -> float:
+    """Median milliseconds of a page action (JavaScript) and the redraw it causes, measured in the page."""
+    return browser.evaluate(
+        f"""(() => {{ const times = [];
+        for (let i = 0; i < {repeats}; i++) {{ const t0 = performance.now(); {action}; times.push(performance.now() - t0); }}
+        return times.sort((a, b) => a - b)[Math.floor(times.length / 2)]; }})()"""
+    )
+
+
+def test_a_branched_keras_model_is_drawn_as_a_graph_with_the_summarys_numbers(browser, tmp_path, capsys):
+    pytest.importorskip("keras")
+    from dilated.examples.gated_wavenet import build_keras
+
+    keras_file = tmp_path / "gated.keras"
+    model = build_keras(8, (1, 2, 4, 8))
+    model.save(keras_file)  # Input((None, 1)): --input fixes the length, as for draw
+    open_page(browser, tmp_path, [str(keras_file), "--input", "1,256"])
+    data = summary_json([str(keras_file), "--input", "1,256"])
+    assert data["receptive_field"] == 17  # the chain the page used to draw said 32
+    assert (
+        numbers(browser, STATS)
+        == page_numbers(data, STATS)
+        == {
+            "rf": "17",
+            "jump": "1",
+            "outlen": "256",
+            "params": "1,625",
+            "coverage": "17 of 17",
+            "causal": "yes",
+        }
+    )
+    assert graph_numbers_equal_the_summary(browser, data) == 17  # each Conv1D that feeds the output, named as in Keras
+    joins = browser.evaluate("[...document.querySelectorAll('#graph .join-symbol')].map((t) => t.textContent)")
+    assert joins.count("\u00d7") == 4 and joins.count("+") == 4  # the gates, 3 residual sums read on, the skip sum
+    levels = browser.evaluate(
+        "(() => { const y = {}; document.querySelectorAll('#graph .gnode rect').forEach((r) => "
+        "{ y[r.parentNode.dataset.name] = r.getAttribute('y'); }); return y; })()"
+    )
+    first_filter, first_gate = [layer.name for layer in model.layers if type(layer).__name__ == "Conv1D"][1:3]
+    assert levels[first_filter] == levels[first_gate]  # the tanh and sigmoid convs side by side
+    assert browser.evaluate("window.dilatedExplorer.tree.lit[0].size") == 17
+    browser.click("#hide-pointwise")  # the tree of the time-moving rows only: the input, 9 k=2 convs, the output
+    assert browser.evaluate("window.dilatedExplorer.tree.shown.length") == 11
+    assert browser.evaluate("window.dilatedExplorer.tree.holes.length") == 0
+    assert browser.text("#read-only").startswith("Read-only: multiply reads 2 layers (a branch joins there)")
+    assert browser.evaluate("document.querySelector('#editor').hidden") is True
+    assert browser.value("#yaml").startswith("# read-only: multiply reads 2 layers")
+    capsys.readouterr()
+
+
+def test_the_30_block_wavenet_fits_a_laptop_screen_with_the_summarys_numbers(browser, tmp_path, capsys):
+    path = open_page(browser, tmp_path, ["wavenet"])  # 30 blocks, 4,096 steps
+    data = summary_json(["wavenet"])
+    assert numbers(browser, STATS) == page_numbers(data, STATS)
+    assert (data["receptive_field"], data["total_params"]) == (3071, 556_864)
+    browser.send("Emulation.setDeviceMetricsOverride", width=1366, height=768, deviceScaleFactor=1, mobile=False)
+    browser.open(path.as_uri())
+    size = browser.evaluate("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
+    assert size == [1366, 768]  # the page fits the screen: panels scroll inside, the page does not
+    collapsed = browser.evaluate("document.querySelectorAll('#graph .gnode.collapsed').length")
+    assert collapsed == 30 and graph_numbers_equal_the_summary(browser, data) == 34
+    assert browser.evaluate("window.dilatedExplorer.tree.shown.length") == 35
+    tree_box = browser.evaluate(
+        "(() => { const r = document.querySelector('#tree').getBoundingClientRect(); return [r.bottom, r.right]; })()"
+    )
+    assert tree_box[0] <= 768 and tree_box[1] <= 1366  # the whole tree at first view
+    shot = browser.screenshot(tmp_path / "wavenet.png")
+    assert struct.unpack(">II", shot.read_bytes()[16:24]) == (1366, 768)
+    timings = {
+        "choose an output": timed(
+            browser,
+            "const o = document.querySelector('#output-index'); o.value = String(4000 - i); "
+            "o.dispatchEvent(new Event('input', {bubbles: true}))",
+        ),
+        "zoom in and out": timed(browser, "window.dilatedExplorer.tree.zoom(i % 2 ? 0.5 : 2)"),
+        "expand and collapse a block": timed(
+            browser,
+            "document.querySelector('#graph [data-block=\"blocks.7\"]')"
+            ".dispatchEvent(new MouseEvent('click', {bubbles: true}))",
+        ),
+        "expand every block": timed(
+            browser, "document.querySelector('#expand-all').click(); document.querySelector('#collapse-all').click()", 3
+        ),
+    }
+    browser.click("#expand-all")
+    assert browser.evaluate("window.dilatedExplorer.tree.shown.length") == 94
+    assert graph_numbers_equal_the_summary(browser, data) == 93  # every row's numbers, blocks expanded
+    browser.send(
+        "Emulation.setDeviceMetricsOverride", width=SCREEN[0], height=SCREEN[1], deviceScaleFactor=1, mobile=False
+    )
+    with capsys.disabled():
+        print(
+            "\nexplorer timings, 30-block WaveNet at 4,096 steps (ms, median): "
+            + ", ".join(f"{k} {v:.1f}" for k, v in timings.items())
+        )
+
+
+def test_the_tree_zooms_and_pans_over_the_whole_field(browser, tmp_path):
+    open_page(browser, tmp_path, ["wavenet"])
+    tree = "window.dilatedExplorer.tree"
+    first, last = browser.evaluate(f"{tree}.visibleSteps()")
+    assert first <= 4095 - 3070 and last >= 4095 and last - first < 3300  # the whole field, fitted
+    assert browser.evaluate(f"{tree}.drawn.edges") == 0  # too many steps for circles: ticks per pixel
+    x = browser.evaluate("document.querySelector('#tree').clientWidth / 2")  # the pointer, in the canvas
+    under_pointer = browser.evaluate(f"{tree}.stepAt({x})")
+    browser.wheel("#tree", -100, times=12)  # the wheel zooms around the pointer
+    near_first, near_last = browser.evaluate(f"{tree}.visibleSteps()")
+    assert (last - first) / (near_last - near_first) == pytest.approx(1.25**12)
+    assert browser.evaluate(f"{tree}.stepAt({x})") == pytest.approx(under_pointer)  # the step under it stays
+    for _ in range(3):
+        browser.click("#zoom-in")
+    near_first, near_last = browser.evaluate(f"{tree}.visibleSteps()")
+    assert near_last - near_first < 40
+    assert browser.evaluate(f"{tree}.drawn.edges") > 0 and browser.evaluate(f"{tree}.drawn.nodes") > 100  # circles
+    scale = browser.evaluate(f"{tree}.scale")
+    browser.drag("#tree", 200)
+    panned = browser.evaluate(f"{tree}.visibleSteps()")
+    assert panned[0] == pytest.approx(near_first - 200 / scale, abs=1e-6)  # dragging right shows older steps
+    browser.click("#fit-input")
+    whole = browser.evaluate(f"{tree}.visibleSteps()")
+    assert whole[0] <= 0 and whole[1] >= 4095
+
+
+def test_an_edited_stack_shows_what_summary_says_of_its_export(browser, example_page, tmp_path, capsys):
+    browser.type("#design-target", "4096")  # a long hole-free stack, at 4,096 steps
+    browser.type("#design-kernel", "2")
+    browser.type("#design-channels", "16")
+    browser.click("#propose")
+    browser.click('#proposals button[data-proposal="0"]')
+    browser.type("#input-length", "4096")
+    exported = tmp_path / "stack.yaml"
+    exported.write_text(browser.value("#yaml"))
+    data = summary_json([str(exported)])
+    assert data["receptive_field"] == 4096 and data["layers"][1]["kind"] == "ReLU"  # conv + ReLU blocks, as designed
+    assert numbers(browser, STATS) == page_numbers(data, STATS)
+    assert graph_numbers_equal_the_summary(browser, data) == 12  # the convs, named as the exported stack names them
+    milliseconds = timed(
+        browser,
+        "const e = document.querySelector('#input-length'); e.value = String(4096 - 7 * i); "
+        "e.dispatchEvent(new Event('input', {bubbles: true}))",
+    )
+    with capsys.disabled():
+        print(
+            f"\nexplorer timing, 12-layer stack at 4,096 steps: change the input length {milliseconds:.1f} ms (median)"
+        )
+
+
+class CumSum(nn.Module):
+    """Every step sees every past step: no per-step tree to draw."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.cumsum(-1)
+
+
+def test_a_model_without_a_per_step_tree_keeps_its_numbers_and_says_why(browser, tmp_path):
+    state = target_state(Target(nn.Sequential(CumSum(), nn.Conv1d(1, 2, 3)), (1, 20), "m"))
+    path = tmp_path / "past.html"
+    path.write_text(page(state))
+    browser.open(path.as_uri())
+    assert browser.errors == [] and browser.text("#error") == ""
+    assert numbers(browser, ("rf", "params")) == {"rf": "20", "params": "8"}
+    assert "from 0 (CumSum) on, outputs see every past step" in browser.text("#notes")
+    assert browser.evaluate("window.dilatedExplorer.tree.error") == f"no tree: {state['graph_error']}"
+    browser.click("#propose")  # a proposal turns the read-only page into an editable stack
+    browser.click('#proposals button[data-proposal="0"]')
+    assert browser.evaluate("document.querySelector('#editor').hidden") is False
+    assert browser.text("#rf") == "20" and browser.evaluate("window.dilatedExplorer.tree.error") is None
+
+
+def test_unknown_causality_is_shown_as_such(browser, tmp_path):
+    path = tmp_path / "unknown.html"
+    path.write_text(page(target_state(Target(nn.Sequential(nn.Conv1d(1, 2, 3, padding=2), HandDelay()), (1, 20), "m"))))
+    browser.open(path.as_uri())
+    assert browser.errors == [] and browser.text("#causal") == "unknown"
+    assert "Causal: unknown (layer 1 is not followed" in browser.text("#notes")

@@ -1,5 +1,7 @@
 """dilated.summary on the Keras question's models, in dilated and through the Keras adapter."""
 
+import json
+
 import pytest
 import torch
 from torch import nn
@@ -37,6 +39,24 @@ def test_table_looks_like_keras_and_adds_receptive_fields():
 def test_warns_when_the_input_is_shorter_than_the_receptive_field():
     text = str(summary(example_torch("dilated"), (2, 20)))
     assert "WARNING: the input (20 steps) is shorter than the receptive field (25)" in text
+
+
+def test_summary_json_is_the_table_as_data(capsys):
+    from dilated.cli import main
+
+    assert main(["summary", "example-dilated", "--input", "2,20", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    expected = summary(example_torch("dilated"), (2, 20))
+    assert data["schema"] == "dilated.summary/1" and data["title"] == "example-dilated"
+    assert (data["receptive_field"], data["jump"], data["output_length"], data["fed"]) == (25, 1, 20, 13)
+    assert (data["total_params"], data["trainable_params"], data["causal"]) == (191, 191, True)
+    assert data["warning"] == expected.short_input and data["warning"].startswith("WARNING: the input (20 steps)")
+    assert [
+        (r["name"], r["params"], r["receptive_field"], r["coverage"], r["jump"], r["detail"]) for r in data["layers"]
+    ] == [(r.name, r.params, r.receptive_field, r.coverage, r.jump, r.detail) for r in expected.layers]
+    assert data["layers"][1]["ops"] == [
+        {"kind": "conv", "kernel_size": 5, "dilation": 4, "stride": 1, "padding": "causal"}
+    ]
 
 
 def test_torch_layers_rnns_and_frozen_parameters():

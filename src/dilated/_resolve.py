@@ -16,11 +16,14 @@ named instead of listing layers: ``model: translob`` with its options under ``op
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import yaml
@@ -218,7 +221,8 @@ def resolve_target(target: str, input_shape: tuple[int, ...] | None = None) -> T
     """Resolve what ``dilated summary TARGET`` names.
 
     In order: a ``.keras`` file, a converted model (``.safetensors`` with its ``.yaml`` graph spec, see
-    :mod:`dilated._layer_graph`), a ``.yaml``/``.yml`` config file, a ``package.module:function`` returning a model,
+    :mod:`dilated._layer_graph`), a ``.yaml``/``.yml`` config file, a ``package.module:function`` returning a model
+    or ``package.module:model`` naming one (``mymodel.py:model``: a Python file),
     a bundled example name (``example-dilated``, ``example-strided``) or a registered model name (``translob``).
     ``input_shape`` overrides the shape the target implies.
     """
@@ -258,10 +262,24 @@ def _graph_target(graph: LayerGraph) -> Target:
     return Target(graph, graph.spec.input_shape, graph.spec.name)
 
 
+def _import(name: str) -> ModuleType:
+    """The module ``name`` names: a dotted module on the path, or a Python file (``path/to/mymodel.py``)."""
+    if not name.endswith(".py"):
+        return importlib.import_module(name)
+    path = Path(name)
+    spec = importlib.util.spec_from_file_location(path.stem, path) if path.is_file() else None
+    if spec is None or spec.loader is None:
+        raise ImportError(f"no Python file {name}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module  # as an import would: dataclasses and pickling look the module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
 def _from_function(target: str) -> Target:
     module_name, _, attribute = target.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        module = _import(module_name)
     except ImportError as error:
         raise ValueError(f"cannot import {module_name!r} from {target!r}: {error}") from None
     found = getattr(module, attribute, None)

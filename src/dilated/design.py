@@ -134,6 +134,21 @@ class Proposal:
         """The convs as :class:`dilated.geometry.Layer` s (residual skips add no offsets)."""
         return causal_stack(self.kernel_size, self.conv_dilations)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The proposal's numbers, JSON-ready: a row of ``dilated design --json`` (docs/json.md)."""
+        return {
+            "layers": self.layers,
+            "block": self.block,
+            "kernel_size": self.kernel_size,
+            "dilations": list(self.dilations),
+            "receptive_field": self.receptive_field,
+            "overshoot": self.overshoot,
+            "params": self.params,
+            "flops": self.flops,
+            "max_dilation": self.max_dilation,
+            "config": self.config(),
+        }
+
     def config(self) -> dict[str, Any]:
         """A ``model:`` config (``dilated summary / draw / train``, :func:`dilated._resolve.resolve_target`).
 
@@ -352,6 +367,15 @@ class Coverage:
     @property
     def has_holes(self) -> bool:
         return bool(self.missing)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``dilated design --explain --json`` (docs/json.md)."""
+        return {
+            "receptive_field": self.receptive_field,
+            "fed": self.fed,
+            "missing": list(self.missing),
+            "reasons": list(self.reasons),
+        }
 
     def __str__(self) -> str:
         head = f"reads {self.fed} of the {self.receptive_field} steps under its receptive field" + (

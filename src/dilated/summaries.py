@@ -26,6 +26,7 @@ from dilated.geometry import Layer, format_padding
 from dilated.keras_bridge import is_keras_model, keras_geometry, keras_input_shape
 
 __all__ = [
+    "SCHEMA",
     "Summary",
     "SummaryRow",
     "assemble",
@@ -33,6 +34,8 @@ __all__ = [
     "render",
     "summary",
 ]
+
+SCHEMA = "dilated.summary/1"  # the version of Summary.to_dict(), what `dilated summary --json` prints
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,36 @@ class SummaryRow:
         if self.sees_whole_input or self.receptive_field is None or self.fed is None:
             return ""
         return f"{self.fed}/{self.receptive_field}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as plain JSON data (see :meth:`Summary.to_dict`); a fractional jump is a string like ``"1/2"``."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "output_shape": list(self.output_shape),
+            "params": self.params,
+            "trainable_params": self.trainable_params,
+            "receptive_field": self.receptive_field,
+            "field": _field_text(self),
+            "coverage": self.coverage,
+            "jump": _json_number(self.jump),
+            "start": self.start,
+            "fed": self.fed,
+            "sees_whole_input": self.sees_whole_input,
+            "measured": self.measured,
+            "at_least": self.at_least,
+            "ops": [
+                {
+                    "kind": g.kind,
+                    "kernel_size": g.kernel_size,
+                    "dilation": g.dilation,
+                    "stride": g.stride,
+                    "padding": list(g.padding) if isinstance(g.padding, tuple) else g.padding,
+                }
+                for g in self.geometry
+            ],
+            "detail": self.detail,
+        }
 
     @property
     def detail(self) -> str:
@@ -92,6 +125,42 @@ class Summary:
     def geometry(self) -> list[Layer]:
         """The time-axis layers of the rows, in order."""
         return [g for row in self.layers for g in row.geometry]
+
+    @property
+    def short_input(self) -> str | None:
+        """The warning for an input shorter than the receptive field (``None`` where it is long enough)."""
+        if self.receptive_field <= self.input_length:
+            return None
+        return (
+            f"WARNING: the input ({self.input_length} steps) is shorter than the receptive field "
+            f"({_bound(self)}{self.receptive_field}); outputs see zero padding instead of history. Feed at least "
+            f"{self.receptive_field} steps."
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as plain JSON data (schema :data:`SCHEMA`): the table's rows and totals, the output's jump,
+        length, fed steps and causality (``true``, ``false``, ``"unknown"`` or ``null`` without a time axis)."""
+        rf = self.field
+        return {
+            "schema": SCHEMA,
+            "title": self.title,
+            "input_shape": list(self.input_shape),
+            "layout": self.layout,
+            "input_length": self.input_length,
+            "receptive_field": self.receptive_field,
+            "at_least": bool(rf is not None and rf.at_least),
+            "receptive_field_line": _field_line(self).strip(),
+            "jump": None if rf is None else _json_number(rf.jump),
+            "output_length": None if rf is None else rf.length,
+            "fed": None if rf is None else rf.fed,
+            "causal": None if rf is None else rf.causal,
+            "total_params": self.total_params,
+            "trainable_params": self.trainable_params,
+            "non_trainable_params": self.total_params - self.trainable_params,
+            "warning": self.short_input,
+            "notes": list(self.notes),
+            "layers": [row.to_dict() for row in self.layers],
+        }
 
     def __str__(self) -> str:
         return render(self)
@@ -179,6 +248,11 @@ def assemble(
     return Summary(title, input_shape, rf.input_length, table, total_params, trainable_params, total, layout, notes, rf)
 
 
+def _json_number(value: int | Fraction) -> int | str:
+    """A jump as JSON: an int, or a fraction as a string (``"1/2"`` after an upsampling)."""
+    return str(value) if isinstance(value, Fraction) and value.denominator != 1 else int(value)
+
+
 def _field_text(row: SummaryRow) -> str:
     if row.sees_whole_input:
         text = "all"
@@ -231,12 +305,8 @@ def render(s: Summary) -> str:
         f" Non-trainable params: {s.total_params - s.trainable_params:,}",
         _field_line(s),
     ]
-    if s.receptive_field > s.input_length:
-        out.append(
-            f" WARNING: the input ({s.input_length} steps) is shorter than the receptive field "
-            f"({_bound(s)}{s.receptive_field}); outputs see zero padding instead of history. Feed at least "
-            f"{s.receptive_field} steps."
-        )
+    if s.short_input is not None:
+        out.append(f" {s.short_input}")
     out += [f" {note}" for note in s.notes]
     return "\n".join(out)
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from dilated.cli._shared import Command, add_subcommand
+from dilated.cli._shared import Command, add_json_argument, add_subcommand, print_json
 
-DATA_HELP = """\
+CONVERT_HELP = """\
 Rebuild limit order books from market-data feeds (Databento DBN MBO / MBP-10, Binance depth recordings,
 Bitstamp order streams, LOBSTER) into Parquet: one row per book event, columns ts (ns), then ask_price_i,
 ask_size_i, bid_price_i, bid_size_i per level i (empty levels NaN).
@@ -16,15 +15,26 @@ ask_size_i, bid_price_i, bid_size_i per level i (empty levels NaN).
 Examples:
   dilated data convert esh4-glbx-mdp3-20231224.mbo.dbn.zst esh4-glbx-mdp3-20231225.mbo.dbn.zst -o esh4.parquet
   dilated data convert btcusd_perp_20240808.gz btcusd_perp_20240809.gz -o btc.parquet --gaps truncate
-  dilated data info esh4.parquet --horizons 50,100,200
 
 A folder target (-o DIR/: a trailing slash or an existing folder) converts the files of many instruments and days
 into a partitioned dataset, DIR/instrument=SYMBOL/date=YYYY-MM-DD/part-0.parquet, each instrument's files replayed in
 time order with the book carried across them, instruments in parallel, resumable (a manifest, DIR/_manifest.json):
   dilated data convert feeds/*.mbo.dbn.zst -o esh4-month/ --jobs 4
   dilated data convert feeds/*.mbo.dbn.zst -o esh4-month/ --workers 8       (a local Dask cluster)
+"""
+INFO_HELP = """\
+Describe a book: events, time span, levels per side, crossed and one-sided books, spread and mid-price statistics,
+and per label horizon the threshold and the up / stationary / down shares. A feed file is converted first; a
+Parquet book that lacks columns of its levels is refused, naming them; a dataset folder (dilated data convert
+-o DIR/) is described from its manifest, with the files that failed (exit status 1 if any).
+
+Examples:
+  dilated data info esh4.parquet --horizons 50,100,200
+  dilated data info esh4.parquet --json          # the same as one JSON object (docs/json.md)
   dilated data info esh4-month/
 """
+DATA_HELP = CONVERT_HELP + "\nThen describe a book or a dataset:\n  dilated data info esh4.parquet\n"
+DATA_INFO_SCHEMA = "dilated.data-info/1"
 _DATASET_ONLY = ("jobs", "instrument", "tick_size", "scheduler", "workers")
 
 
@@ -83,7 +93,10 @@ def _data_info(args: argparse.Namespace) -> int:
         from dilated.data import dataset_info, format_dataset_info
 
         info = dataset_info(path)
-        print(json.dumps(info, indent=1) if args.json else format_dataset_info(info))
+        if args.json:
+            print_json(DATA_INFO_SCHEMA, {"kind": "dataset", **info})
+        else:
+            print(format_dataset_info(info))
         return 1 if info["failures"] else 0
     book = read_book(path) if path.suffix.lower() in (".parquet", ".pq") else convert_book(path, progress=False)
     horizons = [int(h) for h in args.horizons.split(",") if h.strip()] if args.horizons else []
@@ -95,7 +108,16 @@ def _data_info(args: argparse.Namespace) -> int:
         if horizons
         else None
     )
-    print(format_book_info(book_summary(book), balance))
+    summary = book_summary(book)
+    if args.json:
+        labels = [
+            {"horizon": horizon, "smoothing": smoothing, **row}
+            for horizon, rules in (balance or {}).items()
+            for smoothing, row in rules.items()
+        ]
+        print_json(DATA_INFO_SCHEMA, {"kind": "book", **summary, "labels": labels})
+    else:
+        print(format_book_info(summary, balance))
     return 0
 
 
@@ -105,7 +127,7 @@ def add_data_commands(command: Command) -> None:
 
     data = command("data", _data_info, "Rebuild order books from market-data feeds (convert, info).", DATA_HELP)
     actions = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
-    convert = add_subcommand(actions, "convert", _data_convert, "feed files -> a Parquet book", DATA_HELP)
+    convert = add_subcommand(actions, "convert", _data_convert, "feed files -> a Parquet book", CONVERT_HELP)
     convert.add_argument(
         "sources", metavar="SOURCE", nargs="+", help="feed files: of one instrument in time order for a .parquet target"
     )
@@ -131,9 +153,9 @@ def add_data_commands(command: Command) -> None:
     )
     convert.add_argument("--scheduler", metavar="ADDRESS", help="dataset: run on this Dask distributed scheduler")
     convert.add_argument("--workers", type=int, help="dataset: run on a local Dask cluster of N worker processes")
-    info = add_subcommand(actions, "info", _data_info, "describe a book (Parquet or feed file)", DATA_HELP)
+    info = add_subcommand(actions, "info", _data_info, "describe a book (Parquet or feed file)", INFO_HELP)
     info.add_argument("file", metavar="FILE", help="a Parquet book, a feed file (converted first) or a dataset folder")
-    info.add_argument("--json", action="store_true", help="a dataset folder's summary as JSON")
+    add_json_argument(info, "the summary")
     info.add_argument(
         "--horizons",
         default="10,50,100",

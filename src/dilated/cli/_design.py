@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dilated.cli._shared import TARGET_HELP, Command
+from dilated.cli._shared import TARGET_HELP, Command, add_json_argument, print_json
+
+if TYPE_CHECKING:
+    from dilated.design import Proposal
 
 DESIGN_HELP = """\
 Proposes stride-1 causal stacks whose every output reads ALL of the last N steps (no holes), ranked by blocks,
@@ -28,7 +32,11 @@ def _design(args: argparse.Namespace) -> int:
         from dilated.explore import target_summary
 
         target = resolve_target(args.explain, parse_input_shape(args.input, "--input") if args.input else None)
-        print(f"{target.name}: {explain_holes(target_summary(target).geometry)}")
+        coverage = explain_holes(target_summary(target).geometry)
+        if args.json:
+            print_json("dilated.design-explain/1", {"target": target.name, **coverage.to_dict()})
+        else:
+            print(f"{target.name}: {coverage}")
         return 0
     if args.field is not None and args.receptive_field is not None and args.field != args.receptive_field:
         raise ValueError(f"design: N {args.field} and --receptive-field {args.receptive_field} differ; give one")
@@ -49,6 +57,14 @@ def _design(args: argparse.Namespace) -> int:
         top=args.top,
         sort_by=args.sort.split(",") if args.sort else ("layers", "params", "flops", "overshoot"),
     )
+    chosen = _write_pick(proposals, args.pick, args.output) if args.output else None
+    if args.json:
+        asked = {"receptive_field": args.receptive_field, "kernel_sizes": kernels, "block": args.block}
+        asked.update(channels=args.channels, input_channels=args.input_channels)
+        listed = [{"rank": i, **p.to_dict()} for i, p in enumerate(proposals, 1)]
+        written = {"path": args.output, "pick": args.pick} if chosen else None
+        print_json("dilated.design/1", {**asked, "proposals": listed, "written": written})
+        return 0
     print(
         f"{args.block} blocks reaching >= {args.receptive_field} steps with no holes "
         f"({args.channels} channels, {args.input_channels} input channel{'s' * (args.input_channels > 1)}):"
@@ -75,18 +91,21 @@ def _design(args: argparse.Namespace) -> int:
                 c.ljust(w) if i == len(header) - 1 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
             ).rstrip()
         )
-    if args.output:
-        if not 1 <= args.pick <= len(proposals):
-            raise ValueError(
-                f"--pick {args.pick}: choose one of the {len(proposals)} proposals (1 to {len(proposals)})"
-            )
-        chosen = proposals[args.pick - 1]
-        Path(args.output).write_text(chosen.yaml())
+    if chosen:
         print(
             f"wrote {args.output} (proposal {args.pick}: {chosen.layers} {chosen.block} blocks, field "
             f"{chosen.receptive_field})"
         )
     return 0
+
+
+def _write_pick(proposals: list[Proposal], pick: int, path: str) -> Proposal:
+    """Write proposal ``pick`` (1-based) of ``proposals`` to ``path`` as a model config, and return it."""
+    if not 1 <= pick <= len(proposals):
+        raise ValueError(f"--pick {pick}: choose one of the {len(proposals)} proposals (1 to {len(proposals)})")
+    chosen = proposals[pick - 1]
+    Path(path).write_text(chosen.yaml())
+    return chosen
 
 
 def _explore(args: argparse.Namespace) -> int:
@@ -129,10 +148,11 @@ def add_design_commands(command: Command) -> None:
     sub.add_argument("--pick", type=int, default=1, metavar="I", help="which proposal -o writes (default 1)")
     sub.add_argument("--explain", metavar="TARGET", help="explain the holes of an existing stack instead")
     sub.add_argument("--input", metavar="C,T", help="with --explain: input shape channels,time")
+    add_json_argument(sub, "the proposals (or with --explain the holes)")
     sub = command(
         "explore",
         _explore,
-        "Write an interactive, self-contained HTML page to edit and design a stack.",
+        "Write an interactive, self-contained HTML page: any model's graph and receptive-field tree; stacks also editable.",
         TARGET_HELP + "\nExamples:\n  dilated explore -o explorer.html --open\n"
         "  dilated explore tcn -o tcn.html\n  dilated explore stack.yaml -o stack.html\n",
     )

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
-from dilated.cli._shared import TARGET_HELP, Command, is_keras
+from dilated.cli._shared import TARGET_HELP, Command, add_json_argument, is_keras, print_json
 
 
 def _summary(args: argparse.Namespace) -> int:
     from dilated._resolve import parse_input_shape, resolve_target
-    from dilated.summaries import summary
+    from dilated.summaries import SCHEMA, summary
 
     target = resolve_target(args.target, parse_input_shape(args.input, "--input") if args.input else None)
     if target.input_shape is None and not is_keras(target.model):
@@ -19,7 +20,10 @@ def _summary(args: argparse.Namespace) -> int:
         )
     result = summary(target.model, target.input_shape)  # a Keras model with Input((None, C)) needs --input too
     result.title = target.name
-    print(result)
+    if args.json:
+        print_json(SCHEMA, result.to_dict())
+    else:
+        print(result)
     return 0
 
 
@@ -55,17 +59,30 @@ def _file_stem(name: str) -> str:
     return path.stem if path.suffix in (".yaml", ".yml", ".keras") else path.name
 
 
-def _models(_args: argparse.Namespace) -> int:
+def _models(args: argparse.Namespace) -> int:
     from dilated.analysis import receptive_field
     from dilated.models import available_models, build_model, example_input_shape
 
+    rows: list[dict[str, Any]] = []
     for name in available_models():
-        model = build_model(name)
-        params = sum(p.numel() for p in model.parameters())
-        shape = example_input_shape(name)
+        model, shape = build_model(name), example_input_shape(name)
         rf = receptive_field(model, shape)
-        field = f"the whole input ({shape[-1]} steps)" if rf.whole_input or rf.past else f"{rf.size}"
-        print(f"{name:10s} input {shape}  params {params:,}  receptive field {field}")
+        whole = bool(rf.whole_input or rf.past)
+        rows.append(
+            {
+                "name": name,
+                "input": list(shape),
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "receptive_field": None if whole else rf.size,
+                "whole_input": whole,
+            }
+        )
+    if args.json:
+        print_json("dilated.models/1", {"models": rows})
+        return 0
+    for row in rows:
+        field = f"the whole input ({row['input'][-1]} steps)" if row["whole_input"] else f"{row['receptive_field']}"
+        print(f"{row['name']:10s} input {tuple(row['input'])}  params {row['parameters']:,}  receptive field {field}")
     return 0
 
 
@@ -76,10 +93,12 @@ def add_inspect_commands(command: Command) -> None:
         _summary,
         "Print a layer table with output shapes, parameters and receptive fields.",
         TARGET_HELP + "\nExamples:\n  dilated summary example-dilated\n  dilated summary translob\n"
-        "  dilated summary model.keras\n  dilated summary my_stack.yaml --input 2,500\n",
+        "  dilated summary model.keras\n  dilated summary my_stack.yaml --input 2,500\n"
+        "  dilated summary tcn --json          # the same numbers for scripts\n",
     )
     summary_parser.add_argument("target", metavar="TARGET", help="model to summarise (see below)")
     summary_parser.add_argument("--input", metavar="C,T", help="input shape without batch: channels,time (e.g. 2,200)")
+    add_json_argument(summary_parser, "the summary")
     draw_parser = command(
         "draw",
         _draw,
@@ -109,4 +128,5 @@ def add_inspect_commands(command: Command) -> None:
     )
     draw_parser.add_argument("--animate", action="store_true", help="animated GIF: each output lights up in turn")
     draw_parser.add_argument("--compare", metavar="B", help="draw TARGET and B side by side")
-    command("models", _models, "List the registered models with their parameters and receptive fields.")
+    models = command("models", _models, "List the registered models with their parameters and receptive fields.")
+    add_json_argument(models, "the list")

@@ -1,11 +1,14 @@
 """What several command groups share: the :class:`Command` factory each ``add_..._commands`` takes, the TARGET
-help of the commands that read a model, and the arguments that name a trained run and its checkpoint."""
+help of the commands that read a model, the arguments that name a trained run and its checkpoint, and the one JSON
+envelope of every ``--json`` (docs/json.md)."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from typing import Protocol
+import json
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 Handler = Callable[[argparse.Namespace], int]
 Epilog = str | Callable[[], str]  # a callable is called when the help is printed (it may import what it describes)
@@ -61,6 +64,7 @@ TARGET is one of:
   a converted model             model.yaml             (written by `dilated convert`, or a hand-written graph)
   a model config file (YAML)    my_stack.yaml          (a 'layers:' stack or 'model: NAME')
   a Python factory              mypkg.models:build     (a function returning a torch or Keras model)
+  a Python model                mymodel.py:model       (a torch or Keras model, taken as it is)
   a bundled example             example-dilated, example-strided
   a registered model            wavenet, tcn, translob, deeplob   (see `dilated models`)
 
@@ -91,3 +95,28 @@ def add_run_arguments(sub: argparse.ArgumentParser, dest: str, metavar: str) -> 
         choices=("best", "last"),
         help="for a run folder: the best checkpoint by the run's monitor, or the last",
     )
+
+
+def add_json_argument(sub: argparse.ArgumentParser, what: str) -> None:
+    """``--json``: print ``what`` as one JSON object instead of text (see :func:`print_json`)."""
+    sub.add_argument("--json", action="store_true", help=f"print {what} as JSON (schema in docs/json.md)")
+
+
+def print_json(schema: str, payload: Mapping[str, Any]) -> None:
+    """Print ``{"schema": schema, **payload}`` on stdout as one JSON object, the envelope of every ``--json``:
+    ``schema`` is ``dilated.<command>/<version>``; numbers stay numbers, a NaN or infinity is written ``null``
+    (JSON has none), NumPy values as their Python equivalents, paths as strings."""
+    print(json.dumps(_plain({"schema": schema, **payload}), indent=2, default=str))
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with JSON's types only (see :func:`print_json`)."""
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if hasattr(value, "tolist"):  # NumPy scalars and arrays, tensors
+        return _plain(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -1,4 +1,4 @@
-"""Training commands: ``dilated demo``, ``train``, ``evaluate``, ``predict`` and ``report``.
+"""Training commands: ``dilated demo``, ``train``, ``evaluate``, ``predict``, ``report`` and ``walk-forward``.
 
 `training` resolves its Lightning/torchmetrics-backed names on first use, so other commands do not import them.
 """
@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from dilated import training
-from dilated.cli._shared import Command, add_run_arguments
+from dilated.cli._shared import Command, add_json_argument, add_run_arguments, print_json
 from dilated.training import TrainingInterrupted
 
 
@@ -66,7 +66,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.check:
         if not args.config:
             raise ValueError("--check needs CONFIG: dilated train --check CONFIG")
-        training.check_config(training.load_config(args.config, overrides))
+        config = training.load_config(args.config, overrides)  # before check_config's module imports Lightning
+        training.check_config(config)
         return 0
     config, run_dir, resume = training.prepare_run(args.config, overrides, args.run_dir, args.resume)
     try:
@@ -80,10 +81,17 @@ def _evaluate(args: argparse.Namespace) -> int:
     evaluation = training.evaluate_run(
         args.target, args.data, args.split, args.checkpoint, args.batch_size, progress=not args.no_progress
     )
-    print(training.format_metrics(evaluation.result, f"{evaluation.split} metrics, checkpoint {evaluation.checkpoint}"))
+    if args.json:
+        print_json("dilated.evaluate/1", evaluation.result)
+    else:
+        print(
+            training.format_metrics(
+                evaluation.result, f"{evaluation.split} metrics, checkpoint {evaluation.checkpoint}"
+            )
+        )
     if args.output:
         training.atomic_write_json(args.output, evaluation.result)
-        print(f"wrote {args.output}")
+        print(f"wrote {args.output}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
@@ -102,8 +110,38 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     run, _checkpoint = training.locate(args.run)
-    print(training.report(run))
+    if args.json:
+        print_json("dilated.report/1", training.run_report(run))
+    else:
+        print(training.report(run))
     return 0
+
+
+def _walk_forward(args: argparse.Namespace) -> int:
+    config = training.load_config(args.config, args.override)
+    try:
+        result = training.walk_forward(config, args.output, args.train_days, args.drift, not args.no_progress)
+    except TrainingInterrupted as stop:
+        return _stopped(stop)
+    print(result.table.read_text(), end="")
+    print(f"wrote {result.table} and {result.table.with_suffix('.csv')}")
+    return 0
+
+
+WALK_FORWARD_HELP = """\
+CONFIG is a training YAML whose data is a book dataset folder (data: {kind: book, path: DIR/}, written by
+`dilated data convert SRC... -o DIR/`). Fold k trains on days k+1..k+N, validates on day k+N+1 and tests on day
+k+N+2, rolled forward one day at a time; each fold is a run folder DIR/fold-NN/ (a finished fold is skipped when run
+again, an unfinished one resumed). DIR/walk_forward.csv and .md hold each fold's days and test MCC, macro F1 and
+accuracy beside the baselines, and their mean and standard deviation (also DIR/summary.json).
+
+--drift trains once on the first N days (one day: its chronological split with its gap; more: the last of them
+validates) into DIR/train/ and tests on each later day alone (DIR/drift.csv, .md).
+
+Examples:
+  dilated walk-forward configs/book.yaml --train-days 3 -o runs/walk
+  dilated walk-forward configs/book.yaml --train-days 1 --drift -o runs/drift --override training.max_epochs=5
+"""
 
 
 def _add_evaluation_arguments(sub: argparse.ArgumentParser) -> None:
@@ -137,7 +175,7 @@ def _demo_epochs() -> int:
 
 
 def add_training_commands(command: Command) -> None:
-    """The demo, train, evaluate, predict and report subcommands."""
+    """The demo, train, evaluate, predict, report and walk-forward subcommands."""
     demo = command(
         "demo",
         _demo,
@@ -196,6 +234,7 @@ def add_training_commands(command: Command) -> None:
     )
     _add_evaluation_arguments(evaluate)
     evaluate.add_argument("-o", "--output", metavar="FILE.json", help="also write the metrics as JSON")
+    add_json_argument(evaluate, "the metrics")
     predict = command(
         "predict",
         _predict,
@@ -213,3 +252,18 @@ def add_training_commands(command: Command) -> None:
         "Example:\n  dilated report runs/demo\n",
     )
     report.add_argument("run", metavar="RUN_DIR", help="a run folder")
+    add_json_argument(report, "the summary")
+    walk = command(
+        "walk-forward",
+        _walk_forward,
+        "Walk-forward evaluation (or a drift report) over the days of a book dataset.",
+        WALK_FORWARD_HELP,
+    )
+    walk.add_argument("config", metavar="CONFIG", help="training config (YAML) on a book dataset folder")
+    walk.add_argument("--train-days", type=int, required=True, metavar="N", help="training days per fold")
+    walk.add_argument("-o", "--output", metavar="DIR", required=True, help="output folder (fold runs and tables)")
+    walk.add_argument("--drift", action="store_true", help="train once on the first N days, test each later day")
+    walk.add_argument(
+        "--override", action="append", default=[], metavar="KEY=VALUE", help="set a config value (repeatable)"
+    )
+    walk.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -24,8 +24,11 @@ _EXPORTS = {  # public name -> the private module that defines it, imported on f
     "dataset_info": "._dataset",
     "format_dataset_info": "._dataset",
     "is_dataset_target": "._dataset",
+    "BookDay": "._book_days",
     "DaySplits": "._book_days",
+    "dataset_days": "._book_days",
     "dataset_splits": "._book_days",
+    "read_day": "._book_days",
     "is_book_dataset": "._book_days",
     "SMOOTHINGS": "._choices",
     "THRESHOLD_UNITS": "._choices",
@@ -86,9 +89,12 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 if TYPE_CHECKING:  # the names as type checkers see them
     from dilated.data._binance import binance_book as binance_book
     from dilated.data._bitstamp import bitstamp_book as bitstamp_book
+    from dilated.data._book_days import BookDay as BookDay
     from dilated.data._book_days import DaySplits as DaySplits
+    from dilated.data._book_days import dataset_days as dataset_days
     from dilated.data._book_days import dataset_splits as dataset_splits
     from dilated.data._book_days import is_book_dataset as is_book_dataset
+    from dilated.data._book_days import read_day as read_day
     from dilated.data._book_features import RobustScale as RobustScale
     from dilated.data._book_features import book_inputs as book_inputs
     from dilated.data._book_features import input_channels as input_channels

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from dilated._progress import bar_disabled
 from dilated.data._choices import GAP_POLICIES
-from dilated.data._feed_rules import check_stream, gap_reason, note_gap
+from dilated.data._feed_rules import check_stream, gap_reason, note_gap, read_line
 from dilated.data._orderbook import DEFAULT_LEVELS, Book, BookRecorder, OrderBook, check_levels, describe_sources
 
 
@@ -56,24 +56,13 @@ def _read_stream(paths: Sequence[Path]) -> tuple[dict[str, Any] | None, list[_Di
             with _open_text(path) as lines:
                 for number, line in enumerate(lines, start=1):
                     counts["lines"] += 1
-                    stamp, _, text = line.partition(" ")
-                    if "depthUpdate" not in text and "lastUpdateId" not in text and stamp.isdigit():
-                        counts["other_messages"] += 1  # bookTicker, trade: not parsed
-                        continue
-                    try:
-                        int(stamp)
-                        message = json.loads(text)
-                    except ValueError:
-                        raise ValueError(
-                            f"{path}:{number}: not a '<receive time ns> <json>' line of a Binance depth recording"
-                        ) from None
-                    if "lastUpdateId" in message:
+                    kind, data = read_line(line.encode(), f"{path}:{number}", json.loads)
+                    if kind == "snapshot":
                         counts["snapshots"] += 1
-                        snapshot = snapshot or message
-                        continue
-                    data = message.get("data", message)
-                    if data.get("e") != "depthUpdate":
+                        snapshot = snapshot or data
+                    elif kind == "other":
                         counts["other_messages"] += 1
+                    if kind != "diff":
                         continue
                     symbols.add(data.get("s", ""))
                     counts["diffs_before_snapshot_line"] += snapshot is None
@@ -93,7 +82,8 @@ def binance_book(
 ) -> Book:
     """Replay Binance depth recordings (snapshot + diffs, files in order) into a book (module notes).
 
-    ``engine``: ``"compiled"`` (lines parsed with orjson, the book in the Numba engine) or ``"python"`` (the
+    ``engine``: ``"compiled"`` (lines read by a Numba byte scanner, orjson for the others, a block at a time, the
+    book in the Numba engine: :mod:`~dilated.data._binance_lines`) or ``"python"`` (the
     pure-Python book, its reference); both return the same book, bit for bit.
 
     Returns: a :class:`~dilated.data._orderbook.Book`; ``stats`` holds the line counts, the diffs dropped as older

@@ -34,40 +34,9 @@ from typing import Any, Literal
 import numpy as np
 
 from dilated._progress import bar_disabled
+from dilated.data._bitstamp_csv import order_stats, read_orders, satoshis
 from dilated.data._feed_rules import SATOSHI
 from dilated.data._orderbook import DEFAULT_LEVELS, Book, BookRecorder, OrderBook, check_levels, describe_sources
-
-BITSTAMP_COLUMNS = ("id", "timestamp", "price", "volume", "action", "direction")
-_ACTIONS = ("created", "changed", "deleted")
-
-
-def _read_orders(path: Path):  # noqa: ANN202 - a pandas DataFrame (pandas imported here only)
-    import pandas as pd
-
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        frame = pd.read_csv(path)
-    except (UnicodeDecodeError, pd.errors.ParserError, EOFError, OSError) as error:
-        raise ValueError(f"{path}: not a Bitstamp order CSV ({error})") from None
-    frame.columns = [c.replace(".", "_") for c in frame.columns]
-    missing = [c for c in BITSTAMP_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"{path}: no column {missing}; a Bitstamp order stream has {', '.join(BITSTAMP_COLUMNS)} "
-            f"(and exchange_timestamp); found {list(frame.columns)}"
-        )
-    actions = ~frame["action"].isin(_ACTIONS)
-    if actions.any():
-        row = int(np.flatnonzero(actions)[0])
-        raise ValueError(
-            f"{path}: data row {row} has action {frame['action'].iloc[row]!r}; expected one of {', '.join(_ACTIONS)}"
-        )
-    sides = ~frame["direction"].isin(("bid", "ask"))
-    if sides.any():
-        row = int(np.flatnonzero(sides)[0])
-        raise ValueError(f"{path}: data row {row} has direction {frame['direction'].iloc[row]!r}; expected bid or ask")
-    return frame
 
 
 def bitstamp_book(
@@ -94,11 +63,10 @@ def bitstamp_book(
 
     from dilated.data._book_readers import bitstamp_rows, check_engine
 
-    check_engine(engine)
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    if check_engine(engine) == "compiled":
+        return bitstamp_rows([Path(p) for p in paths], levels, uncross, volume_unit).book()
     frame, units, times, ends, stats, _ = read_order_stream(paths, volume_unit)
-    if engine == "compiled":
-        return bitstamp_rows(frame, units, times, ends, levels, uncross, stats, describe_sources(paths)).book()
     ids, prices = frame["id"].tolist(), frame["price"].tolist()
     actions, sides, volumes = frame["action"].tolist(), frame["direction"].tolist(), units.tolist()
     book, recorder = OrderBook(), BookRecorder(check_levels(levels), size_scale=SATOSHI, capacity=len(ends))
@@ -142,28 +110,18 @@ def read_order_stream(
     ``(rows,)``, the event times ``(rows,)`` in ms, each event's last row ``(events,)``, the stats so far and the rows of each file (pandas is imported here only)."""
     import pandas as pd
 
-    frames = [_read_orders(Path(p)) for p in paths]
+    frames = [read_orders(Path(p)) for p in paths]
     frame = pd.concat(frames, ignore_index=True)
     volume = frame["volume"].to_numpy(np.float64)
     if volume_unit == "auto":
         volume_unit = "satoshi" if pd.api.types.is_integer_dtype(frame["volume"]) else "coin"
     if volume_unit not in ("coin", "satoshi"):
         raise ValueError(f"volume_unit must be 'auto', 'coin' or 'satoshi'; got {volume_unit!r}")
-    units = np.round(volume if volume_unit == "satoshi" else volume / SATOSHI).astype(np.int64)  # exact sums
+    units = satoshis(volume, volume_unit)
     time_column = "timestamp"
     if "exchange_timestamp" in frame.columns and bool(np.all(np.diff(frame["exchange_timestamp"]) >= 0)):
         time_column = "exchange_timestamp"
     times = frame[time_column].to_numpy(np.int64)
     ends = np.flatnonzero(np.append(times[1:] != times[:-1], True))  # last row of each event
-    stats: dict[str, Any] = {
-        "messages": len(frame),
-        "time_column": time_column,
-        "volume_unit": volume_unit,
-        "unknown_deletes": 0,
-        "unknown_changes": 0,
-        "uncross_events": 0,
-        "uncross_orders": 0,
-        "uncross_levels": 0,
-        "uncross_volume": 0.0,
-    }
+    stats = order_stats(len(frame), time_column, volume_unit)
     return frame, units, times, ends, stats, [len(f) for f in frames]

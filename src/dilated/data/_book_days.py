@@ -4,7 +4,7 @@ One instrument's days (``DIR/instrument=X/date=D/part-*.parquet``; part names so
 at a time, as :func:`~dilated.data._lob_labels.book_splits` reads one book, except that:
 
 - The parts are days: ``fractions`` of the days in date order (training days first), each part at least one day
-  (:func:`day_bounds`). ``start`` / ``end`` keep the events in ``[start, end)``; days left without one are dropped.
+  (:func:`day_bounds`), or the days a ``selection`` names (:func:`chosen_days`). ``start`` / ``end`` keep the events in ``[start, end)``; days left without one are dropped.
 - Windows never cross a day: labels, usable stretches and window ends are those of each day alone (a label whose
   horizon runs off its day is none; ``stride`` counts from each day's first event).
 - Statistics come from the training days only, streamed over them: the z-score merges each day's count, mean and sum
@@ -21,6 +21,7 @@ at a time, as :func:`~dilated.data._lob_labels.book_splits` reads one book, exce
 
 from __future__ import annotations
 
+import itertools
 import math
 import tempfile
 import uuid
@@ -57,6 +58,7 @@ from dilated.data._orderbook import Book, check_levels, read_book
 from dilated.data._windows import DEFAULT_FRACTIONS, WindowDataset, split_bounds
 
 _DAY_NS = 86_400 * 10**9
+_PARTS = ("train", "validation", "test")
 
 
 def is_book_dataset(path: str | Path) -> bool:
@@ -72,8 +74,11 @@ class BookDay:
     parts: tuple[Path, ...]
 
 
-def dataset_days(root: str | Path, instrument: str | None = None) -> tuple[str, list[BookDay]]:
-    """The instrument (the only one where ``instrument`` is None) and its days in date order."""
+def dataset_days(
+    root: str | Path, instrument: str | None = None, start: Any = None, end: Any = None
+) -> tuple[str, list[BookDay]]:
+    """The instrument (the only one where ``instrument`` is None) and its days in date order (those holding a time
+    in ``[start, end)`` where given)."""
     root = Path(root)
     folders = sorted(p for p in root.glob("instrument=*") if p.is_dir())
     names = [unquote(p.name.partition("=")[2]) for p in folders]
@@ -90,7 +95,10 @@ def dataset_days(root: str | Path, instrument: str | None = None) -> tuple[str, 
     days = [
         BookDay(d.name.partition("=")[2], tuple(sorted(d.glob("part-*.parquet")))) for d in sorted(folder.iterdir())
     ]
-    return chosen, [day for day in days if day.date and day.parts]
+    first = -math.inf if start is None else time_ns(start, "start") // _DAY_NS
+    last = math.inf if end is None else (time_ns(end, "end") - 1) // _DAY_NS
+    dated = [d for d in days if d.date and d.parts]
+    return chosen, [d for d in dated if first <= np.datetime64(d.date, "D").astype(np.int64) <= last]
 
 
 def read_day(day: BookDay, levels: int, start: Any = None, end: Any = None) -> Book:
@@ -102,6 +110,40 @@ def read_day(day: BookDay, levels: int, start: Any = None, end: Any = None) -> B
     if not keep.all():
         ts, values = ts[keep], values[keep]
     return Book(ts, values, str(day.parts[0].parent), books[0].format)
+
+
+def _date(day: BookDay) -> str:
+    return day.date
+
+
+def chosen_days(days: list[BookDay], selection: Sequence[Sequence[str | int]], name: str) -> list[list[BookDay]]:
+    """The train, validation and test days named by ``selection`` (per part, ISO dates or 0-based indices into
+    ``days``): each part at least one day, no day in two parts, and the parts in time order."""
+    dates = [d.date for d in days]
+    parts: list[list[BookDay]] = []
+    for part, chosen in zip(_PARTS, selection, strict=True):
+        if not chosen:
+            raise ValueError(f"{name}: no {part} day chosen; name at least one (an ISO date or an index)")
+        picked = []
+        for day in chosen:
+            index = day if isinstance(day, int) else dates.index(day) if day in dates else -1
+            if not 0 <= index < len(days):
+                raise ValueError(
+                    f"{name}: no day {day!r} among its {len(days)} days ({dates[0]} to {dates[-1]}); give ISO dates "
+                    f"or indices 0 to {len(days) - 1}"
+                )
+            picked.append(days[index])
+        parts.append(sorted(set(picked), key=_date))
+    for (early, first), (late, second) in itertools.combinations(zip(_PARTS, parts, strict=True), 2):
+        if set(first) & set(second):
+            both = sorted(set(first) & set(second), key=_date)[0].date
+            raise ValueError(f"{name}: day {both} is both a {early} and a {late} day; a day belongs to one part")
+        if second[0].date < first[-1].date:
+            raise ValueError(
+                f"{name}: {late} day {second[0].date} comes before {early} day {first[-1].date}; the parts must "
+                "follow each other in time (train, then validation, then test)"
+            )
+    return parts
 
 
 def day_bounds(days: int, fractions: Sequence[float] = DEFAULT_FRACTIONS) -> list[tuple[int, int]]:
@@ -241,10 +283,7 @@ def _select_days(
     root: str | Path, instrument: str | None, start: Any, end: Any, parts: int
 ) -> tuple[str, list[BookDay], str]:
     """The instrument, its days between ``start`` and ``end`` (at least one per part) and its name for errors."""
-    instrument, days = dataset_days(root, instrument)
-    first = -math.inf if start is None else time_ns(start, "start") // _DAY_NS
-    last = math.inf if end is None else (time_ns(end, "end") - 1) // _DAY_NS
-    days = [d for d in days if first <= np.datetime64(d.date, "D").astype(np.int64) <= last]
+    instrument, days = dataset_days(root, instrument, start, end)
     name = f"{root} ({instrument})"
     if len(days) < parts:
         raise ValueError(
@@ -360,21 +399,26 @@ def dataset_splits(
     threshold_unit: str = "fraction",
     representation: str = "raw",
     tick_size: float | None = None,
+    selection: Sequence[Sequence[str | int]] | None = None,
 ) -> DaySplits:
     """Windows, labels and splits by days of one instrument of a dataset folder (module notes); the arguments are
     those of :func:`~dilated.data.book_splits`, ``fractions`` of the days, and ``instrument`` (None: the only one);
-    the tick: ``tick_size``, else the manifest's, else the smallest level gap of the training days."""
+    the tick: ``tick_size``, else the manifest's, else the smallest level gap of the training days. ``selection``
+    names the train, validation and test days instead of ``fractions`` (:func:`chosen_days`)."""
     levels = check_levels(levels)
     if window < 1 or horizon < 1 or stride < 1:
         raise ValueError(f"window, horizon and stride must be >= 1; got {window}, {horizon}, {stride}")
     fractions = tuple(float(f) for f in fractions)
     instrument, days, name = _select_days(root, instrument, start, end, len(fractions))
-    bounds = day_bounds(len(days), fractions)
-    train_days = days[slice(*bounds[0])]
+    if selection is None:
+        chosen = [days[lo:hi] for lo, hi in day_bounds(len(days), fractions)]
+    else:
+        chosen = chosen_days(days, selection, name)
+    train_days = chosen[0]
     balanced = threshold is None and threshold_unit != "spread"
     passes = (scaling is None or balanced or threshold_unit == "spread") + balanced
     bar = tqdm(
-        total=(passes + (tick_size is None)) * len(train_days) + len(days),
+        total=(passes + (tick_size is None)) * len(train_days) + sum(map(len, chosen)),
         desc=f"reading {instrument} days",
         unit="day",
         disable=bar_disabled(progress),
@@ -394,14 +438,14 @@ def dataset_splits(
     counts: dict[str, list[int]] = {}
     events = usable_count = 0
     with tempfile.TemporaryDirectory(prefix="dilated-days-") as folder:
-        for part, (lo, hi) in zip(("train", "val", "test"), bounds, strict=True):
+        for part, part_days in zip(("train", "val", "test"), chosen, strict=True):
             windows, count, part_events, part_usable = _part_windows(
-                reader, days[lo:hi], folder, inputs, threshold, rule, window, stride
+                reader, part_days, folder, inputs, threshold, rule, window, stride
             )
             events, usable_count = events + part_events, usable_count + part_usable
             if not windows:
                 raise ValueError(
-                    f"{name}: the {part} days {', '.join(d.date for d in days[lo:hi])} hold no window of {window} "
+                    f"{name}: the {part} days {', '.join(d.date for d in part_days)} hold no window of {window} "
                     f"usable events with a {horizon}-event horizon; use a smaller window or horizon, or other fractions"
                 )
             parts.append(ConcatDataset(windows))
@@ -410,7 +454,7 @@ def dataset_splits(
     info = {
         "source": str(root),
         "instrument": instrument,
-        "days": {part: [d.date for d in days[lo:hi]] for part, (lo, hi) in zip(("train", "val", "test"), bounds)},
+        "days": {part: [d.date for d in part_days] for part, part_days in zip(("train", "val", "test"), chosen)},
         "events": events,
         "usable_events": usable_count,
         **label_info(rule, threshold, how, threshold_unit),

@@ -598,6 +598,25 @@ BN_LAST_ID, BN_PREVIOUS, BN_STARTED = 0, 1, 2
 BN_OLDER, BN_APPLIED = 1, 2  # counts (CROSSED = 0)
 
 
+class LevelBookArrays:
+    """An aggregated-level book between chunks (Binance): both sides' levels worst first, prices and sizes
+    ``(2, capacity)``, the level count per side ``n_side`` ``(2,)``, the sequence ``state`` (``BN_*``) and ``counts``."""
+
+    def __init__(self, last_update_id: int) -> None:
+        self.prices, self.sizes = np.zeros((2, 0)), np.zeros((2, 0))
+        self.n_side = np.zeros(2, dtype=np.int64)
+        self.state = np.array([last_update_id, 0, 0], dtype=np.int64)
+        self.counts = np.zeros(3, dtype=np.int64)
+
+    def reserve(self, updates: int) -> None:
+        """Room for ``updates`` more levels per side."""
+        if self.prices.shape[1] < int(self.n_side.max()) + updates:
+            grow = max(self.prices.shape[1], int(self.n_side.max()) + updates)
+            self.prices, self.sizes = (
+                np.concatenate([a, np.zeros((2, grow))], axis=1) for a in (self.prices, self.sizes)
+            )
+
+
 @njit(cache=True)
 def binance_chunk(
     event_ms: np.ndarray,

@@ -18,6 +18,8 @@ import numpy as np
 
 from dilated._progress import bar_disabled
 from dilated.data import _book_engine as engine
+from dilated.data._binance_lines import DiffBlock, Recording, diff_blocks
+from dilated.data._bitstamp_csv import StreamSettings, order_frames, order_stats, satoshis, stream_settings
 from dilated.data._dbn_records import DbnRecords
 from dilated.data._feed_rules import SATOSHI, check_stream, gap_reason, note_gap
 from dilated.data._orderbook import _METADATA_KEY, Book, book_columns, check_levels, describe_sources
@@ -87,13 +89,9 @@ def book_table(ts: np.ndarray, values: np.ndarray, schema: Any) -> Any:
     """Rows ``ts (rows,)``, ``values (rows, 4 * levels)`` as an Arrow table of ``schema`` (NaN written as null)."""
     import pyarrow as pa
 
-    columns = [pa.array(ts)] + [pa.array(column, from_pandas=True) for column in values.T]
+    by_column = np.ascontiguousarray(values.T)  # one transposing copy: faster than reading strided columns
+    columns = [pa.array(ts)] + [pa.array(column, mask=np.isnan(column)) for column in by_column]
     return pa.Table.from_arrays(columns, schema=schema)
-
-
-def _file_end(file_of: np.ndarray, item: int) -> int:
-    """One past the last item of ``item``'s file, ``file_of`` ``(items,)`` being each item's file (non-decreasing)."""
-    return int(np.searchsorted(file_of, file_of[item], side="right"))
 
 
 def _finish(stats: dict[str, Any], counts: np.ndarray, events: int) -> None:
@@ -244,71 +242,64 @@ def _mbp10_chunks(
 
 
 def bitstamp_rows(
-    frame: Any,
-    units: np.ndarray,
-    times: np.ndarray,
-    ends: np.ndarray,
-    levels: int,
-    uncross: bool,
-    stats: dict[str, Any],
-    source: str,
-    file_rows: Sequence[int] | None = None,
-    chunk: int = CHUNK,
+    paths: Sequence[Path], levels: int, uncross: bool = True, volume_unit: str = "auto", chunk: int = CHUNK
 ) -> BookRows:
-    """A Bitstamp order stream, as :func:`~dilated.data._bitstamp.read_order_stream` prepared it (the frame of checked
-    rows, the volumes in satoshi ``(rows,)``, the event times ``(rows,)`` in ms, each event's last row ``(events,)``
-    and the rows of each file, default one file), replayed on the compiled engine."""
-    import pandas as pd
+    """Bitstamp order-stream CSV files (in order) replayed on the compiled engine
+    (:func:`~dilated.data.bitstamp_book`'s rules), read ``chunk`` rows at a time after a first pass that fixes what the
+    whole stream decides (:func:`~dilated.data._bitstamp_csv.stream_settings`): memory stays flat however long the stream."""
+    files = [Path(p) for p in paths]
+    settings = stream_settings(files, volume_unit)
+    stats = order_stats(0, settings.time_column, settings.volume_unit)
+    chunks = _bitstamp_chunks(files, settings, check_levels(levels), uncross, stats, chunk)
+    return BookRows(describe_sources(files), "bitstamp", levels, chunks, stats)
 
-    ids = frame["id"]
-    order_id = ids.to_numpy(np.int64) if pd.api.types.is_integer_dtype(ids) else pd.factorize(ids)[0].astype(np.int64)
-    action = frame["action"].to_numpy()
-    codes = np.where(action == "deleted", engine.BS_DELETED, np.where(action == "changed", engine.BS_CHANGED, 0))
-    side = np.where(frame["direction"].to_numpy() == "ask", engine.ASK, engine.BID)
-    price = frame["price"].to_numpy(np.float64)
-    arrays = (times.astype(np.int64), order_id, codes.astype(np.int64), side.astype(np.int64), price, units)
-    file_of = np.searchsorted(np.cumsum(file_rows if file_rows is not None else [len(frame)]), ends, side="right")
-    chunks = _bitstamp_chunks(arrays, ends, file_of, check_levels(levels), uncross, stats, chunk)
-    return BookRows(source, "bitstamp", levels, chunks, stats)
+
+_ACTION_CODES = {"created": engine.BS_CREATED, "changed": engine.BS_CHANGED, "deleted": engine.BS_DELETED}
+_SIDE_CODES = {"ask": engine.ASK, "bid": engine.BID}
+Orders = tuple[np.ndarray, ...]  # (rows,) each: times (ms), order id, action code, side code, price, volume (satoshi)
+
+
+def _order_arrays(frame: Any, settings: StreamSettings, ids: dict[str, int]) -> Orders:
+    """A chunk of checked rows as the kernel's arrays; string ids numbered in order of appearance (``ids``)."""
+    if settings.integer_ids:
+        order_id = frame["id"].to_numpy(np.int64)
+    else:
+        order_id = np.array([ids.setdefault(v, len(ids)) for v in frame["id"].tolist()], dtype=np.int64)
+    action, side = (
+        np.array([codes[c] for c in frame[name].cat.categories], np.int64)[frame[name].cat.codes.to_numpy()]
+        for name, codes in (("action", _ACTION_CODES), ("direction", _SIDE_CODES))
+    )
+    times = frame[settings.time_column].to_numpy(np.int64)
+    units = satoshis(frame["volume"].to_numpy(np.float64), settings.volume_unit)
+    return times, order_id, action, side, frame["price"].to_numpy(np.float64), units
 
 
 def _bitstamp_chunks(
-    arrays: tuple[np.ndarray, ...],
-    ends: np.ndarray,
-    file_of: np.ndarray,
-    levels: int,
-    uncross: bool,
-    stats: dict[str, Any],
-    chunk: int,
+    paths: list[Path], settings: StreamSettings, levels: int, uncross: bool, stats: dict[str, Any], chunk: int
 ) -> Iterator[Piece]:
-    """The rows, a chunk of events at a time, never across files (``file_of``: each event's file, ``(events,)``)."""
-    book = engine.OrderBookArrays(np.float64)
-    first_event, first_row = 0, 0
-    while first_event < len(ends):
-        last_event = max(int(np.searchsorted(ends, first_row + chunk, side="right")), first_event + 1)
-        last_event = min(last_event, _file_end(file_of, first_event))
-        stop = int(ends[last_event - 1]) + 1
-        times, order_id, action, side, price, units = (a[first_row:stop] for a in arrays)
-        events = last_event - first_event
-        book.reserve(stop - first_row)
-        out_ts, out_values = np.empty(events, np.int64), np.empty((events, 4 * levels))
-        engine.bitstamp_chunk(
-            ends[first_event:last_event] - first_row,
-            times,
-            order_id,
-            action,
-            side,
-            price,
-            units,
-            uncross,
-            *book.book_arrays(),
-            levels,
-            SATOSHI,
-            out_ts,
-            out_values,
-        )
-        yield int(file_of[first_event]), out_ts, out_values
-        first_event, first_row = last_event, stop
+    """The rows, a chunk at a time, never across files; an event's rows (one time) are replayed together, the open
+    one carried into the next chunk (and into the next file, where that file's first row has its time)."""
+    book, ids = engine.OrderBookArrays(np.float64), dict[str, int]()
+    carried, carried_file, events = None, 0, 0
+    for file, frame in order_frames(paths, settings, chunk):
+        stats["messages"] += len(frame)
+        rows = _order_arrays(frame, settings, ids)
+        if carried is not None and file != carried_file and len(frame) and rows[0][0] != carried[0][-1]:
+            events += 1  # the open event ends with its file
+            yield carried_file, *_replay_orders(carried, np.array([len(carried[0]) - 1]), book, levels, uncross)
+            carried = None
+        if carried is not None:
+            rows = tuple(np.concatenate(pair) for pair in zip(carried, rows))
+        times = rows[0]
+        ends = np.flatnonzero(times[1:] != times[:-1])  # the events the next row closes
+        stop = int(ends[-1]) + 1 if len(ends) else 0
+        carried, carried_file = tuple(a[stop:] for a in rows), file
+        if len(ends):
+            events += len(ends)
+            yield file, *_replay_orders(tuple(a[:stop] for a in rows), ends, book, levels, uncross)
+    if carried is not None and len(carried[0]):
+        events += 1
+        yield carried_file, *_replay_orders(carried, np.array([len(carried[0]) - 1]), book, levels, uncross)
     counts = book.counts
     stats.update(
         unknown_deletes=int(counts[engine.BS_UNKNOWN_DELETES]),
@@ -318,152 +309,120 @@ def _bitstamp_chunks(
         uncross_levels=int(counts[engine.BS_UNCROSS_LEVELS]),
         uncross_volume=round(int(counts[engine.BS_UNCROSS_VOLUME]) * SATOSHI, 8),
     )
-    _finish(stats, counts, len(ends))
+    _finish(stats, counts, events)
+
+
+def _replay_orders(
+    rows: Orders, ends: np.ndarray, book: engine.OrderBookArrays, levels: int, uncross: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ending in whole events (``ends``: each event's last row) applied to ``book``: a book row per event."""
+    book.reserve(len(rows[0]))
+    out_ts, out_values = np.empty(len(ends), np.int64), np.empty((len(ends), 4 * levels))
+    times, order_id, action, side, price, units = rows
+    arrays = book.book_arrays()
+    engine.bitstamp_chunk(
+        ends, times, order_id, action, side, price, units, uncross, *arrays, levels, SATOSHI, out_ts, out_values
+    )
+    return out_ts, out_values
 
 
 # --------------------------------------------------------------------------------------------------- Binance
 
 
-@dataclass
-class _Diffs:
-    """A Binance recording parsed: the first snapshot, and per depth diff its fields and its levels in order."""
+def binance_rows(paths: Sequence[Path], levels: int, gaps: str, progress: bool = False) -> BookRows:
+    """Binance depth recordings replayed on the compiled engine (:func:`~dilated.data.binance_book`'s rules), read
+    a block of lines at a time (:mod:`~dilated.data._binance_lines`): memory stays flat however long the stream.
+    Diffs before the snapshot wait for it; a second symbol is refused at the block that shows it."""
+    from tqdm import tqdm
 
-    snapshot: dict[str, Any] | None = None
-    ints: list[tuple[int, int, int, int, int]] = field(default_factory=list)  # E, U, u, pu (-1: spot), futures
-    where: list[tuple[int, int]] = field(default_factory=list)  # file index, line number
-    counts: list[int] = field(default_factory=list)  # bids, asks of each diff
-    levels: list[Any] = field(default_factory=list)  # [price, quantity] pairs, bids then asks of each diff
-
-
-def _parse_binance(paths: list[Path], stats: dict[str, Any]) -> _Diffs:
-    """Every line of the recordings, as :mod:`dilated.data._binance` reads them (orjson, the garbage collector
-    paused while millions of small lists are made: it would otherwise walk them again and again)."""
-    import gc
-    import gzip
-
-    import orjson
-
-    parsed, symbols = _Diffs(), set()
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        for index, path in enumerate(paths):
-            if not path.is_file():
-                raise FileNotFoundError(f"{path}: no such file")
-            try:
-                raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
-            except (OSError, EOFError) as error:
-                raise ValueError(f"{path}: not a Binance depth recording ({error})") from None
-            for number, line in enumerate(raw.splitlines(), start=1):
-                stats["lines"] += 1
-                stamp, _, text = line.partition(b" ")
-                if b"depthUpdate" not in text and b"lastUpdateId" not in text and stamp.isdigit():
-                    stats["other_messages"] += 1
-                    continue
-                try:
-                    int(stamp)
-                    message = orjson.loads(text)
-                except ValueError:
-                    raise ValueError(
-                        f"{path}:{number}: not a '<receive time ns> <json>' line of a Binance depth recording"
-                    ) from None
-                if "lastUpdateId" in message:
-                    stats["snapshots"] += 1
-                    parsed.snapshot = parsed.snapshot or message
-                    continue
-                data = message.get("data", message)
-                if data.get("e") != "depthUpdate":
-                    stats["other_messages"] += 1
-                    continue
-                symbols.add(data.get("s", ""))
-                stats["diffs_before_snapshot_line"] += parsed.snapshot is None
-                futures = "pu" in data
-                pu = int(data["pu"]) if futures else -1
-                parsed.ints.append((int(data["E"]), int(data["U"]), int(data["u"]), pu, futures))
-                parsed.where.append((index, number))
-                bids, asks = data["b"], data["a"]
-                parsed.counts += (len(bids), len(asks))
-                parsed.levels += bids
-                parsed.levels += asks
-    finally:
-        if collecting:
-            gc.enable()
-    check_stream(paths, symbols, parsed.snapshot is not None, len(parsed.ints))
-    return parsed
-
-
-def binance_rows(paths: Sequence[Path], levels: int, gaps: str, progress: bool = False, chunk: int = CHUNK) -> BookRows:
-    """Binance depth recordings replayed on the compiled engine (:func:`~dilated.data.binance_book`'s rules)."""
     files = list(paths)
-    stats: dict[str, Any] = {"lines": 0, "snapshots": 0, "other_messages": 0, "diffs_before_snapshot_line": 0}
-    parsed = _parse_binance(files, stats)
-    chunks = _binance_chunks(files, parsed, check_levels(levels), gaps, stats, chunk)
+    stats: dict[str, Any] = dict.fromkeys(
+        ("lines", "snapshots", "other_messages", "diffs_before_snapshot_line", "diffs", "older_than_snapshot"), 0
+    )
+    stats.update(applied=0, gaps=0, first_gap=None)
+    bar = tqdm(desc="binance", unit="diff", disable=bar_disabled(progress), leave=False)
+    chunks = _binance_chunks(files, Recording(stats), check_levels(levels), gaps, bar)
     return BookRows(describe_sources(files), "binance", levels, chunks, stats)
 
 
-def _binance_chunks(
-    paths: list[Path], parsed: _Diffs, levels: int, gaps: str, stats: dict[str, Any], chunk: int
-) -> Iterator[Piece]:
-
-    ints = np.array(parsed.ints, dtype=np.int64).reshape(-1, 5)
-    event_ms, first, final, previous_final, futures = ints.T
-    diffs = len(ints)
-    per_side = np.array(parsed.counts, dtype=np.int64)  # bids, asks of diff 0, then of diff 1, ...
-    offsets = np.concatenate([[0], np.cumsum(per_side.reshape(-1, 2).sum(axis=1))])
-    side = np.repeat(np.tile([engine.BID, engine.ASK], diffs), per_side)
-    price, size = np.array(parsed.levels, dtype=np.float64).reshape(-1, 2).T
-    snapshot = parsed.snapshot or {}
-    book_prices, book_sizes, n_side = _level_book(snapshot, len(price))
-    state = np.array([int(snapshot["lastUpdateId"]), 0, 0], dtype=np.int64)
-    counts = np.zeros(3, dtype=np.int64)
-    stats.update(diffs=diffs, older_than_snapshot=0, applied=0, gaps=0, first_gap=None)
-    file_of = np.array([file for file, _ in parsed.where], dtype=np.int64)  # each diff's file
-    start = 0
-    while start < diffs:
-        stop = min(start + chunk, _file_end(file_of, start))
-        out_ts, out_values = np.empty(stop - start, np.int64), np.empty((stop - start, 4 * levels))
-        rows, broken = engine.binance_chunk(
-            event_ms[start:stop],
-            first[start:stop],
-            final[start:stop],
-            previous_final[start:stop],
-            futures[start:stop],
-            offsets[start : stop + 1],
-            side,
-            price,
-            size,
-            state,
-            counts,
-            book_prices,
-            book_sizes,
-            n_side,
-            levels,
-            out_ts,
-            out_values,
-        )
-        yield int(file_of[start]), out_ts[:rows], out_values[:rows]
-        if broken >= 0:
-            d = start + broken
-            data = {"u": int(final[d]), **({"pu": int(previous_final[d])} if futures[d] else {})}
-            previous = int(state[engine.BN_PREVIOUS]) if state[engine.BN_STARTED] else None
-            reason = gap_reason(data, int(first[d]), previous, int(state[engine.BN_LAST_ID]))
-            assert reason is not None  # the kernel and gap_reason apply the same rules
-            file, line = parsed.where[d]
-            stats.update(older_than_snapshot=int(counts[engine.BN_OLDER]), applied=int(counts[engine.BN_APPLIED]))
-            note_gap(stats, f"{paths[file]}:{line}", reason, previous or int(state[engine.BN_LAST_ID]), gaps)
-            break
-        start = stop
-    stats.update(older_than_snapshot=int(counts[engine.BN_OLDER]), applied=int(counts[engine.BN_APPLIED]))
-    _finish(stats, counts, int(counts[engine.BN_APPLIED]))
+def _binance_chunks(paths: list[Path], recording: Recording, levels: int, gaps: str, bar: Any) -> Iterator[Piece]:
+    stats, waiting, book, stopped = recording.stats, list[DiffBlock](), None, False
+    for block in diff_blocks(paths, recording):
+        bar.update(len(block.lines))
+        if len(recording.symbols) > 1:
+            check_stream(paths, recording.symbols, True, 1)
+        if stopped:  # after a gap only the counts go on
+            continue
+        waiting.append(block)
+        if recording.snapshot is None:  # diffs before the snapshot line wait for it
+            continue
+        book = book or _level_book(recording.snapshot)
+        for ready in waiting:
+            piece, broken = _replay_diffs(ready, book, levels)
+            yield piece
+            if broken >= 0:
+                _binance_gap(paths, ready, broken, book, gaps, stats)
+                stopped = True
+                break
+        waiting = []
+    bar.close()
+    check_stream(paths, recording.symbols, recording.snapshot is not None, stats["diffs"])
+    assert book is not None  # a snapshot was found
+    stats.update(older_than_snapshot=int(book.counts[engine.BN_OLDER]), applied=int(book.counts[engine.BN_APPLIED]))
+    _finish(stats, book.counts, int(book.counts[engine.BN_APPLIED]))
 
 
-def _level_book(snapshot: dict[str, Any], updates: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A level book holding ``snapshot``'s bids and asks, with room for ``updates`` more levels per side:
-    prices and sizes ``(2, capacity)`` worst first, and the level count per side ``(2,)``."""
+def _replay_diffs(block: DiffBlock, book: engine.LevelBookArrays, levels: int) -> tuple[Piece, int]:
+    """A block's diffs applied to ``book``: its rows, and the index of the diff that breaks the sequence (-1: none;
+    the diffs after it are not applied)."""
+    diffs = len(block.lines)
+    event_ms, first, final, previous_final, futures = np.ascontiguousarray(block.ints.T)
+    offsets = np.concatenate([[0], np.cumsum(block.sides.sum(axis=1))])
+    side = np.repeat(np.tile([engine.BID, engine.ASK], diffs), block.sides.ravel())
+    book.reserve(len(block.price))
+    out_ts, out_values = np.empty(diffs, np.int64), np.empty((diffs, 4 * levels))
+    rows, broken = engine.binance_chunk(
+        event_ms,
+        first,
+        final,
+        previous_final,
+        futures,
+        offsets,
+        side,
+        block.price,
+        block.size,
+        book.state,
+        book.counts,
+        book.prices,
+        book.sizes,
+        book.n_side,
+        levels,
+        out_ts,
+        out_values,
+    )
+    return (block.file, out_ts[:rows], out_values[:rows]), broken
+
+
+def _binance_gap(
+    paths: list[Path], block: DiffBlock, d: int, book: engine.LevelBookArrays, gaps: str, stats: dict[str, Any]
+) -> None:
+    """Count (or raise, ``gaps="raise"``) the gap at diff ``d`` of ``block``, as the Python reader words it."""
+    _, first, final, previous_final, futures = (int(v) for v in block.ints[d])
+    data = {"u": final, **({"pu": previous_final} if futures else {})}
+    last_id = int(book.state[engine.BN_LAST_ID])
+    previous = int(book.state[engine.BN_PREVIOUS]) if book.state[engine.BN_STARTED] else None
+    reason = gap_reason(data, first, previous, last_id)
+    assert reason is not None  # the kernel and gap_reason apply the same rules
+    stats.update(older_than_snapshot=int(book.counts[engine.BN_OLDER]), applied=int(book.counts[engine.BN_APPLIED]))
+    note_gap(stats, f"{paths[block.file]}:{block.lines[d]}", reason, previous or last_id, gaps)
+
+
+def _level_book(snapshot: dict[str, Any]) -> engine.LevelBookArrays:
+    """A level book holding ``snapshot``'s bids and asks (its lastUpdateId the sequence's start)."""
     bids, asks = snapshot.get("bids", []), snapshot.get("asks", [])
     pairs = np.array([*bids, *asks], dtype=np.float64).reshape(-1, 2)
-    capacity = len(pairs) + updates
-    prices, sizes, n_side = np.zeros((2, capacity)), np.zeros((2, capacity)), np.zeros(2, dtype=np.int64)
+    book = engine.LevelBookArrays(int(snapshot["lastUpdateId"]))
+    book.reserve(len(pairs))
     side = np.repeat([engine.BID, engine.ASK], [len(bids), len(asks)])
-    engine.set_levels(side, pairs[:, 0], pairs[:, 1], prices, sizes, n_side)
-    return prices, sizes, n_side
+    engine.set_levels(side, pairs[:, 0], pairs[:, 1], book.prices, book.sizes, book.n_side)
+    return book

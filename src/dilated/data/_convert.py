@@ -23,7 +23,7 @@ from dilated.data._bitstamp import bitstamp_book
 from dilated.data._choices import BOOK_FORMATS, GAP_POLICIES
 from dilated.data._databento import databento_mbo_book, databento_mbp10_book, dbn_schema
 from dilated.data._lobster import lobster_book
-from dilated.data._orderbook import DEFAULT_LEVELS, Book, check_levels, describe_sources
+from dilated.data._orderbook import DEFAULT_LEVELS, Book, check_levels
 
 if TYPE_CHECKING:
     from dilated.data._book_readers import BookRows
@@ -133,20 +133,19 @@ def convert_book_file(
 ) -> tuple[Path, int]:
     """:func:`convert_book` straight into a Parquet file (:func:`~dilated.data._orderbook.write_book`'s format).
 
-    Databento MBO on the compiled engine streams: files are read, replayed and written a chunk at a time, so memory
-    stays flat however long the day. Other formats are rebuilt in memory, then written.
+    On the compiled engine every rebuilt format (:data:`ROW_OPTIONS`) streams: files are read, replayed and written a
+    chunk at a time, so memory stays flat however long the day. LOBSTER and ``engine="python"`` are rebuilt in
+    memory, then written.
 
     Returns: the path written and its number of events.
     """
-    from dilated.data._book_readers import mbo_rows
+    from dilated.data._book_readers import check_engine
     from dilated.data._orderbook import write_book
 
     paths = [Path(sources)] if isinstance(sources, (str, Path)) else [Path(s) for s in sources]
-    if paths and (format or detect_format(paths[0])) == "databento-mbo" and options.get("engine") != "python":
-        extra = sorted(set(options) - {"engine", "instrument_id"})
-        if extra:
-            raise ValueError(f"the databento-mbo reader takes engine and instrument_id; got {extra}")
-        return mbo_rows(paths, levels, options.get("instrument_id"), progress).write_parquet(output)
+    format = format or (detect_format(paths[0]) if paths else None)
+    if format in ROW_OPTIONS and check_engine(options.pop("engine", "compiled")) == "compiled":
+        return book_rows(paths, format, levels, progress, **options).write_parquet(output)
     book = convert_book(paths, format, levels, progress, **options)
     return write_book(book, output), len(book)
 
@@ -159,13 +158,12 @@ ROW_OPTIONS = {  # the reader options each format takes on the compiled engine (
 }
 
 
-def book_rows(paths: Sequence[Path], format: str, levels: int, **options: Any) -> BookRows:
+def book_rows(paths: Sequence[Path], format: str, levels: int, progress: bool = False, **options: Any) -> BookRows:
     """The book of ``paths`` (one instrument, in time order) on the compiled engine, yielded chunk by chunk.
 
     ``format``: one of :data:`ROW_OPTIONS`' keys (LOBSTER ships its books: nothing to rebuild); ``options``: the
     ones it lists, as :func:`convert_book` takes them.
     """
-    from dilated.data._bitstamp import read_order_stream
     from dilated.data._book_readers import binance_rows, bitstamp_rows, mbo_rows, mbp10_rows
 
     if format not in ROW_OPTIONS:
@@ -174,17 +172,15 @@ def book_rows(paths: Sequence[Path], format: str, levels: int, **options: Any) -
     if extra:
         raise ValueError(f"the {format} reader takes {', '.join(ROW_OPTIONS[format])}; got {extra}")
     if format == "databento-mbo":
-        return mbo_rows(paths, levels, options.get("instrument_id"))
+        return mbo_rows(paths, levels, options.get("instrument_id"), progress)
     if format == "databento-mbp10":
         return mbp10_rows(paths, levels, options.get("instrument_id"))
     if format == "binance":
         gaps = options.get("gaps", "raise")
         if gaps not in GAP_POLICIES:
             raise ValueError(f"gaps must be one of {', '.join(GAP_POLICIES)}; got {gaps!r}")
-        return binance_rows(paths, levels, gaps)
-    frame, units, times, ends, stats, file_rows = read_order_stream(paths, options.get("volume_unit", "auto"))
-    uncross = bool(options.get("uncross", True))
-    return bitstamp_rows(frame, units, times, ends, levels, uncross, stats, describe_sources(paths), file_rows)
+        return binance_rows(paths, levels, gaps, progress)
+    return bitstamp_rows(paths, levels, bool(options.get("uncross", True)), options.get("volume_unit", "auto"))
 
 
 def _quantiles(values: np.ndarray) -> dict[str, float]:

@@ -1,9 +1,9 @@
 """The rules of the feeds that both book engines (the compiled one and the pure-Python reference) apply: Binance's
-stream checks and sequence-gap rules, Bitstamp's units."""
+lines, stream checks and sequence-gap rules, Bitstamp's units."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +60,20 @@ def gap_reason(data: dict[str, Any], first: int, previous: int | None, last_id: 
     if first == previous + 1:
         return None
     return {"rule": "U must be the previous u + 1", "expected": previous + 1, "found": first}
+
+
+def read_line(line: bytes, where: str, loads: Callable[[bytes], Any]) -> tuple[str, dict[str, Any]]:
+    """What a line of a recording is: ``("diff", the depthUpdate's data)``, ``("snapshot", the REST reply)`` or
+    ``("other", {})`` (bookTicker, trade: not parsed where the line names neither); ``loads`` reads JSON."""
+    stamp, _, text = line.partition(b" ")
+    if b"depthUpdate" not in text and b"lastUpdateId" not in text and stamp.isdigit():
+        return "other", {}
+    try:
+        int(stamp)
+        message = loads(text)
+    except ValueError:
+        raise ValueError(f"{where}: not a '<receive time ns> <json>' line of a Binance depth recording") from None
+    if "lastUpdateId" in message:
+        return "snapshot", message
+    data = message.get("data", message)
+    return ("diff", data) if data.get("e") == "depthUpdate" else ("other", {})

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ DEFAULT_LEVELS = 10
 SIDES = ("ask", "bid")
 _FIELDS = ("ask_price", "ask_size", "bid_price", "bid_size")
 _METADATA_KEY = b"dilated.book"
+_LEVEL_COLUMN = re.compile(r"(?:ask|bid)_(?:price|size)_([1-9][0-9]*)")
 
 
 def book_columns(levels: int) -> list[str]:
@@ -115,7 +117,7 @@ def write_book(book: Book, path: str | Path) -> Path:
 
 def read_book(path: str | Path, levels: int | None = None) -> Book:
     """A Parquet book written by :func:`write_book` (or any table with ``ts`` and the level columns), keeping the
-    first ``levels`` levels (default: all)."""
+    first ``levels`` levels (default: all). A book missing any column of its levels is refused, naming them."""
     import pyarrow.parquet as pq
 
     path = Path(path)
@@ -127,15 +129,11 @@ def read_book(path: str | Path, levels: int | None = None) -> Book:
         raise ValueError(
             f"{path}: not a Parquet file ({error}); give a book written by `dilated data convert`"
         ) from None
-    names = table.column_names
-    available = 0
-    while all(c in names for c in book_columns(available + 1)[-4:]):
-        available += 1
-    if "ts" not in names or available == 0:
-        raise ValueError(
-            f"{path}: not a book: expected columns ts, ask_price_1, ask_size_1, bid_price_1, "
-            f"bid_size_1, ...; found {names[:6]}"
-        )
+    found = (table.schema.metadata or {}).get(_METADATA_KEY)
+    if found is None:  # a chunked writer adds it to the file's footer once the stats are known
+        found = (pq.read_metadata(path).metadata or {}).get(_METADATA_KEY, b"{}")
+    info = json.loads(found)
+    available = _book_levels(path, table.column_names, info.get("levels"))
     if levels is not None and check_levels(levels) > available:
         raise ValueError(
             f"{path}: holds {available} levels per side, {levels} asked; convert with --levels "
@@ -143,10 +141,6 @@ def read_book(path: str | Path, levels: int | None = None) -> Book:
         )
     keep = levels or available
     values = np.column_stack([table.column(c).to_numpy().astype(np.float64) for c in book_columns(keep)])
-    found = (table.schema.metadata or {}).get(_METADATA_KEY)
-    if found is None:  # a chunked writer adds it to the file's footer once the stats are known
-        found = (pq.read_metadata(path).metadata or {}).get(_METADATA_KEY, b"{}")
-    info = json.loads(found)
     return Book(
         table.column("ts").to_numpy().astype(np.int64),
         values,
@@ -154,6 +148,26 @@ def read_book(path: str | Path, levels: int | None = None) -> Book:
         info.get("format", ""),
         info.get("stats", {}),
     )
+
+
+def _book_levels(path: Path, names: list[str], written: int | None) -> int:
+    """The levels per side of a table with columns ``names``: those its metadata says were ``written``, else the
+    deepest level any column names; ``ValueError`` naming the columns of those levels (or ``ts``) it lacks."""
+    named = [int(match.group(1)) for name in names if (match := _LEVEL_COLUMN.fullmatch(name))]
+    if not named:
+        raise ValueError(
+            f"{path}: not a book: expected columns ts, ask_price_1, ask_size_1, bid_price_1, "
+            f"bid_size_1, ...; found {names[:6]}"
+        )
+    levels = written or max(named)
+    missing = [c for c in ["ts", *book_columns(levels)] if c not in names]
+    if missing:
+        shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+        raise ValueError(
+            f"{path}: missing columns {shown} (a book of `dilated data convert` has ts, then ask_price_i, "
+            f"ask_size_i, bid_price_i, bid_size_i for every level i = 1 to {levels})"
+        )
+    return levels
 
 
 class PriceLevels:

@@ -65,103 +65,199 @@ def _place(totals: np.ndarray, side: int) -> int:
 
 
 @njit(cache=True)
+def _message(
+    out: tuple[np.ndarray, ...], m: int, now: int, a: int, sd: int, oid: int, t: int, q: int, rest: int
+) -> None:
+    """Message ``m`` of ``out`` (ts, action, side, order id, tick, size, flags, left): ``rest`` the order's size left."""
+    ts, action, side, order_id, tick, size, _, left = out
+    ts[m], action[m], side[m], order_id[m], tick[m], size[m], left[m] = now, a, sd, oid, t, q, rest
+
+
+@njit(cache=True)
+def _rest(orders: tuple[np.ndarray, ...], totals: np.ndarray, live: int, oid: int, sd: int, t: int, q: int) -> int:
+    """Order ``oid`` rests (``orders``: id, side, tick, size of each live order); returns the live orders."""
+    live_id, live_side, live_tick, live_size = orders
+    live_id[live], live_side[live], live_tick[live], live_size[live] = oid, sd, t, q
+    totals[sd, t] += q
+    return live + 1
+
+
+@njit(cache=True)
+def _rare(
+    out: tuple[np.ndarray, ...],
+    m: int,
+    now: int,
+    orders: tuple[np.ndarray, ...],
+    totals: np.ndarray,
+    live: int,
+    oid: int,
+) -> int:
+    """An edge case as message ``m``: a clear, an unknown cancel or modify, no side; returns the live orders."""
+    kind = np.random.randint(0, 4)
+    t = _place(totals, 1)
+    _message(out, m, now, (_R, _C, _M, _A)[kind], _N if kind == 0 or kind == 3 else _B, oid, t, 1, 1)
+    if kind == 0:
+        totals[:] = 0
+        return 0
+    if kind == 2:  # an M of an unknown order rests like an add
+        return _rest(orders, totals, live, oid, 1, t, 1)
+    return live
+
+
+@njit(cache=True)
+def _chosen(orders: tuple[np.ndarray, ...], totals: np.ndarray, live: int, u: float) -> int:
+    """The live order a cancel or modify (``u < 0.85``: any) or a trade (the first at the other side's best) hits."""
+    if u < 0.85:
+        return np.random.randint(0, live)
+    _, live_side, live_tick, _ = orders
+    sd = np.random.randint(0, 2)
+    best = _best(totals, sd, 0 if sd == 0 else TICKS - 1)
+    k = 0
+    while k < live - 1 and not (live_side[k] == sd and live_tick[k] == best):
+        k += 1
+    return k
+
+
+@njit(cache=True)
+def _hit(
+    out: tuple[np.ndarray, ...], m: int, now: int, u: float, totals: np.ndarray, oid: int, sd: int, t: int, q: int
+) -> tuple[int, int, int]:
+    """A resting order (``oid`` of side ``sd``, ``q`` at ``t``, already off ``totals``) cancelled in part or all,
+    modified, or filled (T, F, C) from message ``m``; returns the next message, its tick and size after."""
+    codes, messages = (_A, _B), len(out[0])
+    if u < 0.72:
+        cut = q if np.random.random() < 0.7 else 1 + np.random.randint(0, q)
+        _message(out, m, now, _C, codes[sd], oid, t, cut, q - cut)
+        return m + 1, t, q - cut
+    if u < 0.85:
+        t, q = _place(totals, sd), 1 + int(np.random.exponential(4.0))
+        _message(out, m, now, _M, codes[sd], oid, t, q, q)
+        return m + 1, t, q
+    fill = min(q, 1 + int(np.random.exponential(2.0)))
+    for step in range(3):  # T (the aggressor's side, no order id), F, then C of the resting order
+        if m < messages:
+            aggressor = step == 0
+            a = (_T, _F, _C)[step]
+            _message(
+                out, m, now, a, codes[1 - sd] if aggressor else codes[sd], 0 if aggressor else oid, t, fill, q - fill
+            )
+            m += 1
+    return m, t, q - fill
+
+
+@njit(cache=True)
 def _simulate(messages: int, seed: int, edge_cases: bool) -> tuple[np.ndarray, ...]:
     """``messages`` MBO messages: ts (ns), action, side, order id, price tick, size, flags, and the order's size
     left after it (``(messages,)`` each)."""
     np.random.seed(seed)
-    ts, action, side = np.zeros(messages, np.int64), np.zeros(messages, np.uint8), np.zeros(messages, np.uint8)
-    order_id, tick, size = np.zeros(messages, np.int64), np.zeros(messages, np.int64), np.zeros(messages, np.int64)
-    flags, left = np.zeros(messages, np.uint8), np.zeros(messages, np.int64)
-    live_id, live_side, live_tick = (
+    out = (
+        np.zeros(messages, np.int64),  # ts
+        np.zeros(messages, np.uint8),  # action
+        np.zeros(messages, np.uint8),  # side
+        np.zeros(messages, np.int64),  # order id
+        np.zeros(messages, np.int64),  # tick
+        np.zeros(messages, np.int64),  # size
+        np.zeros(messages, np.uint8),  # flags
+        np.zeros(messages, np.int64),  # size left
+    )
+    orders = (
+        np.zeros(messages, np.int64),
         np.zeros(messages, np.int64),
         np.zeros(messages, np.int64),
         np.zeros(messages, np.int64),
     )
-    live_size = np.zeros(messages, np.int64)
+    live_id, live_side, live_tick, live_size = orders
     totals = np.zeros((2, TICKS), np.int64)  # resting size per side (0 ask, 1 bid) and tick
     live, next_id, now, m = 0, 1, 1_700_000_000_000_000_000, 0
     snapshot = min(200, messages // 10)
-    codes = np.array([_A, _B], np.uint8)
+    flags = out[6]
     while m < messages:
         now += 1 + int(np.random.exponential(200_000.0))
         u = np.random.random()
         first = m
-        adds = 0.45 if live < 600 else 0.3
-        if m < snapshot or live < 20 or u < adds:  # a new order
+        if m < snapshot or live < 20 or u < (0.45 if live < 600 else 0.3):  # a new order
             sd = np.random.randint(0, 2)
             t, q = _place(totals, sd), 1 + int(np.random.exponential(4.0))
-            live_id[live], live_side[live], live_tick[live], live_size[live] = next_id, sd, t, q
-            live += 1
-            totals[sd, t] += q
-            ts[m], action[m], side[m], order_id[m], tick[m], size[m], left[m] = now, _A, codes[sd], next_id, t, q, q
-            next_id += 1
-            m += 1
-        elif edge_cases and u > 0.995:  # the rare ones: a clear, an unknown cancel or modify, no side
-            kind = np.random.randint(0, 4)
-            t = _place(totals, 1)
-            ts[m], order_id[m], tick[m], size[m], left[m] = now, next_id, t, 1, 1
-            action[m] = (_R, _C, _M, _A)[kind]
-            side[m] = _N if kind == 0 or kind == 3 else _B
-            if kind == 0:
-                live = 0
-                totals[:] = 0
-            elif kind == 2:  # an M of an unknown order rests like an add
-                live_id[live], live_side[live], live_tick[live], live_size[live] = next_id, 1, t, 1
-                live += 1
-                totals[1, t] += 1
-            next_id += 1
-            m += 1
+            live = _rest(orders, totals, live, next_id, sd, t, q)
+            _message(out, m, now, _A, (_A, _B)[sd], next_id, t, q, q)
+            next_id, m = next_id + 1, m + 1
+        elif edge_cases and u > 0.995:  # the rare ones
+            live = _rare(out, m, now, orders, totals, live, next_id)
+            next_id, m = next_id + 1, m + 1
         else:
-            if u < 0.85:  # cancel (part or all) or modify a random resting order
-                k = np.random.randint(0, live)
-            else:  # a trade: the aggressor takes (part of) the first order at the other side's best tick
-                sd = np.random.randint(0, 2)
-                best = _best(totals, sd, 0 if sd == 0 else TICKS - 1)
-                k = 0
-                while k < live - 1 and not (live_side[k] == sd and live_tick[k] == best):
-                    k += 1
-            oid, sd, t, q = live_id[k], live_side[k], live_tick[k], live_size[k]
-            totals[sd, t] -= q
-            if u < 0.72:
-                cut = q if np.random.random() < 0.7 else 1 + np.random.randint(0, q)
-                ts[m], action[m], side[m], order_id[m], tick[m], size[m], left[m] = (
-                    now,
-                    _C,
-                    codes[sd],
-                    oid,
-                    t,
-                    cut,
-                    q - cut,
-                )
-                q -= cut
-                m += 1
-            elif u < 0.85:
-                t, q = _place(totals, sd), 1 + int(np.random.exponential(4.0))
-                ts[m], action[m], side[m], order_id[m], tick[m], size[m], left[m] = now, _M, codes[sd], oid, t, q, q
-                m += 1
-            else:
-                fill = min(q, 1 + int(np.random.exponential(2.0)))
-                for step in range(3):  # T (the aggressor's side, no order id), F, then C of the resting order
-                    if m < messages:
-                        ts[m], action[m], tick[m], size[m], left[m] = now, (_T, _F, _C)[step], t, fill, q - fill
-                        side[m], order_id[m] = (codes[1 - sd], 0) if step == 0 else (codes[sd], oid)
-                        m += 1
-                q -= fill
+            k = _chosen(orders, totals, live, u)
+            sd = live_side[k]
+            totals[sd, live_tick[k]] -= live_size[k]
+            m, t, q = _hit(out, m, now, u, totals, live_id[k], sd, live_tick[k], live_size[k])
             live_tick[k], live_size[k] = t, q
             totals[sd, t] += q
-            if q == 0:
+            if q == 0:  # the last live order takes its place
                 live -= 1
-                live_id[k], live_side[k], live_tick[k], live_size[k] = (
-                    live_id[live],
-                    live_side[live],
-                    live_tick[live],
-                    live_size[live],
-                )
+                for column in orders:
+                    column[k] = column[live]
         for j in range(first, m):
             flags[j] = _SNAPSHOT if j < snapshot else 0
         if m >= snapshot:  # a snapshot is one event: F_LAST on its last record only
             flags[m - 1] |= _LAST
-    return ts, action, side, order_id, tick, size, flags, left
+    return out
+
+
+@njit(cache=True)
+def _touch(seen: np.ndarray, d: int, s: int, t: int, changed: tuple[np.ndarray, ...], count: int) -> int:
+    """Level ``(s, t)`` changed in diff ``d``: listed in ``changed`` (diff, side, tick) once per diff; returns the
+    count listed."""
+    if seen[s, t] == d:
+        return count
+    seen[s, t] = d
+    out_diff, out_side, out_tick = changed
+    out_diff[count], out_side[count], out_tick[count] = d, s, t
+    return count + 1
+
+
+@njit(cache=True)
+def _levels_of(totals: np.ndarray, level_side: np.ndarray, level_tick: np.ndarray, level_qty: np.ndarray) -> int:
+    """The quoted levels of ``totals`` into the arrays; returns how many."""
+    n = 0
+    for s in range(2):
+        for t in range(TICKS):
+            if totals[s, t] > 0:
+                level_side[n], level_tick[n], level_qty[n] = s, t, totals[s, t]
+                n += 1
+    return n
+
+
+@njit(cache=True)
+def _apply(
+    a: int,
+    sd: int,
+    oid: int,
+    t_new: int,
+    q_new: int,
+    orders: tuple[np.ndarray, ...],
+    totals: np.ndarray,
+    seen: np.ndarray,
+    d: int,
+    changed: tuple[np.ndarray, ...],
+    count: int,
+) -> int:
+    """An A, C or M of side ``sd`` (Databento code) applied to the level totals, its levels listed as changed."""
+    o_side, o_tick, o_size = orders
+    if a == _C and o_size[oid] == 0:
+        return count  # an unknown order
+    if o_size[oid] > 0:  # its old place goes (a modify, or a cancel before it is put back smaller)
+        s, t = o_side[oid], o_tick[oid]
+        totals[s, t] -= o_size[oid]
+        count = _touch(seen, d, s, t, changed, count)
+    if a == _C:
+        o_size[oid] = max(o_size[oid] - q_new, 0)
+        if o_size[oid] == 0:
+            return count
+        q, s, t = o_size[oid], o_side[oid], o_tick[oid]
+    else:
+        q, s, t = q_new, 0 if sd == _A else 1, t_new
+    o_side[oid], o_tick[oid], o_size[oid] = s, t, q
+    totals[s, t] += q
+    return _touch(seen, d, s, t, changed, count)
 
 
 @njit(cache=True)
@@ -180,67 +276,37 @@ def _level_diffs(
     totals = np.zeros((2, TICKS), np.int64)
     seen = np.full((2, TICKS), -1, np.int64)
     ids = np.max(order_id) + 1 if n else 1
-    o_side, o_tick, o_size = np.zeros(ids, np.int64), np.zeros(ids, np.int64), np.zeros(ids, np.int64)
-    out_diff, out_side = np.zeros(2 * n + 2 * TICKS, np.int64), np.zeros(2 * n + 2 * TICKS, np.int64)
-    out_tick = np.zeros(2 * n + 2 * TICKS, np.int64)
-    count = 0
-    snap_side, snap_tick, snap_qty = (
-        np.zeros(2 * TICKS, np.int64),
-        np.zeros(2 * TICKS, np.int64),
-        np.zeros(2 * TICKS, np.int64),
+    orders = (np.zeros(ids, np.int64), np.zeros(ids, np.int64), np.zeros(ids, np.int64))  # side, tick, size by id
+    changed = (
+        np.zeros(2 * n + 2 * TICKS, np.int64),
+        np.zeros(2 * n + 2 * TICKS, np.int64),
+        np.zeros(2 * n + 2 * TICKS, np.int64),
     )
+    out_diff, out_side, out_tick = changed
     out_qty = np.zeros(2 * n + 2 * TICKS, np.int64)
-    snapped, start = 0, 0
+    snapshot = (np.zeros(2 * TICKS, np.int64), np.zeros(2 * TICKS, np.int64), np.zeros(2 * TICKS, np.int64))
+    count, snapped, start = 0, 0, 0
     for m in range(n):
         d = m // per_diff
         if m % per_diff == 0:  # the previous diff is complete: its levels' totals are final
             for e in range(start, count):
                 out_qty[e] = totals[out_side[e], out_tick[e]]
             start = count
-        if d == snapshot_diff and m % per_diff == 0:
-            for s in range(2):
-                for t in range(TICKS):
-                    if totals[s, t] > 0:
-                        snap_side[snapped], snap_tick[snapped], snap_qty[snapped] = s, t, totals[s, t]
-                        snapped += 1
-        a, oid = action[m], order_id[m]
+            if d == snapshot_diff:
+                snapped = _levels_of(totals, *snapshot)
+        a = action[m]
         if a == _R:
             for s in range(2):
                 for t in range(TICKS):
-                    if totals[s, t] > 0 and seen[s, t] != d:
-                        seen[s, t] = d
-                        out_diff[count], out_side[count], out_tick[count] = d, s, t
-                        count += 1
+                    if totals[s, t] > 0:
+                        count = _touch(seen, d, s, t, changed, count)
             totals[:] = 0
-            o_size[:] = 0
-            continue
-        if side[m] == _N or not (a == _A or a == _C or a == _M):
-            continue
-        if a == _C and o_size[oid] == 0:
-            continue  # an unknown order
-        if o_size[oid] > 0:  # its old place goes (a modify, or a cancel before it is put back smaller)
-            s, t = o_side[oid], o_tick[oid]
-            totals[s, t] -= o_size[oid]
-            if seen[s, t] != d:
-                seen[s, t] = d
-                out_diff[count], out_side[count], out_tick[count] = d, s, t
-                count += 1
-        if a == _C:
-            o_size[oid] -= size[m]
-            if o_size[oid] <= 0:
-                o_size[oid] = 0
-                continue
-            q, s, t = o_size[oid], o_side[oid], o_tick[oid]
-        else:
-            q, s, t = size[m], 0 if side[m] == _A else 1, tick[m]
-        o_side[oid], o_tick[oid], o_size[oid] = s, t, q
-        totals[s, t] += q
-        if seen[s, t] != d:
-            seen[s, t] = d
-            out_diff[count], out_side[count], out_tick[count] = d, s, t
-            count += 1
+            orders[2][:] = 0
+        elif side[m] != _N and (a == _A or a == _C or a == _M):
+            count = _apply(a, side[m], order_id[m], tick[m], size[m], orders, totals, seen, d, changed, count)
     for e in range(start, count):
         out_qty[e] = totals[out_side[e], out_tick[e]]
+    snap_side, snap_tick, snap_qty = snapshot
     return (
         out_diff[:count],
         out_side[:count],

@@ -33,7 +33,7 @@ from typing import Any
 
 from dilated._resolve import resolve_target
 from dilated.diagrams._drawable import drawable, lay_out
-from dilated.diagrams._graph_layout import graph_layout
+from dilated.diagrams._graph_layout import Drawn, GraphPlan, graph_layout, graph_plan, keras_details, torch_details
 from dilated.diagrams._parts import Diagram, DiagramNode, Edge, Row
 from dilated.diagrams._render import render
 from dilated.diagrams._stack_layout import layout
@@ -47,12 +47,17 @@ __all__ = [
     "MAX_STEPS",
     "README_IMAGES",
     "Diagram",
+    "Drawn",
+    "GraphPlan",
     "Edge",
     "DiagramNode",
     "Row",
     "compare",
     "draw",
     "graph_layout",
+    "graph_plan",
+    "keras_details",
+    "torch_details",
     "layout",
     "output_index",
     "readme_images",

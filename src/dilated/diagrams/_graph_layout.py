@@ -36,8 +36,8 @@ def _ops_text(layers: Sequence[Layer]) -> str:
 
 
 @dataclass(frozen=True)
-class _Drawn:
-    """A node of the analysed graph drawn as a row: its output's per-step field over the model input, its
+class Drawn:
+    """A node of the analysed graph drawn as a row (``node``): its output's per-step field over the model input, its
     length, and the field's size and jump (input steps between neighbouring steps)."""
 
     node: TracedNode
@@ -45,6 +45,20 @@ class _Drawn:
     length: int
     size: int
     jump: int | Fraction
+
+    @property
+    def position(self) -> tuple[float, float]:
+        """``(x0, dx)``: step ``i`` sits at ``x0 + dx * i`` input steps, above its newest input (causal rows) or
+        the centre of its inputs."""
+        first, last = _ends(self.field.at(0))
+        x0 = float(last) if self.field.causal() else (first + last) / 2
+        return x0, float(self.field.rate)
+
+    def label(self, details: Details) -> tuple[str, str]:
+        """The row's label (``name: Type``) and detail (its ops, field size, jump and length)."""
+        op = details(self.node.module)
+        detail = (f"{op}\n" if op else "") + f"RF {self.size} · jump {self.jump} · T={self.length}"
+        return f"{self.node.name}: {self.node.type_name}", detail
 
 
 def graph_layout(
@@ -62,18 +76,8 @@ def graph_layout(
     rows it reads directly, so parallel branches show side by side; the highlighted input nodes are exactly the
     steps that feed the chosen output. Drawn up to the last layer with a per-step field (a layer that reads
     every step ends the drawing, and the title says so)."""
-    graph = rf.graph
-    if graph is None:
-        raise ValueError("graph_layout() draws a traced model: pass it dilated.receptive_field(model, input_shape)")
+    plan = graph_plan(rf)
     input_length = rf.input_length
-    kept, notes = _kept(graph.nodes, rf.layers)
-    shown = _shown(kept)
-    shown_ids = {0, *(d.node.index for d in shown)}
-    local = {d.node.index: dict(d.node.edges) for d in kept}
-    plan = _Plan(
-        [_Drawn(graph.nodes[0], Field.identity(), input_length, 1, 1), *shown],  # row 0: the input
-        [{}, *(_through(local, d.node.index, shown_ids) for d in shown)],
-    )
     top = plan.order[-1]
     index = output_index(output, top.length)
     lit = plan.lit(index)
@@ -82,7 +86,7 @@ def graph_layout(
     window_drawn = input_window(clipped, input_length, max_steps, window)
     rows, visible = plan.rows(window_drawn, lit, details)
     causality = () if rf.causality is None else (rf.causality,)
-    all_notes = (*window_drawn.notes(clipped), *notes, *causality)
+    all_notes = (*window_drawn.notes(clipped), *plan.notes, *causality)
     head = title if title is not None else f"{name}: receptive field {top.size} steps, output t={index} highlighted"
     return Diagram(
         "\n".join([head, *all_notes]),
@@ -98,11 +102,29 @@ def graph_layout(
     )
 
 
-def _kept(nodes: Sequence[TracedNode], layers: Sequence[LayerField]) -> tuple[list[_Drawn], list[str]]:
+def graph_plan(rf: ReceptiveField) -> GraphPlan:
+    """The rows a diagram of the analysed model draws, whole (no window, no output chosen): the input, then one
+    row per layer that has weights or moves time, with the fields over the rows each reads (parameter-free
+    per-step layers composed into the edges), up to the last layer with a per-step field."""
+    graph = rf.graph
+    if graph is None:
+        raise ValueError("graph_layout() draws a traced model: pass it dilated.receptive_field(model, input_shape)")
+    kept, notes = _kept(graph.nodes, rf.layers)
+    shown = _shown(kept)
+    shown_ids = {0, *(d.node.index for d in shown)}
+    local = {d.node.index: dict(d.node.edges) for d in kept}
+    return GraphPlan(
+        [Drawn(graph.nodes[0], Field.identity(), rf.input_length, 1, 1), *shown],  # row 0: the input
+        [{}, *(_through(local, d.node.index, shown_ids) for d in shown)],
+        tuple(notes),
+    )
+
+
+def _kept(nodes: Sequence[TracedNode], layers: Sequence[LayerField]) -> tuple[list[Drawn], list[str]]:
     """The traced ``nodes`` drawn as rows, in order, up to the first one with no per-step field (and the note
     saying why the drawing stops there, if it does)."""
     by_name = {row.name: row for row in layers}
-    kept: list[_Drawn] = []
+    kept: list[Drawn] = []
     drawn_ids = {0}
     notes = []
     for node in nodes[1:-1]:
@@ -121,7 +143,7 @@ def _kept(nodes: Sequence[TracedNode], layers: Sequence[LayerField]) -> tuple[li
     return kept, notes
 
 
-def _shown(kept: list[_Drawn]) -> list[_Drawn]:
+def _shown(kept: list[Drawn]) -> list[Drawn]:
     """The rows worth a line of their own: the last, and those with weights, that move time or join branches."""
     return [
         d
@@ -134,12 +156,13 @@ def _shown(kept: list[_Drawn]) -> list[_Drawn]:
 
 
 @dataclass(frozen=True)
-class _Plan:
+class GraphPlan:
     """The rows drawn (row 0: the input) and, per row, the fields over the nodes it reads (node index -> field;
-    none for the input)."""
+    none for the input); ``notes`` says where the drawing stops early, if it does."""
 
-    order: list[_Drawn]
+    order: list[Drawn]
     edges_of: list[dict[int, Field]]
+    notes: tuple[str, ...] = ()
 
     @property
     def row_of(self) -> dict[int, int]:
@@ -180,11 +203,11 @@ class _Plan:
         for r, d in enumerate(self.order):
             pad_left = max(0, -reads[r][0])
             pad_right = max(0, reads[r][1] - d.length + 1) if r < len(self.order) - 1 else 0
-            x0, dx = _position(d.field)
+            x0, dx = d.position
             seen = window.visible(x0, dx, -pad_left, d.length + pad_right - 1)
             visible.append(seen)
             nodes = tuple(DiagramNode(r, i, x0 + dx * i, not 0 <= i < d.length, i in lit[r]) for i in seen)
-            label, detail = _label(d, details) if r else ("input", "")
+            label, detail = d.label(details) if r else ("input", "")
             rows.append(Row(label, detail, d.length, d.size, d.jump, pad_left, pad_right, x0, dx, nodes))
         return tuple(rows), visible
 
@@ -201,14 +224,7 @@ class _Plan:
         return tuple(edges)
 
 
-def _label(d: _Drawn, details: Details) -> tuple[str, str]:
-    """A drawn row's label (``name: Type``) and detail (its ops, field size, jump and length)."""
-    op = details(d.node.module)
-    detail = (f"{op}\n" if op else "") + f"RF {d.size} · jump {d.jump} · T={d.length}"
-    return f"{d.node.name}: {d.node.type_name}", detail
-
-
-def _drawable(node: TracedNode, row: LayerField, drawn: set[int]) -> _Drawn | None:
+def _drawable(node: TracedNode, row: LayerField, drawn: set[int]) -> Drawn | None:
     """``node`` as a row, or ``None`` where the drawing stops: its field is measured rather than followed, it
     reads every step (or every past one), it has no time axis, or it reads a node not drawn (of indices
     ``drawn``)."""
@@ -217,7 +233,7 @@ def _drawable(node: TracedNode, row: LayerField, drawn: set[int]) -> _Drawn | No
         return None
     if any(source not in drawn for source in node.edges):
         return None
-    return _Drawn(node, row.field, length, size, row.jump)
+    return Drawn(node, row.field, length, size, row.jump)
 
 
 def _params(module: Any) -> int:
@@ -246,10 +262,3 @@ def _ends(steps: Steps) -> tuple[int, int]:
     if first is None or last is None:
         raise ValueError(f"cannot draw a step that reads {'every past step' if steps.past else 'no step'}")
     return first, last
-
-
-def _position(f: Field) -> tuple[float, float]:
-    """``(x0, dx)``: a step sits above its newest input (causal rows) or the centre of its inputs."""
-    first, last = _ends(f.at(0))
-    x0 = float(last) if f.causal() else (first + last) / 2
-    return x0, float(f.rate)

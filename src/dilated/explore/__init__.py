@@ -1,15 +1,18 @@
-"""``dilated explore``: a self-contained HTML page to edit a conv stack and watch its WaveNet tree and geometry.
+"""``dilated explore``: a self-contained HTML page that shows a model as the analysis sees it, and edits stacks.
 
-The page (``template.html`` + ``explorer.js``, shipped as package data and inlined: no network, no server) draws
-the tree of the highlighted output with its receptive field and holes, lets a person edit, add, remove and reorder
-layers (kernel, dilation, stride, padding, channels), shows the receptive field, jump, output length and parameter
-count as they change, swaps dilations for strides (the dilated-vs-strided comparison), runs the design search of
-:mod:`dilated.design` for a typed target, and exports the stack as a :mod:`dilated._resolve` config.
+The page (``template.html`` + ``explorer.js``, shipped as package data and inlined: no network, no server) is a
+view of the same analysis as ``dilated summary`` and ``dilated draw``: its numbers are the summary's
+(:meth:`dilated.summaries.Summary.to_dict`, what ``dilated summary --json`` prints), its model graph and tree are
+the rows of :func:`dilated.diagrams.graph_plan` (parallel branches side by side, joins where they meet, names
+from the model, numbered blocks collapsible), and the tree of the highlighted output zooms and pans over the
+whole field. Plain layer stacks (convs, pools, 1x1 layers and activations in one chain) can be edited: add,
+remove and reorder layers, swap dilations for strides, run the design search of :mod:`dilated.design`, and export
+the stack as a :mod:`dilated._resolve` config; every other model is shown read-only, with the reason.
 
     from dilated.explore import write_explorer
     write_explorer("explorer.html", "example-dilated")      # any target `dilated summary` takes
 
-The page's arithmetic is a JavaScript port of :mod:`dilated.geometry` and :mod:`dilated.design`, exposed as
+The editor's arithmetic is a JavaScript port of :mod:`dilated.geometry` and :mod:`dilated.design`, exposed as
 ``window.dilatedGeometry`` and ``window.dilatedDesign``; the tests run random stacks through both.
 """
 
@@ -21,12 +24,18 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from dilated._resolve import Target, resolve_target
-from dilated.geometry import Layer, padding_amounts
+from dilated.diagrams import graph_plan, keras_details, torch_details
+from dilated.explore._graph import graph_state
+from dilated.explore._stack import ReadOnly, stack_state
+from dilated.keras_bridge import is_keras_model
 from dilated.summaries import Summary, summary
 
 __all__ = [
     "DEFAULT_TARGET",
+    "ReadOnly",
     "page",
     "stack_state",
     "target_state",
@@ -37,129 +46,69 @@ __all__ = [
 DEFAULT_TARGET = "example-dilated"
 
 
-def _page_padding(layer: Layer, where: str) -> str | int:
-    """The layer's padding as the page spells it: ``causal``, ``same``, ``valid`` or one int for both sides."""
-    padding = layer.padding
-    if isinstance(padding, tuple):
-        left, right = padding
-        if left == right:
-            return left
-        if (left, right) == (layer.span - 1, 0) and layer.kind == "conv":
-            return "causal"
-        raise ValueError(
-            f"{where}: the explorer edits paddings causal, same, valid or one int for both sides; "
-            f"this layer pads {padding}"
-        )
-    if layer.ceil_mode:
-        raise ValueError(f"{where}: the explorer follows Keras pooling, which has no ceil_mode")
-    return padding
-
-
-def stack_state(result: Summary, name: str, input_shape: tuple[int, ...]) -> dict[str, Any]:
-    """The page's starting stack from a model's summary: its time-axis layers up to the first global one.
-
-    Every layer gets the channels of its summary row's output; the notes say what the page leaves out, and last,
-    where the model is not plainly causal, the summary's causality line (e.g. ``Causal: unknown (...)``).
-    """
-    channels_first = result.layout.startswith("(batch, channels")
-    layers: list[dict[str, Any]] = []
-    notes: list[str] = []
-    path_field = 0
-    for row in result.layers:
-        if row.sees_whole_input:
-            notes.append(
-                f"from {row.name} ({row.kind}) on, outputs see the whole input: the page shows the "
-                f"convolutional path before it"
-            )
-            break
-        shape = row.output_shape
-        channels = shape[1] if channels_first and len(shape) > 1 else shape[-1] if shape else None
-        if row.receptive_field is not None and row.receptive_field < path_field and _pointwise(row.geometry):
-            continue  # a 1x1 layer reading a narrower tensor than the path so far: a side branch (a residual 1x1)
-        path_field = max(path_field, row.receptive_field or 0)
-        for layer in row.geometry:
-            if layer.kind in ("pointwise", "global"):
-                continue
-            where = f"{name}: {row.name} ({row.kind})"
-            layers.append(
-                {
-                    "kind": layer.kind,
-                    "kernel_size": layer.kernel_size,
-                    "dilation": layer.dilation,
-                    "stride": layer.stride,
-                    "padding": _page_padding(layer, where),
-                    "channels": int(channels) if layer.kind == "conv" and channels else None,
-                }
-            )
-    if not layers:
-        raise ValueError(f"{name}: no time-axis layer (conv or pool) to explore")
-    input_channels = input_shape[0] if channels_first else input_shape[-1]
-    plain = _plain_params(layers, int(input_channels))
-    if plain != result.total_params:
-        notes.append(
-            f"the page counts {plain:,} parameters for these layers as plain convs; the model itself has "
-            f"{result.total_params:,} (its skips, gates, norms and other layers)"
-        )
-    if result.field is not None and result.field.causality is not None:
-        notes.append(result.field.causality)
-    return {
-        "name": name,
-        "input_channels": int(input_channels),
-        "input_length": int(result.input_length),
-        "layers": layers,
-        "notes": notes,
-    }
-
-
-def _plain_params(layers: list[dict[str, Any]], input_channels: int) -> int:
-    """Weights and biases of the layers as plain convs (pools have none), as the page counts them."""
-    total, channels = 0, input_channels
-    for layer in layers:
-        if layer["kind"] == "conv":
-            total += channels * layer["channels"] * layer["kernel_size"] + layer["channels"]
-            channels = layer["channels"]
-    return total
-
-
-def _pointwise(layers: tuple[Layer, ...]) -> bool:
-    """Whether these time-axis layers leave the time axis as it is (kernel 1, stride 1, no padding)."""
-    return all(layer.kernel_size == 1 and layer.stride == 1 and padding_amounts(layer, 1) == (0, 0) for layer in layers)
-
-
 def target_summary(target: Target) -> Summary:
-    """The summary of a resolved target: a built Keras model, or a torch model with its input shape."""
-    from dilated.keras_bridge import is_keras_model  # no Keras import happens here
-
+    """The summary of a resolved target: a Keras model (``--input`` fixes a variable length), or a torch model
+    with its input shape."""
     if is_keras_model(target.model):
-        return summary(target.model)
-    if target.input_shape is None:
+        result = summary(target.model, target.input_shape)
+    elif target.input_shape is None:
         raise ValueError(
             f"{target.name!r} does not fix its input shape: pass --input CHANNELS,TIME (e.g. --input 2,200)"
         )
-    return summary(target.model, target.input_shape)
+    else:
+        result = summary(target.model, target.input_shape)
+    result.title = target.name
+    return result
 
 
 def target_state(target: Target) -> dict[str, Any]:
-    """:func:`stack_state` of a resolved target."""
+    """What the page opens on: the summary (``summary``: :meth:`Summary.to_dict`), the analysed graph
+    (``graph``, or ``graph_error`` where nothing can be drawn step by step), and the editable stack (``stack``)
+    or why there is none (``read_only``)."""
     result = target_summary(target)
-    return stack_state(result, target.name, tuple(n for n in result.input_shape[1:] if n is not None))
+    keras = is_keras_model(target.model)
+    state: dict[str, Any] = {"name": target.name, "summary": result.to_dict(), "graph": None, "graph_error": None}
+    try:
+        assert result.field is not None  # summary() always analyses
+        state["graph"] = graph_state(graph_plan(result.field), result, keras_details if keras else torch_details)
+    except ValueError as error:
+        state["graph_error"] = str(error)
+    input_shape = tuple(n for n in result.input_shape[1:] if n is not None)
+    state["stack"], state["read_only"] = None, None
+    try:
+        stack = stack_state(result, target.name, input_shape)
+        if not keras and not _sequential(target.model, result):
+            raise ReadOnly(
+                f"{target.name} is a {type(target.model).__name__}, not a layer stack: the editor rebuilds "
+                "stack configs and nn.Sequential stacks"
+            )
+        state["stack"] = stack
+    except ReadOnly as reason:
+        state["read_only"] = str(reason)
+    return state
+
+
+def _sequential(model: Any, result: Summary) -> bool:
+    """Whether a torch model is an ``nn.Sequential`` whose every layer is one row of its summary."""
+    return isinstance(model, nn.Sequential) and [str(i) for i in range(len(model))] == [r.name for r in result.layers]
 
 
 def page(state: dict[str, Any]) -> str:
-    """The explorer page as one HTML string, opening on ``state`` (see :func:`stack_state`)."""
+    """The explorer page as one HTML string, opening on ``state`` (see :func:`target_state`)."""
     folder = resources.files("dilated.explore")
     template = (folder / "template.html").read_text(encoding="utf-8")
     script = (folder / "explorer.js").read_text(encoding="utf-8")
-    stack = json.dumps(state).replace("</", "<\\/")  # keeps "</script>" inside a name from closing the tag
+    data = json.dumps(state).replace("</", "<\\/")  # keeps "</script>" inside a name from closing the tag
     return (
         template.replace("__TITLE__", html.escape(str(state["name"])))
-        .replace("__STACK__", stack)
+        .replace("__STATE__", data)
         .replace("__SCRIPT__", script)
     )
 
 
 def write_explorer(path: str | Path, target: str | None = None, input_shape: tuple[int, ...] | None = None) -> Path:
-    """Write the explorer page opening on ``target`` (default: the example's dilated stack) to ``path``."""
+    """Write the explorer page opening on ``target`` (default: the example's dilated stack) to ``path``;
+    ``input_shape`` ``(channels, time)`` as ``--input`` (Keras models included)."""
     path = Path(path)
     if path.suffix.lower() not in (".html", ".htm"):
         raise ValueError(f"explorer page must be written to a .html file, got {path}")

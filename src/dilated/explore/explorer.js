@@ -1,6 +1,7 @@
-// dilated explorer: the WaveNet tree of an editable 1-D conv stack, with live geometry and design proposals.
-// Self-contained: no network, no libraries. The arithmetic below is a port of dilated.geometry (Keras semantics)
-// and dilated.design; tests/test_explore.py runs random stacks through both and compares.
+// dilated explorer: a view of the analysis `dilated summary` and `dilated draw` use (numbers, model graph, the
+// tree of one output, zoomable over the whole input), and an editor for plain layer stacks. Self-contained: no
+// network, no libraries. The editor's arithmetic is a port of dilated.geometry (Keras semantics) and
+// dilated.design; tests/test_explore.py runs random stacks through both and compares.
 "use strict";
 
 // ---- geometry (dilated.geometry, keras semantics) -----------------------------------------------------------
@@ -248,17 +249,18 @@ function stackYaml(state) {
     if (l.stride !== 1 || l.kind !== "conv") parts.push(`stride: ${l.stride}`);
     if (l.dilation !== 1) parts.push(`dilation: ${l.dilation}`);
     parts.push(`padding: ${l.padding}`);
+    if (l.activation) parts.push(`activation: ${l.activation}`);
     lines.push(`  - {${parts.join(", ")}}`);
   }
   return lines.join("\n") + "\n";
 }
 
-// A `model: dilated_stack` config (dilated train reads it) when the stack is stride-1 causal convs of one kernel
-// size and one width; null otherwise.
+// A `model: dilated_stack` config (dilated train reads it) when the stack is stride-1 causal convs + ReLU of one
+// kernel size and one width (its plain blocks); null otherwise.
 function modelYaml(state) {
   const ls = state.layers;
   if (!ls.length || ls.some((l) => l.kind !== "conv" || l.stride !== 1 || l.padding !== "causal" ||
-    l.kernel_size !== ls[0].kernel_size || l.channels !== ls[0].channels)) return null;
+    l.activation !== "relu" || l.kernel_size !== ls[0].kernel_size || l.channels !== ls[0].channels)) return null;
   const lines = ["model: dilated_stack", "options:"];
   if (state.inputChannels !== 1) lines.push(`  input_channels: ${state.inputChannels}`);
   lines.push(`  channels: ${ls[0].channels}`, `  kernel_size: ${ls[0].kernel_size}`,
@@ -266,22 +268,86 @@ function modelYaml(state) {
   return lines.join("\n") + "\n";
 }
 
-// ---- analysis of the current stack ---------------------------------------------------------------------------
-function analyse(state) {
-  const rows = geometry.stackGeometry(state.layers, state.inputLength);
-  const lengths = [state.inputLength, ...rows.map((r) => r.output_length)];
-  const last = rows.length ? rows[rows.length - 1] : {receptive_field: 1, jump: 1, start: 0, output_length: state.inputLength};
-  const outLength = last.output_length;
-  const index = Math.min(Math.max(state.outputIndex < 0 ? outLength + state.outputIndex : state.outputIndex, 0), outLength - 1);
-  const fed = geometry.dependencies(state.layers, state.inputLength, index)[0];
-  const first = last.start + index * last.jump;
-  const spanEnd = first + last.receptive_field - 1;
-  const inside = [];
-  for (let s = Math.max(first, 0); s <= Math.min(spanEnd, state.inputLength - 1); s++) inside.push(s);
-  const fedSet = new Set(fed);
-  const holes = inside.filter((s) => !fedSet.has(s));
-  return {rows, lengths, receptive_field: last.receptive_field, jump: last.jump, output_length: outLength,
-    index, fed, holes, field: [first, spanEnd], params: geometry.params(state.layers, state.inputChannels)};
+// ---- fields (dilated.analysis.Field): step t = q * period + r reads phases[r] shifted by q * jump ---------------
+const fields = (() => {
+  const gcd = (a, b) => (b ? gcd(b, a % b) : a);
+  function at(f, t) {
+    const q = Math.floor(t / f.period), shift = q * f.jump;
+    return f.phases[t - q * f.period].map((o) => o + shift);
+  }
+  function sorted(set) { return [...set].sort((a, b) => a - b); }
+  function read(f, offsets) {
+    const seen = new Set();
+    for (const c of offsets) for (const s of at(f, c)) seen.add(s);
+    return sorted(seen);
+  }
+  // What `outer` (over the steps of a row) sees of the row `inner` is over: Field.compose.
+  function compose(outer, inner) {
+    if (outer.jump === 0) return {period: outer.period, jump: 0, phases: outer.phases.map((o) => read(inner, o))};
+    const repeats = inner.period / gcd(outer.jump, inner.period);
+    const period = outer.period * repeats, jump = (repeats * outer.jump / inner.period) * inner.jump, phases = [];
+    for (let rg = 0; rg < period; rg++) {
+      const q0 = Math.floor(rg / outer.period);
+      phases.push(read(inner, outer.phases[rg - q0 * outer.period].map((c) => c + q0 * outer.jump)));
+    }
+    return {period, jump, phases};
+  }
+  function union(a, b) {
+    const period = a.period * b.period / gcd(a.period, b.period), jump = a.jump / a.period * period, phases = [];
+    for (let r = 0; r < period; r++) phases.push(sorted(new Set([...at(a, r), ...at(b, r)])));
+    return {period, jump, phases};
+  }
+  // One layer of a stack (a row of stackGeometry): output t reads t * stride - pad_left + k * dilation.
+  function ofLayer(row) {
+    const taps = [];
+    for (let k = 0; k < row.layer.kernel_size; k++) taps.push(k * row.layer.dilation - row.pad_left);
+    return {period: 1, jump: row.layer.stride, phases: [taps]};
+  }
+  return {at, compose, union, ofLayer};
+})();
+
+// ---- a view: the rows the page draws (row 0: the input) and the numbers it shows -------------------------------
+// A row: {name, type, op, length, receptive_field, jump, params, x0, dx, block, sources: [[row, field], ...]}.
+
+const WARNING = (length, field) => `WARNING: the input (${length} steps) is shorter than the receptive field ` +
+  `(${field}); outputs see zero padding instead of history. Feed at least ${field} steps.`;
+
+// The view of an editable stack, from the page's geometry (equal to dilated.geometry and to `dilated summary`).
+function stackView(state) {
+  if (!state.layers.length) throw new Error("the stack is empty: add a layer");
+  const geo = geometry.stackGeometry(state.layers, state.inputLength);
+  const placed = placement(geo);
+  const rows = [{name: "input", type: "", op: "", length: state.inputLength, receptive_field: 1, jump: 1, params: 0,
+    x0: 0, dx: 1, block: null, sources: []}];
+  let module = 0, channels = state.inputChannels;
+  geo.forEach((g, i) => {
+    const l = g.layer, conv = l.kind === "conv";
+    const params = conv ? channels * l.channels * l.kernel_size + l.channels : 0;
+    if (conv) channels = l.channels;
+    const op = `${l.kind} k=${l.kernel_size}` + (l.dilation > 1 ? ` d=${l.dilation}` : "") +
+      (l.stride > 1 ? ` s=${l.stride}` : "") + ` ${typeof l.padding === "number" ? "pad=" + l.padding : l.padding}`;
+    rows.push({name: String(module), type: conv ? (l.kernel_size === 1 ? "Dense" : "Conv1d") :
+      (l.kind === "maxpool" ? "MaxPool1d" : "AvgPool1d"), op, length: g.output_length,
+      receptive_field: g.receptive_field, jump: g.jump, params, x0: placed[i + 1][0], dx: placed[i + 1][1], block: null,
+      sources: [[i, fields.ofLayer(g)]], layer: i});
+    module += l.activation ? 2 : 1;
+  });
+  const last = geo[geo.length - 1];
+  const fed = coverage(state.layers).fed;
+  const numbers = {receptive_field: last.receptive_field, jump: last.jump, output_length: last.output_length,
+    params: geometry.params(state.layers, state.inputChannels), fed,
+    causal: last.start + last.receptive_field - 1 <= 0};
+  const warning = last.receptive_field > state.inputLength ? WARNING(state.inputLength, last.receptive_field) : null;
+  return {rows, numbers, warning, notes: []};
+}
+
+// The view of any analysed model, from `dilated summary`'s numbers and the graph layout of `dilated draw`.
+function modelView(initial) {
+  const s = initial.summary;
+  const numbers = {receptive_field: s.receptive_field, jump: s.jump, output_length: s.output_length,
+    params: s.total_params, fed: s.fed, causal: s.causal, at_least: s.at_least};
+  return {rows: initial.graph ? initial.graph.rows : [], numbers, warning: s.warning,
+    notes: [s.receptive_field_line, ...s.notes, ...(initial.graph ? initial.graph.notes : [])]};
 }
 
 // Fed lags of one output well inside a long input (as dilated.design.explain_holes), for the coverage line.
@@ -297,17 +363,7 @@ function coverage(layers) {
   return {field, fed: geometry.dependencies(layers, length, index)[0].length};
 }
 
-// ---- the tree (SVG) ------------------------------------------------------------------------------------------
-const SVG_NS = "http://www.w3.org/2000/svg";
-const MAX_STEPS = 64;
-
-function el(name, attrs, parent) {
-  const node = document.createElementNS(SVG_NS, name);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  if (parent) parent.appendChild(node);
-  return node;
-}
-
+// (x0, dx) per row of a stack: output t sits above its last input (causal) or the centre of its inputs.
 function placement(rows) {
   let x0 = 0, dx = 1;
   const out = [[x0, dx]];
@@ -321,107 +377,377 @@ function placement(rows) {
   return out;
 }
 
-function drawTree(svg, state, a) {
-  svg.textContent = "";
-  const n = a.rows.length;
-  const [f0, f1] = [Math.max(a.field[0], 0), Math.min(a.field[1], state.inputLength - 1)];
-  const width = Math.min(state.inputLength, MAX_STEPS);
-  let lo, hi;
-  if (f1 - f0 + 1 >= width) { hi = f1; lo = f1 - width + 1; } else {
-    hi = Math.min(state.inputLength - 1, f1 + Math.floor((width - (f1 - f0 + 1)) / 2)); lo = Math.max(0, hi - width + 1); hi = lo + width - 1;
+// The rows shown with some blocks collapsed: each collapsed block shows one row (the last of its rows that a
+// later part reads), and every shown row reads the shown rows under it through the hidden ones (fields composed).
+function shownRows(rows, collapsed, hidePointwise = false) {
+  const members = {};
+  rows.forEach((r, i) => { if (r.block) (members[r.block] = members[r.block] || []).push(i); });
+  const readBy = rows.map(() => new Set());
+  rows.forEach((r, i) => r.sources.forEach(([s]) => readBy[s].add(i)));
+  const stands = {};  // the row a collapsed block shows: the last one another block reads, else one read outside
+  for (const [block, list] of Object.entries(members)) {
+    const readers = (i) => [...readBy[i]].map((j) => rows[j].block);
+    const toBlocks = list.filter((i) => readers(i).some((b) => b && b !== block));
+    const out = list.filter((i) => readers(i).some((b) => b !== block));
+    stands[block] = (toBlocks.length ? toBlocks : out.length ? out : list).at(-1);
   }
-  const place = placement(a.rows);
-  // the tree: per row, the steps (padding included) that feed the output
-  const tree = Array.from({length: n + 1}, () => new Set());
-  tree[n].add(a.index);
-  for (let r = n; r >= 1; r--) {
-    const g = a.rows[r - 1];
-    for (const t of tree[r]) if (t >= 0 && t < g.output_length) for (const s of geometry.reads(g, t)) tree[r - 1].add(s);
+  const last = rows.length - 1;
+  const pointwise = (r) => r.sources.every(([, f]) => f.period === 1 && f.jump === 1 && f.phases[0].length === 1 &&
+    f.phases[0][0] === 0);
+  const visible = rows.map((r, i) => (!r.block || !collapsed.has(r.block) || stands[r.block] === i) &&
+    (!hidePointwise || i === 0 || i === last || !pointwise(r) || (r.block && collapsed.has(r.block))));
+  const memo = new Map();
+  function through(i) {  // source row -> field, over shown rows only
+    if (memo.has(i)) return memo.get(i);
+    const out = new Map();
+    for (const [s, f] of rows[i].sources) {
+      const parts = visible[s] ? [[s, f]] : [...through(s)].map(([t, g]) => [t, fields.compose(f, g)]);
+      for (const [t, g] of parts) out.set(t, out.has(t) ? fields.union(out.get(t), g) : g);
+    }
+    memo.set(i, out);
+    return out;
   }
-  const step = 14, rowGap = 62, left = 150, top = 34;
-  const xLo = lo === 0 ? -Infinity : lo - 0.5, xHi = hi === state.inputLength - 1 ? Infinity : hi + 0.5;
-  const pads = a.rows.map((g) => [g.pad_left, g.pad_right]).concat([[0, 0]]);
-  const visible = [];
-  let minX = lo, maxX = hi;
-  for (let r = 0; r <= n; r++) {
-    const [x0, dx] = place[r];
-    let first = -pads[r][0], last = a.lengths[r] + pads[r][1] - 1;
-    if (xLo > -Infinity) first = Math.max(first, Math.ceil((xLo - x0) / dx - 1e-9));
-    if (xHi < Infinity) last = Math.min(last, Math.floor((xHi - x0) / dx + 1e-9));
-    const idx = [];
-    for (let i = first; i <= last; i++) idx.push(i);
-    visible.push(idx);
-    if (idx.length) { minX = Math.min(minX, x0 + dx * idx[0]); maxX = Math.max(maxX, x0 + dx * idx[idx.length - 1]); }
+  const shown = [];
+  rows.forEach((r, i) => {
+    if (!visible[i]) return;
+    const collapsedBlock = r.block && collapsed.has(r.block);
+    const ops = collapsedBlock ? members[r.block].map((j) => rows[j].op).filter((op) => op && !/k=1 /.test(op)) : [];
+    shown.push({index: i, row: r, label: collapsedBlock ? `${r.block} (${members[r.block].length} layers)` : r.name,
+      block: r.block, collapsed: collapsedBlock, sources: [...through(i)], op: ops.length ? ops.join(", ") : r.op});
+  });
+  return shown;
+}
+
+// The steps of one row (padding included) that feed an output: a mask over lo..hi, and how many.
+class RowSteps {
+  constructor(lo, hi) { this.lo = lo; this.mask = new Uint8Array(Math.max(hi - lo + 1, 0)); this.size = 0; }
+  has(t) { const i = t - this.lo; return i >= 0 && i < this.mask.length && this.mask[i] === 1; }
+  add(t) {
+    const i = t - this.lo;
+    if (i >= 0 && i < this.mask.length && this.mask[i] === 0) { this.mask[i] = 1; this.size++; }
   }
-  const X = (r, i) => left + (place[r][0] + place[r][1] * i - minX) * step;
-  const Y = (r) => top + (n - r) * rowGap;
-  const w = left + (maxX - minX) * step + 30, h = top + n * rowGap + 70;
-  svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
-  // field band and holes on the input row
-  if (f1 >= f0) {
-    const bx0 = Math.max(X(0, Math.max(f0, lo)) - step / 2, 0), bx1 = X(0, Math.min(f1, hi)) + step / 2;
-    el("rect", {x: bx0, y: Y(0) - 11, width: bx1 - bx0, height: 22, rx: 4, class: "band"}, svg);
-    el("path", {d: `M${bx0},${Y(0) + 24} v6 H${bx1} v-6`, class: "bracket"}, svg);
-    const label = el("text", {x: (bx0 + bx1) / 2, y: Y(0) + 46, class: "bracket-label"}, svg);
-    label.textContent = `receptive field = ${a.receptive_field} steps` + (f1 - f0 + 1 > width ? ` (newest ${width} drawn)` : "");
+  values(first = this.lo, last = this.lo + this.mask.length - 1) {  // in order
+    const out = [], mask = this.mask, lo = this.lo;
+    for (let i = Math.max(first - lo, 0), end = Math.min(last - lo, mask.length - 1); i <= end; i++) if (mask[i]) out.push(i + lo);
+    return out;
   }
-  const inVisible = (r, i) => visible[r].length && i >= visible[r][0] && i <= visible[r][visible[r].length - 1];
-  const edges = el("g", {class: "edges"}, svg), lit = el("g", {class: "edges lit"}, svg), nodes = el("g", {}, svg);
-  for (let r = 1; r <= n; r++) {
-    const g = a.rows[r - 1];
-    for (const t of visible[r]) {
-      if (t < 0 || t >= g.output_length) continue;
-      for (const s of geometry.reads(g, t)) {
-        if (!inVisible(r - 1, s)) continue;
-        const on = tree[r].has(t);
-        el("line", {x1: X(r, t), y1: Y(r), x2: X(r - 1, s), y2: Y(r - 1)}, on ? lit : edges);
+}
+
+// Per row, the lowest and highest step the rows above read (padding included: below 0 or past the end).
+function readBounds(rows, sourcesOf = (i) => rows[i].sources) {
+  const bounds = rows.map((r) => [0, r.length - 1]);
+  rows.forEach((r, i) => {
+    for (const [s, f] of sourcesOf(i)) {
+      for (let t = 0; t < Math.min(f.period, r.length); t++) {
+        const low = fields.at(f, t), high = fields.at(f, r.length - 1 - t);
+        bounds[s] = [Math.min(bounds[s][0], low[0]), Math.max(bounds[s][1], high[high.length - 1])];
+      }
+    }
+  });
+  return bounds;
+}
+
+// Per row, the steps (padding included) that feed output `index` of the last row.
+function litSteps(rows, index, bounds = readBounds(rows)) {
+  const lit = rows.map((r, i) => new RowSteps(bounds[i][0], bounds[i][1]));
+  lit[rows.length - 1].add(index);
+  for (let r = rows.length - 1; r > 0; r--) {
+    const steps = lit[r].values(0, rows[r].length - 1);  // padding reads nothing
+    for (const [s, f] of rows[r].sources) {
+      const into = lit[s];
+      if (f.period === 1) {
+        const phase = f.phases[0], jump = f.jump;
+        for (const t of steps) { const base = t * jump; for (const o of phase) into.add(base + o); }
+      } else {
+        for (const t of steps) for (const v of fields.at(f, t)) into.add(v);
       }
     }
   }
-  const holes = new Set(a.holes);
-  for (let r = 0; r <= n; r++) {
-    for (const i of visible[r]) {
-      const padding = i < 0 || i >= a.lengths[r];
-      let cls = padding ? "node padding" : tree[r].has(i) ? "node lit" : "node";
-      if (r === 0 && holes.has(i)) cls = "node hole";
-      if (r === n && i === a.index) cls += " output";
-      el("circle", {cx: X(r, i), cy: Y(r), r: padding ? 4 : 5, class: cls}, nodes);
+  return lit;
+}
+
+// ---- the tree (canvas: zooms and pans over the whole input) ----------------------------------------------------
+const COLORS = {lit: "#e8590c", litEdge: "rgba(232,89,12,.75)", node: "#ced4da", edge: "rgba(134,142,150,.35)",
+  hole: "#c92a2a", band: "#fff0e0", text: "#212529", muted: "#6c757d", pad: "#adb5bd"};
+
+function createTree(canvas) {
+  const tree = {view: null, shown: [], lit: [], index: 0, from: 0, scale: 1, error: null, span: [0, 0]};
+  const ctx = canvas.getContext("2d");
+  const LEFT = 150, RIGHT = 14, TOP = 16, BOTTOM = 44;
+  const width = () => canvas.clientWidth - LEFT - RIGHT;
+
+  // rows fill the canvas's height (its flex share of the panel), at least MIN_GAP apart (the panel scrolls then)
+  const MIN_GAP = 10;
+  function rowGap() { return Math.min(56, (canvas.clientHeight - TOP - BOTTOM) / Math.max(tree.shown.length - 1, 1)); }
+
+  function set(view, shown, index) {
+    tree.view = view; tree.shown = shown; tree.error = null;
+    tree.index = index;
+    if (tree.boundsOf !== view.rows) { tree.bounds = readBounds(view.rows); tree.boundsOf = view.rows; }
+    tree.shownBounds = readBounds(view.rows, (i) => (shown.find((item) => item.index === i) || {sources: []}).sources);
+    tree.lit = litSteps(view.rows, index, tree.bounds);
+    const input = tree.lit[0].values();
+    tree.span = input.length ? [input[0], input[input.length - 1]] : [0, 0];
+    tree.holes = [];  // input steps under the output's field that feed nothing
+    for (let s = Math.max(tree.span[0], 0); s <= Math.min(tree.span[1], view.rows[0].length - 1); s++) {
+      if (!tree.lit[0].has(s)) tree.holes.push(s);
     }
-    const label = el("text", {x: 8, y: Y(r) - 4, class: "row-label"}, svg);
-    label.textContent = r === 0 ? "input" : `${r - 1}: ${a.rows[r - 1].layer.kind}`;
-    const detail = el("text", {x: 8, y: Y(r) + 10, class: "row-detail"}, svg);
-    detail.textContent = r === 0 ? `T=${state.inputLength}` :
-      `RF ${a.rows[r - 1].receptive_field} · jump ${a.rows[r - 1].jump} · T=${a.lengths[r]}`;
+    canvas.style.flex = "1 1 0";
+    const needed = TOP + BOTTOM + (shown.length - 1) * MIN_GAP;
+    if (canvas.clientHeight < needed) canvas.style.flex = `0 0 ${needed}px`;
   }
+
+  function fit(first, last) {
+    const w = Math.max(width(), 50), steps = Math.max(last - first + 1, 1);
+    tree.scale = Math.min(40, w / (steps * 1.04));
+    tree.from = (first + last) / 2 - w / tree.scale / 2;
+    draw();
+  }
+
+  function zoom(factor, atX) {
+    const x = atX === undefined ? width() / 2 : atX - LEFT;
+    const step = tree.from + x / tree.scale;
+    const minimum = Math.min(Math.max(width(), 50) / ((tree.view ? tree.view.rows[0].length : 1) * 1.5), 0.05);
+    tree.scale = Math.min(60, Math.max(minimum, tree.scale * factor));
+    tree.from = step - x / tree.scale;
+    draw();
+  }
+
+  function pan(pixels) { tree.from -= pixels / tree.scale; draw(); }
+
+  function draw() {
+    const started = performance.now();
+    const ratio = window.devicePixelRatio || 1, w = canvas.clientWidth, h = canvas.clientHeight;
+    canvas.width = Math.round(w * ratio); canvas.height = Math.round(h * ratio);
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    ctx.clearRect(0, 0, w, h);
+    ctx.font = "12px system-ui, sans-serif";
+    if (tree.error || !tree.view) {
+      ctx.fillStyle = COLORS.hole;
+      ctx.fillText(tree.error || "", 8, 20);
+      tree.drawn = {nodes: 0, edges: 0, ms: performance.now() - started};
+      return;
+    }
+    const rows = tree.view.rows, shown = tree.shown, gap = rowGap(), n = shown.length;
+    const Y = (k) => TOP + (n - 1 - k) * gap;
+    const X = (x) => LEFT + (x - tree.from) * tree.scale;
+    const first = tree.from, last = tree.from + width() / tree.scale;
+    const detailed = tree.scale >= 5;
+    // the field band under the input row, with its bracket
+    const [f0, f1] = tree.span;
+    const bx0 = X(f0 - 0.5), bx1 = X(f1 + 0.5), y0 = Y(0);
+    ctx.fillStyle = COLORS.band; ctx.fillRect(Math.max(bx0, LEFT), y0 - 9, Math.min(bx1, w) - Math.max(bx0, LEFT), 18);
+    ctx.strokeStyle = "#a93f06"; ctx.beginPath();
+    ctx.moveTo(bx0, y0 + 14); ctx.lineTo(bx0, y0 + 20); ctx.lineTo(bx1, y0 + 20); ctx.lineTo(bx1, y0 + 14); ctx.stroke();
+    ctx.fillStyle = "#a93f06"; ctx.textAlign = "center";
+    const top = rows[rows.length - 1], whole = tree.view.numbers.receptive_field;
+    ctx.fillText(`receptive field = ${top.receptive_field} steps` + (top.receptive_field === whole ? "" :
+      ` (at ${top.name}, the last row drawn; the model's: ${whole})`), (Math.max(bx0, LEFT) + Math.min(bx1, w)) / 2, y0 + 34);
+    ctx.textAlign = "left";
+    // which steps of a row lie in view, padding included (the steps the shown rows above read)
+    const range = (item) => {
+      const r = item.row, [lo, hi] = tree.shownBounds[item.index];
+      const a = Math.max(lo, Math.ceil((first - 1 - r.x0) / r.dx)), b = Math.min(hi, Math.floor((last + 1 - r.x0) / r.dx));
+      return [a, b];
+    };
+    const kOf = new Map(shown.map((item, k) => [item.index, k]));
+    let nodes = 0, edges = 0;
+    if (detailed) {
+      const grey = new Path2D(), orange = new Path2D();
+      for (let k = 1; k < n; k++) {
+        const item = shown[k], r = item.row, [a, b] = range(item), lit = tree.lit[item.index];
+        for (let t = Math.max(a, 0); t <= Math.min(b, r.length - 1); t++) {
+          const on = lit.has(t);
+          for (const [s, f] of item.sources) {
+            const below = rows[s], ks = kOf.get(s);
+            for (const v of fields.at(f, t)) {
+              const path = on && tree.lit[s].has(v) ? orange : grey;
+              path.moveTo(X(r.x0 + r.dx * t), Y(k)); path.lineTo(X(below.x0 + below.dx * v), Y(ks));
+              edges++;
+            }
+          }
+        }
+      }
+      ctx.lineWidth = 1; ctx.strokeStyle = COLORS.edge; ctx.stroke(grey);
+      ctx.lineWidth = 1.6; ctx.strokeStyle = COLORS.litEdge; ctx.stroke(orange);
+    }
+    ctx.lineWidth = 1;
+    const holes = new Set(detailed ? tree.holes : []);
+    shown.forEach((item, k) => {
+      const r = item.row, [a, b] = range(item), lit = tree.lit[item.index], y = Y(k);
+      if (detailed) {
+        for (let t = a; t <= b; t++) {
+          const x = X(r.x0 + r.dx * t), padding = t < 0 || t >= r.length;
+          ctx.beginPath(); ctx.arc(x, y, padding ? 3.5 : 4.5, 0, 2 * Math.PI);
+          if (padding) { ctx.fillStyle = "#fff"; ctx.fill(); ctx.setLineDash([2, 1.5]); ctx.strokeStyle = COLORS.pad; ctx.stroke(); ctx.setLineDash([]); }
+          else if (k === 0 && holes.has(t)) { ctx.fillStyle = "#fff"; ctx.fill(); ctx.lineWidth = 2; ctx.strokeStyle = COLORS.hole; ctx.stroke(); ctx.lineWidth = 1; }
+          else { ctx.fillStyle = lit.has(t) ? COLORS.lit : COLORS.node; ctx.fill(); }
+          nodes++;
+        }
+      } else {  // too many steps for circles: the row as a line, fed steps (and holes) as ticks, one per pixel
+        ctx.fillStyle = COLORS.node;
+        const xa = Math.max(X(r.x0 + r.dx * Math.max(a, 0)), LEFT), xb = Math.min(X(r.x0 + r.dx * Math.min(b, r.length - 1)), w);
+        ctx.fillRect(xa, y - 1, Math.max(xb - xa, 1), 2);
+        const ticks = (steps, color) => {
+          ctx.fillStyle = color;
+          let lastPixel = -1;
+          for (const t of steps) {
+            const px = Math.round(X(r.x0 + r.dx * t));
+            if (px === lastPixel || px < LEFT) continue;
+            ctx.fillRect(px, y - 5, 1, 10); lastPixel = px; nodes++;
+          }
+        };
+        ticks(lit.values(a, b), COLORS.lit);
+        if (k === 0) ticks(tree.holes.filter((t) => t >= a && t <= b), COLORS.hole);
+      }
+      if (k === n - 1) {  // the highlighted output
+        const x = X(r.x0 + r.dx * tree.index);
+        ctx.beginPath(); ctx.arc(x, y, 7, 0, 2 * Math.PI); ctx.lineWidth = 2.5; ctx.strokeStyle = "#a93f06"; ctx.stroke(); ctx.lineWidth = 1;
+      }
+      ctx.clearRect(0, y - gap / 2, LEFT - 4, gap);
+      ctx.fillStyle = COLORS.text; ctx.font = "600 12px system-ui, sans-serif";
+      const label = item.label.length > 22 ? "\u2026" + item.label.slice(-21) : item.label;
+      ctx.fillText(label, 8, y + (gap >= 26 ? -2 : 4));
+      if (gap >= 26) {
+        ctx.fillStyle = COLORS.muted; ctx.font = "10px system-ui, sans-serif";
+        ctx.fillText(k ? `RF ${r.receptive_field} \u00b7 jump ${r.jump} \u00b7 T=${r.length}` : `T=${r.length}`, 8, y + 11);
+      }
+      ctx.font = "12px system-ui, sans-serif";
+    });
+    tree.drawn = {nodes, edges, ms: performance.now() - started};
+  }
+
+  // zoom with the wheel (around the pointer), pan by dragging
+  canvas.addEventListener("wheel", (event) => { event.preventDefault(); zoom(event.deltaY < 0 ? 1.25 : 0.8, event.offsetX); },
+    {passive: false});
+  let dragging = null;
+  canvas.addEventListener("pointerdown", (event) => { dragging = event.clientX; canvas.setPointerCapture(event.pointerId); });
+  canvas.addEventListener("pointermove", (event) => {
+    if (dragging === null) return;
+    pan(event.clientX - dragging); dragging = event.clientX;
+  });
+  canvas.addEventListener("pointerup", () => { dragging = null; });
+  Object.assign(tree, {set, fit, zoom, pan, draw,
+    fitField: () => fit(tree.span[0], tree.span[1]),
+    fitInput: () => fit(0, tree.view.rows[0].length - 1),
+    clear: (message) => { tree.view = null; tree.error = message; tree.lit = []; tree.holes = []; draw(); },
+    visibleSteps: () => [tree.from, tree.from + width() / tree.scale],
+    stepAt: (x) => tree.from + (x - LEFT) / tree.scale});
+  return tree;
+}
+
+// ---- the model graph (SVG): rows as boxes, branches side by side, joins where inputs meet -------------------------
+const SVG_NS = "http://www.w3.org/2000/svg";
+const JOIN_SYMBOLS = {Add: "+", Multiply: "\u00d7", Concatenate: "\u2016", Subtract: "\u2212", Average: "\u03bc"};
+
+function el(name, attrs, parent) {
+  const node = document.createElementNS(SVG_NS, name);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (parent) parent.appendChild(node);
+  return node;
+}
+
+function drawGraph(svg, shown, width) {
+  svg.textContent = "";
+  const depth = new Map();
+  for (const item of shown) {
+    depth.set(item.index, item.sources.length ? 1 + Math.max(...item.sources.map(([s]) => depth.get(s) ?? 0)) : 0);
+  }
+  const levels = [];
+  for (const item of shown) (levels[depth.get(item.index)] = levels[depth.get(item.index)] || []).push(item);
+  const H = 40, GAP = 16, PAD = 6, place = new Map();
+  let y = PAD;
+  const boxes = el("g", {}, null), lines = el("g", {class: "graph-edges"}, svg);
+  svg.appendChild(boxes);
+  for (const level of levels.filter(Boolean)) {
+    const w = (width - PAD * 2 - (level.length - 1) * 6) / level.length;
+    level.forEach((item, i) => {
+      const x = PAD + i * (w + 6), row = item.row;
+      place.set(item.index, {x, y, w});
+      const join = JOIN_SYMBOLS[row.type];
+      const g = el("g", {class: "gnode" + (item.collapsed ? " collapsed" : "") + (item.block ? " in-block" : ""),
+        "data-row": item.index, "data-name": row.name, ...(item.block ? {"data-block": item.block} : {})}, boxes);
+      const title = el("title", {}, g);
+      title.textContent = `${row.name}${row.type ? " (" + row.type + ")" : ""}${row.op ? ": " + row.op : ""}` +
+        (item.block ? `\nclick to ${item.collapsed ? "expand" : "collapse"} ${item.block}` : "");
+      if (join) {
+        el("circle", {cx: x + w / 2, cy: y + H / 2, r: 11, class: "join"}, g);
+        const t = el("text", {x: x + w / 2, y: y + H / 2 + 5, class: "join-symbol"}, g); t.textContent = join;
+        const name = el("text", {x: x + w / 2 + 15, y: y + H / 2 + 4, class: "gdetail"}, g); name.textContent = row.name;
+      } else {
+        el("rect", {x, y, width: w, height: H, rx: 4, class: "gbox"}, g);
+        const a = el("text", {x: x + 5, y: y + 14, class: "glabel"}, g);
+        a.textContent = (item.block ? (item.collapsed ? "\u25b8 " : "\u25be ") : "") + item.label;
+        const b = el("text", {x: x + 5, y: y + 27, class: "gdetail"}, g);
+        b.textContent = item.index ? (item.collapsed ? item.op : [row.type, item.op].filter(Boolean).join(" \u00b7 ")) :
+          `T=${row.length}`;
+        const c = el("text", {x: x + 5, y: y + 37, class: "gdetail gnumbers"}, g);
+        if (item.index) {
+          for (const [cls, text] of [["rf", `RF ${row.receptive_field}`], ["jump", ` \u00b7 jump ${row.jump}`],
+            ["len", ` \u00b7 T=${row.length}`], item.collapsed ?
+              ["block-params", ` \u00b7 ${item.block_params.toLocaleString("en-US")} params`] :
+              ["params", ` \u00b7 ${row.params.toLocaleString("en-US")} params`]]) {
+            const span = el("tspan", {class: cls}, c); span.textContent = text;
+          }
+        }
+      }
+      if (item.sources.length > 1 && !join) {  // inputs summed or multiplied before this layer
+        el("circle", {cx: x + w / 2, cy: y - 5, r: 3.5, class: "join-dot"}, g).appendChild(
+          Object.assign(document.createElementNS(SVG_NS, "title"), {textContent: `${item.sources.length} inputs join here`}));
+      }
+    });
+    y += H + GAP;
+  }
+  for (const item of shown) {
+    const to = place.get(item.index);
+    for (const [s] of item.sources) {
+      const from = place.get(s);
+      const x1 = from.x + from.w / 2, y1 = from.y + H, x2 = to.x + to.w / 2, y2 = to.y - (item.sources.length > 1 ? 8 : 0);
+      const long = y2 - y1 > H + GAP + 1;
+      const bend = long ? Math.min(from.w / 2 + 12, 60) : 0;
+      el("path", {d: `M${x1},${y1} C${x1 + bend},${y1 + 24} ${x2 + bend},${y2 - 24} ${x2},${y2}`,
+        class: long ? "gedge long" : "gedge"}, lines);
+    }
+  }
+  svg.setAttribute("viewBox", `0 0 ${width} ${y}`);
+  svg.setAttribute("height", String(y));
 }
 
 // ---- the page ------------------------------------------------------------------------------------------------
 function createExplorer(root, initial) {
-  const state = {name: initial.name, inputChannels: initial.input_channels, inputLength: initial.input_length,
-    layers: initial.layers.map((l) => ({...l})), outputIndex: -1, saved: null};
+  const stack = initial.stack;
+  const state = {name: initial.name, editable: stack !== null, readOnly: initial.read_only,
+    inputChannels: stack ? stack.input_channels : null, inputLength: stack ? stack.input_length : null,
+    layers: stack ? stack.layers.map((l) => ({...l})) : [], outputIndex: -1, proposals: [], collapsed: new Set(),
+    view: null};
   const $ = (id) => root.querySelector("#" + id);
+  const tree = createTree($("tree"));
+  const blocks = new Set((initial.graph ? initial.graph.rows : []).map((r) => r.block).filter(Boolean));
+  if (blocks.size >= 6) for (const b of blocks) state.collapsed.add(b);  // many repeated blocks: collapsed at first
+  $("expand-all").hidden = $("collapse-all").hidden = !blocks.size;
 
   function parseValue(field, text) {
     if (field === "padding") return /^\d+$/.test(text) ? Number(text) : text;
-    if (field === "kind") return text;
-    return /^-?\d+$/.test(text.trim()) ? Number(text) : NaN;
+    if (field === "kind" || field === "activation") return text;
+    return /^-?\d+$/.test(String(text).trim()) ? Number(text) : NaN;
   }
 
   function layerRow(layer, i) {
     const tr = document.createElement("tr");
-    const cell = (html) => { const td = document.createElement("td"); td.append(html); tr.append(td); return td; };
-    const num = document.createElement("span"); num.textContent = String(i); cell(num);
+    const cell = (node) => { const td = document.createElement("td"); td.append(node); tr.append(td); return td; };
     const kind = document.createElement("select");
     for (const k of ["conv", "maxpool", "avgpool"]) kind.add(new Option(k, k, false, layer.kind === k));
     kind.dataset.layer = i; kind.dataset.field = "kind"; cell(kind);
     for (const field of ["kernel_size", "dilation", "stride", "padding", "channels"]) {
       const input = document.createElement("input");
       input.value = String(layer[field] ?? ""); input.dataset.layer = i; input.dataset.field = field;
-      if (field === "padding") input.style.width = "4.6em";
+      if (field === "padding") { input.style.width = "4.4em"; input.setAttribute("list", "paddings"); }
       if (field === "channels" && layer.kind !== "conv") input.disabled = true;
-      if (field === "padding") input.setAttribute("list", "paddings");
       cell(input);
     }
+    const act = document.createElement("select");
+    for (const a of ["", "relu", "tanh", "sigmoid", "gelu", "elu", "silu"]) act.add(new Option(a || "-", a, false, (layer.activation || "") === a));
+    act.dataset.layer = i; act.dataset.field = "activation"; cell(act);
     const tools = document.createElement("span");
     for (const [label, action, title] of [["\u2191", "up", "move up"], ["\u2193", "down", "move down"], ["\u2715", "remove", "remove"]]) {
       const b = document.createElement("button");
@@ -431,42 +757,90 @@ function createExplorer(root, initial) {
     return tr;
   }
 
-  function renderTable() {
+  function renderEditor() {
+    $("editor").hidden = !state.editable;
+    $("read-only").hidden = state.editable;
+    $("read-only").textContent = state.editable ? "" : `Read-only: ${state.readOnly}. Design a new stack on the right, or ` +
+      "edit the model's own code or config.";
     const body = $("layers");
     body.textContent = "";
     state.layers.forEach((l, i) => body.append(layerRow(l, i)));
+    if (state.editable) {
+      $("input-length").value = String(state.inputLength);
+      $("input-channels").value = String(state.inputChannels);
+    }
   }
 
-  function update() {
+  const STATS = ["rf", "jump", "outlen", "params", "coverage", "causal"];
+
+  function clearViews(message) {  // an invalid edit: nothing derived from the previous stack stays on the page
+    for (const id of STATS) $(id).textContent = "-";
+    for (const id of ["holes-note", "warning", "compare", "yaml", "model-yaml"]) {
+      const node = $(id);
+      if ("value" in node && node.tagName === "TEXTAREA") node.value = ""; else node.textContent = "";
+    }
+    $("graph").textContent = "";
+    $("output-label").textContent = "output -";
+    state.view = null;
+    tree.clear(message);
+  }
+
+  function update(refit) {
     const error = $("error");
-    let a;
+    let view;
     try {
-      if (!state.layers.length) throw new Error("the stack is empty: add a layer");
-      a = analyse(state);
+      view = state.editable ? stackView(state) : modelView(initial);
       error.textContent = "";
     } catch (e) {
       error.textContent = e.message;
-      for (const id of ["rf", "jump", "outlen", "params", "coverage"]) $(id).textContent = "-";
+      clearViews(e.message);
       return;
     }
-    $("rf").textContent = String(a.receptive_field);
-    $("jump").textContent = String(a.jump);
-    $("outlen").textContent = String(a.output_length);
-    $("params").textContent = a.params.toLocaleString("en-US");
-    const cov = coverage(state.layers);
-    $("coverage").textContent = `${cov.fed} of ${cov.field}`;
-    $("holes-note").textContent = cov.fed < cov.field ?
-      `${cov.field - cov.fed} steps under the field never feed an output (holes, marked in red)` : "no holes";
-    $("output-index").max = String(a.output_length - 1);
-    $("output-index").value = String(a.index);
-    $("output-label").textContent = `output t=${a.index}`;
-    drawTree($("tree"), state, a);
-    $("yaml").value = stackYaml(state);
-    const model = modelYaml(state);
-    $("model-yaml").value = model || "# only for stride-1 causal convs of one kernel size and one width";
-    const strided = state.layers.some((l) => l.stride > 1);
-    $("toggle").textContent = strided ? "strided \u2192 dilated" : "dilated \u2192 strided";
-    $("compare").textContent = counterpart(state, strided ? "dilated" : "strided");
+    state.view = view;
+    const n = view.numbers;
+    $("rf").textContent = (n.at_least ? ">=" : "") + String(n.receptive_field);
+    $("jump").textContent = n.jump === null ? "-" : String(n.jump);
+    $("outlen").textContent = n.output_length === null ? "-" : String(n.output_length);
+    $("params").textContent = n.params.toLocaleString("en-US");
+    $("coverage").textContent = n.fed === null ? "-" : `${n.fed} of ${n.receptive_field}`;
+    $("causal").textContent = n.causal === true ? "yes" : n.causal === false ? "no" : n.causal === null ? "-" : String(n.causal);
+    $("holes-note").textContent = n.fed === null ? "" : n.fed < n.receptive_field ?
+      `${n.receptive_field - n.fed} steps under the field never feed an output (holes, marked in red)` : "no holes";
+    $("warning").textContent = view.warning || "";
+    if (state.editable) {
+      $("yaml").value = stackYaml(state);
+      const model = modelYaml(state);
+      $("model-yaml").value = model || "# only for stride-1 causal convs with ReLU of one kernel size and one width";
+      const strided = state.layers.some((l) => l.stride > 1);
+      $("toggle").textContent = strided ? "strided \u2192 dilated" : "dilated \u2192 strided";
+      $("compare").textContent = counterpart(state, strided ? "dilated" : "strided");
+    } else {
+      $("yaml").value = $("model-yaml").value = `# read-only: ${state.readOnly}`;
+      $("compare").textContent = "";
+    }
+    $("notes").textContent = view.notes.filter((v, i, a) => v && a.indexOf(v) === i).join("; ");
+    if (!view.rows.length) {  // the summary's numbers stand; there is no per-step tree to draw
+      $("graph").textContent = "";
+      tree.clear(`no tree: ${initial.graph_error}`);
+      return;
+    }
+    const shown = shownRows(view.rows, state.collapsed, $("hide-pointwise").checked);
+    const params = {};
+    for (const r of view.rows) if (r.block) params[r.block] = (params[r.block] || 0) + r.params;
+    for (const item of shown) if (item.collapsed) item.block_params = params[item.block];
+    drawGraph($("graph"), shown, Math.max($("graph-panel").clientWidth - 26, 220));
+    state.shown = shown;
+    selectOutput(refit);
+  }
+
+  function selectOutput(refit = false) {  // the tree of the chosen output (the rest of the page stays)
+    const view = state.view, top = view.rows[view.rows.length - 1];
+    const index = Math.min(Math.max(state.outputIndex < 0 ? top.length + state.outputIndex : state.outputIndex, 0), top.length - 1);
+    $("output-index").max = String(top.length - 1);
+    $("output-index").value = String(index);
+    $("output-label").textContent = `output t=${index}`;
+    tree.set(view, state.shown, index);
+    if (refit) tree.fitField(); else tree.draw();
   }
 
   root.addEventListener("input", (event) => {
@@ -476,23 +850,43 @@ function createExplorer(root, initial) {
       if (t.id === "input-length") state.inputLength = v; else state.inputChannels = v;
     } else if (t.id === "output-index") {
       state.outputIndex = Number(t.value);
+      selectOutput(); return;
+    } else if (t.id === "hide-pointwise") {
+      update(false); return;
+    } else if (t.id === "design-channels") {
+      designNote(); return;
     } else if (t.dataset.layer !== undefined && t.dataset.field) {
       const layer = state.layers[Number(t.dataset.layer)];
       layer[t.dataset.field] = parseValue(t.dataset.field, t.value);
+      if (t.dataset.field === "activation" && !t.value) delete layer.activation;
       if (t.dataset.field === "kind") {
         if (layer.kind !== "conv" && layer.padding === "causal") layer.padding = "valid";
-        if (layer.kind !== "conv") layer.dilation = 1;
-        renderTable();
+        if (layer.kind !== "conv") { layer.dilation = 1; layer.channels = null; delete layer.activation; }
+        else if (!layer.channels) layer.channels = 8;
+        renderEditor();
       }
     } else return;
-    update();
+    update(t.id !== "output-index");  // an edit refits the tree to the new field; choosing an output keeps the zoom
   });
 
   root.addEventListener("click", (event) => {
+    const block = event.target.closest("[data-block]");
+    if (block) {
+      const name = block.dataset.block;
+      if (state.collapsed.has(name)) state.collapsed.delete(name); else state.collapsed.add(name);
+      update(false);
+      return;
+    }
     const b = event.target.closest("button");
     if (!b) return;
     const i = Number(b.dataset.layer);
     const ls = state.layers;
+    if (b.id === "zoom-in") { tree.zoom(2); return; }
+    if (b.id === "zoom-out") { tree.zoom(0.5); return; }
+    if (b.id === "fit-field") { tree.fitField(); return; }
+    if (b.id === "fit-input") { tree.fitInput(); return; }
+    if (b.id === "expand-all") { state.collapsed.clear(); update(false); return; }
+    if (b.id === "collapse-all") { for (const name of blocks) state.collapsed.add(name); update(false); return; }
     if (b.dataset.action === "up" && i > 0) [ls[i - 1], ls[i]] = [ls[i], ls[i - 1]];
     else if (b.dataset.action === "down" && i < ls.length - 1) [ls[i + 1], ls[i]] = [ls[i], ls[i + 1]];
     else if (b.dataset.action === "remove") ls.splice(i, 1);
@@ -507,16 +901,30 @@ function createExplorer(root, initial) {
     else if (b.id === "download") { download(); return; }
     else return;
     state.outputIndex = -1;
-    renderTable(); update();
+    renderEditor(); update(true);
   });
 
-  // The numbers of the stack with every layer's stride and dilation swapped (the example's comparison).
-  function counterpart(state, label) {
-    const swapped = state.layers.map((l) => ({...l, stride: l.dilation, dilation: l.stride}));
+  // The numbers of the stack with every layer's stride and dilation swapped (the example's comparison); says
+  // where striding leaves a layer fewer input steps than its stride (less than one output step's worth).
+  function counterpart(current, label) {
+    const swapped = current.layers.map((l) => ({...l, stride: l.dilation, dilation: l.stride}));
     try {
-      const b = analyse({...state, layers: swapped});
-      return `${label}: receptive field ${b.receptive_field}, jump ${b.jump}, output length ${b.output_length}`;
+      const rows = geometry.stackGeometry(swapped, current.inputLength);
+      const short = rows.findIndex((r) => r.input_length < r.layer.stride);
+      if (short >= 0) {
+        const r = rows[short];
+        return `${label}: striding leaves fewer outputs than one from layer ${short} on (its input has ` +
+          `${r.input_length} step${r.input_length === 1 ? "" : "s"}, its stride is ${r.layer.stride})`;
+      }
+      const last = rows[rows.length - 1];
+      return `${label}: receptive field ${last.receptive_field}, jump ${last.jump}, output length ${last.output_length}`;
     } catch (e) { return `${label}: ${e.message}`; }
+  }
+
+  function designNote() {
+    $("design-note").textContent = `params and FLOPs counted at ${$("design-channels").value.trim() || "?"} channels ` +
+      `and ${state.inputChannels || 1} input channel${(state.inputChannels || 1) === 1 ? "" : "s"} (the fields above), ` +
+      "not the model's own widths";
   }
 
   function propose() {
@@ -529,8 +937,9 @@ function createExplorer(root, initial) {
       state.proposals = design.propose({receptive_field: parseValue("n", value("design-target")),
         kernel_size: kernels.length === 1 ? kernels[0] : kernels, max_layers: optional("design-layers"),
         max_dilation: optional("design-dilation"), channels: parseValue("n", value("design-channels")),
-        block: value("design-block"), input_channels: state.inputChannels});
+        block: value("design-block"), input_channels: state.inputChannels || 1});
     } catch (e) { note.textContent = e.message; return; }
+    designNote();
     state.proposals.forEach((p, i) => {
       const tr = document.createElement("tr");
       for (const text of [i + 1, p.layers, p.kernel_size, p.receptive_field, p.overshoot, p.params.toLocaleString("en-US"),
@@ -543,17 +952,20 @@ function createExplorer(root, initial) {
     });
   }
 
-  // A proposal as editable layers: residual blocks become their convs (the skips add no steps).
+  // A proposal as editable layers (conv + ReLU): residual blocks become their convs (the skips add no steps).
   function use(p) {
     state.layers = [];
     for (const d of p.dilations) {
       for (let j = 0; j < design.BLOCKS[p.block]; j++) {
         state.layers.push({kind: "conv", kernel_size: p.kernel_size, dilation: d, stride: 1, padding: "causal",
-          channels: p.channels});
+          channels: p.channels, activation: "relu"});
       }
     }
+    if (!state.editable) {  // a read-only model: the proposal becomes a new stack the page edits
+      state.editable = true; state.inputChannels = p.input_channels;
+      state.inputLength = initial.summary.input_length; state.collapsed.clear();
+    }
     state.inputLength = Math.max(state.inputLength, p.receptive_field);
-    $("input-length").value = String(state.inputLength);
   }
 
   function download() {
@@ -563,24 +975,22 @@ function createExplorer(root, initial) {
     root.append(link); link.click(); link.remove();
   }
 
-  $("input-length").value = String(state.inputLength);
-  $("input-channels").value = String(state.inputChannels);
-  $("design-target").value = String(geometry.receptiveField(state.layers));
-  const kernels = state.layers.filter((l) => l.kind === "conv" && l.kernel_size > 1).map((l) => l.kernel_size);
-  if (kernels.length) $("design-kernel").value = String(kernels[0]);
-  const conv = state.layers.find((l) => l.kind === "conv");
-  if (conv) $("design-channels").value = String(conv.channels);
-  $("notes").textContent = (initial.notes || []).join("; ");
-  renderTable(); update();
-  return {state, update};
+  $("design-target").value = String(initial.summary.receptive_field);
+  const convs = state.layers.filter((l) => l.kind === "conv" && l.kernel_size > 1);
+  if (convs.length) { $("design-kernel").value = String(convs[0].kernel_size); $("design-channels").value = String(convs[0].channels); }
+  designNote();
+  renderEditor(); update(true);
+  window.addEventListener("resize", () => update(false));
+  return {state, update, tree};
 }
 
 window.dilatedGeometry = geometry;
 window.dilatedDesign = design;
 window.dilatedExport = {stackYaml, modelYaml};
-window.dilatedAnalyse = analyse;
+window.dilatedFields = fields;
+window.dilatedViews = {stackView, modelView, shownRows, litSteps, readBounds};
 window.dilatedCoverage = coverage;
 window.addEventListener("DOMContentLoaded", () => {
-  const initial = JSON.parse(document.getElementById("initial-stack").textContent);
+  const initial = JSON.parse(document.getElementById("initial-state").textContent);
   window.dilatedExplorer = createExplorer(document.getElementById("explorer"), initial);
 });

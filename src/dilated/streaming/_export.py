@@ -1,6 +1,7 @@
-"""The stream as a pure step function ``(x_t, *state) -> (y_t, *new_state)``, and its ONNX export.
+"""The stream as a pure step function ``(x_t, *state) -> (y_t, *new_state)``, and its export.
 
-A model's streaming step as an ONNX file, checked against the torch stream with onnxruntime.
+A model's streaming step as an ONNX file, checked against the torch stream with onnxruntime, or as C99 source
+(:mod:`dilated.streaming._export_c`); the file's extension chooses.
 
 :func:`export_step` writes the step with :func:`dilated.streaming.export_onnx` (inputs ``x`` ``(batch, channels)``
 and ``state_0 ...``; outputs ``y`` and ``new_state_0 ...``), then runs the file in onnxruntime beside
@@ -21,6 +22,7 @@ from torch import nn
 
 from dilated._layer_graph import LayerGraph
 from dilated.streaming._eager import EagerStream
+from dilated.streaming._export_c import ExportedC, export_c
 from dilated.streaming._interface import stream
 
 
@@ -84,6 +86,7 @@ def export_onnx(
 
 
 TOLERANCE = 1e-4  # float32, after many steps
+EXTENSIONS = (".onnx", ".c")  # the formats export_step writes
 
 
 @dataclass(frozen=True)
@@ -104,15 +107,24 @@ def export_step(
     batch_size: int = 1,
     check_steps: int = 16,
     seed: int = 0,
-) -> ExportedStep:
-    """Write ``model``'s streaming step to ``path`` (ONNX) and check it on ``check_steps`` random steps.
+    prefix: str = "dilated",
+) -> ExportedStep | ExportedC:
+    """Write ``model``'s streaming step to ``path`` and check it: ``.onnx`` (ONNX, compared with the torch stream
+    in onnxruntime on ``check_steps`` random steps) or ``.c`` (C99 and its ``.h`` beside it, see
+    :func:`dilated.streaming.export_c`; compared with the model's forward, unless ``check_steps`` is 0).
 
     Args:
         model: a streamable module (causal, stride 1; see :func:`dilated.stream`) taking ``(batch, channels, time)``.
         channels: input channels of one step (default: a :class:`~dilated.LayerGraph`'s first input's).
         batch_size: independent streams per call (fixed in the file).
         check_steps: steps compared between onnxruntime and the torch stream (0 skips the check).
+        prefix: the C functions' prefix (``.c`` only).
     """
+    path = Path(path)
+    if path.suffix not in EXTENSIONS:
+        raise ValueError(
+            f"export_step: unknown format {path.suffix or path.name!r}; write a {' or '.join(EXTENSIONS)} file"
+        )
     if channels is None:
         if not isinstance(model, LayerGraph):
             raise ValueError(
@@ -120,7 +132,8 @@ def export_step(
                 "step); only a converted graph declares them"
             )
         channels = next(iter(model.spec.inputs.values()))[0]
-    path = Path(path)
+    if path.suffix == ".c":
+        return export_c(model, path, torch.zeros(1, channels), prefix, check=check_steps > 0)
     path.parent.mkdir(parents=True, exist_ok=True)
     step = export_onnx(model, str(path), torch.zeros(batch_size, channels))
     error = check_onnx_step(model, path, channels, batch_size, check_steps, seed) if check_steps else 0.0

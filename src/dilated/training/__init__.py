@@ -26,6 +26,7 @@ One concept per private module (``_name.py``), dependencies pointing down the li
     callbacks      RunCheckpoint (ModelCheckpoint), EpochHistory, ResumableEarlyStopping
     fit            train(), prepare_run()
     demo           `dilated demo`
+    walk_forward   walk-forward folds and the drift report over a book dataset's days, each a run of train()
 
 Every name is imported on first use (PEP 562), so that reading a config does not pay for Lightning and
 torchmetrics, and the ``dilated`` command's ``--help`` pays for nothing (the config schema and the data kinds import
@@ -84,11 +85,15 @@ _EXPORTS = {  # public name -> the private module that defines it, imported on f
     "RunDir": "._runs",
     "locate": "._runs",
     "report": "._runs",
+    "run_report": "._runs",
     "DATA_KINDS": "._kinds",
     "DataSource": "._kinds",
     "Feed": "._kinds",
     "Splits": "._kinds",
     "data_kind": "._kinds",
+    "WalkResult": "._walk_forward",
+    "walk_forward": "._walk_forward",
+    "walk_forward_folds": "._walk_forward",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
@@ -196,3 +201,7 @@ if TYPE_CHECKING:  # the names as type checkers see them
     from dilated.training._runs import RunDir as RunDir
     from dilated.training._runs import locate as locate
     from dilated.training._runs import report as report
+    from dilated.training._runs import run_report as run_report
+    from dilated.training._walk_forward import WalkResult as WalkResult
+    from dilated.training._walk_forward import walk_forward as walk_forward
+    from dilated.training._walk_forward import walk_forward_folds as walk_forward_folds

@@ -192,16 +192,48 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def run_report(run: RunDir) -> dict[str, Any]:
+    """What :func:`report` shows, JSON-ready (``dilated report --json``, docs/json.md): the model, data, training
+    and trainer settings, the progress (status, epochs, best and last epoch, checkpoints) and the test metrics."""
+    config, metrics = run.config(), run.metrics()
+    model_info, data_info = metrics.get("model", {}), metrics.get("data", {})
+    history = metrics.get("history", [])
+    training, trainer = write_section(config.training), config.trainer
+    checkpoints, latest = find_checkpoints(run.checkpoints), latest_checkpoint(run.checkpoints)
+    status = metrics.get("status", "not started" if not history else "running or stopped")
+    plots = sorted(run.plots.glob("*.png")) if run.plots.is_dir() else []
+    return {
+        "run": str(run.path),
+        "model": {
+            "name": config.model.name,
+            "options": dict(config.model.options),
+            "parameters": model_info.get("parameters"),
+            "receptive_field": model_info.get("receptive_field"),
+        },
+        "data": {"section": config.data.to_dict(), "samples": data_info.get("sizes"), "alpha": data_info.get("alpha")},
+        "training": {k: training[k] for k in _REPORTED_TRAINING},
+        "trainer": {k: getattr(trainer, k) for k in ("accelerator", "devices", "num_nodes", "strategy")},
+        "status": status,
+        "epochs": len(history),
+        "wall_time_s": metrics.get("wall_time_s"),
+        "best": metrics.get("best") or None,
+        "last": history[-1] if history else None,
+        "checkpoints": {
+            "folder": str(run.checkpoints),
+            "count": len(checkpoints),
+            "latest_good": latest.name if latest else None,
+        },
+        "resume": f"dilated train --resume {run.path}" if latest and status != "finished" else None,
+        "test": metrics.get("test"),
+        "plots": [str(p) for p in plots],
+    }
+
+
 def report(run: RunDir) -> str:
-    """A plain-text summary of a run: config, data, epochs, best epoch, checkpoints, test metrics, plots."""
-    config = run.config()
-    metrics = run.metrics()
-    lines = [
-        f"run          {run.path}",
-        *_setup_lines(config, metrics),
-        *_progress_lines(run, metrics),
-        *_result_lines(run, metrics),
-    ]
+    """A plain-text summary of a run: config, data, epochs, best epoch, checkpoints, test metrics, plots (the
+    text of :func:`run_report`)."""
+    facts = run_report(run)
+    lines = [f"run          {facts['run']}", *_setup_lines(facts), *_progress_lines(facts), *_result_lines(facts)]
     return "\n".join(lines)
 
 
@@ -220,60 +252,49 @@ _REPORTED_TRAINING = (
 )
 
 
-def _setup_lines(config: TrainConfig, metrics: Mapping[str, Any]) -> list[str]:
+def _setup_lines(facts: Mapping[str, Any]) -> list[str]:
     """The report's model, data, samples, training and trainer lines."""
-    model_info = metrics.get("model", {})
-    options = ", ".join(f"{k}={v}" for k, v in config.model.options.items())
-    params = f", {model_info['parameters']:,} parameters" if "parameters" in model_info else ""
-    receptive = f", receptive field {model_info['receptive_field']}" if model_info.get("receptive_field") else ""
-    lines = [f"model        {config.model.name}{params}{receptive}" + (f"  ({options})" if options else "")]
-    data = config.data.to_dict()
-    data_options = ", ".join(f"{k}={_fmt(v)}" for k, v in data.items() if k != "kind" and v is not None)
-    lines.append(f"data         {data['kind']}: {data_options}")
-    data_info = metrics.get("data", {})
-    if data_info.get("sizes"):
-        sizes = data_info["sizes"]
-        alpha = f", alpha {data_info['alpha']:.3g}" if "alpha" in data_info else ""
+    model, data = facts["model"], facts["data"]
+    options = ", ".join(f"{k}={v}" for k, v in model["options"].items())
+    params = f", {model['parameters']:,} parameters" if model["parameters"] is not None else ""
+    receptive = f", receptive field {model['receptive_field']}" if model["receptive_field"] else ""
+    lines = [f"model        {model['name']}{params}{receptive}" + (f"  ({options})" if options else "")]
+    section = {k: v for k, v in data["section"].items() if k != "kind" and v is not None}
+    lines.append(f"data         {data['section']['kind']}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in section.items()))
+    if data["samples"]:
+        sizes = data["samples"]
+        alpha = f", alpha {data['alpha']:.3g}" if data["alpha"] is not None else ""
         lines.append(f"samples      train {sizes['train']}, val {sizes['val']}, test {sizes['test']}{alpha}")
-    training, trainer = write_section(config.training), config.trainer
-    lines.append("training     " + ", ".join(f"{k}={_fmt(training[k])}" for k in _REPORTED_TRAINING))
-    lines.append(
-        f"trainer      accelerator={trainer.accelerator}, devices={trainer.devices}, "
-        f"num_nodes={trainer.num_nodes}, strategy={trainer.strategy}"
-    )
+    lines.append("training     " + ", ".join(f"{k}={_fmt(v)}" for k, v in facts["training"].items()))
+    lines.append("trainer      " + ", ".join(f"{k}={v}" for k, v in facts["trainer"].items()))
     return lines
 
 
-def _progress_lines(run: RunDir, metrics: Mapping[str, Any]) -> list[str]:
+def _progress_lines(facts: Mapping[str, Any]) -> list[str]:
     """The report's status, best and last epoch, checkpoints, and how to continue an unfinished run."""
-    history = metrics.get("history", [])
-    best = metrics.get("best") or {}
-    status = metrics.get("status", "not started" if not history else "running or stopped")
-    wall = f", {metrics['wall_time_s']:.0f} s" if metrics.get("wall_time_s") else ""
-    lines = [f"status       {status}: {len(history)} epoch(s){wall}"]
+    best, last, checkpoints = facts["best"], facts["last"], facts["checkpoints"]
+    wall = f", {facts['wall_time_s']:.0f} s" if facts["wall_time_s"] else ""
+    lines = [f"status       {facts['status']}: {facts['epochs']} epoch(s){wall}"]
     if best:
         lines.append(f"best epoch   {best['epoch']} ({best['monitor']} {_fmt(best['value'])})")
-    if history:
-        last = history[-1]
+    if last:
         shown = {k: v for k, v in last.items() if k not in ("epoch", "step", "seconds") and v is not None}
         lines.append(f"last epoch   {last['epoch']}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in shown.items()))
-    checkpoints = find_checkpoints(run.checkpoints)
-    latest = latest_checkpoint(run.checkpoints)
+    latest = checkpoints["latest_good"]
     lines.append(
-        f"checkpoints  {len(checkpoints)} in {run.checkpoints}"
-        + (f"; latest good: {latest.name}" if latest else "; none usable")
+        f"checkpoints  {checkpoints['count']} in {checkpoints['folder']}"
+        + (f"; latest good: {latest}" if latest else "; none usable")
     )
-    if latest and status != "finished":
-        lines.append(f"continue     dilated train --resume {run.path}")
+    if facts["resume"]:
+        lines.append(f"continue     {facts['resume']}")
     return lines
 
 
-def _result_lines(run: RunDir, metrics: Mapping[str, Any]) -> list[str]:
+def _result_lines(facts: Mapping[str, Any]) -> list[str]:
     """The report's test metrics and plots, each after a blank line (none: nothing)."""
     lines = []
-    if "test" in metrics:
-        lines += ["", format_metrics(metrics["test"], "test metrics")]
-    plots = sorted(run.plots.glob("*.png")) if run.plots.is_dir() else []
-    if plots:
-        lines += ["", "plots        " + "\n             ".join(str(p) for p in plots)]
+    if facts["test"] is not None:
+        lines += ["", format_metrics(facts["test"], "test metrics")]
+    if facts["plots"]:
+        lines += ["", "plots        " + "\n             ".join(facts["plots"])]
     return lines

@@ -64,6 +64,9 @@ class BookData(DataSource):
     fractions: tuple[float, ...] = option(
         (0.7, 0.15, 0.15), f"{FRACTIONS_HELP}; of a dataset folder's days (each part at least one day)"
     )
+    days: tuple[tuple[str | int, ...], ...] | None = option(
+        None, "a dataset folder's [train, validation, test] days (lists of ISO dates or indices), instead of fractions"
+    )
     stride: int = option(1, "serve window ends at multiples of this many events only")
     start: str | None = option(None, "first event time kept (ISO, UTC), e.g. the session open")
     end: str | None = option(None, "events before this time are kept (ISO, UTC)")
@@ -92,11 +95,12 @@ class BookData(DataSource):
         }
         if data.is_book_dataset(self.path):
             parts: data.BookSplits | data.DaySplits = data.dataset_splits(
-                self.path, self.instrument, progress=progress, **options
+                self.path, self.instrument, progress=progress, selection=self._days(), **options
             )
         else:
-            if self.instrument is not None:
-                raise ValueError(f"{self.path}: instrument applies to a dataset folder, not to a book file")
+            if self.instrument is not None or self.days is not None:
+                key = "instrument" if self.instrument is not None else "days"
+                raise ValueError(f"{self.path}: {key} applies to a dataset folder, not to a book file")
             parts = data.book_splits(self.path, **options)
         channels, length = shape_of(parts.train)
         scaled = "zscore" if "zscore" in parts.info else "scaling"
@@ -107,6 +111,14 @@ class BookData(DataSource):
 
             splits.references = lob_references(parts)
         return splits
+
+    def _days(self) -> list[list[str | int]] | None:
+        """``days`` as three lists of ISO dates (YAML reads unquoted dates as dates) or indices."""
+        if self.days is None:
+            return None
+        if len(self.days) != 3 or not all(isinstance(part, (list, tuple)) for part in self.days):
+            raise ValueError(f"days: expected [train, validation, test] lists of days; got {list(self.days)}")
+        return [[d if isinstance(d, int) else str(d) for d in part] for part in self.days]
 
     @property
     def normalises(self) -> bool:

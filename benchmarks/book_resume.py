@@ -1,0 +1,60 @@
+"""What a resumed ``dilated data convert -o DIR/`` pays to replay the days it converted before (a measurement).
+
+    python benchmarks/book_resume.py [--days 5] [--per-day 200000]
+
+A dataset of ``--days`` synthetic Databento MBO days (one instrument, ``--per-day`` messages each, one day after the
+other, :func:`book_memory.day_files`) is converted; then one more day arrives and the same command runs again: the
+resumed run replays the earlier days (their book state flows into the new day; their rows are not written) and
+writes the new day. Printed beside it, in the same run: converting the new day alone (what a resume from a saved
+book state would cost) and converting all the days from scratch. One process (``processes=1``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from book_memory import day_files
+from common import markdown_table
+from dilated.data import convert_dataset
+
+
+def timed(files: list[Path], out: Path) -> float:
+    start = time.perf_counter()
+    convert_dataset(files, out, processes=1, instrument="SYN")
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--days", type=int, default=5, help="days converted before the new one")
+    parser.add_argument("--per-day", type=int, default=200_000, help="messages per day")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="book_resume_"))
+    files = day_files("databento-mbo", work, args.days + 1, args.per_day)
+    timed(files[:1], work / "warm")  # compile and import first
+    first = timed(files[:-1], work / "books")
+    resumed = timed(files, work / "books")
+    alone = timed(files[-1:], work / "alone")
+    shutil.rmtree(work / "books")
+    scratch = timed(files, work / "books")
+    n = args.per_day
+    rows = [
+        [f"convert {args.days} days", f"{first:.2f}", ""],
+        [f"resume: day {args.days + 1} added (replays {args.days} days, writes 1)", f"{resumed:.2f}", "1.00"],
+        ["the new day alone (a resume from a saved book state)", f"{alone:.2f}", f"{alone / resumed:.2f}"],
+        [f"all {args.days + 1} days from scratch", f"{scratch:.2f}", f"{scratch / resumed:.2f}"],
+    ]
+    print(markdown_table(["run", "s", "x resume"], rows))
+    replay = resumed - alone
+    print(
+        f"\nReplaying a converted day costs {replay / args.days:.3f} s ({n * args.days / replay:,.0f} messages/s), "
+        f"writing one {(first / args.days):.3f} s: a resume pays {replay / first:.0%} of the first conversion."
+    )
+
+
+if __name__ == "__main__":
+    main()
