@@ -132,12 +132,12 @@ def main() -> None:
         print(f"\n{name}:")
         base = statistics.median(cpu[(kind, 0)]) / per
         for index, tree in enumerate(trees):
-            c = [v / per for v in cpu[(kind, index)]]
-            w = [v / per for v in wall[(kind, index)]]
+            cpu_us = [v / per for v in cpu[(kind, index)]]
+            wall_us = [v / per for v in wall[(kind, index)]]
             print(
-                f"  {str(tree):40s} cpu {statistics.median(c):8.3f} [{min(c):.3f}-{max(c):.3f}]  "
-                f"wall {statistics.median(w):8.3f} [{min(w):.3f}-{max(w):.3f}]  "
-                f"ratio {statistics.median(c) / base:.3f}"
+                f"  {str(tree):40s} cpu {statistics.median(cpu_us):8.3f} [{min(cpu_us):.3f}-{max(cpu_us):.3f}]  "
+                f"wall {statistics.median(wall_us):8.3f} [{min(wall_us):.3f}-{max(wall_us):.3f}]  "
+                f"ratio {statistics.median(cpu_us) / base:.3f}"
             )
 
 
