@@ -28,7 +28,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import markdown_table, write_result  # noqa: E402
+from common import markdown_table, mean_sd, write_result  # noqa: E402
 from dilated.data import PlantedMarket, book_splits, planted_book, write_book  # noqa: E402
 from dilated.models import TCN, TCNConfig  # noqa: E402
 from dilated.training import load_config, planted_bound, train  # noqa: E402
@@ -61,13 +61,6 @@ def overrides(model: str, path: Path, seed: int, epochs: int | None, window: int
     if epochs is not None:
         result.append(f"training.max_epochs={epochs}")
     return result
-
-
-def mean_sd(values: list[float], scale: float = 1.0) -> str:
-    values = [scale * v for v in values]
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
 def main() -> None:

@@ -189,7 +189,7 @@ def write_planted_dataset(
     dates: dict[str, int] = {}
     parts: list[str] = []
     for day in range(days):
-        planted = planted_book(events, market, np.random.SeedSequence([seed, day]).generate_state(1)[0], _day(day))
+        planted = planted_book(events, market, int(np.random.SeedSequence([seed, day]).generate_state(1)[0]), _day(day))
         date = str(np.datetime64(int(planted.book.ts[0]), "ns").astype("datetime64[D]"))
         (folder / f"date={date}").mkdir(parents=True, exist_ok=True)
         part = f"date={date}/part-{int(planted.book.ts[0]):020d}-planted.parquet"
