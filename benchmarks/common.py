@@ -186,6 +186,14 @@ def speedup(result: dict, peer: str, ours: str = "dilated") -> tuple[float, floa
     return result[peer]["median"] / result[ours]["median"], min(per_round), max(per_round)
 
 
+def mean_sd(values: Sequence[float], scale: float = 1.0, digits: int = 2) -> str:
+    """``"mean ± sd"`` of ``scale * values`` over seeds (the value alone for one seed)."""
+    scaled = [scale * v for v in values]
+    if len(scaled) == 1:
+        return f"{scaled[0]:.{digits}f}"
+    return f"{statistics.mean(scaled):.{digits}f} ± {statistics.stdev(scaled):.{digits}f}"
+
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A markdown table; floats are written as given (format them before)."""
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

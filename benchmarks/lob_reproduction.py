@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import statistics
 import subprocess
 import tempfile
 import time
@@ -104,13 +103,6 @@ def train_once(model: str, horizon: int, seed: int, epochs: int, threads: int, r
     }
 
 
-def mean_sd(values: list[float]) -> str:
-    values = [100 * v for v in values]
-    if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one seed, k=10, 2 epochs (smoke test)")
@@ -132,7 +124,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out-dir", type=Path, default=ROOT / "docs" / "results")
     args = parser.parse_args()
-    from common import markdown_table, write_result
+    from common import markdown_table, mean_sd, write_result
 
     horizons, seeds, epochs = ([10], [0], 2) if args.quick else (args.horizons, args.seeds, args.epochs)
     started = time.perf_counter()
@@ -185,7 +177,7 @@ def main() -> None:
                         runs[0]["support"],
                         "/".join(map(str, runs[0]["class_support"])),
                         *(
-                            mean_sd([r[m] for r in runs])
+                            mean_sd([r[m] for r in runs], scale=100, digits=1)
                             for m in ("accuracy", "weighted_precision", "weighted_recall", "weighted_f1", "f1")
                         ),
                         *([f"{v:.1f}" for v in published] if published else ["—"] * 4),

@@ -19,9 +19,12 @@ padded on both sides, ``Chomp1d``, ReLU, dropout, 1x1 downsample) and pytorch-tc
 32 channels, k=2, streamed by ``dilated.stream`` and compared with pytorch-tcn's ``inference`` mode on a pytorch-tcn
 model of the same architecture; and the cost of the stream's construction check.
 
-Then: candidate compilers of the step for the same TCN (TorchScript and ONNX Runtime on the pure step function),
-the flat-cost check (same depth and width, receptive field 127 -> 16,383) and the per-stream cost of 1,024
-streams stepped together. Benchmarks print ratios; tests never check time.
+Then: candidate compilers of the step for the same TCN (TorchScript and ONNX Runtime on the pure step function);
+``FastStream.step`` and ``step_numpy`` against the bare kernel (``Compiled.run`` with numpy arrays, and the kernel
+call alone) and the cost of the weights contract's detection per step, in CPU time (``time.process_time``); the
+flat-cost check (same depth and width, receptive field 127 -> 16,383) and the per-stream cost of 1,024 streams
+stepped together. Source trees (an old commit against this one) are compared by ``streaming_compare.py``.
+Benchmarks print ratios; tests never check time.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from collections.abc import Callable
 from typing import cast
 
 import numba
+import numpy as np
 import pytorch_tcn
 import torch
 from torch import nn
@@ -48,26 +52,38 @@ from dilated.models import build_model
 from dilated.models._blocks import TemporalBlock
 from dilated.models._mulaw import one_hot
 from dilated.streaming import EagerStream, FastStream, StepFunction
+from dilated.streaming._fast.kernel import kernel_for
 from dilated.streaming._verify import check_lengths
 from streaming_helpers import LocuslabTCN
 
 
-def per_call_us(fn: Callable[[], object], calls: int) -> float:
-    start = time.perf_counter()
+def per_call_us(fn: Callable[[], object], calls: int, clock: Callable[[], float] = time.perf_counter) -> float:
+    start = clock()
     for _ in range(calls):
         fn()
-    return (time.perf_counter() - start) / calls * 1e6
+    return (clock() - start) / calls * 1e6
 
 
-def interleaved(methods: dict[str, tuple[Callable[[], object], int]], repeats: int) -> dict[str, float]:
-    """Median microseconds per call of each method; ``methods``: name -> (call, calls per round)."""
+def rounds(
+    methods: dict[str, tuple[Callable[[], object], int]],
+    repeats: int,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, list[float]]:
+    """Microseconds per call of each method in each of ``repeats`` interleaved rounds; ``methods``: name ->
+    (call, calls per round). ``clock=time.process_time`` counts this process's CPU time only, which other
+    processes' load inflates less than wall time."""
     for fn, calls in methods.values():  # warm up (compilation, caches, page faults)
         per_call_us(fn, max(1, calls // 4))
     samples: dict[str, list[float]] = {name: [] for name in methods}
     for _ in range(repeats):
         for name, (fn, calls) in methods.items():
-            samples[name].append(per_call_us(fn, calls))
-    return {name: statistics.median(values) for name, values in samples.items()}
+            samples[name].append(per_call_us(fn, calls, clock))
+    return samples
+
+
+def interleaved(methods: dict[str, tuple[Callable[[], object], int]], repeats: int) -> dict[str, float]:
+    """Median microseconds per call of each method over interleaved rounds (see :func:`rounds`)."""
+    return {name: statistics.median(values) for name, values in rounds(methods, repeats).items()}
 
 
 class TCNStack(nn.Module):
@@ -326,6 +342,44 @@ def main() -> None:
     candidates["Numba via FastStream.step (torch in/out)"] = (lambda: fast.step(x_t), 2000)
     for name, value in interleaved(candidates, args.repeats).items():
         print(f"  {name:45s} {value:10.1f}")
+
+    # -- the wrapper around the kernel and the weights contract's detection ----------------------------------------
+    print("\nFastStream's step against the bare kernel, same TCN, one stream, CPU us per step, median [min-max]:")
+    kernel = kernel_for(1)
+    (meta,) = compiled.metas(1, 1, fast._chunk(compiled), 1, 1)
+    x_np, y_np = x_t.numpy(), np.empty(compiled.n_out, np.float32)
+    head = (compiled.prog, compiled.params, compiled.idx, compiled.mem, fast.ring)
+    labels = {
+        "step": "FastStream.step (torch in/out)",
+        "numpy": "FastStream.step_numpy (numpy in/out)",
+        "bare": "bare kernel: Compiled.run (numpy in/out)",
+        "alone": "the kernel call alone (numpy buffers)",
+        "detection": "weight-change detection (Weights.changed)",
+    }
+    wrapper = rounds(
+        {
+            "step": (lambda: fast.step(x_t), 5000),
+            "numpy": (lambda: fast.step_numpy(x_np), 5000),
+            "bare": (lambda: compiled.run(compiled.mem, fast.ring, 0, xin, 1, 1), 5000),
+            "alone": (lambda: kernel(*head, x_np.ravel(), y_np, meta), 5000),
+            "detection": (fast.weights.changed, 5000),
+        },
+        args.repeats,
+        time.process_time,
+    )
+    for key, values in wrapper.items():
+        print(f"  {labels[key]:45s} {statistics.median(values):8.2f} [{min(values):.2f}-{max(values):.2f}]")
+    step_us, numpy_us, bare_us, alone_us, detection = (statistics.median(v) for v in wrapper.values())
+    print(
+        f"  step / bare kernel: torch {step_us / bare_us:.2f}x, numpy {numpy_us / bare_us:.2f}x (target <= 1.3x); "
+        f"against the kernel call alone: {step_us / alone_us:.2f}x, {numpy_us / alone_us:.2f}x"
+    )
+    print(
+        f"  detection: {detection / step_us:.0%} of a torch step, {detection / numpy_us:.0%} of a numpy step "
+        f"(target <= 10%); {len(fast.weights.tensors)} tensors polled, {detection / len(fast.weights.tensors) * 1e3:.0f} "
+        "ns each; without it the step would be "
+        f"{(step_us - detection) / bare_us:.2f}x / {(numpy_us - detection) / bare_us:.2f}x the bare kernel"
+    )
 
     # -- flat cost in the receptive field ------------------------------------------------------------------------
     print("\nFlat cost: fast path, 10 TCN blocks x 32 channels, kernel 2, only the dilations differ:")

@@ -56,6 +56,7 @@ from dilated.training import TrainConfig, apply_overrides, check_finite, walk_fo
 from dilated.training._checkpoints import load_checkpoint, save_checkpoint
 from dilated.training._config import demo_config_path
 from dilated.training._kinds.book import BookData
+from dilated.training._module import zero_output_layer
 from dilated.training._runs import RunDir
 from helpers import HandDelay, book_dataset, prices_table, untrained_run
 
@@ -370,6 +371,7 @@ CASES: dict[str, Callable[[Path], object]] = {
     "train-monitor-task": lambda _: TrainConfig.from_dict(
         {"model": "tcn", "data": {"kind": "adding"}, "training": {"monitor": "val_accuracy"}}
     ),
+    "train-zero-head": lambda _: zero_output_layer(torch.nn.Sequential(torch.nn.ReLU())),
     "train-best-unloadable": unloadable_best_checkpoint,
     # -- trained runs as live predictors (dilated.load_run, dilated replay) --------------------------------------
     "predictor-not-a-run": lambda tmp: load_run(tmp),

@@ -220,6 +220,30 @@ def test_streams_follow_weights_changed_between_steps(update, backend):
     assert float((rest - stale.step_many(x[..., 6:])).abs().max()) > 1e-3  # the change shows
 
 
+@pytest.mark.parametrize("api", ["step", "step_numpy"])
+def test_the_single_step_follows_weights_changed_in_place(api):
+    """The hot single step (contiguous float32 input) sees an in-place change before its next step."""
+    torch.manual_seed(0)
+    model = PaddedStack()
+    x = torch.randn(1, 3, 8)
+    s = FastStream(model, 1, fallback="raise")
+
+    def step(t: int) -> torch.Tensor:
+        x_t = x[..., t].contiguous()
+        return s.step(x_t) if api == "step" else torch.from_numpy(s.step_numpy(x_t.numpy()))
+
+    for t in range(4):
+        step(t)
+    state = s.state_dict()
+    with torch.no_grad():
+        model.b.weight.mul_(-2.0)
+    got = torch.stack([step(t) for t in range(4, 8)], -1)
+    reference = _stream(model, 1, "eager")
+    reference.load_state_dict(state)
+    assert s._hot is not None
+    assert float((got - reference.step_many(x[..., 4:])).abs().max()) <= 1e-5
+
+
 def test_the_fast_engine_refreshes_its_program_only_after_a_change():
     model = PaddedStack()
     s = FastStream(model, 1, fallback="raise")

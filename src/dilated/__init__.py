@@ -2,7 +2,7 @@
 
 Exact 1-D conv geometry (:mod:`dilated.geometry`, no torch needed), Keras-exact layers (:class:`Conv1d`), exact
 receptive fields of any model graph (:func:`receptive_field`, checked by :func:`probe_receptive_field`), summaries
-and diagrams with receptive fields, the WaveNet, TCN, TransLOB and DeepLOB models, streaming inference
+and diagrams with receptive fields, the WaveNet, TCN, TransLOB, DeepLOB, MLPLOB and TLOB models, streaming inference
 (:func:`stream`, which returns a :class:`StreamEngine`: a compiled :class:`FastStream` or an :class:`EagerStream`),
 Keras 3 models as torch (:func:`from_keras`), and trained runs as live predictors (:func:`load_run`). All tensors
 are ``(batch, channels, time)``.
@@ -28,7 +28,9 @@ _EXPORTS = {  # public name -> the part that defines it
     "MaxPool1d": "dilated.layers",
     "DeepLOB": "dilated.models",
     "DilatedStack": "dilated.models",
+    "MLPLOB": "dilated.models",
     "TCN": "dilated.models",
+    "TLOB": "dilated.models",
     "TransLOB": "dilated.models",
     "WaveNet": "dilated.models",
     "available_models": "dilated.models",
@@ -102,7 +104,13 @@ if TYPE_CHECKING:  # the names as type checkers see them
         load_run as load_run,
     )
     from dilated.models import (
+        MLPLOB as MLPLOB,
+    )
+    from dilated.models import (
         TCN as TCN,
+    )
+    from dilated.models import (
+        TLOB as TLOB,
     )
     from dilated.models import (
         DeepLOB as DeepLOB,

@@ -48,6 +48,10 @@ _EXPORTS = {  # public name -> the private module that defines it, imported on f
     "load_fi2010": "._fi2010",
     "read_fi2010": "._fi2010",
     "LOB_CLASS_NAMES": "._lob_labels",
+    "PlantedBook": "._planted",
+    "PlantedMarket": "._planted",
+    "planted_book": "._planted",
+    "write_planted_dataset": "._planted",
     "BookSplits": "._lob_labels",
     "book_labels": "._lob_labels",
     "LabelRule": "._lob_labels",
@@ -222,6 +226,10 @@ if TYPE_CHECKING:  # the names as type checkers see them
     from dilated.data._orderbook import (
         write_book as write_book,
     )
+    from dilated.data._planted import PlantedBook as PlantedBook
+    from dilated.data._planted import PlantedMarket as PlantedMarket
+    from dilated.data._planted import planted_book as planted_book
+    from dilated.data._planted import write_planted_dataset as write_planted_dataset
     from dilated.data._synthetic import AddingProblem as AddingProblem
     from dilated.data._synthetic import CopyMemory as CopyMemory
     from dilated.data._synthetic_feeds import FEED_FORMATS as FEED_FORMATS

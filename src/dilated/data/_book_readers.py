@@ -22,7 +22,14 @@ from dilated.data._binance_lines import DiffBlock, Recording, diff_blocks
 from dilated.data._bitstamp_csv import StreamSettings, order_frames, order_stats, satoshis, stream_settings
 from dilated.data._dbn_records import DbnRecords
 from dilated.data._feed_rules import SATOSHI, check_stream, gap_reason, note_gap
-from dilated.data._orderbook import _METADATA_KEY, Book, book_columns, check_levels, describe_sources
+from dilated.data._orderbook import (
+    _METADATA_KEY,
+    Book,
+    book_schema,
+    book_table,
+    check_levels,
+    describe_sources,
+)
 
 ENGINES = ("compiled", "python")
 Piece = tuple[int, np.ndarray, np.ndarray]  # a source file's index, then rows: ts (rows,), values (rows, 4 * levels)
@@ -75,23 +82,6 @@ class BookRows:
         """The Parquet key-value metadata :func:`~dilated.data.read_book` reads: source, format, levels, stats."""
         info = {"source": self.source, "format": self.format, "levels": self.levels, "stats": self.stats}
         return {_METADATA_KEY: json.dumps(info)}
-
-
-def book_schema(levels: int) -> Any:
-    """The Arrow schema of a book's Parquet file: ``ts`` int64, then the float64 columns of
-    :func:`~dilated.data.book_columns`."""
-    import pyarrow as pa
-
-    return pa.schema([("ts", pa.int64()), *((name, pa.float64()) for name in book_columns(levels))])
-
-
-def book_table(ts: np.ndarray, values: np.ndarray, schema: Any) -> Any:
-    """Rows ``ts (rows,)``, ``values (rows, 4 * levels)`` as an Arrow table of ``schema`` (NaN written as null)."""
-    import pyarrow as pa
-
-    by_column = np.ascontiguousarray(values.T)  # one transposing copy: faster than reading strided columns
-    columns = [pa.array(ts)] + [pa.array(column, mask=np.isnan(column)) for column in by_column]
-    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _finish(stats: dict[str, Any], counts: np.ndarray, events: int) -> None:

@@ -223,7 +223,7 @@ class _FileWriter:
     def write(self, ts: np.ndarray, values: np.ndarray) -> None:
         import pyarrow.parquet as pq
 
-        from dilated.data._book_readers import book_table
+        from dilated.data._orderbook import book_table
 
         days = ts // _DAY_NS
         for day in np.unique(days).tolist():
@@ -264,8 +264,8 @@ def convert_group(job: GroupJob) -> dict[str, Any]:
     Returns: the group's manifest entry (format, settings, files: per source file its rows, dates and parts; rows,
     dates {date: rows} and the reader's stats over the group; the smallest level gap seen).
     """
-    from dilated.data._book_readers import book_schema
     from dilated.data._convert import book_rows
+    from dilated.data._orderbook import book_schema
 
     root = Path(job.root)
     folder = _instrument_dir(root, job.instrument)

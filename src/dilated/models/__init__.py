@@ -1,8 +1,8 @@
-"""The models: WaveNet, TCN, TransLOB, DeepLOB and designed dilated stacks, with shared blocks, registered by name.
+"""The models: WaveNet, TCN, TransLOB, DeepLOB, MLPLOB, TLOB and designed dilated stacks, with shared blocks, registered by name.
 
     >>> from dilated.models import available_models, build_model, example_input_shape
     >>> available_models()
-    ['deeplob', 'dilated_stack', 'tcn', 'translob', 'wavenet']
+    ['deeplob', 'dilated_stack', 'mlplob', 'tcn', 'tlob', 'translob', 'wavenet']
     >>> model = build_model("tcn", num_channels=(32, 32, 32), kernel_size=3)
 
 The registry lives in :mod:`dilated.models._registry`; importing this package imports every model module, which
@@ -10,6 +10,7 @@ registers it.
 """
 
 from dilated.models._deeplob import DeepLOB, DeepLOBConfig
+from dilated.models._mlplob import MLPLOB, MLPLOBConfig
 from dilated.models._mulaw import mu_law_compress, mu_law_decode, mu_law_encode, mu_law_expand, one_hot
 from dilated.models._registry import (
     DataFit,
@@ -25,6 +26,7 @@ from dilated.models._registry import (
 )
 from dilated.models._stack import DilatedStack, DilatedStackConfig
 from dilated.models._tcn import TCN, TCNConfig
+from dilated.models._tlob import TLOB, TLOBConfig
 from dilated.models._translob import TransLOB, TransLOBConfig
 from dilated.models._wavenet import WaveNet, WaveNetConfig
 
@@ -36,7 +38,11 @@ __all__ = [
     "DeepLOBConfig",
     "DilatedStack",
     "DilatedStackConfig",
+    "MLPLOB",
+    "MLPLOBConfig",
     "TCNConfig",
+    "TLOB",
+    "TLOBConfig",
     "TransLOB",
     "TransLOBConfig",
     "WaveNet",

@@ -3,7 +3,7 @@ dataclass and an example input shape.
 
     >>> from dilated.models import available_models, build_model, example_input_shape
     >>> available_models()
-    ['deeplob', 'dilated_stack', 'tcn', 'translob', 'wavenet']
+    ['deeplob', 'dilated_stack', 'mlplob', 'tcn', 'tlob', 'translob', 'wavenet']
     >>> model = build_model("tcn", num_channels=(32, 32, 32), kernel_size=3)
     >>> example_input_shape("translob")
     (40, 100)

@@ -4,8 +4,14 @@ The contract, the same on both engines: a stream follows the model's parameters 
 (an optimizer step, an EMA update under ``no_grad``) or reassigned (``module.weight = nn.Parameter(...)``). The
 eager engine reads them live (its shadow modules share the tensors; a reassignment re-points them); the fast
 engine copies them into its program, so a change makes it compile the program again (and check it again) before
-its next step. Detection is cheap: one sum of torch's in-place version counters per step, and an identity check
-only after some module in the process registered a parameter or buffer (a global torch hook counts them).
+its next step. Detection is one sum of torch's in-place version counters per step, and an identity check only after
+some module in the process registered a parameter or buffer (a global torch hook counts them). Torch offers no call
+that reads many version counters at once, so the sum reads them one by one from Python: its cost grows with the
+number of tensors, and for a small model it is a large share of a single step (``benchmarks/streaming.py`` prints
+both).
+
+Not seen: changes through ``tensor.data`` (``p.data.mul_(...)``, ``p.data = ...``), which torch's version
+counters do not count either; change weights under ``torch.no_grad()`` instead.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ One concept per private module (``_name.py``), dependencies pointing down the li
     checkpoint_io  the Lightning CheckpointIO plugin writing the safe format
     datamodule     the LightningDataModule and the mid-epoch resumable sampler
     module         the LightningModule (optimizer and LR schedule from configure_optimizers)
+    planted        the best score on a planted-signal book (the bound a model is measured against)
     interrupt      Ctrl-C: stop at a safe point (no Lightning)
     callbacks      RunCheckpoint (ModelCheckpoint), EpochHistory, ResumableEarlyStopping
     fit            train(), prepare_run()
@@ -82,6 +83,7 @@ _EXPORTS = {  # public name -> the private module that defines it, imported on f
     "Task": "._objective",
     "align_output": "._objective",
     "predictions": "._objective",
+    "planted_bound": "._planted",
     "RunDir": "._runs",
     "locate": "._runs",
     "report": "._runs",
@@ -198,6 +200,7 @@ if TYPE_CHECKING:  # the names as type checkers see them
         predictions as predictions,
     )
     from dilated.training._packaged import demo_config_path as demo_config_path
+    from dilated.training._planted import planted_bound as planted_bound
     from dilated.training._runs import RunDir as RunDir
     from dilated.training._runs import locate as locate
     from dilated.training._runs import report as report

@@ -97,6 +97,11 @@ class TrainingConfig:
         None, "null, 'balanced' (from training labels) or one weight per class", kind="class_weights"
     )
     regularization: bool = option(True, "add the model's regularization_loss() (TransLOB's L2) when it has one")
+    zero_head: bool = option(
+        False,
+        "start the output layer (the model's last linear or conv module) at zero, so that the first steps learn from the data "
+        "instead of silencing a random head (which kills TransLOB's ReLU head: docs/results/lob_planted.md)",
+    )
     seed: int = option(0, "seed for weights, dropout and data order")
     precision: Precision = option("auto", "auto (bf16-mixed or 16-mixed on a GPU, 32 on CPU), 32, 16-mixed, bf16-mixed")
     num_workers: int = option(0, "DataLoader worker processes")

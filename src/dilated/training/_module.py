@@ -93,6 +93,30 @@ class _Regularized(Protocol):
     def regularization_loss(self) -> Tensor: ...
 
 
+def zero_output_layer(model: nn.Module) -> nn.Module:
+    """Set the weight and bias of the model's output layer to zero (``training.zero_head``): its last linear or
+    convolution module, in module order: the last module with a weight matrix or kernel (a ``weight`` of 2 or more
+    axes; a norm's is a vector), which is the classifier of every registered LOB model and the TCN's head.
+
+    Why: a random head gives logits of a random size, and the quickest way to lower the loss from there is to
+    silence them; with a ReLU before the head (TransLOB's ``Dense(64, relu)``) Adam does that by driving every
+    hidden unit negative within a few hundred steps, after which no gradient flows and the loss stays at
+    ``ln 3`` (docs/results/lob_planted.md). From zero logits the first gradients follow the data instead.
+    """
+    weights = [w for m in model.modules() if isinstance(w := getattr(m, "weight", None), Tensor) and w.dim() >= 2]
+    if not weights:
+        raise ValueError(
+            f"training.zero_head: {type(model).__name__} has no linear or convolution output layer to start at "
+            "zero; set zero_head: false"
+        )
+    output = next(m for m in model.modules() if getattr(m, "weight", None) is weights[-1])
+    with torch.no_grad():
+        for parameter in (weights[-1], getattr(output, "bias", None)):
+            if isinstance(parameter, Tensor):
+                parameter.zero_()
+    return output
+
+
 class SequenceModule(L.LightningModule):
     """Trains a plain ``nn.Module`` on a :class:`~dilated.training._objective.Task`.
 
@@ -123,6 +147,8 @@ class SequenceModule(L.LightningModule):
         self.val_metrics = TaskMetrics(task)
         self._shown = {VALIDATION_PREFIX + m.name for m in metrics_for(task.kind) if m.progress_bar}
         self._regularize = training.regularization and callable(getattr(model, "regularization_loss", None))
+        if training.zero_head:  # before a resumed run's weights are loaded over it
+            zero_output_layer(model)
         self._rng_to_restore: dict[str, Any] | None = None
         self._plateau_step: float | None = None
 

@@ -13,7 +13,10 @@ convs are. Here the model's step is compiled once (:mod:`.compiler`) into a shor
   streams and a conv a small register-tiled matrix product;
 * ReLUs are folded into the conv or addition before them, and values whose lifetimes do not overlap share
   memory (a 10-block TCN needs 160 floats per stream besides its rings);
-* tanh and sigmoid use a rational approximation (|error| < 4e-7) that vectorises, where libm's does not.
+* tanh and sigmoid use a rational approximation (|error| < 4e-7) that vectorises, where libm's does not;
+* a single step (:meth:`FastStream.step`, :meth:`FastStream.step_numpy`) is one kernel call with nothing built per
+  step but its output: a torch input is read in place by address, a numpy one as it is, and the kernel's memory
+  starts on a cache line.
 
 Models need no per-model code: stacks of causal convs with pointwise activations, TCN temporal blocks and WaveNet
 residual blocks all compile. Anything the instruction set does not cover makes :class:`FastStream` run the eager
@@ -35,7 +38,8 @@ from torch import nn
 
 from dilated.streaming._eager import STEPS_KEY, EagerStream, check_state
 from dilated.streaming._fast.compiler import Unsupported, compile_step
-from dilated.streaming._fast.kernel import LANES
+from dilated.streaming._fast.kernel import LANES, kernel_at_for, kernel_for
+from dilated.streaming._fast.memory import aligned_zeros
 from dilated.streaming._fast.program import Compiled
 from dilated.streaming._verify import Case, disagreement, model_dtype, reference
 from dilated.streaming._weights import Weights
@@ -54,6 +58,57 @@ def unsupported_reason(model: nn.Module) -> str | None:
 def _per_step(value: Any, n: int) -> bool:
     """Whether an extra model argument is a per-step sequence ``(batch, channels, n)`` (else constant per chunk)."""
     return isinstance(value, torch.Tensor | np.ndarray) and value.ndim >= 3 and value.shape[-1] == n
+
+
+_F32 = np.dtype(np.float32)
+_BLOCK_BYTES = 16384  # outputs handed out per preallocated block (at least one step's)
+
+
+class _HotStep:
+    """The single step of a stream whose program takes ``x`` alone and runs as one kernel call (one thread, no
+    padding streams), without the general path's packing and allocations: the kernel reads the caller's buffer
+    in place (a torch tensor by address, a numpy array as it is) and writes each step's outputs into the next slot
+    of a preallocated block. Every slot is handed out once and a block is never written after its last slot, so
+    outputs of different steps never share memory."""
+
+    def __init__(self, compiled: Compiled, ring: np.ndarray, batch: int, lanes: int, chunk: int) -> None:
+        self.kernel, self.kernel_at = kernel_for(lanes), kernel_at_for(lanes)
+        self.head = (compiled.prog, compiled.params, compiled.idx, compiled.mem, ring)
+        (self.meta,) = compiled.metas(1, batch, chunk, 1, lanes)
+        assert compiled.plain_key is not None  # (set with the program's first step)
+        self.x_shape, self.y_shape = tuple(compiled.plain_key[1]), compiled.step_shape
+        size = batch * compiled.n_out
+        self.slots = max(1, min(256, _BLOCK_BYTES // (4 * size)))
+        self.slot_bytes = 4 * size
+        self.used = self.slots  # no block yet
+        self.views: tuple[torch.Tensor, ...] = ()
+        self.address = 0
+
+    def _new_block(self) -> int:
+        """A fresh block of output slots; its first slot."""
+        block = torch.empty(self.slots, *self.y_shape)
+        self.views, self.address = block.unbind(0), block.data_ptr()
+        return 0
+
+    def torch_step(self, x_t: torch.Tensor, t: int) -> torch.Tensor | None:
+        """Step ``t`` from ``x_t`` ``(batch, channels)``: float32, contiguous, on the CPU (else ``None``)."""
+        if not (x_t.dtype is torch.float32 and x_t.shape == self.x_shape and x_t.is_contiguous() and x_t.is_cpu):
+            return None
+        slot = self.used
+        if slot == self.slots:
+            slot = self._new_block()
+        self.used = slot + 1
+        self.kernel_at(*self.head, x_t.data_ptr(), self.address + slot * self.slot_bytes, self.meta, t)
+        return self.views[slot]
+
+    def numpy_step(self, x_t: np.ndarray, t: int) -> np.ndarray | None:
+        """Step ``t`` from a float32 array ``(batch, channels)`` (else ``None``); a new output array."""
+        if not (type(x_t) is np.ndarray and x_t.dtype is _F32 and x_t.shape == self.x_shape):
+            return None
+        y = np.empty(self.y_shape, _F32)
+        self.meta[0] = t
+        self.kernel(*self.head, x_t.ravel(), y.ravel(), self.meta)
+        return y
 
 
 class FastStream:
@@ -105,6 +160,7 @@ class FastStream:
         self.rings: dict[str, tuple[int, int]] = {}
         self.histories: dict[str, tuple[int, int]] = {}  # path -> (in_channels, history)
         self.ring = np.zeros(1, dtype=np.float32)
+        self._hot: _HotStep | None = None  # the current program's single step, once it has run one
         if self._engine.tree.sites is not None and all(c.in_channels is not None for c in self._engine.convs.values()):
             self._lay_out()  # else the layout waits for the first step (what padding layers take is seen running)
         self.chunk: int | None = None  # groups of lanes per block of the kernel's loop (default: see _chunk)
@@ -125,8 +181,9 @@ class FastStream:
             self.rings[path] = (size, rows)
             self.histories[path] = (channels, layer.history)
             size += rows * channels
-        self.ring = np.empty(max(size * self.padded, 1), dtype=np.float32)
+        self.ring = aligned_zeros(max(size * self.padded, 1))
         self.ring.fill(0.0)  # touch every page now rather than on the first pass through the ring
+        self._hot = None
 
     def _learn_layout(self, x_t: torch.Tensor, kwargs: dict[str, Any]) -> None:
         """Run the reference engine once (its check, or one zero step) so that it knows every stateful layer."""
@@ -164,7 +221,8 @@ class FastStream:
         )
         compiled = self._programs.get(key)
         if compiled is not None:
-            self._current = compiled
+            if compiled is not self._current:
+                self._current, self._hot = compiled, None
             return compiled
         example = x_t[:1].unsqueeze(-1)
         example_kwargs: dict[str, Any] = {k: (v[:1] if isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()}
@@ -182,6 +240,7 @@ class FastStream:
             return None
         compiled.mem = compiled.fresh_memory(self.padded, self.lanes)
         self._programs[key] = self._current = compiled
+        self._hot = None
         return compiled
 
     def _check(self, compiled: Compiled) -> None:
@@ -207,7 +266,7 @@ class FastStream:
         """The program's outputs for ``case`` from zero state, shaped like the forward's output."""
         streams, n = case.x.shape[0], case.x.shape[-1]
         padded = -(-streams // self.lanes) * self.lanes
-        ring = np.zeros(max(self.ring.size // self.padded, 1) * padded, dtype=np.float32)
+        ring = aligned_zeros(max(self.ring.size // self.padded, 1) * padded)
         xin = self._pack(compiled, case.x, case.kwargs, streams, n)
         xin = np.concatenate([xin, np.zeros((n, padded - streams, xin.shape[2]), np.float32)], axis=1)
         mem = compiled.fresh_memory(padded, self.lanes)
@@ -223,6 +282,7 @@ class FastStream:
         if self.fallback == "warn":
             warnings.warn(f"dilated.streaming: falling back to the eager engine: {reason}", stacklevel=4)
         self.reason = reason
+        self._hot = None
         state = self.state_dict() if self.steps else None  # (no step yet: nothing to carry over)
         self._eager = EagerStream(self.model, self.batch_size, verify=False, like=self._engine)
         if state is not None:
@@ -279,10 +339,16 @@ class FastStream:
         """One step for every stream: ``(batch, channels) -> (batch, out_channels)``."""
         if self.weights.changed():
             self._weights_changed()
+        hot = self._hot
+        if hot is not None and not kwargs and type(x_t) is torch.Tensor:  # the hot path: compiled, one input
+            y = hot.torch_step(x_t, self.steps)
+            if y is not None:
+                self.steps += 1
+                return y
         compiled = self._current
         if (
             compiled is not None and not kwargs and compiled.plain_key == (x_t.dtype, x_t.shape) and self._eager is None
-        ):  # the hot path: one input, already compiled
+        ):  # one input, already compiled, taken as numpy (another layout, several threads, padding streams)
             xin = (x_t.detach() if x_t.requires_grad else x_t).numpy()[None]  # (1 step, B, C)
             return torch.from_numpy(self._advance(compiled, xin).reshape(compiled.step_shape))
         if self._eager is None:
@@ -296,9 +362,18 @@ class FastStream:
                 y = y[0]  # (B, *output_shape[1:]) with a time axis of 1, if the model keeps one
                 y = y.squeeze(-1) if len(compiled.output_shape) >= 3 else y
                 compiled.step_shape = tuple(y.shape)
+                self._hot = self._hot_step(compiled)
                 return y
         assert self._eager is not None  # _run fell back to it
         return self._eager.step(x_t, **kwargs)
+
+    def _hot_step(self, compiled: Compiled) -> _HotStep | None:
+        """The hot path for ``compiled``, where one kernel call on the stream's own buffers runs a step."""
+        chunk = self._chunk(compiled)
+        single = len(compiled.metas(1, self.padded, chunk, self._threads(), self.lanes)) == 1
+        if compiled.plain_key is None or self.padded != self.batch_size or not single:
+            return None
+        return _HotStep(compiled, self.ring, self.batch_size, self.lanes, chunk)
 
     def _weights_changed(self) -> None:
         """A parameter or buffer changed: compile (and check) the program again at the next step."""
@@ -307,7 +382,7 @@ class FastStream:
         self._engine.weights.read()
         if self._eager is None and self._programs:
             self._programs.clear()
-            self._current = None
+            self._current = self._hot = None
             self._recheck = True
 
     def step_many(self, x: torch.Tensor, **kwargs: Any) -> torch.Tensor:
@@ -326,12 +401,14 @@ class FastStream:
 
     def step_numpy(self, x_t: np.ndarray) -> np.ndarray:
         """The lowest-overhead single step, once compiled, for a model whose only input is ``x``: float32
-        ``(batch, C)`` in, ``(batch, out)`` out (a new array)."""
-        compiled = self._current
-        if compiled is None or len(compiled.inputs) != 1 or self._eager is not None or self.weights.changed():
-            return self.step(torch.from_numpy(np.asarray(x_t, np.float32))).numpy()
-        xin = np.asarray(x_t, np.float32).reshape(1, self.batch_size, compiled.n_in)
-        return self._advance(compiled, xin)[0]
+        ``(batch, C)`` in, ``(batch, out)`` out (a new array); numpy all the way, no torch tensor per step."""
+        hot = self._hot
+        if hot is not None and not self.weights.changed():
+            y = hot.numpy_step(x_t, self.steps)
+            if y is not None:
+                self.steps += 1
+                return y
+        return self.step(torch.from_numpy(np.ascontiguousarray(x_t, np.float32))).numpy()
 
     def _output_shape(self) -> tuple[int, ...]:
         assert self._current is not None  # called after a step compiled the program

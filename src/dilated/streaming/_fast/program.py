@@ -9,6 +9,7 @@ from itertools import pairwise
 import numpy as np
 
 from dilated.streaming._fast.kernel import kernel_for
+from dilated.streaming._fast.memory import aligned_zeros
 
 _POOL: ThreadPoolExecutor | None = None
 
@@ -50,10 +51,27 @@ class Compiled:
 
     def fresh_memory(self, batch: int, lanes: int = 1) -> np.ndarray:
         """Every stream's values, flat ``(batch / lanes, mem_size, lanes)``, with the constants written in."""
-        mem = np.zeros((batch // lanes, self.mem_size, lanes), dtype=np.float32)
+        flat = aligned_zeros(batch * self.mem_size)
+        mem = flat.reshape(batch // lanes, self.mem_size, lanes)
         for base, values in self.constants:
             mem[:, base : base + values.size, :] = values[None, :, None]
-        return mem.ravel()
+        return flat
+
+    def metas(self, steps: int, batch: int, chunk: int, threads: int, lanes: int) -> list[np.ndarray]:
+        """The kernel's ``meta`` per thread (see :func:`.kernel_for`), ``[t0, steps, streams, values, inputs,
+        outputs, block, first group, end group]``; ``t0`` is set by the caller before each run."""
+        key = (steps, batch, chunk, threads, lanes)
+        metas = self._metas.get(key)
+        if metas is None:
+            groups = batch // lanes
+            threads = max(1, min(threads, groups // max(chunk, 1)))
+            bounds = [groups * i // threads // chunk * chunk for i in range(threads)] + [groups]
+            metas = [
+                np.array([0, steps, batch, self.mem_size, self.n_in, self.n_out, chunk, lo, hi], np.int64)
+                for lo, hi in pairwise(bounds)
+            ]
+            self._metas[key] = metas
+        return metas
 
     def run(
         self,
@@ -74,17 +92,7 @@ class Compiled:
         if xin.dtype != np.float32 or not xin.flags.c_contiguous:
             xin = np.ascontiguousarray(xin, np.float32)
         xin = xin.reshape(-1)
-        key = (steps, batch, chunk, threads, lanes)
-        metas = self._metas.get(key)
-        if metas is None:  # per-thread [t0, steps, streams, values, inputs, outputs, block, first, end]
-            groups = batch // lanes
-            threads = max(1, min(threads, groups // max(chunk, 1)))
-            bounds = [groups * i // threads // chunk * chunk for i in range(threads)] + [groups]
-            metas = [
-                np.array([0, steps, batch, self.mem_size, self.n_in, self.n_out, chunk, lo, hi], np.int64)
-                for lo, hi in pairwise(bounds)
-            ]
-            self._metas[key] = metas
+        metas = self.metas(steps, batch, chunk, threads, lanes)
         for meta in metas:
             meta[0] = t0
         kernel = kernel_for(lanes)

@@ -1,0 +1,197 @@
+"""Can each LOB model find a signal planted in a book? Scores as a fraction of the best achievable, beside a logistic
+regression.
+
+    python benchmarks/lob_planted.py [--quick] [--seeds 0 1 2] [--events 20000] [--form imbalance]
+                                     [--models tcn translob deeplob mlplob tlob] [--epochs 8]
+
+A planted-signal book (:func:`dilated.data.planted_book`: the mid moves with the best level's size imbalance of 20
+events before, and noise) is written to a temporary Parquet book and every model is trained on it through the
+library's training API with the book recipe (``configs/book_recipe.yaml``: every window, half of them per epoch,
+AdamW, early stopping on validation MCC, balanced class weights, the output layer started at zero), seeds as given.
+The bound is the score of a classifier fitted on the true signal itself (:func:`dilated.training.planted_bound`),
+on the same test windows with the same labels; the logistic regression is the one of every book report
+(imbalance, recent mid changes, spread). A model has found the signal at >= 0.8 of the bound's MCC. Also trained:
+TransLOB without the zero-started head (``zero_head: false``, the recipe before this benchmark), the row that shows
+why the recipe has it. Writes ``docs/results/lob_planted.md`` and ``.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from common import markdown_table, mean_sd, write_result  # noqa: E402
+from dilated.data import PlantedMarket, book_splits, planted_book, write_book  # noqa: E402
+from dilated.models import TCN, TCNConfig  # noqa: E402
+from dilated.training import load_config, planted_bound, train  # noqa: E402
+from dilated.training._lob_baseline import lob_baselines  # noqa: E402
+
+RECIPE = ROOT / "configs" / "book_recipe.yaml"
+MODELS = ("tcn", "translob", "deeplob", "mlplob", "tlob")
+FOUND = 0.8  # of the bound's MCC
+TCN_WIDTH, TCN_KERNEL = 32, 3
+
+
+def tcn_levels(window: int) -> int:
+    """The fewest TCN levels whose receptive field covers the window (kernel 3, dilations 1, 2, 4, ...)."""
+    levels = 1
+    while TCN(TCNConfig(num_channels=(TCN_WIDTH,) * levels, kernel_size=TCN_KERNEL)).receptive_field < window:
+        levels += 1
+    return levels
+
+
+def overrides(model: str, path: Path, seed: int, epochs: int | None, window: int) -> list[str]:
+    """The recipe's overrides for one run (the TCN sized for the window; ``translob-random-head``: TransLOB with
+    ``zero_head: false``)."""
+    name = "translob" if model == "translob-random-head" else model
+    result = [f"model={name}", f"data.path={path}", f"training.seed={seed}", f"data.window={window}"]
+    if name == "tcn":
+        levels = tcn_levels(window)
+        result += [f"options.num_channels={[TCN_WIDTH] * levels}", f"options.kernel_size={TCN_KERNEL}"]
+    if model == "translob-random-head":
+        result.append("training.zero_head=false")
+    if epochs is not None:
+        result.append(f"training.max_epochs={epochs}")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="5,000 events, one seed, 1 epoch")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--form", choices=("imbalance", "interaction"), default="imbalance")
+    parser.add_argument("--models", nargs="+", choices=[*MODELS, "translob-random-head"], default=None)
+    parser.add_argument("--epochs", type=int, default=None, help="the recipe's max_epochs unless given")
+    parser.add_argument("--out-dir", type=Path, default=ROOT / "docs" / "results")
+    args = parser.parse_args()
+    events, seeds, epochs = (5_000, [0], 1) if args.quick else (args.events, args.seeds, args.epochs)
+    models = args.models or [*MODELS, "translob-random-head"]
+    recipe = load_config(RECIPE)
+    window, horizon = recipe.data.window, recipe.data.horizon  # type: ignore[attr-defined]
+    started = time.perf_counter()
+    market = PlantedMarket(form=args.form)
+    planted = planted_book(events, market, seed=0)
+    rows: list[dict[str, Any]] = []
+    table = []
+    with tempfile.TemporaryDirectory(prefix="lob_planted_") as tmp:
+        path = write_book(planted.book, Path(tmp) / "planted.parquet")
+        splits = book_splits(path, window=window, horizon=horizon)
+        bound = planted_bound(planted, splits)["test"]
+        logistic = lob_baselines(splits, balanced=True)["logistic"]["test"]
+        print(f"bound: MCC {bound['mcc']:.3f}, macro F1 {bound['f1_macro']:.3f}; logistic MCC {logistic['mcc']:.3f}")
+        for name, result in (("bound (true signal)", bound), ("logistic", logistic)):
+            table.append(
+                (name, "-", f"{result['mcc']:.3f}", f"{result['mcc'] / bound['mcc']:.2f}", f"{result['f1_macro']:.3f}")
+                + (f"{result['f1_macro'] / bound['f1_macro']:.2f}", "-", "0", "-")
+            )
+            rows.append({"model": name, "seed": "-", "mcc": result["mcc"], "f1_macro": result["f1_macro"]})
+        for model in models:
+            runs = []
+            for seed in seeds:
+                config = load_config(RECIPE, overrides(model, path, seed, epochs, window))
+                run = train(config, Path(tmp) / f"{model}_{seed}", progress=False, echo=lambda _m: None)
+                assert run is not None, "train() returns None only on non-zero DDP ranks"
+                runs.append({"mcc": run.test["mcc"], "f1_macro": run.test["f1_macro"], "epochs": run.epochs})
+                runs[-1]["wall_s"] = run.seconds
+                rows.append({"model": model, "seed": seed, **runs[-1]})
+                print(
+                    f"{model} seed {seed}: MCC {run.test['mcc']:.3f} ({run.test['mcc'] / bound['mcc']:.2f} of the "
+                    f"bound), macro F1 {run.test['f1_macro']:.3f}, {run.epochs} epochs, {run.seconds:.0f} s",
+                    flush=True,
+                )
+            fractions = [r["mcc"] / bound["mcc"] for r in runs]
+            table.append(
+                (
+                    model,
+                    " ".join(str(s) for s in seeds),
+                    mean_sd([r["mcc"] for r in runs]),
+                    mean_sd(fractions),
+                    mean_sd([r["f1_macro"] for r in runs]),
+                    mean_sd([r["f1_macro"] / bound["f1_macro"] for r in runs]),
+                    f"{sum(f >= FOUND for f in fractions)}/{len(runs)}",
+                    " ".join(str(r["epochs"]) for r in runs),
+                    f"{statistics.mean(r['wall_s'] for r in runs):.0f}",
+                )
+            )
+    info = splits.info
+    header = (
+        "model",
+        "seeds",
+        "test MCC",
+        "of bound",
+        "macro F1",
+        "of bound",
+        f"found (>= {FOUND})",
+        "epochs",
+        "s/run",
+    )
+    found = [row for row in table[2:] if row[6].split("/")[0] == row[6].split("/")[1]]
+    headline = (
+        f"{len(found)} of {len(table) - 2} model rows find the planted signal (>= {FOUND} of the bound's MCC "
+        f"{bound['mcc']:.3f}) in every seed; the logistic regression on the current book reaches "
+        f"{logistic['mcc'] / bound['mcc']:.2f} of it"
+    )
+    body = "\n\n".join(
+        [
+            (
+                f"**Market.** `planted_book({events}, PlantedMarket(form={args.form!r}), seed=0)`: {market.levels} "
+                f"levels, tick {market.tick_size}, the mid moves one tick on {market.move_rate:.0%} of events, up "
+                f"with probability (1 + drift) / 2, drift = clip({market.strength} x the best level's size imbalance "
+                f"{market.lag} events before, -1, 1)"
+                + (" x the imbalance of levels 2-5 x 3" if args.form == "interaction" else "")
+                + f". Labels: the project's `future` rule at k={horizon}, threshold {info['threshold']:.3g} (a third "
+                f"of the training labels stationary); windows of {window} events, every window; "
+                f"{len(splits.train):,} / {len(splits.val):,} / {len(splits.test):,} train / validation / test."
+            ),
+            (
+                "**Recipe** (`configs/book_recipe.yaml`): AdamW lr 1e-3, weight decay 0.01, batch 32, half of the "
+                "training windows per epoch (a new shuffle each epoch), early stopping on validation MCC (patience "
+                "2), the best validation MCC tested, balanced class weights, the output layer started at zero; "
+                f"TCN: {tcn_levels(window)} levels of {TCN_WIDTH} channels, kernel {TCN_KERNEL}; the others at their "
+                "papers' sizes for this window. `translob-random-head` is TransLOB with `zero_head: false`."
+            ),
+            markdown_table(header, table),
+            (
+                "**Why TransLOB stayed at chance** (issue 25: MCC 0.00, loss at ln 3): its head is `Dense(64, relu) "
+                "-> Dense(3)` over the flattened window, and from the random init its logits are noise (first loss "
+                "1.3-2.1, above ln 3 = 1.10). The quickest way down is to silence them: within 300 Adam steps every "
+                "hidden ReLU is negative on every window (share of active units 0.45 -> 0.00, measured with a "
+                "hand-written loop on a 20,000-event planted book, windows of 50, lr 1e-3, seeds 0 and 1), no "
+                "gradient reaches the rest of the model again and the loss sits at ln 3. Gradient clipping (norm 1) does not prevent it and the paper's lr "
+                "1e-4 learns nothing in 1,200 steps either (validation MCC 0.03); without dropout, or with one "
+                "transformer block, seed 0 escaped (one seed tried each), which is luck, not a fix. Starting the "
+                "output layer at zero (logits 0, loss ln 3 from the first step) removes the noise to be silenced: "
+                "20-33% of the hidden units stay active and validation MCC reaches 0.22 by step 300 in both seeds."
+            ),
+            (
+                "**DeepLOB** is not fixed by the recipe: it learns slowly (the same hand-written loop, lr 1e-3, zero "
+                "head: validation MCC 0.00 after 200 steps, 0.08 after 400), so early stopping with patience 2 ends "
+                "it at a constant prediction; its own recipe (Adam lr 0.01, eps 1) and more epochs are untried here."
+            ),
+        ]
+    )
+    write_result(
+        "lob_planted",
+        "LOB models on a planted-signal book: the share of the best achievable score each finds",
+        body,
+        rows,
+        command="python benchmarks/lob_planted.py " + " ".join(sys.argv[1:]),
+        seeds=", ".join(str(s) for s in seeds),
+        wall_s=time.perf_counter() - started,
+        threads=1,
+        out_dir=args.out_dir,
+        headline=headline,
+    )
+
+
+if __name__ == "__main__":
+    main()
