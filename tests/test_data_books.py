@@ -470,7 +470,9 @@ def test_book_splits_gap_zscore_and_balance() -> None:
     strided = book_splits(book, levels=3, window=20, horizon=10, stride=7)
     assert np.all(strided.full.ends.numpy() % 7 == 0)
     report = label_balance(book, [10], threshold=0.0)
-    assert report[10]["rule"] == "given" and report[10]["up"] + report[10]["stationary"] + report[10]["down"] == 1
+    assert set(report[10]) == {"future", "past", "tlob"} and report[10]["future"]["rule"] == "given"
+    for part in ("train", "val", "test"):
+        assert sum(report[10]["future"][part].values()) == pytest.approx(1.0)
 
 
 def test_book_data_kind_builds_splits(tmp_path: Path) -> None:
@@ -554,7 +556,7 @@ def test_cli_convert_and_info(tmp_path: Path) -> None:
         text=True,
         check=True,
     ).stdout
-    assert "events 3, 2 levels per side" in info and "labels k=1: none (too few usable events)" in info
+    assert "events 3, 2 levels per side" in info and "k=1 future: none (too few usable events)" in info
     bad = subprocess.run(
         [sys.executable, "-m", "dilated.cli", "data", "convert", str(feed), "-o", str(out), "--format", "binance"],
         capture_output=True,

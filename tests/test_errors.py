@@ -336,6 +336,19 @@ CASES: dict[str, Callable[[Path], object]] = {
     "book-parquet-levels": lambda tmp: read_book(write_book(small_book(), tmp / "b.parquet"), levels=10),
     "book-no-window": lambda _: book_splits(small_book(), levels=1, window=50, horizon=10),
     "book-time": lambda _: book_splits(small_book(), levels=1, window=2, horizon=1, start="yesterday"),
+    "book-representation": lambda _: book_splits(small_book(), levels=2, window=2, horizon=1, representation="ofi"),
+    "book-representation-tick": lambda _: book_splits(
+        small_book(), levels=1, window=2, horizon=1, representation="stationary"
+    ),
+    "book-threshold-unit": lambda _: book_splits(small_book(), levels=1, window=2, horizon=1, threshold_unit="bps"),
+    "book-threshold-ticks": lambda _: book_splits(small_book(), levels=1, window=2, horizon=1, threshold_unit="ticks"),
+    "book-threshold-spread": lambda _: book_splits(
+        Book(np.arange(20, dtype=np.int64), np.tile([10.0, 1.0, 10.0, 1.0], (20, 1)), "locked", "test"),
+        levels=1,
+        window=2,
+        horizon=1,
+        threshold_unit="spread",
+    ),
     "book-dataset-empty": lambda tmp: dataset_splits(tmp),
     "book-dataset-instrument": lambda tmp: dataset_splits(book_dataset(book_dataset(tmp, "AAA", 3, 50), "BBB", 3, 50)),
     "book-dataset-unknown-instrument": lambda tmp: dataset_splits(book_dataset(tmp, "AAA", 3, 50), "ZZZ"),

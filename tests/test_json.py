@@ -131,10 +131,11 @@ def test_data_info_of_a_book_file_and_of_a_dataset_folder(capsys, tmp_path):
     assert {k: payload[k] for k in summary} == json.loads(json.dumps(summary))
     assert payload["events"] == len(book) > 0 and payload["levels"] == 3
     balance = label_balance(book, [5, 20])
-    assert payload["labels"] == [{"horizon": h, **row} for h, row in balance.items()]
+    expected = [{"horizon": h, "smoothing": rule, **row} for h, rules in balance.items() for rule, row in rules.items()]
+    assert payload["labels"] == json.loads(json.dumps(expected))
     text = cli_text(capsys, "data", "info", str(path), "--horizons", "5,20")
     assert f"events {payload['events']:,}, 3 levels per side" in text
-    assert f"labels k=5: threshold {payload['labels'][0]['threshold']:.3g}" in text
+    assert f"k=5 future: threshold {payload['labels'][0]['threshold']:.3g}" in text
 
     convert_dataset([feed], tmp_path / "books", levels=3, processes=1)
     capsys.readouterr()

@@ -341,6 +341,68 @@ def test_windows_holding_events_training_never_served_are_left_out_or_withheld(b
         predictor.predict(thin)
 
 
+REPRESENTED = {  # book runs on the other representations, with the other label rules and units
+    "stationary": {
+        "representation": "stationary",
+        "tick_size": 0.5,
+        "smoothing": "tlob",
+        "smoothing_window": 3,
+        "threshold": 1.0,
+        "threshold_unit": "ticks",
+    },
+    "order_flow": {"representation": "order_flow", "threshold_unit": "spread"},
+}
+
+
+@pytest.fixture(scope="module", params=sorted(REPRESENTED))
+def represented_run(request, tmp_path_factory):
+    """A TCN trained for one epoch on the book of ``book_run`` in another representation (folder ``run``)."""
+    folder = tmp_path_factory.mktemp(request.param)
+    write_book(random_walk_book(), folder / "book.parquet")
+    config = TCN_BOOK.replace("book.parquet", str(folder / "book.parquet")).replace(
+        "horizon: 5}", "horizon: 5, " + ", ".join(f"{k}: {v}" for k, v in REPRESENTED[request.param].items()) + "}"
+    )
+    (folder / "book.yaml").write_text(config)
+    result = dilated_cli("train", "book.yaml", "--run-dir", "run", "--no-progress", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    assert "logistic regression on imbalance and mid changes" in result.stdout  # beside the majority class
+    return folder, request.param
+
+
+@pytest.mark.slow
+def test_book_runs_in_every_representation_predict_stream_and_replay_as_training_prepared(represented_run):
+    """Predictions on the book equal the model on the windows `book_splits` builds with the run's options and
+    stored scaling; a live stream fed raw rows one at a time, and `replay`, equal them."""
+    folder, representation = represented_run
+    predictor = dilated.load_run(folder / "run")
+    info = predictor._info
+    assert info["representation"] == representation and info["normalisation"]["clip"] == 5.0
+    assert (predictor.channels, predictor.event_values) == ({"stationary": 10, "order_flow": 4}[representation], 8)
+    offline = predictor.predict(folder / "book.parquet")
+    assert len(offline) == 1500 - 15
+    splits = book_splits(folder / "book.parquet", levels=2, window=16, horizon=5, **REPRESENTED[representation])
+    assert splits.info["scaling"] == info["normalisation"] and splits.info["threshold"] == info["threshold"]
+    for part in (splits.test, splits.train):
+        windows = torch.stack([part[i][0] for i in range(len(part))])  # training's scaled windows
+        with torch.inference_mode():
+            expected = predictor.model(windows)
+        at = part.ends - 15
+        assert float((offline.output[at] - expected).abs().max()) <= PARITY
+        assert torch.equal(offline.targets[at], part.targets[part.ends])
+    evaluation = evaluate_run(folder / "run", split="test", progress=False)  # `dilated evaluate`'s report
+    assert set(evaluation.result["references"]) == {"logistic", "logistic_flow"}
+    live = predictor.stream(1)
+    rows = random_walk_book().values[:300, :8]  # the first 300 events: the previous event carried from step to step
+    outs = [live.step(rows[t : t + 1]) for t in range(len(rows))]
+    streamed = torch.cat([out.output for out in outs[15:] if out is not None])
+    assert float((streamed - offline.output[: 300 - 15]).abs().max()) <= PARITY
+    short = write_book(
+        Book(*(a[:300] for a in (random_walk_book().ts, random_walk_book().values))), folder / "short.parquet"
+    )
+    replayed = replay(predictor, short, check=True, progress=False)
+    assert replayed.passed and replayed.compared == 300 - 15
+
+
 @pytest.mark.slow
 def test_dilated_replay_on_a_book_equals_dilated_predict(book_run):
     replayed = dilated_cli("replay", "run", "--input", "book.parquet", "-o", "replay.csv", "--check", cwd=book_run)

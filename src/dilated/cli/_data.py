@@ -86,7 +86,7 @@ def _convert_dataset(args: argparse.Namespace) -> int:
 
 
 def _data_info(args: argparse.Namespace) -> int:
-    from dilated.data import book_summary, convert_book, format_book_info, label_balance, read_book
+    from dilated.data import SMOOTHINGS, book_summary, convert_book, format_book_info, label_balance, read_book
 
     path = Path(args.file)
     if path.is_dir():
@@ -100,10 +100,21 @@ def _data_info(args: argparse.Namespace) -> int:
         return 1 if info["failures"] else 0
     book = read_book(path) if path.suffix.lower() in (".parquet", ".pq") else convert_book(path, progress=False)
     horizons = [int(h) for h in args.horizons.split(",") if h.strip()] if args.horizons else []
-    balance = label_balance(book, horizons, args.threshold, args.smoothing) if horizons else None
+    smoothings = [args.smoothing] if args.smoothing else SMOOTHINGS
+    balance = (
+        label_balance(
+            book, horizons, args.threshold, smoothings, threshold_unit=args.threshold_unit, tick_size=args.tick_size
+        )
+        if horizons
+        else None
+    )
     summary = book_summary(book)
     if args.json:
-        labels = [{"horizon": horizon, **row} for horizon, row in (balance or {}).items()]
+        labels = [
+            {"horizon": horizon, "smoothing": smoothing, **row}
+            for horizon, rules in (balance or {}).items()
+            for smoothing, row in rules.items()
+        ]
         print_json(DATA_INFO_SCHEMA, {"kind": "book", **summary, "labels": labels})
     else:
         print(format_book_info(summary, balance))
@@ -112,7 +123,7 @@ def _data_info(args: argparse.Namespace) -> int:
 
 def add_data_commands(command: Command) -> None:
     """The `dilated data convert` and `dilated data info` subcommands."""
-    from dilated.data import BOOK_FORMATS, GAP_POLICIES, SMOOTHINGS
+    from dilated.data import BOOK_FORMATS, GAP_POLICIES, SMOOTHINGS, THRESHOLD_UNITS
 
     data = command("data", _data_info, "Rebuild order books from market-data feeds (convert, info).", DATA_HELP)
     actions = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -150,5 +161,9 @@ def add_data_commands(command: Command) -> None:
         default="10,50,100",
         help="label horizons in events, comma-separated (default 10,50,100; empty: none)",
     )
-    info.add_argument("--threshold", type=float, help="label threshold (default: balanced on the first 70%%)")
-    info.add_argument("--smoothing", choices=SMOOTHINGS, default="future", help="label rule (default future)")
+    info.add_argument(
+        "--threshold", type=float, help="label threshold (default: balanced on the first 70%%; spread: 1 x the mean)"
+    )
+    info.add_argument("--threshold-unit", choices=THRESHOLD_UNITS, default="fraction", help="what --threshold counts")
+    info.add_argument("--tick-size", type=float, help="for --threshold-unit ticks (default: the smallest level gap)")
+    info.add_argument("--smoothing", choices=SMOOTHINGS, help="one label rule (default: each of them)")

@@ -31,6 +31,11 @@ _EXPORTS = {  # public name -> the private module that defines it, imported on f
     "read_day": "._book_days",
     "is_book_dataset": "._book_days",
     "SMOOTHINGS": "._choices",
+    "THRESHOLD_UNITS": "._choices",
+    "REPRESENTATIONS": "._choices",
+    "RobustScale": "._book_features",
+    "book_inputs": "._book_features",
+    "input_channels": "._book_features",
     "book_summary": "._convert",
     "convert_book": "._convert",
     "detect_format": "._convert",
@@ -49,6 +54,7 @@ _EXPORTS = {  # public name -> the private module that defines it, imported on f
     "write_planted_dataset": "._planted",
     "BookSplits": "._lob_labels",
     "book_labels": "._lob_labels",
+    "LabelRule": "._lob_labels",
     "book_splits": "._lob_labels",
     "fill_book_levels": "._lob_labels",
     "label_balance": "._lob_labels",
@@ -93,9 +99,14 @@ if TYPE_CHECKING:  # the names as type checkers see them
     from dilated.data._book_days import dataset_splits as dataset_splits
     from dilated.data._book_days import is_book_dataset as is_book_dataset
     from dilated.data._book_days import read_day as read_day
+    from dilated.data._book_features import RobustScale as RobustScale
+    from dilated.data._book_features import book_inputs as book_inputs
+    from dilated.data._book_features import input_channels as input_channels
     from dilated.data._choices import BOOK_FORMATS as BOOK_FORMATS
     from dilated.data._choices import GAP_POLICIES as GAP_POLICIES
+    from dilated.data._choices import REPRESENTATIONS as REPRESENTATIONS
     from dilated.data._choices import SMOOTHINGS as SMOOTHINGS
+    from dilated.data._choices import THRESHOLD_UNITS as THRESHOLD_UNITS
     from dilated.data._convert import (
         book_summary as book_summary,
     )
@@ -142,6 +153,7 @@ if TYPE_CHECKING:  # the names as type checkers see them
     from dilated.data._lob_labels import (
         BookSplits as BookSplits,
     )
+    from dilated.data._lob_labels import LabelRule as LabelRule
     from dilated.data._lob_labels import (
         book_labels as book_labels,
     )

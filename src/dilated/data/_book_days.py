@@ -37,11 +37,17 @@ from torch.utils.data import ConcatDataset
 from tqdm import tqdm
 
 from dilated._progress import bar_disabled
+from dilated.data._book_features import SCALE_SAMPLE, BookInputs, RobustScale, observed_tick, scaling_sample
+from dilated.data._dataset import read_manifest
 from dilated.data._lob_labels import (
+    SMOOTHING_WINDOW,
+    LabelRule,
     book_labels,
     fill_book_levels,
     in_time,
-    smoothed_change,
+    input_info,
+    label_info,
+    label_threshold,
     threshold_rule,
     time_ns,
     usable_events,
@@ -287,51 +293,75 @@ def _select_days(
     return instrument, days, name
 
 
-def _changes(book: Book, usable: np.ndarray, horizon: int, smoothing: str) -> np.ndarray:
-    """The finite |smoothed mid change| of a day's usable events (what the label threshold is a quantile of)."""
-    change = np.abs(smoothed_change(np.where(usable, book.mid, np.nan), horizon, smoothing))
+def _changes(book: Book, usable: np.ndarray, rule: LabelRule) -> np.ndarray:
+    """The finite |l_t| of a day's usable events (what the label threshold is a quantile of)."""
+    change = np.abs(rule.change(np.where(usable, book.mid, np.nan)))
     return change[np.isfinite(change)]
+
+
+def _dataset_tick(
+    root: str | Path, instrument: str, reader: _DayReader, days: list[BookDay]
+) -> tuple[float | None, str]:
+    """The manifest's tick size of ``instrument`` where it records one, else the smallest level gap of ``days``."""
+    recorded = read_manifest(root).get("instruments", {}).get(instrument, {})
+    if recorded.get("tick_size"):
+        return float(recorded["tick_size"]), f"manifest ({recorded.get('tick_source')})"
+    steps = [observed_tick(book.values) for book, _ in reader.books(days)]
+    known = [s for s in steps if s is not None]
+    return (min(known) if known else None), "observed"
 
 
 def _fit_training_days(
     reader: _DayReader,
     train_days: list[BookDay],
-    zscore: ZScore | None,
+    scaling: ZScore | RobustScale | None,
     threshold: float | None,
-    horizon: int,
-    smoothing: str,
+    unit: str,
+    rule: LabelRule,
+    representation: str,
+    tick: float | None,
     name: str,
-) -> tuple[ZScore, float, str]:
-    """The z-score and label threshold of the training days (those not given), streamed one day at a time."""
-    moments, quantile = Moments(), StreamedQuantile(1 / 3)
-    if zscore is None or threshold is None:
+) -> tuple[BookInputs, float, str]:
+    """The input scaling and label threshold of the training days (those not given), streamed one day at a time;
+    a robust scaling is fitted on a sample of at most ``SCALE_SAMPLE`` events shared evenly among the days."""
+    moments, quantile, samples = Moments(), StreamedQuantile(1 / 3), []
+    spreads, spread_count = 0.0, 0
+    per_day = math.ceil(SCALE_SAMPLE / len(train_days))
+    balanced = threshold is None and unit != "spread"
+    if scaling is None or balanced or unit == "spread":
         for book, usable in reader.books(train_days):
-            if zscore is None:
+            if scaling is None and representation == "raw":
                 moments.add(fill_book_levels(book.values)[usable])
-            if threshold is None:
-                quantile.count(_changes(book, usable, horizon, smoothing))
-    if zscore is None:
-        if moments.count == 0:
+            elif scaling is None:
+                samples.append(scaling_sample(fill_book_levels(book.values), usable, representation, tick, per_day))
+            if balanced:
+                quantile.count(_changes(book, usable, rule))
+            if unit == "spread":
+                spreads += float(np.sum(book.spread[usable] / book.mid[usable]))
+                spread_count += int(usable.sum())
+    if scaling is None:
+        if representation == "raw" and moments.count == 0 or representation != "raw" and not sum(map(len, samples)):
             raise ValueError(f"{name}: the training days hold no usable event (two-sided, uncrossed book)")
-        zscore = moments.zscore()
-    if threshold is not None:
-        return zscore, threshold, "given"
+        scaling = moments.zscore() if representation == "raw" else RobustScale.fit(np.concatenate(samples))
+    inputs = BookInputs(representation, tick, scaling)
+    if not balanced:
+        mean_spread = np.array([spreads / spread_count]) if spread_count else np.array([])
+        return (inputs, *label_threshold(threshold, unit, np.array([]), mean_spread))
     if quantile.total == 0:
         raise ValueError(f"{name}: no smoothed change on the training days; use more days or a shorter horizon")
     for book, usable in reader.books(train_days):
-        quantile.collect(_changes(book, usable, horizon, smoothing))
+        quantile.collect(_changes(book, usable, rule))
     threshold = quantile.result()
-    return zscore, threshold, threshold_rule(threshold)
+    return inputs, threshold, threshold_rule(threshold)
 
 
 def _part_windows(
     reader: _DayReader,
     days: list[BookDay],
     folder: str,
-    zscore: ZScore,
+    inputs: BookInputs,
     threshold: float,
-    horizon: int,
-    smoothing: str,
+    rule: LabelRule,
     window: int,
     stride: int,
 ) -> tuple[list[WindowDataset], np.ndarray, int, int]:
@@ -340,15 +370,14 @@ def _part_windows(
     windows, count, events, usable_count = [], np.zeros(3, dtype=np.int64), 0, 0
     for book, usable in reader.books(days):
         events, usable_count = events + len(book), usable_count + int(usable.sum())
-        labels = book_labels(book, horizon, threshold, smoothing)
-        ends = window_ends(usable, labels, window, horizon, smoothing, stride)
+        labels = book_labels(book, rule, threshold)
+        ends = window_ends(usable, labels, window, rule, stride)
         if len(ends) == 0:
             continue
         count += np.bincount(labels[ends], minlength=3)
-        features = fill_book_levels(book.values)
-        normalised = zscore(np.where(np.isfinite(features), features, zscore.mean)).T  # (channels, events)
+        normalised = inputs(fill_book_levels(book.values))  # (channels, events)
         mapped = (_mapped(folder, normalised), _mapped(folder, labels), _mapped(folder, ends))
-        windows.append(WindowDataset(mapped[0], mapped[1], window, mapped[2], lookahead=horizon))
+        windows.append(WindowDataset(mapped[0], mapped[1], window, mapped[2], lookahead=rule.horizon))
     return windows, count, events, usable_count
 
 
@@ -364,13 +393,18 @@ def dataset_splits(
     stride: int = 1,
     start: Any = None,
     end: Any = None,
-    zscore: ZScore | None = None,
+    scaling: ZScore | RobustScale | None = None,
     progress: bool = False,
+    smoothing_window: int = SMOOTHING_WINDOW,
+    threshold_unit: str = "fraction",
+    representation: str = "raw",
+    tick_size: float | None = None,
     selection: Sequence[Sequence[str | int]] | None = None,
 ) -> DaySplits:
     """Windows, labels and splits by days of one instrument of a dataset folder (module notes); the arguments are
-    those of :func:`~dilated.data.book_splits`, ``fractions`` of the days, and ``instrument`` (None: the only one).
-    ``selection`` names the train, validation and test days instead of ``fractions`` (:func:`chosen_days`)."""
+    those of :func:`~dilated.data.book_splits`, ``fractions`` of the days, and ``instrument`` (None: the only one);
+    the tick: ``tick_size``, else the manifest's, else the smallest level gap of the training days. ``selection``
+    names the train, validation and test days instead of ``fractions`` (:func:`chosen_days`)."""
     levels = check_levels(levels)
     if window < 1 or horizon < 1 or stride < 1:
         raise ValueError(f"window, horizon and stride must be >= 1; got {window}, {horizon}, {stride}")
@@ -381,23 +415,32 @@ def dataset_splits(
     else:
         chosen = chosen_days(days, selection, name)
     train_days = chosen[0]
-    passes = (zscore is None or threshold is None) + (threshold is None)
+    balanced = threshold is None and threshold_unit != "spread"
+    passes = (scaling is None or balanced or threshold_unit == "spread") + balanced
     bar = tqdm(
-        total=passes * len(train_days) + sum(map(len, chosen)),
+        total=(passes + (tick_size is None)) * len(train_days) + sum(map(len, chosen)),
         desc=f"reading {instrument} days",
         unit="day",
         disable=bar_disabled(progress),
         leave=False,
     )
     reader = _DayReader(levels, start, end, bar)
-    zscore, threshold, rule = _fit_training_days(reader, train_days, zscore, threshold, horizon, smoothing, name)
+    tick, tick_source = (
+        (tick_size, "given") if tick_size is not None else _dataset_tick(root, instrument, reader, train_days)
+    )
+    if threshold_unit == "ticks" and tick is None:
+        raise ValueError(f"{name}: threshold_unit ticks needs a tick size: give tick_size")
+    rule = LabelRule(horizon, smoothing, smoothing_window, tick if threshold_unit == "ticks" else None)
+    inputs, threshold, how = _fit_training_days(
+        reader, train_days, scaling, threshold, threshold_unit, rule, representation, tick, name
+    )
     parts: list[ConcatDataset] = []
     counts: dict[str, list[int]] = {}
     events = usable_count = 0
     with tempfile.TemporaryDirectory(prefix="dilated-days-") as folder:
         for part, part_days in zip(("train", "val", "test"), chosen, strict=True):
             windows, count, part_events, part_usable = _part_windows(
-                reader, part_days, folder, zscore, threshold, horizon, smoothing, window, stride
+                reader, part_days, folder, inputs, threshold, rule, window, stride
             )
             events, usable_count = events + part_events, usable_count + part_usable
             if not windows:
@@ -414,16 +457,13 @@ def dataset_splits(
         "days": {part: [d.date for d in part_days] for part, part_days in zip(("train", "val", "test"), chosen)},
         "events": events,
         "usable_events": usable_count,
-        "threshold": float(threshold),
-        "threshold_rule": rule,
-        "smoothing": smoothing,
-        "horizon": horizon,
+        **label_info(rule, threshold, how, threshold_unit),
         "window": window,
         "stride": stride,
         "levels": levels,
         "label_balance": {part: [round(c / max(1, sum(v)), 4) for c in v] for part, v in counts.items()},
         "label_counts": counts,
-        "zscore": {"mean": zscore.mean.tolist(), "std": zscore.std.tolist()},
+        **input_info(representation, tick, tick_source, inputs.scaling),
     }
     train, val, test = parts
     return DaySplits(train, val, test, ConcatDataset(parts), info)

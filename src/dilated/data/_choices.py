@@ -3,4 +3,6 @@
 
 BOOK_FORMATS = ("databento-mbo", "databento-mbp10", "binance", "bitstamp", "lobster")  # dilated data convert --format
 GAP_POLICIES = ("raise", "truncate")  # binance_book(gaps=...): what a sequence gap in depth diffs does
-SMOOTHINGS = ("future", "past")  # label rules of books (dilated.data.book_labels)
+SMOOTHINGS = ("future", "past", "tlob")  # label rules of books (dilated.data.LabelRule)
+THRESHOLD_UNITS = ("fraction", "ticks", "spread")  # what a book label threshold counts (dilated.data.LabelRule)
+REPRESENTATIONS = ("raw", "stationary", "order_flow")  # model inputs of a book (dilated.data.book_inputs)

@@ -217,7 +217,7 @@ def book_summary(book: Book) -> dict[str, Any]:
     }
 
 
-def format_book_info(summary: dict[str, Any], balance: dict[int, Any] | None = None) -> str:
+def format_book_info(summary: dict[str, Any], balance: dict[int, dict[str, Any]] | None = None) -> str:
     """:func:`book_summary` (and :func:`~dilated.data._lob_labels.label_balance`) as plain text."""
 
     def stats(values: dict[str, float]) -> str:
@@ -235,13 +235,18 @@ def format_book_info(summary: dict[str, Any], balance: dict[int, Any] | None = N
         f"  spread: {stats(summary['spread'])}",
         f"  mid:    {stats(summary['mid'])}",
     ]
-    for horizon, row in (balance or {}).items():
-        if not row["labelled"]:
-            lines.append(f"  labels k={horizon}: none ({row['rule']})")
-            continue
-        lines.append(
-            f"  labels k={horizon}: threshold {row['threshold']:.3g} ({row['rule']}): up "
-            f"{row['up']:.1%}, stationary {row['stationary']:.1%}, down {row['down']:.1%} of "
-            f"{row['labelled']:,}"
-        )
+    if balance:
+        lines.append("  labels (up / stationary / down % of each part's labels, per horizon k and rule):")
+    for horizon, rules in (balance or {}).items():
+        for smoothing, row in rules.items():
+            if not row["labelled"]:
+                lines.append(f"    k={horizon} {smoothing}: none ({row['rule']})")
+                continue
+            parts = ", ".join(
+                f"{part} "
+                + "/".join(f"{100 * row[part][c]:.0f}" for c in ("up", "stationary", "down"))
+                + f" of {row['labelled'][part]:,}"
+                for part in ("train", "val", "test")
+            )
+            lines.append(f"    k={horizon} {smoothing}: threshold {row['threshold']:.3g} ({row['rule']}): {parts}")
     return "\n".join(lines)

@@ -15,27 +15,36 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class Normalisation:
-    """The per-feature z-score ``(x - mean) / std`` of the training inputs (mean 0, std 1 where there was none).
+    """The per-feature scaling ``(x - mean) / std`` of the training inputs (mean 0, std 1 where there was none),
+    clipped to ``+-clip`` where training clipped (books' robust scaling: ``mean`` its median, ``std`` its scale).
 
     Attributes:
         mean, std: ``(channels,)`` float64.
+        clip: None (no clipping) or the bound.
     """
 
     mean: np.ndarray
     std: np.ndarray
+    clip: float | None = None
 
     @classmethod
     def from_stats(cls, stats: Mapping[str, Any] | None, channels: int) -> Normalisation:
         """From ``metrics.json``'s ``data.normalisation`` (``feature_mean``, ``feature_std``; ``mean``, ``std`` for
-        books), or none."""
+        books; ``center``, ``scale``, ``clip`` for books' robust scaling), or none."""
         if stats is None:
             return cls(np.zeros(channels), np.ones(channels))
+        if "center" in stats:
+            return cls(
+                np.array(stats["center"], dtype=np.float64), np.array(stats["scale"], dtype=np.float64), stats["clip"]
+            )
         mean, std = ("feature_mean", "feature_std") if "feature_mean" in stats else ("mean", "std")
         return cls(np.array(stats[mean], dtype=np.float64), np.array(stats[std], dtype=np.float64))
 
     def __call__(self, raw: np.ndarray | Tensor) -> Tensor:
-        """``(..., channels, time)`` raw values -> float32 z-scores (computed in float64, as training did)."""
+        """``(..., channels, time)`` raw values -> float32 scaled values (computed in float64, as training did)."""
         z = (np.asarray(raw, dtype=np.float64) - self.mean[:, None]) / self.std[:, None]
+        if self.clip is not None:
+            z = np.clip(z, -self.clip, self.clip)
         return torch.from_numpy(z.astype(np.float32))
 
 

@@ -122,7 +122,8 @@ class Predictor:
         window: events per input window.
         receptive_field: events each output (or each feature entering a global stage) depends on, where the
             model declares it.
-        channels: raw features per event.
+        channels: the model's inputs per event; event_values: values per raw event (a book's levels: 4 per
+            level, whatever the representation the model reads).
         run, checkpoint, config: where it came from.
     """
 
@@ -150,6 +151,7 @@ class Predictor:
         self.normalisation = Normalisation.from_stats(info.get("normalisation"), self.channels)
         self._info = info
         self._kind = self.data.as_trained(info)
+        self.event_values = self._kind.event_values(self.channels)
         self._engine: tuple[Engine, float] | None = None
 
     def __repr__(self) -> str:
@@ -189,12 +191,18 @@ class Predictor:
         LOBSTER: empty levels filled from ``previous`` ``(..., channels)``, each book's last prepared event; tables:
         float32; books: empty deeper levels filled; FI-2010 and the synthetic tasks refuse)."""
         rows = np.asarray(rows, dtype=np.float64)
-        if rows.ndim < 2 or rows.shape[-1] != self.channels:
+        if rows.ndim < 2 or rows.shape[-1] != self.event_values:
             raise ValueError(
-                f"the run's model takes {self.channels} features per event ({self._kind.event_features}); got "
+                f"the run's model takes {self.event_values} features per event ({self._kind.event_features}); got "
                 f"{rows.shape[-1] if rows.ndim else 0} (raw data of shape {tuple(rows.shape)})"
             )
         return self._kind.prepare(rows, previous)
+
+    def inputs(self, prepared: np.ndarray, previous: np.ndarray | None = None) -> Tensor:
+        """Prepared rows ``(..., time, values)`` -> the model's float32 inputs ``(..., channels, time)``: the run's
+        representation (:meth:`DataSource.inputs`; ``previous`` ``(..., values)``: the prepared event before the rows),
+        then the training normalisation."""
+        return self.normalisation(np.swapaxes(self._kind.inputs(prepared, previous), -1, -2))
 
     def unusable(self, prepared: np.ndarray) -> np.ndarray | None:
         """Prepared rows ``(..., channels)`` -> ``(...)`` bool: events no window the model was trained on held
@@ -215,7 +223,7 @@ class Predictor:
                 f"no window of {self.window} events that the run can read: every one holds an event training never "
                 f"served ({self._kind.event_features}: one-sided or crossed books, levels without a size)"
             )
-        inputs = self.normalisation(feed.raw)  # (C, T)
+        inputs = self.inputs(np.asarray(feed.raw, dtype=np.float64).T)  # (C, T)
         windows = inputs.unfold(1, self.window, 1).transpose(0, 1)  # (N, C, window), a view
         outputs = []
         with torch.inference_mode():
@@ -286,8 +294,8 @@ class LiveStream:
                 f"{tuple(events.shape)}"
             )
         rows = self.predictor.prepare(events[:, None, :], self._previous)[:, 0]
+        z = self.predictor.inputs(rows[:, None, :], self._previous)[..., 0]  # (B, C)
         self._previous = rows
-        z = self.predictor.normalisation(rows[..., None])[..., 0]  # (B, C)
         unusable = self.predictor.unusable(rows)
         if unusable is not None and unusable.any():
             z[torch.from_numpy(unusable)] = 0.0  # the training mean: no NaN enters the engine's state

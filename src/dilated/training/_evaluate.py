@@ -166,7 +166,8 @@ def evaluate_run(
         batch_size: default the run's ``training.eval_batch_size`` (4 x its batch size when that is not set).
 
     The baseline is the rule of the run's own training split (``metrics.json`` ``data.baseline``) where the run
-    recorded one, else that of the data evaluated.
+    recorded one, else that of the data evaluated; the references (books: logistic regressions) are fitted on the
+    training part of the data evaluated.
     """
     run, checkpoint = locate(target)
     config = run.config()
@@ -188,4 +189,6 @@ def evaluate_run(
         model, dataset, splits.task, size, progress=progress, desc=f"evaluating {split}", baseline=baseline
     )
     result = {**evaluate_outputs(outputs, splits.task, baseline), "checkpoint": checkpoint.name, "split": split}
+    if splits.references.get(split):  # fitted on the training part of the data evaluated
+        result["references"] = splits.references[split]
     return RunEvaluation(result, outputs, splits.task, checkpoint, split, sample_ids(dataset))

@@ -343,6 +343,11 @@ def _trainer(
     )
 
 
+def _references(splits: Splits, part: str) -> dict[str, Any]:
+    """``{"references": ...}``: the fitted baselines' scores on ``part`` (:attr:`Splits.references`), where any."""
+    return {"references": splits.references[part]} if splits.references.get(part) else {}
+
+
 def _finish(
     run: RunDir,
     model: nn.Module,
@@ -366,7 +371,7 @@ def _finish(
         desc="testing",
         baseline=splits.baseline,
     )
-    result = evaluate_outputs(outputs, splits.task, splits.baseline)
+    result = evaluate_outputs(outputs, splits.task, splits.baseline) | _references(splits, "test")
     metrics = run.metrics()
     history, best = metrics.get("history", []), metrics.get("best") or {}
     plots = [plot_curves(history, run.plots / "curves.png", best.get("epoch"))] if history else []

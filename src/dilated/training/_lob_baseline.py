@@ -17,11 +17,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from dilated.data import LOB_CLASS_NAMES, Book, BookSplits, WindowDataset
-from dilated.training._metrics import classification_metrics, majority_baseline
+from dilated.data import LOB_CLASS_NAMES, Book, BookSplits, WindowDataset, book_inputs, fill_book_levels
+from dilated.data._book_features import strided_sample
+from dilated.training._metrics import classification_metrics, majority_baseline, scalar_metrics
 from dilated.training._objective import balanced_class_weights
 
 LAGS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
+REFERENCE_SAMPLE = 20_000
 
 
 def lob_features(book: Book, ends: np.ndarray, window: int, depth: int = 10) -> np.ndarray:
@@ -37,6 +39,15 @@ def lob_features(book: Book, ends: np.ndarray, window: int, depth: int = 10) -> 
     changes = np.column_stack([(mid[ends] - mid[ends - lag]) / mid[ends - lag] for lag in lags])
     spread = (book.spread[ends] / mid[ends])[:, None]
     return np.concatenate([imbalance, changes, spread], axis=1)
+
+
+def flow_features(book: Book, ends: np.ndarray, window: int, tick: float) -> np.ndarray:
+    """``(samples, levels x lags)`` float64: each level's order-flow imbalance summed over the last d events of
+    the windows ending at ``ends``, for the lags d < ``window`` (module notes)."""
+    flow = book_inputs(fill_book_levels(book.values), "order_flow", tick)[:, : book.levels]  # (events, levels)
+    total = np.concatenate([np.zeros((1, book.levels)), np.cumsum(flow, axis=0)])  # total[e] = flow[:e].sum()
+    lags = [lag for lag in LAGS if lag < window]
+    return np.concatenate([total[ends + 1] - total[ends + 1 - lag] for lag in lags], axis=1)
 
 
 @dataclass
@@ -110,4 +121,32 @@ def lob_baselines(
         result["logistic"][name] = classification_metrics(logits, torch.from_numpy(labels), 3, LOB_CLASS_NAMES)
         counts = np.bincount(labels, minlength=3).tolist()
         result["majority"][name] = majority_baseline(train_counts, counts, LOB_CLASS_NAMES)
+    return result
+
+
+def lob_references(
+    splits: BookSplits, parts: Sequence[str] = ("val", "test"), sample: int = REFERENCE_SAMPLE
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """The class-weighted logistic regressions on imbalance and mid changes (``logistic``) and on order flow
+    (``logistic_flow``, where the book has a tick size), fitted on at most ``sample`` training windows, scored on
+    ``parts``: ``{part: {rule: {"name": ..., metric: value}}}`` (module notes)."""
+    window, book = splits.full.window, splits.book
+    train_ends = strided_sample(splits.train.ends.numpy(), sample)
+    rules = {"logistic": ("logistic regression on imbalance and mid changes", lambda e: lob_features(book, e, window))}
+    tick = splits.info.get("tick_size")
+    if tick:
+        rules["logistic_flow"] = ("logistic regression on order flow", lambda e: flow_features(book, e, window, tick))
+    labels = splits.train.targets.numpy()
+    result: dict[str, dict[str, dict[str, Any]]] = {part: {} for part in parts}
+    for rule, (name, features) in rules.items():
+        model = LogisticRegression.fit(features(train_ends), labels[train_ends], len(LOB_CLASS_NAMES), balanced=True)
+        for part in parts:
+            ends = getattr(splits, part).ends.numpy()
+            scores = classification_metrics(
+                model.logits(features(ends)), torch.from_numpy(labels[ends]), 3, LOB_CLASS_NAMES
+            )
+            result[part][rule] = {
+                "name": f"{name}, fitted on {len(train_ends):,} training windows",
+                **scalar_metrics(scores),
+            }
     return result

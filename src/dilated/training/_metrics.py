@@ -165,21 +165,24 @@ def scalar_metrics(result: Mapping[str, Any]) -> dict[str, float]:
 
 def format_metrics(result: Mapping[str, Any], title: str = "metrics") -> str:
     """A plain-text table: the scalar metrics (with the baseline's beside them when ``result`` has a
-    ``baseline``), then per-class rows and the confusion matrix if present."""
+    ``baseline``, and each fitted baseline's under ``references``), then per-class rows and the confusion matrix if
+    present."""
     lines = [f"{title} ({result.get('samples', '?')} samples)"]
     scalars = scalar_metrics(result)
-    baseline = result.get("baseline") or {}
+    columns = {"baseline": result.get("baseline") or {}} | dict(result.get("references") or {})
+    columns = {name: column for name, column in columns.items() if column}
     names = {k: LEGACY_NAMES.get(k, k) for k in scalars}  # old run folders: f1 is the macro F1
     width = max(len(k) for k in scalars) if scalars else 8
-    lines.append(f"  {'':<{width}}  {'model':>8}" + (f"  {'baseline':>8}" if baseline else ""))
+    column_width = max([8, *(len(name) for name in columns)])
+    lines.append(f"  {'':<{width}}  {'model':>8}" + "".join(f"  {name:>{column_width}}" for name in columns))
     for key, value in scalars.items():
         row = f"  {key:<{width}}  {value:8.4f}"
-        if baseline:
-            other = baseline.get(names[key], baseline.get(key))
-            row += f"  {other:8.4f}" if isinstance(other, (int, float)) else f"  {'-':>8}"
+        for column in columns.values():
+            other = column.get(names[key], column.get(key))
+            row += f"  {other:{column_width}.4f}" if isinstance(other, (int, float)) else f"  {'-':>{column_width}}"
         lines.append(row)
-    if baseline:
-        lines.append(f"  baseline: {baseline.get('name', '?')}")
+    for name, column in columns.items():
+        lines.append(f"  {name}: {column.get('name', '?')}")
     per_class = result.get("per_class")
     if per_class:
         width = max(9, *(len(n) for n in per_class))

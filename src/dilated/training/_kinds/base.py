@@ -39,6 +39,8 @@ class Splits:
         info: JSON-ready facts: sizes, class counts, alpha, normalisation statistics, the baseline.
         last_value: for forecasting, the baseline that repeats the window's last value of the target series.
         baseline: the trivial baseline (set by :func:`~dilated.training.build_splits`).
+        references: baselines fitted on the training part beside the trivial one, scored per part: ``{part:
+            {rule: {"name": ..., metric: value}}}`` (books: logistic regressions, :mod:`~dilated.training._lob_baseline`).
     """
 
     train: Dataset
@@ -51,6 +53,7 @@ class Splits:
     info: dict[str, Any] = field(default_factory=dict)
     last_value: Persistence | None = None
     baseline: Baseline | None = None
+    references: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def split(self, name: str) -> Dataset:
         """``"train"``, ``"val"``, ``"test"`` or ``"all"`` (the whole series, where there is one)."""
@@ -100,7 +103,8 @@ class DataSource:
     both halves of a run.
 
     Training: :attr:`task_kind`, :meth:`build`. The live predictor (:func:`dilated.load_run`): :meth:`as_trained`,
-    :meth:`run_task`, :meth:`read_events`, :meth:`prepare`, :attr:`event_features`, :meth:`unusable`. A kind that
+    :meth:`run_task`, :meth:`read_events`, :meth:`prepare`, :meth:`inputs`, :meth:`event_values`,
+    :attr:`event_features`, :meth:`unusable`. A kind that
     leaves the live half out (its data are not raw events: FI-2010, the synthetic tasks) refuses it in one line
     naming the kind.
     """
@@ -147,6 +151,16 @@ class DataSource:
         """Raw rows ``(..., time, channels)`` as training prepared them; ``previous`` ``(..., channels)``: each
         feed's last prepared event before ``rows``."""
         raise self._no_live_reading()
+
+    def inputs(self, rows: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
+        """Prepared rows ``(..., time, values)`` -> the model's inputs ``(..., time, channels)`` before the
+        normalisation, as training computed them; ``previous`` ``(..., values)``: each feed's prepared event before
+        ``rows`` (None: none). Default: the rows themselves."""
+        return rows
+
+    def event_values(self, channels: int) -> int:
+        """Values per raw event of a run whose model reads ``channels`` inputs per event (default: the same)."""
+        return channels
 
     @property
     def event_features(self) -> str:

@@ -3,8 +3,9 @@ labels, chronological parts with a gap of window + horizon events, z-scores of t
 of a dataset folder of ``dilated data convert -o DIR/`` (:func:`dilated.data.dataset_splits`: the parts are days,
 windows never cross a day, statistics streamed over the training days, each day memory-mapped, so memory does not
 grow with the days); an event is a book row's first ``levels`` levels (4 values each, prices in currency units),
-empty deeper levels filled as training fills them. Training serves no window holding a one-sided or crossed book:
-such events are unusable."""
+empty deeper levels filled as training fills them, which the model reads in a ``representation``
+(:mod:`dilated.data._book_features`: ``raw``, ``stationary`` or ``order_flow``), scaled with the training part's
+statistics. Training serves no window holding a one-sided or crossed book: such events are unusable."""
 
 from __future__ import annotations
 
@@ -37,10 +38,28 @@ class BookData(DataSource):
     window: int = option(100, "events per input window")
     horizon: int = option(10, "label horizon k in events")
     threshold: float | None = option(
-        None, "label threshold on the smoothed change; null: a third of the training labels stationary"
+        None,
+        "label threshold on the smoothed change, in threshold_unit; null: a third of the training labels "
+        "stationary (spread: 1)",
     )
-    smoothing: Literal["future", "past"] = option(
-        "future", "label rule: mean of the next k mids vs the current (future) or vs the mean of the past k (past)"
+    threshold_unit: Literal["fraction", "ticks", "spread"] = option(
+        "fraction", "the threshold counts: a fraction of the mid, ticks, or times the mean training spread / mid (TLOB)"
+    )
+    smoothing: Literal["future", "past", "tlob"] = option(
+        "future",
+        "label rule: mean of the next k mids vs the current (future, FI-2010), vs the mean of the past k (past), "
+        "or the mean of smoothing_window mids ending k ahead vs that ending now (tlob)",
+    )
+    smoothing_window: int = option(10, "tlob: mids in each mean (at most the horizon)")
+    representation: Literal["raw", "stationary", "order_flow"] = option(
+        "raw",
+        "model inputs: raw levels z-scored (FI-2010); stationary: prices in ticks from the mid, log sizes, mid change "
+        "and spread; order_flow: order-flow imbalance per level, mid change and spread (both robustly scaled, clipped)",
+    )
+    tick_size: float | None = option(
+        None,
+        "the instrument's tick, for stationary / order_flow inputs and ticks thresholds; null: a dataset folder's "
+        "manifest, else the smallest gap between adjacent levels of the training part",
     )
     fractions: tuple[float, ...] = option(
         (0.7, 0.15, 0.15), f"{FRACTIONS_HELP}; of a dataset folder's days (each part at least one day)"
@@ -57,21 +76,22 @@ class BookData(DataSource):
         return "classification"
 
     def build(self, stats: dict[str, Any] | None, progress: bool) -> Splits:
-        import numpy as np
 
         options: dict[str, Any] = {
             "levels": self.levels,
             "window": self.window,
             "horizon": self.horizon,
             "threshold": self.threshold,
+            "threshold_unit": self.threshold_unit,
             "smoothing": self.smoothing,
+            "smoothing_window": self.smoothing_window,
+            "representation": self.representation,
+            "tick_size": self.tick_size,
             "fractions": tuple(float(f) for f in self.fractions),
             "stride": self.stride,
             "start": self.start,
             "end": self.end,
-            "zscore": None
-            if stats is None
-            else data.ZScore(np.array(stats["mean"]), np.array(stats["std"])),  # a run's
+            "scaling": None if stats is None else _scaling(stats),  # a run's
         }
         if data.is_book_dataset(self.path):
             parts: data.BookSplits | data.DaySplits = data.dataset_splits(
@@ -83,8 +103,14 @@ class BookData(DataSource):
                 raise ValueError(f"{self.path}: {key} applies to a dataset folder, not to a book file")
             parts = data.book_splits(self.path, **options)
         channels, length = shape_of(parts.train)
-        info = {k: v for k, v in parts.info.items() if k != "zscore"} | {"normalisation": parts.info["zscore"]}
-        return Splits(parts.train, parts.val, parts.test, lob_task(), channels, length, parts.full, info)
+        scaled = "zscore" if "zscore" in parts.info else "scaling"
+        info = {k: v for k, v in parts.info.items() if k != scaled} | {"normalisation": parts.info[scaled]}
+        splits = Splits(parts.train, parts.val, parts.test, lob_task(), channels, length, parts.full, info)
+        if isinstance(parts, data.BookSplits):
+            from dilated.training._lob_baseline import lob_references
+
+            splits.references = lob_references(parts)
+        return splits
 
     def _days(self) -> list[list[str | int]] | None:
         """``days`` as three lists of ISO dates (YAML reads unquoted dates as dates) or indices."""
@@ -99,8 +125,14 @@ class BookData(DataSource):
         return True
 
     def as_trained(self, info: Mapping[str, Any]) -> BookData:
-        """The run's label threshold (balanced on its training part where the config left it null)."""
-        return dataclasses.replace(self, threshold=float(info["threshold"]))
+        """The run's label threshold (balanced on its training part where the config left it null; a fraction for
+        ``spread``) and tick."""
+        return dataclasses.replace(
+            self,
+            threshold=float(info["threshold"]),
+            threshold_unit=info.get("threshold_unit", "fraction"),
+            tick_size=info.get("tick_size", self.tick_size),
+        )
 
     def run_task(self, info: Mapping[str, Any]) -> Task:
         return lob_task()
@@ -119,7 +151,7 @@ class BookData(DataSource):
         usable = torch.from_numpy(~_unusable(book, features))
         if self.threshold is None:  # no threshold to label with
             return {None: Feed(raw, torch.arange(len(book)), usable=usable)}
-        labels = torch.from_numpy(data.book_labels(book, self.horizon, self.threshold, self.smoothing))
+        labels = torch.from_numpy(data.book_labels(book, self._rule(), self.threshold))
         return {None: Feed(raw, torch.arange(len(book)), labels, labels >= 0, usable)}
 
     def _book(self, source: Any) -> Book:
@@ -143,6 +175,17 @@ class BookData(DataSource):
         """Empty deeper levels filled."""
         return data.fill_book_levels(rows.reshape(-1, rows.shape[-1])).reshape(rows.shape)
 
+    def _rule(self) -> data.LabelRule:
+        tick = self.tick_size if self.threshold_unit == "ticks" else None
+        return data.LabelRule(self.horizon, self.smoothing, self.smoothing_window, tick)
+
+    def inputs(self, rows: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
+        """The representation of filled levels (the run's tick: :meth:`as_trained`)."""
+        return data.book_inputs(rows, self.representation, self.tick_size, previous)
+
+    def event_values(self, channels: int) -> int:
+        return 4 * self.levels
+
     def unusable(self, rows: np.ndarray) -> np.ndarray:
         import numpy as np
 
@@ -160,3 +203,12 @@ def _unusable(book: Book, features: np.ndarray) -> np.ndarray:
     import numpy as np
 
     return ~data.usable_events(book) | ~np.isfinite(features).all(axis=1)
+
+
+def _scaling(stats: Mapping[str, Any]) -> data.ZScore | data.RobustScale:
+    """A run's input scaling from ``metrics.json``'s ``data.normalisation``."""
+    import numpy as np
+
+    if "center" in stats:
+        return data.RobustScale.from_info(stats)
+    return data.ZScore(np.array(stats["mean"]), np.array(stats["std"]))
