@@ -17,7 +17,7 @@ from dilated.summaries import summary
 
 
 def test_available_models():
-    assert available_models() == ["deeplob", "dilated_stack", "tcn", "translob", "wavenet"]
+    assert available_models() == ["deeplob", "dilated_stack", "mlplob", "tcn", "tlob", "translob", "wavenet"]
 
 
 @pytest.mark.parametrize(
@@ -28,7 +28,7 @@ def test_build_model_returns_the_registered_class(name, cls):
 
 
 def test_unknown_model_lists_the_valid_names():
-    with pytest.raises(ValueError, match="deeplob, dilated_stack, tcn, translob, wavenet"):
+    with pytest.raises(ValueError, match="deeplob, dilated_stack, mlplob, tcn, tlob, translob, wavenet"):
         build_model("resnet")
     with pytest.raises(ValueError, match="available models"):
         example_input_shape("resnet")
