@@ -179,7 +179,14 @@ def test_gated_wavenet_in_torch_agrees_with_the_probe():
 @pytest.mark.parametrize("name", ["wavenet", "tcn", "translob", "deeplob"])
 def test_registered_models(name):
     options = {
-        "wavenet": {"layers_per_stack": 4, "stacks": 2},
+        "wavenet": {  # the full structure (gates, skips, categorical head) at narrow widths: the probe is cheap
+            "layers_per_stack": 4,
+            "stacks": 2,
+            "quantization_channels": 16,
+            "residual_channels": 8,
+            "dilation_channels": 8,
+            "skip_channels": 16,
+        },
         "tcn": {"num_channels": (4, 4, 4)},
         "translob": {},
         "deeplob": {},
