@@ -40,7 +40,8 @@ def one_thread() -> Iterator[None]:
 
 def autograd_union(model: nn.Module, shape: tuple[int, ...], axis: int, steps: list[int]) -> dict[int, list[int]]:
     """For each output step in ``steps`` (on ``axis``), the input steps whose gradient reaches it at any of
-    ``SEEDS`` random float64 inputs per scale in ``SCALES``."""
+    ``SEEDS`` random float64 inputs per scale in ``SCALES`` (of a random positive combination of the step's
+    elements: a plain sum cancels, e.g. a LayerNorm's outputs sum to its bias)."""
     model = copy.deepcopy(model).double()
     seen: dict[int, set[int]] = {t: set() for t in steps}
     generator = torch.Generator().manual_seed(0)
@@ -48,8 +49,10 @@ def autograd_union(model: nn.Module, shape: tuple[int, ...], axis: int, steps: l
         for _ in range(SEEDS):
             x = torch.randn((1, *shape), generator=generator, dtype=torch.float64).mul_(scale).requires_grad_(True)
             out = model(x)
+            weights = torch.rand(out.shape, generator=generator, dtype=torch.float64) + 0.5
             for t in steps:
-                (grad,) = torch.autograd.grad(out.select(axis, t).sum(), x, retain_graph=True, allow_unused=True)
+                chosen = (out * weights).select(axis, t).sum()
+                (grad,) = torch.autograd.grad(chosen, x, retain_graph=True, allow_unused=True)
                 if grad is not None:
                     seen[t] |= set(torch.nonzero(grad.reshape(-1, shape[-1]).abs().sum(0)).flatten().tolist())
     return {t: sorted(s) for t, s in seen.items()}
