@@ -3,7 +3,8 @@ tests (Csmith-style): hypothesis draws models wide enough to include what ``dila
 asserts one invariant on every draw (a stream equal to the model's forward or a one-line refusal; a receptive field
 flagged or containing every step autograd finds).
 
-Use :func:`models`: a strategy of ``(model, input_shape, description)``. ``input_shape`` is ``(batch, channels,
+Use :func:`models`: a strategy of ``(model, input_shape, description)``, or :func:`tagged_models`, which adds the
+parts that may shrink a gradient (see :attr:`Part.shrinks`). ``input_shape`` is ``(batch, channels,
 time)`` with ``time`` long enough for every layer (any longer length works too, except where a TorchScript trace
 baked a length in: the model's own forward then refuses it); ``description`` is one line naming every part and
 its arguments, so a failing draw reads as a model. The model is in the mode (train/eval) and dtype
@@ -20,6 +21,11 @@ The grammar (each part maps ``(B, C, T)`` to ``(B, C', T')``):
   GRU/LSTM (one- or two-way), self-attention (causal mask or none), Dropout;
 - composition: residual sums over a part that keeps the shape, gates ``tanh(a) * sigmoid(b)``, ``cat`` of two
   branches along channels.
+
+A part *shrinks* a gradient where its output can be flat in an input it reads on every input drawn: a max (only the
+winner gets a gradient), a ReLU, clamp or hardtanh (zero beyond their thresholds: a dead unit), a LayerNorm over one
+channel (its output is a constant). Every other part's gradient is non-zero at a generic input, so autograd on a few
+random inputs finds exactly the steps a model reads.
 """
 
 from __future__ import annotations
@@ -197,7 +203,7 @@ class Part:
     """A drawn part: its module, output channels, how it maps lengths and one line describing it.
 
     The input length it needs for ``n`` output steps is ``(n - 1) * stride + span`` (at least ``n`` when it keeps
-    the length: ``stride 1, span 1``).
+    the length: ``stride 1, span 1``). ``shrinks``: it may shrink a gradient (see the module docstring).
     """
 
     module: nn.Module
@@ -205,6 +211,7 @@ class Part:
     text: str
     stride: int = 1
     span: int = 1
+    shrinks: bool = False
 
     @property
     def keeps_length(self) -> bool:
@@ -255,7 +262,7 @@ def _activation(draw: Draw, c: int) -> Part:
     )
     small = st.floats(0.05, 3.0).map(lambda v: round(v, 3))
     if name in ("relu", "tanh", "sigmoid"):
-        return Part({"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}[name](), c, name)
+        return Part({"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}[name](), c, name, shrinks=name == "relu")
     if name == "gelu":
         approximate = draw(st.sampled_from(["none", "tanh"]))
         return Part(nn.GELU(approximate=approximate), c, f"GELU(approximate={approximate!r})")
@@ -278,7 +285,8 @@ def _activation(draw: Draw, c: int) -> Part:
         "hardtanh": [low, low + draw(small)],
         "clamp": [low, low + draw(small)],
     }.get(name, [draw(small)])
-    return Part(Activation(name, values, keyword), c, f"F.{name}{tuple(values)} {form}")
+    clips = name in ("hardtanh", "clamp")
+    return Part(Activation(name, values, keyword), c, f"F.{name}{tuple(values)} {form}", shrinks=clips)
 
 
 def _norm(draw: Draw, c: int) -> Part:
@@ -291,7 +299,7 @@ def _norm(draw: Draw, c: int) -> Part:
     if kind == "batch_no_stats":
         return Part(nn.BatchNorm1d(c, track_running_stats=False), c, "BatchNorm1d(track_running_stats=False)")
     if kind == "layer":
-        return Part(OverChannels(nn.LayerNorm(c)), c, "LayerNorm over channels")
+        return Part(OverChannels(nn.LayerNorm(c)), c, "LayerNorm over channels", shrinks=c == 1)
     if kind == "instance":
         affine, track = draw(st.booleans()), draw(st.booleans())
         text = f"InstanceNorm1d(affine={affine}, track_running_stats={track})"
@@ -326,7 +334,8 @@ def _mixer(draw: Draw, c: int) -> Part:
         stride = draw(st.integers(1, kernel))
         padding = draw(st.integers(0, kernel // 2))
         pool = (nn.AvgPool1d if kind == "avgpool" else nn.MaxPool1d)(kernel, stride, padding)
-        return Part(pool, c, f"{kind}(k={kernel}, s={stride}, p={padding})", stride, max(1, kernel - 2 * padding))
+        text, span = f"{kind}(k={kernel}, s={stride}, p={padding})", max(1, kernel - 2 * padding)
+        return Part(pool, c, text, stride, span, shrinks=kind == "maxpool")
     if kind in ("gru", "lstm"):
         hidden, two_way = draw(st.integers(1, 6)), draw(st.booleans())
         rnn = (nn.GRU if kind == "gru" else nn.LSTM)(c, hidden, batch_first=True, bidirectional=two_way)
@@ -356,13 +365,14 @@ def _composite(draw: Draw, c: int) -> Part:
     kind = draw(st.sampled_from(["residual", "gate", "branches"]))
     if kind == "residual":
         inner = _shaped(draw, c)
-        return Part(Residual(inner.module), c, f"residual({inner.text})")
+        return Part(Residual(inner.module), c, f"residual({inner.text})", shrinks=inner.shrinks)
     if kind == "gate":
         conv = _conv(draw, c, keep_length=True)
         doubled = nn.Sequential(conv.module, nn.Conv1d(conv.channels, 2 * c, 1))
         return Part(Gate(doubled), c, f"gate({conv.text})")
     left, right = _shaped(draw, c), _shaped(draw, c)
-    return Part(Branches(left.module, right.module), 2 * c, f"cat[{left.text} | {right.text}]")
+    text = f"cat[{left.text} | {right.text}]"
+    return Part(Branches(left.module, right.module), 2 * c, text, shrinks=left.shrinks or right.shrinks)
 
 
 @st.composite
@@ -380,10 +390,9 @@ def _needed(chain: list[Part], out_steps: int) -> int:
     return n
 
 
-@st.composite
 def models(
-    draw: Draw, max_parts: int = 5, wrappers: bool = True, modes: bool = True, float64: bool = True
-) -> tuple[nn.Module, tuple[int, int, int], str]:
+    max_parts: int = 5, wrappers: bool = True, modes: bool = True, float64: bool = True
+) -> st.SearchStrategy[tuple[nn.Module, tuple[int, int, int], str]]:
     """A random model, its input shape ``(batch, channels, time)`` and a one-line description of it.
 
     Args:
@@ -392,6 +401,15 @@ def models(
         modes: may leave the model in train mode (else eval).
         float64: may convert the model to float64 (else float32).
     """
+    return tagged_models(max_parts, wrappers, modes, float64).map(lambda drawn: drawn[:3])
+
+
+@st.composite
+def tagged_models(
+    draw: Draw, max_parts: int = 5, wrappers: bool = True, modes: bool = True, float64: bool = True
+) -> tuple[nn.Module, tuple[int, int, int], str, tuple[str, ...]]:
+    """What :func:`models` draws (same arguments), and the descriptions of the parts that may shrink a gradient
+    (see :attr:`Part.shrinks`; empty: autograd finds every step the model reads)."""
     channels = draw(st.integers(1, 4))
     chain: list[Part] = []
     c = channels
@@ -416,4 +434,4 @@ def models(
         model = torch.jit.trace(model, torch.randn(shape, dtype=dtype), check_trace=False)
     mode = "train" if train else "eval"
     description = f"[{' -> '.join(p.text for p in chain)}] {mode} {str(dtype)[6:]} jit={wrapper} input={shape}"
-    return model, shape, description
+    return model, shape, description, tuple(part.text for part in chain if part.shrinks)

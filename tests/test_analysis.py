@@ -179,7 +179,14 @@ def test_gated_wavenet_in_torch_agrees_with_the_probe():
 @pytest.mark.parametrize("name", ["wavenet", "tcn", "translob", "deeplob"])
 def test_registered_models(name):
     options = {
-        "wavenet": {"layers_per_stack": 4, "stacks": 2},
+        "wavenet": {  # the full structure (gates, skips, categorical head) at narrow widths: the probe is cheap
+            "layers_per_stack": 4,
+            "stacks": 2,
+            "quantization_channels": 16,
+            "residual_channels": 8,
+            "dilation_channels": 8,
+            "skip_channels": 16,
+        },
         "tcn": {"num_channels": (4, 4, 4)},
         "translob": {},
         "deeplob": {},
@@ -254,6 +261,8 @@ OPS = {
     "bilstm": (nn.LSTM(3, 2, bidirectional=True, batch_first=True), "all", None),
     "mha-causal": (None, "past", None),
     "adaptive-pool": (nn.AdaptiveAvgPool1d(8), 4, 0),
+    "instance-norm-running-stats": (nn.InstanceNorm1d(3, track_running_stats=True), 1, 0),  # eval: elementwise
+    "instance-norm": (nn.InstanceNorm1d(3), "all", None),
     "global-max": (Lambda(lambda x: x.amax(-1)), "all", None),
 }
 
@@ -312,3 +321,64 @@ def test_fields_arithmetic():
     assert up.rate == 1 and up.at(7).values() == f.at(3).values()
     assert Field.identity().prefix(4) == Steps.before(5)
     assert (Steps.before(3) | Steps.of([5])).clip(0, 9).values() == [0, 1, 2, 5]
+
+
+def _linear_over_time(mask: torch.Tensor) -> nn.Module:
+    """A Conv1d, then a Linear over its 16 time steps whose weight is zero where ``mask`` is False."""
+    linear = nn.Linear(16, 16)
+    with torch.no_grad():
+        linear.weight.copy_((torch.rand(16, 16) + 0.1) * mask)
+    return nn.Sequential(nn.Conv1d(2, 3, 1), linear)
+
+
+def _reads(model: nn.Module, t: int) -> list[int]:
+    """Input steps whose gradient reaches output step ``t``."""
+    x = torch.randn(1, 2, 16, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(model.double()(x)[..., t].sum(), x)
+    return torch.nonzero(grad.abs().sum(1)[0]).flatten().tolist()
+
+
+@pytest.mark.parametrize("kind", ["triangular", "banded", "full"])
+def test_a_linear_over_time_reads_its_weight(kind):
+    """The meta pass reads the model's own weight: a matrix with zeros (triangular: causal; banded) is not followed
+    and its measured field keeps its zeros; a full one reads every step (issue 21)."""
+    ones = torch.ones(16, 16, dtype=torch.bool)
+    mask = {"triangular": ones.tril(), "banded": ones.tril().triu(-2), "full": ones}[kind]
+    model = _linear_over_time(mask)
+    rf = receptive_field(model, (2, 16))
+    if kind == "full":
+        assert not rf.measured and rf.whole_input and rf.steps(5) == list(range(16))
+        return
+    assert rf.measured and "outputs read different steps" in rf.unfollowed
+    assert rf.causal == "unknown" and not rf.whole_input
+    probe = probe_receptive_field(model, (2, 16))
+    assert list(probe.steps(8)) == _reads(model, 8) == ([6, 7, 8] if kind == "banded" else list(range(9)))
+
+
+class LeftPad(nn.Module):
+    def __init__(self, steps: int) -> None:
+        super().__init__()
+        self.steps = steps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, (self.steps, 0))
+
+
+@pytest.mark.parametrize(("dilation", "length"), [(40, 24), (8, 12), (3, 8)])
+def test_the_probe_lengthens_a_field_with_holes(dilation, length):
+    """A causal conv k=2 whose middle output step reads only itself on the input given (its other tap lies before
+    the input; the last step may not see it either): the probe lengthens the input until no new distance shows."""
+    model = nn.Sequential(LeftPad(dilation), nn.Conv1d(1, 1, 2, dilation=dilation))
+    probe = probe_receptive_field(model, (1, length))
+    assert (probe.size, probe.start, probe.causal, probe.at_least) == (dilation + 1, -dilation, True, False)
+    middle = length // 2  # on the input given, the middle step's field may show no gap at all
+    assert probe.steps() == ((middle,) if dilation > middle else (middle - dilation, middle))
+
+
+def test_steps_at_the_ends_read_no_padding_of_an_inner_layer():
+    """A causal dilated conv, then a "same" conv (even kernel: one step of padding on the right): the last output
+    step reads the padding after the first conv's output, which holds no input step (a fuzzer find)."""
+    model = nn.Sequential(LeftPad(2), nn.Conv1d(2, 2, 2, dilation=2), nn.Conv1d(2, 1, 2, padding="same"))
+    rf = receptive_field(model, (2, 4), probe=True)
+    assert [rf.steps(t) for t in range(4)] == [[0, 1], [0, 1, 2], [0, 1, 2, 3], [1, 3]]
+    assert (rf.size, rf.start) == (4, -2)  # the field of a step away from the ends

@@ -232,22 +232,28 @@ class Field:
         if step < 0:
             raise FieldError("an op that reverses the time axis")
         if step == 0:  # the outputs do not move along this tensor: each phase reads fixed steps
-            return Field(period, 0, tuple(self._read(offs) for offs in offsets)).canonical()
+            return Field(period, 0, tuple(self.seen_by(offs) for offs in offsets)).canonical()
         repeats = self.period // math.gcd(step, self.period)
         new_period = period * repeats
         new_jump = (repeats * step // self.period) * self.jump
         phases = []
         for rg in range(new_period):
             q0, r = divmod(rg, period)
-            phases.append(self._read(offsets[r].shift(q0 * step)))
+            phases.append(self.seen_by(offsets[r].shift(q0 * step)))
         return Field(new_period, new_jump, tuple(phases)).canonical()
 
-    def _read(self, offsets: Steps) -> Steps:
-        """Everything the steps ``offsets`` of this tensor see together."""
+    def seen_by(self, steps: Steps) -> Steps:
+        """Everything the steps ``steps`` of this tensor see together."""
         seen = EMPTY
-        if offsets.past:
-            seen = self.prefix(offsets.low - 1)
-        for c in (Steps(offsets.low, offsets.bits) if offsets.past else offsets).values():
+        if steps.past:
+            seen = self.prefix(steps.low - 1)
+            steps = Steps(steps.low, steps.bits)
+        phase = self.phases[0]
+        if (self.period, self.jump) == (1, 1) and not phase.past and phase.count() < steps.count():
+            for c in phase.values():  # fewer taps than steps: shift the whole set once per tap
+                seen |= steps.shift(c)
+            return seen
+        for c in steps.values():
             seen |= self.at(c)
         return seen
 

@@ -88,6 +88,25 @@ class Graph:
                 return f"{node.name}: {error}"
         return total if total is not None else Field.constant(EMPTY)
 
+    def steps(self, index: int, t: int) -> Steps:
+        """The input steps that step ``t`` of node ``index``'s output reads. Exact at the ends of every tensor too:
+        where a field reads positions past the end of a node's output (a conv's padding after an earlier layer),
+        those hold no step, whereas :meth:`field` (one pattern for every step) reads on through them."""
+        reached: dict[int, Steps] = {index: Steps.of([t])}
+        for i in range(index, 0, -1):  # sources come before the nodes that read them
+            positions = reached.pop(i, EMPTY)
+            if positions.empty:
+                continue
+            node = self.nodes[i]
+            if node.unfollowed:
+                raise Unfollowed(node.unfollowed)
+            for source, edge in node.edges.items():
+                length = self.nodes[source].length
+                seen = edge.seen_by(positions)
+                seen = seen.clip(0, length - 1) if length is not None else seen
+                reached[source] = reached.get(source, EMPTY) | seen
+        return reached.get(0, EMPTY).clip(0, self.input_length - 1)
+
 
 def clip(f: Field, length: int | None) -> Field:
     """An absolute field restricted to real steps ``[0, length)`` (the rest is padding)."""

@@ -11,7 +11,7 @@ from dilated.analysis._fields import Field, Steps
 from dilated.analysis._graph import Sources, Unfollowed, clip, tensors_in, union_sources
 from dilated.analysis._op_names import arg, per_axis
 from dilated.analysis._ops_pointwise import PointwiseOps
-from dilated.analysis._values import Traced, concrete, pool_group_of, swap_last_axes
+from dilated.analysis._values import Traced, pool_group_of, swap_last_axes
 
 
 class ContractionOps(PointwiseOps):
@@ -22,8 +22,7 @@ class ContractionOps(PointwiseOps):
         x, weight = args[0], arg(args, kwargs, 1, "weight")
         if self.value(weight) is not None or self.value(arg(args, kwargs, 2, "bias")) is not None:
             raise Unfollowed("a weight computed from the input")
-        if weight.device.type != "meta":  # TODO(issue 21): the meta pass cannot read weights
-            self.dense_over_time(x, x.dim() - 1, weight)
+        self.dense_over_time(x, x.dim() - 1, weight)
         self.contract(x, (x.dim() - 1,), tensors_in(out)[0], True)
         self._last_replaced(tensors_in(out)[0])
 
@@ -32,7 +31,7 @@ class ContractionOps(PointwiseOps):
         every step (no zero entry), or the outputs read different steps (a triangular or banded matrix) and the
         op is :class:`Unfollowed`."""
         v = self.traced(x)
-        if v.axis == axis and not bool((concrete(matrix) != 0).all()):
+        if v.axis == axis and not bool((self.constant(matrix) != 0).all()):
             raise Unfollowed("a constant matrix over the time axis whose outputs read different steps")
 
     def _last_replaced(self, result: torch.Tensor) -> None:
@@ -110,7 +109,7 @@ class ContractionOps(PointwiseOps):
     def _einsum_dense(self, letter: str, letters: list[str], operands: list[Any]) -> None:
         """A time axis (``letter``) summed out of an einsum: each constant operand over it must be dense."""
         for spec, operand in zip(letters, operands):
-            if letter in spec and self.value(operand) is None and not bool((concrete(operand) != 0).all()):
+            if letter in spec and self.value(operand) is None and not bool((self.constant(operand) != 0).all()):
                 raise Unfollowed("a constant matrix over the time axis whose outputs read different steps")
 
     # -- convolutions and pooling -------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from dilated.analysis._fields import Steps
 from dilated.analysis._graph import Unfollowed, tensors_in
 from dilated.analysis._op_names import MERGES, arg
 from dilated.analysis._tracer_base import TracerBase
-from dilated.analysis._values import Traced, concrete
+from dilated.analysis._values import Traced
 
 _SPLITS = frozenset(("chunk", "split", "tensor_split", "split_with_sizes", "narrow", "unbind"))
 
@@ -74,7 +74,7 @@ class MoveOps(TracerBase):
         if base == "pad":
             self.pad(data, args, kwargs, out)
         elif base == "masked_fill":
-            mask = concrete(arg(args, kwargs, 1, "mask"))
+            mask = self.constant(arg(args, kwargs, 1, "mask"))
             self.move(lambda codes: codes.masked_fill(mask, 0.0), [data], out, merges=True)
         elif not self.fast_move(base, args, kwargs, out):
             self.replay(base, func, data, args, kwargs, out)

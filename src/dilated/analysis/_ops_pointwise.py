@@ -12,7 +12,7 @@ from dilated.analysis._fields import Field
 from dilated.analysis._graph import Sources, Unfollowed, clip, tensors_in, union_sources
 from dilated.analysis._op_names import arg, dims_of
 from dilated.analysis._tracer_base import TracerBase
-from dilated.analysis._values import MAX_GROUPS, Traced, broadcast_group_of, concrete, everything_seen, reduce_groups
+from dilated.analysis._values import MAX_GROUPS, Traced, broadcast_group_of, everything_seen, reduce_groups
 
 
 class PointwiseOps(TracerBase):
@@ -93,7 +93,7 @@ class PointwiseOps(TracerBase):
         traced, const = (a, b) if self.value(a) is not None else (b, a)
         if self.value(const) is not None or not isinstance(const, torch.Tensor | int | float):
             return False
-        keep = concrete(torch.as_tensor(const)) != 0
+        keep = (self.constant(const) if isinstance(const, torch.Tensor) else torch.as_tensor(const)) != 0
         if bool(keep.all()):
             return False
         self.move(lambda codes: codes * keep, [traced], out, merges=True)
@@ -105,7 +105,7 @@ class PointwiseOps(TracerBase):
         traced, const = (a, b) if self.value(a) is not None else (b, a)
         if self.value(const) is not None or not isinstance(const, torch.Tensor) or not const.is_floating_point():
             return False
-        keep = torch.isfinite(concrete(const))
+        keep = torch.isfinite(self.constant(const))
         if bool(keep.all()):
             return False
         self.move(lambda codes: codes * keep, [traced], out, merges=True)

@@ -15,17 +15,20 @@ that does not grow with the input, so its cost is linear in the input length:
   changes but its gradients found no step of that residue (a max whose winner never moved, a difference of two
   paths feeding a max), every step of the residue is perturbed alone.
 
-Both only ever find real dependencies; together, with such weights, they find all of them. Where the middle output
-step's field reaches an end of the input, the input is lengthened (doubled) until the field stops growing, up to
-:data:`LENGTH_CAP` steps, beyond which the field is reported as "at least" its size there (a cumsum, an RNN). The
-lengthening runs only when a number that needs it is read (``size``, ``start``, ``causal``, ``at_least``), and on
-the longer inputs only the steps around the middle are measured: comparing steps on the input given costs one
+Both only ever find real dependencies; together, with such weights, they find all of them. The input is then
+lengthened (doubled) until a doubling shows no step at a distance not seen before and the middle step's field lies
+inside the input, up to :data:`LENGTH_CAP` steps, beyond which the field is reported as "at least" its size there (a
+cumsum, an RNN). The distances are taken over every output step measured, so a field with holes (a dilated stack
+whose middle step's field has a gap where the input begins) is lengthened too. The lengthening runs only when a
+number that needs it is read (``size``, ``start``, ``causal``, ``at_least``), and on the longer inputs only the
+first and last steps and those around the middle are measured: comparing steps on the input given costs one
 measurement.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -151,10 +154,25 @@ class Probe:
         return int(steps[0] - probe.reference * probe.jump) if probe.axis is not None else steps[0]
 
     @property
+    def offsets(self) -> frozenset[int]:
+        """Where the steps each measured output step reads lie from its own position ``t * jump``, over every step
+        measured (a step near an end of the input shows offsets that the middle step's field may lose there)."""
+        if self.axis is None:
+            return frozenset()
+        jump = self.jump
+        return frozenset(s - math.floor(t * jump) for t, steps in self.fed.items() for s in steps)
+
+    @property
     def clipped(self) -> bool:
-        """Whether the middle step's field reaches an end of the input (a longer input may show more of it)."""
+        """Whether the middle step's field may reach past an end of the input (a longer input may show more of
+        it): its steps touch an end, or an offset another step reads lies outside the input from the middle step
+        (a field with holes)."""
         steps = self.steps()
-        return self.axis is not None and bool(steps) and (steps[0] == 0 or steps[-1] == self.input_length - 1)
+        if self.axis is None or not steps:
+            return False
+        here, offsets = math.floor(self.reference * self.jump), self.offsets
+        touches = steps[0] == 0 or steps[-1] == self.input_length - 1
+        return touches or here + min(offsets) < 0 or here + max(offsets) > self.input_length - 1
 
     @property
     def whole_input(self) -> bool:
@@ -173,13 +191,17 @@ class Probe:
 
 def _randomise(model: nn.Module, generator: torch.Generator) -> None:
     """Positive weights in ``[0.25, 0.75] / fan_in``, so activations stay small (tanh and sigmoid far from
-    saturation) and no ReLU is dead."""
+    saturation) and no ReLU is dead. The zero entries of a tensor that has non-zero ones stay zero: a triangular
+    or banded matrix, a masked tap are the model's structure (the dataflow analysis reads them too); a tensor
+    that is zero throughout (a zero-initialised layer) gets random weights like any other."""
     with torch.no_grad():
         for p in model.parameters():
             if not p.is_floating_point():
                 continue
             fan_in = p[0].numel() if p.dim() >= 2 else 10
-            p.copy_((0.25 + 0.5 * torch.rand(p.shape, generator=generator, dtype=p.dtype)) / fan_in)
+            positive = (0.25 + 0.5 * torch.rand(p.shape, generator=generator, dtype=p.dtype)) / fan_in
+            structure = p != 0
+            p.copy_(torch.where(structure, positive, 0.0) if bool(structure.any()) else positive)
 
 
 def torch_probe_function(
@@ -226,28 +248,22 @@ def probe_function(
     time_axis = time_axis % len(shape)
 
     def lengthen(probe: Probe) -> tuple[Probe | None, bool]:
-        """The middle steps on inputs doubled while the middle field reaches an end and grows; whether it was
-        still growing at the cap."""
+        """The first, last and middle steps on inputs doubled until a doubling shows no new offset and the middle
+        step's field lies inside; whether the field was still growing at the cap."""
         longer, length, growing = probe, shape[time_axis], False
-        while longer.clipped and not longer.whole_input and length < LENGTH_CAP:
+        while probe.axis is not None and not longer.whole_input and length < LENGTH_CAP:
             length = min(2 * length, LENGTH_CAP)
             try:
                 wider = measure(run, (*shape[:time_axis], length, *shape[time_axis + 1 :]), time_axis, seed, True)
             except (RuntimeError, ValueError):  # a model of one input length (a linear map over time)
                 break
-            growing = _span(wider) > _span(longer)  # not .size: this probe's own would lengthen it again
+            growing = not wider.offsets <= longer.offsets  # steps at a distance no shorter input showed
             longer = wider
-            if not growing:
+            if not growing and not longer.clipped:
                 break
         return (None if longer is probe else longer), growing and longer.clipped
 
     return replace(measure(run, shape, time_axis, seed), lengthen=lengthen)
-
-
-def _span(probe: Probe) -> int:
-    """The span of the middle step's field on the probe's own input."""
-    steps = probe.steps()
-    return steps[-1] - steps[0] + 1 if steps else 0
 
 
 def measure(
@@ -258,7 +274,8 @@ def measure(
     middle_only: bool = False,
 ) -> Probe:
     """One measurement on inputs of ``shape`` (batch 1, time on ``time_axis``): the output's time axis, then the
-    fields of the output steps measured (see the module docstring; ``middle_only``: those around the middle)."""
+    fields of the output steps measured (see the module docstring; ``middle_only``: the first, the last and those
+    around the middle)."""
     generator = torch.Generator().manual_seed(seed)
     length = shape[time_axis]
     x0 = 0.5 + torch.rand(shape, generator=generator, dtype=torch.float64)
@@ -287,10 +304,10 @@ def measure(
 
 def _targets(steps: int, middle_only: bool = False) -> list[int]:
     """The output steps measured: all of a short output; else the first and last eight, sixteen around the
-    middle and sixteen spread out (``middle_only``: the seventeen around the middle)."""
+    middle and sixteen spread out (``middle_only``: the first, the last and the seventeen around the middle)."""
     middle = steps // 2
     if middle_only:
-        return list(range(max(0, middle - 8), min(steps, middle + 9)))
+        return sorted({0, steps - 1, *range(max(0, middle - 8), min(steps, middle + 9))})
     if steps <= ALL_STEPS:
         return list(range(steps))
     chosen = {*range(8), *range(steps - 8, steps), *range(middle - 8, middle + 9)}

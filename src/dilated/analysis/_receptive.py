@@ -96,8 +96,10 @@ class ReceptiveField(LayerField):
                 f"the field was measured, not followed ({self.unfollowed}): use "
                 "dilated.probe_receptive_field(...).steps(t)"
             )
-        seen = self.field.at(t % self.length if self.length else 0)
-        return seen.clip(0, self.input_length - 1).values()
+        step = t % self.length if self.length else 0
+        if self.graph is not None:
+            return self.graph.steps(self.graph.output.index, step).values()
+        return self.field.at(step).clip(0, self.input_length - 1).values()
 
     @property
     def first_noncausal(self) -> LayerField | None:

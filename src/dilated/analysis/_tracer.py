@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from dilated.analysis._fields import IDENTITY, SELF, Field, FieldError
-from dilated.analysis._graph import Graph, Node, Unfollowed, tensors_in
+from dilated.analysis._graph import Graph, Node, TensorTable, Unfollowed, tensors_in
 from dilated.analysis._op_names import (
     ADAPTIVE,
     ATOMIC,
@@ -60,14 +60,14 @@ from dilated.analysis._op_names import (
 )
 from dilated.analysis._ops_attention import AttentionOps
 from dilated.analysis._ops_moves import MoveOps
-from dilated.analysis._values import Traced, concrete, everything_seen
+from dilated.analysis._values import Traced, everything_seen
 
 
 class _Tracer(MoveOps, AttentionOps):
     """Follows one forward pass (see the module docstring): the rules of every op family, dispatched by op name."""
 
-    def __init__(self, rows: dict[nn.Module, str]) -> None:
-        super().__init__()
+    def __init__(self, rows: dict[nn.Module, str], originals: TensorTable[torch.Tensor] | None = None) -> None:
+        super().__init__(originals)
         self.rows = rows  # the modules that become nodes, with their names
         self.nodes: list[Node] = []
         self.atomic: tuple[nn.Module, tuple[Any, ...], dict[str, Any]] | None = None  # the module taken whole now
@@ -171,7 +171,7 @@ class _Tracer(MoveOps, AttentionOps):
         """``where`` with a constant condition and ``masked_fill`` with a constant mask move elements; with a
         traced condition or mask they are elementwise."""
         if base == "where" and len(args) == 3 and self.value(args[0]) is None:
-            cond = concrete(args[0])
+            cond = self.constant(args[0])
             self.move(lambda a, b: torch.where(cond, a, b), [args[1], args[2]], out, merges=True)
         elif base == "masked_fill" and self.value(arg(args, kwargs, 1, "mask")) is None:
             self.data_move(base, func, args, kwargs, out)
@@ -191,8 +191,10 @@ class _Tracer(MoveOps, AttentionOps):
             shape = arg(args, kwargs, 1, "normalized_shape")
             n = len(shape) if isinstance(shape, tuple | list | torch.Size) else 1
             dims: tuple[int, ...] = tuple(range(x.dim() - n, x.dim()))
-        elif base in ("group_norm", "instance_norm"):
-            dims = tuple(range(1 if base == "group_norm" else 2, x.dim()))
+        elif base == "group_norm":
+            dims = tuple(range(1, x.dim()))
+        elif base == "instance_norm":  # in eval with running statistics it uses those: elementwise
+            dims = tuple(range(2, x.dim())) if arg(args, kwargs, 5, "use_input_stats", True) else ()
         elif base == "batch_norm":
             running = arg(args, kwargs, 1, "running_mean") is not None
             training = arg(args, kwargs, 5, "training", False)
@@ -317,35 +319,43 @@ def trace(model: nn.Module, input_shape: Sequence[int], **kwargs: Any) -> Graph:
     input_shape = tuple(int(n) for n in input_shape)
     if not kwargs:
         try:
-            shadow = _meta_copy(model)
-            graph = _trace(shadow, input_shape, {}, torch.device("meta"))
+            shadow, originals = _meta_copy(model)
+            graph = _trace(shadow, input_shape, {}, torch.device("meta"), originals)
         except Exception:  # noqa: BLE001 - the meta pass is only a shortcut; the real pass below raises real errors
             pass
         else:
-            originals = dict(model.named_modules())
+            modules = dict(model.named_modules())
             names = {m: n for n, m in shadow.named_modules()}
             for node in graph.nodes:
                 if node.module is not None:
-                    node.module = originals[names[node.module]]
+                    node.module = modules[names[node.module]]
             return graph
     parameter = next(model.parameters(), None)
     return _trace(model, input_shape, kwargs, parameter.device if parameter is not None else None)
 
 
-def _meta_copy(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` whose parameters and buffers are meta tensors (their data is never copied)."""
+def _meta_copy(model: nn.Module) -> tuple[nn.Module, TensorTable[torch.Tensor]]:
+    """A copy of ``model`` whose parameters and buffers are meta tensors (their data is never copied), and which
+    of the model's own tensors each stands for (a rule that reads a weight's values reads the original)."""
     memo: dict[int, Any] = {}
+    originals: TensorTable[torch.Tensor] = TensorTable()
     for p in model.parameters():
         memo[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=p.requires_grad)
+        originals.put(memo[id(p)], p.detach())
     for b in model.buffers():
         memo[id(b)] = torch.empty_like(b, device="meta")
-    return copy.deepcopy(model, memo)
+        originals.put(memo[id(b)], b)
+    return copy.deepcopy(model, memo), originals
 
 
 def _trace(
-    model: nn.Module, input_shape: tuple[int, ...], kwargs: dict[str, Any], device: torch.device | None
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    kwargs: dict[str, Any],
+    device: torch.device | None,
+    originals: TensorTable[torch.Tensor] | None = None,
 ) -> Graph:
-    tracer = _Tracer(_row_modules(model))
+    tracer = _Tracer(_row_modules(model), originals)
     parameter = next(model.parameters(), None)
     x = torch.zeros(
         (1, *input_shape),

@@ -11,16 +11,17 @@ from torch.overrides import TorchFunctionMode
 
 from dilated.analysis._fields import Field
 from dilated.analysis._graph import Sources, TensorTable, Unfollowed, clip, tensors_in
-from dilated.analysis._values import BIG, MAX_GROUPS, Traced, element_codes, find_time_axis, make_compact
+from dilated.analysis._values import BIG, MAX_GROUPS, Traced, concrete, element_codes, find_time_axis, make_compact
 
 
 class TracerBase(TorchFunctionMode):
     """What one forward pass has traced so far: the :class:`Traced` of every tensor that depends on the input, and
     the output length of every source node. The op rules (``ops_*`` modules) build on it."""
 
-    def __init__(self) -> None:
+    def __init__(self, originals: TensorTable[torch.Tensor] | None = None) -> None:
         super().__init__()
         self.values: TensorTable[Traced] = TensorTable()
+        self.originals = originals if originals is not None else TensorTable()  # meta stand-in -> the model's own
         self.lengths: dict[int, int | None] = {}  # source node -> steps on its output's time axis
         self.stack: list[str] = []  # names of the modules running, innermost last
 
@@ -35,6 +36,13 @@ class TracerBase(TorchFunctionMode):
         if v is None:
             raise Unfollowed("an operand the rule reads as input-dependent is a constant")
         return v
+
+    def constant(self, t: torch.Tensor) -> torch.Tensor:
+        """The values of constant ``t`` (a weight, a mask) that a rule reads: on the meta pass those of the model's
+        own parameter or buffer that ``t`` stands for; :class:`~dilated.analysis._values.NeedsValues` where it
+        stands for none (a tensor computed in the forward: the pass then runs again on the model itself)."""
+        real = self.originals.get(t)
+        return real if real is not None else concrete(t)
 
     def register(self, v: Traced) -> None:
         self.values.put(v.tensor, v)
