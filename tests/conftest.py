@@ -4,6 +4,10 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 os.environ.setdefault("MPLBACKEND", "Agg")
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:  # `pytest -n N`: N workers share the cores, so one thread each (and
+    # in their subprocesses): torch's default of one thread per core oversubscribes them, and its waiting threads
+    # made single tests up to 10x slower on 2 cores
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from hypothesis import HealthCheck, settings  # noqa: E402
 
