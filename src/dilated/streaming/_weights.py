@@ -16,12 +16,11 @@ counters do not count either; change weights under ``torch.no_grad()`` instead.
 
 from __future__ import annotations
 
-import operator
-
 import torch
 from torch import nn
 
-_VERSION = operator.attrgetter("_version")
+from dilated.streaming._stamps import read_stamps
+
 _registrations = [0]  # parameters and buffers registered (assigned) on any module of the process
 
 
@@ -49,7 +48,7 @@ class Weights:
         """Take the current tensors and their versions as the ones the stream uses."""
         self.named = self._current()
         self.tensors = [t for _, t in self.named]
-        self.version = sum(map(_VERSION, self.tensors))
+        self.stamps = read_stamps(self.tensors)
         self.registrations = _registrations[0]
 
     def reassigned(self) -> str | None:
@@ -66,4 +65,4 @@ class Weights:
         """Whether a tensor was reassigned or changed in place since :meth:`read`."""
         if self.registrations != _registrations[0] and self.reassigned() is not None:
             return True
-        return sum(map(_VERSION, self.tensors)) != self.version
+        return self.stamps.changed()
