@@ -47,20 +47,19 @@ extern "C" Word dilated_stamps(const Word *impls, Word n, Word *out, Word capaci
   return k;
 }
 
-// The first of the n tensors whose stamp differs from seen (written by dilated_stamps, length words), -1 if none,
-// -2 if torch refused to read a tensor.
-extern "C" Word dilated_changed(const Word *impls, Word n, const Word *seen, Word length) {
-  const Word *end = seen + length;
+// The first of the n tensors whose stamp differs from seen (written by dilated_stamps for the same tensors), -1 if
+// none, -2 if torch refused to read a tensor. Each tensor's head (its dim included) is compared before its sizes and
+// strides, so seen is never read past a stamp of another dim.
+extern "C" Word dilated_changed(const Word *impls, Word n, const Word *seen) {
   try {
     for (Word i = 0; i < n; ++i) {
       const c10::TensorImpl *t = impl(impls, i);
       const c10::IntArrayRef sizes = t->sizes(), strides = t->strides();
       const Word dim = static_cast<Word>(sizes.size());
-      if (end - seen < kHead + 2 * dim) return i;
       Word now[kHead], difference = 0;
       head(t, dim, now);
       for (Word j = 0; j < kHead; ++j) difference |= now[j] ^ seen[j];
-      if (difference) return i;  // (before reading sizes and strides against a stamp of another dim)
+      if (difference) return i;
       seen += kHead;
       for (Word j = 0; j < dim; ++j) difference |= (sizes[j] ^ seen[j]) | (strides[j] ^ seen[dim + j]);
       if (difference) return i;

@@ -106,10 +106,10 @@ class Native:
 
     def __init__(self, path: Path) -> None:
         self.lib = ctypes.CDLL(str(path))
-        self._stamps = self.lib.dilated_stamps
-        for function in (self._stamps, self.lib.dilated_changed):
-            function.restype = _Word
-            function.argtypes = [ctypes.c_void_p, _Word, ctypes.c_void_p, _Word]
+        self._stamps, self.changed = self.lib.dilated_stamps, self.lib.dilated_changed
+        self._stamps.restype = self.changed.restype = _Word
+        self._stamps.argtypes = [ctypes.c_void_p, _Word, ctypes.c_void_p, _Word]
+        # (changed: no argtypes, called with ctypes objects made once: no conversion per call)
 
     def stamps(self, tensors: list[torch.Tensor]) -> tuple[np.ndarray, np.ndarray] | None:
         """The tensors' addresses and their stamps (one int64 array each), or ``None`` if torch refused one."""
@@ -188,11 +188,11 @@ class NativeStamps(_Stamps):
     def __init__(self, tensors: list[torch.Tensor], helper: Native, read: tuple[np.ndarray, np.ndarray]) -> None:
         super().__init__(tensors)
         impls, seen = self._arrays = read  # (the buffers that the arguments point into)
-        self._changed = helper.lib.dilated_changed
-        self._args = (impls.ctypes.data, len(impls), seen.ctypes.data, len(seen))
+        arguments = ctypes.c_void_p(impls.ctypes.data), _Word(len(impls)), ctypes.c_void_p(seen.ctypes.data)
+        self.first_changed = functools.partial(helper.changed, *arguments)
 
     def changed(self) -> bool:
-        return self._changed(*self._args) != -1  # (-2: torch refused to read one: changed, read again)
+        return self.first_changed() != -1  # (-2: torch refused to read one: changed, to be read again)
 
 
 class PythonStamps(_Stamps):
