@@ -101,15 +101,15 @@ def python_stamp(t: torch.Tensor) -> list[int]:
 
 
 class Native:
-    """The loaded helper: ``dilated_stamps`` writes the tensors' stamps, ``dilated_changed`` finds the first that
-    differs from them (see ``_stamps.cpp``)."""
+    """The loaded helper: ``dilated_stamps`` writes the tensors' stamps, ``dilated_changed`` (:attr:`first_changed`)
+    finds the first that differs from them (see ``_stamps.cpp``)."""
 
     def __init__(self, path: Path) -> None:
         self.lib = ctypes.CDLL(str(path))
-        self._stamps, self.changed = self.lib.dilated_stamps, self.lib.dilated_changed
-        self._stamps.restype = self.changed.restype = _Word
+        self._stamps, self.first_changed = self.lib.dilated_stamps, self.lib.dilated_changed
+        self._stamps.restype = self.first_changed.restype = _Word
         self._stamps.argtypes = [ctypes.c_void_p, _Word, ctypes.c_void_p, _Word]
-        # (changed: no argtypes, called with ctypes objects made once: no conversion per call)
+        # (first_changed: no argtypes, called with ctypes objects made once: no conversion per call)
 
     def stamps(self, tensors: list[torch.Tensor]) -> tuple[np.ndarray, np.ndarray] | None:
         """The tensors' addresses and their stamps (one int64 array each), or ``None`` if torch refused one."""
@@ -118,20 +118,24 @@ class Native:
         written = self._stamps(impls.ctypes.data, len(tensors), out.ctypes.data, len(out))
         return None if written < 0 else (impls, out[:written])
 
-    def agrees_with_torch(self) -> bool:
-        """Whether the helper's stamps equal torch's own accessors' on probe tensors (views, offsets, strides)."""
-        base = torch.randn(4, 6)
-        probes = [base, base[1:, 2:], base.t(), torch.ones(5)[3:], torch.empty(0), torch.tensor(2.0), base.add_(1)]
-        read = self.stamps(probes)
+    def each(self, tensors: list[torch.Tensor]) -> list[list[int]] | None:
+        """Each tensor's stamp (``None`` if torch refused one)."""
+        read = self.stamps(tensors)
         if read is None:
-            return False
-        words, at = read[1].tolist(), 0
-        for t in probes:
-            stamp = words[at : at + 5 + 2 * t.dim()]
-            if stamp[:3] + stamp[4:] != python_stamp(t):
-                return False
-            at += len(stamp)
-        return at == len(words)
+            return None
+        words, starts = read[1].tolist(), np.cumsum([0] + [5 + 2 * t.dim() for t in tensors]).tolist()
+        return [words[start:end] for start, end in zip(starts, starts[1:])]
+
+    def agrees_with_torch(self, tensors: list[torch.Tensor]) -> bool:
+        """Whether the helper's stamps of ``tensors`` equal those read through torch's Python accessors."""
+        each = self.each(tensors)
+        return each is not None and all(s[:3] + s[4:] == python_stamp(t) for s, t in zip(each, tensors, strict=True))
+
+
+def _probes() -> list[torch.Tensor]:
+    """Tensors whose stamps the helper must read as torch does before it is used: views, offsets, strides."""
+    base = torch.randn(4, 6)
+    return [base, base[1:, 2:], base.t(), torch.ones(5)[3:], torch.empty(0), torch.tensor(2.0), base.add_(1)]
 
 
 @functools.cache
@@ -144,7 +148,7 @@ def _load() -> tuple[Native | None, str | None]:
             native = Native(build(path))
     except (_Unavailable, OSError, subprocess.TimeoutExpired) as error:
         return None, f"the stamps helper is unavailable: {error}"
-    if not native.agrees_with_torch():
+    if not native.agrees_with_torch(_probes()):
         return None, f"the stamps helper {path} disagrees with torch on probe tensors"
     return native, None
 
@@ -189,7 +193,7 @@ class NativeStamps(_Stamps):
         super().__init__(tensors)
         impls, seen = self._arrays = read  # (the buffers that the arguments point into)
         arguments = ctypes.c_void_p(impls.ctypes.data), _Word(len(impls)), ctypes.c_void_p(seen.ctypes.data)
-        self.first_changed = functools.partial(helper.changed, *arguments)
+        self.first_changed = functools.partial(helper.first_changed, *arguments)
 
     def changed(self) -> bool:
         return self.first_changed() != -1  # (-2: torch refused to read one: changed, to be read again)
