@@ -104,7 +104,7 @@ def test_what_each_path_sees(change, path, monkeypatch):
     assert stamps.path == path, _stamps.native_reason()
     apply, seen_by = _changes()[change]
     apply(parameters[2])
-    assert stamps.changed() == (path in seen_by)
+    assert bool(stamps.changed()) == (path in seen_by)
 
 
 @pytest.mark.parametrize("path", ["native", "python"])

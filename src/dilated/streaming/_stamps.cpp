@@ -47,9 +47,9 @@ extern "C" Word dilated_stamps(const Word *impls, Word n, Word *out, Word capaci
   return k;
 }
 
-// The first of the n tensors whose stamp differs from seen (written by dilated_stamps for the same tensors), -1 if
-// none, -2 if torch refused to read a tensor. Each tensor's head (its dim included) is compared before its sizes and
-// strides, so seen is never read past a stamp of another dim.
+// 1 + the first of the n tensors whose stamp differs from seen (written by dilated_stamps for the same tensors), 0 if
+// none (so that "nonzero" reads "changed"), -1 if torch refused to read a tensor. Each tensor's head (its dim
+// included) is compared before its sizes and strides, so seen is never read past a stamp of another dim.
 extern "C" Word dilated_changed(const Word *impls, Word n, const Word *seen) {
   try {
     for (Word i = 0; i < n; ++i) {
@@ -59,14 +59,14 @@ extern "C" Word dilated_changed(const Word *impls, Word n, const Word *seen) {
       Word now[kHead], difference = 0;
       head(t, dim, now);
       for (Word j = 0; j < kHead; ++j) difference |= now[j] ^ seen[j];
-      if (difference) return i;
+      if (difference) return i + 1;
       seen += kHead;
       for (Word j = 0; j < dim; ++j) difference |= (sizes[j] ^ seen[j]) | (strides[j] ^ seen[dim + j]);
-      if (difference) return i;
+      if (difference) return i + 1;
       seen += 2 * dim;
     }
   } catch (...) {
-    return -2;
+    return -1;
   }
-  return -1;
+  return 0;
 }

@@ -7,7 +7,7 @@ every field is read through torch's inline accessors, with the right ABI: no lay
 ``ctypes``: one call reads them all, where Python pays tens of nanoseconds per tensor and attribute. The build is
 cached in ``$DILATED_CACHE_DIR`` (default ``~/.cache/dilated``) under a key of the source, torch's version, install
 and C++ ABI, written to a temporary file and renamed into place, so that processes racing to build it each load a
-whole library. Once loaded, the helper's stamps are checked against torch's Python accessors on a few probe tensors.
+whole library (the first build takes seconds, once per cache). Once loaded, the helper's stamps are checked against torch's Python accessors on a few probe tensors.
 
 Without it (no C++ compiler or no torch headers, a failed build or check, or ``DILATED_STAMPS=python``),
 :func:`native_reason` says why and the stamps are read in Python, more slowly and more coarsely: the sum of the
@@ -28,6 +28,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +103,7 @@ def python_stamp(t: torch.Tensor) -> list[int]:
 
 class Native:
     """The loaded helper: ``dilated_stamps`` writes the tensors' stamps, ``dilated_changed`` (:attr:`first_changed`)
-    finds the first that differs from them (see ``_stamps.cpp``)."""
+    returns 1 + the first that differs from them, 0 if none (see ``_stamps.cpp``)."""
 
     def __init__(self, path: Path) -> None:
         self.lib = ctypes.CDLL(str(path))
@@ -174,8 +175,8 @@ def _storage(t: torch.Tensor) -> torch.UntypedStorage | None:
 
 
 class _Stamps:
-    """The stamps of ``tensors`` as read at construction; :meth:`changed` says whether any differs now. The
-    storages are kept alive: memory freed by a swap cannot come back at the same address unseen."""
+    """The stamps of ``tensors`` as read at construction; ``changed()`` is true when any differs now. The storages
+    are kept alive: memory freed by a swap cannot come back at the same address unseen."""
 
     path: str  # "native" (the helper reads them) or "python"
 
@@ -193,10 +194,8 @@ class NativeStamps(_Stamps):
         super().__init__(tensors)
         impls, seen = self._arrays = read  # (the buffers that the arguments point into)
         arguments = ctypes.c_void_p(impls.ctypes.data), _Word(len(impls)), ctypes.c_void_p(seen.ctypes.data)
-        self.first_changed = functools.partial(helper.first_changed, *arguments)
-
-    def changed(self) -> bool:
-        return self.first_changed() != -1  # (-2: torch refused to read one: changed, to be read again)
+        # nonzero: changed (1 + the first tensor that changed, or -1: torch refused to read one, to be read again)
+        self.changed: Callable[[], int] = functools.partial(helper.first_changed, *arguments)
 
 
 class PythonStamps(_Stamps):
@@ -211,6 +210,7 @@ class PythonStamps(_Stamps):
         self._addresses = tuple(map(_ADDRESS, self._addressable))
 
     def changed(self) -> bool:
+        """Whether any tensor's stamp differs from the one read at construction."""
         return (
             sum(map(_VERSION, self.tensors)) != self._version
             or tuple(map(_ADDRESS, self._addressable)) != self._addresses

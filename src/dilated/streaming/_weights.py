@@ -69,4 +69,4 @@ class Weights:
         """Whether a tensor was reassigned or changed in place since :meth:`read`."""
         if self.registrations != _registrations[0] and self.reassigned() is not None:
             return True
-        return self.stamps.changed()
+        return self.stamps.changed() != 0
