@@ -21,7 +21,8 @@ model of the same architecture; and the cost of the stream's construction check.
 
 Then: candidate compilers of the step for the same TCN (TorchScript and ONNX Runtime on the pure step function);
 ``FastStream.step`` and ``step_numpy`` against the bare kernel (``Compiled.run`` with numpy arrays, and the kernel
-call alone) and the cost of the weights contract's detection per step, in CPU time (``time.process_time``); the
+call alone) and the cost of the weights contract's detection per step, in CPU time (``time.process_time``), for the
+TCN and the 30-block WaveNet, with the path that reads the weight stamps (the compiled helper or Python); the
 flat-cost check (same depth and width, receptive field 127 -> 16,383) and the per-stream cost of 1,024 streams
 stepped together. Source trees (an old commit against this one) are compared by ``streaming_compare.py``.
 Benchmarks print ratios; tests never check time.
@@ -53,6 +54,7 @@ from dilated.models._blocks import TemporalBlock
 from dilated.models._mulaw import one_hot
 from dilated.streaming import EagerStream, FastStream, StepFunction
 from dilated.streaming._fast.kernel import kernel_for
+from dilated.streaming._stamps import native_reason
 from dilated.streaming._verify import check_lengths
 from streaming_helpers import LocuslabTCN
 
@@ -184,6 +186,51 @@ def fmt(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:,.1f}" if value < 1000 else f"{value:,.0f}"
+
+
+def wrapper_rows(name: str, model: nn.Module, x_t: torch.Tensor, repeats: int, calls: int) -> None:
+    """``FastStream.step`` and ``step_numpy`` of ``model`` against its bare kernel, and the weight-change
+    detection's share of a step, printed."""
+    fast = FastStream(model, 1, fallback="raise")
+    fast.step(x_t)
+    compiled = fast._current
+    assert compiled is not None  # the step above compiled it
+    kernel = kernel_for(1)
+    (meta,) = compiled.metas(1, 1, fast._chunk(compiled), 1, 1)
+    x_np, y_np, xin = x_t.numpy(), np.empty(compiled.n_out, np.float32), x_t.numpy().reshape(1, 1, -1)
+    head = (compiled.prog, compiled.params, compiled.idx, compiled.mem, fast.ring)
+    labels = {
+        "step": "FastStream.step (torch in/out)",
+        "numpy": "FastStream.step_numpy (numpy in/out)",
+        "bare": "bare kernel: Compiled.run (numpy in/out)",
+        "alone": "the kernel call alone (numpy buffers)",
+        "detection": "weight-change detection (Weights.changed)",
+    }
+    wrapper = rounds(
+        {
+            "step": (lambda: fast.step(x_t), calls),
+            "numpy": (lambda: fast.step_numpy(x_np), calls),
+            "bare": (lambda: compiled.run(compiled.mem, fast.ring, 0, xin, 1, 1), calls),
+            "alone": (lambda: kernel(*head, x_np.ravel(), y_np, meta), calls),
+            "detection": (fast.weights.changed, 5000),
+        },
+        repeats,
+        time.process_time,
+    )
+    print(f"{name}:")
+    for key, values in wrapper.items():
+        print(f"  {labels[key]:45s} {statistics.median(values):8.2f} [{min(values):.2f}-{max(values):.2f}]")
+    step_us, numpy_us, bare_us, alone_us, detection = (statistics.median(v) for v in wrapper.values())
+    tensors = len(fast.weights.tensors)
+    print(
+        f"  step / bare kernel: torch {step_us / bare_us:.2f}x, numpy {numpy_us / bare_us:.2f}x (target <= 1.3x); "
+        f"against the kernel call alone: {step_us / alone_us:.2f}x, {numpy_us / alone_us:.2f}x"
+    )
+    print(
+        f"  detection: {detection / step_us:.1%} of a torch step, {detection / numpy_us:.1%} of a numpy step "
+        f"(target <= 10%); {tensors} tensors stamped, {detection / tensors * 1e3:.0f} ns each; without it the step "
+        f"would be {(step_us - detection) / bare_us:.2f}x / {(numpy_us - detection) / bare_us:.2f}x the bare kernel"
+    )
 
 
 def main() -> None:
@@ -344,42 +391,13 @@ def main() -> None:
         print(f"  {name:45s} {value:10.1f}")
 
     # -- the wrapper around the kernel and the weights contract's detection ----------------------------------------
-    print("\nFastStream's step against the bare kernel, same TCN, one stream, CPU us per step, median [min-max]:")
-    kernel = kernel_for(1)
-    (meta,) = compiled.metas(1, 1, fast._chunk(compiled), 1, 1)
-    x_np, y_np = x_t.numpy(), np.empty(compiled.n_out, np.float32)
-    head = (compiled.prog, compiled.params, compiled.idx, compiled.mem, fast.ring)
-    labels = {
-        "step": "FastStream.step (torch in/out)",
-        "numpy": "FastStream.step_numpy (numpy in/out)",
-        "bare": "bare kernel: Compiled.run (numpy in/out)",
-        "alone": "the kernel call alone (numpy buffers)",
-        "detection": "weight-change detection (Weights.changed)",
-    }
-    wrapper = rounds(
-        {
-            "step": (lambda: fast.step(x_t), 5000),
-            "numpy": (lambda: fast.step_numpy(x_np), 5000),
-            "bare": (lambda: compiled.run(compiled.mem, fast.ring, 0, xin, 1, 1), 5000),
-            "alone": (lambda: kernel(*head, x_np.ravel(), y_np, meta), 5000),
-            "detection": (fast.weights.changed, 5000),
-        },
-        args.repeats,
-        time.process_time,
-    )
-    for key, values in wrapper.items():
-        print(f"  {labels[key]:45s} {statistics.median(values):8.2f} [{min(values):.2f}-{max(values):.2f}]")
-    step_us, numpy_us, bare_us, alone_us, detection = (statistics.median(v) for v in wrapper.values())
     print(
-        f"  step / bare kernel: torch {step_us / bare_us:.2f}x, numpy {numpy_us / bare_us:.2f}x (target <= 1.3x); "
-        f"against the kernel call alone: {step_us / alone_us:.2f}x, {numpy_us / alone_us:.2f}x"
+        "\nFastStream's step against the bare kernel, one stream, CPU us per step, median [min-max]; weight stamps "
+        f"read by {'Python: ' + reason if (reason := native_reason()) else 'the compiled helper'}"
     )
-    print(
-        f"  detection: {detection / step_us:.0%} of a torch step, {detection / numpy_us:.0%} of a numpy step "
-        f"(target <= 10%); {len(fast.weights.tensors)} tensors polled, {detection / len(fast.weights.tensors) * 1e3:.0f} "
-        "ns each; without it the step would be "
-        f"{(step_us - detection) / bare_us:.2f}x / {(numpy_us - detection) / bare_us:.2f}x the bare kernel"
-    )
+    wrapper_rows("TCN 10x32 k=2", tcn, x_t, args.repeats, 5000)
+    wavenet = build_model("wavenet").eval()
+    wrapper_rows("WaveNet 30 blocks", wavenet, one_hot(torch.randint(0, 256, (1, 1)), 256)[..., 0], args.repeats, 500)
 
     # -- flat cost in the receptive field ------------------------------------------------------------------------
     print("\nFlat cost: fast path, 10 TCN blocks x 32 channels, kernel 2, only the dilations differ:")

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import dilated
-from dilated.streaming import FastStream
+from dilated.streaming import FastStream, _stamps
 from streaming_helpers import offline
 
 BACKENDS = ["auto", "fast", "eager"]
@@ -195,19 +195,46 @@ def _updates() -> dict[str, Callable[[nn.Module], None]]:
         conv = model.get_submodule("b")
         conv.weight = nn.Parameter(torch.randn_like(conv.get_parameter("weight")))
 
-    return {"optimizer-step": optimizer_step, "ema-no-grad": ema, "reassigned-parameter": reassigned}
+    def data_assigned(model: nn.Module) -> None:  # how weights are loaded from Keras (see the README)
+        weight = model.get_submodule("b").get_parameter("weight")
+        weight.data = torch.randn_like(weight)
+
+    def data_transposed(model: nn.Module) -> None:  # the same memory at the same address, read in another order
+        weight = model.get_submodule("b").get_parameter("weight")
+        weight.data = weight.data.transpose(0, 1)
+
+    return {
+        "optimizer-step": optimizer_step,
+        "ema-no-grad": ema,
+        "reassigned-parameter": reassigned,
+        "data-assigned": data_assigned,
+        "data-transposed": data_transposed,
+    }
+
+
+@pytest.fixture(params=["native", "python"])
+def stamps_path(request, monkeypatch) -> str:
+    """Weights read by the compiled helper (asserted loaded) or by the Python fallback (forced)."""
+    if request.param == "python":
+        monkeypatch.setenv(_stamps.PATH_ENV, "python")
+    else:
+        assert _stamps.native() is not None, _stamps.native_reason()
+    return request.param
 
 
 @pytest.mark.parametrize("backend", ["fast", "eager"])
 @pytest.mark.parametrize("update", list(_updates()))
-def test_streams_follow_weights_changed_between_steps(update, backend):
+def test_streams_follow_weights_changed_between_steps(update, backend, stamps_path):
     """After a change the stream goes on from its state with the new weights: as a stream of the changed model
     loading the state of before the change (its histories were computed with the old weights)."""
+    if (update, backend, stamps_path) == ("data-transposed", "fast", "python"):
+        pytest.skip("documented: the Python stamps see no view of the same memory at the same address")
     torch.manual_seed(0)
     model = PaddedStack()
     stale_model = copy.deepcopy(model)
     x = torch.randn(2, 3, 12)
     s, stale = _stream(model, 2, backend), _stream(stale_model, 2, "eager")
+    assert s.weights.stamps.path == stamps_path
     s.step_many(x[..., :6])
     stale.step_many(x[..., :6])
     state = s.state_dict()
@@ -221,8 +248,9 @@ def test_streams_follow_weights_changed_between_steps(update, backend):
 
 
 @pytest.mark.parametrize("api", ["step", "step_numpy"])
-def test_the_single_step_follows_weights_changed_in_place(api):
-    """The hot single step (contiguous float32 input) sees an in-place change before its next step."""
+def test_the_single_step_follows_weights_changed_in_place(api, stamps_path):
+    """The hot single step (contiguous float32 input) sees an in-place change and a `p.data = ...` before its next
+    step."""
     torch.manual_seed(0)
     model = PaddedStack()
     x = torch.randn(1, 3, 8)
@@ -237,6 +265,7 @@ def test_the_single_step_follows_weights_changed_in_place(api):
     state = s.state_dict()
     with torch.no_grad():
         model.b.weight.mul_(-2.0)
+    model.a.weight.data = -model.a.weight.data
     got = torch.stack([step(t) for t in range(4, 8)], -1)
     reference = _stream(model, 1, "eager")
     reference.load_state_dict(state)
@@ -244,9 +273,10 @@ def test_the_single_step_follows_weights_changed_in_place(api):
     assert float((got - reference.step_many(x[..., 4:])).abs().max()) <= 1e-5
 
 
-def test_the_fast_engine_refreshes_its_program_only_after_a_change():
+def test_the_fast_engine_refreshes_its_program_only_after_a_change(stamps_path):
     model = PaddedStack()
     s = FastStream(model, 1, fallback="raise")
+    assert s.weights.stamps.path == stamps_path
     s.step(torch.randn(1, 3))
     program = s._current
     s.step(torch.randn(1, 3))

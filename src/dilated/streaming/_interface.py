@@ -76,10 +76,10 @@ def stream(
             model's dtype (:mod:`dilated.streaming._verify`). ``verify=False`` is the only way to skip it, and then
             nothing proves the stream right: only for a model whose stream has been checked already.
 
-    Weights: the stream follows the model's parameters and buffers, changed in place or reassigned, on both
-    engines (:mod:`dilated.streaming._weights`); after a change it goes on from its state (histories computed
-    with the old weights) with the new ones. A model in train mode is refused only where the mode changes its
-    output (call ``model.eval()``).
+    Weights: the stream follows the model's parameters and buffers, changed in place, through ``p.data = ...`` or
+    reassigned, on both engines (:mod:`dilated.streaming._weights`); after a change it goes on from its state
+    (histories computed with the old weights) with the new ones. A model in train mode is refused only where the
+    mode changes its output (call ``model.eval()``).
     """
     if backend not in ("auto", "eager", "fast"):
         raise ValueError(f"backend must be 'auto', 'eager' or 'fast', got {backend!r}")

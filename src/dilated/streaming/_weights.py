@@ -1,27 +1,30 @@
 """What a stream knows of the model's weights: whether any parameter or buffer changed since it last read them.
 
 The contract, the same on both engines: a stream follows the model's parameters and buffers, changed in place
-(an optimizer step, an EMA update under ``no_grad``) or reassigned (``module.weight = nn.Parameter(...)``). The
-eager engine reads them live (its shadow modules share the tensors; a reassignment re-points them); the fast
-engine copies them into its program, so a change makes it compile the program again (and check it again) before
-its next step. Detection is one sum of torch's in-place version counters per step, and an identity check only after
-some module in the process registered a parameter or buffer (a global torch hook counts them). Torch offers no call
-that reads many version counters at once, so the sum reads them one by one from Python: its cost grows with the
-number of tensors, and for a small model it is a large share of a single step (``benchmarks/streaming.py`` prints
-both).
+(an optimizer step, an EMA update under ``no_grad``), through ``p.data = other`` (how weights are often loaded) or
+reassigned (``module.weight = nn.Parameter(...)``). The eager engine reads them live (its shadow modules share the
+tensors; a reassignment re-points them); the fast engine copies them into its program, so a change makes it compile
+the program again (and check it again) before its next step.
 
-Not seen: changes through ``tensor.data`` (``p.data.mul_(...)``, ``p.data = ...``), which torch's version
-counters do not count either; change weights under ``torch.no_grad()`` instead.
+Detection, per step: one read of every tensor's stamp (:mod:`dilated.streaming._stamps`: its version counter,
+storage, offset, dtype, sizes and strides) by a small C++ helper built against the installed torch, in one call
+(a fraction of a microsecond for a few dozen tensors); and an identity check only after some module in the process
+registered a parameter or buffer (a global torch hook counts them). Without the helper (no C++ compiler or torch
+headers) the stamps are read in Python, slower and without seeing ``p.data = p.data.t()`` (a view of the same
+memory); ``_stamps.native_reason()`` says why. ``benchmarks/streaming.py`` prints the detection's share of a step
+and the path.
+
+Not seen: writes through ``p.data`` (``p.data.mul_(...)``): ``.data`` is a tensor with a version counter of its own.
+Change weights in place under ``torch.no_grad()`` instead.
 """
 
 from __future__ import annotations
 
-import operator
-
 import torch
 from torch import nn
 
-_VERSION = operator.attrgetter("_version")
+from dilated.streaming._stamps import read_stamps
+
 _registrations = [0]  # parameters and buffers registered (assigned) on any module of the process
 
 
@@ -49,7 +52,7 @@ class Weights:
         """Take the current tensors and their versions as the ones the stream uses."""
         self.named = self._current()
         self.tensors = [t for _, t in self.named]
-        self.version = sum(map(_VERSION, self.tensors))
+        self.stamps = read_stamps(self.tensors)
         self.registrations = _registrations[0]
 
     def reassigned(self) -> str | None:
@@ -66,4 +69,4 @@ class Weights:
         """Whether a tensor was reassigned or changed in place since :meth:`read`."""
         if self.registrations != _registrations[0] and self.reassigned() is not None:
             return True
-        return sum(map(_VERSION, self.tensors)) != self.version
+        return self.stamps.changed() != 0

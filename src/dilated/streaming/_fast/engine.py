@@ -121,7 +121,7 @@ class FastStream:
     one runs.
 
     The weights are copied into the program when it is compiled (weight norm folded in); the stream follows them
-    all the same (:mod:`dilated.streaming._weights`): after any change, in place or reassigned, the next step
+    all the same (:mod:`dilated.streaming._weights`): after any change (in place, ``p.data = ...``, reassigned) the next step
     compiles the program again and checks it against the model's forward on the check's one-receptive-field input.
 
     Args:
