@@ -76,6 +76,11 @@ def order_stats(messages: int, time_column: str, volume_unit: str) -> dict[str, 
     }
 
 
+def check_volume_unit(volume_unit: str) -> None:
+    if volume_unit not in ("auto", "coin", "satoshi"):
+        raise ValueError(f"volume_unit must be 'auto', 'coin' or 'satoshi'; got {volume_unit!r}")
+
+
 @dataclass(frozen=True)
 class StreamSettings:
     """What the whole stream decides, read in a first pass over the files (``id``, ``volume`` and
@@ -90,8 +95,7 @@ def stream_settings(paths: Sequence[Path], volume_unit: str = "auto", chunk: int
     """:class:`StreamSettings` of the files (in order), reading ``chunk`` rows at a time."""
     import pandas as pd
 
-    if volume_unit not in ("auto", "coin", "satoshi"):
-        raise ValueError(f"volume_unit must be 'auto', 'coin' or 'satoshi'; got {volume_unit!r}")
+    check_volume_unit(volume_unit)
     integer_volume = integer_ids = exchange = True
     last = None
     for path in paths:
