@@ -90,11 +90,12 @@ def _integer(buf: np.ndarray, i: int, stop: int) -> tuple[int, int]:
 def _decimal(buf: np.ndarray, i: int, stop: int) -> tuple[float, int]:
     """A quoted plain decimal (``"123.45"``) at ``i`` read exactly, and the index after the closing quote (-1: not
     one the exact rule covers)."""
-    close = _string_end(buf, i, stop)
-    if close < 0:
+    if i >= stop or buf[i] != _Q:
         return 0.0, -1
-    value, exact = exact_decimal(buf, i + 1, close)
-    return (value, close + 1) if exact else (0.0, -1)
+    value, end = exact_decimal(buf, i + 1, stop)
+    if end < 0 or end >= stop or buf[end] != _Q:
+        return 0.0, -1
+    return value, end + 1
 
 
 @njit(cache=True)

@@ -86,11 +86,11 @@ def _number(buf: np.ndarray, start: int, stop: int) -> tuple[float, bool, bool]:
     negative = buf[start] == 45
     if negative or buf[start] == 43:
         start += 1
-    value, exact = exact_decimal(buf, start, stop)
+    value, end = exact_decimal(buf, start, stop)
     point = False  # or an exponent
     for j in range(start, stop):
         point |= buf[j] == _POINT or buf[j] == 101 or buf[j] == 69
-    return (-value if negative else value), exact, point
+    return (-value if negative else value), end == stop, point
 
 
 @njit(cache=True)

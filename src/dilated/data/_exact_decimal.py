@@ -21,37 +21,39 @@ def digit(byte: int) -> bool:
     return 48 <= byte <= 57
 
 
-@njit(cache=True)
-def exact_decimal(buf: np.ndarray, start: int, stop: int) -> tuple[float, bool]:
-    """``buf[start:stop]`` (digits with at most one point, then an optional exponent ``e`` / ``E`` with a sign and
-    at most 3 digits; nothing else) as a double, and whether the exact rule covers it."""
-    mantissa, digits, fraction, point, j = 0, 0, 0, False, start
-    while j < stop and buf[j] != 101 and buf[j] != 69:  # e E
-        byte = buf[j]
-        if digit(byte) and digits < 18:
+@njit(cache=True, inline="always")
+def exact_decimal(buf: np.ndarray, i: int, stop: int) -> tuple[float, int]:
+    """The decimal at ``i`` (digits with at most one point, then an optional exponent: ``e`` or ``E``, a sign, at
+    most 3 digits) as a double, and the index of the first byte after it (before ``stop``); -1: not one the exact
+    rule covers."""
+    mantissa, digits, fraction, point = 0, 0, 0, False
+    while i < stop:
+        byte = buf[i]
+        if digit(byte):
+            if digits == 18:
+                return 0.0, -1
             mantissa = mantissa * 10 + byte - 48
             digits += 1
             fraction += point
         elif byte == 46 and not point:
             point = True
         else:
-            return 0.0, False
-        j += 1
+            break
+        i += 1
     power = -fraction
-    if j < stop:  # the exponent
-        j += 1
+    if i < stop and (buf[i] == 101 or buf[i] == 69):  # e E: the exponent
+        i += 1
         sign = 1
-        if j < stop and (buf[j] == 45 or buf[j] == 43):
-            sign = -1 if buf[j] == 45 else 1
-            j += 1
-        if j == stop or stop - j > 3:
-            return 0.0, False
-        exponent = 0
-        for k in range(j, stop):
-            if not digit(buf[k]):
-                return 0.0, False
-            exponent = exponent * 10 + buf[k] - 48
+        if i < stop and (buf[i] == 45 or buf[i] == 43):
+            sign = -1 if buf[i] == 45 else 1
+            i += 1
+        exponent, start = 0, i
+        while i < stop and digit(buf[i]) and i - start < 3:
+            exponent = exponent * 10 + buf[i] - 48
+            i += 1
+        if i == start:
+            return 0.0, -1
         power += sign * exponent
     if digits == 0 or mantissa >= MAX_EXACT or abs(power) > 22:
-        return 0.0, False
-    return (mantissa * TENS[power] if power >= 0 else mantissa / TENS[-power]), True
+        return 0.0, -1
+    return (mantissa * TENS[power] if power >= 0 else mantissa / TENS[-power]), i
