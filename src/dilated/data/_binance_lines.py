@@ -4,7 +4,7 @@ A Numba scanner reads the raw bytes of the lines whose layout it knows: ``<recei
 compact, without escapes, either the ``{"stream":"...","data":{...}}`` wrapper or the bare ``depthUpdate`` object,
 whose members are ``"e":"depthUpdate"``, the integers ``E``, ``U``, ``u`` (and ``pu``), the symbol ``s``, the levels
 ``b`` then ``a`` as ``[["price","quantity"], ...]`` with plain decimal strings (read exactly:
-:mod:`dilated.data._exact_decimal`), and other string or number members. Every other line (the REST snapshot, a new symbol, anything unusual) goes to orjson, line by line, as
+:mod:`dilated.data._scan_bytes`), and other string or number members. Every other line (the REST snapshot, a new symbol, anything unusual) goes to orjson, line by line, as
 :mod:`dilated.data._binance` reads it: orjson is the oracle and the fallback, and the output is the same either way.
 """
 
@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from dilated.data._exact_decimal import digit, exact_decimal
 from dilated.data._feed_rules import read_line
 from dilated.data._feed_text import text_blocks
+from dilated.data._scan_bytes import digit, exact_decimal, starts
 
 BLOCK = 1 << 22  # bytes of text per block: bounds the memory of a recording however long
 _OTHER, _DIFF, _PYTHON = 0, 1, 2  # what a line is: skipped, a diff the scanner read, one for orjson
@@ -49,16 +49,6 @@ def _contains(buf: np.ndarray, start: int, stop: int, pattern: np.ndarray) -> bo
             if j == n:
                 return True
     return False
-
-
-@njit(cache=True)
-def _starts(buf: np.ndarray, i: int, stop: int, pattern: np.ndarray) -> bool:
-    if i + len(pattern) > stop:
-        return False
-    for j in range(len(pattern)):
-        if buf[i + j] != pattern[j]:
-            return False
-    return True
 
 
 @njit(cache=True)
@@ -106,7 +96,7 @@ def _key(buf: np.ndarray, i: int, close: int) -> int:
         return _ONE_BYTE_KEYS[first]
     elif n == 2 and first == 112 and buf[i + 1] == 117:  # pu
         return _PREVIOUS
-    elif (n == 4 and _starts(buf, i, close, _DATA_NAME)) or (n == 12 and _starts(buf, i, close, _LAST_ID)):
+    elif (n == 4 and starts(buf, i, close, _DATA_NAME)) or (n == 12 and starts(buf, i, close, _LAST_ID)):
         return _FOR_ORJSON
     return _OTHER_KEY
 
@@ -178,7 +168,7 @@ def _diff(
         i = close + 2
         if key == _E_TYPE:
             end = _string_end(buf, i, stop)
-            if end != i + 1 + len(_DEPTH) or not _starts(buf, i + 1, stop, _DEPTH):
+            if end != i + 1 + len(_DEPTH) or not starts(buf, i + 1, stop, _DEPTH):
                 return -1
             i = end + 1
         elif key in (_E_TIME, _FIRST, _FINAL, _PREVIOUS):
@@ -188,7 +178,7 @@ def _diff(
                 ints[4] = 1
         elif key == _SYMBOL:
             end = _string_end(buf, i, stop)
-            if end < 0 or end - i - 1 != len(symbol) or not _starts(buf, i + 1, end, symbol):
+            if end < 0 or end - i - 1 != len(symbol) or not starts(buf, i + 1, end, symbol):
                 return -1
             i = end + 1
         elif key == _BIDS or key == _ASKS:
@@ -236,10 +226,10 @@ def _line(
     if buf[i] != _OPEN:  # the parse below is strict: white space, escapes, other layouts go to orjson
         return _PYTHON, k
     i += 1
-    wrapped = _starts(buf, i, stop, _STREAM)
+    wrapped = starts(buf, i, stop, _STREAM)
     if wrapped:
         close = _string_end(buf, i + len(_STREAM) - 1, stop)
-        if close < 0 or not _starts(buf, close + 1, stop, _DATA):
+        if close < 0 or not starts(buf, close + 1, stop, _DATA):
             return _PYTHON, k
         i = close + 1 + len(_DATA)
     before = k

@@ -4,7 +4,7 @@ A Numba scanner reads the raw bytes of files whose layout it knows: a plain head
 digits, ``_`` and ``.``; the columns of :data:`~dilated.data._bitstamp_csv.BITSTAMP_COLUMNS` among them), then
 rows of exactly that many fields, each bare or quoted (without quotes, commas or line ends inside), lines ending in
 ``\\n`` or ``\\r\\n`` (blank ones skipped, the last one may lack its end), with integer ids and times (an optional
-sign, at most 18 digits), prices and volumes plain decimals read exactly (:mod:`dilated.data._exact_decimal`) or
+sign, at most 18 digits), prices and volumes plain decimals read exactly (:mod:`dilated.data._scan_bytes`) or
 empty (missing: NaN), actions ``created`` / ``changed`` / ``deleted`` and directions ``bid`` / ``ask``. That is
 what pandas reads from such a file, value for value, so the books are the same bit for bit.
 
@@ -34,8 +34,8 @@ from numba import njit
 
 from dilated.data._bitstamp_csv import BITSTAMP_COLUMNS, StreamSettings, check_volume_unit, satoshis
 from dilated.data._book_engine import ASK, BID, BS_CHANGED, BS_CREATED, BS_DELETED
-from dilated.data._exact_decimal import digit, exact_decimal
 from dilated.data._feed_text import text_blocks
+from dilated.data._scan_bytes import digit, exact_decimal, starts
 
 TEXT_PER_ROW = 64  # bytes of text read per row of a chunk: a block of ``chunk`` rows or so
 # a column's role in a row: ints (rows of the scanned arrays), floats, codes, or none
@@ -50,14 +50,9 @@ _OPENERS: dict[str, Callable[[Path], Any]] = {".gz": gzip.open, ".xz": lzma.open
 _OTHER_COMPRESSION = (".zip", ".zst", ".tar", ".tar.gz", ".tar.bz2", ".tar.xz")  # pandas reads them: left to it
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _equals(buf: np.ndarray, start: int, stop: int, word: np.ndarray) -> bool:
-    if stop - start != len(word):
-        return False
-    for j in range(len(word)):
-        if buf[start + j] != word[j]:
-            return False
-    return True
+    return stop - start == len(word) and starts(buf, start, stop, word)
 
 
 @njit(cache=True)

@@ -1,4 +1,5 @@
-"""Plain decimals read from raw bytes in compiled code, exactly as ``float()`` reads them.
+"""What the byte scanners of the feed readers share (Numba): digits, fixed words, and plain decimals read from raw
+bytes exactly as ``float()`` reads them.
 
 A decimal ``d`` of at most 18 digits whose value as an integer ``m`` is below 2**53, times ``10**p`` (``p`` from its
 point and exponent, ``|p| <= 22``), is ``m * 10**p`` or ``m / 10**-p``: both operands are exact doubles and the
@@ -19,6 +20,17 @@ TENS = np.array([float(10**k) for k in range(23)])  # exact doubles
 @njit(cache=True, inline="always")
 def digit(byte: int) -> bool:
     return 48 <= byte <= 57
+
+
+@njit(cache=True)
+def starts(buf: np.ndarray, i: int, stop: int, pattern: np.ndarray) -> bool:
+    """Whether ``buf[i:stop]`` starts with ``pattern``."""
+    if i + len(pattern) > stop:
+        return False
+    for j in range(len(pattern)):
+        if buf[i + j] != pattern[j]:
+            return False
+    return True
 
 
 @njit(cache=True, inline="always")
