@@ -1,6 +1,7 @@
 """Bitstamp order-stream CSV files read and checked (pandas): whole for the pure-Python reader, or a chunk of rows at a
-time for the compiled one, after a first pass that fixes what the whole stream decides (:class:`StreamSettings`).
-The replay rules are in :mod:`dilated.data._bitstamp`."""
+time for the compiled one where its byte scanner (:mod:`dilated.data._bitstamp_scan`) does not know the files, after
+a first pass that fixes what the whole stream decides (:class:`StreamSettings`). The replay rules are in
+:mod:`dilated.data._bitstamp`."""
 
 from __future__ import annotations
 
