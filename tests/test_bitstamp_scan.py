@@ -116,7 +116,8 @@ def test_scanner_leaves_what_it_does_not_know_to_pandas(tmp_path: Path) -> None:
         "header.csv": header,
         "twice.csv": header.replace("price", "id") + "1,5,100,1,created,bid\n",
         "cr.csv": header.replace("\n", "\r") + "1,5,100,1,created,bid\r",
+        "latin.csv": header.replace("\n", ",note\n") + "1,5,100,1,created,bid,caf\xe9\n",  # not UTF-8: pandas refuses
     }.items():
-        (tmp_path / name).write_text(text, newline="")
+        (tmp_path / name).write_bytes(text.encode("latin-1"))
         scanned = scan_orders([tmp_path / name], "auto", 1 << 20)
         assert (scanned is not None) == (name == "plain.csv"), name

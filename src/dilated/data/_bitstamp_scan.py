@@ -1,12 +1,13 @@
 """Bitstamp order-stream CSV files scanned in compiled code, a block of lines at a time, into the engine's arrays.
 
 A Numba scanner reads the raw bytes of files whose layout it knows: a plain header naming each column once (letters,
-digits, ``_`` and ``.``; the columns of :data:`~dilated.data._bitstamp_csv.BITSTAMP_COLUMNS` among them), then
-rows of exactly that many fields, each bare or quoted (without quotes, commas or line ends inside), lines ending in
-``\\n`` or ``\\r\\n`` (blank ones skipped, the last one may lack its end), with integer ids and times (an optional
-sign, at most 18 digits), prices and volumes plain decimals read exactly (:mod:`dilated.data._scan_bytes`) or
-empty (missing: NaN), actions ``created`` / ``changed`` / ``deleted`` and directions ``bid`` / ``ask``. That is
-what pandas reads from such a file, value for value, so the books are the same bit for bit.
+digits, ``_`` and ``.``; the columns of :data:`~dilated.data._bitstamp_csv.BITSTAMP_COLUMNS` among them), then rows
+of exactly that many fields, each bare or quoted (without quotes, commas or line ends inside; those of other columns
+printable ASCII), lines ending in ``\\n`` or ``\\r\\n`` (blank ones skipped, the last one may lack its end), with
+integer ids and times (an optional sign, at most 18 digits), prices and volumes plain decimals read exactly
+(:mod:`dilated.data._scan_bytes`) or empty (missing: NaN), actions ``created`` / ``changed`` / ``deleted`` and
+directions ``bid`` / ``ask``. That is what pandas reads from such a file, value for value, so the books are the same
+bit for bit.
 
 One pass over the files scans every row and decides what the whole stream decides
 (:class:`~dilated.data._bitstamp_csv.StreamSettings`), spilling the rows' arrays (42 bytes a row) to a temporary
@@ -23,6 +24,7 @@ import gzip
 import lzma
 import re
 import tempfile
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from io import BufferedRandom
@@ -139,8 +141,10 @@ def scan_rows(
                 bid = _equals(buf, start, stop, _BID_TEXT)
                 known = bid or _equals(buf, start, stop, _ASK_TEXT)
                 codes[1, r] = BID if bid else ASK
-            else:
+            else:  # another column: printable ASCII only (pandas decides what else is, or refuses it)
                 known = True
+                for j in range(start, stop):
+                    known &= 32 <= buf[j] < 127
             if not known:
                 return r, float_volume, line
         r += 1
@@ -202,7 +206,7 @@ def scan_orders(paths: Sequence[Path], volume_unit: str, block: int) -> ScannedO
     spill = tempfile.TemporaryFile()
     try:
         found = _scan(paths, block, spill)
-    except (ValueError, lzma.LZMAError):  # unreadable: pandas words the refusal
+    except (ValueError, lzma.LZMAError, zlib.error):  # unreadable: pandas words the refusal
         found = None
     if found is None:
         spill.close()
