@@ -210,12 +210,12 @@ SCANNED = (  # lines the byte scanner reads itself
     '"b":[["9.5","2"],["9.25","0.00100000"]],"a":[["10.5","3"]]}}',
     '{"e":"depthUpdate","E":6,"s":"XY","U":13,"u":14,"pu":12,"b":[],"a":[["10.50","0.0"],["11","7"]]}',
 )
-ORJSON = (  # lines it hands to orjson: white space, an escape, asks first, exponents, long or numeric decimals
+ORJSON = (  # lines it hands to orjson: white space, an escape, asks first, powers of ten beyond 1e22, long or numeric decimals
     '{"stream": "x@depth", "data": {"e": "depthUpdate", "E": 7, "s": "XY", "U": 15, "u": 16, "pu": 14, '
     '"b": [["9.5", "1"]], "a": []}}',
     '{"stream":"x\\u0040depth","data":{"e":"depthUpdate","E":8,"s":"XY","U":17,"u":18,"pu":16,"b":[],"a":[]}}',
     '{"e":"depthUpdate","E":9,"s":"XY","U":19,"u":20,"pu":18,"a":[["12","1"]],"b":[["9.75","4"]]}',
-    '{"e":"depthUpdate","E":10,"s":"XY","U":21,"u":22,"pu":20,"b":[["9.1e0","1"]],"a":[]}',
+    '{"e":"depthUpdate","E":10,"s":"XY","U":21,"u":22,"pu":20,"b":[["9.1e-30","1"]],"a":[]}',
     '{"e":"depthUpdate","E":11,"s":"XY","U":23,"u":24,"pu":22,"b":[["9.0000000000000000001","3"]],"a":[]}',
     '{"e":"depthUpdate","E":12,"s":"XY","U":25,"u":26,"pu":24,"b":[[9.5,5]],"a":[]}',
     '{"e":"depthUpdate","E":13,"s":"XY","U":27,"u":28,"pu":26,"b":[["0.30000000000000004441","1"]],"a":[]}',

@@ -3,10 +3,8 @@
 A Numba scanner reads the raw bytes of the lines whose layout it knows: ``<receive time ns> <json>``, the JSON
 compact, without escapes, either the ``{"stream":"...","data":{...}}`` wrapper or the bare ``depthUpdate`` object,
 whose members are ``"e":"depthUpdate"``, the integers ``E``, ``U``, ``u`` (and ``pu``), the symbol ``s``, the levels
-``b`` then ``a`` as ``[["price","quantity"], ...]`` with plain decimal strings, and other string or number members.
-A decimal ``d`` with at most 18 digits, at most 22 after the point and a value below 2**53 as an integer ``m`` is
-``m / 10**k``: both operands are exact doubles and the division is correctly rounded, so the result is ``float(d)``
-bit for bit. Every other line (the REST snapshot, a new symbol, anything unusual) goes to orjson, line by line, as
+``b`` then ``a`` as ``[["price","quantity"], ...]`` with plain decimal strings (read exactly:
+:mod:`dilated.data._scan_bytes`), and other string or number members. Every other line (the REST snapshot, a new symbol, anything unusual) goes to orjson, line by line, as
 :mod:`dilated.data._binance` reads it: orjson is the oracle and the fallback, and the output is the same either way.
 """
 
@@ -22,6 +20,8 @@ import numpy as np
 from numba import njit
 
 from dilated.data._feed_rules import read_line
+from dilated.data._feed_text import text_blocks
+from dilated.data._scan_bytes import digit, exact_decimal, starts
 
 BLOCK = 1 << 22  # bytes of text per block: bounds the memory of a recording however long
 _OTHER, _DIFF, _PYTHON = 0, 1, 2  # what a line is: skipped, a diff the scanner read, one for orjson
@@ -30,19 +30,12 @@ _LAST_ID = np.frombuffer(b"lastUpdateId", np.uint8)
 _STREAM = np.frombuffer(b'"stream":"', np.uint8)
 _DATA = np.frombuffer(b',"data":{', np.uint8)
 _DATA_NAME = np.frombuffer(b"data", np.uint8)
-_MAX_EXACT = 1 << 53
-_TENS = np.array([float(10**k) for k in range(23)])  # exact doubles
 _Q, _COLON, _COMMA, _OPEN, _CLOSE, _LIST, _END = ord('"'), ord(":"), ord(","), ord("{"), ord("}"), ord("["), ord("]")
 # the members the scanner reads; _FOR_ORJSON: "data" or "lastUpdateId" in the diff's object
 _E_TYPE, _E_TIME, _FIRST, _FINAL, _PREVIOUS, _SYMBOL, _BIDS, _ASKS, _FOR_ORJSON, _OTHER_KEY = range(10)
 _ONE_BYTE_KEYS = np.full(256, _OTHER_KEY, np.int64)
 for _name, _code in zip("eEUusba", (_E_TYPE, _E_TIME, _FIRST, _FINAL, _SYMBOL, _BIDS, _ASKS)):
     _ONE_BYTE_KEYS[ord(_name)] = _code
-
-
-@njit(cache=True, inline="always")
-def _digit(byte: int) -> bool:
-    return 48 <= byte <= 57
 
 
 @njit(cache=True)
@@ -56,16 +49,6 @@ def _contains(buf: np.ndarray, start: int, stop: int, pattern: np.ndarray) -> bo
             if j == n:
                 return True
     return False
-
-
-@njit(cache=True)
-def _starts(buf: np.ndarray, i: int, stop: int, pattern: np.ndarray) -> bool:
-    if i + len(pattern) > stop:
-        return False
-    for j in range(len(pattern)):
-        if buf[i + j] != pattern[j]:
-            return False
-    return True
 
 
 @njit(cache=True)
@@ -85,7 +68,7 @@ def _string_end(buf: np.ndarray, i: int, stop: int) -> int:
 def _integer(buf: np.ndarray, i: int, stop: int) -> tuple[int, int]:
     """A JSON integer of at most 18 digits at ``i``: its value and the index after it (-1: not one)."""
     value, j = 0, i
-    while j < stop and _digit(buf[j]) and j - i < 19:
+    while j < stop and digit(buf[j]) and j - i < 19:
         value = value * 10 + buf[j] - 48
         j += 1
     if j == i or j - i > 18:
@@ -95,25 +78,14 @@ def _integer(buf: np.ndarray, i: int, stop: int) -> tuple[int, int]:
 
 @njit(cache=True)
 def _decimal(buf: np.ndarray, i: int, stop: int) -> tuple[float, int]:
-    """A quoted plain decimal (``"123.45"``) at ``i`` as ``float()`` reads it, and the index after the closing quote
-    (-1: not one the exact rule covers)."""
+    """A quoted plain decimal (``"123.45"``) at ``i`` read exactly, and the index after the closing quote (-1: not
+    one the exact rule covers)."""
     if i >= stop or buf[i] != _Q:
         return 0.0, -1
-    mantissa, digits, fraction, point, j = 0, 0, 0, False, i + 1
-    while j < stop and buf[j] != _Q:
-        byte = buf[j]
-        if _digit(byte) and digits < 18:
-            mantissa = mantissa * 10 + byte - 48
-            digits += 1
-            fraction += point
-        elif byte == 46 and not point:
-            point = True
-        else:
-            return 0.0, -1
-        j += 1
-    if j == stop or digits == 0 or mantissa >= _MAX_EXACT or fraction > 22:
+    value, end = exact_decimal(buf, i + 1, stop)
+    if end < 0 or end >= stop or buf[end] != _Q:
         return 0.0, -1
-    return mantissa / _TENS[fraction], j + 1
+    return value, end + 1
 
 
 @njit(cache=True)
@@ -124,7 +96,7 @@ def _key(buf: np.ndarray, i: int, close: int) -> int:
         return _ONE_BYTE_KEYS[first]
     elif n == 2 and first == 112 and buf[i + 1] == 117:  # pu
         return _PREVIOUS
-    elif (n == 4 and _starts(buf, i, close, _DATA_NAME)) or (n == 12 and _starts(buf, i, close, _LAST_ID)):
+    elif (n == 4 and starts(buf, i, close, _DATA_NAME)) or (n == 12 and starts(buf, i, close, _LAST_ID)):
         return _FOR_ORJSON
     return _OTHER_KEY
 
@@ -163,7 +135,7 @@ def _skip_value(buf: np.ndarray, i: int, stop: int) -> int:
         close = _string_end(buf, i, stop)
         return close + 1 if close >= 0 else -1
     j = i
-    while j < stop and (_digit(buf[j]) or buf[j] in (43, 45, 46, 69, 101)):  # + - . E e
+    while j < stop and (digit(buf[j]) or buf[j] in (43, 45, 46, 69, 101)):  # + - . E e
         j += 1
     return j if j > i else -1
 
@@ -196,7 +168,7 @@ def _diff(
         i = close + 2
         if key == _E_TYPE:
             end = _string_end(buf, i, stop)
-            if end != i + 1 + len(_DEPTH) or not _starts(buf, i + 1, stop, _DEPTH):
+            if end != i + 1 + len(_DEPTH) or not starts(buf, i + 1, stop, _DEPTH):
                 return -1
             i = end + 1
         elif key in (_E_TIME, _FIRST, _FINAL, _PREVIOUS):
@@ -206,7 +178,7 @@ def _diff(
                 ints[4] = 1
         elif key == _SYMBOL:
             end = _string_end(buf, i, stop)
-            if end < 0 or end - i - 1 != len(symbol) or not _starts(buf, i + 1, end, symbol):
+            if end < 0 or end - i - 1 != len(symbol) or not starts(buf, i + 1, end, symbol):
                 return -1
             i = end + 1
         elif key == _BIDS or key == _ASKS:
@@ -244,7 +216,7 @@ def _line(
 ) -> tuple[int, int]:
     """What ``buf[start:stop]`` is (``_OTHER``, ``_DIFF`` read into the outputs, or ``_PYTHON``) and the new ``k``."""
     i = start
-    while i < stop and _digit(buf[i]):
+    while i < stop and digit(buf[i]):
         i += 1
     if i == start or i >= stop or buf[i] != 32:
         return _PYTHON, k
@@ -254,10 +226,10 @@ def _line(
     if buf[i] != _OPEN:  # the parse below is strict: white space, escapes, other layouts go to orjson
         return _PYTHON, k
     i += 1
-    wrapped = _starts(buf, i, stop, _STREAM)
+    wrapped = starts(buf, i, stop, _STREAM)
     if wrapped:
         close = _string_end(buf, i + len(_STREAM) - 1, stop)
-        if close < 0 or not _starts(buf, close + 1, stop, _DATA):
+        if close < 0 or not starts(buf, close + 1, stop, _DATA):
             return _PYTHON, k
         i = close + 1 + len(_DATA)
     before = k
@@ -335,24 +307,8 @@ class Recording:
     # a quote until then (no unescaped symbol holds one), so the scanner hands every diff to orjson
 
 
-def _text_blocks(path: Path, size: int) -> Iterator[bytes]:
-    """The file's bytes (``.gz`` decompressed), ``size`` or so at a time, each ending at a line end but the last."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        with gzip.open(path) if path.suffix == ".gz" else open(path, "rb") as raw:
-            rest = b""
-            while block := raw.read(size):
-                cut = block.rfind(b"\n") + 1
-                if cut:
-                    yield rest + block[:cut]
-                    rest = block[cut:]
-                else:
-                    rest += block
-            if rest:
-                yield rest
-    except (OSError, EOFError) as error:
-        raise ValueError(f"{path}: not a Binance depth recording ({error})") from None
+def _open(path: Path) -> Any:
+    return gzip.open(path) if path.suffix == ".gz" else open(path, "rb")
 
 
 def diff_blocks(paths: list[Path], recording: Recording) -> Iterator[DiffBlock]:
@@ -360,7 +316,7 @@ def diff_blocks(paths: list[Path], recording: Recording) -> Iterator[DiffBlock]:
     come."""
     for index, path in enumerate(paths):
         number = 0  # the lines of this file so far
-        for text in _text_blocks(path, BLOCK):
+        for text in text_blocks(path, BLOCK, _open, "a Binance depth recording"):
             block, number = _scan_block(text, str(path), number, recording)
             yield DiffBlock(index, *block)
 

@@ -34,7 +34,7 @@ from typing import Any, Literal
 import numpy as np
 
 from dilated._progress import bar_disabled
-from dilated.data._bitstamp_csv import order_stats, read_orders, satoshis
+from dilated.data._bitstamp_csv import check_volume_unit, order_stats, read_orders, satoshis
 from dilated.data._feed_rules import SATOSHI
 from dilated.data._orderbook import DEFAULT_LEVELS, Book, BookRecorder, OrderBook, check_levels, describe_sources
 
@@ -110,13 +110,12 @@ def read_order_stream(
     ``(rows,)``, the event times ``(rows,)`` in ms, each event's last row ``(events,)``, the stats so far and the rows of each file (pandas is imported here only)."""
     import pandas as pd
 
+    check_volume_unit(volume_unit)
     frames = [read_orders(Path(p)) for p in paths]
     frame = pd.concat(frames, ignore_index=True)
     volume = frame["volume"].to_numpy(np.float64)
     if volume_unit == "auto":
         volume_unit = "satoshi" if pd.api.types.is_integer_dtype(frame["volume"]) else "coin"
-    if volume_unit not in ("coin", "satoshi"):
-        raise ValueError(f"volume_unit must be 'auto', 'coin' or 'satoshi'; got {volume_unit!r}")
     units = satoshis(volume, volume_unit)
     time_column = "timestamp"
     if "exchange_timestamp" in frame.columns and bool(np.all(np.diff(frame["exchange_timestamp"]) >= 0)):

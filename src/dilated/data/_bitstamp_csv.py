@@ -1,6 +1,7 @@
 """Bitstamp order-stream CSV files read and checked (pandas): whole for the pure-Python reader, or a chunk of rows at a
-time for the compiled one, after a first pass that fixes what the whole stream decides (:class:`StreamSettings`).
-The replay rules are in :mod:`dilated.data._bitstamp`."""
+time for the compiled one where its byte scanner (:mod:`dilated.data._bitstamp_scan`) does not know the files, after
+a first pass that fixes what the whole stream decides (:class:`StreamSettings`). The replay rules are in
+:mod:`dilated.data._bitstamp`."""
 
 from __future__ import annotations
 
@@ -76,6 +77,11 @@ def order_stats(messages: int, time_column: str, volume_unit: str) -> dict[str, 
     }
 
 
+def check_volume_unit(volume_unit: str) -> None:
+    if volume_unit not in ("auto", "coin", "satoshi"):
+        raise ValueError(f"volume_unit must be 'auto', 'coin' or 'satoshi'; got {volume_unit!r}")
+
+
 @dataclass(frozen=True)
 class StreamSettings:
     """What the whole stream decides, read in a first pass over the files (``id``, ``volume`` and
@@ -90,8 +96,7 @@ def stream_settings(paths: Sequence[Path], volume_unit: str = "auto", chunk: int
     """:class:`StreamSettings` of the files (in order), reading ``chunk`` rows at a time."""
     import pandas as pd
 
-    if volume_unit not in ("auto", "coin", "satoshi"):
-        raise ValueError(f"volume_unit must be 'auto', 'coin' or 'satoshi'; got {volume_unit!r}")
+    check_volume_unit(volume_unit)
     integer_volume = integer_ids = exchange = True
     last = None
     for path in paths:

@@ -20,6 +20,7 @@ from dilated._progress import bar_disabled
 from dilated.data import _book_engine as engine
 from dilated.data._binance_lines import DiffBlock, Recording, diff_blocks
 from dilated.data._bitstamp_csv import StreamSettings, order_frames, order_stats, satoshis, stream_settings
+from dilated.data._bitstamp_scan import TEXT_PER_ROW, scan_orders
 from dilated.data._dbn_records import DbnRecords
 from dilated.data._feed_rules import SATOSHI, check_stream, gap_reason, note_gap
 from dilated.data._orderbook import (
@@ -232,15 +233,27 @@ def _mbp10_chunks(
 
 
 def bitstamp_rows(
-    paths: Sequence[Path], levels: int, uncross: bool = True, volume_unit: str = "auto", chunk: int = CHUNK
+    paths: Sequence[Path],
+    levels: int,
+    uncross: bool = True,
+    volume_unit: str = "auto",
+    chunk: int = CHUNK,
+    scan: bool = True,
 ) -> BookRows:
     """Bitstamp order-stream CSV files (in order) replayed on the compiled engine
-    (:func:`~dilated.data.bitstamp_book`'s rules), read ``chunk`` rows at a time after a first pass that fixes what the
-    whole stream decides (:func:`~dilated.data._bitstamp_csv.stream_settings`): memory stays flat however long the stream."""
+    (:func:`~dilated.data.bitstamp_book`'s rules), ``chunk`` rows at a time after a first pass that fixes what the
+    whole stream decides (:class:`~dilated.data._bitstamp_csv.StreamSettings`): memory stays flat however long the
+    stream. ``scan``: the rows are read by the Numba scanner (:mod:`~dilated.data._bitstamp_scan`) where it knows the
+    files, else (or with ``False``) by pandas (:mod:`~dilated.data._bitstamp_csv`); both give the same book."""
     files = [Path(p) for p in paths]
-    settings = stream_settings(files, volume_unit)
+    scanned = scan_orders(files, volume_unit, TEXT_PER_ROW * chunk) if scan else None
+    if scanned is not None:
+        settings, pieces = scanned.settings, scanned.chunks(chunk)
+    else:
+        settings = stream_settings(files, volume_unit)
+        pieces = _frame_orders(order_frames(files, settings, chunk), settings)
     stats = order_stats(0, settings.time_column, settings.volume_unit)
-    chunks = _bitstamp_chunks(files, settings, check_levels(levels), uncross, stats, chunk)
+    chunks = _bitstamp_chunks(pieces, check_levels(levels), uncross, stats)
     return BookRows(describe_sources(files), "bitstamp", levels, chunks, stats)
 
 
@@ -249,32 +262,33 @@ _SIDE_CODES = {"ask": engine.ASK, "bid": engine.BID}
 Orders = tuple[np.ndarray, ...]  # (rows,) each: times (ms), order id, action code, side code, price, volume (satoshi)
 
 
-def _order_arrays(frame: Any, settings: StreamSettings, ids: dict[str, int]) -> Orders:
-    """A chunk of checked rows as the kernel's arrays; string ids numbered in order of appearance (``ids``)."""
-    if settings.integer_ids:
-        order_id = frame["id"].to_numpy(np.int64)
-    else:
-        order_id = np.array([ids.setdefault(v, len(ids)) for v in frame["id"].tolist()], dtype=np.int64)
-    action, side = (
-        np.array([codes[c] for c in frame[name].cat.categories], np.int64)[frame[name].cat.codes.to_numpy()]
-        for name, codes in (("action", _ACTION_CODES), ("direction", _SIDE_CODES))
-    )
-    times = frame[settings.time_column].to_numpy(np.int64)
-    units = satoshis(frame["volume"].to_numpy(np.float64), settings.volume_unit)
-    return times, order_id, action, side, frame["price"].to_numpy(np.float64), units
+def _frame_orders(frames: Iterator[tuple[int, Any]], settings: StreamSettings) -> Iterator[tuple[int, Orders]]:
+    """Chunks of checked rows read by pandas as the kernel's arrays; string ids numbered in order of appearance."""
+    ids: dict[str, int] = {}
+    for file, frame in frames:
+        if settings.integer_ids:
+            order_id = frame["id"].to_numpy(np.int64)
+        else:
+            order_id = np.array([ids.setdefault(v, len(ids)) for v in frame["id"].tolist()], dtype=np.int64)
+        action, side = (
+            np.array([codes[c] for c in frame[name].cat.categories], np.int64)[frame[name].cat.codes.to_numpy()]
+            for name, codes in (("action", _ACTION_CODES), ("direction", _SIDE_CODES))
+        )
+        times = frame[settings.time_column].to_numpy(np.int64)
+        units = satoshis(frame["volume"].to_numpy(np.float64), settings.volume_unit)
+        yield file, (times, order_id, action, side, frame["price"].to_numpy(np.float64), units)
 
 
 def _bitstamp_chunks(
-    paths: list[Path], settings: StreamSettings, levels: int, uncross: bool, stats: dict[str, Any], chunk: int
+    pieces: Iterator[tuple[int, Orders]], levels: int, uncross: bool, stats: dict[str, Any]
 ) -> Iterator[Piece]:
     """The rows, a chunk at a time, never across files; an event's rows (one time) are replayed together, the open
     one carried into the next chunk (and into the next file, where that file's first row has its time)."""
-    book, ids = engine.OrderBookArrays(np.float64), dict[str, int]()
+    book = engine.OrderBookArrays(np.float64)
     carried, carried_file, events = None, 0, 0
-    for file, frame in order_frames(paths, settings, chunk):
-        stats["messages"] += len(frame)
-        rows = _order_arrays(frame, settings, ids)
-        if carried is not None and file != carried_file and len(frame) and rows[0][0] != carried[0][-1]:
+    for file, rows in pieces:
+        stats["messages"] += len(rows[0])
+        if carried is not None and file != carried_file and len(rows[0]) and rows[0][0] != carried[0][-1]:
             events += 1  # the open event ends with its file
             yield carried_file, *_replay_orders(carried, np.array([len(carried[0]) - 1]), book, levels, uncross)
             carried = None
