@@ -24,9 +24,11 @@ from dilated.data._dbn_records import DbnRecords
 from dilated.data._feed_rules import SATOSHI, check_stream, gap_reason, note_gap
 from dilated.data._orderbook import (
     _METADATA_KEY,
+    BackgroundWrites,
     Book,
     book_schema,
     book_table,
+    book_writer,
     check_levels,
     describe_sources,
 )
@@ -66,15 +68,14 @@ class BookRows:
         """Write the rows to ``path`` chunk by chunk (memory stays at one chunk), as
         :func:`~dilated.data._orderbook.write_book` would (empty levels are nulls, read back as NaN); returns the
         path and the number of rows."""
-        import pyarrow.parquet as pq
-
         path = Path(path)
         schema = book_schema(self.levels)
         rows = 0
-        with pq.ParquetWriter(path, schema) as writer:
-            for _, ts, values in self.chunks:
-                writer.write_table(book_table(ts, values, schema))
-                rows += len(ts)
+        with book_writer(path, schema) as writer:
+            with BackgroundWrites() as writes:  # the next chunk is rebuilt while this one is written
+                for _, ts, values in self.chunks:
+                    writes.write(writer, book_table(ts, values, schema))
+                    rows += len(ts)
             writer.add_key_value_metadata(self.metadata())
         return path, rows
 

@@ -212,30 +212,34 @@ def part_name(source: SourceFile) -> str:
 
 class _FileWriter:
     """One source file's rows, split by date into ``folder/date=D/part-...parquet``, written under temporary names
-    and renamed by :meth:`finish`."""
+    (on a background thread, :class:`~dilated.data._orderbook.BackgroundWrites`) and renamed by :meth:`finish`."""
 
     def __init__(self, folder: Path, source: SourceFile, schema: Any) -> None:
+        from dilated.data._orderbook import BackgroundWrites
+
         self.folder, self.source, self.schema = folder, source, schema
         self.name, self.temporary = part_name(source), f".{part_name(source)}.tmp-{uuid.uuid4().hex[:12]}"
         self.writers: dict[int, Any] = {}
         self.counts: dict[int, int] = {}
+        self.writes = BackgroundWrites()
 
     def write(self, ts: np.ndarray, values: np.ndarray) -> None:
-        import pyarrow.parquet as pq
-
-        from dilated.data._orderbook import book_table
+        from dilated.data._orderbook import book_table, book_writer
 
         days = ts // _DAY_NS
-        for day in np.unique(days).tolist():
-            take = days == day
+        dates = np.unique(days).tolist()
+        for day in dates:
+            take = slice(None) if len(dates) == 1 else days == day  # one date: no copy
             if day not in self.writers:
                 (self.folder / f"date={_date(day)}").mkdir(parents=True, exist_ok=True)
-                self.writers[day] = pq.ParquetWriter(self.folder / f"date={_date(day)}" / self.temporary, self.schema)
-            self.writers[day].write_table(book_table(ts[take], values[take], self.schema))
-            self.counts[day] = self.counts.get(day, 0) + int(take.sum())
+                self.writers[day] = book_writer(self.folder / f"date={_date(day)}" / self.temporary, self.schema)
+            rows = book_table(ts[take], values[take], self.schema)
+            self.writes.write(self.writers[day], rows)
+            self.counts[day] = self.counts.get(day, 0) + rows.num_rows
 
     def finish(self, metadata: dict[bytes, str]) -> dict[str, Any]:
         """Close and rename the parts; the file's manifest record (source, rows, dates {date: rows}, parts)."""
+        self.writes.close()
         for day, writer in self.writers.items():
             writer.add_key_value_metadata(metadata)
             writer.close()
@@ -251,6 +255,8 @@ class _FileWriter:
         }
 
     def discard(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writes.close()
         for day, writer in self.writers.items():
             with contextlib.suppress(Exception):
                 writer.close()
