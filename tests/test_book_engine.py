@@ -12,8 +12,17 @@ import numpy as np
 import pytest
 import zstandard
 
-from dilated.data import Book, binance_book, bitstamp_book, databento_mbo_book, read_book, synthetic_feed, write_book
-from dilated.data._book_readers import bitstamp_rows, mbo_rows
+from dilated.data import (
+    Book,
+    binance_book,
+    bitstamp_book,
+    databento_mbo_book,
+    databento_mbp10_book,
+    read_book,
+    synthetic_feed,
+    write_book,
+)
+from dilated.data._book_readers import bitstamp_rows, mbo_rows, mbp10_rows
 from dilated.data._convert import convert_book, convert_book_file
 from dilated.data._dbn_records import MBO_DTYPE, MBP10_DTYPE, DbnRecords
 from helpers import shared
@@ -133,6 +142,22 @@ def test_engines_identical_on_generated_mbo(tmp_path: Path, edge_cases: bool) ->
     assert all(edges) if edge_cases else not any(edges)
     small = mbo_rows(path, levels=5, chunk=777).book()  # chunk boundaries inside events change nothing
     assert_identical(small, compiled)
+
+
+@pytest.mark.parametrize("edge_cases", [False, True])
+def test_engines_identical_on_generated_mbp10(tmp_path: Path, edge_cases: bool) -> None:
+    """The generated MBP-10 file: databento-dbn decodes it, the compiled reader equals the Python one, and (without
+    edge cases) its books are the MBO replay of the same simulated flow, level for level."""
+    path = synthetic_feed("databento-mbp10", tmp_path / "day.mbp10.dbn.zst", 6_000, seed=3, edge_cases=edge_cases)
+    assert len(decoded(path)) == 6_000
+    compiled = databento_mbp10_book(path)
+    assert_identical(compiled, databento_mbp10_book(path, engine="python"))
+    assert_identical(mbp10_rows(path, 10, chunk=777).book(), compiled)
+    assert compiled.stats["messages"] == 6_000 and compiled.stats["events"] > 1_000
+    if not edge_cases:
+        mbo = databento_mbo_book(synthetic_feed("databento-mbo", tmp_path / "day.mbo.dbn", 6_000, seed=3))
+        np.testing.assert_array_equal(compiled.ts, mbo.ts)
+        np.testing.assert_array_equal(compiled.values.view(np.int64), mbo.values.view(np.int64))
 
 
 @pytest.mark.parametrize("edge_cases", [False, True])
