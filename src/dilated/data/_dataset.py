@@ -3,6 +3,7 @@
 Layout (hive partitioning, read by ``pyarrow.dataset.dataset(DIR, partitioning="hive")``)::
 
     DIR/instrument=ESH4/date=2023-12-24/part-<first ts>-<digest>.parquet   the rows of one source file on one date
+    DIR/instrument=ESH4/_state/<key>.npz                                   the book after one source file (resume)
     DIR/_manifest.json         what was converted from what (pyarrow.dataset skips names starting with "_" or ".",
                                temporary files too)
 
@@ -24,10 +25,12 @@ file: its error names it) stops, the others go on.
 
 Resume: a file whose path, size, mtime and settings equal the manifest's, with its parts on disk, and every earlier
 file of its group too, is not written again; a group whose files are all such is skipped without reading anything.
-Otherwise the group's book is rebuilt from its first file, the unchanged files only replayed (their book state is
-needed, their rows are not written) and the files from the first changed or new one on written anew: a changed
-file is redone with every later file of its instrument, since the book flows through them. Every file is written
-under a temporary name then renamed; the manifest is rewritten (atomically) after each group.
+Otherwise the files from the first changed or new one on are written anew (a changed file is redone with every
+later file of its instrument, since the book flows through them), starting from the book after the unchanged ones:
+for Databento groups the state saved after the last of them (``DIR/instrument=X/_state/``,
+:mod:`dilated.data._book_state`, keyed by the group's settings and every source up to that file), else (no valid
+state, or a Binance / Bitstamp group) a replay from the group's first file, the unchanged files not written. Every
+file is written under a temporary name then renamed; the manifest is rewritten (atomically) after each group.
 
 Tick size per instrument (``tick_source`` says which): ``tick_size=`` if given; else the feed's instrument
 definitions, where a Databento ``definition`` file is among the sources (its ``min_price_increment`` per
