@@ -4,7 +4,7 @@
 
 Each round runs, in fresh processes, old then new: :func:`~dilated.data.convert_book_file` of a generated
 ``--messages`` Databento MBO day (file in, Parquet out; the best of 3, wall and CPU time), then
-``benchmarks/book_resume.py`` (its resume and new-day-alone rows). Interleaving spreads the machine's load over both;
+``benchmarks/book_resume.py`` (its resume and new-day-alone rows, wall and CPU time). Interleaving spreads the machine's load over both;
 the load average is printed per run. The day is generated once, by the new tree.
 """
 
@@ -40,8 +40,10 @@ def run(source: Path, *command: str) -> str:
     return subprocess.run([sys.executable, *command], env=env, check=True, capture_output=True, text=True).stdout
 
 
-def resume_row(output: str, start: str) -> float:
-    return float(next(line for line in output.splitlines() if line.startswith(f"| {start}")).split("|")[2])
+def resume_row(output: str, start: str) -> tuple[float, float]:
+    """Wall and CPU seconds of book_resume.py's row starting with ``start``."""
+    cells = next(line for line in output.splitlines() if line.startswith(f"| {start}")).split("|")
+    return float(cells[2]), float(cells[3])
 
 
 def main() -> None:
@@ -56,6 +58,8 @@ def main() -> None:
     day = work / "day.mbo.dbn.zst"
     make = f"from dilated.data import synthetic_feed; synthetic_feed('databento-mbo', {str(day)!r}, {args.messages}, seed=2)"
     run(args.new, "-c", make)
+    header = ["round", "tree", "e2e msgs/s", "e2e msgs/CPU-s", "Parquet MiB", "resume s (CPU)", "new day alone s (CPU)"]
+    header += ["resume / alone (CPU)", "load"]
     rows = []
     for n_round in range(1, args.rounds + 1):
         for name, source in (("old", args.old), ("new", args.new)):
@@ -71,34 +75,15 @@ def main() -> None:
                     f"{args.messages / wall:,.0f}",
                     f"{args.messages / cpu:,.0f}",
                     f"{size / 2**20:.1f}",
-                    f"{resumed:.2f}",
-                    f"{alone:.2f}",
+                    f"{resumed[0]:.2f} ({resumed[1]:.2f})",
+                    f"{alone[0]:.2f} ({alone[1]:.2f})",
+                    f"{resumed[1] / alone[1]:.2f}",
                     f"{load:.1f}",
                 ]
             )
-            print(
-                markdown_table(
-                    ["round", "tree", "e2e msgs/s", "e2e msgs/CPU-s", "MiB", "resume s", "new day alone s", "load"],
-                    rows[-1:],
-                ),
-                flush=True,
-            )
+            print(markdown_table(header, rows[-1:]), flush=True)
     print()
-    print(
-        markdown_table(
-            [
-                "round",
-                "tree",
-                "e2e msgs/s (wall)",
-                "e2e msgs/CPU-s",
-                "Parquet MiB",
-                "resume s",
-                "new day alone s",
-                "load",
-            ],
-            rows,
-        )
-    )
+    print(markdown_table(header, rows))
 
 
 if __name__ == "__main__":
