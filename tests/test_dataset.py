@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from dilated.data import convert_book, convert_dataset, dataset_info, synthetic_feed
-from helpers import CLI_ENV, dilated_cli, mbo_days
+from helpers import CLI_ENV, DAY_NS, FIRST_DAY, dilated_cli, mbo_days
 
 DAYS = ("2024-01-02", "2024-01-03", "2024-01-04")
 
@@ -140,6 +140,20 @@ def test_resume_goes_on_from_the_saved_book_state(tmp_path: Path, feeds: dict, d
     assert entry["replayed"] == (0 if damage is None else 2)  # which path ran
     _same_dataset(tmp_path / "scratch", root)
     assert len(list(states.glob("*.npz"))) == 3 and not list(states.glob(".*tmp*"))
+
+
+def test_mbp10_resume_goes_on_from_the_saved_counts(tmp_path: Path) -> None:
+    """MBP-10 days (books already: the state is the reader's counts) resume without replaying, byte for byte."""
+    files = [
+        synthetic_feed("databento-mbp10", tmp_path / f"M-{k}.mbp10.dbn", 1_500, seed=k, start=FIRST_DAY + k * DAY_NS)
+        for k in range(3)
+    ]
+    convert_dataset(files, tmp_path / "scratch", processes=1, instrument="M")
+    convert_dataset(files[:2], tmp_path / "resumed", processes=1, instrument="M")
+    convert_dataset(files, tmp_path / "resumed", processes=1, instrument="M")
+    entry = json.loads((tmp_path / "resumed" / "_manifest.json").read_text())["instruments"]["M"]
+    assert entry["replayed"] == 0 and entry["format"] == "databento-mbp10" and entry["stats"]["messages"] == 4_500
+    _same_dataset(tmp_path / "scratch", tmp_path / "resumed")
 
 
 def test_a_corrupt_file_fails_its_instrument_only(tmp_path: Path, feeds: dict) -> None:
