@@ -142,6 +142,22 @@ def _record(
     return na > 0 and nb > 0 and prices[BID, nb - 1] >= prices[ASK, na - 1]
 
 
+@njit(cache=True)
+def columns_and_validity(values: np.ndarray, columns: np.ndarray, valid: np.ndarray) -> None:
+    """Book rows ``values (rows, width)`` as ``columns (width, rows)`` and Arrow validity bitmaps ``valid (width,
+    ceil(rows / 8))`` (zeros on entry; bit ``i`` of a column set where row ``i`` is not NaN, least significant bit
+    first): the transposing copy and the null masks of a Parquet write in one pass, a block of rows at a time."""
+    rows, width = values.shape
+    for start in range(0, rows, 512):
+        stop = min(start + 512, rows)
+        for j in range(width):
+            for i in range(start, stop):
+                value = values[i, j]
+                columns[j, i] = value
+                if value == value:  # not NaN
+                    valid[j, i >> 3] |= np.uint8(1 << (i & 7))
+
+
 # ------------------------------------------------------------------------------------ market-by-order books
 
 

@@ -163,8 +163,15 @@ def book_table(ts: np.ndarray, values: np.ndarray, schema: Any) -> Any:
     """Rows ``ts (rows,)``, ``values (rows, 4 * levels)`` as an Arrow table of ``schema`` (NaN written as null)."""
     import pyarrow as pa
 
-    by_column = np.ascontiguousarray(values.T)  # one transposing copy: faster than reading strided columns
-    columns = [pa.array(ts)] + [pa.array(column, mask=np.isnan(column)) for column in by_column]
+    from dilated.data._book_engine import columns_and_validity
+
+    rows, width = values.shape
+    by_column, valid = np.empty((width, rows)), np.zeros((width, (rows + 7) // 8), np.uint8)
+    columns_and_validity(np.ascontiguousarray(values, np.float64), by_column, valid)  # one pass, no boolean masks
+    columns = [pa.array(ts)] + [
+        pa.Array.from_buffers(pa.float64(), rows, [pa.py_buffer(valid[j]), pa.py_buffer(by_column[j])])
+        for j in range(width)
+    ]
     return pa.Table.from_arrays(columns, schema=schema)
 
 
