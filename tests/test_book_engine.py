@@ -311,3 +311,23 @@ def test_streamed_memory_is_flat_in_the_number_of_days(
     convert(days[:1])  # compile and import first
     peaks = {n: convert(days[:n]) for n in (2, 8)}
     assert peaks[8] < 1.25 * peaks[2] + 2**18, peaks  # about 0.3 MiB (binance), 0.9 MiB (bitstamp) here
+
+
+@pytest.mark.parametrize("rows", [0, 1, 8, 1_001])
+def test_book_table_equals_pyarrow_masks(rows: int) -> None:
+    """The compiled transpose and validity bitmaps give the table pyarrow builds from NaN masks, nulls included."""
+    import pyarrow as pa
+
+    from dilated.data._orderbook import book_schema, book_table
+
+    rng = np.random.default_rng(rows)
+    values = rng.normal(size=(rows, 12))
+    values[rng.random(values.shape) < 0.3] = np.nan
+    ts = np.arange(rows, dtype=np.int64)
+    schema = book_schema(3)
+    reference = pa.Table.from_arrays(
+        [pa.array(ts)] + [pa.array(c, mask=np.isnan(c)) for c in np.ascontiguousarray(values.T)], schema=schema
+    )
+    table = book_table(ts, values, schema)
+    assert table.equals(reference)
+    assert [c.null_count for c in table.columns] == [c.null_count for c in reference.columns]
