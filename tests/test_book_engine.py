@@ -12,8 +12,17 @@ import numpy as np
 import pytest
 import zstandard
 
-from dilated.data import Book, binance_book, bitstamp_book, databento_mbo_book, read_book, synthetic_feed, write_book
-from dilated.data._book_readers import bitstamp_rows, mbo_rows
+from dilated.data import (
+    Book,
+    binance_book,
+    bitstamp_book,
+    databento_mbo_book,
+    databento_mbp10_book,
+    read_book,
+    synthetic_feed,
+    write_book,
+)
+from dilated.data._book_readers import bitstamp_rows, mbo_rows, mbp10_rows
 from dilated.data._convert import convert_book, convert_book_file
 from dilated.data._dbn_records import MBO_DTYPE, MBP10_DTYPE, DbnRecords
 from helpers import shared
@@ -133,6 +142,22 @@ def test_engines_identical_on_generated_mbo(tmp_path: Path, edge_cases: bool) ->
     assert all(edges) if edge_cases else not any(edges)
     small = mbo_rows(path, levels=5, chunk=777).book()  # chunk boundaries inside events change nothing
     assert_identical(small, compiled)
+
+
+@pytest.mark.parametrize("edge_cases", [False, True])
+def test_engines_identical_on_generated_mbp10(tmp_path: Path, edge_cases: bool) -> None:
+    """The generated MBP-10 file: databento-dbn decodes it, the compiled reader equals the Python one, and (without
+    edge cases) its books are the MBO replay of the same simulated flow, level for level."""
+    path = synthetic_feed("databento-mbp10", tmp_path / "day.mbp10.dbn.zst", 6_000, seed=3, edge_cases=edge_cases)
+    assert len(decoded(path)) == 6_000
+    compiled = databento_mbp10_book(path)
+    assert_identical(compiled, databento_mbp10_book(path, engine="python"))
+    assert_identical(mbp10_rows(path, 10, chunk=777).book(), compiled)
+    assert compiled.stats["messages"] == 6_000 and compiled.stats["events"] > 1_000
+    if not edge_cases:
+        mbo = databento_mbo_book(synthetic_feed("databento-mbo", tmp_path / "day.mbo.dbn", 6_000, seed=3))
+        np.testing.assert_array_equal(compiled.ts, mbo.ts)
+        np.testing.assert_array_equal(compiled.values.view(np.int64), mbo.values.view(np.int64))
 
 
 @pytest.mark.parametrize("edge_cases", [False, True])
@@ -286,3 +311,23 @@ def test_streamed_memory_is_flat_in_the_number_of_days(
     convert(days[:1])  # compile and import first
     peaks = {n: convert(days[:n]) for n in (2, 8)}
     assert peaks[8] < 1.25 * peaks[2] + 2**18, peaks  # about 0.3 MiB (binance), 0.9 MiB (bitstamp) here
+
+
+@pytest.mark.parametrize("rows", [0, 1, 8, 1_001])
+def test_book_table_equals_pyarrow_masks(rows: int) -> None:
+    """The compiled transpose and validity bitmaps give the table pyarrow builds from NaN masks, nulls included."""
+    import pyarrow as pa
+
+    from dilated.data._orderbook import book_schema, book_table
+
+    rng = np.random.default_rng(rows)
+    values = rng.normal(size=(rows, 12))
+    values[rng.random(values.shape) < 0.3] = np.nan
+    ts = np.arange(rows, dtype=np.int64)
+    schema = book_schema(3)
+    reference = pa.Table.from_arrays(
+        [pa.array(ts)] + [pa.array(c, mask=np.isnan(c)) for c in np.ascontiguousarray(values.T)], schema=schema
+    )
+    table = book_table(ts, values, schema)
+    assert table.equals(reference)
+    assert [c.null_count for c in table.columns] == [c.null_count for c in reference.columns]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from dilated.data import convert_book, convert_dataset, dataset_info, synthetic_feed
-from helpers import CLI_ENV, dilated_cli, mbo_days
+from helpers import CLI_ENV, DAY_NS, FIRST_DAY, dilated_cli, mbo_days
 
 DAYS = ("2024-01-02", "2024-01-03", "2024-01-04")
 
@@ -101,6 +101,59 @@ def test_resume_skips_what_is_done_and_redoes_a_changed_file(tmp_path: Path, fee
     book = convert_book(files[:3], levels=10)
     np.testing.assert_array_equal(ts, book.ts)
     np.testing.assert_array_equal(values, book.values)
+
+
+def _same_dataset(one: Path, other: Path) -> None:
+    """Both datasets hold the same part files, byte for byte, and the same manifest entries (but ``replayed``)."""
+    parts = sorted(p.relative_to(one) for p in one.rglob("part-*.parquet"))
+    assert parts == sorted(p.relative_to(other) for p in other.rglob("part-*.parquet")) and parts
+    for part in parts:
+        assert (one / part).read_bytes() == (other / part).read_bytes()
+    entries = [json.loads((root / "_manifest.json").read_text())["instruments"] for root in (one, other)]
+    for entry in (*entries[0].values(), *entries[1].values()):
+        entry.pop("replayed")
+    assert entries[0] == entries[1]
+
+
+@pytest.mark.parametrize("damage", [None, "corrupt", "other key", "missing"])
+def test_resume_goes_on_from_the_saved_book_state(tmp_path: Path, feeds: dict, damage: str | None) -> None:
+    """A day added to a dataset is converted from the book state saved after the last converted day (nothing
+    replayed), and the dataset equals one converted from scratch; a damaged, foreign or missing state is replayed."""
+    files, _ = feeds["AAA"]
+    convert_dataset(files, tmp_path / "scratch", processes=1)
+    root = tmp_path / "resumed"
+    convert_dataset(files[:2], root, processes=1)
+    states = root / "instrument=AAA" / "_state"
+    saved = sorted(states.glob("*.npz"), key=lambda p: p.stat().st_mtime_ns)
+    assert len(saved) == 2  # one after each converted day
+    if damage == "corrupt":
+        data = bytearray(saved[1].read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        saved[1].write_bytes(bytes(data))
+    elif damage == "other key":  # the state after day 1 under day 2's name: read, but for other files
+        saved[1].write_bytes(saved[0].read_bytes())
+    elif damage == "missing":
+        saved[1].unlink()
+    report = convert_dataset(files, root, processes=1)
+    assert report["converted"] == ["AAA"]
+    entry = json.loads((root / "_manifest.json").read_text())["instruments"]["AAA"]
+    assert entry["replayed"] == (0 if damage is None else 2)  # which path ran
+    _same_dataset(tmp_path / "scratch", root)
+    assert len(list(states.glob("*.npz"))) == 3 and not list(states.glob(".*tmp*"))
+
+
+def test_mbp10_resume_goes_on_from_the_saved_counts(tmp_path: Path) -> None:
+    """MBP-10 days (books already: the state is the reader's counts) resume without replaying, byte for byte."""
+    files = [
+        synthetic_feed("databento-mbp10", tmp_path / f"M-{k}.mbp10.dbn", 1_500, seed=k, start=FIRST_DAY + k * DAY_NS)
+        for k in range(3)
+    ]
+    convert_dataset(files, tmp_path / "scratch", processes=1, instrument="M")
+    convert_dataset(files[:2], tmp_path / "resumed", processes=1, instrument="M")
+    convert_dataset(files, tmp_path / "resumed", processes=1, instrument="M")
+    entry = json.loads((tmp_path / "resumed" / "_manifest.json").read_text())["instruments"]["M"]
+    assert entry["replayed"] == 0 and entry["format"] == "databento-mbp10" and entry["stats"]["messages"] == 4_500
+    _same_dataset(tmp_path / "scratch", tmp_path / "resumed")
 
 
 def test_a_corrupt_file_fails_its_instrument_only(tmp_path: Path, feeds: dict) -> None:

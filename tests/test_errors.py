@@ -42,6 +42,7 @@ from dilated.data import (
     table_dataset,
     write_book,
 )
+from dilated.data._convert import book_rows
 from dilated.design import design
 from dilated.explore import stack_state, write_explorer
 from dilated.geometry import Layer, stack_geometry
@@ -313,6 +314,7 @@ CASES: dict[str, Callable[[Path], object]] = {
     "book-engine": lambda tmp: databento_mbo_book(tmp / "x.dbn", engine="rust"),
     "book-dbn-truncated": lambda tmp: databento_mbo_book(_truncated_dbn(tmp)),
     "feed-format": lambda tmp: synthetic_feed("csv", tmp / "f.csv", 10),
+    "book-resume-format": lambda tmp: book_rows([tmp / "b.txt"], "binance", 10, resume={}),
     "dataset-no-sources": lambda tmp: convert_dataset([], tmp / "books"),
     "dataset-not-folder": lambda tmp: convert_dataset([tmp / "a.dbn"], write(tmp, "books", "")),
     "dataset-tick-size": lambda tmp: convert_dataset([tmp / "a.dbn"], tmp / "books", tick_size=0.0),

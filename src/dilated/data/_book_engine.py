@@ -157,6 +157,22 @@ def _record(
     return na > 0 and nb > 0 and prices[BID, nb - 1] >= prices[ASK, na - 1]
 
 
+@njit(cache=True)
+def columns_and_validity(values: np.ndarray, columns: np.ndarray, valid: np.ndarray) -> None:
+    """Book rows ``values (rows, width)`` as ``columns (width, rows)`` and Arrow validity bitmaps ``valid (width,
+    ceil(rows / 8))`` (zeros on entry; bit ``i`` of a column set where row ``i`` is not NaN, least significant bit
+    first): the transposing copy and the null masks of a Parquet write in one pass, a block of rows at a time."""
+    rows, width = values.shape
+    for start in range(0, rows, 512):
+        stop = min(start + 512, rows)
+        for j in range(width):
+            for i in range(start, stop):
+                value = values[i, j]
+                columns[j, i] = value
+                if value == value:  # not NaN
+                    valid[j, i >> 3] |= np.uint8(1 << (i & 7))
+
+
 # ------------------------------------------------------------------------------------ market-by-order books
 
 
@@ -515,6 +531,21 @@ BookArrays = tuple[
 ]  # state, counts, keys, slots, orders, order_prices, prices, sizes, heads, tails, n_side
 
 
+_BOOK_NAMES = (
+    "state",
+    "counts",
+    "keys",
+    "slots",
+    "orders",
+    "order_prices",
+    "prices",
+    "sizes",
+    "heads",
+    "tails",
+    "n_side",
+)
+
+
 class OrderBookArrays:
     """A market-by-order book between chunks: orders by id, and both sides' levels with their order queues.
 
@@ -554,6 +585,25 @@ class OrderBookArrays:
             keys, slots = np.zeros(size, np.int64), np.full(size, -1, np.int64)
             _rehash(self.keys, self.slots, keys, slots)
             self.keys, self.slots = keys, slots
+
+    def saved(self) -> dict[str, np.ndarray]:
+        """The book as named arrays (the order pool and the levels cut to what is in use), for :meth:`restored`."""
+        used, depth = int(self.state[_ST_USED]), int(self.n_side.max())
+        named = dict(zip(_BOOK_NAMES, self.book_arrays()))
+        named.update(
+            orders=self.orders[:, :used],
+            order_prices=self.order_prices[:used],
+            **{name: named[name][:, :depth] for name in ("prices", "sizes", "heads", "tails")},
+        )
+        return named
+
+    @classmethod
+    def restored(cls, arrays: dict[str, np.ndarray]) -> OrderBookArrays:
+        """The book :meth:`saved` returned (writable copies; :meth:`reserve` grows it as the next chunk needs)."""
+        book = cls(arrays["order_prices"].dtype.type)
+        for name in _BOOK_NAMES:
+            setattr(book, name, np.array(arrays[name]))
+        return book
 
     def book_arrays(self) -> BookArrays:
         """The arrays every order kernel takes, in their order (state .. n_side)."""

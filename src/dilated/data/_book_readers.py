@@ -9,7 +9,7 @@ bit, stats included; that reader stays as the oracle (``engine="python"``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,15 +25,20 @@ from dilated.data._dbn_records import DbnRecords
 from dilated.data._feed_rules import SATOSHI, check_stream, gap_reason, note_gap
 from dilated.data._orderbook import (
     _METADATA_KEY,
+    BackgroundWrites,
     Book,
     book_schema,
     book_table,
+    book_writer,
     check_levels,
     describe_sources,
 )
 
 ENGINES = ("compiled", "python")
 Piece = tuple[int, np.ndarray, np.ndarray]  # a source file's index, then rows: ts (rows,), values (rows, 4 * levels)
+State = dict[str, np.ndarray]  # a reader's state at a file boundary (:mod:`dilated.data._book_state`)
+FileEnd = Callable[[int, State], None]  # called after each file: its index, the state that resumes after it
+RESUMABLE = ("databento-mbo", "databento-mbp10")  # the readers that take ``resume`` and ``on_file_end``
 CHUNK = 1 << 16  # messages per kernel call: bounds the working memory, large enough that calls cost nothing
 PRICE_SCALE = 1e-9
 
@@ -48,7 +53,8 @@ def check_engine(engine: str) -> str:
 class BookRows:
     """A book being rebuilt: ``chunks`` yields ``(file, ts (rows,), values (rows, 4 * levels))`` pieces in order,
     ``file`` the index of the source file whose messages made the rows (a piece never spans two files);
-    ``stats`` is complete once ``chunks`` is exhausted."""
+    ``stats`` is complete once ``chunks`` is exhausted (for the :data:`RESUMABLE` readers, also when
+    ``on_file_end`` is called: the stats up to that file's end)."""
 
     source: str
     format: str
@@ -67,21 +73,21 @@ class BookRows:
         """Write the rows to ``path`` chunk by chunk (memory stays at one chunk), as
         :func:`~dilated.data._orderbook.write_book` would (empty levels are nulls, read back as NaN); returns the
         path and the number of rows."""
-        import pyarrow.parquet as pq
-
         path = Path(path)
         schema = book_schema(self.levels)
         rows = 0
-        with pq.ParquetWriter(path, schema) as writer:
-            for _, ts, values in self.chunks:
-                writer.write_table(book_table(ts, values, schema))
-                rows += len(ts)
+        with book_writer(path, schema) as writer:
+            with BackgroundWrites() as writes:  # the next chunk is rebuilt while this one is written
+                for _, ts, values in self.chunks:
+                    writes.write(writer, book_table(ts, values, schema))
+                    rows += len(ts)
             writer.add_key_value_metadata(self.metadata())
         return path, rows
 
-    def metadata(self) -> dict[bytes, str]:
-        """The Parquet key-value metadata :func:`~dilated.data.read_book` reads: source, format, levels, stats."""
-        info = {"source": self.source, "format": self.format, "levels": self.levels, "stats": self.stats}
+    def metadata(self, source: str | None = None) -> dict[bytes, str]:
+        """The Parquet key-value metadata :func:`~dilated.data.read_book` reads: source (default: all the files),
+        format, levels, stats."""
+        info = {"source": source or self.source, "format": self.format, "levels": self.levels, "stats": self.stats}
         return {_METADATA_KEY: json.dumps(info)}
 
 
@@ -93,14 +99,24 @@ def _finish(stats: dict[str, Any], counts: np.ndarray, events: int) -> None:
 
 
 def _mbo_chunks(
-    paths: list[Path], levels: int, instrument_id: int | None, progress: bool, stats: dict[str, Any], chunk: int
+    paths: list[Path],
+    levels: int,
+    instrument_id: int | None,
+    progress: bool,
+    stats: dict[str, Any],
+    chunk: int,
+    resume: State | None,
+    on_file_end: FileEnd | None,
 ) -> Iterator[Piece]:
     from tqdm import tqdm
 
     book = engine.OrderBookArrays(np.int64)
-    events, instruments = 0, set[int]()  # instruments seen over all the files
+    first, events, instruments = 0, 0, set[int]()  # instruments seen over all the files
+    if resume is not None:
+        book = engine.OrderBookArrays.restored(resume)
+        first, events, stats["messages"] = (int(v) for v in resume["reader"])
     bar = tqdm(desc="databento mbo", unit="msg", disable=bar_disabled(progress), leave=False)
-    for index, path in enumerate(paths):
+    for index, path in enumerate(paths[first:], first):
         with DbnRecords(path) as reader:
             _check_schema(reader, "mbo")
             for records in _one_instrument(reader, path, chunk, instrument_id, instruments):
@@ -131,9 +147,15 @@ def _mbo_chunks(
             book.state, book.counts, book.prices, book.sizes, book.n_side, levels, PRICE_SCALE, out_ts, out_values
         )
         events += rows
+        _mbo_stats(stats, book.counts, events)  # complete at each file's end
         yield index, out_ts[:rows], out_values[:rows]
+        if on_file_end is not None:
+            on_file_end(index, {**book.saved(), "reader": np.array([index + 1, events, stats["messages"]])})
     bar.close()
-    counts = book.counts
+    _mbo_stats(stats, book.counts, events)
+
+
+def _mbo_stats(stats: dict[str, Any], counts: np.ndarray, events: int) -> None:
     stats.update(
         snapshots=int(counts[engine.MBO_SNAPSHOTS]),
         clears=int(counts[engine.MBO_CLEARS]),
@@ -180,37 +202,56 @@ def mbo_rows(
     instrument_id: int | None = None,
     progress: bool = False,
     chunk: int = CHUNK,
+    resume: State | None = None,
+    on_file_end: FileEnd | None = None,
 ) -> BookRows:
-    """Databento MBO files replayed on the compiled engine (:func:`~dilated.data.databento_mbo_book`'s rules)."""
+    """Databento MBO files replayed on the compiled engine (:func:`~dilated.data.databento_mbo_book`'s rules).
+
+    ``resume``: a state ``on_file_end`` gave after file ``i`` of the same files: the replay goes on from file
+    ``i + 1`` (the pieces, stats and state after each file are those of a replay from the first)."""
     files = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     levels = check_levels(levels)
     stats: dict[str, Any] = {"messages": 0}
-    chunks = _mbo_chunks(files, levels, instrument_id, progress, stats, chunk)
+    chunks = _mbo_chunks(files, levels, instrument_id, progress, stats, chunk, resume, on_file_end)
     return BookRows(describe_sources(files), "databento-mbo", levels, chunks, stats)
 
 
 def mbp10_rows(
-    paths: str | Path | Sequence[str | Path], levels: int, instrument_id: int | None = None, chunk: int = CHUNK
+    paths: str | Path | Sequence[str | Path],
+    levels: int,
+    instrument_id: int | None = None,
+    chunk: int = CHUNK,
+    resume: State | None = None,
+    on_file_end: FileEnd | None = None,
 ) -> BookRows:
-    """Databento MBP-10 files read as NumPy records (:func:`~dilated.data.databento_mbp10_book`'s rules)."""
+    """Databento MBP-10 files read as NumPy records (:func:`~dilated.data.databento_mbp10_book`'s rules);
+    ``resume`` and ``on_file_end`` as :func:`mbo_rows` takes them (the state is the counts alone)."""
     files = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     stats: dict[str, Any] = {"messages": 0}
     return BookRows(
         describe_sources(files),
         "databento-mbp10",
         levels,
-        _mbp10_chunks(files, levels, instrument_id, stats, chunk),
+        _mbp10_chunks(files, levels, instrument_id, stats, chunk, resume, on_file_end),
         stats,
     )
 
 
 def _mbp10_chunks(
-    paths: list[Path], levels: int, instrument_id: int | None, stats: dict[str, Any], chunk: int
+    paths: list[Path],
+    levels: int,
+    instrument_id: int | None,
+    stats: dict[str, Any],
+    chunk: int,
+    resume: State | None,
+    on_file_end: FileEnd | None,
 ) -> Iterator[Piece]:
     from databento_dbn import UNDEF_PRICE
 
-    events, crossed = 0, 0
-    for index, path in enumerate(paths):
+    first, events, crossed = 0, 0, 0
+    if resume is not None:
+        first, events, crossed, stats["messages"] = (int(v) for v in resume["reader"])
+    for index, path in enumerate(paths[first:], first):
         with DbnRecords(path) as reader:
             _check_schema(reader, "mbp-10")
             for records in _one_instrument(reader, path, chunk, instrument_id, set()):
@@ -226,6 +267,9 @@ def _mbp10_chunks(
                 crossed += int(np.sum(values[:, 2] >= values[:, 0]))
                 events += len(last)
                 yield index, last["ts_recv"].astype(np.int64), values
+        stats.update(events=events, crossed_events=crossed)  # complete at each file's end
+        if on_file_end is not None:
+            on_file_end(index, {"reader": np.array([index + 1, events, crossed, stats["messages"]])})
     stats.update(events=events, crossed_events=crossed)
 
 

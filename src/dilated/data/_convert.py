@@ -26,7 +26,7 @@ from dilated.data._lobster import lobster_book
 from dilated.data._orderbook import DEFAULT_LEVELS, Book, check_levels
 
 if TYPE_CHECKING:
-    from dilated.data._book_readers import BookRows
+    from dilated.data._book_readers import BookRows, FileEnd, State
 
 _ZSTD = b"\x28\xb5\x2f\xfd"
 _LOBSTER_NAME = re.compile(r"_(message|orderbook)_(\d+)\.csv$")
@@ -158,23 +158,37 @@ ROW_OPTIONS = {  # the reader options each format takes on the compiled engine (
 }
 
 
-def book_rows(paths: Sequence[Path], format: str, levels: int, progress: bool = False, **options: Any) -> BookRows:
+def book_rows(
+    paths: Sequence[Path],
+    format: str,
+    levels: int,
+    progress: bool = False,
+    resume: State | None = None,
+    on_file_end: FileEnd | None = None,
+    **options: Any,
+) -> BookRows:
     """The book of ``paths`` (one instrument, in time order) on the compiled engine, yielded chunk by chunk.
 
     ``format``: one of :data:`ROW_OPTIONS`' keys (LOBSTER ships its books: nothing to rebuild); ``options``: the
-    ones it lists, as :func:`convert_book` takes them.
+    ones it lists, as :func:`convert_book` takes them. ``resume`` / ``on_file_end``: the book state after a file,
+    to go on from it / given after each file (:func:`~dilated.data._book_readers.mbo_rows`; the formats of
+    :data:`~dilated.data._book_readers.RESUMABLE`).
     """
-    from dilated.data._book_readers import binance_rows, bitstamp_rows, mbo_rows, mbp10_rows
+    from dilated.data._book_readers import RESUMABLE, binance_rows, bitstamp_rows, mbo_rows, mbp10_rows
 
     if format not in ROW_OPTIONS:
         raise ValueError(f"format {format!r} cannot be rebuilt chunk by chunk; use one of {', '.join(ROW_OPTIONS)}")
     extra = sorted(set(options) - set(ROW_OPTIONS[format]))
     if extra:
         raise ValueError(f"the {format} reader takes {', '.join(ROW_OPTIONS[format])}; got {extra}")
+    if (resume is not None or on_file_end is not None) and format not in RESUMABLE:
+        raise ValueError(
+            f"the {format} reader cannot resume from a saved book state; use one of {', '.join(RESUMABLE)}"
+        )
     if format == "databento-mbo":
-        return mbo_rows(paths, levels, options.get("instrument_id"), progress)
+        return mbo_rows(paths, levels, options.get("instrument_id"), progress, resume=resume, on_file_end=on_file_end)
     if format == "databento-mbp10":
-        return mbp10_rows(paths, levels, options.get("instrument_id"))
+        return mbp10_rows(paths, levels, options.get("instrument_id"), resume=resume, on_file_end=on_file_end)
     if format == "binance":
         gaps = options.get("gaps", "raise")
         if gaps not in GAP_POLICIES:

@@ -3,6 +3,7 @@
 Layout (hive partitioning, read by ``pyarrow.dataset.dataset(DIR, partitioning="hive")``)::
 
     DIR/instrument=ESH4/date=2023-12-24/part-<first ts>-<digest>.parquet   the rows of one source file on one date
+    DIR/instrument=ESH4/_state/<key>.npz                                   the book after one source file (resume)
     DIR/_manifest.json         what was converted from what (pyarrow.dataset skips names starting with "_" or ".",
                                temporary files too)
 
@@ -24,10 +25,12 @@ file: its error names it) stops, the others go on.
 
 Resume: a file whose path, size, mtime and settings equal the manifest's, with its parts on disk, and every earlier
 file of its group too, is not written again; a group whose files are all such is skipped without reading anything.
-Otherwise the group's book is rebuilt from its first file, the unchanged files only replayed (their book state is
-needed, their rows are not written) and the files from the first changed or new one on written anew: a changed
-file is redone with every later file of its instrument, since the book flows through them. Every file is written
-under a temporary name then renamed; the manifest is rewritten (atomically) after each group.
+Otherwise the files from the first changed or new one on are written anew (a changed file is redone with every
+later file of its instrument, since the book flows through them), starting from the book after the unchanged ones:
+for Databento groups the state saved after the last of them (``DIR/instrument=X/_state/``,
+:mod:`dilated.data._book_state`, keyed by the group's settings and every source up to that file), else (no valid
+state, or a Binance / Bitstamp group) a replay from the group's first file, the unchanged files not written. Every
+file is written under a temporary name then renamed; the manifest is rewritten (atomically) after each group.
 
 Tick size per instrument (``tick_source`` says which): ``tick_size=`` if given; else the feed's instrument
 definitions, where a Databento ``definition`` file is among the sources (its ``min_price_increment`` per
@@ -56,6 +59,7 @@ from dilated._progress import bar_disabled
 DATASET_FORMATS = ("databento-mbo", "databento-mbp10", "binance", "bitstamp")
 DATE_RULE = "the UTC date of each row's receive time ts (no feed rebuilt here states an exchange session date)"
 MANIFEST = "_manifest.json"
+STATES = "_state"  # an instrument's saved book states: DIR/instrument=X/_state/<key>.npz
 _DAY_NS = 86_400 * 10**9
 _MANIFEST_VERSION = 1
 
@@ -212,30 +216,34 @@ def part_name(source: SourceFile) -> str:
 
 class _FileWriter:
     """One source file's rows, split by date into ``folder/date=D/part-...parquet``, written under temporary names
-    and renamed by :meth:`finish`."""
+    (on a background thread, :class:`~dilated.data._orderbook.BackgroundWrites`) and renamed by :meth:`finish`."""
 
     def __init__(self, folder: Path, source: SourceFile, schema: Any) -> None:
+        from dilated.data._orderbook import BackgroundWrites
+
         self.folder, self.source, self.schema = folder, source, schema
         self.name, self.temporary = part_name(source), f".{part_name(source)}.tmp-{uuid.uuid4().hex[:12]}"
         self.writers: dict[int, Any] = {}
         self.counts: dict[int, int] = {}
+        self.writes = BackgroundWrites()
 
     def write(self, ts: np.ndarray, values: np.ndarray) -> None:
-        import pyarrow.parquet as pq
-
-        from dilated.data._orderbook import book_table
+        from dilated.data._orderbook import book_table, book_writer
 
         days = ts // _DAY_NS
-        for day in np.unique(days).tolist():
-            take = days == day
+        dates = np.unique(days).tolist()
+        for day in dates:
+            take = slice(None) if len(dates) == 1 else days == day  # one date: no copy
             if day not in self.writers:
                 (self.folder / f"date={_date(day)}").mkdir(parents=True, exist_ok=True)
-                self.writers[day] = pq.ParquetWriter(self.folder / f"date={_date(day)}" / self.temporary, self.schema)
-            self.writers[day].write_table(book_table(ts[take], values[take], self.schema))
-            self.counts[day] = self.counts.get(day, 0) + int(take.sum())
+                self.writers[day] = book_writer(self.folder / f"date={_date(day)}" / self.temporary, self.schema)
+            rows = book_table(ts[take], values[take], self.schema)
+            self.writes.write(self.writers[day], rows)
+            self.counts[day] = self.counts.get(day, 0) + rows.num_rows
 
     def finish(self, metadata: dict[bytes, str]) -> dict[str, Any]:
         """Close and rename the parts; the file's manifest record (source, rows, dates {date: rows}, parts)."""
+        self.writes.close()
         for day, writer in self.writers.items():
             writer.add_key_value_metadata(metadata)
             writer.close()
@@ -251,21 +259,59 @@ class _FileWriter:
         }
 
     def discard(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writes.close()
         for day, writer in self.writers.items():
             with contextlib.suppress(Exception):
                 writer.close()
             (self.folder / f"date={_date(day)}" / self.temporary).unlink(missing_ok=True)
 
 
+def _state_keys(job: GroupJob) -> list[str]:
+    """The key of the book state after each of the group's files: its instrument, format and settings, and every
+    source up to that file (a chain of digests)."""
+    from dilated.data._book_state import state_key
+
+    keys: list[str] = []
+    for source in job.files:
+        previous = keys[-1] if keys else {"instrument": job.instrument, "format": job.format, "settings": job.settings}
+        keys.append(state_key(previous=previous, source=asdict(source)))
+    return keys
+
+
+def _state_path(folder: Path, key: str) -> Path:
+    return folder / STATES / f"{key[:32]}.npz"
+
+
+def _saved_state(folder: Path, keys: list[str], kept: int) -> dict[str, np.ndarray] | None:
+    """The state after the group's ``kept`` converted files (a saved ``step`` among it), or None: replay them."""
+    from dilated.data._book_state import load_state
+
+    state = load_state(_state_path(folder, keys[kept - 1]), keys[kept - 1]) if kept else None
+    return state if state is not None and "step" in state else None
+
+
+def _drop_states(folder: Path, keys: list[str]) -> None:
+    """Remove the saved states of files no longer among the group's (or in another order)."""
+    names = {_state_path(folder, key).name for key in keys}
+    for path in (folder / STATES).glob("*.npz"):
+        if path.name not in names:
+            path.unlink(missing_ok=True)
+
+
 def convert_group(job: GroupJob) -> dict[str, Any]:
-    """Convert one group (module notes): replay its first ``job.keep`` files (converted before) without writing them,
-    write the others. Never raises: a failure is the entry's ``error`` (one line naming the file).
+    """Convert one group (module notes): go on from the book state saved after its ``job.kept`` files (converted
+    before), or replay them without writing them; write the others. Never raises: a failure is the entry's
+    ``error`` (one line naming the file).
 
     Returns: the group's manifest entry (format, settings, files: per source file its rows, dates and parts; rows,
-    dates {date: rows} and the reader's stats over the group; the smallest level gap seen).
+    dates {date: rows} and the reader's stats over the group; the smallest level gap seen; the converted files
+    replayed because no saved state was found, ``replayed``).
     """
+    from dilated.data._book_readers import RESUMABLE, State
+    from dilated.data._book_state import save_state
     from dilated.data._convert import book_rows
-    from dilated.data._orderbook import book_schema
+    from dilated.data._orderbook import book_schema, describe_sources
 
     root = Path(job.root)
     folder = _instrument_dir(root, job.instrument)
@@ -284,24 +330,41 @@ def convert_group(job: GroupJob) -> dict[str, Any]:
     }
     paths = [Path(f.path) for f in job.files]
     writer: _FileWriter | None = None
+    resumable = job.format in RESUMABLE
+    keys = _state_keys(job) if resumable else []
+    state = _saved_state(folder, keys, len(job.kept)) if resumable else None
+    entry["replayed"] = 0 if state is not None else len(job.kept)
+    schema, step = book_schema(levels), float(state.pop("step")[0]) if state is not None else float("inf")
+
+    ended: dict[int, dict[bytes, str]] = {}  # each file's part metadata at its end: its sources and stats so far
+
+    def save(index: int, arrays: State) -> None:  # the book state after file ``index``, for a later resume
+        ended[index] = rows.metadata(describe_sources(paths[: index + 1]))
+        save_state(_state_path(folder, keys[index]), keys[index], {**arrays, "step": np.array([step])})
+
+    def finished() -> dict[bytes, str]:  # the metadata of the next file to finish
+        return ended.pop(len(files), None) or rows.metadata()
+
     try:
-        rows = book_rows(paths, job.format, levels, **job.settings["options"])
-        schema, step = book_schema(levels), float("inf")
+        on_file_end = save if resumable else None
+        rows = book_rows(paths, job.format, levels, resume=state, on_file_end=on_file_end, **job.settings["options"])
         for index, ts, values in rows.chunks:
             step = min(step, _smallest_step(values))
             while len(files) < index:  # the files before this one are complete
-                files.append((writer or _FileWriter(folder, job.files[len(files)], schema)).finish(rows.metadata()))
+                files.append((writer or _FileWriter(folder, job.files[len(files)], schema)).finish(finished()))
                 writer = None
             if index >= len(job.kept):  # not a file replayed only
                 writer = writer or _FileWriter(folder, job.files[index], schema)
                 if len(ts):
                     writer.write(ts, values)
         while len(files) < len(job.files):  # the last file, and any that gave no rows
-            files.append((writer or _FileWriter(folder, job.files[len(files)], schema)).finish(rows.metadata()))
+            files.append((writer or _FileWriter(folder, job.files[len(files)], schema)).finish(finished()))
             writer = None
         entry["stats"] = rows.stats
         if np.isfinite(step):
             entry["observed_tick_size"] = float(f"{step:.10g}")
+        if resumable:
+            _drop_states(folder, keys)
     except Exception as error:  # noqa: BLE001 - any failure stops this group only; it is reported, not raised
         entry["error"] = _failure(error, paths, files, writer, rows.metadata if writer is not None else dict)
     entry["rows"] = sum(f["rows"] for f in files)

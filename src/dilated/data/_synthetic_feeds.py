@@ -12,6 +12,9 @@ Formats (:func:`synthetic_feed`):
 - ``databento-mbo``: a DBN file (header encoded by ``databento-dbn``; records written with the MBO layout of
   :mod:`dilated.data._dbn_records`, which tests check against ``databento-dbn``'s decoder), starting with a
   snapshot (``F_SNAPSHOT``) of the book; ``.zst`` paths are zstd-compressed.
+- ``databento-mbp10``: a DBN MBP-10 file (header by ``databento-dbn``, records in the MBP-10 layout of
+  :mod:`dilated.data._dbn_records`): one record per simulated message, its action, side, price and size, and the
+  ten best levels of each side (price, size, order count) after it; the MBO file's flags (snapshot, event ends).
 - ``bitstamp``: an order-stream CSV (created / changed / deleted); trades show only as the resting order's change
   or deletion, as on Bitstamp; with ``edge_cases`` some deletions are left out, so stale orders cross the book.
 - ``binance``: ``<ns> <json>`` lines: depth diffs of the aggregated levels (one per few messages), a REST snapshot
@@ -27,7 +30,7 @@ from typing import Any, cast
 import numpy as np
 from numba import njit
 
-FEED_FORMATS = ("databento-mbo", "bitstamp", "binance")
+FEED_FORMATS = ("databento-mbo", "databento-mbp10", "bitstamp", "binance")
 TICKS = 4096  # price ticks the simulated mid walks within
 _A, _B, _C, _F, _M, _N, _R, _T = (ord(c) for c in "ABCFMNRT")
 _LAST, _SNAPSHOT = 0x80, 0x20
@@ -334,7 +337,8 @@ def synthetic_feed(
     """Write a synthetic feed of ``messages`` simulated order-flow messages (module notes) to ``path``.
 
     Args:
-        format: ``databento-mbo`` (``.dbn`` or ``.dbn.zst``), ``bitstamp`` (CSV) or ``binance`` (text lines).
+        format: ``databento-mbo`` or ``databento-mbp10`` (``.dbn`` or ``.dbn.zst``), ``bitstamp`` (CSV) or
+            ``binance`` (text lines).
         messages: MBO messages simulated; the Bitstamp file holds the book-changing ones (trades only as fills),
             the Binance file one depth diff per ``per_diff`` of them.
         edge_cases: add clears, unknown ids and sideless messages (module notes).
@@ -350,19 +354,24 @@ def synthetic_feed(
     ts, *rest = _simulate(int(messages), int(seed), bool(edge_cases))
     flow = (ts if start is None else ts - ts[0] + int(start), *rest)
     path = Path(path)
-    {"databento-mbo": _write_mbo, "bitstamp": _write_bitstamp, "binance": _write_binance}[format](
-        path, flow, edge_cases, per_diff, symbol
-    )
+    writers = {
+        "databento-mbo": _write_mbo,
+        "databento-mbp10": _write_mbp10,
+        "bitstamp": _write_bitstamp,
+        "binance": _write_binance,
+    }
+    writers[format](path, flow, edge_cases, per_diff, symbol)
     return path
 
 
-def mbo_header(symbol: str, start: int) -> bytes:
-    """The DBN metadata of a CME Globex MBO file of ``symbol`` starting at ``start`` (ns), encoded by databento-dbn."""
+def mbo_header(symbol: str, start: int, schema: str = "mbo") -> bytes:
+    """The DBN metadata of a CME Globex file of ``symbol`` (``schema``: ``mbo`` or ``mbp-10``) starting at
+    ``start`` (ns), encoded by databento-dbn."""
     import databento_dbn as dbn
 
     return dbn.Metadata(
         dataset="GLBX.MDP3",
-        schema=cast(dbn.Schema, dbn.Schema.MBO),  # the stubs declare enum members as str
+        schema=cast(dbn.Schema, dbn.Schema.from_str(schema)),  # the stubs declare enum members as str
         start=start,
         stype_in=cast(dbn.SType, dbn.SType.RAW_SYMBOL),
         stype_out=cast(dbn.SType, dbn.SType.INSTRUMENT_ID),
@@ -373,33 +382,105 @@ def mbo_header(symbol: str, start: int) -> bytes:
     ).encode()
 
 
-def _write_mbo(path: Path, flow: tuple[np.ndarray, ...], edge_cases: bool, per_diff: int, symbol: str) -> None:
+def _write_dbn(path: Path, schema: str, flow: tuple[np.ndarray, ...], symbol: str, fill: Any) -> None:
+    """A DBN file of ``schema`` for ``flow``: the header, then records a block at a time, their common fields set
+    here and the rest by ``fill(records, block)`` (``block`` a slice of the flow); ``.zst`` paths compressed."""
+    from dilated.data._dbn_records import DTYPES, RTYPES
 
-    from dilated.data._dbn_records import MBO_DTYPE, RTYPES
-
-    ts, action, side, order_id, tick, size, flags, _ = flow
-    header = mbo_header(symbol, int(ts[0]))
+    ts, action, side, _, tick, size, flags, _ = flow
+    dtype = DTYPES[schema]
     with open(path, "wb") as raw:
         out: Any = raw
         if path.suffix == ".zst":
             import zstandard
 
             out = zstandard.ZstdCompressor(level=3).stream_writer(raw, closefd=False)
-        out.write(header)
-        step = 1 << 20
+        out.write(mbo_header(symbol, int(ts[0]), schema))
+        step = (56 << 20) // dtype.itemsize  # 2**20 MBO records
         for start in range(0, len(ts), step):
             part = slice(start, start + step)
-            records = np.zeros(len(ts[part]), MBO_DTYPE)
-            records["length"], records["rtype"] = MBO_DTYPE.itemsize // 4, RTYPES["mbo"]
+            records = np.zeros(len(ts[part]), dtype)
+            records["length"], records["rtype"] = dtype.itemsize // 4, RTYPES[schema]
             records["publisher_id"], records["instrument_id"] = 1, 1
             records["ts_event"], records["ts_recv"] = ts[part] - 5_000, ts[part]
-            records["order_id"], records["price"] = order_id[part], PRICE_BASE + tick[part] * PRICE_TICK
-            records["size"], records["flags"] = size[part], flags[part]
-            records["action"], records["side"] = action[part], side[part]
+            records["price"], records["size"] = PRICE_BASE + tick[part] * PRICE_TICK, size[part]
+            records["flags"], records["action"], records["side"] = flags[part], action[part], side[part]
             records["sequence"] = np.arange(start, start + len(records))
+            fill(records, part)
             out.write(records.tobytes())
         if out is not raw:
             out.close()
+
+
+def _write_mbo(path: Path, flow: tuple[np.ndarray, ...], edge_cases: bool, per_diff: int, symbol: str) -> None:
+    def fill(records: np.ndarray, part: slice) -> None:
+        records["order_id"] = flow[3][part]
+
+    _write_dbn(path, "mbo", flow, symbol, fill)
+
+
+@njit(cache=True)
+def _mbp_levels(
+    action: np.ndarray, side: np.ndarray, order_id: np.ndarray, tick: np.ndarray, size: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The ten best levels of each side after each message: tick (-1: none), size and order count
+    ``(messages, 2, 10)`` each (side 0 ask, 1 bid), and the depth of the level each message changed."""
+    n = len(action)
+    ticks = np.full((n, 2, 10), -1, np.int32)
+    sizes, counts = np.zeros((n, 2, 10), np.int32), np.zeros((n, 2, 10), np.int32)
+    depth = np.zeros(n, np.uint8)
+    totals, orders_at = np.zeros((2, TICKS), np.int64), np.zeros((2, TICKS), np.int64)
+    ids = np.max(order_id) + 1 if n else 1
+    orders = (np.zeros(ids, np.int64), np.zeros(ids, np.int64), np.zeros(ids, np.int64))  # side, tick, size by id
+    o_side, o_tick, o_size = orders
+    seen, changed = (
+        np.full((2, TICKS), -1, np.int64),
+        (np.zeros(2, np.int64), np.zeros(2, np.int64), np.zeros(2, np.int64)),
+    )
+    best = np.array([TICKS, -1])  # best ask and bid tick (TICKS / -1: an empty side)
+    for m in range(n):
+        a, oid, at = action[m], order_id[m], -1  # ``at``: the side * TICKS + tick the message leaves an order at
+        if a == _R:
+            totals[:], orders_at[:], o_size[:], best[0], best[1] = 0, 0, 0, TICKS, -1
+        elif side[m] != _N and (a == _A or a == _C or a == _M):
+            if o_size[oid] > 0:
+                orders_at[o_side[oid], o_tick[oid]] -= 1
+            _apply(a, side[m], oid, tick[m], size[m], orders, totals, seen, m, changed, 0)
+            if o_size[oid] > 0:
+                s, t = o_side[oid], o_tick[oid]
+                orders_at[s, t] += 1
+                if (t < best[0]) if s == 0 else (t > best[1]):
+                    best[s] = t
+                at = s * TICKS + t
+        for s in range(2):
+            if 0 <= best[s] < TICKS and totals[s, best[s]] == 0:
+                best[s] = _best(totals, s, best[s])
+            t, level = best[s], 0
+            while level < 10 and 0 <= t < TICKS:
+                if totals[s, t] > 0:
+                    ticks[m, s, level], sizes[m, s, level], counts[m, s, level] = t, totals[s, t], orders_at[s, t]
+                    if at == s * TICKS + t:
+                        depth[m] = level
+                    level += 1
+                t += 1 if s == 0 else -1
+    return ticks, sizes, counts, depth
+
+
+def _write_mbp10(path: Path, flow: tuple[np.ndarray, ...], edge_cases: bool, per_diff: int, symbol: str) -> None:
+    from databento_dbn import UNDEF_PRICE
+
+    _, action, side, order_id, tick, size, _, _ = flow
+    ticks, sizes, counts, depth = _mbp_levels(action, side, order_id, tick, size)
+
+    def fill(records: np.ndarray, part: slice) -> None:
+        records["depth"] = depth[part]
+        levels = records["levels"]
+        for s, (px, sz, ct) in enumerate((("ask_px", "ask_sz", "ask_ct"), ("bid_px", "bid_sz", "bid_ct"))):
+            quoted = ticks[part, s] >= 0
+            levels[px] = np.where(quoted, PRICE_BASE + ticks[part, s].astype(np.int64) * PRICE_TICK, UNDEF_PRICE)
+            levels[sz], levels[ct] = sizes[part, s], counts[part, s]
+
+    _write_dbn(path, "mbp-10", flow, symbol, fill)
 
 
 def _write_bitstamp(path: Path, flow: tuple[np.ndarray, ...], edge_cases: bool, per_diff: int, symbol: str) -> None:
