@@ -12,7 +12,7 @@ written to a temporary file and renamed into place, so that processes racing to 
 (the first build takes seconds, once per cache). Once loaded, the helper's stamps are checked against torch's Python
 accessors on a few probe tensors.
 
-Without it (no C++ compiler or no torch headers, a failed build or check, or ``DILATED_STAMPS=python``),
+Without it (no C++ compiler, no torch or Python headers, a failed build or check, or ``DILATED_STAMPS=python``),
 :func:`native_reason` says why and the stamps are read in Python, more slowly and more coarsely: the sum of the
 version counters and each tensor's data address. That still sees in-place changes and ``p.data = other`` with new
 memory, but not ``p.data = p.data.t()`` (a view of the same memory at the same address), which the helper sees.
