@@ -8,6 +8,8 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
+import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -68,6 +70,16 @@ def test_the_helper_reads_what_torch_reads(helper, seed):
     assert len(set.union(*codes.values())) == len(codes)
 
 
+def test_the_helper_is_an_extension_module_called_without_arguments(helper):
+    """Imported from the cache file named for this Python; ``changed`` is the module's own method (no Python frame,
+    no ctypes conversion per call)."""
+    assert _stamps.library_path().name.endswith(sysconfig.get_config_var("EXT_SUFFIX"))
+    assert helper.module.__file__ == str(_stamps.library_path())
+    stamps = _stamps.read_stamps([torch.ones(2, 3), torch.ones(4)])
+    assert isinstance(stamps.changed, types.BuiltinMethodType)
+    assert stamps.changed() == 0
+
+
 def _changes() -> dict[str, tuple[Callable[[nn.Parameter], None], set[str]]]:
     """A change to a parameter, and the paths that see it."""
 
@@ -81,6 +93,9 @@ def _changes() -> dict[str, tuple[Callable[[nn.Parameter], None], set[str]]]:
     def data_transposed(p: nn.Parameter) -> None:
         p.data = p.data.transpose(0, 1)
 
+    def data_reshaped(p: nn.Parameter) -> None:  # (another dim: the head is compared before sizes and strides)
+        p.data = p.data.reshape(-1)
+
     def written_through_data(p: nn.Parameter) -> None:
         p.data.mul_(2.0)
 
@@ -89,6 +104,7 @@ def _changes() -> dict[str, tuple[Callable[[nn.Parameter], None], set[str]]]:
         "in-place": (in_place, both),
         "data-assigned": (data_assigned, both),
         "data-transposed": (data_transposed, native),
+        "data-reshaped": (data_reshaped, native),
         "written-through-data": (written_through_data, set()),  # the documented gap
         "none": (lambda p: None, set()),
     }

@@ -13,7 +13,7 @@ with :func:`export_c`), and :func:`generate` samples a WaveNet autoregressively.
     >>> torch.save(s.state_dict(), "state.pt"); s.load_state_dict(torch.load("state.pt", weights_only=True))
 
 Its modules, lowest first: ``_shadow`` (stateful twins of the time-mixing layers), ``_eager``, ``_verify`` (the
-construction check), ``_stamps`` (many tensors' versions, storages and shapes read at once by a C++ helper),
+construction check), ``_stamps`` (many tensors' versions, storages and shapes read at once by a C++ extension module),
 ``_weights`` (whether the model's weights changed), ``_fast`` (the compiled path: instruction set, compiler, Numba
 kernel, engine), ``_interface`` (:class:`StreamEngine`, :func:`stream`), ``_window``, ``_export_c``, ``_export``,
 ``_generation``.

@@ -2,14 +2,17 @@
 
 A tensor's stamp is its in-place version counter (bumped by every in-place op, under ``no_grad`` too), its storage,
 storage offset, dtype, sizes and strides (changed by ``p.data = other``, which keeps the version counter). The stamps
-are read by a small C++ helper (``_stamps.cpp``) compiled on first use against the installed torch's own headers (so
-every field is read through torch's inline accessors, with the right ABI: no layout is guessed) and loaded with
-``ctypes``: one call reads them all, where Python pays tens of nanoseconds per tensor and attribute. The build is
-cached in ``$DILATED_CACHE_DIR`` (default ``~/.cache/dilated``) under a key of the source, torch's version, install
-and C++ ABI, written to a temporary file and renamed into place, so that processes racing to build it each load a
-whole library (the first build takes seconds, once per cache). Once loaded, the helper's stamps are checked against torch's Python accessors on a few probe tensors.
+are read by a small C++ helper (``_stamps.cpp``), a CPython extension module compiled on first use against the
+installed torch's own headers (so every field is read through torch's inline accessors, with the right ABI: no
+layout is guessed) and Python's, and imported from its cache: its ``Stamps`` object holds the tensors' addresses and
+stamps, and its ``changed()`` (no arguments, nothing converted) reads and compares them all in one call, where
+Python pays tens of nanoseconds per tensor and attribute. The build is cached in ``$DILATED_CACHE_DIR`` (default
+``~/.cache/dilated``) under a key of the source, torch's version, install and C++ ABI and Python's extension suffix,
+written to a temporary file and renamed into place, so that processes racing to build it each load a whole module
+(the first build takes seconds, once per cache). Once loaded, the helper's stamps are checked against torch's Python
+accessors on a few probe tensors.
 
-Without it (no C++ compiler or no torch headers, a failed build or check, or ``DILATED_STAMPS=python``),
+Without it (no C++ compiler, no torch or Python headers, a failed build or check, or ``DILATED_STAMPS=python``),
 :func:`native_reason` says why and the stamps are read in Python, more slowly and more coarsely: the sum of the
 version counters and each tensor's data address. That still sees in-place changes and ``p.data = other`` with new
 memory, but not ``p.data = p.data.t()`` (a view of the same memory at the same address), which the helper sees.
@@ -20,18 +23,21 @@ version counter of its own, and nothing short of reading the values would see th
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import hashlib
+import importlib.util
+import itertools
 import operator
 import os
 import shutil
 import subprocess
+import sysconfig
 import tempfile
 from collections.abc import Callable
+from importlib.machinery import ExtensionFileLoader
 from pathlib import Path
+from types import ModuleType
 
-import numpy as np
 import torch
 
 CACHE_ENV = "DILATED_CACHE_DIR"
@@ -39,7 +45,9 @@ PATH_ENV = "DILATED_STAMPS"  # "python": read the stamps in Python, without buil
 SOURCE = Path(__file__).with_name("_stamps.cpp")
 _VERSION = operator.attrgetter("_version")
 _ADDRESS = operator.methodcaller("data_ptr")
-_Word = ctypes.c_longlong
+MODULE = "dilated_stamps"  # the extension module's name (its PyInit_ function's)
+_SUFFIX = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+_HEAD = 5  # a stamp's words before its sizes and strides
 
 
 class _Unavailable(Exception):
@@ -59,11 +67,11 @@ def _torch_dir() -> Path:
 
 
 def library_path() -> Path:
-    """The helper's file for this source, torch version, torch install and C++ ABI."""
+    """The helper's file for this source, torch version, torch install, C++ ABI and Python extension suffix."""
     key = hashlib.sha256(SOURCE.read_bytes())
-    for part in (torch.__version__, str(_torch_dir()), str(torch._C._GLIBCXX_USE_CXX11_ABI)):
+    for part in (torch.__version__, str(_torch_dir()), str(torch._C._GLIBCXX_USE_CXX11_ABI), _SUFFIX):
         key.update(b"\0" + part.encode())
-    return cache_dir() / f"stamps-{key.hexdigest()[:16]}.so"
+    return cache_dir() / f"stamps-{key.hexdigest()[:16]}{_SUFFIX}"
 
 
 def build(path: Path) -> Path:
@@ -71,6 +79,9 @@ def build(path: Path) -> Path:
     include, lib = _torch_dir() / "include", _torch_dir() / "lib"
     if not (include / "c10" / "core" / "TensorImpl.h").is_file():
         raise _Unavailable(f"this torch install has no C++ headers under {include}")
+    python_include = Path(sysconfig.get_paths()["include"])
+    if not (python_include / "Python.h").is_file():
+        raise _Unavailable(f"this Python has no C headers under {python_include}")
     compiler = os.environ.get("CXX", "c++")
     if shutil.which(compiler) is None:
         raise _Unavailable(f"no C++ compiler {compiler!r} on PATH (set CXX)")
@@ -82,7 +93,8 @@ def build(path: Path) -> Path:
     os.close(handle)
     abi = int(torch._C._GLIBCXX_USE_CXX11_ABI)
     command = [compiler, "-O2", "-shared", "-fPIC", "-std=c++17", "-w", f"-D_GLIBCXX_USE_CXX11_ABI={abi}"]
-    command += [f"-I{include}", str(SOURCE), "-o", temporary, f"-L{lib}", "-lc10", f"-Wl,-rpath,{lib}"]
+    command += [f"-I{include}", f"-I{python_include}", str(SOURCE), "-o", temporary]
+    command += [f"-L{lib}", "-lc10", f"-Wl,-rpath,{lib}"]  # (not libpython: the interpreter loading it provides it)
     try:
         result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
         if result.returncode:
@@ -102,29 +114,30 @@ def python_stamp(t: torch.Tensor) -> list[int]:
 
 
 class Native:
-    """The loaded helper: ``dilated_stamps`` writes the tensors' stamps, ``dilated_changed`` (:attr:`first_changed`)
-    returns 1 + the first that differs from them, 0 if none (see ``_stamps.cpp``)."""
+    """The loaded helper: ``Stamps(addresses)`` reads and holds the tensors' stamps, its ``changed()`` returns 1 + the
+    first that differs from them, 0 if none (see ``_stamps.cpp``)."""
 
     def __init__(self, path: Path) -> None:
-        self.lib = ctypes.CDLL(str(path))
-        self._stamps, self.first_changed = self.lib.dilated_stamps, self.lib.dilated_changed
-        self._stamps.restype = self.first_changed.restype = _Word
-        self._stamps.argtypes = [ctypes.c_void_p, _Word, ctypes.c_void_p, _Word]
-        # (first_changed: no argtypes, called with ctypes objects made once: no conversion per call)
+        loader = ExtensionFileLoader(MODULE, str(path))
+        spec = importlib.util.spec_from_file_location(MODULE, path, loader=loader)
+        assert spec is not None  # (a loader was given)
+        self.module: ModuleType = importlib.util.module_from_spec(spec)
+        loader.exec_module(self.module)
 
-    def stamps(self, tensors: list[torch.Tensor]) -> tuple[np.ndarray, np.ndarray] | None:
-        """The tensors' addresses and their stamps (one int64 array each), or ``None`` if torch refused one."""
-        impls = np.array([t._cdata for t in tensors], dtype=np.int64)
-        out = np.empty(sum(5 + 2 * t.dim() for t in tensors), dtype=np.int64)
-        written = self._stamps(impls.ctypes.data, len(tensors), out.ctypes.data, len(out))
-        return None if written < 0 else (impls, out[:written])
+    def stamps(self, tensors: list[torch.Tensor]) -> object | None:
+        """The helper's ``Stamps`` of the tensors, read now, or ``None`` if torch refused one."""
+        try:
+            return self.module.Stamps([t._cdata for t in tensors])
+        except RuntimeError:  # e.g. an inference tensor has no version counter
+            return None
 
     def each(self, tensors: list[torch.Tensor]) -> list[list[int]] | None:
         """Each tensor's stamp (``None`` if torch refused one)."""
         read = self.stamps(tensors)
         if read is None:
             return None
-        words, starts = read[1].tolist(), np.cumsum([0] + [5 + 2 * t.dim() for t in tensors]).tolist()
+        words = read.words()  # type: ignore[attr-defined]
+        starts = list(itertools.accumulate((_HEAD + 2 * t.dim() for t in tensors), initial=0))
         return [words[start:end] for start, end in zip(starts, starts[1:])]
 
     def agrees_with_torch(self, tensors: list[torch.Tensor]) -> bool:
@@ -145,9 +158,9 @@ def _load() -> tuple[Native | None, str | None]:
     try:
         try:
             native = Native(path)
-        except OSError:  # not built yet (or not loadable): build it, then load it
+        except ImportError:  # not built yet (or not loadable): build it, then load it
             native = Native(build(path))
-    except (_Unavailable, OSError, subprocess.TimeoutExpired) as error:
+    except (_Unavailable, ImportError, OSError, subprocess.TimeoutExpired) as error:
         return None, f"the stamps helper is unavailable: {error}"
     if not native.agrees_with_torch(_probes()):
         return None, f"the stamps helper {path} disagrees with torch on probe tensors"
@@ -190,12 +203,11 @@ class NativeStamps(_Stamps):
 
     path = "native"
 
-    def __init__(self, tensors: list[torch.Tensor], helper: Native, read: tuple[np.ndarray, np.ndarray]) -> None:
+    def __init__(self, tensors: list[torch.Tensor], read: object) -> None:
         super().__init__(tensors)
-        impls, seen = self._arrays = read  # (the buffers that the arguments point into)
-        arguments = ctypes.c_void_p(impls.ctypes.data), _Word(len(impls)), ctypes.c_void_p(seen.ctypes.data)
-        # nonzero: changed (1 + the first tensor that changed, or -1: torch refused to read one, to be read again)
-        self.changed: Callable[[], int] = functools.partial(helper.first_changed, *arguments)
+        # the helper's own bound method, no Python frame per call; nonzero: changed (1 + the first tensor that
+        # changed, or -1: torch refused to read one, to be read again)
+        self.changed: Callable[[], int] = read.changed  # type: ignore[attr-defined]
 
 
 class PythonStamps(_Stamps):
@@ -223,4 +235,4 @@ def read_stamps(tensors: list[torch.Tensor]) -> NativeStamps | PythonStamps:
     read = helper.stamps(tensors) if helper is not None else None
     if helper is None or read is None:
         return PythonStamps(tensors)
-    return NativeStamps(tensors, helper, read)
+    return NativeStamps(tensors, read)

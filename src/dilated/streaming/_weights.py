@@ -7,8 +7,8 @@ tensors; a reassignment re-points them); the fast engine copies them into its pr
 the program again (and check it again) before its next step.
 
 Detection, per step: one read of every tensor's stamp (:mod:`dilated.streaming._stamps`: its version counter,
-storage, offset, dtype, sizes and strides) by a small C++ helper built against the installed torch, in one call
-(a fraction of a microsecond for a few dozen tensors); and an identity check only after some module in the process
+storage, offset, dtype, sizes and strides) by a small C++ extension module built against the installed torch, in
+one call without arguments (about 8 ns per tensor); and an identity check only after some module in the process
 registered a parameter or buffer (a global torch hook counts them). Without the helper (no C++ compiler or torch
 headers) the stamps are read in Python, slower and without seeing ``p.data = p.data.t()`` (a view of the same
 memory); ``_stamps.native_reason()`` says why. ``benchmarks/streaming.py`` prints the detection's share of a step
