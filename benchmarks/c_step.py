@@ -16,7 +16,7 @@ timed in the same rounds (the C columns get one per tree, this checkout's first)
 
 The floor is ``max(FLOPs / FLOP rate, weight bytes / bandwidth)``, the rates measured by the C harness on one core
 in the same rounds (independent fused multiply-adds on 16-float vectors; repeated reads of a 256 KiB buffer for L2,
-of a 16 MiB one for L3). "floor" takes the L2 bandwidth; "floor L3" the L3 bandwidth for a model whose weights do
+of a 4 MiB one for L3). "floor" takes the L2 bandwidth; "floor L3" the L3 bandwidth for a model whose weights do
 not fit in L2 (the 30-block WaveNet: 2.2 MB against this machine's 1 MiB; a step reads them front to back, so none
 is still in L2 when the next step comes back to it). Every time is CPU time (the thread's in C, ``time.process_time`` in
 Python; one thread), so the time slices other processes take on a shared machine are not counted (their use of
@@ -119,9 +119,9 @@ double l2_bytes_per_ns(void) {  /* 256 KiB: beyond L1, inside L2 */
     return read_bytes_per_ns(buffer, 4096, 2000);
 }
 
-double l3_bytes_per_ns(void) {  /* 16 MiB: beyond L2, inside L3 (32 MiB here) */
-    static v16 buffer[1 << 18];
-    return read_bytes_per_ns(buffer, 1 << 18, 30);
+double l3_bytes_per_ns(void) {  /* 4 MiB: beyond L2, well inside L3 (32 MiB here, shared by every core) */
+    static v16 buffer[1 << 16];
+    return read_bytes_per_ns(buffer, 1 << 16, 120);
 }
 """
 # Export a model of this benchmark with another source tree's dilated (its PYTHONPATH): the same constructor, the

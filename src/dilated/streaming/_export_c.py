@@ -134,7 +134,9 @@ def _conv(f: Any, e: _Emission) -> list[_Pass]:
             row = f"(unsigned)((t + {f.rows - back}u) % {f.rows}u)" if back else "now"
             lines.append(f"memcpy(m + {f.scratch + j * f.cin}, ring + {row} * {f.cin}u, {4 * f.cin}u);")
         passes.append(_Pass(lines))
-    xs = f"const float *xs = m + {f.scratch if f.k > 1 else f.inp};"
+    # the taps copied to a local array, which the compiler keeps in vector registers (each tap broadcast from a
+    # register rather than loaded from memory: one load per multiply-add, the weight's, where it was one and a half)
+    xs = f"float xs[{n}]; memcpy(xs, m + {f.scratch if f.k > 1 else f.inp}, {4 * n}u);"
     for start in tiles:  # outputs in tiles whose partial sums stay in registers
         passes.append(_Pass([xs, *_conv_tile(f, n, start, min(_TILE, f.cout - start))], weights=True))
     return passes
