@@ -104,6 +104,17 @@ def random_input(x_t: torch.Tensor, streams: int, steps: int) -> torch.Tensor:
     return torch.randint(0, 10, shape) if not x_t.is_floating_point() else torch.randn(shape)
 
 
+def forward_and_steps(
+    model: nn.Module, x_t: torch.Tensor, kwargs: dict[str, Any], streams: int, steps: int
+) -> tuple[torch.Tensor, np.ndarray]:
+    """Random inputs of ``streams`` streams: the model's forward ``(streams, out, steps)`` and the same inputs as
+    :meth:`Library.run` takes them, ``(steps, streams, x + cond)`` (the conditioning repeated at every step)."""
+    x = random_input(x_t, streams, steps)
+    extra = {k: torch.randn(streams, v.shape[1]) for k, v in kwargs.items()}
+    columns = [x.reshape(streams, -1, steps).float(), *(v[..., None].expand(-1, -1, steps) for v in extra.values())]
+    return offline(model, x, **extra), torch.cat(columns, 1).permute(2, 0, 1).numpy()
+
+
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_exported_step_is_strict_c99_and_equals_the_forward(name, tmp_path):
     torch.manual_seed(0)
@@ -114,13 +125,30 @@ def test_exported_step_is_strict_c99_and_equals_the_forward(name, tmp_path):
     assert (tmp_path / "step.h").read_text().count("dilated_step") == 2  # the step and step_batch
     # strict flags, and an input of our own: 2 streams, batch-major through step_batch
     library = Library(build(tmp_path / "step.c", tmp_path / "strict.so", STRICT), "dilated", exported)
-    x = random_input(x_t, 2, 200)
-    extra = {k: v.expand(2, -1) for k, v in kwargs.items()}
-    expected = offline(model, x, **extra)  # (2, out, 200)
-    columns = [x.reshape(2, -1, 200).float(), *(v[..., None].expand(-1, -1, 200) for v in extra.values())]
-    xin = torch.cat(columns, 1).permute(2, 0, 1).numpy()  # (steps, streams, x + cond)
+    expected, xin = forward_and_steps(model, x_t, kwargs, 2, 200)
     got = torch.from_numpy(library.run(xin)).permute(1, 2, 0)
     torch.testing.assert_close(got, expected, atol=TOL, rtol=TOL)
+
+
+@pytest.mark.parametrize("name", ["tcn", "wavenet-gated-global", "mu-law-codes", "wide-convs"])
+def test_step_batch_equals_the_forward_and_the_single_step_bit_for_bit(name, tmp_path):
+    """``step_batch`` runs each layer for every stream before the next layer; each stream sums in the single
+    step's order, so in ISO C (``-std=c99``: no contraction) its outputs equal ``step``'s bit for bit. Under
+    ``-O3 -march=native`` (GNU C: ``a * b + c`` may become an FMA) the compiler contracts each function on its own,
+    so the two may differ in the last bits (one float32 ulp seen); both equal the forward within the tolerance."""
+    torch.manual_seed(2)
+    model, x_t, kwargs = MODELS[name]()
+    model.eval()
+    exported = export_c(model, tmp_path / "step.c", x_t, check=False, **kwargs)
+    for flags in (STRICT, ("-O3", "-march=native")):
+        library = Library(build(tmp_path / "step.c", tmp_path / f"{len(flags)}.so", flags), "dilated", exported)
+        for batch in (1, 3, 64):
+            expected, xin = forward_and_steps(model, x_t, kwargs, batch, 100)
+            got, single = library.run(xin), library.run(xin, batched=False)
+            if flags == STRICT:
+                assert np.array_equal(got, single), batch
+            np.testing.assert_allclose(got, single, rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(torch.from_numpy(got).permute(1, 2, 0), expected, atol=TOL, rtol=TOL)
 
 
 def test_two_prefixed_models_link_into_one_program(tmp_path):

@@ -101,33 +101,45 @@ class _Emission:
         return f"P + {offset}"
 
 
-def _conv(f: Any, e: _Emission) -> list[str]:
+@dataclass(frozen=True)
+class _Pass:
+    """One instruction's C for one stream (``m``, ``r``, ``t``, ``x``, ``cond``, ``y``: that stream's), run for
+    every stream of the batch before the next pass; ``weights``: it reads a tile of weights, which two passes in
+    one loop over the streams would take turns to evict."""
+
+    lines: list[str]
+    weights: bool = False
+
+
+def _conv(f: Any, e: _Emission) -> list[_Pass]:
     """``cout`` sums over the ``k * cin`` taps side by side (``xs``), in tiles of outputs, each split over a few
     partial sums that take every few taps: independent chains of multiply-adds keep the vector units busy (one
-    chain waits on each add's latency), in a fixed order, so no fast-math is needed."""
+    chain waits on each add's latency), in a fixed order, so no fast-math is needed. One pass per tile: the
+    tile's weights come from memory for the first stream of a batch and from cache for the others."""
     n = f.k * f.cin
     weight = e.params[f.weight : f.weight + n * f.cout]
     weight = weight.reshape(n, f.cout) if f.saxpy else weight.reshape(f.cout, n).T  # (taps * in, out)
     tiles = range(0, f.cout, _TILE)  # laid out tile after tile, each (taps * in, width): read front to back
     e.params[f.weight : f.weight + n * f.cout] = np.concatenate([weight[:, o : o + _TILE].ravel() for o in tiles])
-    lines = []
-    if f.k > 1:  # push this step's input into the ring, then gather the k rows dilation apart
-        e.uses |= {"t", "r"}
-        lines += [
-            f"float xs[{n}], *ring = r + {f.ring};",
+    e.uses.add("P")
+    passes = []
+    if f.k > 1:  # push this step's input into the ring, then gather the k rows dilation apart into scratch
+        lines = [
+            f"float *ring = r + {f.ring};",
             f"const unsigned now = (unsigned)(t % {f.rows}u);",
             f"memcpy(ring + now * {f.cin}u, m + {f.inp}, {4 * f.cin}u);",
         ]
         for j in range(f.k):
             back = f.dilation * (f.k - 1 - j)
             row = f"(unsigned)((t + {f.rows - back}u) % {f.rows}u)" if back else "now"
-            lines.append(f"memcpy(xs + {j * f.cin}, ring + {row} * {f.cin}u, {4 * f.cin}u);")
-    else:
-        lines.append(f"const float *xs = m + {f.inp};")
-    e.uses.add("P")
+            lines.append(f"memcpy(m + {f.scratch + j * f.cin}, ring + {row} * {f.cin}u, {4 * f.cin}u);")
+        passes.append(_Pass(lines))
+    # the taps copied to a local array, which the compiler keeps in vector registers (each tap broadcast from a
+    # register rather than loaded from memory: one load per multiply-add, the weight's, where it was one and a half)
+    xs = f"float xs[{n}]; memcpy(xs, m + {f.scratch if f.k > 1 else f.inp}, {4 * n}u);"
     for start in tiles:  # outputs in tiles whose partial sums stay in registers
-        lines += _conv_tile(f, n, start, min(_TILE, f.cout - start))
-    return lines
+        passes.append(_Pass([xs, *_conv_tile(f, n, start, min(_TILE, f.cout - start))], weights=True))
+    return passes
 
 
 def _conv_tile(f: Any, n: int, start: int, width: int) -> list[str]:
@@ -228,7 +240,6 @@ def _reduce(f: Any, e: _Emission) -> list[str]:
 
 def _input(f: Any, e: _Emission) -> list[str]:
     source = f"x[{f.src} + i]" if f.src < e.n_x else f"cond[{f.src - e.n_x} + i]"
-    e.uses.add(source[: source.index("[")])
     return [f"for (int i = 0; i < {f.n}; i++) m[{f.out} + i] = {source};"]
 
 
@@ -236,19 +247,24 @@ def _output(f: Any, e: _Emission) -> list[str]:
     return [f"for (int i = 0; i < {f.n}; i++) y[{f.dst} + i] = m[{f.inp} + i];"]
 
 
-# The C of each instruction of the fast path (one function per op, given the row's fields by name).
-EMITTERS: dict[Op, Callable[[Any, _Emission], list[str]]] = {
+def _one_pass(emit: Callable[[Any, _Emission], list[str]]) -> Callable[[Any, _Emission], list[_Pass]]:
+    """An instruction that reads no weight tile: its C in one pass."""
+    return lambda f, e: [_Pass(emit(f, e))]
+
+
+# The C of each instruction of the fast path (one function per op, given the row's fields by name): its passes.
+EMITTERS: dict[Op, Callable[[Any, _Emission], list[_Pass]]] = {
     isa.CONV: _conv,
-    isa.UNARY: _unary,
-    isa.BINARY: _binary,
-    isa.GATHER: _gather,
-    isa.EMBED: _embed,
-    isa.ONEHOT: _onehot,
-    isa.AFFINE: _affine,
-    isa.LAYERNORM: _layernorm,
-    isa.REDUCE: _reduce,
-    isa.INPUT: _input,
-    isa.OUTPUT: _output,
+    isa.UNARY: _one_pass(_unary),
+    isa.BINARY: _one_pass(_binary),
+    isa.GATHER: _one_pass(_gather),
+    isa.EMBED: _one_pass(_embed),
+    isa.ONEHOT: _one_pass(_onehot),
+    isa.AFFINE: _one_pass(_affine),
+    isa.LAYERNORM: _one_pass(_layernorm),
+    isa.REDUCE: _one_pass(_reduce),
+    isa.INPUT: _one_pass(_input),
+    isa.OUTPUT: _one_pass(_output),
 }
 
 
@@ -270,26 +286,91 @@ class CStep:
     n_y: int  # floats of y per step
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """Where a stream's parts lie in its state block, and its floats per step."""
+
+    state_bytes: int
+    rings_at: int
+    mem_at: int
+    n_x: int
+    n_cond: int
+    n_y: int
+
+
+def _loops(passes: list[tuple[str, _Pass]]) -> list[list[tuple[str, _Pass]]]:
+    """Consecutive passes (with their instruction's name) in loops over the streams, one weight tile at most per
+    loop: each stream then runs a stretch of instructions on its own values while they are in cache."""
+    loops: list[list[tuple[str, _Pass]]] = []
+    for item in passes:
+        if loops and not (item[1].weights and any(p.weights for _, p in loops[-1])):
+            loops[-1].append(item)
+        else:
+            loops.append([item])
+    return loops
+
+
+_STREAM_NAMES = re.compile(r"\b(t|r|m|x|cond|y)\b")
+
+
+def _steps(loops: list[list[tuple[str, _Pass]]], at: _Layout, streams: str) -> str:
+    """The body of a step of ``streams`` streams (a C expression), from ``state``, ``x_all``, ``cond_all`` and
+    ``y_all``: every loop runs its passes for every stream in turn, then the counters advance."""
+    block = f"(unsigned char *)state + (size_t)b * {at.state_bytes}u"
+    defined = {  # what a pass may read of its stream, defined where a loop's passes use it
+        "t": "const uint64_t t = *(const uint64_t *)s;",
+        "r": f"float *r = (float *)(s + {at.rings_at});",
+        "m": f"float *m = (float *)(s + {at.mem_at});",
+        "x": f"const float *x = x_all + (size_t)b * {at.n_x}u;",
+        "cond": f"const float *cond = cond_all + (size_t)b * {at.n_cond}u;",
+        "y": f"float *y = y_all + (size_t)b * {at.n_y}u;",
+    }
+    text = []
+    for loop in loops:
+        body = "".join(
+            f"        {{ /* {name} */\n" + "".join(f"            {line}\n" for line in p.lines) + "        }\n"
+            for name, p in loop
+        )
+        used = set(_STREAM_NAMES.findall(body))
+        prologue = [f"unsigned char *s = {block};"] if used & {"t", "r", "m"} else []
+        prologue += [line for name, line in defined.items() if name in used]
+        text.append(
+            f"    for (int b = 0; b < {streams}; b++) {{\n"
+            + "".join(f"        {line}\n" for line in prologue)
+            + body
+            + "    }\n"
+        )
+    used = set(_STREAM_NAMES.findall("".join(text)))
+    unused = "".join(f"    (void){name}_all;\n" for name in ("x", "cond", "y") if name not in used)
+    counters = f"    for (int b = 0; b < {streams}; b++) *(uint64_t *)({block}) += 1u;\n"
+    return unused + "".join(text) + counters
+
+
 def c_source(compiled: Compiled, ring_floats: int, prefix: str = "dilated", header: str = "step.h") -> CStep:
     """The C of ``compiled`` (a fast-path program of one stream whose rings take ``ring_floats`` floats), its
     public functions named ``{prefix}_...``; ``header``: the name ``step.c`` includes. Raises :class:`Unsupported`
-    for an instruction without a C emission."""
+    for an instruction without a C emission.
+
+    ``step`` and ``step_batch`` are the same passes, for one stream and for ``batch``: each loop over the streams
+    runs a stretch of instructions for every stream before the next, so a conv's weight tile is read from memory
+    once per call and from cache for the other streams, and every stream computes as ``step`` does (bit for bit).
+    """
     if not _PREFIX.match(prefix):
         raise ValueError(f"export_c: prefix {prefix!r} is not a C identifier (letters, digits, _; not a digit first)")
     n_x = int(np.prod(compiled.inputs[0][1], dtype=np.int64))
     e = _Emission(compiled.params.astype(np.float32).copy(), compiled.idx, n_x)
-    blocks = []
+    passes = []
     for row in compiled.prog:
         op = op_of(row)
         emit = EMITTERS.get(op)
         if emit is None:
             raise Unsupported(f"export_c: instruction {op.name!r} has no C emission")
-        body = emit(op.view(row), e)
-        blocks.append(f"    {{ /* {op.name} */\n" + "".join(f"        {line}\n" for line in body) + "    }\n")
+        passes += [(op.name, p) for p in emit(op.view(row), e)]
+    loops = _loops(passes)
     rings_at = HEADER_BYTES
     mem_at = -(-(rings_at + 4 * ring_floats) // 64) * 64
     state_bytes = -(-(mem_at + 4 * compiled.mem_size) // 64) * 64
-    n_cond, n_y = compiled.n_in - n_x, compiled.n_out
+    at = _Layout(state_bytes, rings_at, mem_at, n_x, compiled.n_in - n_x, compiled.n_out)
     guard = f"{prefix.upper()}_STEP_H"
     inputs = ", ".join(f"{name} {shape}" for name, shape, _ in compiled.inputs[1:]) or "none: pass NULL"
     h = f"""\
@@ -297,7 +378,7 @@ def c_source(compiled: Compiled, ring_floats: int, prefix: str = "dilated", head
  * The weights inside the .c file are a snapshot taken at export: export again after training.
  * Every stream owns {state_bytes} bytes of state ({prefix}_state_size()), aligned as malloc aligns; call
  * {prefix}_reset on it before the first step. The step allocates nothing and takes no lock.
- * Floats per step and stream: x {n_x} (integer codes as floats), cond {n_cond} ({inputs}), y {n_y}. */
+ * Floats per step and stream: x {n_x} (integer codes as floats), cond {at.n_cond} ({inputs}), y {at.n_y}. */
 #ifndef {guard}
 #define {guard}
 #include <stddef.h>
@@ -307,7 +388,8 @@ extern "C" {{
 size_t {prefix}_state_size(void);
 void {prefix}_reset(void *state);
 void {prefix}_step(void *state, const float *x, const float *cond, float *y);
-/* batch streams: state batch x {prefix}_state_size() bytes; x, cond and y batch-major */
+/* batch streams: state batch x {prefix}_state_size() bytes; x, cond and y batch-major. Each layer runs for every
+ * stream before the next (its weights read from memory once per call); every stream's y equals the single step's. */
 void {prefix}_step_batch(void *state, int batch, const float *x, const float *cond, float *y);
 #ifdef __cplusplus
 }}
@@ -327,8 +409,6 @@ void {prefix}_step_batch(void *state, int batch, const float *x, const float *co
     for base, values in compiled.constants:
         parts.append(_array(f"K{base}", "float", values.astype(np.float32), literal))
     constants = "".join(f"    memcpy(m + {base}, K{base}, sizeof K{base});\n" for base, _ in compiled.constants)
-    counter = "const uint64_t t = *(uint64_t *)state;\n    " if "t" in e.uses else ""
-    unused = "".join(f"    (void){name};\n" for name in ("x", "cond", "r") if name not in e.uses)
     parts.append(f"""
 size_t {prefix}_state_size(void) {{ return {state_bytes}u; }}
 
@@ -338,19 +418,13 @@ void {prefix}_reset(void *state) {{
 {constants}    (void)m;
 }}
 
-void {prefix}_step(void *state, const float *x, const float *cond, float *y) {{
-    {counter}float *r = (float *)((unsigned char *)state + {rings_at});
-    float *m = (float *)((unsigned char *)state + {mem_at});
-{unused}{"".join(blocks)}    *(uint64_t *)state += 1u;
-}}
+void {prefix}_step(void *state, const float *x_all, const float *cond_all, float *y_all) {{
+{_steps(loops, at, "1")}}}
 
-void {prefix}_step_batch(void *state, int batch, const float *x, const float *cond, float *y) {{
-    for (int b = 0; b < batch; b++)
-        {prefix}_step((unsigned char *)state + (size_t)b * {state_bytes}u, x + (size_t)b * {n_x}u,
-                      cond ? cond + (size_t)b * {n_cond}u : cond, y + (size_t)b * {n_y}u);
-}}
+void {prefix}_step_batch(void *state, int batch, const float *x_all, const float *cond_all, float *y_all) {{
+{_steps(loops, at, "batch")}}}
 """)
-    return CStep("".join(parts), h, state_bytes, n_x, n_cond, n_y)
+    return CStep("".join(parts), h, state_bytes, n_x, at.n_cond, at.n_y)
 
 
 def compiler() -> str:
@@ -394,12 +468,15 @@ class Library:
         self.state_size.restype = ctypes.c_size_t
         self.reset = getattr(self.lib, f"{prefix}_reset")
         self.step_batch = getattr(self.lib, f"{prefix}_step_batch")
+        self.step_one = getattr(self.lib, f"{prefix}_step")
         pointer = ctypes.c_void_p
         self.reset.argtypes = [pointer]
         self.step_batch.argtypes = [pointer, ctypes.c_int, pointer, pointer, pointer]
+        self.step_one.argtypes = [pointer, pointer, pointer, pointer]
 
-    def run(self, xin: np.ndarray) -> np.ndarray:
-        """Outputs ``(steps, batch, n_y)`` for inputs ``(steps, batch, n_x + n_cond)``."""
+    def run(self, xin: np.ndarray, batched: bool = True) -> np.ndarray:
+        """Outputs ``(steps, batch, n_y)`` for inputs ``(steps, batch, n_x + n_cond)``: all streams through one
+        ``step_batch`` call per step, or (``batched=False``) each through its own ``step`` call."""
         steps, batch, _ = xin.shape
         s = self.step
         state = np.zeros(batch * int(self.state_size()) // 4 + 16, np.float32)
@@ -411,7 +488,12 @@ class Library:
         y = np.zeros((steps, batch, s.n_y), np.float32)
         for t in range(steps):
             c = cond[t].ctypes.data if s.n_cond else None
-            self.step_batch(base, batch, x[t].ctypes.data, c, y[t].ctypes.data)
+            if batched:
+                self.step_batch(base, batch, x[t].ctypes.data, c, y[t].ctypes.data)
+                continue
+            for b in range(batch):
+                cb = c and c + 4 * b * s.n_cond
+                self.step_one(base + b * s.state_bytes, x[t, b].ctypes.data, cb, y[t, b].ctypes.data)
         return y
 
 
