@@ -27,12 +27,13 @@ INFO_HELP = """\
 Describe a book: events, time span, levels per side, crossed and one-sided books, spread and mid-price statistics,
 and per label horizon the threshold and the up / stationary / down shares. A feed file is converted first; a
 Parquet book that lacks columns of its levels is refused, naming them; a dataset folder (dilated data convert
--o DIR/) is described from its manifest, with the files that failed (exit status 1 if any).
+-o DIR/) is described from its manifest, with the files that failed (exit status 1 if any), and per instrument the
+same label shares over its days (parts made of whole days, the threshold chosen on the training days).
 
 Examples:
   dilated data info esh4.parquet --horizons 50,100,200
   dilated data info esh4.parquet --json          # the same as one JSON object (docs/json.md)
-  dilated data info esh4-month/
+  dilated data info esh4-month/ --horizons 100 --smoothing tlob
 """
 DATA_HELP = CONVERT_HELP + "\nThen describe a book or a dataset:\n  dilated data info esh4.parquet\n"
 DATA_INFO_SCHEMA = "dilated.data-info/1"
