@@ -137,3 +137,62 @@ def test_data_info_shows_each_rule_per_split(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if "k=10" in line]
     assert len(lines) == 3 and all("train " in line and "val " in line and "test " in line for line in lines)
+
+
+def test_a_dataset_folders_label_balance_is_that_of_its_days_with_the_training_days_threshold(tmp_path: Path) -> None:
+    from dilated.data import LOB_CLASS_NAMES, book_labels, dataset_days, dataset_label_balance, read_day
+
+    root = book_dataset(tmp_path / "books", "ABC", days=5, events=1500)
+    balance = dataset_label_balance(root, horizons=[10, 20], smoothings=["future", "tlob"])
+    assert list(balance) == [10, 20] and list(balance[10]) == ["future", "tlob"]
+    _, days = dataset_days(root)
+    parts = {"train": days[:3], "val": days[3:4], "test": days[4:]}  # 70/15/15 of five days
+    for horizon, smoothing in [(10, "future"), (20, "tlob")]:
+        row = balance[horizon][smoothing]
+        splits = dataset_splits(root, levels=3, window=20, horizon=horizon, smoothing=smoothing)
+        assert row["threshold"] == splits.info["threshold"] and row["rule"] == splits.info["threshold_rule"]
+        for part, part_days in parts.items():
+            labels = np.concatenate(
+                [book_labels(read_day(d, 3), LabelRule(horizon, smoothing), row["threshold"]) for d in part_days]
+            )
+            counts = np.bincount(labels[labels >= 0], minlength=3)
+            assert row["labelled"][part] == counts.sum() > 0
+            assert [row[part][c] for c in LOB_CLASS_NAMES] == pytest.approx(counts / counts.sum())
+    short = dataset_label_balance(book_dataset(tmp_path / "two", "ABC", days=2, events=500), horizons=[10])
+    assert short[10]["future"] == {"threshold": None, "labelled": 0, "rule": "2 day(s); the splits need 3"}
+
+
+def test_the_logistic_baselines_of_a_dataset_folder_are_fitted_on_a_sample_across_its_training_days(
+    tmp_path: Path,
+) -> None:
+    import torch
+
+    from dilated.data import LOB_CLASS_NAMES, dataset_days, read_day
+    from dilated.training._lob_baseline import LobReferences, LogisticRegression, lob_features
+    from dilated.training._metrics import classification_metrics
+
+    root = book_dataset(tmp_path / "books", "ABC", days=5, events=1500)
+    bounded, every = LobReferences(20, sample=300), LobReferences(20, sample=10**6)
+
+    def both(*args) -> None:
+        bounded.visit(*args)
+        every.visit(*args)
+
+    splits = dataset_splits(root, levels=3, window=20, horizon=10, visit=both)
+    small, full = bounded.scores(), every.scores()
+    assert set(full) == {"val", "test"} and set(full["test"]) == {"logistic", "logistic_flow"}
+    assert "fitted on 300 training windows" in small["test"]["logistic"]["name"]
+    assert f"fitted on {len(splits.train):,} training windows" in full["test"]["logistic"]["name"]
+    # every training window of the three training days: one regression on their features concatenated
+    days = dataset_days(root)[1]
+
+    def windows(part, part_days):
+        x = [lob_features(read_day(d, 3), w.ends.numpy(), 20) for d, w in zip(part_days, part.datasets, strict=True)]
+        return np.concatenate(x), np.concatenate([w.targets[w.ends].numpy() for w in part.datasets])
+
+    train_x, train_y = windows(splits.train, days[:3])
+    model = LogisticRegression.fit(train_x, train_y, balanced=True)
+    x, y = windows(splits.test, days[4:])
+    expected = classification_metrics(model.logits(x), torch.from_numpy(y), 3, LOB_CLASS_NAMES)
+    assert full["test"]["logistic"]["mcc"] == pytest.approx(expected["mcc"], abs=1e-9)
+    assert full["test"]["logistic"]["accuracy"] == pytest.approx(expected["accuracy"])

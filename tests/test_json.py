@@ -17,9 +17,11 @@ from dilated.data import (
     convert_book,
     convert_dataset,
     dataset_info,
+    dataset_label_balance,
     label_balance,
     synthetic_feed,
     write_book,
+    write_planted_dataset,
 )
 from dilated.design import design
 from dilated.models import available_models, build_model, example_input_shape
@@ -139,9 +141,22 @@ def test_data_info_of_a_book_file_and_of_a_dataset_folder(capsys, tmp_path):
 
     convert_dataset([feed], tmp_path / "books", levels=3, processes=1)
     capsys.readouterr()
-    folder = cli_json(capsys, "data", "info", str(tmp_path / "books"))
+    folder = cli_json(capsys, "data", "info", str(tmp_path / "books"), "--horizons", "5")
+    labels = {name: row.pop("labels") for name, row in folder["instruments"].items()}
     assert folder == {"schema": "dilated.data-info/1", "kind": "dataset", **dataset_info(tmp_path / "books")}
     assert folder["instruments"]["ABCUSDT"]["rows"] == len(book)
+    assert labels["ABCUSDT"][0] == {"horizon": 5, "smoothing": "future", "threshold": None, "labelled": 0} | {
+        "rule": "1 day(s); the splits need 3"
+    }
+
+    write_planted_dataset(tmp_path / "planted", days=3, events=800)
+    planted = cli_json(capsys, "data", "info", str(tmp_path / "planted"), "--horizons", "5,20", "--smoothing", "tlob")
+    balance = dataset_label_balance(tmp_path / "planted", "PLANTED", [5, 20], smoothings=["tlob"])
+    rows = [{"horizon": h, "smoothing": rule, **row} for h, rules in balance.items() for rule, row in rules.items()]
+    assert planted["instruments"]["PLANTED"]["labels"] == json.loads(json.dumps(rows))
+    assert rows[0]["labelled"]["test"] > 0
+    text = cli_text(capsys, "data", "info", str(tmp_path / "planted"), "--horizons", "5,20", "--smoothing", "tlob")
+    assert f"k=20 tlob: threshold {rows[1]['threshold']:.3g}" in text.splitlines()[-1]
 
 
 @pytest.fixture(scope="module")

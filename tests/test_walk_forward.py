@@ -69,6 +69,9 @@ def test_walk_forward_table_equals_each_fold_runs_test_metrics(four_days: Path, 
             "val": [row["val_day"]],
             "test": [row["test_day"]],
         }
+        # the logistic baselines of a dataset folder, fitted on the fold's training days
+        assert set(metrics["test"]["references"]) == {"logistic", "logistic_flow"}
+        assert "fitted on " in metrics["test"]["references"]["logistic"]["name"]
         for name in ("mcc", "f1_macro", "accuracy"):
             assert float(row[name]) == metrics["test"][name]
             assert float(row[f"baseline_{name}"]) == metrics["test"]["baseline"][name]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from dilated.cli._shared import Command, add_json_argument, add_subcommand, print_json
 
@@ -26,12 +27,13 @@ INFO_HELP = """\
 Describe a book: events, time span, levels per side, crossed and one-sided books, spread and mid-price statistics,
 and per label horizon the threshold and the up / stationary / down shares. A feed file is converted first; a
 Parquet book that lacks columns of its levels is refused, naming them; a dataset folder (dilated data convert
--o DIR/) is described from its manifest, with the files that failed (exit status 1 if any).
+-o DIR/) is described from its manifest, with the files that failed (exit status 1 if any), and per instrument the
+same label shares over its days (parts made of whole days, the threshold chosen on the training days).
 
 Examples:
   dilated data info esh4.parquet --horizons 50,100,200
   dilated data info esh4.parquet --json          # the same as one JSON object (docs/json.md)
-  dilated data info esh4-month/
+  dilated data info esh4-month/ --horizons 100 --smoothing tlob
 """
 DATA_HELP = CONVERT_HELP + "\nThen describe a book or a dataset:\n  dilated data info esh4.parquet\n"
 DATA_INFO_SCHEMA = "dilated.data-info/1"
@@ -85,37 +87,47 @@ def _convert_dataset(args: argparse.Namespace) -> int:
     return 1 if report["failed"] else 0
 
 
+def _label_rows(balance: dict[int, dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """A label balance as the JSON list: one object per horizon and rule."""
+    return [
+        {"horizon": horizon, "smoothing": smoothing, **row}
+        for horizon, rules in (balance or {}).items()
+        for smoothing, row in rules.items()
+    ]
+
+
 def _data_info(args: argparse.Namespace) -> int:
     from dilated.data import SMOOTHINGS, book_summary, convert_book, format_book_info, label_balance, read_book
 
     path = Path(args.file)
-    if path.is_dir():
-        from dilated.data import dataset_info, format_dataset_info
-
-        info = dataset_info(path)
-        if args.json:
-            print_json(DATA_INFO_SCHEMA, {"kind": "dataset", **info})
-        else:
-            print(format_dataset_info(info))
-        return 1 if info["failures"] else 0
-    book = read_book(path) if path.suffix.lower() in (".parquet", ".pq") else convert_book(path, progress=False)
     horizons = [int(h) for h in args.horizons.split(",") if h.strip()] if args.horizons else []
     smoothings = [args.smoothing] if args.smoothing else SMOOTHINGS
-    balance = (
-        label_balance(
-            book, horizons, args.threshold, smoothings, threshold_unit=args.threshold_unit, tick_size=args.tick_size
-        )
-        if horizons
-        else None
-    )
+    labels = {
+        "threshold": args.threshold,
+        "smoothings": smoothings,
+        "threshold_unit": args.threshold_unit,
+        "tick_size": args.tick_size,
+    }
+    if path.is_dir():
+        from dilated.data import dataset_info, dataset_label_balance, format_dataset_info
+
+        info = dataset_info(path)
+        balances = {
+            name: dataset_label_balance(path, name, horizons, **labels) if horizons and not row["error"] else None
+            for name, row in info["instruments"].items()
+        }
+        if args.json:
+            for name, row in info["instruments"].items():
+                row["labels"] = _label_rows(balances[name])
+            print_json(DATA_INFO_SCHEMA, {"kind": "dataset", **info})
+        else:
+            print(format_dataset_info(info, balances))
+        return 1 if info["failures"] else 0
+    book = read_book(path) if path.suffix.lower() in (".parquet", ".pq") else convert_book(path, progress=False)
+    balance = label_balance(book, horizons, **labels) if horizons else None
     summary = book_summary(book)
     if args.json:
-        labels = [
-            {"horizon": horizon, "smoothing": smoothing, **row}
-            for horizon, rules in (balance or {}).items()
-            for smoothing, row in rules.items()
-        ]
-        print_json(DATA_INFO_SCHEMA, {"kind": "book", **summary, "labels": labels})
+        print_json(DATA_INFO_SCHEMA, {"kind": "book", **summary, "labels": _label_rows(balance)})
     else:
         print(format_book_info(summary, balance))
     return 0

@@ -28,6 +28,7 @@ _EXPORTS = {  # public name -> the private module that defines it, imported on f
     "DaySplits": "._book_days",
     "dataset_days": "._book_days",
     "dataset_splits": "._book_days",
+    "dataset_label_balance": "._book_days",
     "read_day": "._book_days",
     "is_book_dataset": "._book_days",
     "SMOOTHINGS": "._choices",
@@ -96,6 +97,7 @@ if TYPE_CHECKING:  # the names as type checkers see them
     from dilated.data._book_days import BookDay as BookDay
     from dilated.data._book_days import DaySplits as DaySplits
     from dilated.data._book_days import dataset_days as dataset_days
+    from dilated.data._book_days import dataset_label_balance as dataset_label_balance
     from dilated.data._book_days import dataset_splits as dataset_splits
     from dilated.data._book_days import is_book_dataset as is_book_dataset
     from dilated.data._book_days import read_day as read_day

@@ -25,7 +25,7 @@ import itertools
 import math
 import tempfile
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from dilated._progress import bar_disabled
 from dilated.data._book_features import SCALE_SAMPLE, BookInputs, RobustScale, observed_tick, scaling_sample
+from dilated.data._choices import SMOOTHINGS
 from dilated.data._dataset import read_manifest
 from dilated.data._lob_labels import (
     SMOOTHING_WINDOW,
@@ -47,6 +48,7 @@ from dilated.data._lob_labels import (
     in_time,
     input_info,
     label_info,
+    label_shares,
     label_threshold,
     threshold_rule,
     time_ns,
@@ -59,6 +61,7 @@ from dilated.data._windows import DEFAULT_FRACTIONS, WindowDataset, split_bounds
 
 _DAY_NS = 86_400 * 10**9
 _PARTS = ("train", "validation", "test")
+DayVisitor = Callable[[str, Book, np.ndarray, np.ndarray, "float | None"], None]
 
 
 def is_book_dataset(path: str | Path) -> bool:
@@ -101,8 +104,8 @@ def dataset_days(
     return chosen, [d for d in dated if first <= np.datetime64(d.date, "D").astype(np.int64) <= last]
 
 
-def read_day(day: BookDay, levels: int, start: Any = None, end: Any = None) -> Book:
-    """A day's rows (its parts one after the other), the first ``levels`` levels, ``start <= ts < end``."""
+def read_day(day: BookDay, levels: int | None, start: Any = None, end: Any = None) -> Book:
+    """A day's rows (its parts one after the other), the first ``levels`` levels (None: all), ``start <= ts < end``."""
     books = [read_book(path, levels) for path in day.parts]
     ts = books[0].ts if len(books) == 1 else np.concatenate([b.ts for b in books])
     values = books[0].values if len(books) == 1 else np.concatenate([b.values for b in books])
@@ -266,7 +269,7 @@ def _mapped(folder: str, array: np.ndarray) -> torch.Tensor:
 class _DayReader:
     """Reads the selected days one at a time (one day's book in memory), advancing the progress bar."""
 
-    levels: int
+    levels: int | None
     start: Any
     end: Any
     bar: Any  # a tqdm bar
@@ -364,9 +367,11 @@ def _part_windows(
     rule: LabelRule,
     window: int,
     stride: int,
+    visit: DayVisitor | None,
+    part: str,
 ) -> tuple[list[WindowDataset], np.ndarray, int, int]:
     """One part's windows (one memory-mapped :class:`WindowDataset` per day), its label counts, events and usable
-    events."""
+    events; ``visit`` sees each day's book, window ends and labels."""
     windows, count, events, usable_count = [], np.zeros(3, dtype=np.int64), 0, 0
     for book, usable in reader.books(days):
         events, usable_count = events + len(book), usable_count + int(usable.sum())
@@ -374,6 +379,8 @@ def _part_windows(
         ends = window_ends(usable, labels, window, rule, stride)
         if len(ends) == 0:
             continue
+        if visit is not None:
+            visit(part, book, ends, labels, inputs.tick)
         count += np.bincount(labels[ends], minlength=3)
         normalised = inputs(fill_book_levels(book.values))  # (channels, events)
         mapped = (_mapped(folder, normalised), _mapped(folder, labels), _mapped(folder, ends))
@@ -400,11 +407,14 @@ def dataset_splits(
     representation: str = "raw",
     tick_size: float | None = None,
     selection: Sequence[Sequence[str | int]] | None = None,
+    visit: DayVisitor | None = None,
 ) -> DaySplits:
     """Windows, labels and splits by days of one instrument of a dataset folder (module notes); the arguments are
     those of :func:`~dilated.data.book_splits`, ``fractions`` of the days, and ``instrument`` (None: the only one);
     the tick: ``tick_size``, else the manifest's, else the smallest level gap of the training days. ``selection``
-    names the train, validation and test days instead of ``fractions`` (:func:`chosen_days`)."""
+    names the train, validation and test days instead of ``fractions`` (:func:`chosen_days`). ``visit(part, book,
+    ends, labels, tick)``, where given, is called with each day's book (``part`` ``train``, ``val`` or ``test``, in
+    that order), its window ends and labels while the windows are built, e.g. to fit a reference on them."""
     levels = check_levels(levels)
     if window < 1 or horizon < 1 or stride < 1:
         raise ValueError(f"window, horizon and stride must be >= 1; got {window}, {horizon}, {stride}")
@@ -440,7 +450,7 @@ def dataset_splits(
     with tempfile.TemporaryDirectory(prefix="dilated-days-") as folder:
         for part, part_days in zip(("train", "val", "test"), chosen, strict=True):
             windows, count, part_events, part_usable = _part_windows(
-                reader, part_days, folder, inputs, threshold, rule, window, stride
+                reader, part_days, folder, inputs, threshold, rule, window, stride, visit, part
             )
             events, usable_count = events + part_events, usable_count + part_usable
             if not windows:
@@ -467,3 +477,72 @@ def dataset_splits(
     }
     train, val, test = parts
     return DaySplits(train, val, test, ConcatDataset(parts), info)
+
+
+def dataset_label_balance(
+    root: str | Path,
+    instrument: str | None = None,
+    horizons: Sequence[int] = (10, 50, 100),
+    threshold: float | None = None,
+    smoothings: Sequence[str] = SMOOTHINGS,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    threshold_unit: str = "fraction",
+    tick_size: float | None = None,
+    smoothing_window: int = SMOOTHING_WINDOW,
+) -> dict[int, dict[str, Any]]:
+    """:func:`~dilated.data.label_balance` of one instrument of a dataset folder: per horizon and label rule, the
+    threshold chosen on the training days as :func:`dataset_splits` chooses it, and the label shares of each part's
+    days (``fractions`` of the days, each day labelled alone). Reads each training day three times and every other
+    day once, one day in memory at a time."""
+    fractions = tuple(float(f) for f in fractions)
+    instrument, days = dataset_days(root, instrument)
+    name = f"{root} ({instrument})"
+    if len(days) < len(fractions):
+        why = {"threshold": None, "labelled": 0, "rule": f"{len(days)} day(s); the splits need {len(fractions)}"}
+        return {int(h): {s: dict(why) for s in smoothings} for h in horizons}
+    chosen = [days[lo:hi] for lo, hi in day_bounds(len(days), fractions)]
+    reader = _DayReader(None, None, None, tqdm(disable=True))
+    tick = tick_size if tick_size is not None else _dataset_tick(root, instrument, reader, chosen[0])[0]
+    if threshold_unit == "ticks" and tick is None:
+        raise ValueError(f"{name}: threshold_unit ticks needs a tick size: give tick_size")
+    rules = {
+        (int(h), s): LabelRule(int(h), s, smoothing_window, tick if threshold_unit == "ticks" else None)
+        for h in horizons
+        for s in smoothings
+    }
+    balanced = threshold is None and threshold_unit != "spread"
+    quantiles = {key: StreamedQuantile(1 / 3) for key in rules}
+    spreads, spread_count = 0.0, 0
+    for book, usable in reader.books(chosen[0]):
+        spreads += float(np.sum(book.spread[usable] / book.mid[usable]))
+        spread_count += int(usable.sum())
+        for key, rule in rules.items() if balanced else ():
+            quantiles[key].count(_changes(book, usable, rule))
+    if balanced:
+        for book, usable in reader.books(chosen[0]):
+            for key, rule in rules.items():
+                if quantiles[key].total:
+                    quantiles[key].collect(_changes(book, usable, rule))
+    mean_spread = np.array([spreads / spread_count]) if spread_count else np.array([])
+    thresholds: dict[tuple[int, str], tuple[float, str]] = {}
+    for key in rules:
+        if not balanced:
+            thresholds[key] = label_threshold(threshold, threshold_unit, np.array([]), mean_spread)
+        elif quantiles[key].total:
+            alpha = quantiles[key].result()
+            thresholds[key] = alpha, threshold_rule(alpha)
+    counts = {key: {part: np.zeros(3, dtype=np.int64) for part in ("train", "val", "test")} for key in thresholds}
+    for part, part_days in zip(("train", "val", "test"), chosen, strict=True):
+        for book, _ in reader.books(part_days):
+            for key, (alpha, _how) in thresholds.items():
+                labels = book_labels(book, rules[key], alpha)
+                counts[key][part] += np.bincount(labels[labels >= 0], minlength=3)
+    result: dict[int, dict[str, Any]] = {}
+    for horizon, smoothing in rules:
+        rows = result.setdefault(horizon, {})
+        if (horizon, smoothing) not in thresholds:
+            rows[smoothing] = {"threshold": None, "labelled": 0, "rule": "too few usable events"}
+            continue
+        alpha, how = thresholds[horizon, smoothing]
+        rows[smoothing] = {"threshold": alpha, "rule": how, **label_shares(counts[horizon, smoothing])}
+    return result

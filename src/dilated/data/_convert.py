@@ -22,6 +22,7 @@ from dilated.data._binance import binance_book
 from dilated.data._bitstamp import bitstamp_book
 from dilated.data._choices import BOOK_FORMATS, GAP_POLICIES
 from dilated.data._databento import databento_mbo_book, databento_mbp10_book, dbn_schema
+from dilated.data._lob_labels import format_label_balance
 from dilated.data._lobster import lobster_book
 from dilated.data._orderbook import DEFAULT_LEVELS, Book, check_levels
 
@@ -249,18 +250,5 @@ def format_book_info(summary: dict[str, Any], balance: dict[int, dict[str, Any]]
         f"  spread: {stats(summary['spread'])}",
         f"  mid:    {stats(summary['mid'])}",
     ]
-    if balance:
-        lines.append("  labels (up / stationary / down % of each part's labels, per horizon k and rule):")
-    for horizon, rules in (balance or {}).items():
-        for smoothing, row in rules.items():
-            if not row["labelled"]:
-                lines.append(f"    k={horizon} {smoothing}: none ({row['rule']})")
-                continue
-            parts = ", ".join(
-                f"{part} "
-                + "/".join(f"{100 * row[part][c]:.0f}" for c in ("up", "stationary", "down"))
-                + f" of {row['labelled'][part]:,}"
-                for part in ("train", "val", "test")
-            )
-            lines.append(f"    k={horizon} {smoothing}: threshold {row['threshold']:.3g} ({row['rule']}): {parts}")
+    lines += format_label_balance(balance or {}, "  ")
     return "\n".join(lines)

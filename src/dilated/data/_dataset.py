@@ -617,8 +617,13 @@ def dataset_info(root: str | Path) -> dict[str, Any]:
     }
 
 
-def format_dataset_info(info: dict[str, Any]) -> str:
-    """:func:`dataset_info` as plain text."""
+def format_dataset_info(
+    info: dict[str, Any], balances: dict[str, dict[int, dict[str, Any]] | None] | None = None
+) -> str:
+    """:func:`dataset_info` as plain text, with each instrument's label balance where ``balances`` has one
+    (:func:`~dilated.data.dataset_label_balance`)."""
+    from dilated.data._lob_labels import format_label_balance
+
     lines = [
         f"{info['path']}: {len(info['instruments'])} instruments, {info['dates']} dates, {info['rows']:,} rows",
         f"  date: {info['date']}",
@@ -630,6 +635,7 @@ def format_dataset_info(info: dict[str, Any]) -> str:
             f"  {name}: {row['format']}, {row['files']} files, {row['dates']} dates ({span}), {row['rows']:,} rows, "
             f"{tick}" + ("  FAILED" if row["error"] else "")
         )
+        lines += format_label_balance((balances or {}).get(name) or {}, "    ")
     for failure in info["failures"]:
         lines.append(f"  failed: {failure['source']}: {failure['error']}")
     return "\n".join(lines)

@@ -386,7 +386,8 @@ def label_balance(
         raise ValueError(f"{book.source}: threshold_unit ticks needs a tick size: give tick_size")
     result: dict[int, dict[str, Any]] = {}
     for horizon in horizons:
-        result[int(horizon)] = rows = {}
+        rows: dict[str, Any] = {}
+        result[int(horizon)] = rows
         for smoothing in smoothings:
             rule = LabelRule(int(horizon), smoothing, smoothing_window, tick if threshold_unit == "ticks" else None)
             changes, spreads = _training_changes(book, usable, rule, train)
@@ -394,12 +395,40 @@ def label_balance(
                 rows[smoothing] = {"threshold": None, "labelled": 0, "rule": "too few usable events"}
                 continue
             alpha, how = label_threshold(threshold, threshold_unit, changes, spreads)
-            row: dict[str, Any] = {"threshold": alpha, "rule": how, "labelled": {}}
+            counts: dict[str, np.ndarray] = {}
             for part, (first, stop) in zip(("train", "val", "test"), bounds, strict=True):
                 # each part labelled alone: no label reads past its part
                 labels = movement_labels(rule.change(mid[first:stop]), alpha)
-                counts = np.bincount(labels[labels >= 0], minlength=3)
-                row["labelled"][part] = int(counts.sum())
-                row[part] = {name: float(c / max(1, counts.sum())) for name, c in zip(LOB_CLASS_NAMES, counts)}
-            rows[smoothing] = row
+                counts[part] = np.bincount(labels[labels >= 0], minlength=3)
+            rows[smoothing] = {"threshold": alpha, "rule": how, **label_shares(counts)}
     return result
+
+
+def label_shares(counts: dict[str, np.ndarray]) -> dict[str, Any]:
+    """``{"labelled": {part: labels}, part: {"up", "stationary", "down"} shares}`` of label counts per part."""
+    result: dict[str, Any] = {"labelled": {part: int(c.sum()) for part, c in counts.items()}}
+    for part, c in counts.items():
+        result[part] = {name: float(n / max(1, c.sum())) for name, n in zip(LOB_CLASS_NAMES, c)}
+    return result
+
+
+def format_label_balance(balance: dict[int, dict[str, Any]], indent: str) -> list[str]:
+    """:func:`label_balance` (or :func:`~dilated.data.dataset_label_balance`) as text lines."""
+    lines = (
+        [f"{indent}labels (up / stationary / down % of each part's labels, per horizon k and rule):"] if balance else []
+    )
+    for horizon, rules in balance.items():
+        for smoothing, row in rules.items():
+            if not row["labelled"]:
+                lines.append(f"{indent}  k={horizon} {smoothing}: none ({row['rule']})")
+                continue
+            parts = ", ".join(
+                f"{part} "
+                + "/".join(f"{100 * row[part][c]:.0f}" for c in LOB_CLASS_NAMES)
+                + f" of {row['labelled'][part]:,}"
+                for part in ("train", "val", "test")
+            )
+            lines.append(
+                f"{indent}  k={horizon} {smoothing}: threshold {row['threshold']:.3g} ({row['rule']}): {parts}"
+            )
+    return lines

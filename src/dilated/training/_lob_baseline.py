@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -124,29 +124,79 @@ def lob_baselines(
     return result
 
 
+@dataclass
+class LobReferences:
+    """The class-weighted logistic regressions on imbalance and mid changes (``logistic``) and on order flow
+    (``logistic_flow``, where the book has a tick size), gathered one book (or dataset day) at a time: every
+    training part is visited before the parts scored (:func:`~dilated.data.dataset_splits` reads them in that
+    order). A training book keeps at most ``sample`` windows (evenly spread) and the fit at most ``sample`` of all
+    of them, so the cost does not grow with the data; the scored parts keep only logits and labels."""
+
+    window: int
+    sample: int = REFERENCE_SAMPLE
+    _train: dict[str, list[np.ndarray]] = field(default_factory=dict)  # rule -> features per book
+    _train_labels: list[np.ndarray] = field(default_factory=list)
+    _models: dict[str, LogisticRegression] = field(default_factory=dict)
+    _fitted_on: int = 0
+    _scored: dict[str, dict[str, list[torch.Tensor]]] = field(default_factory=dict)  # part -> rule -> logits
+    _labels: dict[str, list[np.ndarray]] = field(default_factory=dict)
+
+    def visit(self, part: str, book: Book, ends: np.ndarray, labels: np.ndarray, tick: float | None) -> None:
+        """Take the windows of ``book`` ending at ``ends`` (labels: ``labels[ends]``) of ``part`` (``train``
+        first)."""
+        rules = {"logistic": lambda e: lob_features(book, e, self.window)}
+        if tick:
+            rules["logistic_flow"] = lambda e: flow_features(book, e, self.window, tick)
+        if part == "train":
+            if self._models:
+                raise RuntimeError("LobReferences: a training part visited after a scored one")
+            chosen = strided_sample(ends, self.sample)
+            for rule, features in rules.items():
+                self._train.setdefault(rule, []).append(features(chosen))
+            self._train_labels.append(labels[chosen])
+            return
+        if not self._models:
+            self._fit()
+        for rule, model in self._models.items():
+            self._scored.setdefault(part, {}).setdefault(rule, []).append(model.logits(rules[rule](ends)))
+        self._labels.setdefault(part, []).append(labels[ends])
+
+    def _fit(self) -> None:
+        labels = np.concatenate(self._train_labels)
+        kept = strided_sample(np.arange(len(labels)), self.sample)
+        self._fitted_on = len(kept)
+        for rule, features in self._train.items():
+            x = np.concatenate(features)[kept]
+            self._models[rule] = LogisticRegression.fit(x, labels[kept], len(LOB_CLASS_NAMES), balanced=True)
+
+    def scores(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """``{part: {rule: {"name": ..., metric: value}}}`` of the parts visited after training."""
+        result: dict[str, dict[str, dict[str, Any]]] = {}
+        for part, rules in self._scored.items():
+            labels = torch.from_numpy(np.concatenate(self._labels[part]))
+            result[part] = {
+                rule: {
+                    "name": f"{_NAMES[rule]}, fitted on {self._fitted_on:,} training windows",
+                    **scalar_metrics(classification_metrics(torch.cat(logits), labels, 3, LOB_CLASS_NAMES)),
+                }
+                for rule, logits in rules.items()
+            }
+        return result
+
+
+_NAMES = {
+    "logistic": "logistic regression on imbalance and mid changes",
+    "logistic_flow": "logistic regression on order flow",
+}
+
+
 def lob_references(
     splits: BookSplits, parts: Sequence[str] = ("val", "test"), sample: int = REFERENCE_SAMPLE
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """The class-weighted logistic regressions on imbalance and mid changes (``logistic``) and on order flow
-    (``logistic_flow``, where the book has a tick size), fitted on at most ``sample`` training windows, scored on
+    """:class:`LobReferences` of one book's splits, fitted on at most ``sample`` training windows, scored on
     ``parts``: ``{part: {rule: {"name": ..., metric: value}}}`` (module notes)."""
-    window, book = splits.full.window, splits.book
-    train_ends = strided_sample(splits.train.ends.numpy(), sample)
-    rules = {"logistic": ("logistic regression on imbalance and mid changes", lambda e: lob_features(book, e, window))}
-    tick = splits.info.get("tick_size")
-    if tick:
-        rules["logistic_flow"] = ("logistic regression on order flow", lambda e: flow_features(book, e, window, tick))
-    labels = splits.train.targets.numpy()
-    result: dict[str, dict[str, dict[str, Any]]] = {part: {} for part in parts}
-    for rule, (name, features) in rules.items():
-        model = LogisticRegression.fit(features(train_ends), labels[train_ends], len(LOB_CLASS_NAMES), balanced=True)
-        for part in parts:
-            ends = getattr(splits, part).ends.numpy()
-            scores = classification_metrics(
-                model.logits(features(ends)), torch.from_numpy(labels[ends]), 3, LOB_CLASS_NAMES
-            )
-            result[part][rule] = {
-                "name": f"{name}, fitted on {len(train_ends):,} training windows",
-                **scalar_metrics(scores),
-            }
-    return result
+    references = LobReferences(splits.full.window, sample)
+    labels, tick = splits.train.targets.numpy(), splits.info.get("tick_size")
+    for part in ("train", *parts):
+        references.visit(part, splits.book, getattr(splits, part).ends.numpy(), labels, tick)
+    return references.scores()

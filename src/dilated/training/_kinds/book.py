@@ -93,9 +93,12 @@ class BookData(DataSource):
             "end": self.end,
             "scaling": None if stats is None else _scaling(stats),  # a run's
         }
+        from dilated.training._lob_baseline import LobReferences, lob_references
+
+        references = LobReferences(self.window)
         if data.is_book_dataset(self.path):
             parts: data.BookSplits | data.DaySplits = data.dataset_splits(
-                self.path, self.instrument, progress=progress, selection=self._days(), **options
+                self.path, self.instrument, progress=progress, selection=self._days(), visit=references.visit, **options
             )
         else:
             if self.instrument is not None or self.days is not None:
@@ -106,10 +109,8 @@ class BookData(DataSource):
         scaled = "zscore" if "zscore" in parts.info else "scaling"
         info = {k: v for k, v in parts.info.items() if k != scaled} | {"normalisation": parts.info[scaled]}
         splits = Splits(parts.train, parts.val, parts.test, lob_task(), channels, length, parts.full, info)
-        if isinstance(parts, data.BookSplits):
-            from dilated.training._lob_baseline import lob_references
-
-            splits.references = lob_references(parts)
+        # the logistic references, fitted on a bounded sample of the training windows (of every training day)
+        splits.references = lob_references(parts) if isinstance(parts, data.BookSplits) else references.scores()
         return splits
 
     def _days(self) -> list[list[str | int]] | None:
