@@ -22,8 +22,11 @@ Sizing (2 shared CPU cores, the whole grid in well under an hour with 2 worker p
 recipe's window of 64 events and its TCN (5 levels of 32 channels, kernel 3, receptive field 125 >= the window; the
 sizing of ``benchmarks/lob_planted.py``); an epoch is :data:`EPOCH_BATCHES` batches (6,400 windows) drawn afresh
 from all training windows each epoch, at most :data:`MAX_EPOCHS` epochs; validation and test on every window. One
-ESH4 k=50 stationary run took 58 s (4 epochs, early stopped) on this machine. MLPLOB and TLOB are not in the grid:
-see the report for the timed trial. Each finished cell is appended to ``docs/results/lob_real.csv`` as it ends, so
+ESH4 k=50 stationary run took 58 s (4 epochs, early stopped, epochs of 10-14 s, load average ~5); in the full run,
+with the machine shared by 7 jobs (load average 10-11), a cell takes about 5 minutes, so the default grid is 3
+sources x 15 cells and the run ends where the time given ends (the report lists what did not run). MLPLOB and TLOB
+are not in the grid: a timed MLPLOB trial on the same cell took 189 s (epochs of 50-61 s at load ~8-9; the report
+gives its score). Each finished cell is appended to ``docs/results/lob_real.csv`` as it ends, so
 partial results survive and a rerun skips the finished cells; ``--report-only`` writes ``docs/results/lob_real.md``
 from the CSV.
 """
@@ -334,6 +337,11 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> Path:
             )
         )
     headline = summary(calls)
+    missing = [
+        f"{SOURCES[c['source']]['name']} k={c['horizon']} {c['representation']}"
+        for c in cells(args.sources, args.seeds, args.quick)
+        if c["seed"] == args.seeds[0] and (c["source"], c["horizon"], c["representation"]) not in complete
+    ]
     body = "\n\n".join(
         [
             SETUP.format(window=load_window(), batches=EPOCH_BATCHES, epochs=MAX_EPOCHS, windows=32 * EPOCH_BATCHES),
@@ -354,7 +362,14 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> Path:
                 ["source", "messages", "book events", "events used", "mid changes", "crossed", "counts"],
                 books,
             ),
+            "**What is and is not learnable here, and why.**",
+            "\n".join(f"- {line}" for line in learnable(pairs, complete, args.books)),
             TEXT,
+            *(
+                [f"**Not in this run** (the grid did not finish in the time given): {'; '.join(missing)}."]
+                if missing
+                else []
+            ),
         ]
     )
     walls = [float(r["wall_s"]) for r in rows]
@@ -370,6 +385,36 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> Path:
         out_dir=args.out_dir,
         headline=headline,
     )
+
+
+def learnable(
+    pairs: list[tuple[str, int]], complete: dict[tuple[str, int, str], list[dict[str, Any]]], books: Path
+) -> list[str]:
+    """Per source: how many outcomes the data hold, what the labels mean, and the TCN's MCC against the
+    logistic regressions' (the numbers the text below reads)."""
+    lines = []
+    for source in dict.fromkeys(s for s, _ in pairs):
+        facts = json.loads(book_path(books, source).with_suffix(".json").read_text())
+        per = facts["used_events"] / max(1, facts["mid_changes"])
+        parts = []
+        for horizon in [k for s, k in pairs if s == source]:
+            groups = {r: rs for (s, k, r), rs in complete.items() if (s, k) == (source, horizon)}
+            first = next(iter(groups.values()))[0]
+            stationary = "/".join(first[f"balance_{p}"].split("/")[1] for p in ("train", "val", "test"))
+            mcc = ", ".join(f"{r} {mean_sd([float(x['mcc']) for x in rs], 100, 1)}" for r, rs in groups.items())
+            parts.append(
+                f"k={horizon} (about {horizon / per:.1f} mid changes ahead): threshold {float(first['threshold_ticks']):.3g} "
+                f"ticks, stationary {stationary}% of train/val/test labels; test MCC x 100: logistic "
+                f"{pct(float(first['logistic_mcc']))}, logistic on order flow {pct(float(first['logistic_flow_mcc']))}, "
+                f"TCN {mcc}"
+            )
+        lines.append(
+            f"{SOURCES[source]['name']}: {facts['used_events']:,} events, {facts['mid_changes']:,} mid changes "
+            f"(one per {per:.0f} events, about {0.15 * facts['mid_changes']:.0f} in the test part). "
+            + "; ".join(parts)
+            + "."
+        )
+    return lines
 
 
 def pct(value: float) -> str:
