@@ -288,7 +288,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> Path:
         g: sorted(rs, key=lambda r: r["seed"]) for g, rs in groups.items() if {r["seed"] for r in rs} >= set(seeds)
     }
     pairs = sorted({(s, k) for s, k, _ in complete}, key=lambda p: (list(SOURCES).index(p[0]), p[1]))
-    table, verdicts, labels, calls = [], [], [], []
+    table, verdicts, labels, calls, bests = [], [], [], [], []
     for source, horizon in pairs:
         name = SOURCES[source]["name"]
         first = next(rs[0] for (s, k, _), rs in complete.items() if (s, k) == (source, horizon))
@@ -303,13 +303,14 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> Path:
                     horizon,
                     f"TCN, {representation} inputs",
                     *(mean_sd([float(r[m]) for r in runs], 100, 1) for m in METRICS),
-                    " ".join(r["epochs"] for r in runs),
+                    " ".join(f"{r['epochs']} ({r['best_epoch']})" for r in runs),
                     f"{statistics.mean(float(r['wall_s']) for r in runs):.0f}",
                 )
             )
-        line, found = verdict(first, {r: complete[(source, horizon, r)] for r in models})
+        line, found, best = verdict(first, {r: complete[(source, horizon, r)] for r in models})
         verdicts.append(f"{name}, k={horizon}: {line}")
         calls += found
+        bests.append(best)
         labels.append(
             (
                 name,
@@ -336,7 +337,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> Path:
                 facts["counts"],
             )
         )
-    headline = summary(calls)
+    headline = summary(calls, bests, complete)
     missing = [
         f"{SOURCES[c['source']]['name']} k={c['horizon']} {c['representation']}"
         for c in cells(args.sources, args.seeds, args.quick)
@@ -346,7 +347,17 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> Path:
         [
             SETUP.format(window=load_window(), batches=EPOCH_BATCHES, epochs=MAX_EPOCHS, windows=32 * EPOCH_BATCHES),
             markdown_table(
-                ["source", "k", "model", "accuracy", "weighted F1", "macro F1", "MCC", "epochs per seed", "s/run"],
+                [
+                    "source",
+                    "k",
+                    "model",
+                    "accuracy",
+                    "weighted F1",
+                    "macro F1",
+                    "MCC",
+                    "epochs (best) per seed",
+                    "s/run",
+                ],
                 table,
             ),
             SIGNIFICANCE,
@@ -427,8 +438,9 @@ def load_window() -> int:
     return int(load_config(RECIPE).data.window)  # type: ignore[attr-defined]
 
 
-def verdict(first: dict[str, Any], runs: dict[str, list[dict[str, Any]]]) -> tuple[str, list[tuple[str, str]]]:
-    """Each input's TCN macro F1 against the best baseline's, and the call (rule in :data:`SIGNIFICANCE`)."""
+def verdict(first: dict[str, Any], runs: dict[str, list[dict[str, Any]]]) -> tuple[str, list[tuple[str, str]], str]:
+    """Each input's TCN macro F1 against the best baseline's, and the call (rule in :data:`SIGNIFICANCE`); the
+    best baseline."""
     baseline = max(BASELINES, key=lambda b: float(first[f"{b}_f1_macro"]))
     reference = float(first[f"{baseline}_f1_macro"])
     n, horizon = int(first["test_windows"]), int(first["horizon"])
@@ -450,21 +462,34 @@ def verdict(first: dict[str, Any], runs: dict[str, list[dict[str, Any]]]) -> tup
         + "; ".join(parts)
         + f" (noise floor ± {100 * noise:.1f}, outcome floor ± {100 * outcomes:.1f})"
     )
-    return text, calls
+    return text, calls, baseline
 
 
-def summary(calls: list[tuple[str, str]]) -> str:
-    """The headline: the calls of the stationary / order-flow TCN rows, and of the raw reference rows."""
+def summary(
+    calls: list[tuple[str, str]], bests: list[str], complete: dict[tuple[str, int, str], list[dict[str, Any]]]
+) -> str:
+    """The headline: the calls of the stationary / order-flow TCN rows and of the raw reference rows, what the
+    stationary inputs gain over raw, and which baseline is best."""
     main = [c for r, c in calls if r in REPRESENTATIONS]
     raw = [c for r, c in calls if r == REFERENCE]
-    count = {c: (main.count(c), raw.count(c)) for c in ("clearly better", "within the spread", "clearly worse")}
+    names = ("clearly better", "within the spread", "clearly worse")
+
+    def f1(group: list[dict[str, Any]]) -> float:
+        return statistics.mean(float(r["f1_macro"]) for r in group)
+
+    gains = [
+        100 * (max(f1(complete[(s, k, r)]) for r in REPRESENTATIONS if (s, k, r) in complete) - f1(group))
+        for (s, k, representation), group in complete.items()
+        if representation == REFERENCE
+    ]
+    gain = f"{min(gains):+.1f} to {max(gains):+.1f}" if gains else "-"
     return (
-        f"the book recipe's TCN (3 seeds, every window) against the best baseline (majority, or a logistic regression "
-        f"on imbalance and mid changes or on order flow) by test macro F1, {len(main)} source/horizon/input cells on "
-        f"stationary or order-flow inputs: {count['clearly better'][0]} clearly better, "
-        f"{count['within the spread'][0]} within the spread, {count['clearly worse'][0]} clearly worse; on raw "
-        f"inputs ({len(raw)} cells): {count['clearly better'][1]} / {count['within the spread'][1]} / "
-        f"{count['clearly worse'][1]}"
+        f"the book recipe's TCN (every window, 3 seeds) against the best baseline by test macro F1 over {len(bests)} "
+        f"source/horizon pairs: on stationary or order-flow inputs {' / '.join(str(main.count(c)) for c in names)} "
+        f"of {len(main)} rows clearly better / within the spread / clearly worse, on raw inputs "
+        f"{' / '.join(str(raw.count(c)) for c in names)} of {len(raw)}; stationary or order-flow inputs vs raw: {gain} "
+        f"macro F1 points; the best baseline is the logistic regression on imbalance and mid changes in "
+        f"{bests.count('logistic')} of {len(bests)} pairs"
     )
 
 
