@@ -23,8 +23,9 @@ recipe's window of 64 events and its TCN (5 levels of 32 channels, kernel 3, rec
 sizing of ``benchmarks/lob_planted.py``); an epoch is :data:`EPOCH_BATCHES` batches (6,400 windows) drawn afresh
 from all training windows each epoch, at most :data:`MAX_EPOCHS` epochs; validation and test on every window. One
 ESH4 k=50 stationary run took 58 s (4 epochs, early stopped, epochs of 10-14 s, load average ~5); in the full run,
-with the machine shared by 7 jobs (load average 10-11), a cell takes about 5 minutes, so the default grid is 3
-sources x 15 cells and the run ends where the time given ends (the report lists what did not run). MLPLOB and TLOB
+with the machine shared by 7 jobs (load average 4-14), a cell took 72-375 s and the 45 cells 4,336 s on 2 workers;
+a grid that cannot finish in the time given is stopped and reported as far as it went (the report lists what did
+not run). MLPLOB and TLOB
 are not in the grid: a timed MLPLOB trial on the same cell took 189 s (epochs of 50-61 s at load ~8-9; the report
 gives its score). Each finished cell is appended to ``docs/results/lob_real.csv`` as it ends, so
 partial results survive and a rerun skips the finished cells; ``--report-only`` writes ``docs/results/lob_real.md``
