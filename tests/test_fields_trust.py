@@ -176,8 +176,7 @@ def test_a_flip_then_causal_attention_stops_lengthening_where_a_forward_outgrows
     rf = receptive_field(model.eval(), (4, 5))
     attention = next(row for row in rf.layers if row.name == "2.attention")
     assert (attention.measured, attention.at_least, attention.size, attention.causal) == (True, True, 161, False)
-    assert (rf.measured, rf.whole_input, rf.size) == (True, True, 5)
-    assert probe_receptive_field(model, (4, 5), module="2.attention").longer.input_length == 320
+    assert (rf.measured, rf.whole_input, rf.size) == (True, True, 5)  # 161: measured on 320 steps, not 8192
 
 
 def test_a_probe_of_a_layer_runs_the_model_only_up_to_it():
