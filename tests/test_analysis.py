@@ -325,9 +325,9 @@ def test_fields_arithmetic():
 
 def _linear_over_time(mask: torch.Tensor) -> nn.Module:
     """A Conv1d, then a Linear over its 16 time steps whose weight is zero where ``mask`` is False."""
-    linear = nn.Linear(16, 16)
+    linear = nn.Linear(mask.shape[1], mask.shape[0])
     with torch.no_grad():
-        linear.weight.copy_((torch.rand(16, 16) + 0.1) * mask)
+        linear.weight.copy_((torch.rand(mask.shape) + 0.1) * mask)
     return nn.Sequential(nn.Conv1d(2, 3, 1), linear)
 
 
@@ -338,21 +338,42 @@ def _reads(model: nn.Module, t: int) -> list[int]:
     return torch.nonzero(grad.abs().sum(1)[0]).flatten().tolist()
 
 
-@pytest.mark.parametrize("kind", ["triangular", "banded", "full"])
-def test_a_linear_over_time_reads_its_weight(kind):
-    """The meta pass reads the model's own weight: a matrix with zeros (triangular: causal; banded) is not followed
-    and its measured field keeps its zeros; a full one reads every step (issue 21)."""
-    ones = torch.ones(16, 16, dtype=torch.bool)
-    mask = {"triangular": ones.tril(), "banded": ones.tril().triu(-2), "full": ones}[kind]
+_ONES = torch.ones(16, 16, dtype=torch.bool)
+_EYE = torch.eye(16, dtype=torch.bool)
+BANDS = {  # mask, then (size, start, causal) of the field followed from its zeros (size None: every past step)
+    "triangular": (_ONES.tril(), (None, None, True)),
+    "banded": (_ONES.tril().triu(-2), (3, -2, True)),
+    "dilated": (_EYE | _EYE.roll(-3, 1).tril(), (4, -3, True)),
+    "ahead": (_ONES.triu().tril(1), (2, 0, False)),
+    "shorter-output": (_ONES[:10].tril(5), (None, None, False)),
+}
+
+
+@pytest.mark.parametrize("kind", BANDS)
+def test_a_linear_over_time_with_a_band_of_weights_is_followed_from_its_zeros(kind):
+    """The meta pass reads the model's own weight: a Toeplitz, banded or lower triangular nonzero pattern is a
+    field like a conv's (the rows at the ends cut by the input's ends), equal to autograd's at every step."""
+    mask, numbers = BANDS[kind]
+    model = _linear_over_time(mask)
+    rf = receptive_field(model, (2, 16))
+    assert not rf.measured and (rf.size, rf.start, rf.causal) == numbers
+    assert all(rf.steps(t) == _reads(model, t) for t in range(mask.shape[0]))
+
+
+@pytest.mark.parametrize("kind", ["upper-triangular", "scattered", "full"])
+def test_a_linear_over_time_without_a_band_is_measured_or_reads_every_step(kind):
+    """Rows that read different offsets (an upper triangular matrix reads every later step, which a field has no
+    form for; scattered zeros) are not followed and their measured field keeps the zeros; a full matrix reads
+    every step (issue 21)."""
+    scattered = torch.rand(16, 16, generator=torch.Generator().manual_seed(0)) > 0.5
+    mask = {"upper-triangular": _ONES.triu(), "scattered": scattered, "full": _ONES}[kind]
     model = _linear_over_time(mask)
     rf = receptive_field(model, (2, 16))
     if kind == "full":
         assert not rf.measured and rf.whole_input and rf.steps(5) == list(range(16))
         return
-    assert rf.measured and "outputs read different steps" in rf.unfollowed
-    assert rf.causal == "unknown" and not rf.whole_input
-    probe = probe_receptive_field(model, (2, 16))
-    assert list(probe.steps(8)) == _reads(model, 8) == ([6, 7, 8] if kind == "banded" else list(range(9)))
+    assert rf.measured and "rows read different offsets" in rf.unfollowed and not rf.whole_input
+    assert list(probe_receptive_field(model, (2, 16)).steps(8)) == _reads(model, 8)
 
 
 class LeftPad(nn.Module):

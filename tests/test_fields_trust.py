@@ -10,6 +10,7 @@ from torch import nn
 import dilated
 from dilated.analysis import first_noncausal_layer, probe_receptive_field, receptive_field
 from helpers import HandDelay
+from model_grammar import Attention, LeftPad, Recurrent, TimeOp
 
 LENGTH = 32
 
@@ -159,3 +160,32 @@ def test_a_probe_lengthens_only_when_a_number_needs_it():
     assert probe.longer.input_length == 2 * LENGTH  # one doubling, which shows no step at a new distance
     cumsum = probe_receptive_field(After(lambda x: x.cumsum(-1)), (1, LENGTH))
     assert cumsum.steps(16) == tuple(range(17)) and cumsum.at_least and cumsum.longer.input_length == 8192
+
+
+def test_a_flip_then_causal_attention_stops_lengthening_where_a_forward_outgrows_linear_cost():
+    """Seed 3's slow draw of the fields fuzzer (it ran for more than 16 CPU-minutes): the attention after a flip
+    reads every later step, so its probe doubled the input up to 8192 steps, each forward costing length^2. It now
+    stops where one forward would cost more than 4x linear growth (counted floating-point operations: the same on
+    every machine) and says "at least"."""
+    model = nn.Sequential(
+        nn.Sequential(LeftPad(0, 1), nn.Conv1d(4, 8, 2)),
+        TimeOp("flip", 1),
+        Attention(8, 1, causal=True),
+        Recurrent(nn.LSTM(8, 2, batch_first=True, bidirectional=True)),
+    ).double()
+    rf = receptive_field(model.eval(), (4, 5))
+    attention = next(row for row in rf.layers if row.name == "2.attention")
+    assert (attention.measured, attention.at_least, attention.size, attention.causal) == (True, True, 161, False)
+    assert (rf.measured, rf.whole_input, rf.size) == (True, True, 5)  # 161: measured on 320 steps, not 8192
+
+
+def test_a_probe_of_a_layer_runs_the_model_only_up_to_it():
+    lengths: list[int] = []
+
+    class Seen(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            lengths.append(x.shape[-1])
+            return x
+
+    probe = probe_receptive_field(nn.Sequential(nn.Conv1d(1, 1, 3), Seen()), (1, LENGTH), module="0")
+    assert (probe.size, probe.start, lengths) == (3, 0, [])

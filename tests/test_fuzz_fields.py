@@ -3,13 +3,16 @@ followed, or causality unknown), or it is exactly the input steps autograd finds
 output steps, united over several random inputs at several scales in float64. Where the grammar drew a part that
 may shrink a gradient (a max, a ReLU, clamp or hardtanh, a LayerNorm over one channel), the field must contain
 them and may be larger, and the draw is counted with that reason. ``-m soak`` draws thousands
-(``FIELDS_SOAK=n`` to change how many) and prints the counts; any wrong field fails.
+(``FIELDS_SOAK=n`` to change how many) and prints the counts; any wrong field fails. ``FIELDS_LOG=path``
+appends each draw to ``path`` before it runs and its seconds and outcome after (the last line without an outcome
+names a draw that hangs).
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,6 +61,29 @@ def autograd_union(model: nn.Module, shape: tuple[int, ...], axis: int, steps: l
     return {t: sorted(s) for t, s in seen.items()}
 
 
+@contextmanager
+def logged(description: str) -> Iterator[list[str]]:
+    """Append the draw to ``$FIELDS_LOG`` (if set), then its seconds and the outcome the caller put in the list."""
+    path, outcome = os.environ.get("FIELDS_LOG"), ["error"]
+    if path:
+        with open(path, "a") as log:
+            log.write(f"{description}\n")
+    start = time.perf_counter()
+    try:
+        yield outcome
+    finally:
+        if path:
+            with open(path, "a") as log:
+                log.write(f"  {time.perf_counter() - start:.2f} s {outcome[0]}\n")
+
+
+def outcome(drawn: tuple[nn.Module, tuple[int, int, int], str, tuple[str, ...]]) -> str:
+    """:func:`check`, logged (see the module docstring)."""
+    with logged(drawn[2]) as result:
+        result[0] = check(drawn)
+    return result[0]
+
+
 def check(drawn: tuple[nn.Module, tuple[int, int, int], str, tuple[str, ...]]) -> str:
     """The outcome of one drawn model: ``"flagged"``, ``"exact"`` or ``"contained: <parts>"`` (the field holds
     every step autograd finds and more, where a part may shrink a gradient); fails on any other field."""
@@ -84,7 +110,7 @@ def check(drawn: tuple[nn.Module, tuple[int, int, int], str, tuple[str, ...]]) -
 @settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
 @given(tagged_models(max_parts=4, wrappers=False, modes=False))
 def test_a_field_is_flagged_or_exactly_what_autograd_finds(drawn):
-    OUTCOMES[check(drawn)] += 1
+    OUTCOMES[outcome(drawn)] += 1
 
 
 @pytest.mark.slow
@@ -94,7 +120,7 @@ def test_a_field_is_flagged_or_exactly_what_autograd_finds(drawn):
 )
 @given(tagged_models(max_parts=5, wrappers=False, modes=False))
 def test_a_field_is_flagged_or_exactly_what_autograd_finds_thousands(drawn):
-    OUTCOMES[check(drawn)] += 1
+    OUTCOMES[outcome(drawn)] += 1
 
 
 def teardown_module() -> None:

@@ -22,9 +22,32 @@ class ContractionOps(PointwiseOps):
         x, weight = args[0], arg(args, kwargs, 1, "weight")
         if self.value(weight) is not None or self.value(arg(args, kwargs, 2, "bias")) is not None:
             raise Unfollowed("a weight computed from the input")
-        self.dense_over_time(x, x.dim() - 1, weight)
-        self.contract(x, (x.dim() - 1,), tensors_in(out)[0], True)
-        self._last_replaced(tensors_in(out)[0])
+        result = tensors_in(out)[0]
+        if self.traced(x).axis == x.dim() - 1:
+            reads = self.constant(weight) != 0  # (output steps, input steps)
+            if not bool(reads.all()):
+                self.band_over_time(x, reads, result)
+                return
+        self.contract(x, (x.dim() - 1,), result, True)
+        self._last_replaced(result)
+
+    def band_over_time(self, x: torch.Tensor, reads: torch.Tensor, result: torch.Tensor) -> None:
+        """A constant matrix with zeros mapping ``x``'s last axis, time, to ``result``'s: followed where every
+        output step ``o`` reads the same offsets from ``o`` (a Toeplitz or banded matrix), or those and every
+        earlier step (a lower triangular one), the rows at the ends cut by the input's ends; read from the
+        matrix's zeros and checked on every row, else :class:`Unfollowed`."""
+        v = self.traced(x)
+        if v.group_of is not None and v.group_of.shape[-1] != 1:  # time is the last axis
+            raise Unfollowed("a constant matrix over steps that come from different paths")
+        rows = [torch.nonzero(row).flatten().tolist() for row in reads]
+        middle, length = len(rows) // 2, reads.shape[1]
+        band = Steps.of(s - middle for s in rows[middle])
+        for taps in (band, band | Steps.before(-middle)):
+            if all(taps.shift(o).clip(0, length - 1).values() == row for o, row in enumerate(rows)):
+                groups = [{src: f.gather(1, 1, [taps]) for src, f in g.items()} for g in v.groups]
+                self.compact(result, v.axis, groups, v.group_of)
+                return
+        raise Unfollowed("a constant matrix over the time axis whose rows read different offsets (no band)")
 
     def dense_over_time(self, x: torch.Tensor, axis: int, matrix: torch.Tensor) -> None:
         """A constant ``matrix`` contracted with ``x`` along ``axis``: where that is time, every output must read

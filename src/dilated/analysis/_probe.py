@@ -18,7 +18,10 @@ that does not grow with the input, so its cost is linear in the input length:
 Both only ever find real dependencies; together, with such weights, they find all of them. The input is then
 lengthened (doubled) until a doubling shows no step at a distance not seen before and the middle step's field lies
 inside the input, up to :data:`LENGTH_CAP` steps, beyond which the field is reported as "at least" its size there (a
-cumsum, an RNN). The distances are taken over every output step measured, so a field with holes (a dilated stack
+cumsum, an RNN). A model whose forward costs more than linearly in its length (attention: its score matrix is
+length x length) is lengthened only while one forward costs at most :data:`COST_SLACK` times the given input's
+cost per step times the length, or :data:`COST_FLOOR`; where that stops it, a field that may reach past the input
+is "at least" its size too. Costs are floating-point operations counted by torch (deterministic, unlike timings). The distances are taken over every output step measured, so a field with holes (a dilated stack
 whose middle step's field has a gap where the input begins) is lengthened too. The lengthening runs only when a
 number that needs it is read (``size``, ``start``, ``causal``, ``at_least``), and on the longer inputs only the
 first and last steps and those around the middle are measured: comparing steps on the input given costs one
@@ -36,6 +39,7 @@ from functools import cached_property
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from dilated.analysis._readers import reader_for
 
@@ -47,6 +51,8 @@ SPREAD = 32  # input steps perturbed alone to find the output's time axis
 RESIDUES = 32  # groups of input steps perturbed together (steps s = j mod RESIDUES)
 ALL_STEPS = 64  # outputs up to this long are measured at every step
 LENGTH_CAP = 8192  # the longest input a probe lengthens to; a field still growing there is "at least" its size
+COST_SLACK = 4  # a lengthened input's forward may cost this many times the given input's cost per step, per step
+COST_FLOOR = 2**22  # floating-point operations of one forward that any lengthening may spend (~600 per measurement)
 
 
 @dataclass(frozen=True)
@@ -216,16 +222,32 @@ def torch_probe_function(
         raise ValueError(f"no module named {module!r} in the model; names are those of model.named_modules()")
 
     def run(x: torch.Tensor) -> torch.Tensor:
-        seen: list[torch.Tensor] = []
-        handle = target.register_forward_hook(lambda _m, _a, out: seen.append(_first_tensor(out))) if target else None
+        if target is None:
+            return _first_tensor(shadow(x))
+        handle = target.register_forward_hook(_stop)
         try:
-            out = shadow(x)
+            shadow(x)
+        except _Reached as reached:
+            return reached.output
         finally:
-            if handle is not None:
-                handle.remove()
-        return seen[0] if target is not None else _first_tensor(out)
+            handle.remove()
+        raise ValueError(f"module {module!r} did not run in the model's forward")
 
     return run
+
+
+class _Reached(BaseException):
+    """Raised by a probed submodule's forward hook: its output is all a probe needs, so the rest of the forward
+    (which may cost far more: an attention, an RNN) does not run. A ``BaseException``, so that a forward which
+    catches ``Exception`` does not swallow it."""
+
+    def __init__(self, output: torch.Tensor) -> None:
+        super().__init__()
+        self.output = output
+
+
+def _stop(_module: nn.Module, _args: object, output: object) -> None:
+    raise _Reached(_first_tensor(output))
 
 
 def _first_tensor(value: object) -> torch.Tensor:
@@ -249,21 +271,43 @@ def probe_function(
 
     def lengthen(probe: Probe) -> tuple[Probe | None, bool]:
         """The first, last and middle steps on inputs doubled until a doubling shows no new offset and the middle
-        step's field lies inside; whether the field was still growing at the cap."""
-        longer, length, growing = probe, shape[time_axis], False
+        step's field lies inside; whether the field may be larger than measured (still growing at the cap, or
+        clipped where the cost of a longer input stopped the lengthening)."""
+        longer, length, growing, costly = probe, shape[time_axis], False, False
+        per_step = COST_SLACK * _flops(run, shape) / length
         while probe.axis is not None and not longer.whole_input and length < LENGTH_CAP:
             length = min(2 * length, LENGTH_CAP)
+            wider_shape = (*shape[:time_axis], length, *shape[time_axis + 1 :])
             try:
-                wider = measure(run, (*shape[:time_axis], length, *shape[time_axis + 1 :]), time_axis, seed, True)
+                costly = _flops(run, wider_shape) > max(per_step * length, COST_FLOOR)
+                if costly:
+                    break
+                wider = measure(run, wider_shape, time_axis, seed, True)
             except (RuntimeError, ValueError):  # a model of one input length (a linear map over time)
                 break
             growing = not wider.offsets <= longer.offsets  # steps at a distance no shorter input showed
             longer = wider
             if not growing and not longer.clipped:
                 break
-        return (None if longer is probe else longer), growing and longer.clipped
+        return (None if longer is probe else longer), (growing or costly) and longer.clipped
 
     return replace(measure(run, shape, time_axis, seed), lengthen=lengthen)
+
+
+def _flops(run: Callable[[torch.Tensor], torch.Tensor], shape: tuple[int, ...]) -> int:
+    """Floating-point operations of one forward on an input of ``shape``, as torch counts them (matrix products,
+    convolutions, attention; not elementwise ops, whose cost is linear in the length)."""
+    counter = FlopCounterMode(display=False, custom_mapping={_CPU_ATTENTION: _attention_flops})
+    with counter, torch.no_grad():
+        run(torch.rand(shape, dtype=torch.float64))
+    return counter.get_total_flops()
+
+
+_CPU_ATTENTION = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu  # not in torch's own flop table
+
+
+def _attention_flops(query: torch.Size, key: torch.Size, value: torch.Size, *_: object, **__: object) -> int:
+    return int(sdpa_flop_count(query, key, value))
 
 
 def measure(

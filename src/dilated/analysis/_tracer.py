@@ -17,7 +17,8 @@ How each op acts on time is read from what it does, never from a module's class 
   wherever it goes;
 * elementwise ops with broadcasting (activations, gates, residual sums; a constant 0 factor or a ``-inf`` mask
   cuts the dependency), normalisations and reductions (over time: every step), cumulative ops (the past),
-  ``linear``/``matmul``/``einsum`` (over time: every step), RNNs (the past, or everything if bidirectional), and
+  ``linear``/``matmul``/``einsum`` (over time: every step; a ``linear`` whose weight has zeros: the band of
+  offsets its nonzeros form, checked on every row), RNNs (the past, or everything if bidirectional), and
   attention (``scaled_dot_product_attention``, ``nn.MultiheadAttention``: every step, or the past under a causal
   mask).
 
