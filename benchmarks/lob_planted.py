@@ -45,6 +45,9 @@ TCN_WIDTH, TCN_KERNEL = 32, 3
 MODEL_SETTINGS: dict[str, list[str]] = {
     # stationary inputs (ticks from the mid, log sizes): validation MCC 0.354 after one epoch against 0.300 on raw
     "tcn": ["data.representation=stationary"],
+    # the PyTorch reference's BatchNorm after every LeakyReLU: without it the activations shrink ~4x per conv block,
+    # then grow until the LSTM saturates (its last output exactly 0 after 400 steps, the loss at ln 3)
+    "deeplob": ["options.batch_norm=true"],
 }
 
 
