@@ -105,3 +105,24 @@ def test_overfits_32_windows():
     x, target = torch.randn(32, 40, 100), torch.randint(0, 3, (32,))
     first, last = overfit(model, x, target, torch.nn.functional.cross_entropy, lr=3e-3)
     assert last < first / 10
+
+
+def test_batch_norm_after_every_leaky_relu_as_the_pytorch_reference():
+    plain, normed = DeepLOB(), DeepLOB(DeepLOBConfig(batch_norm=True))
+    norms = [m for m in normed.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(norms) == sum(isinstance(m, torch.nn.LeakyReLU) for m in normed.modules()) == 14
+    assert count(normed) - count(plain) == 2 * (9 * 32 + 5 * 64)  # 9 conv-block and 5 inception convs
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())  # the Keras reference: none
+
+
+def test_batch_norm_keeps_the_front_end_scale_that_the_keras_init_loses():
+    # Why the planted benchmark uses batch_norm (benchmarks/lob_planted.py): at the Keras initialisation the conv
+    # front end shrinks z-scored inputs ~200x, so the LSTM reads almost constant features.
+    torch.manual_seed(0)
+    x = torch.randn(64, 40, 64)
+    scales = {}
+    for batch_norm in (False, True):
+        model = DeepLOB(DeepLOBConfig(batch_norm=batch_norm)).train()
+        features = model.features(x.transpose(1, 2).unsqueeze(1))  # (B, 32, T, 1)
+        scales[batch_norm] = features.std(dim=0).mean().item()
+    assert scales[False] < 0.05 < 0.5 < scales[True]

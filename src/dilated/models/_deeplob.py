@@ -50,6 +50,11 @@ class DeepLOBConfig:
             dropout at inference time too; here it follows ``model.train()``/``model.eval()``.)
         num_classes: output classes (down, stationary, up).
         negative_slope: of every LeakyReLU.
+        batch_norm: a ``BatchNorm2d`` after every LeakyReLU, as the reference's PyTorch notebook
+            (``jupyter_pytorch/run_train_pytorch.ipynb``); the Keras notebooks have none (the default). Without it
+            the activations shrink about 4x per conv block at the Keras initialisation, and once the optimiser has
+            grown the weights, the LSTM's gates saturate: measured on the planted book (``benchmarks/lob_planted.py``),
+            the loss stays at ln 3 and the LSTM's last output is exactly 0 after 400 steps.
     """
 
     num_features: int = 40
@@ -60,6 +65,7 @@ class DeepLOBConfig:
     dropout: float = 0.2
     num_classes: int = 3
     negative_slope: float = 0.01
+    batch_norm: bool = False
 
     def __post_init__(self) -> None:
         if self.num_features < 4 or self.num_features % 4:
@@ -92,17 +98,27 @@ class TimeConv2d(nn.Conv2d):
         return super().forward(F.pad(x, (0, 0, left, right)) if left or right else x)
 
 
+def _activation(channels: int, negative_slope: float, batch_norm: bool) -> list[nn.Module]:
+    """The LeakyReLU after each conv, then a ``BatchNorm2d`` where ``batch_norm`` (the PyTorch reference's order)."""
+    return [nn.LeakyReLU(negative_slope), *([nn.BatchNorm2d(channels)] if batch_norm else [])]
+
+
 def _conv_block(
-    in_channels: int, channels: int, first_kernel: tuple[int, int], first_stride: tuple[int, int], negative_slope: float
+    in_channels: int,
+    channels: int,
+    first_kernel: tuple[int, int],
+    first_stride: tuple[int, int],
+    negative_slope: float,
+    batch_norm: bool = False,
 ) -> nn.Sequential:
     """One of DeepLOB's three convolutional blocks: a conv across features, then two ``(4, 1)`` convs over time."""
     return nn.Sequential(
         TimeConv2d(in_channels, channels, first_kernel, first_stride),
-        nn.LeakyReLU(negative_slope),
+        *_activation(channels, negative_slope, batch_norm),
         TimeConv2d(channels, channels, (4, 1), padding="same"),
-        nn.LeakyReLU(negative_slope),
+        *_activation(channels, negative_slope, batch_norm),
         TimeConv2d(channels, channels, (4, 1), padding="same"),
-        nn.LeakyReLU(negative_slope),
+        *_activation(channels, negative_slope, batch_norm),
     )
 
 
@@ -114,11 +130,14 @@ class InceptionModule(nn.Module):
     Shapes: ``(B, in_channels, T, 1) -> (B, 3 * channels, T, 1)``.
     """
 
-    def __init__(self, in_channels: int, channels: int, negative_slope: float = 0.01) -> None:
+    def __init__(self, in_channels: int, channels: int, negative_slope: float = 0.01, batch_norm: bool = False) -> None:
         super().__init__()
 
         def conv(cin: int, k: int) -> list[nn.Module]:
-            return [TimeConv2d(cin, channels, (k, 1), padding="same"), nn.LeakyReLU(negative_slope)]
+            return [
+                TimeConv2d(cin, channels, (k, 1), padding="same"),
+                *_activation(channels, negative_slope, batch_norm),
+            ]
 
         pool = nn.MaxPool2d((3, 1), stride=1, padding=(1, 0))  # Keras 'same', stride 1: one -inf step each side
         self.branches = nn.ModuleList(
@@ -162,13 +181,13 @@ class DeepLOB(nn.Module):
     def __init__(self, config: DeepLOBConfig | None = None) -> None:
         super().__init__()
         self.config = c = config or DeepLOBConfig()
-        ch, slope = c.conv_channels, c.negative_slope
+        ch, slope, bn = c.conv_channels, c.negative_slope, c.batch_norm
         self.features = nn.Sequential(
-            _conv_block(1, ch, (1, 2), (1, 2), slope),  # (price, size) pairs: 40 -> 20 columns
-            _conv_block(ch, ch, (1, 2), (1, 2), slope),  # ask/bid at each level: 20 -> 10
-            _conv_block(ch, ch, (1, c.num_features // 4), (1, 1), slope),  # all levels: 10 -> 1
+            _conv_block(1, ch, (1, 2), (1, 2), slope, bn),  # (price, size) pairs: 40 -> 20 columns
+            _conv_block(ch, ch, (1, 2), (1, 2), slope, bn),  # ask/bid at each level: 20 -> 10
+            _conv_block(ch, ch, (1, c.num_features // 4), (1, 1), slope, bn),  # all levels: 10 -> 1
         )
-        self.inception = InceptionModule(ch, c.inception_channels, slope)
+        self.inception = InceptionModule(ch, c.inception_channels, slope, bn)
         self.dropout = nn.Dropout1d(c.dropout)
         self.lstm = nn.LSTM(3 * c.inception_channels, c.lstm_hidden, batch_first=True)
         self.classifier = nn.Linear(c.lstm_hidden, c.num_classes)
