@@ -36,6 +36,7 @@ import numpy as np
 
 from dilated.data._choices import REPRESENTATIONS
 from dilated.data._lobster import ZScore
+from dilated.data._orderbook import smallest_level_gap
 
 CLIP = 5.0
 SCALE_SAMPLE = 200_000
@@ -97,9 +98,7 @@ def _order_flow(rows: np.ndarray, before: np.ndarray) -> np.ndarray:
 def observed_tick(values: np.ndarray) -> float | None:
     """The smallest positive gap between adjacent quoted levels of book rows ``(events, 4 * levels)`` (10 significant
     digits), None where there is none (one level)."""
-    from dilated.data._dataset import _smallest_step
-
-    step = _smallest_step(values)
+    step = smallest_level_gap(values)
     return float(f"{step:.10g}") if math.isfinite(step) else None
 
 

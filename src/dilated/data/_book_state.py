@@ -2,7 +2,7 @@
 converted file instead of replaying every earlier one.
 
 A state is a set of named NumPy arrays (the compiled engine's book and the reader's counters,
-:func:`~dilated.data._book_readers.book_rows`' ``resume``) in one ``.npz`` file (no pickles), written under a
+:func:`~dilated.data._book_readers.mbo_rows`' ``resume``) in one ``.npz`` file (no pickles), written under a
 temporary name then renamed. It is keyed by what decides it: the reader's format and settings and every source file
 up to the boundary (path, size, mtime); the key and a SHA-256 digest of the arrays are stored beside them, so a state
 that is missing, unreadable, altered or saved for other files or settings reads as ``None`` and the caller replays.

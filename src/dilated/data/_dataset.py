@@ -190,15 +190,6 @@ def _one_line(error: BaseException) -> str:
 # ------------------------------------------------------------------------------------------------ one group
 
 
-def _smallest_step(values: np.ndarray) -> float:
-    """The smallest positive gap between adjacent quoted levels of rows ``values (rows, 4 * levels)`` (inf: none)."""
-    asks = values[:, 4::4] - values[:, 0:-4:4]  # ask_price_{i+1} - ask_price_i
-    bids = values[:, 2:-4:4] - values[:, 6::4]  # bid_price_i - bid_price_{i+1}
-    gaps = np.concatenate([asks.ravel(), bids.ravel()])
-    gaps = gaps[gaps > 0]  # NaN compares False
-    return float(gaps.min()) if len(gaps) else float("inf")
-
-
 def _instrument_dir(root: Path, instrument: str) -> Path:
     return root / f"instrument={quote(instrument, safe='')}"
 
@@ -311,7 +302,7 @@ def convert_group(job: GroupJob) -> dict[str, Any]:
     from dilated.data._book_readers import RESUMABLE, State
     from dilated.data._book_state import save_state
     from dilated.data._convert import book_rows
-    from dilated.data._orderbook import book_schema, describe_sources
+    from dilated.data._orderbook import book_schema, describe_sources, smallest_level_gap
 
     root = Path(job.root)
     folder = _instrument_dir(root, job.instrument)
@@ -349,7 +340,7 @@ def convert_group(job: GroupJob) -> dict[str, Any]:
         on_file_end = save if resumable else None
         rows = book_rows(paths, job.format, levels, resume=state, on_file_end=on_file_end, **job.settings["options"])
         for index, ts, values in rows.chunks:
-            step = min(step, _smallest_step(values))
+            step = min(step, smallest_level_gap(values))
             while len(files) < index:  # the files before this one are complete
                 files.append((writer or _FileWriter(folder, job.files[len(files)], schema)).finish(finished()))
                 writer = None

@@ -442,3 +442,12 @@ class BookRecorder:
 def describe_sources(paths: Iterable[str | Path]) -> str:
     """``a.gz + b.gz``: the files one book was rebuilt from."""
     return " + ".join(str(p) for p in paths)
+
+
+def smallest_level_gap(values: np.ndarray) -> float:
+    """The smallest positive gap between adjacent quoted levels of rows ``values (rows, 4 * levels)`` (inf: none)."""
+    asks = values[:, 4::4] - values[:, 0:-4:4]  # ask_price_{i+1} - ask_price_i
+    bids = values[:, 2:-4:4] - values[:, 6::4]  # bid_price_i - bid_price_{i+1}
+    gaps = np.concatenate([asks.ravel(), bids.ravel()])
+    gaps = gaps[gaps > 0]  # NaN compares False
+    return float(gaps.min()) if len(gaps) else float("inf")
