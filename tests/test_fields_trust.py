@@ -189,3 +189,41 @@ def test_a_probe_of_a_layer_runs_the_model_only_up_to_it():
 
     probe = probe_receptive_field(nn.Sequential(nn.Conv1d(1, 1, 3), Seen()), (1, LENGTH), module="0")
     assert (probe.size, probe.start, lengths) == (3, 0, [])
+
+
+class _PaddedStack(nn.Module):
+    """Two causal convs (k=2, dilations 1 and 2): a field of 4 steps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first, self.second = nn.Conv1d(2, 4, 2), nn.Conv1d(4, 4, 2, dilation=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.second(nn.functional.pad(self.first(nn.functional.pad(x, (1, 0))), (2, 0)))
+
+
+class _HoldsAScriptedStack(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = torch.jit.script(_PaddedStack())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.inner(x))
+
+
+@pytest.mark.parametrize("form", ["script", "trace", "scripted-child"])
+def test_torchscript_is_measured_never_taken_for_a_constant(form):
+    # A traced model's ops run in TorchScript's interpreter, out of the tracer's sight: its output used to read as a
+    # constant (field 0), and a scripted one raised torch's "hooks not supported on ScriptModules".
+    plain = _PaddedStack().eval()
+    model = {
+        "script": lambda: torch.jit.script(plain),
+        "trace": lambda: torch.jit.trace(plain, torch.randn(1, 2, 32)),
+        "scripted-child": lambda: _HoldsAScriptedStack().eval(),
+    }[form]()
+    rf = receptive_field(model, (2, 32))
+    assert rf.measured and "TorchScript" in (rf.unfollowed or "")
+    assert (
+        (rf.size, rf.start) == (4, -3) == (receptive_field(plain, (2, 32)).size, receptive_field(plain, (2, 32)).start)
+    )
+    assert "measured by the probe" in str(dilated.summary(model, (2, 32)))

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import torch
@@ -367,11 +367,24 @@ def _trace(
     tracer.lengths[0] = input_shape[-1]
     tracer.register(Traced(x, axis=x.dim() - 1, groups=({0: IDENTITY},)))
     was_training = model.training
+    script = _script_module(model)
     try:
         model.eval()
-        with _hooks(model, tracer), tracer:  # grad stays on: torch's fused eval-mode transformer paths stay off
+        hooks = _hooks(model, tracer) if script is None else nullcontext()
+        with hooks, tracer:  # grad stays on: torch's fused eval-mode transformer paths stay off
             out = model(x, **kwargs)
     finally:
         model.train(was_training)
+    if script is not None:  # its ops ran out of sight: the output is measured, never taken for a constant
+        reason = f"{script or '<model>'}: a TorchScript module runs its ops where the tracer cannot see them"
+        for t in tensors_in(out):
+            tracer.register(Traced(t, opaque=reason))
     tracer.add_node("<output>", None, out)
     return Graph(tracer.nodes, input_shape)
+
+
+def _script_module(model: nn.Module) -> str | None:
+    """The name of the first TorchScript module in ``model`` ("" for the model itself), or ``None``: scripted and
+    traced modules run their ops in TorchScript's interpreter, which neither torch-function modes nor (for scripted
+    ones) forward hooks see."""
+    return next((name for name, m in model.named_modules() if isinstance(m, torch.jit.ScriptModule)), None)
