@@ -24,6 +24,8 @@ How each op acts on time is read from what it does, never from a module's class 
 
 An op it cannot follow makes the tensors it produces *opaque*, naming the op and the module it ran in; a
 node downstream of one has no field from the analysis (the caller then measures it with the probe).
+A model that is or holds a TorchScript module (scripted or traced) runs ops that no torch-function mode sees:
+its whole output is opaque, so it is measured, never taken for a constant.
 
 The rules live in one module per op family (``ops_pointwise``, ``ops_moves``, ``ops_contractions``,
 ``ops_attention``); :class:`_Tracer` here combines them and dispatches each op by its name (:mod:`~dilated.analysis._op_names`).
