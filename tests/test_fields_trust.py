@@ -221,9 +221,7 @@ def test_torchscript_is_measured_never_taken_for_a_constant(form):
         "trace": lambda: torch.jit.trace(plain, torch.randn(1, 2, 32)),
         "scripted-child": lambda: _HoldsAScriptedStack().eval(),
     }[form]()
-    rf = receptive_field(model, (2, 32))
+    rf, followed = receptive_field(model, (2, 32)), receptive_field(plain, (2, 32))
     assert rf.measured and "TorchScript" in (rf.unfollowed or "")
-    assert (
-        (rf.size, rf.start) == (4, -3) == (receptive_field(plain, (2, 32)).size, receptive_field(plain, (2, 32)).start)
-    )
+    assert (rf.size, rf.start) == (4, -3) == (followed.size, followed.start)
     assert "measured by the probe" in str(dilated.summary(model, (2, 32)))
