@@ -40,6 +40,9 @@ def test_stationary_inputs_are_ticks_from_the_mid_log_sizes_mid_change_and_sprea
     np.testing.assert_allclose(inputs[0, 4:8], [3.0, np.log1p(5), -3.0, np.log1p(6)])
     np.testing.assert_allclose(inputs[:, 8], [0.0, 0.0, 0.5, 0.5])  # mid change in ticks; the first event's is 0
     np.testing.assert_allclose(inputs[:, 9], [2.0, 2.0, 1.0, 2.0])  # spread in ticks
+    levels = book_inputs(EVENTS, "stationary_levels", 0.5)  # the level channels alone, for DeepLOB's layout
+    assert levels.shape == (4, input_channels("stationary_levels", 2)) == (4, 8)
+    np.testing.assert_array_equal(levels, inputs[:, :8])
 
 
 def test_order_flow_is_cont_kukanov_stoikov_per_level() -> None:
@@ -53,7 +56,7 @@ def test_order_flow_is_cont_kukanov_stoikov_per_level() -> None:
 
 def test_inputs_streamed_one_event_at_a_time_equal_the_whole_book() -> None:
     rows = fill_book_levels(synthetic_book(200).values)
-    for representation in ("stationary", "order_flow"):
+    for representation in ("stationary", "stationary_levels", "order_flow"):
         whole = book_inputs(rows, representation, 0.5)
         previous, streamed = None, []
         for row in rows:
@@ -102,7 +105,7 @@ def test_book_splits_scale_stationary_and_order_flow_robustly_on_the_training_pa
     book = synthetic_book(3000)
     raw = book_splits(book, levels=2, window=20, horizon=10)
     assert raw.info["representation"] == "raw" and "zscore" in raw.info and raw.full.features.shape[0] == 8
-    for representation, channels in (("stationary", 10), ("order_flow", 4)):
+    for representation, channels in (("stationary", 10), ("stationary_levels", 8), ("order_flow", 4)):
         splits = book_splits(book, levels=2, window=20, horizon=10, representation=representation, tick_size=0.5)
         assert splits.full.features.shape[0] == channels and splits.info["tick_source"] == "given"
         assert splits.info["scaling"]["clip"] == 5.0 and float(splits.full.features.abs().max()) <= 5.0

@@ -339,6 +339,9 @@ CASES: dict[str, Callable[[Path], object]] = {
     "book-no-window": lambda _: book_splits(small_book(), levels=1, window=50, horizon=10),
     "book-time": lambda _: book_splits(small_book(), levels=1, window=2, horizon=1, start="yesterday"),
     "book-representation": lambda _: book_splits(small_book(), levels=2, window=2, horizon=1, representation="ofi"),
+    "book-representation-model": lambda _: dilated.models.fitted_options(
+        "deeplob", {}, dilated.models.DataShape(12, 100, classes=3, representation="order_flow")
+    ),
     "book-representation-tick": lambda _: book_splits(
         small_book(), levels=1, window=2, horizon=1, representation="stationary"
     ),

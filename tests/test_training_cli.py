@@ -1,5 +1,6 @@
 """Training runs as a user runs them: `dilated train / evaluate / predict / report` in subprocesses, on the bundled
-LOBSTER sample with a tiny TCN; resuming after SIGKILL and Ctrl-C; damaged and malicious checkpoints; DDP on CPU."""
+LOBSTER sample with a tiny TCN; resuming after SIGKILL and Ctrl-C (inside the LR warmup of the first 150 steps, 42 per
+epoch) to the same weights; damaged and malicious checkpoints; DDP on CPU."""
 
 import csv
 import fcntl
@@ -31,7 +32,7 @@ model: tcn
 options: {num_channels: [8, 8], kernel_size: 3, dropout: 0.2}
 data: {kind: lobster, horizon: 10, window: 20}
 training: {optimizer: adam, lr: 0.003, batch_size: 16, max_epochs: 12, scheduler: plateau, scheduler_patience: 0,
-           class_weights: balanced, clip: 1.0, seed: 3}
+           warmup_steps: 150, class_weights: balanced, clip: 1.0, seed: 3}
 trainer: {threads: 1}
 """
 TRAIN_SAMPLES, VAL_SAMPLES, TEST_SAMPLES, BATCH = 670, 121, 121, 16

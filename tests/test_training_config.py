@@ -180,6 +180,14 @@ def test_each_registry_entry_declares_what_the_data_fixes():
         "quantization_channels": 4,
     }
     assert fitted_options("deeplob", {"window": 50}, lob)["window"] == 50  # the config wins
+    order_flow = DataShape(12, 100, classes=3, representation="order_flow")  # 12 channels: 3 levels to DeepLOB
+    with pytest.raises(
+        ValueError,
+        match="^model deeplob reads the book levels in their raw layout; representation "
+        "order_flow is not in it: use raw or stationary_levels$",
+    ):
+        fitted_options("deeplob", {}, order_flow)
+    assert fitted_options("tcn", {}, order_flow)["input_channels"] == 12
     for name in available_models():  # every option a declaration sets exists
         assert set(fitted_options(name, {}, lob)) <= set(model_options(name)), name
     config = resolve_config({"model": "translob", "data": {"kind": "lobster"}}).fitted(lob)

@@ -7,6 +7,8 @@ Input: rows of a book with empty deeper levels filled (:func:`~dilated.data._lob
   (:class:`~dilated.data._lobster.ZScore`): prices keep their level, which does not carry over in time.
 - ``stationary``: per level (ask price - mid) / tick, log1p(ask size), (bid price - mid) / tick, log1p(bid size);
   then the mid change from the previous event and the spread, both in ticks: ``4 * levels + 2`` channels.
+- ``stationary_levels``: the per-level channels of ``stationary`` alone, ``4 * levels`` in the raw layout, for
+  models whose front end reads that layout (DeepLOB pairs price with size, then ask with bid, then all levels).
 - ``order_flow``: per level m the order-flow imbalance of the event (Cont, Kukanov & Stoikov 2014; per level as in
   Kolm, Turiel & Westray 2023), e_m = bOF_m - aOF_m with bOF_m = q^b_m(t) if P^b_m(t) > P^b_m(t-1),
   q^b_m(t) - q^b_m(t-1) if equal, -q^b_m(t-1) if lower, and aOF_m = -q^a_m(t) if P^a_m(t) < P^a_m(t-1),
@@ -17,7 +19,7 @@ The first event of a book (or of a dataset's day) has no previous event: it is c
 order flow 0), in training and in the live predictor alike. A value that is not finite (a one-sided book, or the
 event after one) is 0; no window holding such an event is served.
 
-``stationary`` and ``order_flow`` are scaled robustly (:class:`RobustScale`): (x - median) / (IQR / 1.349), the
+``stationary``, ``stationary_levels`` and ``order_flow`` are scaled robustly (:class:`RobustScale`): (x - median) / (IQR / 1.349), the
 standard deviation where the IQR is 0 (a feature mostly 0, as the mid change), 1 where that is 0 too, then clipped
 to +-:data:`CLIP`. Fitted on the usable events of the training part only, at most :data:`SCALE_SAMPLE` of them,
 taken at an even stride (over each training day of a dataset folder, the sample shared evenly among the days).
@@ -51,7 +53,7 @@ def check_representation(representation: str) -> str:
 
 def input_channels(representation: str, levels: int) -> int:
     """Channels per event of ``representation`` over ``levels`` levels per side."""
-    return {"raw": 4 * levels, "stationary": 4 * levels + 2, "order_flow": levels + 2}[
+    return {"raw": 4 * levels, "stationary": 4 * levels + 2, "stationary_levels": 4 * levels, "order_flow": levels + 2}[
         check_representation(representation)
     ]
 
@@ -74,7 +76,7 @@ def book_inputs(
         moves = np.stack(
             [(mid - (before[..., 0] + before[..., 2]) / 2) / tick, (rows[..., 0] - rows[..., 2]) / tick], -1
         )
-        if representation == "stationary":
+        if representation.startswith("stationary"):
             levels = np.empty_like(rows)
             levels[..., 0::4] = (rows[..., 0::4] - mid[..., None]) / tick
             levels[..., 2::4] = (rows[..., 2::4] - mid[..., None]) / tick
@@ -82,7 +84,7 @@ def book_inputs(
             levels[..., 3::4] = np.log1p(rows[..., 3::4])
         else:
             levels = _order_flow(rows, before)
-        inputs = np.concatenate([levels, moves], axis=-1)
+        inputs = levels if representation == "stationary_levels" else np.concatenate([levels, moves], axis=-1)
     return np.where(np.isfinite(inputs), inputs, 0.0)
 
 

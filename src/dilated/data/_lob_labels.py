@@ -270,7 +270,8 @@ def book_splits(
         stride: serve window ends at multiples of this many events only.
         start, end: keep the events with ``start <= ts < end`` (e.g. the continuous session).
         scaling: the input scaling of an earlier run, applied instead of one fitted on the training part.
-        representation: ``raw``, ``stationary`` or ``order_flow`` (:mod:`~dilated.data._book_features`).
+        representation: ``raw``, ``stationary``, ``stationary_levels`` or ``order_flow``
+            (:mod:`~dilated.data._book_features`).
         tick_size: the instrument's tick (None: the smallest level gap of the training part).
     """
     levels = check_levels(levels)

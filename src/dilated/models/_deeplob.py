@@ -156,7 +156,9 @@ class InceptionModule(nn.Module):
     "deeplob",
     DeepLOBConfig,
     lambda model: (model.config.num_features, model.config.window),
-    DataFit(channels="num_features", length="window", classes="num_classes"),
+    DataFit(
+        channels="num_features", length="window", classes="num_classes", representations=("raw", "stationary_levels")
+    ),
 )
 class DeepLOB(nn.Module):
     """DeepLOB: three convolutional blocks over ``(time, features)`` that merge the 40 LOB features into one

@@ -52,12 +52,14 @@ class DataShape:
         channels, length: the input's channels and time steps.
         classes: the number of classes of a classification task; None for regression (one value per target).
         per_step: one target per time step (else one per window).
+        representation: a book's input representation (``raw``, ``stationary``, ...); None for other data.
     """
 
     channels: int
     length: int
     classes: int | None = None
     per_step: bool = False
+    representation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,12 +71,15 @@ class DataFit:
         length: the option that takes the window length, for models sized to it (e.g. a dense head), or None.
         classes: the option that takes the number of classes (classification only), or None.
         head: further options from the :class:`DataShape`, e.g. a TCN's linear head or WaveNet's output kind.
+        representations: the book representations the model can read, for a front end built on the levels' raw
+            layout (DeepLOB pairs price with size, then ask with bid); None: any.
     """
 
     channels: str | None = None
     length: str | None = None
     classes: str | None = None
     head: Callable[[DataShape], dict[str, Any]] | None = None
+    representations: tuple[str, ...] | None = None
 
     def options(self, shape: DataShape) -> dict[str, Any]:
         """The options this data shape fixes."""
@@ -163,8 +168,17 @@ def model_config(name: str, **options: Any) -> Any:
 
 
 def fitted_options(name: str, options: dict[str, Any], shape: DataShape) -> dict[str, Any]:
-    """``options`` plus what ``shape`` fixes for model ``name`` (its :class:`DataFit`); given options win."""
-    return {**_entry(name).fits.options(shape), **options}
+    """``options`` plus what ``shape`` fixes for model ``name`` (its :class:`DataFit`); given options win.
+    A book representation the model cannot read is refused (the channel count alone may fit: 10 levels of
+    ``order_flow`` are 12 channels, three levels to DeepLOB)."""
+    fits = _entry(name).fits
+    readable = fits.representations
+    if readable is not None and shape.representation is not None and shape.representation not in readable:
+        raise ValueError(
+            f"model {name} reads the book levels in their raw layout; representation {shape.representation} is "
+            f"not in it: use {' or '.join(readable)}"
+        )
+    return {**fits.options(shape), **options}
 
 
 def build_model(name: str, **options: Any) -> nn.Module:

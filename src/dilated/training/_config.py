@@ -92,6 +92,11 @@ class TrainingConfig:
     scheduler_patience: int = option(5, "plateau: epochs without improvement before the LR is cut")
     scheduler_factor: float = option(0.5, "plateau: LR multiplier")
     min_lr: float = option(0.0, "plateau/cosine: lowest LR")
+    warmup_steps: int = option(
+        0,
+        "linear LR warmup: optimizer step s (from 0) of the first N runs at (s + 1) / N of the scheduled LR "
+        "(0: off); keeps Adam's first coherent steps from killing a wide ReLU layer (docs/results/lob_planted.md)",
+    )
     clip: float | None = option(None, "gradient-norm clipping (null or <= 0: off)")
     class_weights: str | tuple[float, ...] | None = option(
         None, "null, 'balanced' (from training labels) or one weight per class", kind="class_weights"
@@ -111,6 +116,8 @@ class TrainingConfig:
         for key in ("lr", "batch_size", "max_epochs"):
             if getattr(self, key) <= 0:
                 raise ValueError(f"{key} must be > 0; got {getattr(self, key)}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0; got {self.warmup_steps}")
         betas = self.betas
         if len(betas) != 2 or not all(
             isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas

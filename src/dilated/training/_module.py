@@ -16,8 +16,10 @@ from typing import Any, Protocol, cast
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.core.optimizer import LightningOptimizer
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor, nn
+from torch.optim import Optimizer
 from torchmetrics import MeanMetric
 
 from dilated.training._config import TrainingConfig
@@ -208,6 +210,31 @@ class SequenceModule(L.LightningModule):
         if self._regularize:
             loss = loss + cast(_Regularized, self.model).regularization_loss()
         return loss
+
+    def optimizer_step(
+        self,
+        epoch: int,
+        batch_idx: int,
+        optimizer: Optimizer | LightningOptimizer,
+        optimizer_closure: Callable[[], Any] | None = None,
+    ) -> None:
+        """One optimizer step; during ``training.warmup_steps`` at a rising share of the scheduled LR.
+
+        The share is a function of the global step alone (restored on resume), and each group's LR is put back
+        after the step, so the per-epoch schedules (plateau, cosine) never see the warmed values.
+        """
+        step, warmup = self.trainer.global_step, self.training_config.warmup_steps
+        if step >= warmup:
+            super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+            return
+        scheduled = [group["lr"] for group in optimizer.param_groups]
+        for group, lr in zip(optimizer.param_groups, scheduled):
+            group["lr"] = lr * (step + 1) / warmup
+        try:
+            super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        finally:
+            for group, lr in zip(optimizer.param_groups, scheduled):
+                group["lr"] = lr
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         loss, output, y = self._step(batch)

@@ -245,6 +245,7 @@ _REPORTED_TRAINING = (
     "max_epochs",
     "patience",
     "scheduler",
+    "warmup_steps",
     "clip",
     "class_weights",
     "seed",

@@ -71,7 +71,7 @@ class Splits:
         from dilated.models import DataShape
 
         classes = self.task.num_classes if self.task.is_classification else None
-        return DataShape(self.channels, self.length, classes, self.task.per_step)
+        return DataShape(self.channels, self.length, classes, self.task.per_step, self.info.get("representation"))
 
 
 @dataclass(frozen=True)

@@ -51,10 +51,11 @@ class BookData(DataSource):
         "or the mean of smoothing_window mids ending k ahead vs that ending now (tlob)",
     )
     smoothing_window: int = option(10, "tlob: mids in each mean (at most the horizon)")
-    representation: Literal["raw", "stationary", "order_flow"] = option(
+    representation: Literal["raw", "stationary", "stationary_levels", "order_flow"] = option(
         "raw",
         "model inputs: raw levels z-scored (FI-2010); stationary: prices in ticks from the mid, log sizes, mid change "
-        "and spread; order_flow: order-flow imbalance per level, mid change and spread (both robustly scaled, clipped)",
+        "and spread; stationary_levels: its level channels alone, in the raw layout (for DeepLOB); order_flow: "
+        "order-flow imbalance per level, mid change and spread (all but raw robustly scaled, clipped)",
     )
     tick_size: float | None = option(
         None,
