@@ -8,6 +8,7 @@ same jump. Then the gated WaveNet (65) and the registered models, and the op-by-
 from __future__ import annotations
 
 import random
+from fractions import Fraction
 
 import pytest
 import torch
@@ -123,6 +124,15 @@ def agrees(model: nn.Module) -> bool:
         and (rf.start + t * rf.jump + rf.size <= LENGTH)
     )
     return same_steps and (not inside or rf.jump == probe.jump)
+
+
+def test_the_probe_finds_the_jump_of_fields_empty_on_some_steps():
+    """A stride-2 transposed conv of kernel 1 leaves every other step empty, and a 2x upsampling then gives fields
+    empty, a, a, empty, empty, b, b, ...: within each block the field does not move, across blocks it moves by one
+    input step every 4 output steps (found by the random graphs below, seed 196620: the probe said 0)."""
+    model = nn.Sequential(nn.ConvTranspose1d(3, 3, 1, stride=2), nn.Upsample(scale_factor=2.0), nn.Tanh())
+    assert probe_receptive_field(model, (CHANNELS, LENGTH)).jump == Fraction(1, 4)
+    assert agrees(model)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -127,13 +127,21 @@ class Probe:
                 gaps = {y - x for x, y in zip(a, b)}
                 shifts.append(gaps.pop() if a and len(a) == len(b) and len(gaps) == 1 else None)
             candidates.append((period, shifts))
-        # First the smallest period whose shift holds for every step (a 4x upsampling moves by 1 every 4 steps, and
-        # by 0 three times in four), then, for fields a probe cannot see whole, the one that holds for nearly all.
+        # First a period whose shift holds for every step (a 4x upsampling moves by 1 every 4 steps, and by 0 three
+        # times in four), then, for fields a probe cannot see whole, one that holds for nearly all; of those, the one
+        # compared on the most pairs of steps, then the smallest. Where fields are empty on some steps (a strided
+        # transposed conv, then upsampling: empty, a, a, empty, empty, b, b, ...), a shift of 0 holds for the few
+        # pairs inside one block, while the period of the blocks compares more pairs and finds the move.
         for share in (1.0, 0.75):
-            for period, shifts in candidates:
-                common = max(set(shifts), key=shifts.count) if shifts else None
-                if common is not None and shifts.count(common) >= share * len(shifts):
-                    return Fraction(common, period)
+            holding = [
+                (len(shifts), -period, Fraction(common, period))
+                for period, shifts in candidates
+                if shifts
+                and (common := max(set(shifts), key=shifts.count)) is not None
+                and shifts.count(common) >= share * len(shifts)
+            ]
+            if holding:
+                return max(holding)[2]
         lo, hi = min(self.fed), max(self.fed)  # fields wider than the input: the newest steps still move
         if hi == lo or not self.fed[lo] or not self.fed[hi]:
             return Fraction(1)
