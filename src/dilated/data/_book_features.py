@@ -19,10 +19,11 @@ The first event of a book (or of a dataset's day) has no previous event: it is c
 order flow 0), in training and in the live predictor alike. A value that is not finite (a one-sided book, or the
 event after one) is 0; no window holding such an event is served.
 
-``stationary``, ``stationary_levels`` and ``order_flow`` are scaled robustly (:class:`RobustScale`): (x - median) / (IQR / 1.349), the
-standard deviation where the IQR is 0 (a feature mostly 0, as the mid change), 1 where that is 0 too, then clipped
-to +-:data:`CLIP`. Fitted on the usable events of the training part only, at most :data:`SCALE_SAMPLE` of them,
-taken at an even stride (over each training day of a dataset folder, the sample shared evenly among the days).
+``stationary``, ``stationary_levels`` and ``order_flow`` are scaled robustly (:class:`RobustScale`):
+(x - median) / (IQR / 1.349), the standard deviation where the IQR is 0 (a feature mostly 0, as the mid change), 1
+where that is 0 too, then clipped to +-:data:`CLIP`. Fitted on the usable events of the training part only, at most
+:data:`SCALE_SAMPLE` of them, taken at an even stride (over each training day of a dataset folder, the sample shared
+evenly among the days).
 The tick: a dataset's manifest (``tick_size``), a ``tick_size`` option, else the smallest gap between adjacent
 quoted levels of the training part (:func:`observed_tick`).
 """
@@ -76,7 +77,7 @@ def book_inputs(
         moves = np.stack(
             [(mid - (before[..., 0] + before[..., 2]) / 2) / tick, (rows[..., 0] - rows[..., 2]) / tick], -1
         )
-        if representation.startswith("stationary"):
+        if representation in ("stationary", "stationary_levels"):
             levels = np.empty_like(rows)
             levels[..., 0::4] = (rows[..., 0::4] - mid[..., None]) / tick
             levels[..., 2::4] = (rows[..., 2::4] - mid[..., None]) / tick

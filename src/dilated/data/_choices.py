@@ -5,9 +5,5 @@ BOOK_FORMATS = ("databento-mbo", "databento-mbp10", "binance", "bitstamp", "lobs
 GAP_POLICIES = ("raise", "truncate")  # binance_book(gaps=...): what a sequence gap in depth diffs does
 SMOOTHINGS = ("future", "past", "tlob")  # label rules of books (dilated.data.LabelRule)
 THRESHOLD_UNITS = ("fraction", "ticks", "spread")  # what a book label threshold counts (dilated.data.LabelRule)
-REPRESENTATIONS = (
-    "raw",
-    "stationary",
-    "stationary_levels",
-    "order_flow",
-)  # model inputs of a book (dilated.data.book_inputs)
+# model inputs of a book (dilated.data.book_inputs)
+REPRESENTATIONS = ("raw", "stationary", "stationary_levels", "order_flow")
